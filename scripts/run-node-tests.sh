@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs one group of tests (unit | integration) without installing anything: for development.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shopt -s globstar nullglob
+files=(test/"$1"/**/*.test.ts)
+shift
+exec node --import tsx --test --test-concurrency=1 "$@" "${files[@]}"

@@ -1,0 +1,71 @@
+// What a tenant asks for. These are the types after parsing and validation (defaults filled in).
+
+export interface AccessSpec {
+  /** DNS label. */
+  name: string;
+  /** WireGuard public key of the device; absent → the planner generates a key pair for it. */
+  publicKey?: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  /** IPv4 CIDR, /8 to /22, no host bits. */
+  ipRange: string;
+  /** Prefix length of each node's subnet (default 24); longer than the range's, at most 29. */
+  subnetPrefix: number;
+  /** Node ids this network spans. */
+  nodes: string[];
+  access: AccessSpec[];
+  /** Whether workloads may reach the outside through the node (NAT). Default false. */
+  egress: boolean;
+}
+
+export interface WorkloadVolume {
+  name: string;
+  /** Absolute path inside the container. */
+  mount: string;
+}
+
+export interface WorkloadSpec {
+  name: string;
+  node: string;
+  image: string;
+  command: string[];
+  network: { name: string; ip?: string };
+  /** CPU cores (may be fractional), > 0. */
+  cpu: number;
+  /** Memory limit in bytes (the YAML may say "256Mi", "1G", ...). */
+  memory: number;
+  volumes: WorkloadVolume[];
+}
+
+export interface VolumeSpec {
+  name: string;
+  node: string;
+  /** Size in bytes (the YAML may say "1Gi", ...). */
+  size: number;
+}
+
+export interface Blueprint {
+  tenant: string;
+  name: string;
+  /** Integer ≥ 1; only grows. */
+  version: number;
+  networks: NetworkSpec[];
+  workloads: WorkloadSpec[];
+  volumes: VolumeSpec[];
+}
+
+/** A signed envelope as `zmesh sign` prints it. */
+export interface SignedBlueprint {
+  format: 'zmesh-signed-blueprint/1';
+  /** The blueprint, normalized; the signature covers its RFC 8785 canonical form. */
+  blueprint: Blueprint;
+  signature: {
+    alg: 'ed25519';
+    /** Tenant ed25519 public key, base64. */
+    publicKey: string;
+    /** base64 of the 64-byte signature. */
+    signature: string;
+  };
+}

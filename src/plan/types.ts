@@ -1,0 +1,87 @@
+// The plan: what every node must look like to give a blueprint. Plain, sorted, JSON-serializable data.
+// Documented in docs/plan-format.md.
+
+export const PLAN_FORMAT = 'zmesh-plan/1';
+
+export interface Peer {
+  /** Node id of the peer, or the access device's name. */
+  node: string;
+  /** "node" or "device". */
+  kind: 'node' | 'device';
+  /** WireGuard public key (base64). */
+  publicKey: string;
+  /** "ip:port" ("[v6]:port"), or null when the peer cannot be dialled (hidden node, device). */
+  endpoint: string | null;
+  /** CIDRs routed to this peer; never overlapping within one resource. */
+  allowedIps: string[];
+  /** Seconds, or null. */
+  persistentKeepalive: number | null;
+}
+
+export interface Resource {
+  node: string;
+  /** This node's subnet of the network range, e.g. "10.1.3.0/24". */
+  subnet: string;
+  /** Workloads' gateway on the node's bridge: the subnet's first host, e.g. "10.1.3.1". */
+  gateway: string;
+  /** Address of the WireGuard interface: the subnet's last host as /32, e.g. "10.1.3.254/32". */
+  wgAddress: string;
+  listenPort: number;
+  /** WireGuard public key of this resource. */
+  publicKey: string;
+  /** The WireGuard private key sealed to the node identity key (see src/crypto/seal.ts). */
+  sealedPrivateKey: string;
+  /** The node identity public key the private key is sealed to. */
+  sealedTo: string;
+  hidden: boolean;
+  /** For a hidden node: the public node it enters the mesh through; otherwise null. */
+  accessNode: string | null;
+  peers: Peer[];
+}
+
+export interface AccessDevice {
+  name: string;
+  /** The device's subnet of the range (it takes one slot) and its address (first host, /32). */
+  subnet: string;
+  address: string;
+  /** The public node the device dials. */
+  via: string;
+  publicKey: string;
+  /** True when the planner generated the key pair (the private key is only in wgQuickConfig). */
+  generatedKey: boolean;
+  /** wg-quick config for the device; holds a private key only when generatedKey. Never sent to nodes. */
+  wgQuickConfig?: string;
+}
+
+export interface NetworkPlan {
+  name: string;
+  /** Short deterministic id (10 chars, [a-z0-9]) from tenant, blueprint and network name: n-<id>, w-<id>. */
+  id: string;
+  ipRange: string;
+  subnetPrefix: number;
+  egress: boolean;
+  resources: Resource[];
+  access: AccessDevice[];
+}
+
+export interface WorkloadPlan {
+  name: string;
+  node: string;
+  network: string;
+  ip: string;
+}
+
+export interface Plan {
+  format: typeof PLAN_FORMAT;
+  tenant: string;
+  blueprint: string;
+  version: number;
+  generation: number;
+  networks: NetworkPlan[];
+  workloads: WorkloadPlan[];
+}
+
+/** The context string bound into a sealed private key: "<network id>/<node id>". */
+export function sealContext(networkId: string, node: string): string {
+  return `${networkId}/${node}`;
+}
