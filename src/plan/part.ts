@@ -1,0 +1,55 @@
+// A node's part of a plan: what one node receives. Holds only that node's resources (with sealed keys),
+// every subnet of each network (for the node's own consistency checks) and the workloads placed on it.
+// Access devices' configs (which may hold generated private keys) are never included.
+import type { Plan, Resource, WorkloadPlan } from './types.ts';
+
+export const NODE_PART_FORMAT = 'zmesh-node-plan/1';
+
+export interface NodeNetworkPart {
+  name: string;
+  id: string;
+  ipRange: string;
+  subnetPrefix: number;
+  egress: boolean;
+  resource: Resource;
+  /** Every subnet of the network (nodes and devices), sorted. */
+  subnets: string[];
+}
+
+export interface NodePlanPart {
+  format: typeof NODE_PART_FORMAT;
+  tenant: string;
+  blueprint: string;
+  version: number;
+  generation: number;
+  node: string;
+  networks: NodeNetworkPart[];
+  workloads: WorkloadPlan[];
+}
+
+export function nodePart(plan: Plan, node: string): NodePlanPart {
+  const networks: NodeNetworkPart[] = [];
+  for (const n of plan.networks) {
+    const resource = n.resources.find((r) => r.node === node);
+    if (!resource) continue;
+    networks.push({
+      name: n.name,
+      id: n.id,
+      ipRange: n.ipRange,
+      subnetPrefix: n.subnetPrefix,
+      egress: n.egress,
+      resource,
+      subnets: [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)].sort(),
+    });
+  }
+  return {
+    format: NODE_PART_FORMAT,
+    tenant: plan.tenant,
+    blueprint: plan.blueprint,
+    version: plan.version,
+    generation: plan.generation,
+    node,
+    networks,
+    workloads: plan.workloads.filter((w) => w.node === node),
+  };
+}
