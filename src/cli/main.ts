@@ -9,11 +9,19 @@
 import { Command } from 'commander';
 import { registerBlueprintCommands } from './blueprint-commands.ts';
 import { registerPlanCommands } from './plan-commands.ts';
+import { registerOpsCommands } from './ops-commands.ts';
+import { registerAgentCommand } from './agent-command.ts';
 import { runMain } from './util.ts';
 
 const program = new Command();
-program.name('zmesh').description('WireGuard overlay networks for multi-tenant edge nodes').version('0.1.0');
+program
+  .name('zmesh')
+  .description('WireGuard overlay networks for multi-tenant edge nodes')
+  .version('0.1.0')
+  .option('--socket <path>', 'admin socket of the agent (default $ZMESH_SOCKET or /run/zmesh/admin.sock)');
 registerBlueprintCommands(program);
 registerPlanCommands(program);
+registerOpsCommands(program);
+registerAgentCommand(program);
 
 await runMain(program, process.argv);

@@ -1,0 +1,378 @@
+// The node agent's core service: the provisioning pipeline (verify → check → record → apply), the reconcile
+// loop, and the read views the admin socket serves. One mutex serializes every change and reconcile.
+import type { Logger } from 'pino';
+import { verifySigned } from '../blueprint/index.ts';
+import type { SignedBlueprint } from '../blueprint/types.ts';
+import type { X25519Secret } from '../crypto/keys.ts';
+import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
+import type { NodePlanPart } from '../plan/part.ts';
+import type { AgentConfig } from './config.ts';
+import { checkNodePart, type PortOwner } from './consistency.ts';
+import { diagnose, type Diagnosis } from './diagnose.ts';
+import { renderMetrics } from './metrics.ts';
+import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
+import type { AgentEvent, State, StoredBlueprint } from './state.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  state: State;
+  identity: X25519Secret;
+  driver: DriverPort;
+  log: Logger;
+  moduleVersions: Record<string, number>;
+  now?: () => number;
+}
+
+export interface ReconcileSummary {
+  at: string;
+  reason: string;
+  durationMs: number;
+  ok: boolean;
+  networks: number;
+  changes: number;
+  errors: { networkId: string; message: string }[];
+}
+
+export interface SubmitResult {
+  tenant: string;
+  name: string;
+  version: number;
+  generation: number;
+  networks: { name: string; networkId: string; ok: boolean; changes: string[]; errors: ResourceReport['errors'] }[];
+}
+
+export interface NetworkSummary {
+  tenant: string;
+  blueprint: string;
+  name: string;
+  id: string;
+  ipRange: string;
+  subnet: string;
+  listenPort: number;
+  peers: number;
+  generation: number;
+  applied: boolean;
+  lastError: string | null;
+}
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+export class Agent {
+  private readonly mutex = new Mutex();
+  private timer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private stopped = false;
+  private reconciles = 0;
+  private reconcileErrors = 0;
+  lastReconcile: ReconcileSummary | null = null;
+  private readonly now: () => number;
+  private readonly listeners = new Set<(e: AgentEvent) => void>();
+
+  constructor(private readonly deps: AgentDeps) {
+    this.now = deps.now ?? Date.now;
+    deps.state.setTenants(deps.config.trustedTenants);
+  }
+
+  get nodeId(): string {
+    return this.deps.config.nodeId;
+  }
+
+  /** Subscribe to new events (for `zmesh events --follow`). */
+  onEvent(fn: (e: AgentEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private event(level: AgentEvent['level'], kind: string, subject: string, message: string, data?: unknown): void {
+    const e = this.deps.state.event(level, kind, subject, message, data);
+    this.deps.log[level]({ kind, subject, data }, message);
+    for (const fn of this.listeners) fn(e);
+  }
+
+  /** Starts the loop: reconcile from the store now, then every interval (with backoff after errors). */
+  start(): void {
+    this.stopped = false;
+    this.event('info', 'agent.start', this.nodeId, `agent ${AGENT_VERSION} starting; reconciling ${this.deps.state.blueprints().length} blueprints from the store`);
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.mutex.run(async () => undefined);
+    await this.deps.driver.close();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.reconcile('interval')
+        .catch(() => undefined)
+        .finally(() => {
+          const base = this.deps.config.reconcileIntervalMs;
+          const next = this.failures === 0 ? base : Math.min(base, 1000 * 2 ** Math.min(this.failures - 1, 10));
+          this.schedule(next);
+        });
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  private desired(blueprints: StoredBlueprint[] = this.deps.state.blueprints()): DesiredNetwork[] {
+    const out: DesiredNetwork[] = [];
+    for (const b of blueprints) {
+      for (const n of b.part.networks) {
+        out.push({ tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, resource: n.resource });
+      }
+    }
+    return out;
+  }
+
+  /** Converges the host to the stored desired state. Serialized with every other change. */
+  reconcile(reason: string): Promise<ReconcileSummary> {
+    return this.mutex.run(() => this.reconcileLocked(reason));
+  }
+
+  private async reconcileLocked(reason: string): Promise<ReconcileSummary> {
+    const t0 = this.now();
+    const blueprints = this.deps.state.blueprints();
+    const desired = this.desired(blueprints);
+    const errors: ReconcileSummary['errors'] = [];
+    let changes = 0;
+    let reports: ResourceReport[] = [];
+    try {
+      reports = await this.deps.driver.apply(desired);
+    } catch (e) {
+      errors.push({ networkId: '*', message: (e as Error).message });
+      this.event('error', 'reconcile.failed', this.nodeId, `reconcile failed: ${(e as Error).message}`);
+    }
+    const byId = new Map(desired.map((d) => [d.networkId, d]));
+    const gen = new Map<string, number>();
+    for (const b of blueprints) for (const n of b.part.networks) gen.set(n.id, b.generation);
+    for (const r of reports) {
+      const d = byId.get(r.networkId);
+      changes += r.changes.length;
+      if (d) {
+        this.deps.state.recordApplied({
+          networkId: r.networkId,
+          tenant: d.tenant,
+          blueprint: d.blueprint,
+          network: d.networkName,
+          generation: gen.get(r.networkId) ?? 0,
+          ok: r.ok,
+          report: { changes: r.changes, errors: r.errors },
+        });
+      }
+      const subject = d ? `${d.tenant}/${d.blueprint}/${d.networkName}` : r.networkId;
+      if (r.changes.length) this.event('info', d ? 'network.changed' : 'network.removed', subject, `${r.changes.length} change(s): ${r.changes.slice(0, 5).join('; ')}${r.changes.length > 5 ? '; …' : ''}`, { changes: r.changes });
+      for (const e of r.errors) {
+        errors.push({ networkId: r.networkId, message: e.message });
+        this.event('error', 'network.error', subject, e.message, { argv: e.argv, stderr: e.stderr });
+      }
+    }
+    for (const a of this.deps.state.applied()) if (!byId.has(a.networkId)) this.deps.state.forgetApplied(a.networkId);
+    this.reconciles++;
+    if (errors.length) {
+      this.reconcileErrors++;
+      this.failures++;
+    } else this.failures = 0;
+    const summary: ReconcileSummary = {
+      at: new Date(t0).toISOString(),
+      reason,
+      durationMs: this.now() - t0,
+      ok: errors.length === 0,
+      networks: desired.length,
+      changes,
+      errors,
+    };
+    this.lastReconcile = summary;
+    this.deps.log.debug({ reconcile: summary }, 'reconciled');
+    return summary;
+  }
+
+  private usedPorts(except: { tenant: string; name: string }): PortOwner[] {
+    const out: PortOwner[] = [];
+    for (const b of this.deps.state.blueprints()) {
+      if (b.tenant === except.tenant && b.name === except.name) continue;
+      for (const n of b.part.networks) out.push({ port: n.resource.listenPort, owner: `${b.tenant}/${b.name}` });
+    }
+    return out;
+  }
+
+  /** The provisioning pipeline. Anything invalid throws with a code and path, and nothing changes. */
+  submit(envelope: unknown, part: unknown): Promise<SubmitResult> {
+    return this.mutex.run(async () => {
+      let bp;
+      try {
+        bp = verifySigned(envelope);
+      } catch (e) {
+        this.rejected(envelope, e);
+        throw e;
+      }
+      const env = envelope as SignedBlueprint;
+      const problems: Problem[] = [];
+      const trusted = this.deps.state.tenantKey(bp.tenant);
+      if (!trusted) {
+        problems.push({ code: 'E_TENANT_UNTRUSTED', path: 'tenant', message: `tenant ${bp.tenant} is not trusted on this node`, hint: 'add the tenant key to trustedTenants in the agent config' });
+      } else if (trusted !== env.signature.publicKey) {
+        problems.push({ code: 'E_TENANT_KEY', path: 'signature.publicKey', message: `the blueprint is signed by a key that is not tenant ${bp.tenant}'s`, hint: "sign with the tenant's own key" });
+      }
+      const last = this.deps.state.lastVersion(bp.tenant, bp.name);
+      if (bp.version <= last) {
+        problems.push({ code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${last} already accepted`, hint: 'raise the blueprint version and sign again' });
+      }
+      if (!problems.length) problems.push(...checkNodePart(bp, part, this.nodeId, this.deps.identity, this.usedPorts(bp)));
+      if (problems.length) {
+        const err = new ValidationError(problems, 'submission');
+        this.rejected(envelope, err);
+        throw err;
+      }
+      const p = part as NodePlanPart;
+      this.deps.state.accept({ format: env.format, blueprint: bp, signature: env.signature }, p);
+      this.event('info', 'blueprint.accepted', `${bp.tenant}/${bp.name}`, `accepted version ${bp.version} (plan generation ${p.generation}), ${p.networks.length} network(s)`);
+      const summary = await this.reconcileLocked(`submit ${bp.tenant}/${bp.name}`);
+      const applied = new Map(this.deps.state.applied().map((a) => [a.networkId, a]));
+      return {
+        tenant: bp.tenant,
+        name: bp.name,
+        version: bp.version,
+        generation: p.generation,
+        networks: p.networks.map((n) => {
+          const a = applied.get(n.id);
+          const rep = (a?.report ?? { changes: [], errors: [] }) as Pick<ResourceReport, 'changes' | 'errors'>;
+          const errs = summary.errors.filter((e) => e.networkId === n.id || e.networkId === '*');
+          return { name: n.name, networkId: n.id, ok: (a?.ok ?? false) && errs.length === 0, changes: rep.changes, errors: rep.errors.length ? rep.errors : errs.map((e) => ({ message: e.message })) };
+        }),
+      };
+    });
+  }
+
+  private rejected(envelope: unknown, e: unknown): void {
+    const bp = (envelope as { blueprint?: { tenant?: unknown; name?: unknown } })?.blueprint;
+    const subject = `${String(bp?.tenant ?? '?')}/${String(bp?.name ?? '?')}`;
+    const codes = e instanceof ZmeshError ? e.problems.map((p) => `${p.code}${p.path ? ' at ' + p.path : ''}`) : [String(e)];
+    this.event('warn', 'blueprint.rejected', subject, `rejected: ${codes.join(', ')}`);
+  }
+
+  /** Removes a blueprint: its networks are torn down. */
+  remove(tenant: string, name: string): Promise<{ removed: boolean; summary: ReconcileSummary | null }> {
+    return this.mutex.run(async () => {
+      if (!this.deps.state.remove(tenant, name)) {
+        throw new ZmeshError('E_NOT_FOUND', `no blueprint ${tenant}/${name} on this node`, { hint: 'list them with `zmesh net ls`' });
+      }
+      this.event('info', 'blueprint.removed', `${tenant}/${name}`, 'removed; tearing its networks down');
+      return { removed: true, summary: await this.reconcileLocked(`remove ${tenant}/${name}`) };
+    });
+  }
+
+  networks(): NetworkSummary[] {
+    const applied = new Map(this.deps.state.applied().map((a) => [a.networkId, a]));
+    const out: NetworkSummary[] = [];
+    for (const b of this.deps.state.blueprints()) {
+      for (const n of b.part.networks) {
+        const a = applied.get(n.id);
+        const errs = ((a?.report as { errors?: { message: string }[] })?.errors ?? []).map((e) => e.message);
+        out.push({
+          tenant: b.tenant,
+          blueprint: b.name,
+          name: n.name,
+          id: n.id,
+          ipRange: n.ipRange,
+          subnet: n.resource.subnet,
+          listenPort: n.resource.listenPort,
+          peers: n.resource.peers.length,
+          generation: b.generation,
+          applied: a?.ok ?? false,
+          lastError: errs[0] ?? null,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Finds a network by id, "tenant/blueprint/name", or a name that is unique on this node. */
+  findNetwork(key: string): { desired: DesiredNetwork; stored: StoredBlueprint } {
+    const matches: { desired: DesiredNetwork; stored: StoredBlueprint }[] = [];
+    for (const b of this.deps.state.blueprints()) {
+      for (const d of this.desired([b])) {
+        if (key === d.networkId || key === `${d.tenant}/${d.blueprint}/${d.networkName}` || key === d.networkName) matches.push({ desired: d, stored: b });
+      }
+    }
+    if (matches.length === 1) return matches[0];
+    if (matches.length === 0) throw new ZmeshError('E_NOT_FOUND', `no network ${key} on this node`, { hint: 'list networks with `zmesh net ls`' });
+    throw new ZmeshError('E_AMBIGUOUS', `${matches.length} networks are called ${key}: ${matches.map((m) => `${m.desired.tenant}/${m.desired.blueprint}/${m.desired.networkName} (${m.desired.networkId})`).join(', ')}`, {
+      hint: 'name it as tenant/blueprint/network or by id',
+    });
+  }
+
+  async network(key: string): Promise<{ desired: DesiredNetwork; actual: ActualNetwork | null; generation: number; mtu: number }> {
+    const { desired, stored } = this.findNetwork(key);
+    return { desired, actual: await this.deps.driver.actual(desired.networkId), generation: stored.generation, mtu: await this.deps.driver.tenantMtu() };
+  }
+
+  async diagnose(key: string, peer?: string): Promise<Diagnosis> {
+    const { desired, stored } = this.findNetwork(key);
+    const part = stored.part.networks.find((n) => n.id === desired.networkId)!;
+    const actual = await this.deps.driver.actual(desired.networkId);
+    return diagnose({
+      desired,
+      subnets: part.subnets,
+      actual,
+      expectedMtu: await this.deps.driver.tenantMtu(),
+      peer,
+      nowSec: Math.floor(this.now() / 1000),
+      ping: (addr) => this.deps.driver.ping(desired.networkId, addr, 2000),
+    });
+  }
+
+  status(): {
+    node: string;
+    version: string;
+    modules: Record<string, number>;
+    networks: NetworkSummary[];
+    lastReconcile: ReconcileSummary | null;
+    errors: { networkId: string; message: string }[];
+  } {
+    return {
+      node: this.nodeId,
+      version: AGENT_VERSION,
+      modules: this.deps.moduleVersions,
+      networks: this.networks(),
+      lastReconcile: this.lastReconcile,
+      errors: this.lastReconcile?.errors ?? [],
+    };
+  }
+
+  events(after = 0, limit = 200): AgentEvent[] {
+    return this.deps.state.events(after, limit);
+  }
+
+  async metrics(): Promise<string> {
+    const nets = this.networks();
+    const actual = new Map<string, ActualNetwork | null>();
+    for (const n of nets) actual.set(n.id, await this.deps.driver.actual(n.id).catch(() => null));
+    const peerNames = new Map<string, Map<string, string>>();
+    for (const d of this.desired()) peerNames.set(d.networkId, new Map(d.resource.peers.map((p) => [p.publicKey, p.node])));
+    return renderMetrics({
+      peerNames,
+      node: this.nodeId,
+      networks: nets,
+      actual,
+      reconciles: this.reconciles,
+      reconcileErrors: this.reconcileErrors,
+      last: this.lastReconcile,
+      nowSec: Math.floor(this.now() / 1000),
+    });
+  }
+}

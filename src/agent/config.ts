@@ -1,0 +1,112 @@
+// The agent configuration file (YAML). See docs/agent.md and examples/agent.yaml.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { Key } from '../crypto/keys.ts';
+import { ValidationError, type Problem } from '../errors.ts';
+
+export interface AgentConfig {
+  nodeId: string;
+  identityKeyFile: string;
+  stateDir: string;
+  adminSocket: string;
+  /** Optional read-only socket (status, networks, events, metrics) and the group that may use it. */
+  readSocket?: string;
+  readSocketGroup?: string;
+  endpoints: string[];
+  wireguardBackend: 'auto' | 'kernel' | 'userspace';
+  /** Milliseconds. */
+  reconcileIntervalMs: number;
+  /** Tenant name → ed25519 public key (base64). */
+  trustedTenants: Record<string, string>;
+  /** Underlay MTU override; default: the MTU of the host's default-route interface. */
+  underlayMtu?: number;
+  logLevel: string;
+}
+
+const FIELDS = new Set([
+  'nodeId', 'identityKeyFile', 'stateDir', 'adminSocket', 'readSocket', 'readSocketGroup', 'endpoints',
+  'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel',
+]);
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** "30s", "2m", "500ms" or a number of seconds → milliseconds. */
+export function parseDuration(v: unknown): number | null {
+  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.round(v * 1000);
+  if (typeof v !== 'string') return null;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
+  if (!m) return null;
+  const mult = { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  const ms = Math.round(Number(m[1]) * mult);
+  return ms > 0 ? ms : null;
+}
+
+export function parseAgentConfig(text: string, baseDir: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): AgentConfig {
+  const problems: Problem[] = [];
+  const bad = (code: string, path: string, message: string, hint: string) => problems.push({ code, path, message, hint });
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 50 });
+  } catch (e) {
+    throw new ValidationError([{ code: 'E_YAML_SYNTAX', path: '', message: (e as Error).message.split('\n')[0], hint: 'fix the YAML syntax' }], 'agent config');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'the config is a YAML mapping', hint: 'see examples/agent.yaml' }], 'agent config');
+  }
+  const c = raw as Record<string, unknown>;
+  for (const k of Object.keys(c)) if (!FIELDS.has(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'remove it (see docs/agent.md)');
+  const path = (v: unknown) => (typeof v === 'string' && v ? (isAbsolute(v) ? v : resolve(baseDir, v)) : '');
+  if (typeof c.nodeId !== 'string' || !LABEL.test(c.nodeId)) bad('E_NAME_FORMAT', 'nodeId', 'nodeId is a DNS label', 'use the id the node has in the inventory');
+  if (!path(c.identityKeyFile)) bad('E_REQUIRED', 'identityKeyFile', 'identityKeyFile is required', 'name a file; it is generated (0600) on first start');
+  if (!path(c.stateDir)) bad('E_REQUIRED', 'stateDir', 'stateDir is required', 'name a directory that survives reboots, e.g. /var/lib/zmesh');
+  const endpoints = c.endpoints ?? [];
+  if (!Array.isArray(endpoints) || endpoints.some((e) => typeof e !== 'string' || isIP(e) === 0)) {
+    bad('E_ENDPOINT', 'endpoints', 'endpoints is a list of IP addresses', 'list the addresses this node is reached at, or none when hidden');
+  }
+  const backend = c.wireguardBackend ?? 'auto';
+  if (!['auto', 'kernel', 'userspace'].includes(backend as string)) bad('E_BACKEND', 'wireguardBackend', 'wireguardBackend is auto, kernel or userspace', 'pick one');
+  const interval = c.reconcileInterval === undefined ? 30000 : parseDuration(c.reconcileInterval);
+  if (interval === null) bad('E_DURATION', 'reconcileInterval', 'reconcileInterval is a duration like 30s', 'write e.g. 30s');
+  let tenants: Record<string, unknown> = {};
+  if (c.trustedTenants !== undefined) {
+    if (typeof c.trustedTenants !== 'object' || c.trustedTenants === null || Array.isArray(c.trustedTenants)) {
+      bad('E_TYPE', 'trustedTenants', 'trustedTenants maps tenant names to ed25519 public keys', 'write trustedTenants: {acme: <key>}');
+    } else tenants = { ...(c.trustedTenants as Record<string, unknown>) };
+  }
+  if (c.trustedTenantsFile !== undefined) {
+    try {
+      const more = parseYaml(readFile(path(c.trustedTenantsFile)), { uniqueKeys: true });
+      if (typeof more !== 'object' || more === null || Array.isArray(more)) throw new Error('not a mapping');
+      Object.assign(tenants, more);
+    } catch (e) {
+      bad('E_TENANTS_FILE', 'trustedTenantsFile', `cannot read trusted tenants: ${(e as Error).message}`, 'point to a YAML mapping tenant → key');
+    }
+  }
+  for (const [name, key] of Object.entries(tenants)) {
+    if (!LABEL.test(name)) bad('E_NAME_FORMAT', `trustedTenants.${name}`, 'tenant names are DNS labels', 'rename');
+    if (!Key.isValid(key)) bad('E_KEY_FORMAT', `trustedTenants.${name}`, 'a tenant key is a base64 ed25519 public key', 'use the key `zmesh keygen tenant` printed');
+  }
+  if (c.underlayMtu !== undefined && (!Number.isInteger(c.underlayMtu) || (c.underlayMtu as number) < 1280 || (c.underlayMtu as number) > 65535)) {
+    bad('E_MTU', 'underlayMtu', 'underlayMtu is an integer from 1280 to 65535', 'leave it out to read it from the host');
+  }
+  if (problems.length) throw new ValidationError(problems, 'agent config');
+  return {
+    nodeId: c.nodeId as string,
+    identityKeyFile: path(c.identityKeyFile),
+    stateDir: path(c.stateDir),
+    adminSocket: path(c.adminSocket) || '/run/zmesh/admin.sock',
+    readSocket: path(c.readSocket) || undefined,
+    readSocketGroup: typeof c.readSocketGroup === 'string' ? c.readSocketGroup : undefined,
+    endpoints: endpoints as string[],
+    wireguardBackend: backend as AgentConfig['wireguardBackend'],
+    reconcileIntervalMs: interval!,
+    trustedTenants: tenants as Record<string, string>,
+    underlayMtu: c.underlayMtu as number | undefined,
+    logLevel: typeof c.logLevel === 'string' ? c.logLevel : 'info',
+  };
+}
+
+export function configBaseDir(file: string): string {
+  return dirname(resolve(file));
+}

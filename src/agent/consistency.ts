@@ -1,0 +1,117 @@
+// Is this node's part of a plan consistent with the signed blueprint and with what the node already runs?
+// Checked before anything is applied; any problem means nothing changes.
+import type { Blueprint } from '../blueprint/types.ts';
+import { Key, x25519PublicKey, type X25519Secret } from '../crypto/keys.ts';
+import { openSealed, SealError } from '../crypto/seal.ts';
+import type { Problem } from '../errors.ts';
+import { findOverlap } from '../plan/check.ts';
+import { NODE_PART_FORMAT, type NodePlanPart } from '../plan/part.ts';
+import { networkId } from '../plan/planner.ts';
+import { sealContext } from '../plan/types.ts';
+import { cidrContains, firstHost, formatIPv4, lastHost, parseCidr, type Cidr } from '../../topology/cidr.ts';
+
+export interface PortOwner {
+  port: number;
+  owner: string;
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks a node part against the blueprint, this node's identity and the ports other accepted blueprints use.
+ * Never throws on malformed input: shape errors are problems too.
+ */
+export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, identity: X25519Secret, usedPorts: PortOwner[]): Problem[] {
+  const out: Problem[] = [];
+  const bad = (code: string, path: string, message: string, hint = 're-plan this blueprint and send this node its new part') =>
+    out.push({ code, path, message, hint });
+  if (!isObj(partRaw) || partRaw.format !== NODE_PART_FORMAT || !Array.isArray(partRaw.networks) || !Array.isArray(partRaw.workloads)) {
+    bad('E_PART_FORMAT', 'part', `the plan part is not a ${NODE_PART_FORMAT} object`, 'send the output of `zmesh plan … --part NODE`');
+    return out;
+  }
+  const part = partRaw as unknown as NodePlanPart;
+  if (part.tenant !== bp.tenant || part.blueprint !== bp.name || part.version !== bp.version) {
+    bad('E_PART_BLUEPRINT', 'part', `the part is for ${String(part.tenant)}/${String(part.blueprint)} v${String(part.version)}, not ${bp.tenant}/${bp.name} v${bp.version}`);
+  }
+  if (part.node !== nodeId) bad('E_PART_NODE', 'part.node', `the part is for node ${String(part.node)}, this is ${nodeId}`, 'send this node its own part');
+  if (!Number.isInteger(part.generation) || part.generation < 1) bad('E_PART_FORMAT', 'part.generation', 'generation must be a positive integer');
+  const mine = bp.networks.filter((n) => n.nodes.includes(nodeId));
+  for (const spec of mine) {
+    if (!part.networks.some((n) => isObj(n) && n.name === spec.name)) bad('E_PART_MISSING', `part.networks`, `network ${spec.name} spans this node but the part has no resource for it`);
+  }
+  const ports = new Map(usedPorts.map((p) => [p.port, p.owner]));
+  part.networks.forEach((n, i) => {
+    const at = `part.networks[${i}]`;
+    if (!isObj(n) || !isObj(n.resource) || !Array.isArray(n.subnets)) return bad('E_PART_FORMAT', at, 'malformed network part');
+    const spec = bp.networks.find((s) => s.name === n.name);
+    if (!spec) return bad('E_PART_NETWORK', `${at}.name`, `network ${String(n.name)} is not in the blueprint`);
+    if (!spec.nodes.includes(nodeId)) bad('E_PART_NETWORK', `${at}.name`, `network ${spec.name} does not span node ${nodeId}`);
+    if (n.id !== networkId(bp.tenant, bp.name, spec.name)) bad('E_PART_NETWORK', `${at}.id`, 'network id does not derive from tenant, blueprint and network name');
+    if (n.ipRange !== spec.ipRange || n.subnetPrefix !== spec.subnetPrefix || n.egress !== spec.egress) {
+      bad('E_PART_NETWORK', at, `range, subnet prefix or egress differ from the blueprint's network ${spec.name}`);
+    }
+    const range = parseCidr(spec.ipRange)!;
+    const r = n.resource;
+    const rp = `${at}.resource`;
+    if (r.node !== nodeId) bad('E_PART_NODE', `${rp}.node`, `resource is for ${String(r.node)}`);
+    const sub = parseCidr(String(r.subnet));
+    if (!sub || sub.prefix !== spec.subnetPrefix || !cidrContains(range, sub)) {
+      bad('E_PART_SUBNET', `${rp}.subnet`, `subnet ${String(r.subnet)} is not a /${spec.subnetPrefix} inside ${spec.ipRange}`);
+    } else {
+      if (r.gateway !== formatIPv4(firstHost(sub)) || r.wgAddress !== `${formatIPv4(lastHost(sub))}/32`) {
+        bad('E_PART_SUBNET', rp, 'gateway or wgAddress do not derive from the subnet');
+      }
+      const all: Cidr[] = [];
+      let ownListed = false;
+      for (const s of n.subnets as unknown[]) {
+        const c = parseCidr(String(s));
+        if (!c || !cidrContains(range, c)) bad('E_PART_SUBNET', `${at}.subnets`, `subnet ${String(s)} lies outside ${spec.ipRange}`);
+        else {
+          all.push(c);
+          if (c.base === sub.base && c.prefix === sub.prefix) ownListed = true;
+        }
+      }
+      if (!ownListed) bad('E_PART_SUBNET', `${at}.subnets`, 'the resource subnet is not among the network subnets');
+      if (findOverlap(all)) bad('E_PART_OVERLAP', `${at}.subnets`, 'subnets of the network overlap');
+    }
+    if (!Number.isInteger(r.listenPort) || r.listenPort < 1 || r.listenPort > 65535) bad('E_PART_PORT', `${rp}.listenPort`, 'listen port out of range');
+    else {
+      const owner = ports.get(r.listenPort);
+      if (owner && owner !== `${bp.tenant}/${bp.name}`) bad('E_PORT_IN_USE', `${rp}.listenPort`, `port ${r.listenPort} is used on this node by ${owner}`, 're-plan with this port in the node reservedPorts');
+      ports.set(r.listenPort, `${bp.tenant}/${bp.name}`);
+    }
+    if (r.sealedTo !== identity.publicKey.toString()) bad('E_PART_KEY', `${rp}.sealedTo`, 'the private key is sealed to another node identity');
+    try {
+      const priv = openSealed(String(r.sealedPrivateKey), identity, sealContext(String(n.id), nodeId));
+      if (!Key.isValid(r.publicKey) || x25519PublicKey(priv).toString() !== r.publicKey) {
+        bad('E_PART_KEY', `${rp}.publicKey`, 'the public key does not belong to the sealed private key');
+      }
+    } catch (e) {
+      if (e instanceof SealError) bad('E_PART_KEY', `${rp}.sealedPrivateKey`, e.message);
+      else throw e;
+    }
+    if (!Array.isArray(r.peers)) return bad('E_PART_FORMAT', `${rp}.peers`, 'peers must be a list');
+    const allowed: Cidr[] = [];
+    r.peers.forEach((p, j) => {
+      const pp = `${rp}.peers[${j}]`;
+      if (!isObj(p) || !Key.isValid(p.publicKey)) return bad('E_PART_PEER', pp, 'peer needs a valid publicKey');
+      if (!Array.isArray(p.allowedIps)) return bad('E_PART_PEER', `${pp}.allowedIps`, 'allowedIps must be a list');
+      for (const a of p.allowedIps) {
+        const c = parseCidr(String(a));
+        if (!c || !cidrContains(range, c)) bad('E_PART_PEER', `${pp}.allowedIps`, `allowed-ip ${String(a)} lies outside ${spec.ipRange}`);
+        else allowed.push(c);
+      }
+      if (p.endpoint !== null && (typeof p.endpoint !== 'string' || !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(p.endpoint))) {
+        bad('E_PART_PEER', `${pp}.endpoint`, 'endpoint must be ip:port, [v6]:port or null');
+      }
+      if (p.persistentKeepalive !== null && (!Number.isInteger(p.persistentKeepalive) || (p.persistentKeepalive as number) < 1 || (p.persistentKeepalive as number) > 65535)) {
+        bad('E_PART_PEER', `${pp}.persistentKeepalive`, 'keepalive must be seconds (1-65535) or null');
+      }
+    });
+    if (sub) allowed.push(sub);
+    if (findOverlap(allowed)) bad('E_PART_PEER', `${rp}.peers`, 'peers allowed-ips overlap each other or the own subnet');
+  });
+  return out;
+}

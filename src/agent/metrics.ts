@@ -1,0 +1,54 @@
+// Prometheus text exposition (format 0.0.4) of the agent's state: networks, reconciles, per-peer health.
+import type { NetworkSummary, ReconcileSummary } from './agent.ts';
+import type { ActualNetwork } from './ports.ts';
+
+export interface MetricsInput {
+  node: string;
+  networks: NetworkSummary[];
+  actual: Map<string, ActualNetwork | null>;
+  /** networkId → peer public key → peer name from the plan. */
+  peerNames: Map<string, Map<string, string>>;
+  reconciles: number;
+  reconcileErrors: number;
+  last: ReconcileSummary | null;
+  nowSec: number;
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export function renderMetrics(m: MetricsInput): string {
+  const out: string[] = [];
+  const family = (name: string, type: 'gauge' | 'counter', help: string, samples: [Record<string, string>, number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of samples) out.push(`${name}${labels(l)} ${Number.isFinite(v) ? v : 0}`);
+  };
+  family('zmesh_networks', 'gauge', 'Network resources desired on this node.', [[{}, m.networks.length]]);
+  family('zmesh_networks_applied', 'gauge', 'Network resources whose last apply succeeded.', [[{}, m.networks.filter((n) => n.applied).length]]);
+  family('zmesh_reconciles_total', 'counter', 'Reconcile runs since the agent started.', [[{}, m.reconciles]]);
+  family('zmesh_reconcile_errors_total', 'counter', 'Reconcile runs that ended with errors.', [[{}, m.reconcileErrors]]);
+  family('zmesh_reconcile_duration_seconds', 'gauge', 'Duration of the last reconcile.', [[{}, (m.last?.durationMs ?? 0) / 1000]]);
+  family('zmesh_reconcile_last_timestamp_seconds', 'gauge', 'When the last reconcile started (unix time).', [[{}, m.last ? Date.parse(m.last.at) / 1000 : 0]]);
+  const peers: { l: Record<string, string>; age: number; rx: number; tx: number; up: number }[] = [];
+  for (const n of m.networks) {
+    const a = m.actual.get(n.id);
+    if (!a?.wireguard) continue;
+    const names = m.peerNames.get(n.id) ?? new Map<string, string>();
+    for (const p of a.wireguard.peers) {
+      const l = { network: `${n.tenant}/${n.blueprint}/${n.name}`, peer: names.get(p.publicKey) ?? p.publicKey };
+      const age = p.latestHandshake > 0 ? m.nowSec - p.latestHandshake : -1;
+      peers.push({ l, age, rx: p.rxBytes, tx: p.txBytes, up: age >= 0 && age <= 180 ? 1 : 0 });
+    }
+  }
+  family('zmesh_peer_handshake_age_seconds', 'gauge', 'Seconds since the latest handshake with a peer (-1: never).', peers.map((p) => [p.l, p.age]));
+  family('zmesh_peer_up', 'gauge', 'Whether the peer had a handshake in the last 180 seconds.', peers.map((p) => [p.l, p.up]));
+  family('zmesh_peer_receive_bytes_total', 'counter', 'Bytes received from a peer.', peers.map((p) => [p.l, p.rx]));
+  family('zmesh_peer_transmit_bytes_total', 'counter', 'Bytes sent to a peer.', peers.map((p) => [p.l, p.tx]));
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,120 @@
+// The agent's data plane: the netns driver behind the agent's DriverPort.
+import type { Logger } from 'pino';
+import type { X25519Secret } from '../crypto/keys.ts';
+import { Driver, type DriverOptions } from '../../netns/driver.ts';
+import { ExecaRunner, inNetns } from '../../netns/runner.ts';
+import type { ActualResource, ApplyReport } from '../../netns/types.ts';
+import type { AgentConfig } from './config.ts';
+import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
+
+const WG_OVERHEAD = 80;
+
+export function toActualNetwork(a: ActualResource): ActualNetwork {
+  return {
+    networkId: a.networkId,
+    namespace: a.namespace,
+    namespaceExists: a.exists,
+    interfaces: a.links.map((l) => ({ name: l.name, kind: l.kind, up: l.up, mtu: l.mtu, addresses: l.addresses })),
+    routes: a.routes.map((r) => ({ dst: r.dst, dev: r.dev ?? '' })),
+    wireguard: a.wireguard
+      ? {
+          interface: `w-${a.networkId}`,
+          publicKey: a.wireguard.publicKey ?? '',
+          listenPort: a.wireguard.listenPort,
+          peers: a.wireguard.peers.map((p) => ({
+            publicKey: p.publicKey,
+            endpoint: p.endpoint,
+            allowedIps: p.allowedIps,
+            latestHandshake: p.latestHandshake ?? 0,
+            rxBytes: p.rxBytes,
+            txBytes: p.txBytes,
+            persistentKeepalive: p.persistentKeepalive,
+          })),
+        }
+      : null,
+    firewall: Object.fromEntries(a.nft.map((t) => [`${t.where}:${t.table}:rules`, t.rules])),
+  };
+}
+
+export function toReports(rep: ApplyReport): ResourceReport[] {
+  const out: ResourceReport[] = [];
+  for (const r of rep.resources) {
+    out.push({
+      networkId: r.networkId,
+      ok: r.ok,
+      changes: r.changes,
+      errors: r.failures.map((f) => ({ message: `${f.step}: ${f.message}`, argv: f.argv ?? undefined, stderr: f.stderr || undefined })),
+    });
+  }
+  for (const r of rep.removed) {
+    out.push({
+      networkId: r.networkId,
+      ok: r.ok,
+      changes: r.changes,
+      errors: r.failures.map((f) => ({ message: `${f.step}: ${f.message}`, argv: f.argv ?? undefined, stderr: f.stderr || undefined })),
+    });
+  }
+  return out;
+}
+
+export class NetnsDriverPort implements DriverPort {
+  private underlayMtu: number | null;
+  readonly runner = new ExecaRunner();
+  readonly driver: Driver;
+
+  constructor(
+    private readonly identity: X25519Secret,
+    opts: DriverOptions,
+    private readonly log?: Logger,
+  ) {
+    this.underlayMtu = opts.underlayMtu ?? null;
+    this.driver = new Driver({ ...opts, runner: this.runner });
+  }
+
+  async apply(desired: DesiredNetwork[]): Promise<ResourceReport[]> {
+    const rep = await this.driver.apply(
+      desired.map((d) => ({ tenant: d.tenant, networkId: d.networkId, networkName: d.networkName, ipRange: d.ipRange, egress: d.egress, resource: d.resource })),
+      this.identity,
+    );
+    this.underlayMtu = rep.underlayMtu;
+    this.log?.debug({ ms: rep.ms, commands: rep.commands, backend: rep.backend }, 'data plane applied');
+    return toReports(rep);
+  }
+
+  async actual(networkId: string): Promise<ActualNetwork | null> {
+    return toActualNetwork(await this.driver.readActual(networkId));
+  }
+
+  async ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }> {
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return { ok: false, rttMs: null };
+    const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+    const r = await this.runner.run(inNetns(`n-${networkId}`, ['ping', '-n', '-q', '-c', '1', '-W', secs, address]), {
+      mutating: false,
+      okCodes: [0, 1, 2],
+      timeoutMs: timeoutMs + 2000,
+    });
+    const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+    return { ok: r.exitCode === 0, rttMs: m ? Number(m[1]) : null };
+  }
+
+  async tenantMtu(): Promise<number> {
+    return (this.underlayMtu ?? 1500) - WG_OVERHEAD;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secret, log: Logger, onDaemonExit?: () => void): Promise<NetnsDriverPort> {
+  return new NetnsDriverPort(
+    identity,
+    {
+      backend: config.wireguardBackend,
+      underlayMtu: config.underlayMtu,
+      onDaemonExit: (ifname, info) => {
+        log.warn({ ifname, ...info }, 'wireguard-go exited; reconciling');
+        onDaemonExit?.();
+      },
+    },
+    log,
+  );
+}

@@ -1,0 +1,55 @@
+// What the agent needs from the data plane. netns/ implements it (see src/agent/netns-adapter.ts); tests may
+// pass a fake. Views are plain JSON, shown as they are by the admin socket (never holding private keys).
+import type { Resource } from '../plan/types.ts';
+
+export interface DesiredNetwork {
+  tenant: string;
+  blueprint: string;
+  networkId: string;
+  networkName: string;
+  ipRange: string;
+  egress: boolean;
+  resource: Resource;
+}
+
+export interface ResourceReport {
+  networkId: string;
+  ok: boolean;
+  /** Human descriptions of each change made ("added peer …", "created namespace n-…"). */
+  changes: string[];
+  errors: { message: string; argv?: string[]; stderr?: string }[];
+}
+
+export interface ActualPeer {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  /** Unix seconds of the latest handshake, 0 when none. */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number | null;
+}
+
+export interface ActualNetwork {
+  networkId: string;
+  namespace: string;
+  namespaceExists: boolean;
+  interfaces: { name: string; kind: string; up: boolean; mtu: number; addresses: string[] }[];
+  routes: { dst: string; dev: string }[];
+  wireguard: { interface: string; publicKey: string; listenPort: number; peers: ActualPeer[] } | null;
+  /** Firewall counters by rule name (packets dropped etc.), when readable. */
+  firewall: Record<string, number>;
+}
+
+export interface DriverPort {
+  /** Converge the host to exactly these networks (and remove other zmesh networks). */
+  apply(desired: DesiredNetwork[]): Promise<ResourceReport[]>;
+  actual(networkId: string): Promise<ActualNetwork | null>;
+  /** Ping an address from inside a tenant namespace. */
+  ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }>;
+  /** Expected MTU of tenant interfaces. */
+  tenantMtu(): Promise<number>;
+  /** Stop background work (supervision); leaves the data plane running. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,214 @@
+// Operator commands over the agent's admin socket: status, net ls/show, peers, diagnose, apply, rm, events.
+import type { Command } from 'commander';
+import type { NetworkSummary, ReconcileSummary, SubmitResult } from '../agent/agent.ts';
+import type { Diagnosis } from '../agent/diagnose.ts';
+import type { ActualNetwork, DesiredNetwork } from '../agent/ports.ts';
+import type { AgentEvent } from '../agent/state.ts';
+import { ZmeshError } from '../errors.ts';
+import { call, socketPath, stream } from './client.ts';
+import { colour, humanAge, humanBytes, table } from './format.ts';
+import { readText } from './util.ts';
+
+interface Json {
+  json?: boolean;
+}
+
+function out(flags: Json, data: unknown, human: () => string): void {
+  process.stdout.write(flags.json ? JSON.stringify(data, null, 2) + '\n' : human() + '\n');
+}
+
+const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+
+function netTable(nets: NetworkSummary[]): string {
+  const k = c();
+  return table([
+    ['NETWORK', 'ID', 'RANGE', 'SUBNET', 'PORT', 'PEERS', 'GEN', 'STATE'],
+    ...nets.map((n) => [
+      `${n.tenant}/${n.blueprint}/${n.name}`,
+      n.id,
+      n.ipRange,
+      n.subnet,
+      String(n.listenPort),
+      String(n.peers),
+      String(n.generation),
+      n.applied ? k.green('applied') : k.red(n.lastError ? `error: ${n.lastError}` : 'pending'),
+    ]),
+  ]);
+}
+
+type NetworkDetail = { desired: DesiredNetwork; actual: ActualNetwork | null; generation: number; mtu: number };
+
+function peerRows(d: NetworkDetail): string[][] {
+  const now = Math.floor(Date.now() / 1000);
+  const k = c();
+  const actual = new Map((d.actual?.wireguard?.peers ?? []).map((p) => [p.publicKey, p]));
+  return d.desired.resource.peers.map((p) => {
+    const a = actual.get(p.publicKey);
+    const age = a && a.latestHandshake > 0 ? now - a.latestHandshake : null;
+    const health = !a ? k.red('missing') : age === null ? k.red('no handshake') : age <= 180 ? k.green('ok') : k.yellow('stale');
+    return [p.node, a?.endpoint ?? p.endpoint ?? '-', p.allowedIps.join(','), humanAge(age), a ? humanBytes(a.rxBytes) : '-', a ? humanBytes(a.txBytes) : '-', health];
+  });
+}
+
+export function registerOpsCommands(program: Command): void {
+  const sock = () => socketPath(program.opts().socket);
+
+  program
+    .command('status')
+    .description("the agent's status: node, modules, networks, last reconcile, errors")
+    .option('--json', 'print JSON')
+    .action(async (flags: Json) => {
+      const s = await call<{ node: string; version: string; modules: Record<string, number>; networks: NetworkSummary[]; lastReconcile: ReconcileSummary | null; errors: { networkId: string; message: string }[] }>(sock(), 'GET', '/v1/status');
+      out(flags, s, () => {
+        const k = c();
+        const lr = s.lastReconcile;
+        const lines = [
+          `node ${k.bold(s.node)}  agent ${s.version}  modules ${Object.entries(s.modules).map(([m, v]) => `${m}@${v}`).join(' ')}`,
+          `last reconcile: ${lr ? `${lr.at} (${lr.reason}) ${lr.durationMs} ms, ${lr.changes} change(s), ${lr.ok ? k.green('ok') : k.red(`${lr.errors.length} error(s)`)}` : 'none yet'}`,
+          '',
+          s.networks.length ? netTable(s.networks) : 'no networks',
+        ];
+        if (s.errors.length) lines.push('', k.red('errors:'), ...s.errors.map((e) => `  ${e.networkId}: ${e.message}`));
+        return lines.join('\n');
+      });
+    });
+
+  const net = program.command('net').description('tenant networks on this node');
+  net
+    .command('ls')
+    .description('list networks')
+    .option('--json', 'print JSON')
+    .action(async (flags: Json) => {
+      const r = await call<{ networks: NetworkSummary[] }>(sock(), 'GET', '/v1/networks');
+      out(flags, r, () => (r.networks.length ? netTable(r.networks) : 'no networks'));
+    });
+  net
+    .command('show')
+    .description('desired beside actual state of one network')
+    .argument('<name>', 'network id, tenant/blueprint/network, or a unique name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Json) => {
+      const d = await call<NetworkDetail>(sock(), 'GET', `/v1/networks/${encodeURIComponent(name)}`);
+      out(flags, d, () => {
+        const r = d.desired.resource;
+        const a = d.actual;
+        const lines = [
+          `network ${d.desired.tenant}/${d.desired.blueprint}/${d.desired.networkName} (id ${d.desired.networkId}, generation ${d.generation})`,
+          `range ${d.desired.ipRange}  subnet ${r.subnet}  gateway ${r.gateway}  wg ${r.wgAddress}  port ${r.listenPort}  MTU ${d.mtu}${d.desired.egress ? '  egress' : ''}`,
+          `namespace ${a?.namespace ?? '-'}: ${a?.namespaceExists ? 'present' : 'MISSING'}`,
+          '',
+          table([['INTERFACE', 'KIND', 'STATE', 'MTU', 'ADDRESSES'], ...(a?.interfaces ?? []).map((i) => [i.name, i.kind, i.up ? 'up' : 'down', String(i.mtu), i.addresses.join(' ')])]),
+          '',
+          table([['ROUTE', 'DEV'], ...(a?.routes ?? []).map((x) => [x.dst, x.dev])]),
+          '',
+          table([['PEER', 'ENDPOINT', 'ALLOWED IPS', 'HANDSHAKE', 'RX', 'TX', 'HEALTH'], ...peerRows(d)]),
+        ];
+        return lines.join('\n');
+      });
+    });
+
+  program
+    .command('peers')
+    .description('peers of one network with handshake age and traffic')
+    .argument('<network>', 'network id, tenant/blueprint/network, or a unique name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Json) => {
+      const d = await call<NetworkDetail>(sock(), 'GET', `/v1/networks/${encodeURIComponent(name)}`);
+      const now = Math.floor(Date.now() / 1000);
+      const actual = new Map((d.actual?.wireguard?.peers ?? []).map((p) => [p.publicKey, p]));
+      const data = d.desired.resource.peers.map((p) => {
+        const a = actual.get(p.publicKey);
+        return {
+          peer: p.node,
+          publicKey: p.publicKey,
+          endpoint: a?.endpoint ?? p.endpoint,
+          allowedIps: p.allowedIps,
+          configured: Boolean(a),
+          handshakeAgeSec: a && a.latestHandshake > 0 ? now - a.latestHandshake : null,
+          rxBytes: a?.rxBytes ?? 0,
+          txBytes: a?.txBytes ?? 0,
+        };
+      });
+      out(flags, { network: d.desired.networkId, peers: data }, () => table([['PEER', 'ENDPOINT', 'ALLOWED IPS', 'HANDSHAKE', 'RX', 'TX', 'HEALTH'], ...peerRows(d)]));
+    });
+
+  program
+    .command('diagnose')
+    .description("why can't this node reach a peer: ordered checks, the first failure says why")
+    .argument('<network>', 'network')
+    .argument('[peer]', 'peer node, device name or public key (default: every peer)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, peer: string | undefined, flags: Json) => {
+      const q = new URLSearchParams({ network: name, ...(peer ? { peer } : {}) });
+      const d = await call<Diagnosis>(sock(), 'GET', `/v1/diagnose?${q}`);
+      out(flags, d, () => {
+        const k = c();
+        const mark = { pass: k.green('PASS'), fail: k.red('FAIL'), warn: k.yellow('WARN'), skip: k.dim('SKIP') };
+        const lines = [table(d.checks.map((x) => [mark[x.verdict], x.name, x.detail]))];
+        lines.push('', d.firstFailure ? k.red(`verdict: ${d.firstFailure.name}: ${d.firstFailure.detail}`) : k.green('verdict: all checks pass'));
+        return lines.join('\n');
+      });
+      if (!d.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('apply')
+    .description("send a signed blueprint and this node's plan part to the agent")
+    .argument('<signed>', 'signed envelope (zmesh sign)')
+    .requiredOption('--plan <plan>', 'the full plan (this node part is cut out) or a node part')
+    .option('--node <id>', 'node id to cut the part for (default: the agent node)')
+    .option('--json', 'print JSON')
+    .action(async (signedFile: string, flags: Json & { plan: string; node?: string }) => {
+      const signed = JSON.parse(readText(signedFile));
+      const planData = JSON.parse(readText(flags.plan));
+      let part = planData;
+      if (planData?.format === 'zmesh-plan/1') {
+        const node = flags.node ?? (await call<{ node: string }>(sock(), 'GET', '/v1/status')).node;
+        const { nodePart } = await import('../plan/part.ts');
+        part = nodePart(planData, node);
+      }
+      const r = await call<SubmitResult>(sock(), 'POST', '/v1/blueprints', { signed, part });
+      out(flags, r, () =>
+        [
+          `applied ${r.tenant}/${r.name} version ${r.version} (generation ${r.generation})`,
+          ...r.networks.map((n) => `  ${n.name} (${n.networkId}): ${n.ok ? 'ok' : 'FAILED'}, ${n.changes.length} change(s)${n.errors.length ? `; ${n.errors.map((e) => e.message).join('; ')}` : ''}`),
+        ].join('\n'),
+      );
+      if (!r.networks.every((n) => n.ok)) process.exitCode = 1;
+    });
+
+  program
+    .command('rm')
+    .description('remove a blueprint from this node (its networks are torn down)')
+    .argument('<tenant/name>', 'blueprint')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Json) => {
+      const m = /^([^/]+)\/([^/]+)$/.exec(id);
+      if (!m) throw new ZmeshError('E_USAGE', `expected TENANT/NAME, got ${id}`, { hint: 'e.g. zmesh rm acme/shop' });
+      const r = await call(sock(), 'DELETE', `/v1/blueprints/${encodeURIComponent(m[1])}/${encodeURIComponent(m[2])}`);
+      out(flags, r, () => `removed ${id}`);
+    });
+
+  program
+    .command('events')
+    .description("the agent's event log")
+    .option('--follow', 'keep printing new events')
+    .option('--after <id>', 'only events after this id', '0')
+    .option('--json', 'print JSON lines')
+    .action(async (flags: Json & { follow?: boolean; after: string }) => {
+      const fmt = (e: AgentEvent) => {
+        const k = c();
+        const lvl = e.level === 'error' ? k.red('ERROR') : e.level === 'warn' ? k.yellow('WARN ') : 'INFO ';
+        return `${e.ts} ${lvl} ${e.kind.padEnd(20)} ${e.subject}: ${e.message}`;
+      };
+      if (flags.follow) {
+        await stream(sock(), `/v1/events?follow=true&after=${Number(flags.after) || 0}`, (e) =>
+          process.stdout.write((flags.json ? JSON.stringify(e) : fmt(e as AgentEvent)) + '\n'),
+        );
+        return;
+      }
+      const r = await call<{ events: AgentEvent[] }>(sock(), 'GET', `/v1/events?after=${Number(flags.after) || 0}&limit=1000`);
+      if (flags.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else process.stdout.write(r.events.map(fmt).join('\n') + (r.events.length ? '\n' : 'no events\n'));
+    });
+}
