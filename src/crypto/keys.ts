@@ -115,7 +115,7 @@ export function ed25519Sign(message: Uint8Array, secret: Key): Uint8Array {
 
 export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Key): boolean {
   try {
-    return ed25519.verify(signature, message, publicKey.bytes);
+    return ed25519.verify(signature, message, publicKey.bytes, { zip215: false });
   } catch {
     return false;
   }

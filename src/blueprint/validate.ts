@@ -1,0 +1,522 @@
+// Validation and normalization: unknown input → Blueprint (defaults filled, sizes in bytes, input order kept),
+// or a ValidationError that lists every problem found, each with a code, a path, a message and a hint.
+import { Key } from '../crypto/keys.ts';
+import { ValidationError, type Problem } from '../errors.ts';
+import { problem, type BlueprintCode } from './codes.ts';
+import { cidrContains, cidrsOverlap, formatIPv4, networkAddress, parseCidr, parseIPv4, type Cidr } from './ipv4.ts';
+import type { AccessSpec, Blueprint, NetworkSpec, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
+import { MiB, formatSize, parseSize } from './units.ts';
+
+export const MAX_ARRAY_ITEMS = 10_000;
+export const MIN_RANGE_PREFIX = 8;
+export const MAX_RANGE_PREFIX = 22;
+export const MAX_SUBNET_PREFIX = 29;
+export const DEFAULT_SUBNET_PREFIX = 24;
+export const DEFAULT_CPU = 1;
+export const MAX_CPU = 256;
+export const DEFAULT_MEMORY = 256 * MiB;
+export const MIN_MEMORY = 4 * MiB;
+export const MIN_VOLUME_SIZE = 1 * MiB;
+const MAX_IMAGE_LENGTH = 512;
+const MAX_PATH_LENGTH = 4096;
+
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+type Raw = Record<string, unknown>;
+
+/** Path of a member: "a.b", "a[2]", a["odd key"]. */
+export function joinPath(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  if (IDENT.test(key)) return path ? `${path}.${key}` : key;
+  const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
+  return `${path}[${JSON.stringify(shown)}]`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'number') return Number.isFinite(v) ? `the number ${v}` : String(v);
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'object') return 'a mapping';
+  return `a ${typeof v}`;
+}
+
+class Checker {
+  readonly problems: Problem[] = [];
+
+  add(code: BlueprintCode, path: string, message: string, hint?: string): void {
+    this.problems.push(problem(code, path, message, hint));
+  }
+
+  /** A mapping with only the allowed fields; unknown ones are reported. Null when not a mapping. */
+  object(v: unknown, path: string, allowed: readonly string[]): Raw | null {
+    if (v === undefined) {
+      this.add('E_REQUIRED', path, 'is required');
+      return null;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      this.add('E_TYPE', path, `expected a mapping, got ${describe(v)}`);
+      return null;
+    }
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) {
+        this.add('E_UNKNOWN_FIELD', joinPath(path, k), `unknown field ${JSON.stringify(k.slice(0, 64))}`,
+          `remove it or fix its spelling; allowed here: ${allowed.join(', ')}`);
+      }
+    }
+    return v as Raw;
+  }
+
+  /** A list (default when absent and a default is given). Null when unusable. */
+  array(v: unknown, path: string, dflt?: unknown[]): unknown[] | null {
+    if (v === undefined) {
+      if (dflt) return dflt;
+      this.add('E_REQUIRED', path, 'is required');
+      return null;
+    }
+    if (!Array.isArray(v)) {
+      this.add('E_TYPE', path, `expected a list, got ${describe(v)}`);
+      return null;
+    }
+    if (v.length > MAX_ARRAY_ITEMS) {
+      this.add('E_TOO_LARGE', path, `has ${v.length} items; the limit is ${MAX_ARRAY_ITEMS}`);
+      return null;
+    }
+    return v;
+  }
+
+  string(v: unknown, path: string): string | null {
+    if (v === undefined) {
+      this.add('E_REQUIRED', path, 'is required');
+      return null;
+    }
+    if (typeof v !== 'string') {
+      this.add('E_TYPE', path, `expected a string, got ${describe(v)}`);
+      return null;
+    }
+    if (LONE_SURROGATE.test(v)) {
+      this.add('E_TYPE', path, 'the string is not valid Unicode (lone surrogate)');
+      return null;
+    }
+    return v;
+  }
+
+  label(v: unknown, path: string, what = 'name'): string | null {
+    const s = this.string(v, path);
+    if (s === null) return null;
+    if (!DNS_LABEL.test(s)) {
+      this.add('E_NAME_FORMAT', path, `${JSON.stringify(s.slice(0, 70))} is not a valid ${what} (DNS label)`);
+      return null;
+    }
+    return s;
+  }
+
+  number(v: unknown, path: string): number | null {
+    if (v === undefined) {
+      this.add('E_REQUIRED', path, 'is required');
+      return null;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      this.add('E_TYPE', path, `expected a finite number, got ${describe(v)}`);
+      return null;
+    }
+    return v;
+  }
+
+  boolean(v: unknown, path: string, dflt: boolean): boolean | null {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'boolean') {
+      this.add('E_TYPE', path, `expected true or false, got ${describe(v)}`);
+      return null;
+    }
+    return v;
+  }
+
+  size(v: unknown, path: string, min: number, minText: string, dflt?: number): number | null {
+    if (v === undefined) {
+      if (dflt !== undefined) return dflt;
+      this.add('E_REQUIRED', path, 'is required');
+      return null;
+    }
+    const r = parseSize(v);
+    if (!r.ok) {
+      this.add(r.kind === 'type' ? 'E_TYPE' : r.kind === 'range' ? 'E_SIZE_RANGE' : 'E_SIZE_FORMAT', path, r.message);
+      return null;
+    }
+    if (r.bytes < min) {
+      this.add('E_SIZE_RANGE', path, `${formatSize(r.bytes)} is below the minimum of ${minText}`);
+      return null;
+    }
+    return r.bytes;
+  }
+
+  /** Reports the second and later occurrences of a value. */
+  unique(items: Array<{ value: string | null | undefined; path: string }>, code: BlueprintCode, what: string): void {
+    const seen = new Map<string, string>();
+    for (const { value, path } of items) {
+      if (value === null || value === undefined) continue;
+      const first = seen.get(value);
+      if (first !== undefined) this.add(code, path, `${what} ${JSON.stringify(value)} is already used at ${first}`);
+      else seen.set(value, path);
+    }
+  }
+}
+
+function get(o: Raw, k: string): unknown {
+  return Object.hasOwn(o, k) ? o[k] : undefined;
+}
+
+const TOP_FIELDS = ['tenant', 'name', 'version', 'networks', 'workloads', 'volumes'] as const;
+const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'nodes', 'access', 'egress'] as const;
+const ACCESS_FIELDS = ['name', 'publicKey'] as const;
+const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'volumes'] as const;
+const WORKLOAD_NETWORK_FIELDS = ['name', 'ip'] as const;
+const MOUNT_FIELDS = ['name', 'mount'] as const;
+const VOLUME_FIELDS = ['name', 'node', 'size'] as const;
+
+/** What validation learned about one network, for the cross-checks. */
+interface NetworkFacts {
+  index: number;
+  spec: NetworkSpec | null;
+  name: string | null;
+  /** The range when it is fully valid (format, prefix, host bits), and its text. */
+  range: Cidr | null;
+  rangeText: string;
+  nodes: Set<string>;
+}
+
+function checkNetwork(c: Checker, v: unknown, path: string, index: number): NetworkFacts {
+  const facts: NetworkFacts = { index, spec: null, name: null, range: null, rangeText: '', nodes: new Set() };
+  const o = c.object(v, path, NETWORK_FIELDS);
+  if (!o) return facts;
+  const name = c.label(get(o, 'name'), joinPath(path, 'name'));
+  facts.name = name;
+
+  const rangePath = joinPath(path, 'ipRange');
+  const rangeText = c.string(get(o, 'ipRange'), rangePath);
+  let range: Cidr | null = null;
+  if (rangeText !== null) {
+    const cidr = parseCidr(rangeText);
+    if (!cidr) {
+      c.add('E_CIDR_FORMAT', rangePath, `${JSON.stringify(rangeText.slice(0, 40))} is not an IPv4 CIDR like 10.20.0.0/16`);
+    } else if (cidr.prefix < MIN_RANGE_PREFIX || cidr.prefix > MAX_RANGE_PREFIX) {
+      c.add('E_RANGE_PREFIX', rangePath, `/${cidr.prefix} is outside /${MIN_RANGE_PREFIX} to /${MAX_RANGE_PREFIX}`);
+    } else if (networkAddress(cidr) !== cidr.addr) {
+      const fixed = `${formatIPv4(networkAddress(cidr))}/${cidr.prefix}`;
+      c.add('E_RANGE_HOST_BITS', rangePath, `${rangeText} has host bits set; did you mean ${fixed}?`, `write ${fixed}`);
+    } else {
+      range = cidr;
+      facts.rangeText = rangeText;
+    }
+  }
+  facts.range = range;
+
+  const spPath = joinPath(path, 'subnetPrefix');
+  const spRaw = get(o, 'subnetPrefix');
+  let subnetPrefix: number | null = DEFAULT_SUBNET_PREFIX;
+  if (spRaw !== undefined) subnetPrefix = c.number(spRaw, spPath);
+  if (subnetPrefix !== null) {
+    const lowest = range ? range.prefix + 1 : MIN_RANGE_PREFIX + 1;
+    if (!Number.isInteger(subnetPrefix) || subnetPrefix < lowest || subnetPrefix > MAX_SUBNET_PREFIX) {
+      c.add('E_SUBNET_PREFIX', spPath,
+        `${subnetPrefix} must be an integer from ${lowest} to ${MAX_SUBNET_PREFIX}` +
+          (range ? ` (longer than the range's /${range.prefix})` : ''));
+      subnetPrefix = null;
+    }
+  }
+
+  const nodesPath = joinPath(path, 'nodes');
+  const nodesRaw = c.array(get(o, 'nodes'), nodesPath);
+  let nodes: string[] | null = null;
+  if (nodesRaw) {
+    if (nodesRaw.length === 0) c.add('E_REQUIRED', nodesPath, 'needs at least one node');
+    const list = nodesRaw.map((n, i) => c.label(n, joinPath(nodesPath, i), 'node id'));
+    const seen = new Set<string>();
+    list.forEach((n, i) => {
+      if (n === null) return;
+      if (seen.has(n)) c.add('E_DUPLICATE_NODE', joinPath(nodesPath, i), `node ${JSON.stringify(n)} is listed twice`);
+      seen.add(n);
+    });
+    facts.nodes = seen;
+    if (nodesRaw.length > 0 && list.every((n) => n !== null)) nodes = list as string[];
+  }
+
+  const accessPath = joinPath(path, 'access');
+  const accessRaw = c.array(get(o, 'access'), accessPath, []);
+  let access: AccessSpec[] | null = null;
+  if (accessRaw) {
+    const names: Array<{ value: string | null; path: string }> = [];
+    const keys: Array<{ value: string | null; path: string }> = [];
+    const list = accessRaw.map((a, i): AccessSpec | null => {
+      const ap = joinPath(accessPath, i);
+      const ao = c.object(a, ap, ACCESS_FIELDS);
+      if (!ao) return null;
+      const aname = c.label(get(ao, 'name'), joinPath(ap, 'name'));
+      names.push({ value: aname, path: joinPath(ap, 'name') });
+      const pkRaw = get(ao, 'publicKey');
+      let pk: string | null | undefined;
+      if (pkRaw !== undefined) {
+        const kp = joinPath(ap, 'publicKey');
+        pk = c.string(pkRaw, kp);
+        if (pk !== null && !Key.isValid(pk)) {
+          c.add('E_KEY_FORMAT', kp, 'is not a WireGuard public key (44 characters of base64 for 32 bytes)');
+          pk = null;
+        }
+        keys.push({ value: pk, path: kp });
+      }
+      if (aname === null || pk === null) return null;
+      return pk === undefined ? { name: aname } : { name: aname, publicKey: pk };
+    });
+    c.unique(names, 'E_DUPLICATE_NAME', 'access device name');
+    c.unique(keys, 'E_DUPLICATE_KEY', 'public key');
+    if (list.every((a) => a !== null)) access = list as AccessSpec[];
+  }
+
+  if (range && subnetPrefix !== null && nodesRaw && accessRaw) {
+    const subnets = 2 ** (subnetPrefix - range.prefix);
+    const needed = nodesRaw.length + accessRaw.length;
+    if (subnets < needed) {
+      c.add('E_RANGE_TOO_SMALL', rangePath,
+        `${rangeText} has ${subnets} subnets of /${subnetPrefix}, but ${needed} are needed (${nodesRaw.length} nodes + ${accessRaw.length} access devices)`);
+    }
+  }
+
+  const egress = c.boolean(get(o, 'egress'), joinPath(path, 'egress'), false);
+  if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null) {
+    facts.spec = { name, ipRange: rangeText, subnetPrefix, nodes, access, egress };
+  }
+  return facts;
+}
+
+interface WorkloadFacts {
+  spec: WorkloadSpec | null;
+  name: string | null;
+  node: string | null;
+  network: string | null;
+  ip: number | null;
+  ipText: string | null;
+  mounts: Array<{ volume: string | null; path: string }>;
+}
+
+function checkMountPath(c: Checker, v: unknown, path: string): string | null {
+  const s = c.string(v, path);
+  if (s === null) return null;
+  const segments = s.split('/').slice(1);
+  const ok = s.startsWith('/') && s.length <= MAX_PATH_LENGTH && !s.includes('\0') &&
+    segments.every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+  if (!ok) {
+    c.add('E_MOUNT_PATH', path, `${JSON.stringify(s.slice(0, 80))} is not an absolute path without "..", "." or empty segments`);
+    return null;
+  }
+  return s;
+}
+
+function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
+  const facts: WorkloadFacts = { spec: null, name: null, node: null, network: null, ip: null, ipText: null, mounts: [] };
+  const o = c.object(v, path, WORKLOAD_FIELDS);
+  if (!o) return facts;
+  const name = (facts.name = c.label(get(o, 'name'), joinPath(path, 'name')));
+  const node = (facts.node = c.label(get(o, 'node'), joinPath(path, 'node'), 'node id'));
+
+  const imagePath = joinPath(path, 'image');
+  let image = c.string(get(o, 'image'), imagePath);
+  if (image !== null && (image.length === 0 || image.length > MAX_IMAGE_LENGTH || !IMAGE_RE.test(image))) {
+    c.add('E_IMAGE', imagePath, `${JSON.stringify(image.slice(0, 80))} is not a docker image reference`);
+    image = null;
+  }
+
+  const cmdPath = joinPath(path, 'command');
+  const cmdRaw = c.array(get(o, 'command'), cmdPath, []);
+  let command: string[] | null = null;
+  if (cmdRaw) {
+    const list = cmdRaw.map((a, i) => {
+      const s = c.string(a, joinPath(cmdPath, i));
+      if (s !== null && s.includes('\0')) {
+        c.add('E_COMMAND', joinPath(cmdPath, i), 'contains a NUL character');
+        return null;
+      }
+      return s;
+    });
+    if (list.every((s) => s !== null)) command = list as string[];
+  }
+
+  const netPath = joinPath(path, 'network');
+  const no = c.object(get(o, 'network'), netPath, WORKLOAD_NETWORK_FIELDS);
+  let network: WorkloadSpec['network'] | null = null;
+  if (no) {
+    const nname = (facts.network = c.label(get(no, 'name'), joinPath(netPath, 'name')));
+    const ipRaw = get(no, 'ip');
+    let ipOk = true;
+    if (ipRaw !== undefined) {
+      const ipPath = joinPath(netPath, 'ip');
+      const ipText = c.string(ipRaw, ipPath);
+      const ip = ipText === null ? null : parseIPv4(ipText);
+      if (ipText !== null && ip === null) {
+        c.add('E_WORKLOAD_IP', ipPath, `${JSON.stringify(ipText.slice(0, 40))} is not an IPv4 address`);
+      }
+      facts.ip = ip;
+      facts.ipText = ip === null ? null : ipText;
+      ipOk = ip !== null;
+    }
+    if (nname !== null && ipOk) network = facts.ipText === null ? { name: nname } : { name: nname, ip: facts.ipText };
+  }
+
+  const cpuPath = joinPath(path, 'cpu');
+  const cpuRaw = get(o, 'cpu');
+  let cpu: number | null = DEFAULT_CPU;
+  if (cpuRaw !== undefined) {
+    cpu = c.number(cpuRaw, cpuPath);
+    if (cpu !== null && !(cpu > 0 && cpu <= MAX_CPU)) {
+      c.add('E_CPU', cpuPath, `${cpu} is not in (0, ${MAX_CPU}]`);
+      cpu = null;
+    }
+  }
+
+  const memory = c.size(get(o, 'memory'), joinPath(path, 'memory'), MIN_MEMORY, '4Mi', DEFAULT_MEMORY);
+
+  const volPath = joinPath(path, 'volumes');
+  const volRaw = c.array(get(o, 'volumes'), volPath, []);
+  let volumes: WorkloadVolume[] | null = null;
+  if (volRaw) {
+    const names: Array<{ value: string | null; path: string }> = [];
+    const mounts: Array<{ value: string | null; path: string }> = [];
+    const list = volRaw.map((m, i): WorkloadVolume | null => {
+      const mp = joinPath(volPath, i);
+      const mo = c.object(m, mp, MOUNT_FIELDS);
+      if (!mo) return null;
+      const vname = c.label(get(mo, 'name'), joinPath(mp, 'name'));
+      const mount = checkMountPath(c, get(mo, 'mount'), joinPath(mp, 'mount'));
+      names.push({ value: vname, path: joinPath(mp, 'name') });
+      mounts.push({ value: mount, path: joinPath(mp, 'mount') });
+      facts.mounts.push({ volume: vname, path: joinPath(mp, 'name') });
+      return vname === null || mount === null ? null : { name: vname, mount };
+    });
+    c.unique(names, 'E_DUPLICATE_NAME', 'volume');
+    c.unique(mounts, 'E_DUPLICATE_MOUNT', 'mount path');
+    if (list.every((m) => m !== null)) volumes = list as WorkloadVolume[];
+  }
+
+  if (name !== null && node !== null && image !== null && command && network && cpu !== null && memory !== null && volumes) {
+    facts.spec = { name, node, image, command, network, cpu, memory, volumes };
+  }
+  return facts;
+}
+
+function checkVolume(c: Checker, v: unknown, path: string): { spec: VolumeSpec | null; name: string | null; node: string | null } {
+  const o = c.object(v, path, VOLUME_FIELDS);
+  if (!o) return { spec: null, name: null, node: null };
+  const name = c.label(get(o, 'name'), joinPath(path, 'name'));
+  const node = c.label(get(o, 'node'), joinPath(path, 'node'), 'node id');
+  const size = c.size(get(o, 'size'), joinPath(path, 'size'), MIN_VOLUME_SIZE, '1Mi');
+  return { spec: name !== null && node !== null && size !== null ? { name, node, size } : null, name, node };
+}
+
+/** Reports pairs of overlapping ranges (CIDRs overlap only by containment; one sorted sweep finds them). */
+function checkOverlaps(c: Checker, nets: NetworkFacts[]): void {
+  const valid = nets.filter((n) => n.range !== null);
+  valid.sort((a, b) => a.range!.addr - b.range!.addr || a.range!.prefix - b.range!.prefix || a.index - b.index);
+  let holder: NetworkFacts | null = null;
+  let holderEnd = -1;
+  const reported: Array<[number, number]> = [];
+  for (const n of valid) {
+    const r = n.range!;
+    if (holder && cidrsOverlap(holder.range!, r)) {
+      reported.push([Math.min(holder.index, n.index), Math.max(holder.index, n.index)]);
+    }
+    const end = r.addr + 2 ** (32 - r.prefix) - 1;
+    if (end > holderEnd) {
+      holder = n;
+      holderEnd = end;
+    }
+  }
+  reported.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  for (const [i, j] of reported) {
+    c.add('E_RANGE_OVERLAP', `networks[${j}].ipRange`,
+      `${nets[j].rangeText} overlaps networks[${i}].ipRange ${nets[i].rangeText}`);
+  }
+}
+
+export interface ValidateOptions {
+  /** What the input is, for the error message. Default "blueprint". */
+  what?: string;
+}
+
+/**
+ * Validates and normalizes a parsed blueprint. Returns a fresh object (defaults filled, sizes in bytes,
+ * lists in input order) or throws ValidationError listing every problem found.
+ */
+export function validateBlueprint(raw: unknown, opts: ValidateOptions = {}): Blueprint {
+  const c = new Checker();
+  const o = c.object(raw, '', TOP_FIELDS);
+  if (!o) throw new ValidationError(c.problems, opts.what ?? 'blueprint');
+
+  const tenant = c.label(get(o, 'tenant'), 'tenant', 'tenant name');
+  const name = c.label(get(o, 'name'), 'name');
+  let version = c.number(get(o, 'version'), 'version');
+  if (version !== null && !(Number.isSafeInteger(version) && version >= 1)) {
+    c.add('E_VERSION', 'version', `${version} is not an integer from 1 to ${Number.MAX_SAFE_INTEGER}`);
+    version = null;
+  }
+
+  const netsRaw = c.array(get(o, 'networks'), 'networks');
+  const nets = (netsRaw ?? []).map((n, i) => checkNetwork(c, n, `networks[${i}]`, i));
+  c.unique(nets.map((n, i) => ({ value: n.name, path: `networks[${i}].name` })), 'E_DUPLICATE_NAME', 'network');
+  checkOverlaps(c, nets);
+  const netByName = new Map<string, NetworkFacts>();
+  for (const n of nets) if (n.name !== null && !netByName.has(n.name)) netByName.set(n.name, n);
+
+  const volsRaw = c.array(get(o, 'volumes'), 'volumes', []);
+  const vols = (volsRaw ?? []).map((v, i) => checkVolume(c, v, `volumes[${i}]`));
+  c.unique(vols.map((v, i) => ({ value: v.name, path: `volumes[${i}].name` })), 'E_DUPLICATE_NAME', 'volume');
+  const volByName = new Map<string, { node: string | null }>();
+  for (const v of vols) if (v.name !== null && !volByName.has(v.name)) volByName.set(v.name, v);
+
+  const wlsRaw = c.array(get(o, 'workloads'), 'workloads', []);
+  const wls = (wlsRaw ?? []).map((w, i) => checkWorkload(c, w, `workloads[${i}]`));
+  c.unique(wls.map((w, i) => ({ value: w.name, path: `workloads[${i}].name` })), 'E_DUPLICATE_NAME', 'workload');
+
+  // Cross-references: the workload's network, its node in that network, its ip in that range, its volumes.
+  const taken = new Map<string, string>();
+  wls.forEach((w, i) => {
+    const path = `workloads[${i}]`;
+    const net = w.network === null ? undefined : netByName.get(w.network);
+    if (w.network !== null && !net) {
+      c.add('E_WORKLOAD_NETWORK', `${path}.network.name`, `network ${JSON.stringify(w.network)} is not defined in this blueprint`);
+    }
+    if (net && w.node !== null && net.nodes.size > 0 && !net.nodes.has(w.node)) {
+      c.add('E_WORKLOAD_NODE', `${path}.node`, `node ${JSON.stringify(w.node)} is not one of network ${JSON.stringify(net.name)}'s nodes`);
+    }
+    if (net && net.range && w.ip !== null) {
+      const ipPath = `${path}.network.ip`;
+      if (!cidrContains(net.range, w.ip)) {
+        c.add('E_WORKLOAD_IP', ipPath, `${w.ipText} is outside network ${JSON.stringify(net.name)}'s range ${net.rangeText}`);
+      } else {
+        const key = `${net.name}\n${w.ip}`;
+        const first = taken.get(key);
+        if (first !== undefined) c.add('E_WORKLOAD_IP_TAKEN', ipPath, `${w.ipText} is already asked for at ${first}`);
+        else taken.set(key, ipPath);
+      }
+    }
+    for (const m of w.mounts) {
+      if (m.volume === null) continue;
+      const vol = volByName.get(m.volume);
+      if (!vol) c.add('E_VOLUME_UNKNOWN', m.path, `volume ${JSON.stringify(m.volume)} is not defined in this blueprint`);
+      else if (vol.node !== null && w.node !== null && vol.node !== w.node) {
+        c.add('E_VOLUME_NODE', m.path, `volume ${JSON.stringify(m.volume)} is on node ${JSON.stringify(vol.node)}, the workload on ${JSON.stringify(w.node)}`);
+      }
+    }
+  });
+
+  if (c.problems.length > 0) throw new ValidationError(c.problems, opts.what ?? 'blueprint');
+  return {
+    tenant: tenant!,
+    name: name!,
+    version: version!,
+    networks: nets.map((n) => n.spec!),
+    workloads: wls.map((w) => w.spec!),
+    volumes: vols.map((v) => v.spec!),
+  };
+}
