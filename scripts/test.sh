@@ -8,6 +8,6 @@ echo "== typecheck" && npx tsc --noEmit -p tsconfig.json
 echo "== build" && npm run --silent build
 echo "== tests"
 shopt -s globstar nullglob
-files=(test/unit/**/*.test.ts test/integration/**/*.test.ts)
+files=(test/unit/**/*.test.ts test/integration/**/*.test.ts test/torture/**/*.test.ts)
 # Integration tests create namespaces and processes: run files one at a time for clean accounting.
 exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

@@ -30,8 +30,32 @@ function sendError(reply: FastifyReply, e: ZmeshError) {
 }
 
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
+    routerOptions: { maxParamLength: 256 },
+    // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'E_TOO_LARGE' : 'E_REQUEST';
+      (reply as FastifyReply).code(err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400).send({ error: { code, kind: 'invalid', message: err.message.slice(0, 300), problems: [] } });
+    },
+  });
   const { agent } = deps;
+
+  // Errors fastify answers by itself (router limits, bad URLs) get the same coded shape as ours.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
+    let body: { error?: unknown; code?: string; message?: string };
+    try {
+      body = JSON.parse(payload);
+    } catch {
+      return payload;
+    }
+    if (body && typeof body.error === 'object' && body.error !== null) return payload;
+    reply.header('content-type', 'application/json; charset=utf-8');
+    const code = reply.statusCode === 414 ? 'E_TOO_LARGE' : reply.statusCode >= 500 ? 'E_INTERNAL' : 'E_REQUEST';
+    return JSON.stringify({ error: { code, kind: reply.statusCode >= 500 ? 'internal' : 'invalid', message: String(body?.message ?? 'bad request'), problems: [] } });
+  });
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof ZmeshError) return sendError(reply, err);
