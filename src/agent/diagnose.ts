@@ -79,29 +79,47 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   const peers = input.peer ? r.peers.filter((p) => p.node === input.peer || p.publicKey === input.peer) : r.peers;
   if (input.peer && peers.length === 0) add('peer', 'fail', `${input.peer} is not a peer of this node in network ${desired.networkName} (hidden nodes reach others through their access node)`);
   const actualPeers = new Map((wg?.peers ?? []).map((p) => [p.publicKey, p]));
+  // Per-peer checks in plan order; pings (the slow part) only where a handshake makes a reply possible, run
+  // concurrently (at most 16 at once) so a network with many peers is diagnosed in seconds.
+  const perPeer: Check[][] = [];
+  const pings: { slot: Check[]; tag: string; target: string }[] = [];
   for (const p of peers) {
+    const out: Check[] = [];
+    perPeer.push(out);
     const a: ActualPeer | undefined = actualPeers.get(p.publicKey);
     const tag = `peer ${p.node}`;
     if (!a) {
-      add(`${tag}: configured`, 'fail', `peer ${p.node} (${p.publicKey}) is not configured on ${wgName}`);
+      out.push({ name: `${tag}: configured`, verdict: 'fail', detail: `peer ${p.node} (${p.publicKey}) is not configured on ${wgName}` });
       continue;
     }
-    add(`${tag}: configured`, 'pass', `key ${p.publicKey}`);
+    out.push({ name: `${tag}: configured`, verdict: 'pass', detail: `key ${p.publicKey}` });
     const want = [...p.allowedIps].sort().join(',');
     const have = [...a.allowedIps].sort().join(',');
-    add(`${tag}: allowed-ips`, want === have ? 'pass' : 'fail', want === have ? p.allowedIps.join(', ') : `configured ${have || '(none)'}, plan says ${want}`);
-    if (a.endpoint) add(`${tag}: endpoint`, 'pass', `${a.endpoint}${p.endpoint && a.endpoint !== p.endpoint ? ` (roamed from ${p.endpoint})` : ''}`);
-    else add(`${tag}: endpoint`, p.endpoint ? 'fail' : 'warn', p.endpoint ? `plan endpoint ${p.endpoint} is not set` : 'no endpoint yet: waiting for the peer to dial in (it is hidden or a device)');
+    out.push({ name: `${tag}: allowed-ips`, verdict: want === have ? 'pass' : 'fail', detail: want === have ? p.allowedIps.join(', ') : `configured ${have || '(none)'}, plan says ${want}` });
+    if (a.endpoint) out.push({ name: `${tag}: endpoint`, verdict: 'pass', detail: `${a.endpoint}${p.endpoint && a.endpoint !== p.endpoint ? ` (roamed from ${p.endpoint})` : ''}` });
+    else out.push({ name: `${tag}: endpoint`, verdict: p.endpoint ? 'fail' : 'warn', detail: p.endpoint ? `plan endpoint ${p.endpoint} is not set` : 'no endpoint yet: waiting for the peer to dial in (it is hidden or a device)' });
     const age = a.latestHandshake > 0 ? input.nowSec - a.latestHandshake : null;
-    if (age === null) add(`${tag}: handshake`, 'fail', 'no handshake yet: check the endpoint is reachable over UDP and keys match on both sides');
-    else add(`${tag}: handshake`, age <= HANDSHAKE_STALE_SEC ? 'pass' : 'fail', `latest handshake ${ageText(age)}, rx ${a.rxBytes} B, tx ${a.txBytes} B`);
+    if (age === null) out.push({ name: `${tag}: handshake`, verdict: 'fail', detail: 'no handshake yet: check the endpoint is reachable over UDP and keys match on both sides' });
+    else out.push({ name: `${tag}: handshake`, verdict: age <= HANDSHAKE_STALE_SEC ? 'pass' : 'fail', detail: `latest handshake ${ageText(age)}, rx ${a.rxBytes} B, tx ${a.txBytes} B` });
     const target = pingTarget(p, input.subnets, r.subnet);
-    if (!target) add(`${tag}: reachability`, 'skip', 'no address to ping through this peer');
-    else {
-      const res = await input.ping(target);
-      add(`${tag}: reachability`, res.ok ? 'pass' : 'fail', res.ok ? `ping ${target}: ${res.rttMs?.toFixed(2)} ms` : `ping ${target}: no reply`);
-    }
+    if (!target) out.push({ name: `${tag}: reachability`, verdict: 'skip', detail: 'no address to ping through this peer' });
+    else if (age === null) out.push({ name: `${tag}: reachability`, verdict: 'skip', detail: `not pinging ${target}: no handshake` });
+    else pings.push({ slot: out, tag, target });
   }
+  let next = 0;
+  const worker = async () => {
+    while (next < pings.length) {
+      const job = pings[next++];
+      const res = await input.ping(job.target);
+      job.slot.push({
+        name: `${job.tag}: reachability`,
+        verdict: res.ok ? 'pass' : 'fail',
+        detail: res.ok ? `ping ${job.target}: ${res.rttMs?.toFixed(2)} ms` : `ping ${job.target}: no reply`,
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, pings.length) }, worker));
+  for (const list of perPeer) checks.push(...list);
   const firstFailure = checks.find((c) => c.verdict === 'fail') ?? null;
   return { network: desired.networkName, networkId: desired.networkId, peer: input.peer ?? null, ok: firstFailure === null, firstFailure, checks };
 }

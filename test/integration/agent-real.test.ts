@@ -4,19 +4,15 @@
 // submissions refused with the old state intact; an unprivileged user refused by the socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
 import { call } from '../../src/cli/client.ts';
 import { ZmeshError } from '../../src/errors.ts';
-import { blueprint, identity, net } from '../helpers/fixtures.ts';
-import { part, planFor, signed, tenantKeys } from '../helpers/agent-fixtures.ts';
-import { NodeHost, waitFor } from '../helpers/node-host.ts';
-import type { ChildProcess } from 'node:child_process';
+import { blueprint, net } from '../helpers/fixtures.ts';
+import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
+import { NodeHost } from '../helpers/node-host.ts';
+import { ROOT, destroyAgentHost, makeAgentHost, netnsList, startAgent, stopAgent, waitFor, wgDaemons, type AgentHost } from '../helpers/agent-host.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const nodes = ['node-a', 'node-b'];
 const acme = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })]);
 const globex = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })], { tenant: 'globex', name: 'ops' });
@@ -24,87 +20,7 @@ const acmePlan = planFor(acme, nodes);
 // node-a already hosts acme on 51820: globex is planned with that port reserved.
 const globexPlan = planFor(globex, [{ id: 'node-a', endpoints: ['203.0.113.1'], reservedPorts: [51820] }, 'node-b']);
 
-interface Bed {
-  host: NodeHost;
-  dir: string;
-  socket: string;
-  config: string;
-  agent: ChildProcess | null;
-  log: string[];
-}
-
-async function startAgent(bed: Bed): Promise<void> {
-  const p = bed.host.spawn(['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', bed.config], { env: { TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.json') } });
-  p.stderr!.on('data', (d: Buffer) => bed.log.push(d.toString()));
-  bed.agent = p;
-  await waitFor(async () => {
-    try {
-      const s = await call<{ lastReconcile: unknown }>(bed.socket, 'GET', '/v1/status');
-      return s.lastReconcile !== null;
-    } catch {
-      return false;
-    }
-  }, 20000, 'agent to listen and reconcile once');
-}
-
-async function stopAgent(bed: Bed, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const p = bed.agent;
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise((r) => p.once('exit', r));
-  // nsenter execs into node, so the child pid is the agent itself.
-  p.kill(signal);
-  await gone;
-  bed.agent = null;
-}
-
-async function makeBed(): Promise<Bed> {
-  const dir = mkdtempSync(join(tmpdir(), 'zmesh-agent-it-'));
-  chmodSync(dir, 0o755);
-  mkdirSync(join(dir, 'state'), { mode: 0o700 });
-  writeFileSync(join(dir, 'state', 'identity.key'), identity('node-a').privateKey.toString() + '\n', { mode: 0o600 });
-  const config = join(dir, 'agent.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      nodeId: 'node-a',
-      identityKeyFile: join(dir, 'state', 'identity.key'),
-      stateDir: join(dir, 'state'),
-      adminSocket: join(dir, 'admin.sock'),
-      endpoints: ['203.0.113.1'],
-      wireguardBackend: 'userspace',
-      reconcileInterval: '1s',
-      underlayMtu: 1500,
-      logLevel: 'info',
-      trustedTenants: { acme: tenantKeys('acme').publicKey.toString(), globex: tenantKeys('globex').publicKey.toString() },
-    }),
-  );
-  const host = await NodeHost.start('agent-it');
-  return { host, dir, socket: join(dir, 'admin.sock'), config, agent: null, log: [] };
-}
-
-async function destroyBed(bed: Bed): Promise<void> {
-  await stopAgent(bed, 'SIGKILL').catch(() => undefined);
-  await bed.host.destroy();
-  rmSync(bed.dir, { recursive: true, force: true });
-}
-
-async function netnsList(bed: Bed): Promise<string[]> {
-  const r = await bed.host.exec(['ip', '-json', 'netns', 'list']);
-  return (JSON.parse(r.stdout || '[]') as { name: string }[]).map((n) => n.name).sort();
-}
-
-async function wgDaemons(bed: Bed): Promise<number> {
-  let n = 0;
-  for (const pid of bed.host.pids()) {
-    try {
-      const comm = (await execa('cat', [`/proc/${pid}/comm`])).stdout.trim();
-      if (comm === 'wireguard-go') n++;
-    } catch {
-      /* gone */
-    }
-  }
-  return n;
-}
+type Bed = AgentHost;
 
 const ids = [acmePlan.networks[0].id, globexPlan.networks[0].id];
 const expectedNs = ids.map((i) => `n-${i}`).sort();
@@ -127,14 +43,14 @@ async function converged(bed: Bed): Promise<boolean> {
 }
 
 test('agent in a real host: two tenants, drift repair, restart and reboot recovery, kill -9, refusals, socket access', { timeout: 240000 }, async (t) => {
-  const bed = await makeBed();
+  const bed = await makeAgentHost();
   try {
     await startAgent(bed);
 
     await t.test('two tenants with the same range on one node', async () => {
       await submitBoth(bed);
       assert.deepEqual(await netnsList(bed), expectedNs);
-      assert.equal(await wgDaemons(bed), 2);
+      assert.equal(wgDaemons(bed), 2);
       const a = await call<{ actual: { wireguard: { publicKey: string; listenPort: number } } }>(bed.socket, 'GET', `/v1/networks/${ids[0]}`);
       assert.equal(a.actual.wireguard.publicKey, acmePlan.networks[0].resources[0].publicKey);
       assert.equal(a.actual.wireguard.listenPort, 51820);
@@ -166,11 +82,11 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
         return a.exitCode === 0 && b.stdout.includes(`w-${ids[1]}`);
       }, 20000, 'the loop to restore the interface and the route');
       await waitFor(() => converged(bed), 10000, 'convergence');
-      assert.equal(await wgDaemons(bed), 2);
+      assert.equal(wgDaemons(bed), 2);
     });
 
     await t.test('a clean restart keeps the data plane and converges with no change', async () => {
-      const daemonsBefore = await wgDaemons(bed);
+      const daemonsBefore = wgDaemons(bed);
       assert.equal(daemonsBefore, 2);
       await stopAgent(bed, 'SIGTERM');
       assert.deepEqual(await netnsList(bed), expectedNs, 'networks keep running while the agent is down');
@@ -178,7 +94,7 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
       const s = await call<{ lastReconcile: { changes: number; ok: boolean } }>(bed.socket, 'GET', '/v1/status');
       assert.ok(s.lastReconcile.ok);
       assert.equal(s.lastReconcile.changes, 0, 'restart reconcile is a no-op');
-      assert.equal(await wgDaemons(bed), 2, 'the running daemons were adopted, not replaced or doubled');
+      assert.equal(wgDaemons(bed), 2, 'the running daemons were adopted, not replaced or doubled');
     });
 
     await t.test('kill -9 in the middle of an apply, then a restart, converges with nothing leaked', async () => {
@@ -201,7 +117,7 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
         // Either the update was recorded before the kill (then it is applied now) or not (the old state stands).
         assert.equal(d.actual.wireguard.peers.length, d.desired.resource.peers.length);
         assert.deepEqual(await netnsList(bed), expectedNs);
-        assert.equal(await wgDaemons(bed), 2, 'exactly one wireguard-go per network');
+        assert.equal(wgDaemons(bed), 2, 'exactly one wireguard-go per network');
       }
     });
 
@@ -228,7 +144,7 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
       await call(bed.socket, 'DELETE', '/v1/blueprints/acme/shop');
       await call(bed.socket, 'DELETE', '/v1/blueprints/globex/ops');
       assert.deepEqual(await netnsList(bed), []);
-      await waitFor(async () => (await wgDaemons(bed)) === 0, 5000, 'daemons to stop');
+      await waitFor(async () => (wgDaemons(bed)) === 0, 5000, 'daemons to stop');
       const links = await bed.host.exec(['ip', '-json', 'link', 'show']);
       assert.deepEqual((JSON.parse(links.stdout) as { ifname: string }[]).map((l) => l.ifname), ['lo']);
     });
@@ -236,6 +152,6 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
     process.stderr.write(bed.log.join('').slice(-4000));
     throw e;
   } finally {
-    await destroyBed(bed);
+    await destroyAgentHost(bed);
   }
 });
