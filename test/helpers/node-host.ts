@@ -13,6 +13,14 @@ function netnsOf(pid: number): string | null {
   }
 }
 
+function mntnsOf(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return null;
+  }
+}
+
 async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -27,6 +35,7 @@ export class NodeHost {
     readonly name: string,
     private readonly holder: ChildProcess,
     readonly netns: string,
+    readonly mntns: string,
   ) {}
 
   get pid(): number {
@@ -50,7 +59,7 @@ export class NodeHost {
     // `sh` exec'd into sleep: wait until the pid's namespace differs from ours.
     const mine = netnsOf(process.pid);
     await waitFor(() => netnsOf(holder.pid!) !== mine, 2000, 'holder namespace');
-    return new NodeHost(name, holder, netnsOf(holder.pid!)!);
+    return new NodeHost(name, holder, netnsOf(holder.pid!)!, mntnsOf(holder.pid!)!);
   }
 
   /** argv to run a command inside this host (its network and mount namespaces). */
@@ -68,22 +77,28 @@ export class NodeHost {
     return spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   }
 
-  /** PIDs of every process in this host's network namespace except the holder. */
+  /** PIDs of every process in this host's network or mount namespace except the holder. */
   pids(): number[] {
     const out: number[] = [];
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
       const pid = Number(d);
-      if (pid !== this.pid && netnsOf(pid) === this.netns) out.push(pid);
+      if (pid !== this.pid && (netnsOf(pid) === this.netns || mntnsOf(pid) === this.mntns)) out.push(pid);
     }
     return out;
   }
 
-  /** Ends every process in the host by PID (SIGKILL), then the holder. The namespaces go with them. */
+  /**
+   * Ends every process in the host by PID (SIGKILL), then the holder; the namespaces go with them. Scans until
+   * three scans in a row find nothing, so a process that was being started while its parent died is caught too.
+   */
   async destroy(): Promise<void> {
-    for (let round = 0; round < 5; round++) {
+    let quiet = 0;
+    const deadline = Date.now() + 10000;
+    while (quiet < 3 && Date.now() < deadline) {
       const pids = this.pids();
-      if (!pids.length) break;
+      if (!pids.length) quiet++;
+      else quiet = 0;
       for (const p of pids) {
         try {
           process.kill(p, 'SIGKILL');

@@ -1,0 +1,696 @@
+// The network-resource driver: apply(desired) = read → diff → the smallest change, per resource; resources
+// no longer desired are removed completely. It only ever touches what carries its ownership marker.
+import { openSealed, X25519Secret, x25519PublicKey, type Key } from '../src/crypto/index.ts';
+import { sealContext } from '../src/plan/types.ts';
+import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
+import { diffLink, diffRoutes, diffWireguard, nftIsCurrent, ROAM_WINDOW_SEC } from './diff.ts';
+import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
+import { layoutFor, validateDesired, type DesiredLink, type Layout } from './layout.ts';
+import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
+import type { IpLink, NftTable, WgDevice } from './parse.ts';
+import { readUapi } from './uapi.ts';
+import { CommandError, ExecaRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
+import { readHost, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
+import type {
+  ActualResource,
+  ApplyReport,
+  BackendChoice,
+  BackendKind,
+  DesiredResource,
+  Failure,
+  OwnedThing,
+  RemovalReport,
+  ResourceReport,
+} from './types.ts';
+import { Daemons, detectBackend, KernelBackend, UserspaceBackend, type BackendOptions, type WgBackend } from './wireguard.ts';
+
+export interface DriverOptions extends BackendOptions {
+  /** The command runner (default: an ExecaRunner). */
+  runner?: Runner;
+  /** WireGuard backend: auto (kernel when it works, else wireguard-go), kernel or userspace. */
+  backend?: BackendChoice;
+  /** Milliseconds since the epoch (injected for tests). */
+  clock?: () => number;
+  /** Underlay MTU; default: the MTU of the host's default-route interface, else 1500. */
+  underlayMtu?: number;
+  /** Seconds after a handshake during which a peer's endpoint is left alone (default 180). */
+  roamWindowSec?: number;
+}
+
+export interface ApplyOptions {
+  underlayMtu?: number;
+}
+
+export type NodeIdentity = Key | X25519Secret;
+
+const MAX_CHANGE_LINES = 40;
+
+interface NsRead {
+  ns: NsState;
+  wg: WgDevice | null;
+  nft: NftTable[];
+}
+
+/** The three reads of a resource's namespace, in parallel. */
+async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames): Promise<NsRead> {
+  const [ns, wg, nft] = await Promise.all([readNs(run, names.ns), backend.readDevice(run, names.wg, names.ns), readNft(run, names.ns)]);
+  return { ns, wg, nft };
+}
+
+interface Dirty {
+  ns: boolean;
+  wg: boolean;
+  nft: boolean;
+  host: boolean;
+}
+
+/** What was read during an apply, reused for the report when nothing changed. */
+interface Snapshot {
+  ns: NsState;
+  wg: WgDevice | null;
+  tenantNft: NftTable[];
+  host: HostState;
+  hostNft: NftTable[];
+}
+
+function failureOf(step: string, e: unknown): Failure {
+  if (e instanceof CommandError) {
+    return { step, argv: e.argv, exitCode: e.exitCode, stderr: e.stderr, message: e.message };
+  }
+  return { step, argv: null, exitCode: null, stderr: '', message: e instanceof Error ? e.message : String(e) };
+}
+
+function peerLine(p: PeerOp): string {
+  if (p.op === 'remove') return `peer remove ${p.publicKey}`;
+  const parts = [`peer ${p.op} ${p.publicKey}`];
+  if (p.endpoint !== undefined) parts.push(`endpoint ${p.endpoint}`);
+  if (p.allowedIps !== undefined) parts.push(`allowed-ips ${p.allowedIps.join(',') || '(none)'}`);
+  if (p.persistentKeepalive !== undefined) parts.push(`keepalive ${p.persistentKeepalive ?? 'off'}`);
+  return parts.join(' ');
+}
+
+export class Driver {
+  private readonly runner: Runner;
+  private readonly opts: DriverOptions;
+  private readonly daemons: Daemons;
+  private backend: WgBackend | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: DriverOptions = {}) {
+    this.opts = opts;
+    this.runner = opts.runner ?? new ExecaRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
+    this.daemons = new Daemons(opts);
+  }
+
+  private lock<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async getBackend(run: Runner): Promise<WgBackend> {
+    if (!this.backend) {
+      const kind: BackendKind = await detectBackend(run, this.opts.backend ?? 'auto');
+      this.backend = kind === 'kernel' ? new KernelBackend(this.daemons) : new UserspaceBackend(this.daemons);
+    }
+    return this.backend;
+  }
+
+  /** The backend in use (detected on first use). */
+  async backendKind(): Promise<BackendKind> {
+    return (await this.getBackend(this.runner)).kind;
+  }
+
+  private nowSec(): number {
+    return Math.floor((this.opts.clock ?? Date.now)() / 1000);
+  }
+
+  /** Converges the host to `desired` and removes every owned resource not in it. */
+  apply(desired: DesiredResource[], identity: NodeIdentity, opts: ApplyOptions = {}): Promise<ApplyReport> {
+    return this.lock(() => this.applyLocked(desired, identity, opts));
+  }
+
+  private async applyLocked(desired: DesiredResource[], identity: NodeIdentity, opts: ApplyOptions): Promise<ApplyReport> {
+    const t0 = performance.now();
+    const run = new TallyRunner(this.runner);
+    const backend = await this.getBackend(run);
+    const secret = identity instanceof X25519Secret ? identity : new X25519Secret(identity);
+    const resources: ResourceReport[] = [];
+    const removed: RemovalReport[] = [];
+
+    // Validate everything before any side effect.
+    const counts = new Map<string, number>();
+    for (const d of desired) counts.set(d?.networkId, (counts.get(d?.networkId) ?? 0) + 1);
+    const valid: DesiredResource[] = [];
+    for (const d of desired) {
+      const problems = validateDesired(d);
+      if (counts.get(d?.networkId)! > 1) problems.push(`network ${d.networkId} is desired more than once`);
+      if (problems.length === 0) {
+        valid.push(d);
+        continue;
+      }
+      resources.push({
+        networkId: String(d?.networkId),
+        tenant: String(d?.tenant),
+        networkName: String(d?.networkName),
+        node: String(d?.resource?.node),
+        ok: false,
+        changes: [],
+        failures: problems.map((m) => ({ step: 'validate', argv: null, exitCode: null, stderr: '', message: m })),
+        actual: null,
+      });
+    }
+
+    // The reads of each resource's namespace start together with the host read (they are what a no-op
+    // apply consists of); a namespace that turns out not to exist just makes its prefetch fail.
+    const prefetch = new Map<string, Promise<NsRead | Error>>();
+    for (const d of valid) {
+      const names = namesFor(d.networkId);
+      prefetch.set(d.networkId, readNsAll(run, backend, names).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+    }
+    const host = await readHost(run);
+    const desiredIds = new Set(desired.map((d) => d?.networkId).filter(isNetworkId));
+    const removeIds = this.removalCandidates(host, desiredIds);
+    const needHostNft =
+      valid.some((d) => d.egress) ||
+      removeIds.size > 0 ||
+      [...host.links.values()].some((l) => l.name.startsWith('ze-') && idFromMarker(l.alias) !== null);
+    const hostNft = needHostNft ? await readNft(run) : [];
+    const underlayMtu =
+      opts.underlayMtu ?? this.opts.underlayMtu ?? (host.defaultDev ? host.links.get(host.defaultDev)?.mtu : undefined) ?? 1500;
+
+    for (const d of valid) {
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!));
+    }
+    // Nothing of a network that is still desired is removed, even when its desired entry was invalid.
+    for (const id of [...removeIds].sort()) removed.push(await this.remove(run, host, hostNft, id));
+
+    return {
+      ok: resources.every((r) => r.ok) && removed.every((r) => r.ok),
+      backend: backend.kind,
+      underlayMtu,
+      commands: { ...run.counts },
+      mutations: run.mutations,
+      resources,
+      removed,
+      ms: performance.now() - t0,
+    };
+  }
+
+  /** Ids of owned things on the host that are not desired. */
+  private removalCandidates(host: HostState, desiredIds: Set<string>): Set<string> {
+    const ids = new Set<string>();
+    for (const ns of host.netns) {
+      const id = /^n-([a-z0-9]{10})$/.exec(ns)?.[1];
+      if (id && !desiredIds.has(id)) ids.add(id);
+    }
+    for (const l of host.links.values()) {
+      const id = idFromMarker(l.alias);
+      if (id && idFromName(l.name) === id && !desiredIds.has(id)) ids.add(id);
+    }
+    for (const t of this.daemons.files()) if (t.networkId && !desiredIds.has(t.networkId)) ids.add(t.networkId);
+    return ids;
+  }
+
+  private egressFor(host: HostState, names: ResourceNames): { hostAddr: string; tenantAddr: string } {
+    const mine = host.links.get(names.hostVeth);
+    const kept = mine && idFromMarker(mine.alias) === names.id ? mine.addrs.find((a) => isEgressHostAddr(a.cidr)) : undefined;
+    if (kept) return egressAddrs(parseCidr(kept.cidr)!);
+    const taken: string[] = [...host.reserved];
+    for (const l of host.links.values()) if (l.name !== names.hostVeth) for (const a of l.addrs) if (a.family === 'inet') taken.push(a.cidr);
+    const a = allocateEgressBlock(names.id, taken);
+    host.reserved.push(a.block); // two new egress networks in one apply never share a block
+    return { hostAddr: a.hostAddr, tenantAddr: a.tenantAddr };
+  }
+
+  private async ensure(
+    run: TallyRunner,
+    backend: WgBackend,
+    host: HostState,
+    hostNft: NftTable[],
+    d: DesiredResource,
+    secret: X25519Secret,
+    underlayMtu: number,
+    prefetched: Promise<NsRead | Error>,
+  ): Promise<ResourceReport> {
+    const names = namesFor(d.networkId);
+    const early = host.netns.has(names.ns) ? await prefetched : null;
+    const rep: ResourceReport = {
+      networkId: d.networkId,
+      tenant: d.tenant,
+      networkName: d.networkName,
+      node: d.resource.node,
+      ok: false,
+      changes: [],
+      failures: [],
+      actual: null,
+    };
+    const before = run.counts.mutating;
+    // What changed, so that only that is read back for the report.
+    const dirty: Dirty = { ns: false, wg: false, nft: false, host: false };
+    const step = async (name: string, touches: (keyof Dirty)[], fn: () => Promise<void>): Promise<boolean> => {
+      const m = run.counts.mutating;
+      try {
+        await fn();
+        return true;
+      } catch (e) {
+        rep.failures.push(failureOf(name, e));
+        return false;
+      } finally {
+        if (run.counts.mutating !== m) for (const t of touches) dirty[t] = true;
+      }
+    };
+    const say = (lines: string[]) => {
+      for (const l of lines) rep.changes.push(l);
+    };
+
+    // Namespace, with the marker on its loopback.
+    if (!host.netns.has(names.ns)) {
+      const ok = await step('namespace', ['ns'], async () => {
+        await run.run(['ip', 'netns', 'add', names.ns], { mutating: true });
+        await run.run(['ip', 'link', 'set', 'dev', 'lo', 'alias', names.marker, 'up'], { netns: names.ns, mutating: true });
+        host.netns.add(names.ns);
+        say([`created namespace ${names.ns}`]);
+      });
+      if (!ok) return this.finish(run, backend, rep, names, before, null);
+    }
+
+    let ns: NsState;
+    let wgDev: WgDevice | null;
+    let tenantNft: NftTable[];
+    try {
+      const r = early instanceof Error || early === null ? await readNsAll(run, backend, names) : early;
+      [ns, wgDev, tenantNft] = [r.ns, r.wg, r.nft];
+    } catch (e) {
+      rep.failures.push(failureOf('read namespace', e));
+      return this.finish(run, backend, rep, names, before, null);
+    }
+    const lo = ns.links.get('lo');
+    if (lo?.alias !== names.marker) {
+      const empty = ns.links.size === 1 && lo && lo.alias === null;
+      if (!empty) {
+        rep.failures.push(failureOf('ownership', new Error(`namespace ${names.ns} exists but carries no zmesh marker: left alone`)));
+        return this.finish(run, backend, rep, names, before, null);
+      }
+      // An empty namespace of our name without the marker: we crashed between creating and marking it.
+      const ok = await step('namespace marker', ['ns'], async () => {
+        await run.run(['ip', 'link', 'set', 'dev', 'lo', 'alias', names.marker, 'up'], { netns: names.ns, mutating: true });
+        say([`adopted empty namespace ${names.ns}`]);
+      });
+      if (!ok) return this.finish(run, backend, rep, names, before, null);
+      ns = await readNs(run, names.ns);
+    }
+
+    const egress = d.egress ? this.egressFor(host, names) : null;
+    const layout = layoutFor(d, { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress });
+    const marked = (l: IpLink | undefined) => l !== undefined && l.alias === names.marker;
+
+    // Phase A: links that must exist (created, or recreated when of the wrong kind or dead).
+    let relinked = false; // links were created or deleted: the namespace is read again before phase B
+    const wgLink = ns.links.get(names.wg);
+    const wgOk = wgLink !== undefined && wgLink.kind === backend.linkKind && wgDev !== null && backend.healthy(names.wg);
+    let wgReady = wgOk;
+    if (!wgOk) {
+      wgReady = await step('wireguard interface', ['ns', 'wg', 'host'], async () => {
+        if (wgLink) {
+          await run.run(['ip', 'link', 'del', 'dev', names.wg], { netns: names.ns, mutating: true, okCodes: [0, 1, 2] });
+          say([`deleted broken ${names.wg} (${wgLink.kind})`]);
+        }
+        const hostStale = host.links.get(names.wg);
+        say(await backend.create(run, names.wg, names.ns, names.marker, layout.overlayMtu, marked(hostStale)));
+        host.links.delete(names.wg);
+        wgDev = null;
+        relinked = true;
+      });
+    }
+
+    const hostVeth = host.links.get(names.hostVeth);
+    const tenantVeth = ns.links.get(names.tenantVeth);
+    if (layout.egress) {
+      const eg = layout.egress;
+      if (!hostVeth || hostVeth.kind !== 'veth' || !tenantVeth || tenantVeth.kind !== 'veth') {
+        await step('egress veth', ['ns', 'host'], async () => {
+          if (tenantVeth) await run.run(['ip', 'link', 'del', 'dev', names.tenantVeth], { netns: names.ns, mutating: true, okCodes: [0, 1, 2] });
+          const lines: string[] = [];
+          if (hostVeth) {
+            if (!marked(hostVeth)) throw new Error(`host link ${names.hostVeth} exists but carries no zmesh marker: left alone`);
+            lines.push(ip.linkDel(names.hostVeth));
+          }
+          lines.push(ip.vethAdd(names.hostVeth, names.tenantVeth, names.ns));
+          lines.push(ip.linkSet(names.hostVeth, { alias: names.marker, mtu: eg.hostLink.mtu, up: true }));
+          lines.push(ip.addrAdd(eg.hostAddr, names.hostVeth));
+          await run.run(['ip', '-batch', '-'], { input: buildIpBatch(lines), mutating: true });
+          say(lines.map((l) => `host: ${l}`));
+          relinked = true;
+        });
+      } else {
+        const fix = diffLink(eg.hostLink, hostVeth);
+        const lines = [...fix.set, ...fix.addrAdd, ...fix.addrDel];
+        if (lines.length > 0) {
+          await step('egress veth (host end)', ['host'], async () => {
+            await run.run(['ip', '-batch', '-'], { input: buildIpBatch(lines), mutating: true });
+            say(lines.map((l) => `host: ${l}`));
+          });
+        }
+      }
+    } else {
+      const table = hostNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftHost);
+      if (table) {
+        await step('host nft (egress off)', ['host'], async () => {
+          await run.run(['nft', '-f', '-'], { input: buildNftDelete(NFT_FAMILY, names.nftHost), mutating: true });
+          say([`host: deleted nft table ${names.nftHost}`]);
+        });
+      }
+      if (hostVeth && marked(hostVeth)) {
+        await step('egress veth (egress off)', ['ns', 'host'], async () => {
+          await run.run(['ip', 'link', 'del', 'dev', names.hostVeth], { mutating: true, okCodes: [0, 1, 2] });
+          say([`host: deleted ${names.hostVeth}`]);
+          relinked = true;
+        });
+      } else if (tenantVeth) {
+        await step('egress veth (egress off)', ['ns', 'host'], async () => {
+          await run.run(['ip', 'link', 'del', 'dev', names.tenantVeth], { netns: names.ns, mutating: true, okCodes: [0, 1, 2] });
+          say([`deleted ${names.tenantVeth}`]);
+          relinked = true;
+        });
+      }
+    }
+
+    const bridge = ns.links.get(names.bridge);
+    if (!bridge || bridge.kind !== 'bridge') {
+      await step('bridge', ['ns'], async () => {
+        const lines = [...(bridge ? [ip.linkDel(names.bridge)] : []), ip.linkAdd(names.bridge, 'bridge')];
+        await run.run(['ip', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
+        say(lines);
+        relinked = true;
+      });
+    }
+
+    if (relinked) {
+      try {
+        ns = await readNs(run, names.ns);
+      } catch (e) {
+        rep.failures.push(failureOf('read namespace', e));
+        return this.finish(run, backend, rep, names, before, null);
+      }
+    }
+
+    // WireGuard: key, port and peers, one by one, in one `wg set`.
+    if (wgReady) {
+      await step('wireguard configuration', ['wg'], async () => {
+        const diff = diffWireguard(layout.wg, wgDev, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC);
+        const change = diff.change;
+        if (diff.needsPrivateKey) {
+          const priv = openSealed(d.resource.sealedPrivateKey, secret, sealContext(d.networkId, d.resource.node));
+          if (x25519PublicKey(priv).toString() !== layout.wg.publicKey) {
+            throw new Error('the sealed private key does not match the resource public key');
+          }
+          change.privateKey = priv.toString();
+        }
+        const cmds = buildWgSet(names.wg, change, SECRET_FILE);
+        for (const c of cmds) {
+          await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
+        }
+        if (change.privateKey !== undefined) say([`wireguard: private key set (public ${layout.wg.publicKey})`]);
+        if (change.listenPort !== undefined) say([`wireguard: listen-port ${change.listenPort}`]);
+        const lines = change.peers.map(peerLine);
+        say(lines.slice(0, MAX_CHANGE_LINES));
+        if (lines.length > MAX_CHANGE_LINES) say([`… and ${lines.length - MAX_CHANGE_LINES} more peer changes`]);
+      });
+    }
+
+    // Phase B: properties, addresses and routes inside the namespace, in one `ip -batch`.
+    const lines = this.tenantLines(layout, ns);
+    if (lines.length > 0) {
+      await step('links, addresses and routes', ['ns'], async () => {
+        await run.run(['ip', '-force', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
+        say(lines);
+      });
+    }
+
+    if (!ns.forwarding) {
+      await step('forwarding', ['ns'], async () => {
+        await run.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { netns: names.ns, mutating: true });
+        say(['net.ipv4.ip_forward=1']);
+      });
+    }
+
+    if (!nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) {
+      await step('tenant nft', ['nft'], async () => {
+        await run.run(['nft', '-f', '-'], { input: buildNftReplace(layout.nftTenant), netns: names.ns, mutating: true });
+        say([`nft table ${names.nftTenant} written`]);
+      });
+    }
+
+    if (layout.nftHost) {
+      const spec = layout.nftHost;
+      if (!nftIsCurrent(spec, hostNft.find((t) => t.family === NFT_FAMILY && t.name === spec.name))) {
+        await step('host nft', ['host'], async () => {
+          await run.run(['nft', '-f', '-'], { input: buildNftReplace(spec), mutating: true });
+          say([`host: nft table ${spec.name} written`]);
+        });
+      }
+      if (!host.forwarding) {
+        await step('host forwarding', ['host'], async () => {
+          await run.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { mutating: true });
+          host.forwarding = true;
+          say(['host: net.ipv4.ip_forward=1']);
+        });
+      }
+    }
+
+    return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft, host, hostNft }, dirty);
+  }
+
+  /** Lines for the tenant namespace: loopback, link properties, then address adds, routes, address deletes. */
+  private tenantLines(layout: Layout, ns: NsState): string[] {
+    const set: string[] = [];
+    const add: string[] = [];
+    const del: string[] = [];
+    const lo = ns.links.get('lo');
+    if (lo && (!lo.up || lo.alias !== layout.names.marker)) {
+      set.push(ip.linkSet('lo', { alias: lo.alias !== layout.names.marker ? layout.names.marker : undefined, up: !lo.up }));
+    }
+    for (const want of layout.links) {
+      const have = ns.links.get(want.name);
+      if (!have) continue; // creation failed: reported already
+      const fix = diffLink(want as DesiredLink, have);
+      set.push(...fix.set);
+      add.push(...fix.addrAdd);
+      del.push(...fix.addrDel);
+    }
+    const usable = layout.routes.filter((r) => ns.links.has(r.dev));
+    const routes = diffRoutes(usable, ns.routes);
+    return [...set, ...add, ...routes.replace, ...del, ...routes.del];
+  }
+
+  private async finish(
+    run: TallyRunner,
+    backend: WgBackend,
+    rep: ResourceReport,
+    names: ResourceNames,
+    mutatingBefore: number,
+    snap: Snapshot | null,
+    dirty?: Dirty,
+  ): Promise<ResourceReport> {
+    rep.ok = rep.failures.length === 0;
+    try {
+      if (snap === null || !dirty) {
+        rep.actual = run.counts.mutating !== mutatingBefore || snap === null ? await this.readActualWith(run, names.id, backend) : null;
+      } else {
+        // Read back only what this apply changed; the rest is what was just read.
+        const [ns, wg, tenantNft, host, hostNft] = await Promise.all([
+          dirty.ns ? readNs(run, names.ns) : snap.ns,
+          dirty.wg ? backend.readDevice(run, names.wg, names.ns) : snap.wg,
+          dirty.nft ? readNft(run, names.ns) : snap.tenantNft,
+          dirty.host ? readHost(run) : snap.host,
+          dirty.host ? readNft(run) : snap.hostNft,
+        ]);
+        rep.actual = this.actualFrom(names, true, ns, wg, backend.daemon(names.wg), host.links.get(names.hostVeth) ?? null, tenantNft, hostNft);
+      }
+    } catch (e) {
+      rep.failures.push(failureOf('read back', e));
+      rep.ok = false;
+    }
+    return rep;
+  }
+
+  private actualFrom(
+    names: ResourceNames,
+    owned: boolean,
+    ns: NsState | null,
+    wg: WgDevice | null,
+    daemon: ActualResource['daemon'],
+    hostLink: IpLink | null,
+    tenantNft: NftTable[] | null,
+    hostNft: NftTable[] | null,
+  ): ActualResource {
+    const nft: ActualResource['nft'] = [];
+    for (const [tables, where] of [
+      [tenantNft, 'tenant'],
+      [hostNft, 'host'],
+    ] as const) {
+      for (const t of tables ?? []) {
+        if (t.name !== (where === 'tenant' ? names.nftTenant : names.nftHost)) continue;
+        nft.push({ table: t.name, where, rules: t.rules.length, current: t.rules.length > 0 && t.rules.every((r) => r.comment?.startsWith('zmesh:')) });
+      }
+    }
+    return {
+      networkId: names.id,
+      namespace: names.ns,
+      exists: ns !== null,
+      owned,
+      links: ns ? [...ns.links.values()].filter((l) => l.name !== 'lo').map(toActualLink) : [],
+      routes: ns ? ns.routes.map((r) => ({ dst: r.dst, dev: r.dev, gateway: r.gateway, protocol: r.protocol })) : [],
+      forwarding: ns?.forwarding ?? false,
+      wireguard: wg
+        ? {
+            publicKey: wg.publicKey,
+            listenPort: wg.listenPort,
+            peers: wg.peers.map((p) => ({
+              publicKey: p.publicKey,
+              endpoint: p.endpoint,
+              allowedIps: p.allowedIps,
+              latestHandshake: p.latestHandshake > 0 ? p.latestHandshake : null,
+              rxBytes: p.rxBytes,
+              txBytes: p.txBytes,
+              persistentKeepalive: p.persistentKeepalive,
+            })),
+          }
+        : null,
+      daemon,
+      hostLink: hostLink ? toActualLink(hostLink) : null,
+      nft,
+    };
+  }
+
+  private async readActualWith(run: Runner, networkId: string, backend: WgBackend | null): Promise<ActualResource> {
+    const names = namesFor(networkId);
+    const host = await readHost(run);
+    const hostNft = await readNft(run);
+    const daemon = this.daemons.status(names.wg);
+    if (!host.netns.has(names.ns)) {
+      return this.actualFrom(names, false, null, null, daemon, host.links.get(names.hostVeth) ?? null, null, hostNft);
+    }
+    const ns = await readNs(run, names.ns);
+    const link = ns.links.get(names.wg);
+    // How to read the device follows the link actually there: a kernel device inside the namespace, else a
+    // wireguard-go daemon's socket.
+    const kernel = link ? link.kind === 'wireguard' : backend?.kind === 'kernel';
+    const [wg, tenantNft] = await Promise.all([kernel ? readWg(run, names.wg, names.ns) : readUapi(this.daemons.socket(names.wg)), readNft(run, names.ns)]);
+    const owned = ns.links.get('lo')?.alias === names.marker;
+    return this.actualFrom(names, owned, ns, wg, daemon, host.links.get(names.hostVeth) ?? null, tenantNft, hostNft);
+  }
+
+  /** The state of one network on this host, for operators. */
+  readActual(networkId: string): Promise<ActualResource> {
+    return this.lock(() => this.readActualWith(this.runner, networkId, this.backend));
+  }
+
+  /** Removes everything of network `id` that carries our marker. */
+  private async remove(run: Runner, host: HostState, hostNft: NftTable[], id: string): Promise<RemovalReport> {
+    const names = namesFor(id);
+    const rep: RemovalReport = { networkId: id, ok: false, changes: [], failures: [] };
+    const step = async (name: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (e) {
+        rep.failures.push(failureOf(name, e));
+      }
+    };
+    // Host rules first, then the veth: a host table never outlives the link that makes us look for it.
+    if (hostNft.some((t) => t.family === NFT_FAMILY && t.name === names.nftHost)) {
+      await step('host nft', async () => {
+        await run.run(['nft', '-f', '-'], { input: buildNftDelete(NFT_FAMILY, names.nftHost), mutating: true });
+        rep.changes.push(`host: deleted nft table ${names.nftHost}`);
+      });
+    }
+    for (const name of [names.hostVeth, names.wg]) {
+      const l = host.links.get(name);
+      if (l && l.alias === names.marker) {
+        await step(`host link ${name}`, async () => {
+          await run.run(['ip', 'link', 'del', 'dev', name], { mutating: true, okCodes: [0, 1, 2] });
+          rep.changes.push(`host: deleted ${name}`);
+        });
+      }
+    }
+    await step('wireguard-go', async () => {
+      rep.changes.push(...(await this.daemons.stop(names.wg)));
+    });
+    if (host.netns.has(names.ns)) {
+      await step('namespace', async () => {
+        const marker = await readNsMarker(run, names.ns);
+        if (marker !== names.marker) {
+          rep.changes.push(`namespace ${names.ns} carries no zmesh marker: left alone`);
+          return;
+        }
+        await run.run(['ip', 'netns', 'del', names.ns], { mutating: true });
+        rep.changes.push(`deleted namespace ${names.ns}`);
+      });
+    }
+    rep.ok = rep.failures.length === 0;
+    return rep;
+  }
+
+  /** Everything zmesh owns on this host (and things named like ours without the marker, marked: false). */
+  listOwned(): Promise<OwnedThing[]> {
+    return this.lock(async () => {
+      const run = this.runner;
+      const host = await readHost(run);
+      const out: OwnedThing[] = [];
+      for (const ns of [...host.netns].sort()) {
+        const id = /^n-([a-z0-9]{10})$/.exec(ns)?.[1];
+        if (!id) continue;
+        const marker = await readNsMarker(run, ns);
+        out.push({ kind: 'namespace', name: ns, where: 'host', networkId: id, marked: marker === `zmesh:${id}` });
+      }
+      for (const l of host.links.values()) {
+        const id = idFromName(l.name);
+        if (!id || !/^(?:ze|w|b|eg)-/.test(l.name)) continue;
+        out.push({ kind: 'link', name: l.name, where: 'host', networkId: id, marked: idFromMarker(l.alias) === id });
+      }
+      for (const t of await readNft(run)) {
+        if (!t.name.startsWith(NFT_PREFIX)) continue;
+        out.push({ kind: 'nft-table', name: `${t.family} ${t.name}`, where: 'host', networkId: idFromName(t.name), marked: true });
+      }
+      out.push(...this.daemons.owned());
+      return out;
+    });
+  }
+}
+
+// ---- Module-level API over a shared default driver -----------------------------------------------------
+
+const drivers = new Map<string, Driver>();
+const runnerDrivers = new WeakMap<Runner, Driver>();
+
+function driverFor(opts: DriverOptions): Driver {
+  if (opts.runner) {
+    let d = runnerDrivers.get(opts.runner);
+    if (!d) runnerDrivers.set(opts.runner, (d = new Driver(opts)));
+    return d;
+  }
+  const key = JSON.stringify([opts.backend ?? 'auto', opts.stateDir, opts.socketDir, opts.wireguardGo, opts.underlayMtu, opts.roamWindowSec]);
+  let d = drivers.get(key);
+  if (!d) drivers.set(key, (d = new Driver(opts)));
+  return d;
+}
+
+export function createDriver(opts: DriverOptions = {}): Driver {
+  return new Driver(opts);
+}
+
+/** Converges this host's network resources to `desired` (see Driver.apply). */
+export function apply(desired: DesiredResource[], identity: NodeIdentity, opts: DriverOptions & ApplyOptions = {}): Promise<ApplyReport> {
+  return driverFor(opts).apply(desired, identity, { underlayMtu: opts.underlayMtu });
+}
+
+/** The actual state of one network on this host. */
+export function readActual(networkId: string, opts: DriverOptions = {}): Promise<ActualResource> {
+  return driverFor(opts).readActual(networkId);
+}
+
+/** Everything zmesh owns on this host: namespaces, links, nft tables, daemons, sockets, pidfiles. */
+export function listOwned(opts: DriverOptions = {}): Promise<OwnedThing[]> {
+  return driverFor(opts).listOwned();
+}

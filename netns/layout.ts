@@ -1,0 +1,229 @@
+// The desired on-node layout of one network resource, as plain data: links, addresses, routes, WireGuard
+// configuration and nft tables. Pure: computed from a DesiredResource and a few host facts.
+import { Key } from '../src/crypto/index.ts';
+import type { NftTableSpec } from './build.ts';
+import { canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
+import { isNetworkId, namesFor, type ResourceNames } from './names.ts';
+import type { DesiredResource } from './types.ts';
+
+/** WireGuard's worst-case overhead (IPv6 underlay): 40 IP + 8 UDP + 32 WireGuard. */
+export const WG_OVERHEAD = 80;
+export const MIN_OVERLAY_MTU = 576;
+
+export interface DesiredLink {
+  name: string;
+  kind: 'bridge' | 'wireguard' | 'tun' | 'veth';
+  mtu: number;
+  alias: string;
+  /** Interface addresses, canonical ("10.1.3.1/24"). */
+  addrs: string[];
+}
+
+export interface DesiredRoute {
+  dst: string;
+  dev: string;
+  gateway: string | null;
+}
+
+export interface DesiredPeer {
+  publicKey: string;
+  endpoint: string | null;
+  /** Canonical, sorted, unique. */
+  allowedIps: string[];
+  persistentKeepalive: number | null;
+}
+
+export interface EgressLayout {
+  hostLink: DesiredLink;
+  tenantAddr: string;
+  hostAddr: string;
+}
+
+export interface Layout {
+  names: ResourceNames;
+  underlayMtu: number;
+  overlayMtu: number;
+  /** Links inside the tenant namespace (besides loopback, which only gets the marker and is set up). */
+  links: DesiredLink[];
+  routes: DesiredRoute[];
+  wg: { publicKey: string; listenPort: number; peers: DesiredPeer[] };
+  egress: EgressLayout | null;
+  nftTenant: NftTableSpec;
+  nftHost: NftTableSpec | null;
+}
+
+export interface LayoutContext {
+  underlayMtu: number;
+  /** The kind the WireGuard link has with the selected backend. */
+  wgKind: 'wireguard' | 'tun';
+  /** The egress transfer addresses (host .1/30, tenant .2/30) when egress is on. */
+  egressAddrs: { hostAddr: string; tenantAddr: string } | null;
+}
+
+/** Checks a desired resource before any side effect. Returns problems (empty when fine). */
+export function validateDesired(d: DesiredResource): string[] {
+  const p: string[] = [];
+  if (!isNetworkId(d.networkId)) return [`networkId must be 10 characters [a-z0-9], got ${JSON.stringify(d.networkId)}`];
+  const r = d.resource;
+  if (!r || typeof r !== 'object') return ['resource is missing'];
+  const range = parseCidr(d.ipRange);
+  if (!range || range.family !== 4) p.push(`ipRange ${JSON.stringify(d.ipRange)} is not an IPv4 CIDR`);
+  const subnet = parseCidr(r.subnet);
+  if (!subnet || subnet.family !== 4) p.push(`subnet ${JSON.stringify(r.subnet)} is not an IPv4 CIDR`);
+  else if (range && !cidrContains(range, subnet)) p.push(`subnet ${r.subnet} is not inside the range ${d.ipRange}`);
+  const gw = parseIp(r.gateway);
+  if (!gw || !subnet || !cidrContains(subnet, { family: gw.family, value: gw.value, prefix: 32 })) {
+    p.push(`gateway ${JSON.stringify(r.gateway)} is not an address of the subnet`);
+  }
+  const wga = parseCidr(r.wgAddress);
+  if (!wga || wga.prefix !== 32 || !subnet || !cidrContains(subnet, wga)) p.push(`wgAddress ${JSON.stringify(r.wgAddress)} is not a /32 of the subnet`);
+  if (!Number.isInteger(r.listenPort) || r.listenPort < 1 || r.listenPort > 65535) p.push(`listenPort ${r.listenPort} is not a port`);
+  if (!Key.isValid(r.publicKey)) p.push('publicKey is not a WireGuard key');
+  if (typeof r.sealedPrivateKey !== 'string' || r.sealedPrivateKey === '') p.push('sealedPrivateKey is missing');
+  const seen = new Set<string>();
+  (r.peers ?? []).forEach((peer, i) => {
+    const where = `peers[${i}] (${peer?.node})`;
+    if (!Key.isValid(peer.publicKey)) p.push(`${where}: publicKey is not a WireGuard key`);
+    else if (peer.publicKey === r.publicKey) p.push(`${where}: is this resource itself`);
+    else if (seen.has(peer.publicKey)) p.push(`${where}: duplicate publicKey`);
+    seen.add(peer.publicKey);
+    if (peer.endpoint !== null && canonicalEndpoint(peer.endpoint) === null) p.push(`${where}: bad endpoint ${JSON.stringify(peer.endpoint)}`);
+    for (const a of peer.allowedIps ?? []) if (!isCidr(a)) p.push(`${where}: bad allowed IP ${JSON.stringify(a)}`);
+    const ka = peer.persistentKeepalive;
+    if (ka !== null && (!Number.isInteger(ka) || ka < 0 || ka > 65535)) p.push(`${where}: bad persistentKeepalive ${ka}`);
+  });
+  return p;
+}
+
+export function normalizePeers(peers: DesiredResource['resource']['peers']): DesiredPeer[] {
+  return peers
+    .map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: p.endpoint === null ? null : canonicalEndpoint(p.endpoint),
+      allowedIps: [...new Set(p.allowedIps.map(canonicalCidr))].sort(),
+      persistentKeepalive: p.persistentKeepalive ? p.persistentKeepalive : null,
+    }))
+    .sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+}
+
+export function overlayMtu(underlayMtu: number): number {
+  return Math.max(MIN_OVERLAY_MTU, underlayMtu - WG_OVERHEAD);
+}
+
+export function tenantNftSpec(names: ResourceNames, egress: boolean): NftTableSpec {
+  const outside = `"${names.tenantVeth}"`;
+  const chains: NftTableSpec['chains'] = [
+    {
+      name: 'input',
+      type: 'filter',
+      hook: 'input',
+      priority: 'filter',
+      policy: 'accept',
+      rules: [
+        { tag: 'in-established', rule: 'ct state established,related accept' },
+        { tag: 'in-drop-outside', rule: `iifname ${outside} drop` },
+      ],
+    },
+    {
+      name: 'forward',
+      type: 'filter',
+      hook: 'forward',
+      priority: 'filter',
+      policy: 'accept',
+      rules: [
+        { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
+        { tag: 'fwd-established', rule: 'ct state established,related accept' },
+        { tag: 'fwd-drop-outside', rule: `iifname ${outside} drop` },
+      ],
+    },
+  ];
+  if (egress) {
+    chains.push({
+      name: 'postrouting',
+      type: 'nat',
+      hook: 'postrouting',
+      priority: 'srcnat',
+      policy: 'accept',
+      rules: [{ tag: 'egress-masquerade', rule: `oifname ${outside} masquerade` }],
+    });
+  }
+  return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, chains };
+}
+
+export function hostNftSpec(names: ResourceNames, tenantAddr: string): NftTableSpec {
+  const me = `"${names.hostVeth}"`;
+  const tenantIp = tenantAddr.split('/')[0];
+  return {
+    family: 'inet',
+    name: names.nftHost,
+    comment: `${names.marker} host rules for egress`,
+    chains: [
+      {
+        name: 'input',
+        type: 'filter',
+        hook: 'input',
+        priority: 'filter',
+        policy: 'accept',
+        rules: [{ tag: 'tenant-to-host', rule: `iifname ${me} drop` }],
+      },
+      {
+        name: 'forward',
+        type: 'filter',
+        hook: 'forward',
+        priority: 'filter',
+        policy: 'accept',
+        rules: [
+          { tag: 'tenant-to-tenant', rule: `iifname ${me} oifname "ze-*" drop` },
+          { tag: 'replies-in', rule: `oifname ${me} ct state established,related accept` },
+          { tag: 'no-new-inbound', rule: `oifname ${me} drop` },
+        ],
+      },
+      {
+        name: 'postrouting',
+        type: 'nat',
+        hook: 'postrouting',
+        priority: 'srcnat',
+        policy: 'accept',
+        rules: [{ tag: 'egress-masquerade', rule: `ip saddr ${tenantIp} masquerade` }],
+      },
+    ],
+  };
+}
+
+/** The layout of a (validated) desired resource. */
+export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
+  const names = namesFor(d.networkId);
+  const r = d.resource;
+  const mtu = overlayMtu(ctx.underlayMtu);
+  const subnet = parseCidr(r.subnet)!;
+  const gateway = `${formatIp(parseIp(r.gateway)!)}/${subnet.prefix}`;
+  const links: DesiredLink[] = [
+    { name: names.bridge, kind: 'bridge', mtu, alias: names.marker, addrs: [canonicalIfAddr(gateway)] },
+    { name: names.wg, kind: ctx.wgKind, mtu, alias: names.marker, addrs: [canonicalIfAddr(r.wgAddress)] },
+  ];
+  const range = canonicalCidr(d.ipRange);
+  const routes: DesiredRoute[] = [{ dst: range, dev: names.wg, gateway: null }];
+  let egress: EgressLayout | null = null;
+  if (d.egress) {
+    if (!ctx.egressAddrs) throw new Error('egress needs transfer addresses');
+    const { hostAddr, tenantAddr } = ctx.egressAddrs;
+    links.push({ name: names.tenantVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [tenantAddr] });
+    routes.push({ dst: 'default', dev: names.tenantVeth, gateway: hostAddr.split('/')[0] });
+    egress = {
+      hostLink: { name: names.hostVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [hostAddr] },
+      hostAddr,
+      tenantAddr,
+    };
+  }
+  return {
+    names,
+    underlayMtu: ctx.underlayMtu,
+    overlayMtu: mtu,
+    links,
+    routes,
+    wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
+    egress,
+    nftTenant: tenantNftSpec(names, d.egress),
+    nftHost: egress ? hostNftSpec(names, egress.tenantAddr) : null,
+  };
+}

@@ -1,0 +1,301 @@
+// Pure parsers of what the tools print: `ip -json` (link, addr, route, netconf, netns), `wg show <if> dump`
+// and `nft -j list ruleset|table`. No I/O; each is tested against exact text.
+import { canonicalCidr, canonicalEndpoint, canonicalIfAddr } from './ip.ts';
+
+export interface IpAddr {
+  dev: string;
+  family: 'inet' | 'inet6';
+  /** "local/prefixlen", e.g. "10.1.3.1/24". */
+  cidr: string;
+  scope: string;
+}
+
+export interface IpLink {
+  index: number;
+  name: string;
+  /** linkinfo.info_kind when shown (-d): bridge, veth, wireguard, tun...; else the link type (loopback, ether, none). */
+  kind: string;
+  mtu: number;
+  /** Administratively up (the UP flag). */
+  up: boolean;
+  operstate: string;
+  alias: string | null;
+  master: string | null;
+  /** Addresses, when the input came from `ip -json addr show`; [] otherwise. */
+  addrs: IpAddr[];
+}
+
+export interface IpRoute {
+  /** Canonical CIDR, or "default". */
+  dst: string;
+  dev: string | null;
+  gateway: string | null;
+  protocol: string;
+  scope: string;
+  type: string;
+}
+
+export interface WgPeer {
+  publicKey: string;
+  hasPresharedKey: boolean;
+  endpoint: string | null;
+  allowedIps: string[];
+  /** Seconds since the epoch; 0 when there never was a handshake. */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number | null;
+}
+
+export interface WgDevice {
+  /** Whether a private key is set. The key itself is dropped at once and never kept. */
+  hasPrivateKey: boolean;
+  publicKey: string | null;
+  listenPort: number;
+  fwmark: number | null;
+  peers: WgPeer[];
+}
+
+export interface NftChain {
+  name: string;
+  type: string | null;
+  hook: string | null;
+  prio: number | null;
+  policy: string | null;
+}
+
+export interface NftRule {
+  chain: string;
+  handle: number;
+  comment: string | null;
+}
+
+export interface NftTable {
+  family: string;
+  name: string;
+  handle: number;
+  chains: NftChain[];
+  rules: NftRule[];
+}
+
+export class ParseError extends Error {
+  readonly code = 'E_NETNS_PARSE';
+}
+
+type Json = Record<string, unknown>;
+
+function asArray(input: string | unknown, what: string): Json[] {
+  let v: unknown = input;
+  if (typeof input === 'string') {
+    const t = input.trim();
+    if (t === '') return [];
+    try {
+      v = JSON.parse(t);
+    } catch (e) {
+      throw new ParseError(`${what}: not JSON: ${(e as Error).message}`);
+    }
+  }
+  if (!Array.isArray(v)) throw new ParseError(`${what}: expected a JSON array`);
+  return v as Json[];
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+
+/**
+ * Splits the output of `ip -json -batch -` (one JSON value per command, each on its own line) into the
+ * values, in order. Robust to values spanning lines.
+ */
+export function splitJsonValues(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let inStr = false;
+  let esc = false;
+  let start = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inStr) {
+      if (esc) esc = false;
+      else if (c === '\\') esc = true;
+      else if (c === '"') inStr = false;
+      continue;
+    }
+    if (c === '"') inStr = true;
+    else if (c === '[' || c === '{') {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === ']' || c === '}') {
+      depth--;
+      if (depth === 0) {
+        try {
+          out.push(JSON.parse(text.slice(start, i + 1)));
+        } catch (e) {
+          throw new ParseError(`batch output: bad JSON value: ${(e as Error).message}`);
+        }
+      } else if (depth < 0) throw new ParseError('batch output: unbalanced JSON');
+    }
+  }
+  if (depth !== 0) throw new ParseError('batch output: truncated JSON');
+  return out;
+}
+
+function parseAddrInfo(dev: string, info: unknown): IpAddr[] {
+  if (!Array.isArray(info)) return [];
+  const out: IpAddr[] = [];
+  for (const a of info as Json[]) {
+    const family = str(a.family);
+    const local = str(a.local);
+    const prefixlen = num(a.prefixlen);
+    if ((family !== 'inet' && family !== 'inet6') || local === null || prefixlen === null) continue;
+    out.push({ dev, family, cidr: canonicalIfAddr(`${local}/${prefixlen}`), scope: str(a.scope) ?? 'global' });
+  }
+  return out;
+}
+
+/** `ip -json [-d] link show` or `ip -json [-d] addr show` → links (with addresses for addr show). */
+export function parseIpLinks(input: string | unknown): IpLink[] {
+  return asArray(input, 'ip link').map((l) => {
+    const name = str(l.ifname);
+    const index = num(l.ifindex);
+    if (name === null || index === null) throw new ParseError('ip link: entry without ifname/ifindex');
+    const flags = Array.isArray(l.flags) ? (l.flags as unknown[]) : [];
+    const linkinfo = (l.linkinfo ?? null) as Json | null;
+    const kind = str(linkinfo?.info_kind) ?? str(l.link_type) ?? 'unknown';
+    return {
+      index,
+      name,
+      kind,
+      mtu: num(l.mtu) ?? 0,
+      up: flags.includes('UP'),
+      operstate: str(l.operstate) ?? 'UNKNOWN',
+      alias: str(l.ifalias),
+      master: str(l.master),
+      addrs: parseAddrInfo(name, l.addr_info),
+    };
+  });
+}
+
+/** `ip -json addr show` → every address, flattened. */
+export function parseIpAddrs(input: string | unknown): IpAddr[] {
+  return asArray(input, 'ip addr').flatMap((l) => {
+    const name = str(l.ifname);
+    if (name === null) throw new ParseError('ip addr: entry without ifname');
+    return parseAddrInfo(name, l.addr_info);
+  });
+}
+
+/** `ip -json route show` → routes with canonical destinations. */
+export function parseIpRoutes(input: string | unknown, family: 4 | 6 = 4): IpRoute[] {
+  return asArray(input, 'ip route').map((r) => {
+    const dst = str(r.dst);
+    if (dst === null) throw new ParseError('ip route: entry without dst');
+    let canon = dst;
+    if (dst !== 'default') {
+      try {
+        canon = canonicalCidr(dst.includes('/') ? dst : `${dst}/${family === 4 && !dst.includes(':') ? 32 : 128}`);
+      } catch {
+        throw new ParseError(`ip route: bad dst ${JSON.stringify(dst)}`);
+      }
+    }
+    return {
+      dst: canon,
+      dev: str(r.dev),
+      gateway: str(r.gateway),
+      protocol: str(r.protocol) ?? 'boot',
+      scope: str(r.scope) ?? 'global',
+      type: str(r.type) ?? 'unicast',
+    };
+  });
+}
+
+/** `ip -json netconf show` → whether IPv4 forwarding ("all") is on. */
+export function parseIpv4Forwarding(input: string | unknown): boolean {
+  const all = asArray(input, 'ip netconf').find((e) => e.family === 'inet' && e.interface === 'all');
+  if (!all) throw new ParseError('ip netconf: no inet "all" entry');
+  return all.forwarding === true;
+}
+
+/** `ip -json netns list` → namespace names. */
+export function parseNetnsList(input: string | unknown): string[] {
+  return asArray(input, 'ip netns').map((e) => {
+    const n = str(e.name);
+    if (n === null) throw new ParseError('ip netns: entry without name');
+    return n;
+  });
+}
+
+function intField(v: string, what: string): number {
+  if (!/^\d+$/.test(v)) throw new ParseError(`wg dump: bad ${what} ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/**
+ * `wg show <if> dump`: the first line is the interface (private-key public-key listen-port fwmark), then one
+ * line per peer (public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive), tab separated;
+ * "(none)" and "off" stand for nothing. The private key is dropped: only whether one is set is kept.
+ */
+export function parseWgDump(text: string): WgDevice {
+  const lines = text.split('\n').filter((l) => l !== '');
+  if (lines.length === 0) throw new ParseError('wg dump: empty');
+  const head = lines[0].split('\t');
+  if (head.length !== 4) throw new ParseError(`wg dump: interface line has ${head.length} fields, expected 4`);
+  const peers = lines.slice(1).map((line, i) => {
+    const f = line.split('\t');
+    if (f.length !== 8) throw new ParseError(`wg dump: peer line ${i + 1} has ${f.length} fields, expected 8`);
+    const endpoint = f[2] === '(none)' ? null : canonicalEndpoint(f[2]) ?? f[2];
+    return {
+      publicKey: f[0],
+      hasPresharedKey: f[1] !== '(none)',
+      endpoint,
+      allowedIps: f[3] === '(none)' || f[3] === '' ? [] : f[3].split(','),
+      latestHandshake: intField(f[4], 'latest-handshake'),
+      rxBytes: intField(f[5], 'rx'),
+      txBytes: intField(f[6], 'tx'),
+      persistentKeepalive: f[7] === 'off' ? null : intField(f[7], 'keepalive'),
+    };
+  });
+  return {
+    hasPrivateKey: head[0] !== '(none)',
+    publicKey: head[1] === '(none)' ? null : head[1],
+    listenPort: intField(head[2], 'listen-port'),
+    fwmark: head[3] === 'off' ? null : Number(head[3]),
+    peers,
+  };
+}
+
+/** `nft -j list ruleset` (or `list table`) → tables with their chains and rule comments. */
+export function parseNftRuleset(input: string | unknown): NftTable[] {
+  let v: unknown = input;
+  if (typeof input === 'string') {
+    const t = input.trim();
+    if (t === '') return [];
+    try {
+      v = JSON.parse(t);
+    } catch (e) {
+      throw new ParseError(`nft: not JSON: ${(e as Error).message}`);
+    }
+  }
+  const items = (v as { nftables?: unknown })?.nftables;
+  if (!Array.isArray(items)) throw new ParseError('nft: no "nftables" array');
+  const tables = new Map<string, NftTable>();
+  const key = (family: unknown, name: unknown) => `${String(family)} ${String(name)}`;
+  for (const item of items as Json[]) {
+    if (item.table) {
+      const t = item.table as Json;
+      tables.set(key(t.family, t.name), { family: String(t.family), name: String(t.name), handle: num(t.handle) ?? 0, chains: [], rules: [] });
+    } else if (item.chain) {
+      const c = item.chain as Json;
+      tables.get(key(c.family, c.table))?.chains.push({
+        name: String(c.name),
+        type: str(c.type),
+        hook: str(c.hook),
+        prio: num(c.prio),
+        policy: str(c.policy),
+      });
+    } else if (item.rule) {
+      const r = item.rule as Json;
+      tables.get(key(r.family, r.table))?.rules.push({ chain: String(r.chain), handle: num(r.handle) ?? 0, comment: str(r.comment) });
+    }
+  }
+  return [...tables.values()];
+}

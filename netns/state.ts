@@ -1,0 +1,94 @@
+// Reading the live state: the host namespace, a tenant namespace, a WireGuard device, nft tables.
+// Read commands only; the parsing is in parse.ts.
+import type { Runner } from './runner.ts';
+import {
+  parseIpLinks,
+  parseIpRoutes,
+  parseIpv4Forwarding,
+  parseNetnsList,
+  parseNftRuleset,
+  parseWgDump,
+  splitJsonValues,
+  ParseError,
+  type IpLink,
+  type IpRoute,
+  type NftTable,
+  type WgDevice,
+} from './parse.ts';
+import type { ActualLink } from './types.ts';
+
+export interface HostState {
+  netns: Set<string>;
+  links: Map<string, IpLink>;
+  defaultDev: string | null;
+  forwarding: boolean;
+  /** Egress blocks handed out during this apply (not yet visible as addresses). */
+  reserved: string[];
+}
+
+export interface NsState {
+  links: Map<string, IpLink>;
+  routes: IpRoute[];
+  forwarding: boolean;
+}
+
+function byName(links: IpLink[]): Map<string, IpLink> {
+  return new Map(links.map((l) => [l.name, l]));
+}
+
+// `netns list` prints nothing at all (not even []) while /run/netns does not exist: it goes last.
+export const HOST_READ = 'address show\nroute show default\nnetconf show\nnetns list\n';
+export const NS_READ = 'address show\nroute show table main\nnetconf show\n';
+
+/** One process: namespaces, links with addresses, the default route, IPv4 forwarding of the host. */
+export async function readHost(run: Runner): Promise<HostState> {
+  const r = await run.run(['ip', '-d', '-json', '-batch', '-'], { input: HOST_READ, mutating: false });
+  const v = splitJsonValues(r.stdout);
+  if (v.length !== 3 && v.length !== 4) throw new ParseError(`host read: expected 4 JSON values, got ${v.length}`);
+  const routes = parseIpRoutes(v[1]);
+  return {
+    netns: new Set(v.length === 4 ? parseNetnsList(v[3]) : []),
+    links: byName(parseIpLinks(v[0])),
+    defaultDev: routes.find((x) => x.dst === 'default')?.dev ?? null,
+    forwarding: parseIpv4Forwarding(v[2]),
+    reserved: [],
+  };
+}
+
+/** One process: links with addresses, main-table routes and IPv4 forwarding inside a namespace. */
+export async function readNs(run: Runner, ns: string): Promise<NsState> {
+  const r = await run.run(['ip', '-d', '-json', '-batch', '-'], { netns: ns, input: NS_READ, mutating: false });
+  const v = splitJsonValues(r.stdout);
+  if (v.length !== 3) throw new ParseError(`namespace read: expected 3 JSON values, got ${v.length}`);
+  return { links: byName(parseIpLinks(v[0])), routes: parseIpRoutes(v[1]), forwarding: parseIpv4Forwarding(v[2]) };
+}
+
+/** `wg show <if> dump`, or null when there is no such WireGuard interface (or its daemon is gone). */
+export async function readWg(run: Runner, ifname: string, netns: string | undefined): Promise<WgDevice | null> {
+  const r = await run.run(['wg', 'show', ifname, 'dump'], { netns, mutating: false, okCodes: [0, 1] });
+  if (r.exitCode !== 0) return null;
+  return parseWgDump(r.stdout);
+}
+
+export async function readNft(run: Runner, netns?: string): Promise<NftTable[]> {
+  const r = await run.run(['nft', '-j', 'list', 'ruleset'], { netns, mutating: false });
+  return parseNftRuleset(r.stdout);
+}
+
+/** The marker on a namespace's loopback (null when absent), or undefined when the namespace cannot be read. */
+export async function readNsMarker(run: Runner, ns: string): Promise<string | null | undefined> {
+  const r = await run.run(['ip', '-json', 'link', 'show', 'dev', 'lo'], { netns: ns, mutating: false, okCodes: [0, 1, 255] });
+  if (r.exitCode !== 0) return undefined;
+  return parseIpLinks(r.stdout)[0]?.alias ?? null;
+}
+
+export function toActualLink(l: IpLink): ActualLink {
+  return {
+    name: l.name,
+    kind: l.kind,
+    mtu: l.mtu,
+    up: l.up,
+    alias: l.alias,
+    addresses: l.addrs.filter((a) => !(a.family === 'inet6' && a.scope === 'link')).map((a) => a.cidr),
+  };
+}

@@ -1,0 +1,303 @@
+// Convergence against a fake OS (test/helpers/fake-os.ts): random sequences of desired states, with random
+// drift in between, must each leave exactly the state expected for that desired state (compared as text);
+// a re-apply issues no mutating command; the fake fails on any command it did not expect.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { seededRandom, x25519KeyPair, type Key } from '../../src/crypto/index.ts';
+import { Driver, allocateEgressBlock, canonicalCidr, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
+import { egressStartIndex } from '../../netns/ip.ts';
+import { FakeOs } from '../helpers/fake-os.ts';
+import { handPlan } from '../helpers/plan.ts';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'zmesh-fake-'));
+test.after(() => rmSync(stateDir, { recursive: true, force: true }));
+
+function driverFor(os: FakeOs, clock: () => number = () => 1_700_000_000_000): Driver {
+  return new Driver({ runner: os, backend: 'kernel', stateDir, socketDir: join(stateDir, 'wg'), clock });
+}
+
+function ok(r: ApplyReport, os: FakeOs): void {
+  assert.deepEqual(os.unexpected, [], 'the fake saw only expected commands');
+  const failures = [...r.resources.flatMap((x) => x.failures), ...r.removed.flatMap((x) => x.failures)];
+  assert.ok(r.ok, JSON.stringify(failures, null, 1));
+}
+
+/** The dump the fake must show for a desired state: written from the layout rules, not from the driver. */
+function expectedDump(desired: DesiredResource[]): string {
+  const host: string[] = ['host'];
+  const nss: string[] = [];
+  const sorted = [...desired].sort((a, b) => (a.networkId < b.networkId ? -1 : 1));
+  const hostTables: string[] = [];
+  for (const d of sorted) {
+    const id = d.networkId;
+    const r = d.resource;
+    const eg = d.egress ? allocateEgressBlock(id, ['192.0.2.2/24']) : null;
+    if (eg) {
+      host.push(`  link ze-${id} veth mtu 1500 up alias zmesh:${id} addrs ${eg.hostAddr} peer n-${id}/eg-${id}`);
+      hostTables.push(
+        `  nft inet zmesh_h_${id}`,
+        '    input filter/input: tenant-to-host',
+        '    forward filter/forward: tenant-to-tenant replies-in no-new-inbound',
+        '    postrouting nat/postrouting: egress-masquerade',
+      );
+    }
+    const prefix = r.subnet.split('/')[1];
+    const lines = [`netns n-${id}`, `  link b-${id} bridge mtu 1420 up alias zmesh:${id} addrs ${r.gateway}/${prefix}`];
+    if (eg) lines.push(`  link eg-${id} veth mtu 1500 up alias zmesh:${id} addrs ${eg.tenantAddr} peer host/ze-${id}`);
+    lines.push(`  link lo loopback mtu 65536 up alias zmesh:${id} addrs -`);
+    lines.push(`  link w-${id} wireguard mtu 1420 up alias zmesh:${id} addrs ${r.wgAddress}`);
+    lines.push(`    wg key ${r.publicKey} port ${r.listenPort}`);
+    for (const p of [...r.peers].sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1))) {
+      const allowed = [...new Set(p.allowedIps.map((c) => canonicalCidr(c)))].sort().join(',') || '-';
+      lines.push(`    peer ${p.publicKey} endpoint ${p.endpoint ?? '-'} allowed ${allowed} keepalive ${p.persistentKeepalive || 'off'}`);
+    }
+    const routes = [`${canonicalCidr(d.ipRange)} dev w-${id} static`, `${canonicalCidr(r.subnet)} dev b-${id} kernel`];
+    if (eg) routes.push(`default via ${eg.hostAddr.split('/')[0]} dev eg-${id} static`, `${eg.block} dev eg-${id} kernel`);
+    for (const x of routes.sort()) lines.push(`  route ${x}`);
+    lines.push('  forwarding on', `  nft inet zmesh_${id}`, '    input filter/input: in-established in-drop-outside', '    forward filter/forward: mss-clamp fwd-established fwd-drop-outside');
+    if (eg) lines.push('    postrouting nat/postrouting: egress-masquerade');
+    nss.push(...lines);
+  }
+  return [...host, ...hostTables, ...nss].join('\n') + '\n';
+}
+
+/** A small deterministic PRNG over seededRandom. */
+function prng(seed: string): (n: number) => number {
+  const bytes = seededRandom(seed);
+  return (n) => bytes(4).reduce((acc, b) => acc * 256 + b, 0) % n;
+}
+
+interface Pool {
+  identity: Key;
+  variants: DesiredResource[][];
+}
+
+/** Four networks on node "h", each in five variants (peers, endpoints, keepalive, egress, a new key). */
+function makePool(seed: string): Pool {
+  const base = handPlan({ ipRange: '10.10.0.0/16', nodes: [{ node: 'h', underlay: '198.51.100.1' }], seed: `${seed}-id` });
+  const identity = base.identity.get('h')!;
+  const variants: DesiredResource[][] = [];
+  const starts = new Set<number>();
+  for (let n = 0; n < 4; n++) {
+    const nodes = [
+      { node: 'h', underlay: '198.51.100.1' },
+      { node: 'p1', underlay: '198.51.100.11' },
+      { node: 'p2', underlay: '198.51.100.12' },
+      { node: 'p3', hidden: true, accessNode: 'h' },
+    ];
+    const plan = handPlan({ ipRange: `10.${20 + n}.0.0/16`, nodes, seed: `${seed}-${n}`, identity: new Map([['h', identity]]), basePort: 52000 + n * 10 });
+    assert.ok(!starts.has(egressStartIndex(plan.networkId)), 'distinct egress blocks');
+    starts.add(egressStartIndex(plan.networkId));
+    const d0 = plan.desired.get('h')!;
+    const v: DesiredResource[] = [d0];
+    const v1 = structuredClone(d0);
+    v1.egress = true;
+    v1.resource.peers[0].endpoint = '198.51.100.99:1234';
+    v1.resource.peers[1].persistentKeepalive = 25;
+    v.push(v1);
+    const v2 = structuredClone(d0);
+    v2.resource.peers = v2.resource.peers.slice(1);
+    v2.resource.peers[0].allowedIps = [...v2.resource.peers[0].allowedIps, '10.99.0.0/24'];
+    v.push(v2);
+    const v3 = structuredClone(d0);
+    v3.egress = true;
+    v3.resource.peers = [];
+    v.push(v3);
+    const rekey = handPlan({ ipRange: `10.${20 + n}.0.0/16`, nodes, seed: `${seed}-${n}-rekey`, identity: new Map([['h', identity]]), networkId: plan.networkId, basePort: 52005 + n * 10 });
+    v.push(rekey.desired.get('h')!);
+    variants.push(v);
+  }
+  return { identity, variants };
+}
+
+type Drift = (os: FakeOs, rnd: (n: number) => number) => string | null;
+
+const drifts: Drift[] = [
+  (os, rnd) => {
+    const ns = [...os.namespaces.values()][rnd(os.namespaces.size)];
+    const l = ns && [...ns.links.values()].filter((x) => x.name !== 'lo')[rnd(ns.links.size - 1)];
+    if (!l) return null;
+    os.removeLink(l);
+    return `deleted link ${l.name}`;
+  },
+  (os, rnd) => {
+    const ns = [...os.namespaces.values()][rnd(os.namespaces.size)];
+    if (!ns || ns.routes.length === 0) return null;
+    const r = ns.routes.splice(rnd(ns.routes.length), 1)[0];
+    return `deleted route ${r.dst}`;
+  },
+  (os, rnd) => {
+    const ns = [...os.namespaces.values()][rnd(os.namespaces.size)];
+    const l = ns && [...ns.links.values()].find((x) => x.addrs.length > 0 && x.kind !== 'loopback');
+    if (!l) return null;
+    const a = l.addrs.shift()!;
+    if (l.addrs.length === 0) ns.routes = ns.routes.filter((r) => r.dev !== l.name);
+    return `deleted address ${a}`;
+  },
+  (os, rnd) => {
+    const all = [os.host, ...os.namespaces.values()].filter((n) => n.nft.size > 0);
+    const ns = all[rnd(all.length)];
+    if (!ns) return null;
+    const t = [...ns.nft.values()][0];
+    t.rules = [];
+    return `flushed nft ${t.name}`;
+  },
+  (os, rnd) => {
+    const ns = [...os.namespaces.values()][rnd(os.namespaces.size)];
+    const w = ns && [...ns.links.values()].find((l) => l.wg)?.wg;
+    const k = w && [...w.peers.keys()][0];
+    if (!w || !k) return null;
+    w.peers.delete(k);
+    return `removed peer ${k}`;
+  },
+  (os, rnd) => {
+    const ns = [...os.namespaces.values()][rnd(os.namespaces.size)];
+    const l = ns && [...ns.links.values()].find((x) => x.kind === 'bridge');
+    if (!l) return null;
+    l.up = false;
+    l.mtu = 9000;
+    ns.routes = ns.routes.filter((r) => r.dev !== l.name);
+    return `bridge ${l.name} down, mtu 9000`;
+  },
+  (os) => {
+    const ns = [...os.namespaces.values()][0];
+    if (!ns) return null;
+    ns.forwarding = false;
+    return `forwarding off in ${ns.name}`;
+  },
+];
+
+test('random sequences of desired states converge to the expected dump; re-applies are no-ops', async () => {
+  let drifted = 0;
+  for (let s = 0; s < 12; s++) {
+    const rnd = prng(`seq-${s}`);
+    const pool = makePool(`pool-${s}`);
+    const os = new FakeOs();
+    const driver = driverFor(os);
+    for (let step = 0; step < 8; step++) {
+      const desired: DesiredResource[] = [];
+      for (const v of pool.variants) if (rnd(3) > 0) desired.push(v[rnd(v.length)]);
+      const r = await driver.apply(desired, pool.identity);
+      ok(r, os);
+      const where = `sequence ${s} step ${step}`;
+      assert.equal(os.dump(), expectedDump(desired), where);
+      const before = os.mutatingCount();
+      const again = await driver.apply(desired, pool.identity);
+      ok(again, os);
+      assert.equal(again.commands.mutating, 0, `${where}: no-op re-apply, got ${again.mutations.join(' | ')}`);
+      assert.equal(os.mutatingCount(), before);
+      if (desired.length > 0 && rnd(2) === 0) {
+        const what = drifts[rnd(drifts.length)](os, rnd);
+        if (what) {
+          drifted++;
+          const fixed = await driver.apply(desired, pool.identity);
+          ok(fixed, os);
+          assert.ok(fixed.commands.mutating > 0, `${where}: drift "${what}" was repaired`);
+          assert.equal(os.dump(), expectedDump(desired), `${where} after drift "${what}"`);
+        }
+      }
+    }
+    const end = await driver.apply([], pool.identity);
+    ok(end, os);
+    assert.equal(os.dump(), 'host\n', `sequence ${s}: everything removed`);
+  }
+  assert.ok(drifted >= 10, `drift was injected and repaired ${drifted} times`);
+});
+
+test('changing one peer among 1,000 is one wg set call with that peer only', async () => {
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const plan = handPlan({ ipRange: '10.30.0.0/16', nodes: [{ node: 'h', underlay: '198.51.100.1' }], seed: 'big' });
+  const d = plan.desired.get('h')!;
+  const rnd = seededRandom('peers');
+  d.resource.peers = Array.from({ length: 1000 }, (_, i) => ({
+    node: `p${i}`,
+    kind: 'node' as const,
+    publicKey: x25519KeyPair(rnd(32)).publicKey.toString(),
+    endpoint: `198.51.100.${(i % 250) + 1}:${40000 + i}`,
+    allowedIps: [`10.${31 + Math.floor(i / 250)}.${i % 250}.0/24`],
+    persistentKeepalive: null,
+  }));
+  ok(await driver.apply([d], plan.identity.get('h')!), os);
+  const changed = structuredClone(d);
+  changed.resource.peers[500].allowedIps = ['10.99.1.0/24'];
+  const r = await driver.apply([changed], plan.identity.get('h')!);
+  ok(r, os);
+  const key = changed.resource.peers[500].publicKey;
+  assert.deepEqual(r.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${key} allowed-ips 10.99.1.0/24`]);
+  const removed = structuredClone(changed);
+  removed.resource.peers.splice(10, 1);
+  const r2 = await driver.apply([removed], plan.identity.get('h')!);
+  assert.deepEqual(r2.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${changed.resource.peers[10].publicKey} remove`]);
+});
+
+test("a peer's endpoint is not overwritten within 3 minutes of a handshake (injected clock)", async () => {
+  let now = 1_700_000_000_000;
+  const os = new FakeOs();
+  const driver = driverFor(os, () => now);
+  const plan = handPlan({ ipRange: '10.40.0.0/16', nodes: [{ node: 'h', underlay: '198.51.100.1' }, { node: 'p', underlay: '198.51.100.2' }], seed: 'roam' });
+  const d = plan.desired.get('h')!;
+  const id = plan.identity.get('h')!;
+  ok(await driver.apply([d], id), os);
+  const wg = os.namespaces.get(`n-${plan.networkId}`)!.links.get(`w-${plan.networkId}`)!.wg!;
+  const peer = wg.peers.get(d.resource.peers[0].publicKey)!;
+  peer.endpoint = '203.0.113.50:6000'; // the peer roamed
+  peer.latestHandshake = now / 1000 - 30;
+  const r = await driver.apply([d], id);
+  assert.equal(r.commands.mutating, 0, 'roamed peer left alone');
+  now += 200_000; // 3 min 20 s after that handshake
+  const r2 = await driver.apply([d], id);
+  assert.deepEqual(r2.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${d.resource.peers[0].publicKey} endpoint 198.51.100.2:51821`]);
+});
+
+test('the driver leaves alone what it does not own, and rejects invalid input before any side effect', async () => {
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const plan = handPlan({ ipRange: '10.50.0.0/16', nodes: [{ node: 'h', underlay: '198.51.100.1' }], seed: 'own' });
+  const d = plan.desired.get('h')!;
+  // A namespace with our naming but no marker, holding something.
+  await os.run(['ip', 'netns', 'add', `n-${plan.networkId}`], { mutating: true });
+  await os.run(['ip', '-batch', '-'], { netns: `n-${plan.networkId}`, input: 'link add name foo type bridge\n', mutating: true });
+  const r = await driver.apply([d], plan.identity.get('h')!);
+  assert.equal(r.ok, false);
+  assert.match(r.resources[0].failures[0].message, /no zmesh marker/);
+  const r2 = await driver.apply([], plan.identity.get('h')!);
+  assert.match(r2.removed[0].changes.join(), /left alone/);
+  assert.ok(os.namespaces.has(`n-${plan.networkId}`), 'not deleted');
+  const bad = structuredClone(d);
+  bad.networkId = 'x';
+  bad.resource.subnet = '10.99.0.0/24';
+  const before = os.mutatingCount();
+  const r3 = await driver.apply([bad], plan.identity.get('h')!);
+  assert.equal(r3.resources[0].ok, false);
+  assert.equal(r3.resources[0].failures[0].step, 'validate');
+  assert.equal(os.mutatingCount(), before);
+  assert.deepEqual(os.unexpected, []);
+});
+
+test('two new egress networks whose transfer blocks collide get distinct blocks in one apply', async () => {
+  const byStart = new Map<number, string>();
+  let pair: [string, string] | null = null;
+  const rnd = prng('collide');
+  for (let i = 0; i < 20000 && !pair; i++) {
+    const id = Array.from({ length: 10 }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[rnd(36)]).join('');
+    const s = egressStartIndex(id);
+    const other = byStart.get(s);
+    if (other && other !== id) pair = [other, id];
+    byStart.set(s, id);
+  }
+  assert.ok(pair, 'found two ids with the same start block');
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const a = handPlan({ ipRange: '10.60.0.0/16', egress: true, networkId: pair[0], nodes: [{ node: 'h', underlay: '198.51.100.1' }], seed: 'c1' });
+  const b = handPlan({ ipRange: '10.60.0.0/16', egress: true, networkId: pair[1], nodes: [{ node: 'h', underlay: '198.51.100.1' }], seed: 'c2', identity: a.identity, basePort: 52100 });
+  const r = await driver.apply([a.desired.get('h')!, b.desired.get('h')!], a.identity.get('h')!);
+  ok(r, os);
+  const blocks = r.resources.map((x) => x.actual!.hostLink!.addresses[0]);
+  assert.notEqual(blocks[0], blocks[1]);
+  const again = await driver.apply([a.desired.get('h')!, b.desired.get('h')!], a.identity.get('h')!);
+  assert.equal(again.commands.mutating, 0, 'blocks are read back and kept');
+});
