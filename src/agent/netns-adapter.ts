@@ -105,7 +105,7 @@ export class NetnsDriverPort implements DriverPort {
 }
 
 export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secret, log: Logger, onDaemonExit?: () => void): Promise<NetnsDriverPort> {
-  return new NetnsDriverPort(
+  const port = new NetnsDriverPort(
     identity,
     {
       backend: config.wireguardBackend,
@@ -117,4 +117,7 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
     },
     log,
   );
+  // Detect the WireGuard backend now (the kernel probe is a mutating command; keep it out of the first apply).
+  log.info({ backend: await port.driver.backendKind() }, 'wireguard backend');
+  return port;
 }
