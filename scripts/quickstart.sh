@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# Quick start: install, make a tenant key, sign the example blueprint, verify it, and plan it over the
-# example inventory. Prints the plan summary. Files go to .tmp/quickstart/ (keys and plan are mode 0600).
+# Quick start: install what is missing (Debian packages, npm dependencies, the build), then build the
+# quickstart lab (labs/quickstart.yaml) on this machine — three nodes in network namespaces, one behind a NAT
+# router, two tenants on the same range, one laptop with wg-quick — wait until every pair of endpoints is
+# reached or isolated as it should be, print the matrix, and say how to look around and take it down.
+# Run as root. Running it again reconciles the running lab. Nothing leaves the machine: the lab's "internet"
+# is a namespace without a way out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ $EUID -ne 0 ]]; then
+  echo "quickstart: run as root (labs create network namespaces)" >&2
+  exit 1
+fi
 bash scripts/deps.sh
-out=.tmp/quickstart
-rm -rf "$out" && mkdir -p "$out"
+
 zmesh() { node dist/src/cli/main.js "$@"; }
-echo "== tenant key"
-zmesh keygen tenant "$out/acme.key"
-echo "== sign examples/tenant-blueprint.yaml"
-zmesh sign examples/tenant-blueprint.yaml --key "$out/acme.key" > "$out/shop.signed.json"
-zmesh verify "$out/shop.signed.json"
-echo "== plan over examples/nodes.yaml"
-zmesh plan "$out/shop.signed.json" --nodes examples/nodes.yaml --out "$out/plan.json" --access-out "$out/devices" --summary
+stale=$(find src netns topology runtime labs -name '*.ts' -newer dist/src/cli/main.js -print -quit 2>/dev/null || echo missing)
+if [[ ! -x dist/src/cli/main.js || -n "$stale" ]]; then
+  echo "zmesh: building" >&2
+  if ! npm run --silent build >&2; then
+    echo "zmesh: the build failed; running from the TypeScript sources instead" >&2
+    zmesh() { node --import tsx src/cli/main.ts "$@"; }
+  fi
+fi
+
+echo "== zmesh lab up labs/quickstart.yaml"
+status=0
+zmesh lab up labs/quickstart.yaml || status=$?
+
 echo
-echo "plan: $out/plan.json   device configs: $out/devices/   node-a's part: zmesh plan … --part node-a"
+echo "(from this directory, \`zmesh\` above is \`npx zmesh\`; labs live in ${ZMESH_LAB_DIR:-/var/lib/zmesh-labs})"
+exit "$status"

@@ -23,5 +23,6 @@ registerBlueprintCommands(program);
 registerPlanCommands(program);
 registerOpsCommands(program);
 registerAgentCommand(program);
+(await import('./lab-commands.ts')).registerLabCommands(program);
 
 await runMain(program, process.argv);

@@ -1,0 +1,40 @@
+/**
+ * labs — multi-node test beds on one machine, built for real: network namespaces, real `zmesh agent`s,
+ * real WireGuard (wireguard-go here), real NAT.
+ *
+ * Does: parse lab specs (labs/README.md); build an "internet" namespace (one bridge, 203.0.113.0/24), NAT
+ * routers (nftables SNAT with conntrack) and, per node or access device, a network namespace plus a mount
+ * namespace with a private /run held by a small holder process; run one agent per node with its own state
+ * directory and admin socket in the lab directory; make node identities, tenant keys, signed blueprints and
+ * plans, and push each node its part (the embedded control plane); bring access devices up with `wg-quick`;
+ * run an identity-checked connectivity matrix (ping + TCP to an echo service in every tenant namespace);
+ * shape underlays (delay, loss, rate); inject faults (cut, restore, loss, delay, kill-agent, restart-agent,
+ * reboot); draw the lab with graphviz; and tear everything down by namespace inode and PID, also after a crash.
+ *
+ * Does not: run workloads (containers) yet; touch the host's root namespace beyond named namespace handles in
+ * /run/netns (no addresses, routes or links there); send traffic off the machine; signal any process it did not
+ * find inside a lab namespace.
+ */
+export { parseLabSpec, loadLabSpec, type LabSpec, type NodeSpec, type NatSpec, type TenantSpec, type DeviceSpec, type Shaping } from './spec.ts';
+export { layoutFor, labPrefix, LAB_NS_PREFIX, type Layout, type HostLayout, type NatLayout } from './layout.ts';
+export { labRoot, labDir, readState, nodePaths, type LabState } from './state.ts';
+export {
+  labUp,
+  labMatrix,
+  labStatus,
+  labExecArgv,
+  labSocket,
+  labFault,
+  labGraph,
+  labWaitGreen,
+  openLab,
+  FAULTS,
+  type FaultKind,
+  type UpSummary,
+  type UpOptions,
+  type HostStatus,
+} from './lab.ts';
+export { downLab, downAll, labProcesses, processesOf, leftovers, type DownReport } from './cleanup.ts';
+export { runMatrix, judge, parseProbe, matrixOk, type PairResult } from './matrix.ts';
+export { endpointsOf, type Endpoint } from './endpoints.ts';
+export { labToDot } from './graph.ts';

@@ -1,0 +1,182 @@
+// The lab underlay: an "internet" namespace (one bridge, 203.0.113.0/24), NAT routers (SNAT with conntrack,
+// nftables) with a LAN bridge each, and per node or device a network namespace with a holder process that
+// owns a mount namespace with a private /run. Every step reads first and creates only what is missing.
+import { readFileSync } from 'node:fs';
+import { ZmeshError } from '../src/errors.ts';
+import { INET_BRIDGE, INTERNET_GW, LAN_BRIDGE, UNDERLAY_IF, WAN_LINK, type HostLayout, type Layout, type NatLayout } from './layout.ts';
+import type { LabState } from './state.ts';
+import { holderRunSource } from './cleanup.ts';
+import { alive, cmdline, fileInode, inNs, nsInode, run, spawnDetached, waitFor, type ProcRef } from './sys.ts';
+
+export interface LinkInfo {
+  ifname: string;
+  master?: string;
+  flags: string[];
+  operstate: string;
+}
+
+export async function links(ns: string): Promise<Map<string, LinkInfo>> {
+  const r = await run(['ip', '-n', ns, '-j', 'link', 'show'], { okCodes: [0, 1, 255] });
+  if (r.exitCode !== 0) return new Map();
+  const list = JSON.parse(r.stdout || '[]') as LinkInfo[];
+  return new Map(list.map((l) => [l.ifname, l]));
+}
+
+async function addrs(ns: string, dev: string): Promise<string[]> {
+  const r = await run(['ip', '-n', ns, '-j', 'addr', 'show', 'dev', dev], { okCodes: [0, 1, 255] });
+  if (r.exitCode !== 0) return [];
+  const list = JSON.parse(r.stdout || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
+  return list.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`));
+}
+
+/** Creates a named network namespace (accepting "exists"), loopback up. */
+export async function ensureNetns(ns: string): Promise<boolean> {
+  let created = false;
+  if (fileInode(`/run/netns/${ns}`) === null) {
+    await run(['ip', 'netns', 'add', ns], { okCodes: [0, 1] });
+    if (fileInode(`/run/netns/${ns}`) === null) throw new ZmeshError('E_LAB_NETNS', `could not create namespace ${ns}`, { kind: 'internal' });
+    created = true;
+  }
+  if (created) await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+  return created;
+}
+
+async function sysctl(ns: string, key: string, value: string): Promise<void> {
+  await run(inNs(ns, ['sysctl', '-qw', `${key}=${value}`]));
+}
+
+export async function ensureInternet(layout: Layout): Promise<void> {
+  const ns = layout.internetNs;
+  await ensureNetns(ns);
+  const l = await links(ns);
+  if (!l.has(INET_BRIDGE)) {
+    await run(['ip', '-n', ns, '-batch', '-'], {
+      input: [`link add ${INET_BRIDGE} type bridge`, `addr add ${INTERNET_GW}/24 dev ${INET_BRIDGE}`, `link set ${INET_BRIDGE} up`].join('\n') + '\n',
+    });
+  }
+}
+
+/** nftables of a NAT router: masquerade out of the WAN link, only replies (conntrack) come back in. */
+export function natRuleset(): string {
+  return [
+    'table ip zlab_nat',
+    'delete table ip zlab_nat',
+    'table ip zlab_nat {',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    `    oifname "${WAN_LINK}" masquerade`,
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy drop;',
+    '    ct state established,related accept',
+    `    iifname "${LAN_BRIDGE}" oifname "${WAN_LINK}" accept`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
+  const ns = nat.ns;
+  await ensureNetns(ns);
+  const l = await links(ns);
+  const batch: string[] = [];
+  if (!l.has(LAN_BRIDGE)) {
+    batch.push(`link add ${LAN_BRIDGE} type bridge`, `addr add ${nat.lanGateway}/${nat.lan.split('/')[1]} dev ${LAN_BRIDGE}`, `link set ${LAN_BRIDGE} up`);
+  }
+  if (batch.length) await run(['ip', '-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
+  if (!l.has(WAN_LINK)) {
+    await run(['ip', '-n', layout.internetNs, 'link', 'del', nat.port], { okCodes: [0, 1] });
+    await run(['ip', '-n', ns, 'link', 'add', WAN_LINK, 'type', 'veth', 'peer', 'name', nat.port, 'netns', layout.internetNs]);
+  }
+  if (!(await addrs(ns, WAN_LINK)).includes(`${nat.wanAddress}/24`)) {
+    await run(['ip', '-n', ns, '-batch', '-'], {
+      input: [`addr flush dev ${WAN_LINK}`, `addr add ${nat.wanAddress}/24 dev ${WAN_LINK}`, `link set ${WAN_LINK} up`, `route replace default via ${INTERNET_GW}`].join('\n') + '\n',
+    });
+  }
+  await run(['ip', '-n', layout.internetNs, 'link', 'set', nat.port, 'master', INET_BRIDGE, 'up']);
+  await sysctl(ns, 'net.ipv4.ip_forward', '1');
+  await run(inNs(ns, ['nft', '-f', '-']), { input: natRuleset() });
+}
+
+/** The shell a holder runs: drop the copies of the host's /run mounts, mount a private tmpfs on /run (its
+ *  source names the lab: `lab down` recognises lab mount namespaces by it) and a sysfs of its own network
+ *  namespace, then sleep forever (its PID keeps the mount namespace). */
+export function holderScript(lab: string): string {
+  return [
+    "awk '$2 ~ \"^/run(/|$)\" {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l \"$m\" 2>/dev/null; done",
+    `mount -t tmpfs -o mode=0755,size=64m ${holderRunSource(lab)} /run`,
+    'mkdir -p /run/netns /run/wireguard /run/zmesh',
+    'umount -l /sys && mount -t sysfs sysfs /sys',
+    'exec sleep infinity',
+  ].join(' && ');
+}
+
+function isHolder(pid: number): boolean {
+  const c = cmdline(pid);
+  return c[0] === 'sleep' && c[1] === 'infinity';
+}
+
+export interface Holder extends ProcRef {
+  net: number;
+  mnt: number;
+}
+
+/** A live holder of this host's namespaces (checked by PID, start time and namespace inode), or null. */
+export function liveHolder(host: HostLayout, state: LabState): Holder | null {
+  const h = state.holders[host.name];
+  if (!h || !alive(h) || nsInode(h.pid, 'net') !== h.net || nsInode(h.pid, 'mnt') !== h.mnt) return null;
+  if (fileInode(`/run/netns/${host.ns}`) !== h.net) return null;
+  return h;
+}
+
+/** The namespace and its holder (a mount namespace with a private /run), creating what is missing. */
+export async function ensureHolder(host: HostLayout, state: LabState, logFile: string): Promise<Holder> {
+  await ensureNetns(host.ns);
+  const h = liveHolder(host, state);
+  if (h) return h;
+  const p = spawnDetached(['nsenter', `--net=/run/netns/${host.ns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', holderScript(state.name)], {
+    logFile,
+  });
+  const ok = await waitFor(() => isHolder(p.pid), 5000, 20);
+  if (!ok) {
+    let log = '';
+    try {
+      log = readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ');
+    } catch {
+      /* no log */
+    }
+    throw new ZmeshError('E_LAB_HOLDER', `the namespace holder of ${host.name} did not start`, { kind: 'internal', hint: log || 'see the holder log' });
+  }
+  const holder: Holder = { pid: p.pid, start: p.start, net: nsInode(p.pid, 'net')!, mnt: nsInode(p.pid, 'mnt')! };
+  state.holders[host.name] = holder;
+  return holder;
+}
+
+/** The underlay veth of a node or device: eth0 inside, its port on the internet bridge or a NAT's LAN bridge. */
+export async function ensureHostLink(host: HostLayout): Promise<void> {
+  const l = await links(host.ns);
+  if (!l.has(UNDERLAY_IF)) {
+    await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1] });
+    await run(['ip', '-n', host.ns, 'link', 'add', UNDERLAY_IF, 'type', 'veth', 'peer', 'name', host.port, 'netns', host.upstreamNs]);
+  }
+  if (!(await addrs(host.ns, UNDERLAY_IF)).includes(`${host.address}/${host.prefix}`)) {
+    await run(['ip', '-n', host.ns, '-batch', '-'], {
+      input: [`addr flush dev ${UNDERLAY_IF}`, `addr add ${host.address}/${host.prefix} dev ${UNDERLAY_IF}`, `link set ${UNDERLAY_IF} up`, `route replace default via ${host.gateway}`].join('\n') + '\n',
+    });
+  }
+}
+
+/** The bridge a host's port belongs on. */
+export function upstreamBridge(host: HostLayout): string {
+  return host.attach.kind === 'internet' ? INET_BRIDGE : LAN_BRIDGE;
+}
+
+/** Attaches (or detaches, for a delay line) the host's port and sets it up or down (the `cut` fault). */
+export async function setPort(host: HostLayout, opts: { up: boolean; bridged: boolean }): Promise<void> {
+  const argv = ['ip', '-n', host.upstreamNs, 'link', 'set', host.port];
+  if (opts.bridged) argv.push('master', upstreamBridge(host));
+  else argv.push('nomaster');
+  argv.push(opts.up ? 'up' : 'down');
+  await run(argv);
+}

@@ -1,0 +1,292 @@
+// `zmesh lab …`: multi-node test beds in network namespaces (labs/). Thin over labs/index.ts.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ZmeshError } from '../errors.ts';
+import { colour, table } from './format.ts';
+
+interface Json {
+  json?: boolean;
+}
+
+const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+
+interface Pair {
+  from: string;
+  to: string;
+  expect: 'reach' | 'isolated';
+  ok: boolean;
+  rttMs: number | null;
+  seen: string | null;
+  error?: string;
+}
+
+/** The matrix as a grid (one screen): rows are sources, columns targets. */
+export function matrixGrid(pairs: Pair[]): string {
+  const k = c();
+  const ids = [...new Set(pairs.flatMap((p) => [p.from, p.to]))].sort();
+  const num = new Map(ids.map((id, i) => [id, String(i + 1)]));
+  const cell = new Map(pairs.map((p) => [`${p.from}→${p.to}`, p]));
+  const rows: string[][] = [['', ...ids.map((id) => num.get(id)!)]];
+  for (const a of ids) {
+    rows.push([
+      `${num.get(a)} ${a}`,
+      ...ids.map((b) => {
+        if (a === b) return k.dim('-');
+        const p = cell.get(`${a}→${b}`);
+        if (!p) return ' ';
+        if (!p.ok) return k.red('X');
+        return p.expect === 'reach' ? k.green('✓') : k.dim('·');
+      }),
+    ]);
+  }
+  const bad = pairs.filter((p) => !p.ok);
+  const reach = pairs.filter((p) => p.expect === 'reach');
+  const rtts = reach.map((p) => p.rttMs).filter((r): r is number => r !== null);
+  const lines = [
+    table(rows),
+    '',
+    `✓ reached (same network)  · isolated (other tenant or network)  X unexpected`,
+    `${pairs.length} pairs: ${reach.filter((p) => p.ok).length}/${reach.length} reach, ${pairs.length - reach.length - bad.filter((p) => p.expect === 'isolated').length}/${pairs.length - reach.length} isolated` +
+      (rtts.length ? `; RTT median ${median(rtts).toFixed(2)} ms, max ${Math.max(...rtts).toFixed(2)} ms` : ''),
+  ];
+  if (bad.length) {
+    lines.push('', k.red(`${bad.length} unexpected result(s):`));
+    for (const p of bad.slice(0, 20)) {
+      lines.push(`  ${p.from} → ${p.to}: expected ${p.expect}, ${p.expect === 'reach' ? `not reached${p.seen ? ` (answered: ${p.seen})` : ''}` : `REACHED${p.seen ? ` (answered: ${p.seen})` : ''}`}${p.error ? ` [${p.error}]` : ''}`);
+    }
+    if (bad.length > 20) lines.push(`  … and ${bad.length - 20} more (--json for all)`);
+  }
+  return lines.join('\n');
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function matrixList(pairs: Pair[]): string {
+  const k = c();
+  return table([
+    ['FROM', 'TO', 'EXPECT', 'RESULT', 'RTT'],
+    ...pairs.map((p) => [p.from, p.to, p.expect, p.ok ? k.green('ok') : k.red('FAIL'), p.rttMs === null ? '-' : `${p.rttMs.toFixed(2)} ms`]),
+  ]);
+}
+
+const progress = (line: string) => process.stderr.write(`  ${line}\n`);
+
+export function registerLabCommands(program: Command): void {
+  const lab = program.command('lab').description('multi-node test beds in network namespaces (labs/README.md)');
+
+  lab
+    .command('up')
+    .description('build a lab from a spec (or reconcile a running one), wait for convergence, print the matrix')
+    .argument('<spec>', 'lab spec (YAML), e.g. labs/quickstart.yaml')
+    .option('--name <name>', "lab name (default: the spec's name)")
+    .option('--no-wait', 'do not wait for a green matrix')
+    .option('--keep', 'keep a new lab whose build failed (default: take it down again)')
+    .option('--list', 'print the matrix as a list instead of a grid')
+    .option('--json', 'print the summary and matrix as JSON')
+    .action(async (spec: string, flags: Json & { name?: string; wait: boolean; list?: boolean; keep?: boolean }) => {
+      const { labUp } = await import('../../labs/index.ts');
+      const s = await labUp(spec, { name: flags.name, wait: flags.wait, keepOnFailure: flags.keep, progress: flags.json ? undefined : progress });
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      } else {
+        const k = c();
+        const lines = [
+          `lab ${k.bold(s.lab)}: ${s.nodes} node(s), ${s.devices} device(s), ${s.tenants} tenant(s), ${s.endpoints} endpoint(s); ${s.dir}`,
+        ];
+        if (flags.wait) {
+          lines.push(s.green ? k.green(`green in ${s.secondsToGreen!.toFixed(1)} s`) : k.red(`NOT green after ${s.seconds.toFixed(1)} s`), '');
+          lines.push(flags.list ? matrixList(s.matrix) : matrixGrid(s.matrix));
+          const node = s.example?.node ?? 'NODE';
+          const net = s.example?.network ?? 'TENANT/BLUEPRINT/NETWORK';
+          const hints: [string, string][] = [
+            [`zmesh lab status ${s.lab}`, 'nodes, NAT routers, agents, networks'],
+            [`zmesh --socket "$(zmesh lab socket ${s.lab} ${node})" peers ${net}`, 'handshakes, traffic'],
+            [`zmesh --socket "$(zmesh lab socket ${s.lab} ${node})" diagnose ${net}`, 'checks, first failure'],
+            [`zmesh lab matrix ${s.lab} [--json]`, 'every pair again'],
+            [`zmesh lab graph ${s.lab} --out ${s.lab}.svg`, 'tunnels coloured by handshake health'],
+            [`zmesh lab exec ${s.lab} ${node} -- wg show`, "inside a node's namespaces"],
+            [`zmesh lab fault ${s.lab} ${node} cut`, `then: … ${node} restore --wait`],
+          ];
+          const w = Math.max(...hints.map(([h]) => h.length)) + 2;
+          lines.push('', 'look around:', ...hints.map(([h, why]) => `  ${h.padEnd(w)}# ${why}`), 'take it down:', `  zmesh lab down ${s.lab}`);
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (flags.wait && !s.green) process.exitCode = 1;
+    });
+
+  lab
+    .command('matrix')
+    .description('check every pair of endpoints (ping + TCP, by identity); non-zero exit on any unexpected result')
+    .argument('<name>', 'lab name')
+    .option('--json', 'print a JSON list of {from, to, expect, ok, rttMs}')
+    .option('--list', 'print a list instead of a grid')
+    .action(async (name: string, flags: Json & { list?: boolean }) => {
+      const { labMatrix } = await import('../../labs/index.ts');
+      const pairs = await labMatrix(name);
+      if (flags.json) process.stdout.write(JSON.stringify(pairs, null, 2) + '\n');
+      else process.stdout.write((flags.list ? matrixList(pairs) : matrixGrid(pairs)) + '\n');
+      if (!pairs.length || pairs.some((p) => !p.ok)) process.exitCode = 1;
+    });
+
+  lab
+    .command('wait')
+    .description('wait until the matrix is green (after a fault), bounded')
+    .argument('<name>', 'lab name')
+    .option('--timeout <seconds>', 'give up after this long', '120')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Json & { timeout: string }) => {
+      const { labWaitGreen } = await import('../../labs/index.ts');
+      const r = await labWaitGreen(name, Math.max(1, Number(flags.timeout) || 120) * 1000, flags.json ? undefined : progress);
+      if (flags.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else process.stdout.write((r.green ? c().green(`green after ${r.seconds.toFixed(1)} s`) : c().red(`not green after ${r.seconds.toFixed(1)} s`)) + '\n' + matrixGrid(r.matrix) + '\n');
+      if (!r.green) process.exitCode = 1;
+    });
+
+  lab
+    .command('status')
+    .description("nodes, devices, NAT routers, agents, shaping, faults and each node's networks")
+    .argument('<name>', 'lab name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Json) => {
+      const { labStatus } = await import('../../labs/index.ts');
+      const s = await labStatus(name);
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+        return;
+      }
+      const k = c();
+      const fmtShape = (o: Record<string, unknown>) =>
+        Object.entries(o)
+          .map(([a, b]) => `${a.replace(/Ms$|Pct$|Kbit$/, '')}=${String(b)}${a.endsWith('Ms') ? 'ms' : a.endsWith('Pct') ? '%' : a.endsWith('Kbit') ? 'kbit' : ''}`)
+          .join(' ') || '-';
+      const rows = s.hosts.map((h) => {
+        const nets = h.node?.networks ?? [];
+        const applied = nets.filter((n) => n.applied).length;
+        return [
+          h.name,
+          h.role,
+          h.attach,
+          h.address,
+          h.holder ? String(h.holder) : k.red('down'),
+          h.role === 'node' ? (h.agent ? String(h.agent) : k.red('down')) : '-',
+          h.role === 'node' ? (h.node?.reachable ? `${applied}/${nets.length} applied` : k.red('no answer')) : '-',
+          fmtShape(h.shaping as Record<string, unknown>),
+          Object.keys(h.faults).length ? k.yellow(fmtShape(h.faults as Record<string, unknown>)) : '-',
+        ];
+      });
+      const lines = [
+        `lab ${k.bold(s.lab)} in ${s.dir}${s.lastGreenSec !== undefined ? `; last up went green in ${s.lastGreenSec.toFixed(1)} s` : ''}`,
+        '',
+        table([['HOST', 'ROLE', 'ATTACHED', 'ADDRESS', 'HOLDER', 'AGENT', 'NETWORKS', 'SHAPING', 'FAULTS'], ...rows]),
+      ];
+      if (s.nats.length) lines.push('', table([['NAT', 'WAN', 'LAN'], ...s.nats.map((n) => [n.name, n.wanAddress, n.lan])]));
+      lines.push('', table([['BLUEPRINT', 'VERSION', 'GENERATION', 'NODES'], ...Object.entries(s.blueprints).map(([key, b]) => [key, String(b.version), String(b.generation), b.nodes.join(',')])]));
+      const errs = s.hosts.flatMap((h) => (h.node?.errors ?? []).map((e) => `  ${h.name}: ${e.networkId}: ${e.message}`));
+      if (errs.length) lines.push('', k.red('agent errors:'), ...errs);
+      lines.push('', `agents' admin sockets: zmesh --socket "$(zmesh lab socket ${s.lab} NODE)" status   (last handshake ages: peers NET)`);
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  lab
+    .command('exec')
+    .description("run a command inside a node's (or device's) network and mount namespaces")
+    .argument('<name>', 'lab name')
+    .argument('<node>', 'node or device')
+    .argument('<cmd...>', 'the command (after --)')
+    .action(async (name: string, node: string, cmd: string[]) => {
+      const { labExecArgv } = await import('../../labs/index.ts');
+      const argv = labExecArgv(name, node, cmd);
+      const code = await new Promise<number>((resolve) => {
+        const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+        child.on('error', () => resolve(127));
+        child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
+      });
+      process.exitCode = code;
+    });
+
+  lab
+    .command('socket')
+    .description("print the path of a node agent's admin socket (zmesh --socket \"$(zmesh lab socket LAB NODE)\" …)")
+    .argument('<name>', 'lab name')
+    .argument('<node>', 'node')
+    .action(async (name: string, node: string) => {
+      const { labSocket } = await import('../../labs/index.ts');
+      process.stdout.write(labSocket(name, node) + '\n');
+    });
+
+  lab
+    .command('graph')
+    .description('draw the lab: nodes, NAT routers, devices, tunnels coloured by handshake health (graphviz)')
+    .argument('<name>', 'lab name')
+    .option('--out <file>', 'write an image (format from the extension: .svg, .png, .pdf; .dot writes DOT)')
+    .action(async (name: string, flags: { out?: string }) => {
+      const { labGraph } = await import('../../labs/index.ts');
+      const dot = await labGraph(name);
+      if (!flags.out) {
+        process.stdout.write(dot);
+        return;
+      }
+      const ext = (/\.([a-z]+)$/i.exec(flags.out)?.[1] ?? 'svg').toLowerCase();
+      if (ext === 'dot' || ext === 'gv') {
+        writeFileSync(flags.out, dot);
+        return;
+      }
+      const { execa } = await import('execa');
+      const r = await execa('dot', [`-T${ext}`, '-o', flags.out], { input: dot, reject: false });
+      if (r.failed) {
+        throw new ZmeshError('E_GRAPHVIZ', `dot failed: ${String(r.stderr || r.shortMessage).slice(0, 300)}`, {
+          kind: 'retryable',
+          hint: 'install graphviz (apt-get install --no-install-recommends graphviz), or write DOT with --out FILE.dot',
+        });
+      }
+      process.stdout.write(`${flags.out}\n`);
+    });
+
+  lab
+    .command('fault')
+    .description('inject a fault: cut | restore | loss PCT | delay MS | kill-agent | restart-agent | reboot')
+    .argument('<name>', 'lab name')
+    .argument('<node>', 'node (or device, for cut/restore/loss/delay/reboot)')
+    .argument('<fault>', 'cut, restore, loss, delay, kill-agent, restart-agent or reboot')
+    .argument('[value]', 'loss: percent; delay: milliseconds')
+    .option('--wait', 'then wait for a green matrix and print how long recovery took')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', '120')
+    .action(async (name: string, node: string, fault: string, value: string | undefined, flags: { wait?: boolean; timeout: string }) => {
+      const { labFault, labWaitGreen, FAULTS } = await import('../../labs/index.ts');
+      if (!(FAULTS as string[]).includes(fault)) throw new ZmeshError('E_USAGE', `unknown fault ${fault}`, { hint: FAULTS.join(', ') });
+      const v = value === undefined ? undefined : Number(String(value).replace(/(%|ms)$/, ''));
+      const t0 = Date.now();
+      process.stdout.write((await labFault(name, node, fault as (typeof FAULTS)[number], v)) + '\n');
+      if (flags.wait) {
+        const r = await labWaitGreen(name, Math.max(1, Number(flags.timeout) || 120) * 1000, progress);
+        const secs = (Date.now() - t0) / 1000;
+        process.stdout.write((r.green ? c().green(`green again ${secs.toFixed(1)} s after the fault`) : c().red(`not green ${secs.toFixed(1)} s after the fault`)) + '\n');
+        if (!r.green) {
+          process.stdout.write(matrixGrid(r.matrix) + '\n');
+          process.exitCode = 1;
+        }
+      }
+    });
+
+  lab
+    .command('down')
+    .description('remove a lab completely (also after a crash); --all: every lab and every leftover by prefix')
+    .argument('[name]', 'lab name')
+    .option('--all', 'every lab under the lab directory and every zl-* namespace on this machine')
+    .option('--json', 'print JSON')
+    .action(async (name: string | undefined, flags: Json & { all?: boolean }) => {
+      const { downLab, downAll, labDir } = await import('../../labs/index.ts');
+      if (!name && !flags.all) throw new ZmeshError('E_USAGE', 'name a lab or pass --all', { hint: 'zmesh lab down quickstart' });
+      const reports = flags.all ? await downAll() : [await downLab(name!, labDir(name!))];
+      if (flags.json) process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
+      else {
+        for (const r of reports) process.stdout.write(`${r.lab}: killed ${r.killed} process(es), removed ${r.namespaces.length} namespace(s)${r.removedDir ? ' and the lab directory' : ''}\n`);
+        if (!reports.length) process.stdout.write('no labs\n');
+      }
+    });
+}

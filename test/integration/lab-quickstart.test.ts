@@ -1,0 +1,101 @@
+// The quickstart lab end to end (as root, real namespaces, agents, wireguard-go, NAT): up to a green matrix,
+// the CLI around it (matrix --json, socket + peers/diagnose, status, exec, graph), `up` again reconciles,
+// and `lab down` leaves nothing behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { downLab, labDir, labUp, leftovers, processesOf, readState } from '../../labs/index.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SPEC = fileURLToPath(new URL('../../labs/quickstart.yaml', import.meta.url));
+const root = mkdtempSync('/tmp/zmesh-lab-test-');
+process.env.ZMESH_LAB_DIR = root;
+const name = `qs-${randomBytes(3).toString('hex')}`;
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ZMESH_LAB_DIR: root, NO_COLOR: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('quickstart: green matrix, the commands around it, reconcile, and a clean down', { timeout: 240_000 }, async (t) => {
+  const dir = labDir(name);
+  const procs: { pid: number; start: number }[] = [];
+  let left: string[];
+  try {
+    const s = await labUp(SPEC, { name });
+    t.diagnostic(`quickstart green in ${s.secondsToGreen?.toFixed(1)} s`);
+    assert.ok(s.green, `not green: ${JSON.stringify(s.matrix.filter((p) => !p.ok).slice(0, 5))}`);
+    assert.ok(s.secondsToGreen! < 45, `green only after ${s.secondsToGreen} s`);
+    // 6 tenant resources + 1 laptop: 42 ordered pairs; 3 nodes + laptop in blue (12), 3 in red (6) reach.
+    assert.equal(s.matrix.length, 42);
+    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 18);
+    // Both tenants use 10.1.0.0/16: cross-tenant probes hit the prober's own resource at the same address.
+    const sameAddr = s.matrix.filter((p) => p.expect === 'isolated' && p.seen !== null);
+    assert.ok(sameAddr.length > 0 && sameAddr.every((p) => p.seen!.split('@')[0] === p.from.split('@')[0]));
+
+    const st = readState(dir)!;
+    assert.equal(Object.keys(st.holders).length, 4);
+    assert.equal(Object.keys(st.agents).length, 3);
+    assert.equal(Object.keys(st.echo).length, 7);
+
+    const m = cli(['lab', 'matrix', name, '--json']);
+    assert.equal(m.status, 0, m.stderr);
+    const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null }[];
+    assert.equal(pairs.length, 42);
+    for (const p of pairs) {
+      assert.deepEqual(Object.keys(p).slice(0, 5), ['from', 'to', 'expect', 'ok', 'rttMs']);
+      if (p.expect === 'reach') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
+    }
+
+    const sock = cli(['lab', 'socket', name, 'node-a']).stdout.trim();
+    assert.equal(sock, `${dir}/nodes/node-a/admin.sock`);
+    const peers = cli(['--socket', sock, 'peers', 'blue/office/lan', '--json']);
+    assert.equal(peers.status, 0, peers.stderr);
+    const pj = JSON.parse(peers.stdout) as { peers: { peer: string; handshakeAgeSec: number | null }[] };
+    assert.ok(pj.peers.length >= 2 && pj.peers.every((p) => p.handshakeAgeSec !== null), peers.stdout);
+    const diag = cli(['--socket', sock, 'diagnose', 'red/shop/backend']);
+    assert.equal(diag.status, 0, diag.stdout + diag.stderr);
+
+    const status = cli(['lab', 'status', name]);
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, /node-c\s+node\s+nat home\s+198\.51\.100\.\d+/);
+    assert.match(status.stdout, /2\/2 applied/);
+
+    const ex = cli(['lab', 'exec', name, 'node-c', '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    assert.equal(ex.status, 0, ex.stderr);
+    assert.match(ex.stdout, /inet 198\.51\.100\.\d+\/27/);
+    assert.notEqual(cli(['lab', 'exec', name, 'node-a', '--', 'false']).status, 0);
+
+    const dot = cli(['lab', 'graph', name]);
+    assert.equal(dot.status, 0, dot.stderr);
+    assert.match(dot.stdout, /^graph "lab /);
+    assert.match(dot.stdout, /"node-a" -- "node-b" \[color=green3/);
+    assert.match(dot.stdout, /cluster_home/);
+
+    // Running `up` again on the running lab reconciles: nothing to push, still green.
+    const again = await labUp(SPEC, { name });
+    assert.ok(again.green);
+    assert.equal(again.pushed.reduce((n, p) => n + p.pushed.length, 0), 0);
+    t.diagnostic(`up again (reconcile, no change) green in ${again.secondsToGreen?.toFixed(1)} s`);
+  } finally {
+    // Everything inside the lab now: holders, agents, wireguard-go daemons, echo services, the laptop's tunnel.
+    procs.push(...processesOf(name, dir));
+    const t0 = Date.now();
+    const d = cli(['lab', 'down', name]);
+    t.diagnostic(`lab down in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${d.stdout.trim()}`);
+    if (d.status !== 0) await downLab(name, dir);
+    left = leftovers(name, dir, { procs });
+    rmSync(root, { recursive: true, force: true });
+  }
+  assert.deepEqual(left, [], 'lab down left things behind');
+  // 4 holders, 3 agents, 7 echo services, 6 + 1 wireguard-go.
+  assert.ok(procs.length >= 21, `tracked ${procs.length} processes`);
+});
