@@ -23,6 +23,7 @@ import type {
   ResourceReport,
 } from './types.ts';
 import { Daemons, detectBackend, KernelBackend, UserspaceBackend, type BackendOptions, type WgBackend } from './wireguard.ts';
+import { resolveTuning, SocketTuner, validateTuning, type Tuning } from './tuning.ts';
 
 export interface DriverOptions extends BackendOptions {
   /** The command runner (default: an ExecaRunner). */
@@ -35,6 +36,12 @@ export interface DriverOptions extends BackendOptions {
   underlayMtu?: number;
   /** Seconds after a handshake during which a peer's endpoint is left alone (default 180). */
   roamWindowSec?: number;
+  /**
+   * Data-plane tuning of wireguard-go (netns/tuning.ts): true or absent applies DEFAULT_TUNING (raised UDP
+   * socket buffers, the daemon kept in the driver's session), false applies none (wireguard-go as it comes, in
+   * a session of its own), an object overrides single knobs. The kernel backend needs none.
+   */
+  tuning?: boolean | Partial<Tuning>;
 }
 
 export interface ApplyOptions {
@@ -95,11 +102,23 @@ export class Driver {
   private readonly daemons: Daemons;
   private backend: WgBackend | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The tuning in force (resolved from DriverOptions.tuning). */
+  readonly tuning: Tuning;
+  private readonly tuner: SocketTuner;
 
   constructor(opts: DriverOptions = {}) {
     this.opts = opts;
     this.runner = opts.runner ?? new ExecaRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
-    this.daemons = new Daemons(opts);
+    this.tuning = resolveTuning(opts.tuning);
+    const problems = validateTuning(this.tuning);
+    if (problems.length) throw new TypeError(`tuning: ${problems.join('; ')}`);
+    this.daemons = new Daemons({ ...opts, daemonEnv: this.tuning.daemonEnv, daemonOwnSession: this.tuning.daemonOwnSession });
+    this.tuner = new SocketTuner({ bytes: this.tuning.socketBufferBytes, runner: this.runner, lock: (fn) => this.lock(fn) });
+  }
+
+  /** Settles when background tuning (sockets of fresh daemons) is done. */
+  tuningSettled(): Promise<void> {
+    return this.tuner.idle();
   }
 
   private lock<T>(fn: () => Promise<T>): Promise<T> {
@@ -317,6 +336,7 @@ export class Driver {
           say([`deleted broken ${names.wg} (${wgLink.kind})`]);
         }
         const hostStale = host.links.get(names.wg);
+        this.tuner.forget(names.wg);
         say(await backend.create(run, names.wg, names.ns, names.marker, layout.overlayMtu, marked(hostStale)));
         host.links.delete(names.wg);
         wgDev = null;
@@ -459,6 +479,12 @@ export class Driver {
       }
     }
 
+    // Tuning: wireguard-go's UDP socket buffers (now, or as soon as a fresh daemon opens its sockets).
+    if (wgReady && backend.kind === 'userspace' && this.tuner.enabled) {
+      const pid = this.daemons.livePid(names.wg);
+      if (pid !== null) say(await this.tuner.ensure(run, names.wg, pid, layout.wg.listenPort));
+    }
+
     return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft, host, hostNft }, dirty);
   }
 
@@ -506,7 +532,7 @@ export class Driver {
           dirty.host ? readHost(run) : snap.host,
           dirty.host ? readNft(run) : snap.hostNft,
         ]);
-        rep.actual = this.actualFrom(names, true, ns, wg, backend.daemon(names.wg), host.links.get(names.hostVeth) ?? null, tenantNft, hostNft);
+        rep.actual = this.withTuning(this.actualFrom(names, true, ns, wg, backend.daemon(names.wg), host.links.get(names.hostVeth) ?? null, tenantNft, hostNft));
       }
     } catch (e) {
       rep.failures.push(failureOf('read back', e));
@@ -579,7 +605,14 @@ export class Driver {
     const kernel = link ? link.kind === 'wireguard' : backend?.kind === 'kernel';
     const [wg, tenantNft] = await Promise.all([kernel ? readWg(run, names.wg, names.ns) : readUapi(this.daemons.socket(names.wg)), readNft(run, names.ns)]);
     const owned = ns.links.get('lo')?.alias === names.marker;
-    return this.actualFrom(names, owned, ns, wg, daemon, host.links.get(names.hostVeth) ?? null, tenantNft, hostNft);
+    return this.withTuning(this.actualFrom(names, owned, ns, wg, daemon, host.links.get(names.hostVeth) ?? null, tenantNft, hostNft));
+  }
+
+  /** Adds what the tuner did to the daemon's sockets (userspace only; nothing when tuning is off). */
+  private withTuning(a: ActualResource): ActualResource {
+    if (!this.tuner.enabled || !a.daemon?.alive) return a;
+    const t = this.tuner.status(`w-${a.networkId}`, a.daemon.pid);
+    return t ? { ...a, tuning: t } : a;
   }
 
   /** The state of one network on this host, for operators. */
@@ -615,6 +648,7 @@ export class Driver {
       }
     }
     await step('wireguard-go', async () => {
+      this.tuner.forget(names.wg);
       rep.changes.push(...(await this.daemons.stop(names.wg)));
     });
     if (host.netns.has(names.ns)) {
@@ -670,7 +704,7 @@ function driverFor(opts: DriverOptions): Driver {
     if (!d) runnerDrivers.set(opts.runner, (d = new Driver(opts)));
     return d;
   }
-  const key = JSON.stringify([opts.backend ?? 'auto', opts.stateDir, opts.socketDir, opts.wireguardGo, opts.underlayMtu, opts.roamWindowSec]);
+  const key = JSON.stringify([opts.backend ?? 'auto', opts.stateDir, opts.socketDir, opts.wireguardGo, opts.underlayMtu, opts.roamWindowSec, opts.tuning]);
   let d = drivers.get(key);
   if (!d) drivers.set(key, (d = new Driver(opts)));
   return d;

@@ -50,3 +50,18 @@ export { layoutFor, validateDesired, overlayMtu, WG_OVERHEAD, type Layout, type 
 export { namesFor, idFromName, idFromMarker, isNetworkId, NETWORK_ID_RE, MARKER_PREFIX, NFT_PREFIX, type ResourceNames } from './names.ts';
 export { readHost, readNs, readWg, readNft, type HostState, type NsState } from './state.ts';
 export { allocateEgressBlock, canonicalCidr, canonicalEndpoint } from './ip.ts';
+export {
+  DEFAULT_TUNING,
+  NO_TUNING,
+  resolveTuning,
+  validateTuning,
+  SocketTuner,
+  readUdpSockets,
+  parseProcNetUdp,
+  socketBufferArgv,
+  parseSocketBuffers,
+  type Tuning,
+  type SocketTuning,
+  type UdpSocket,
+  type DaemonSocket,
+} from './tuning.ts';

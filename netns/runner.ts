@@ -40,6 +40,11 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Append the daemon's stdout and stderr to this file (created 0600). */
   logFile?: string;
+  /**
+   * Start the daemon in a session of its own (setsid; the default) or stay in this process's session. With
+   * autogroup scheduling a session is one scheduling group, so this decides whom the daemon shares CPU with.
+   */
+  newSession?: boolean;
 }
 
 /** A long-running process started through the runner (e.g. wireguard-go). */
@@ -192,7 +197,7 @@ export class ExecaRunner implements Runner {
       const child = execa(argv[0], argv.slice(1), {
         env: { LC_ALL: 'C', PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...opts.env },
         extendEnv: false,
-        detached: true,
+        detached: opts.newSession !== false,
         cleanup: false,
         reject: false,
         stdin: 'ignore',

@@ -29,6 +29,10 @@ export interface BackendOptions {
   onDaemonExit?: (ifname: string, info: { pid: number; exitCode: number | null; signal: string | null }) => void;
   /** How long to wait for wireguard-go's control socket (default 3000 ms). */
   startTimeoutMs?: number;
+  /** Extra environment for wireguard-go (the driver's tuning, e.g. GOGC). */
+  daemonEnv?: Record<string, string>;
+  /** Start wireguard-go in a session of its own (default true; the driver's tuning keeps it in this one). */
+  daemonOwnSession?: boolean;
 }
 
 export interface WgBackend {
@@ -90,6 +94,8 @@ export class Daemons {
   private readonly children = new Map<string, { pid: number; alive: boolean; stopping: boolean; exited: Promise<unknown> }>();
   private readonly onExit?: BackendOptions['onDaemonExit'];
   private readonly startTimeoutMs: number;
+  private readonly daemonEnv: Record<string, string>;
+  private readonly ownSession: boolean;
 
   constructor(opts: BackendOptions = {}) {
     this.stateDir = opts.stateDir ?? '/run/zmesh';
@@ -97,6 +103,8 @@ export class Daemons {
     this.binary = opts.wireguardGo ?? 'wireguard-go';
     this.onExit = opts.onDaemonExit;
     this.startTimeoutMs = opts.startTimeoutMs ?? 3000;
+    this.daemonEnv = { ...opts.daemonEnv };
+    this.ownSession = opts.daemonOwnSession !== false;
   }
 
   private dir(): string {
@@ -149,8 +157,9 @@ export class Daemons {
     mkdirSync(this.dir(), { recursive: true, mode: 0o700 });
     const argv = [this.binary, '-f', ifname];
     const handle = run.spawnDaemon(argv, {
-      env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' },
+      env: { ...this.daemonEnv, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' },
       logFile: this.logfile(ifname),
+      ...(this.ownSession ? {} : { newSession: false }),
     });
     const entry = { pid: handle.pid, alive: true, stopping: false, exited: handle.exited };
     this.children.set(ifname, entry);

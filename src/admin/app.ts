@@ -126,6 +126,25 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       });
     },
   );
+  app.get('/v1/workloads', async () => ({ workloads: await agent.workloads() }));
+  app.get('/v1/volumes', async () => ({ volumes: await agent.volumes() }));
+  app.get<{ Params: { name: string }; Querystring: { follow?: boolean; tail?: number } }>(
+    '/v1/workloads/:name/logs',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { follow: { type: 'boolean' }, tail: { type: 'integer', minimum: 0, maximum: 100000 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const stream = await agent.logs(req.params.name, { follow: req.query.follow ?? false, tail: req.query.tail });
+      req.raw.on('close', () => stream.destroy());
+      return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
+    },
+  );
   app.get('/v1/metrics', async (_req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return agent.metrics();
@@ -146,7 +165,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     async (req, reply) => {
       writable();
       const result = await agent.submit(req.body.signed, req.body.part);
-      return reply.code(result.networks.every((n) => n.ok) ? 200 : 202).send(result);
+      return reply.code(result.networks.every((n) => n.ok) && result.runtime?.ok !== false ? 200 : 202).send(result);
     },
   );
   app.delete<{ Params: { tenant: string; name: string } }>('/v1/blueprints/:tenant/:name', async (req) => {

@@ -1,8 +1,8 @@
 // The node agent's core service: the provisioning pipeline (verify → check → record → apply), the reconcile
 // loop, and the read views the admin socket serves. One mutex serializes every change and reconcile.
 import type { Logger } from 'pino';
-import { verifySigned } from '../blueprint/index.ts';
-import type { SignedBlueprint } from '../blueprint/types.ts';
+import { canonicalize, verifySigned } from '../blueprint/index.ts';
+import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
 import type { NodePlanPart } from '../plan/part.ts';
@@ -12,6 +12,10 @@ import { diagnose, type Diagnosis } from './diagnose.ts';
 import { renderMetrics } from './metrics.ts';
 import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 import type { AgentEvent, State, StoredBlueprint } from './state.ts';
+import type { Readable } from 'node:stream';
+import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
+import { checkRuntimePart } from './runtime-consistency.ts';
+import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -23,6 +27,8 @@ export interface AgentDeps {
   log: Logger;
   moduleVersions: Record<string, number>;
   now?: () => number;
+  /** Workloads and volumes (runtime/); absent: the agent manages networks only. */
+  runtime?: RuntimePort;
 }
 
 export interface ReconcileSummary {
@@ -32,7 +38,10 @@ export interface ReconcileSummary {
   ok: boolean;
   networks: number;
   changes: number;
+  /** Network errors by network id; runtime errors by subject ("workload t/b/w", "volume t/b/v", "engine"). */
   errors: { networkId: string; message: string }[];
+  /** Present when the node has a runtime: desired workloads and volumes, and whether they converged. */
+  runtime?: { workloads: number; volumes: number; changes: number; ok: boolean; engine: boolean };
 }
 
 export interface SubmitResult {
@@ -41,6 +50,8 @@ export interface SubmitResult {
   version: number;
   generation: number;
   networks: { name: string; networkId: string; ok: boolean; changes: string[]; errors: ResourceReport['errors'] }[];
+  /** Errors of this blueprint's workloads and volumes (present when the node has a runtime). */
+  runtime?: { ok: boolean; errors: { subject: string; message: string }[] };
 }
 
 export interface NetworkSummary {
@@ -57,6 +68,27 @@ export interface NetworkSummary {
   lastError: string | null;
 }
 
+/**
+ * Version rule (replay protection) with the plan-generation extension: a version greater than any accepted
+ * before is new; the version currently accepted, with the very same blueprint and a HIGHER plan generation, is
+ * an update of the plan only (a re-plan after a membership change); anything else is a replay (a lower or equal
+ * generation of the same version is stale).
+ */
+export function replayProblem(bp: Blueprint, part: unknown, last: number, stored: StoredBlueprint | undefined): Problem | null {
+  if (bp.version > last) return null;
+  const generation = (part as { generation?: unknown } | null)?.generation;
+  if (stored && stored.version === bp.version && bp.version === last && canonicalize(stored.envelope.blueprint) === canonicalize(bp)) {
+    if (typeof generation === 'number' && Number.isInteger(generation) && generation > stored.generation) return null;
+    return {
+      code: 'E_REPLAY',
+      path: 'version',
+      message: `version ${bp.version} plan generation ${String(generation)} is stale: generation ${stored.generation} of this version is already accepted`,
+      hint: 'send a newer plan generation, or raise the blueprint version and sign again',
+    };
+  }
+  return { code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${last} already accepted`, hint: 'raise the blueprint version and sign again' };
+}
+
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(fn: () => Promise<T>): Promise<T> {
@@ -71,6 +103,7 @@ export class Agent {
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
   private stopped = false;
+  private started = false;
   private reconciles = 0;
   private reconcileErrors = 0;
   lastReconcile: ReconcileSummary | null = null;
@@ -101,6 +134,7 @@ export class Agent {
   /** Starts the loop: reconcile from the store now, then every interval (with backoff after errors). */
   start(): void {
     this.stopped = false;
+    this.started = true;
     this.event('info', 'agent.start', this.nodeId, `agent ${AGENT_VERSION} starting; reconciling ${this.deps.state.blueprints().length} blueprints from the store`);
     this.schedule(0);
   }
@@ -110,15 +144,16 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.mutex.run(async () => undefined);
+    await this.deps.runtime?.close();
     await this.deps.driver.close();
   }
 
-  private schedule(ms: number): void {
+  private schedule(ms: number, reason = 'interval'): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.reconcile('interval')
+      this.reconcile(reason)
         .catch(() => undefined)
         .finally(() => {
           const base = this.deps.config.reconcileIntervalMs;
@@ -182,6 +217,8 @@ export class Agent {
       }
     }
     for (const a of this.deps.state.applied()) if (!byId.has(a.networkId)) this.deps.state.forgetApplied(a.networkId);
+    const runtime = this.deps.runtime ? await this.applyRuntime(blueprints, errors) : undefined;
+    if (runtime) changes += runtime.changes;
     this.reconciles++;
     if (errors.length) {
       this.reconcileErrors++;
@@ -195,10 +232,38 @@ export class Agent {
       networks: desired.length,
       changes,
       errors,
+      ...(runtime ? { runtime } : {}),
     };
     this.lastReconcile = summary;
     this.deps.log.debug({ reconcile: summary }, 'reconciled');
     return summary;
+  }
+
+  /** After the networks: this node's workloads and volumes. Events carry the reasons (exit code, OOM). */
+  private async applyRuntime(blueprints: StoredBlueprint[], errors: ReconcileSummary['errors']): Promise<NonNullable<ReconcileSummary['runtime']>> {
+    const rt = this.deps.runtime!;
+    const desired = runtimeDesired(blueprints, this.nodeId);
+    const out = { workloads: desired.workloads.length, volumes: desired.volumes.length, changes: 0, ok: true, engine: false };
+    try {
+      const r = await rt.apply(desired);
+      out.changes = r.changes;
+      out.engine = r.engine;
+      for (const e of r.events) this.event(e.level, e.kind, e.subject, e.message, e.data);
+      for (const e of r.errors) {
+        errors.push({ networkId: e.subject, message: `${e.code}: ${e.message}` });
+        this.event('error', e.subject.startsWith('volume') ? 'volume.error' : 'workload.error', e.subject, `${e.code}: ${e.message}`);
+      }
+      out.ok = r.errors.length === 0;
+      if (r.engine && desired.workloads.length && this.started) {
+        // Heal at once when a container dies, rather than at the next interval.
+        void rt.watch(() => this.schedule(200, 'container exited')).catch(() => undefined);
+      }
+    } catch (e) {
+      out.ok = false;
+      errors.push({ networkId: 'runtime', message: (e as Error).message });
+      this.event('error', 'runtime.failed', this.nodeId, `runtime failed: ${(e as Error).message}`);
+    }
+    return out;
   }
 
   private usedPorts(except: { tenant: string; name: string }): PortOwner[] {
@@ -229,10 +294,10 @@ export class Agent {
         problems.push({ code: 'E_TENANT_KEY', path: 'signature.publicKey', message: `the blueprint is signed by a key that is not tenant ${bp.tenant}'s`, hint: "sign with the tenant's own key" });
       }
       const last = this.deps.state.lastVersion(bp.tenant, bp.name);
-      if (bp.version <= last) {
-        problems.push({ code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${last} already accepted`, hint: 'raise the blueprint version and sign again' });
-      }
+      const replay = bp.version > last ? null : replayProblem(bp, part, last, this.deps.state.blueprint(bp.tenant, bp.name));
+      if (replay) problems.push(replay);
       if (!problems.length) problems.push(...checkNodePart(bp, part, this.nodeId, this.deps.identity, this.usedPorts(bp)));
+      if (!problems.length) problems.push(...checkRuntimePart(bp, part as NodePlanPart, this.nodeId));
       if (problems.length) {
         const err = new ValidationError(problems, 'submission');
         this.rejected(envelope, err);
@@ -254,6 +319,13 @@ export class Agent {
           const errs = summary.errors.filter((e) => e.networkId === n.id || e.networkId === '*');
           return { name: n.name, networkId: n.id, ok: (a?.ok ?? false) && errs.length === 0, changes: rep.changes, errors: rep.errors.length ? rep.errors : errs.map((e) => ({ message: e.message })) };
         }),
+        ...(this.deps.runtime
+          ? (() => {
+              const own = (subject: string) => subject === 'engine' || subject === 'runtime' || (subject.split(' ')[1] ?? '').startsWith(`${bp.tenant}/${bp.name}/`);
+              const mine = summary.errors.filter((e) => own(e.networkId));
+              return { runtime: { ok: mine.length === 0, errors: mine.map((e) => ({ subject: e.networkId, message: e.message })) } };
+            })()
+          : {}),
       };
     });
   }
@@ -356,6 +428,38 @@ export class Agent {
 
   events(after = 0, limit = 200): AgentEvent[] {
     return this.deps.state.events(after, limit);
+  }
+
+  private runtimeDesired() {
+    return runtimeDesired(this.deps.state.blueprints(), this.nodeId);
+  }
+
+  /** This node's workloads with live state (empty without a runtime). */
+  async workloads(): Promise<WorkloadView[]> {
+    if (!this.deps.runtime) return [];
+    return this.deps.runtime.workloads(this.runtimeDesired().workloads);
+  }
+
+  /** This node's volumes with size and usage (empty without a runtime). */
+  async volumes(): Promise<VolumeView[]> {
+    if (!this.deps.runtime) return [];
+    return this.deps.runtime.volumes(this.runtimeDesired());
+  }
+
+  /** Finds a workload of this node by "tenant/blueprint/name" or a name unique on the node. */
+  findWorkload(key: string): { tenant: string; blueprint: string; name: string } {
+    const all = this.runtimeDesired().workloads;
+    const m = all.filter((w) => key === `${w.tenant}/${w.blueprint}/${w.name}` || key === w.name);
+    if (m.length === 1) return { tenant: m[0].tenant, blueprint: m[0].blueprint, name: m[0].name };
+    if (m.length === 0) throw new ZmeshError('E_NOT_FOUND', `no workload ${key} on this node`, { hint: 'list workloads with `zmesh ps`' });
+    throw new ZmeshError('E_AMBIGUOUS', `${m.length} workloads are called ${key}: ${m.map((w) => `${w.tenant}/${w.blueprint}/${w.name}`).join(', ')}`, { hint: 'name it as tenant/blueprint/workload' });
+  }
+
+  /** A workload's output (stdout and stderr). */
+  async logs(key: string, opts: { follow: boolean; tail?: number }): Promise<Readable> {
+    const w = this.findWorkload(key);
+    if (!this.deps.runtime) throw new ZmeshError('E_NOT_FOUND', 'this agent runs no workloads', { hint: 'see docs/runtime.md' });
+    return this.deps.runtime.logs(w, opts);
   }
 
   async metrics(): Promise<string> {

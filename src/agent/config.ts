@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { parseSize } from '../blueprint/units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
+import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
 
 export interface AgentConfig {
   nodeId: string;
@@ -23,11 +25,22 @@ export interface AgentConfig {
   /** Underlay MTU override; default: the MTU of the host's default-route interface. */
   underlayMtu?: number;
   logLevel: string;
+  /** Distributed control plane: register in etcd and take blueprints from it (docs/control-plane.md). */
+  etcd?: AgentEtcdConfig;
+  /** Docker engine socket for workloads (default /var/run/docker.sock); unreachable is fine without workloads. */
+  dockerSocket?: string;
+  /** A disk for the storage pool; default: a loop-mounted image in stateDir/storage. */
+  storageDevice?: string;
+  /** Size of the pool image in bytes (default 10 GiB, sparse). */
+  storagePoolSize?: number;
+  /** Data-plane tuning of wireguard-go (raised UDP socket buffers; netns/tuning.ts); default true. */
+  dataplaneTuning?: boolean;
 }
 
 const FIELDS = new Set([
   'nodeId', 'identityKeyFile', 'stateDir', 'adminSocket', 'readSocket', 'readSocketGroup', 'endpoints',
-  'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel',
+  'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel', 'etcd',
+  'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning',
 ]);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -90,6 +103,20 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   if (c.underlayMtu !== undefined && (!Number.isInteger(c.underlayMtu) || (c.underlayMtu as number) < 1280 || (c.underlayMtu as number) > 65535)) {
     bad('E_MTU', 'underlayMtu', 'underlayMtu is an integer from 1280 to 65535', 'leave it out to read it from the host');
   }
+  if (c.dockerSocket !== undefined && !path(c.dockerSocket)) bad('E_TYPE', 'dockerSocket', 'dockerSocket is the path of the Docker socket', 'e.g. /var/run/docker.sock');
+  if (c.storageDevice !== undefined && !(typeof c.storageDevice === 'string' && c.storageDevice.startsWith('/dev/'))) {
+    bad('E_STORAGE_DEVICE', 'storageDevice', 'storageDevice is a block device path under /dev', 'leave it out for a pool image in stateDir');
+  }
+  let poolSize = 10 * 1024 ** 3;
+  if (c.storagePoolSize !== undefined) {
+    const r = parseSize(c.storagePoolSize);
+    if (!r.ok || r.bytes < 128 * 1024 ** 2) bad('E_SIZE', 'storagePoolSize', 'storagePoolSize is a size of at least 128Mi, like 2Gi', 'write e.g. 2Gi');
+    else poolSize = r.bytes;
+  }
+  if (c.dataplaneTuning !== undefined && typeof c.dataplaneTuning !== 'boolean') {
+    bad('E_TYPE', 'dataplaneTuning', 'dataplaneTuning is true or false', 'leave it out for the default (true)');
+  }
+  const etcd = parseEtcdSection(c.etcd, baseDir, problems);
   if (problems.length) throw new ValidationError(problems, 'agent config');
   return {
     nodeId: c.nodeId as string,
@@ -104,6 +131,11 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     trustedTenants: tenants as Record<string, string>,
     underlayMtu: c.underlayMtu as number | undefined,
     logLevel: typeof c.logLevel === 'string' ? c.logLevel : 'info',
+    ...(etcd ? { etcd } : {}),
+    dockerSocket: path(c.dockerSocket) || '/var/run/docker.sock',
+    storageDevice: typeof c.storageDevice === 'string' ? c.storageDevice : undefined,
+    storagePoolSize: poolSize,
+    dataplaneTuning: c.dataplaneTuning !== false,
   };
 }
 

@@ -10,9 +10,12 @@ import { Key, X25519Secret, clampX25519 } from '../crypto/keys.ts';
 import { ZmeshError } from '../errors.ts';
 import { Agent } from './agent.ts';
 import { configBaseDir, parseAgentConfig, type AgentConfig } from './config.ts';
+import { withEtcdFlags } from './etcd-config.ts';
+import { startEtcdLink } from './etcd-link.ts';
 import { makeNetnsDriver } from './netns-adapter.ts';
 import { State } from './state.ts';
-import { openStore } from './store.ts';
+import { AGENT_MODULES, openStore } from './store.ts';
+import { makeRuntime } from './runtime-adapter.ts';
 import { mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -42,17 +45,18 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export async function runAgent(configFile: string): Promise<RunningAgent> {
+export async function runAgent(configFile: string, flags: { etcd?: string; etcdCacert?: string; etcdCert?: string; etcdKey?: string } = {}): Promise<RunningAgent> {
   process.umask(0o077);
-  const config = parseAgentConfig(readFileSync(configFile, 'utf8'), configBaseDir(configFile));
+  const config = withEtcdFlags(parseAgentConfig(readFileSync(configFile, 'utf8'), configBaseDir(configFile)), flags);
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } }, pino.destination(2));
   const identity = loadIdentity(config.identityKeyFile);
-  const { db, versions } = openStore(config.stateDir);
+  const { db, versions } = openStore(config.stateDir, AGENT_MODULES);
   const state = new State(db);
   let agent: Agent | null = null;
   // Supervision: a wireguard-go daemon that dies triggers a reconcile at once, which restarts it.
   const driver = await makeNetnsDriver(config, identity, log, () => void agent?.reconcile('daemon exited').catch(() => undefined));
-  agent = new Agent({ config, state, identity, driver, log, moduleVersions: versions });
+  const runtime = makeRuntime(config, db);
+  agent = new Agent({ config, state, identity, driver, log, moduleVersions: versions, runtime });
   const apps: FastifyInstance[] = [];
   const admin = buildAdminApp({ agent });
   await listenUnix(admin, config.adminSocket);
@@ -64,10 +68,14 @@ export async function runAgent(configFile: string): Promise<RunningAgent> {
   }
   log.info({ socket: config.adminSocket, identity: identity.publicKey.toString() }, 'agent listening');
   agent.start();
+  // Distributed control plane (docs/control-plane.md): register, watch this node's parts, report status.
+  const link = startEtcdLink({ agent, state, config, identityPublicKey: identity.publicKey.toString(), log });
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       for (const a of apps) await a.close().catch(() => undefined);
+      // The registration is left to expire with its lease: a quick restart is not a membership change.
+      await link?.stop({ revoke: false });
       await agent.stop();
       db.close();
       log.info('agent stopped');

@@ -110,6 +110,7 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
     {
       backend: config.wireguardBackend,
       underlayMtu: config.underlayMtu,
+      tuning: config.dataplaneTuning !== false,
       onDaemonExit: (ifname, info) => {
         log.warn({ ifname, ...info }, 'wireguard-go exited; reconciling');
         onDaemonExit?.();

@@ -1,9 +1,11 @@
 // The embedded state store: SQLite (WAL, transactions) in the agent's state directory.
 // Each module owns its tables and a schema version, and migrates its own data on start, so one module can be
-// upgraded without the others. Modules: core (tenants, events), network (blueprints, node parts, applied state).
+// upgraded without the others. Modules: core (tenants, events), network (blueprints, node parts, applied state),
+// compute (workloads) and storage (volumes) — the last two in runtime-store.ts.
 import Database from 'better-sqlite3';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { RUNTIME_MODULES } from './runtime-store.ts';
 
 export type Db = Database.Database;
 
@@ -131,6 +133,13 @@ export const networkModule: StoreModule = {
 };
 
 export const MODULES: StoreModule[] = [coreModule, networkModule];
+
+export { computeModule, storageModule } from './runtime-store.ts';
+/**
+ * Every module the agent service opens: MODULES plus the runtime's compute and storage modules
+ * (src/agent/runtime-store.ts). Kept apart from MODULES so stores opened without a runtime stay as they were.
+ */
+export const AGENT_MODULES: StoreModule[] = [...MODULES, ...RUNTIME_MODULES];
 
 /** Opens (creating if needed, mode 0600) the state database in stateDir and migrates every module. */
 export function openStore(stateDir: string, modules: StoreModule[] = MODULES): { db: Db; versions: Record<string, number> } {

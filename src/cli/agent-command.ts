@@ -1,4 +1,4 @@
-// `zmesh agent --config FILE`: runs the node agent in the foreground (systemd: zmesh-agent.service).
+// `zmesh agent --config FILE [--etcd URLS]`: runs the node agent in the foreground (systemd: zmesh-agent.service).
 import type { Command } from 'commander';
 
 export function registerAgentCommand(program: Command): void {
@@ -6,9 +6,13 @@ export function registerAgentCommand(program: Command): void {
     .command('agent')
     .description('run the node agent (foreground)')
     .requiredOption('--config <file>', 'agent config (YAML), see examples/agent.yaml')
-    .action(async (flags: { config: string }) => {
+    .option('--etcd <urls>', 'distributed control plane: etcd client URLs, comma-separated (over the config etcd section)')
+    .option('--etcd-cacert <file>', 'CA of the etcd servers (https URLs)')
+    .option('--etcd-cert <file>', 'client certificate for etcd')
+    .option('--etcd-key <file>', 'client key for etcd')
+    .action(async (flags: { config: string; etcd?: string; etcdCacert?: string; etcdCert?: string; etcdKey?: string }) => {
       const { runAgent } = await import('../agent/main.ts');
-      const running = await runAgent(flags.config);
+      const running = await runAgent(flags.config, flags);
       await new Promise<void>((resolve) => {
         const onSignal = (sig: string) => {
           process.stderr.write(`zmesh agent: ${sig}, stopping\n`);

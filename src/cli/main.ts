@@ -24,5 +24,7 @@ registerPlanCommands(program);
 registerOpsCommands(program);
 registerAgentCommand(program);
 (await import('./lab-commands.ts')).registerLabCommands(program);
+(await import('./control-commands.ts')).registerControlCommands(program);
+(await import('./runtime-commands.ts')).registerRuntimeCommands(program);
 
 await runMain(program, process.argv);

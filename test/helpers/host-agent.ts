@@ -27,6 +27,7 @@ const handlers: Record<string, Handler> = {
       underlayMtu,
       onDaemonExit: (ifname, info) => exits.push({ ifname, ...info }),
       clock: typeof p.clockOffsetMs === 'number' ? () => Date.now() + (p.clockOffsetMs as number) : undefined,
+      ...(typeof p.tuning === 'boolean' ? { tuning: p.tuning } : {}),
     });
     // Like an agent at startup: detect the backend once (the kernel probe is a mutating command).
     return { pid: process.pid, backend: await driver.backendKind() };

@@ -141,6 +141,8 @@ export interface HostOptions {
   underlayMtu?: number;
   /** Shifts the driver's clock (to test the roaming window). */
   clockOffsetMs?: number;
+  /** The driver's data-plane tuning (DriverOptions.tuning; default: on). */
+  tuning?: boolean;
 }
 
 /** A simulated host: network namespace + mount namespace with a private /run + a driver agent. */
@@ -238,7 +240,7 @@ export class SimHost {
     });
     ready.catch(() => undefined);
     await ready;
-    await this.call('init', { backend: this.opts.backend ?? 'auto', underlayMtu: this.opts.underlayMtu, clockOffsetMs: this.opts.clockOffsetMs });
+    await this.call('init', { backend: this.opts.backend ?? 'auto', underlayMtu: this.opts.underlayMtu, clockOffsetMs: this.opts.clockOffsetMs, tuning: this.opts.tuning });
   }
 
   /** Kills the agent process (SIGKILL, by PID) — daemons it started keep running, as after a crash. */

@@ -1,0 +1,213 @@
+// Control-plane benchmark: a real etcd (one member, data on /dev/shm), the controller, and 200 and 1,000
+// simulated agents in process (each a NodeWatch on its own prefix, spread over a few gRPC connections, that
+// reassembles its part and fetches the signed envelope like the agent does; the pipeline itself is not run).
+// Figures per size:
+//   changeMs    time from a blueprint change (a new signed version) to every agent having received its part
+//               and read the new signed envelope (median of 3); partsSeenMs: to every agent having its new part
+//   joinPublic / joinHidden   etcd writes for one node joining (puts, key+value bytes, transactions, nodes touched)
+//               and the time until every touched agent has it
+// Network shape: one network over all nodes, 10% public (access nodes, full mesh) and 90% hidden behind them —
+// edge nodes behind NAT; at 200 also 90% public (a full mesh), the worst case for join writes.
+// Last line: one JSON object.
+import { randomBytes } from 'node:crypto';
+import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, type Etcd3 } from '../src/control/index.ts';
+import { signBlueprint } from '../src/blueprint/index.ts';
+import type { Blueprint } from '../src/blueprint/types.ts';
+import { ed25519KeyPair, x25519KeyPair } from '../src/crypto/keys.ts';
+import { seededRandom } from '../src/crypto/rng.ts';
+import { startEtcd } from '../test/helpers/etcd.ts';
+
+const CONNECTIONS = 8;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const tenant = ed25519KeyPair(seededRandom('bench-tenant')(32));
+
+interface Case {
+  nodes: number;
+  publicShare: number;
+}
+
+interface JoinFigures {
+  puts: number;
+  bytes: number;
+  txns: number;
+  nodesTouched: number;
+  ms: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function bp(ids: string[], version: number, egress: boolean): Blueprint {
+  return {
+    tenant: 'bench',
+    name: 'edge',
+    version,
+    networks: [{ name: 'mesh', ipRange: '10.64.0.0/12', subnetPrefix: 24, nodes: ids, access: [], egress }],
+    workloads: [],
+    volumes: [],
+  };
+}
+
+async function runCase(c: Case): Promise<Record<string, unknown>> {
+  const cluster = await startEtcd({ args: ['--quota-backend-bytes', String(4 * 1024 ** 3)] });
+  const clients: Etcd3[] = [];
+  const watches: NodeWatch[] = [];
+  let controller: Controller | null = null;
+  try {
+    const keys = new Keys();
+    const admin = connectEtcd({ urls: cluster.urls });
+    clients.push(admin);
+    const ops = new ControlOps(admin);
+    await ops.addTenant('bench', tenant.publicKey.toString());
+    const n = c.nodes;
+    const all = Array.from({ length: n + 2 }, (_, i) => `n${String(i + 1).padStart(4, '0')}`);
+    // Every 10th node public (10%), or all but every 10th (90%).
+    const isPublic = (i: number) => (c.publicShare < 0.5 ? i % 10 === 0 : i % 10 !== 9);
+    const identities = all.map((id) => x25519KeyPair(seededRandom(`bench-id:${id}`)(32)).publicKey.toString());
+    const lease = admin.lease(600);
+    const register = (i: number, pub: boolean) =>
+      lease.put(keys.node(all[i])).value(JSON.stringify({ id: all[i], publicKey: identities[i], endpoints: pub ? [`198.18.${i >> 8}.${i & 255}`] : [], reservedPorts: [] }));
+    for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, j) => register(i + j, isPublic(i + j))));
+
+    // Simulated agents: what each has received (version, generation), and when.
+    const received = new Map<string, { version: number; generation: number; at: number }>();
+    const envelopes = new Map<string, number>();
+    const heads = new Map<string, { version: number; at: number }>();
+    for (let k = 0; k < CONNECTIONS; k++) clients.push(connectEtcd({ urls: cluster.urls }));
+    for (let i = 0; i < n; i++) {
+      const node = all[i];
+      const client = clients[1 + (i % CONNECTIONS)];
+      const w: NodeWatch = new NodeWatch({
+        client,
+        keys,
+        node,
+        onBatch: async (b) => {
+          for (const id of b.ids) {
+            const [t, name] = id.split('/');
+            const a = assemblePart({ node, tenant: t, blueprint: name }, w.cache.get(id) ?? new Map());
+            if (!a) continue;
+            if ((heads.get(node)?.version ?? 0) < a.part.version) heads.set(node, { version: a.part.version, at: performance.now() });
+            if (envelopes.get(node) !== a.part.version) {
+              await client.get(a.head.envelope).string();
+              envelopes.set(node, a.part.version);
+            }
+            received.set(node, { version: a.part.version, generation: a.part.generation, at: performance.now() });
+          }
+        },
+      });
+      watches.push(w);
+      w.start();
+    }
+    await Promise.all(watches.map((w) => waitUntil(() => w.syncs > 0, 60000)));
+
+    controller = new Controller({ client: admin, graceMs: 60000, holdDownMs: 3600000, debounceMs: 50, random: (k) => new Uint8Array(randomBytes(k)) });
+    controller.start();
+    await controller.whenLeader(60000);
+    const ids = all.slice(0, n + 2);
+    let version = 1;
+    const everyone = (v: number) => all.slice(0, n).every((id) => received.get(id)?.version === v);
+    const t0 = performance.now();
+    await ops.submit(signBlueprint(bp(ids, version, false), tenant.privateKey));
+    await waitUntil(() => everyone(version), 300000);
+    const initialMs = performance.now() - t0;
+    await controller.idle();
+    const keyCount = (await admin.kv.range({ key: Buffer.from(keys.parts()), range_end: prefixEnd(keys.parts()), count_only: true })).count;
+
+    // Blueprint changes: a new version each time (the egress flag flips), to every agent.
+    const changes: number[] = [];
+    const headTimes: number[] = [];
+    const rounds: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      version++;
+      const s = performance.now();
+      await ops.submit(signBlueprint(bp(ids, version, version % 2 === 0), tenant.privateKey));
+      await waitUntil(() => everyone(version), 300000);
+      const last = Math.max(...all.slice(0, n).map((id) => received.get(id)!.at));
+      changes.push(last - s);
+      headTimes.push(Math.max(...all.slice(0, n).map((id) => heads.get(id)!.at)) - s);
+      await controller.idle();
+      rounds.push(controller.lastRound!.durationMs);
+    }
+
+    // Joins: one public node, then one hidden node.
+    const join = async (i: number, pub: boolean): Promise<JoinFigures> => {
+      await controller!.idle();
+      const before = { ...controller!.stats };
+      const gens = new Map(all.slice(0, n).map((id) => [id, received.get(id)!.generation]));
+      const gen = controller!.lastRound!.blueprints['bench/edge'].generation! + 1;
+      const s = performance.now();
+      await register(i, pub);
+      await waitUntil(() => controller!.lastRound?.blueprints['bench/edge']?.generation === gen, 60000);
+      await controller!.idle();
+      const touched = controller!.lastRound!.nodesWritten;
+      // Every agent whose part changed has the new generation.
+      await waitUntil(() => {
+        let moved = 0;
+        for (const [id, g] of gens) if ((received.get(id)?.generation ?? 0) > g) moved++;
+        // The joined nodes (this one and the one before) have no simulated agent.
+        return moved >= touched - (i - n + 1);
+      }, 60000);
+      const ms = performance.now() - s;
+      const st = controller!.stats;
+      return { puts: st.puts - before.puts, bytes: st.bytes - before.bytes, txns: st.txns - before.txns, nodesTouched: touched, ms: Math.round(ms) };
+    };
+    const joinPublic = await join(n, true);
+    const joinHidden = await join(n + 1, false);
+    lease.release();
+    return {
+      nodes: n,
+      publicNodes: all.slice(0, n).filter((_, i) => isPublic(i)).length,
+      initialMs: Math.round(initialMs),
+      partKeys: Number(keyCount),
+      changeMs: Math.round(median(changes)),
+      changeRunsMs: changes.map((x) => Math.round(x)),
+      partsSeenMs: Math.round(median(headTimes)),
+      controllerRoundMs: median(rounds),
+      joinPublic,
+      joinHidden,
+    };
+  } finally {
+    for (const w of watches) await w.stop().catch(() => undefined);
+    await controller?.kill().catch(() => undefined);
+    for (const cl of clients) cl.close();
+    await cluster.stop();
+  }
+}
+
+async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!fn()) {
+    if (performance.now() > deadline) throw new Error('bench: timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const cases: (Case & { key: string })[] = [
+  { key: 'edge200', nodes: 200, publicShare: 0.1 },
+  { key: 'mesh200', nodes: 200, publicShare: 0.9 },
+  { key: 'edge1000', nodes: 1000, publicShare: 0.1 },
+];
+const results: Record<string, Record<string, unknown>> = {};
+console.log('case        nodes  public  part keys  change→all (ms)  join public: puts  bytes    ms   join hidden: puts  bytes    ms');
+for (const c of cases) {
+  const r = await runCase(c);
+  results[c.key] = r;
+  const jp = r.joinPublic as JoinFigures;
+  const jh = r.joinHidden as JoinFigures;
+  console.log(
+    `${c.key.padEnd(10)} ${String(r.nodes).padStart(6)} ${String(r.publicNodes).padStart(7)} ${String(r.partKeys).padStart(10)} ${String(r.changeMs).padStart(16)} ` +
+      `${String(jp.puts).padStart(18)} ${String(jp.bytes).padStart(7)} ${String(jp.ms).padStart(5)} ${String(jh.puts).padStart(19)} ${String(jh.bytes).padStart(6)} ${String(jh.ms).padStart(5)}`,
+  );
+}
+console.log(
+  JSON.stringify({
+    bench: 'control',
+    runs: RUNS,
+    connections: CONNECTIONS,
+    ...results,
+    bytesPerJoin: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, { public: (r.joinPublic as JoinFigures).bytes, hidden: (r.joinHidden as JoinFigures).bytes }])),
+  }),
+);
+process.exit(0);

@@ -1,0 +1,240 @@
+// Attaching a workload to its tenant network, after CNI's ADD / DEL / CHECK / GC (cni SPEC.md):
+//   ADD    a veth pair: one end (v-<hash>) in the tenant namespace n-<id>, enslaved to its bridge b-<id>; the
+//          other created straight in the container's network namespace and renamed eth0, with the planned
+//          address/prefix, the bridge's MTU and a default route via the subnet's gateway. Returns the result
+//          read back from the live state; the caller stores it.
+//   DEL    removes the tenant end (its peer goes with it). Idempotent: a missing link or namespace is fine.
+//   CHECK  compares a stored result with the live state; returns what differs (nothing: healthy).
+//   GC     removes veths carrying our marker that no valid workload wants.
+// Commands go through the netns Runner (argv arrays, never a shell). Builders and parsers are pure.
+import type { Runner } from '../netns/runner.ts';
+import { splitJsonValues } from '../netns/parse.ts';
+import { ZmeshError } from '../src/errors.ts';
+import { CONTAINER_IF, VETH_MARKER, keyFromAlias, type VethNames } from './names.ts';
+import type { Attachment } from './types.ts';
+
+export interface LiveLink {
+  index: number;
+  name: string;
+  kind: string | null;
+  mtu: number;
+  up: boolean;
+  master: string | null;
+  /** The peer's ifindex (veth with its peer in another namespace). */
+  linkIndex: number | null;
+  alias: string | null;
+  mac: string | null;
+  /** inet addresses "a.b.c.d/p". */
+  inet: string[];
+}
+
+export interface LiveRoute {
+  dst: string;
+  gateway: string | null;
+  dev: string | null;
+}
+
+type J = Record<string, unknown>;
+
+/** `ip -j [-d] link|addr show` → links. */
+export function parseLinks(v: unknown): LiveLink[] {
+  if (!Array.isArray(v)) throw new Error('ip -j link: expected an array');
+  return (v as J[]).map((l) => ({
+    index: Number(l.ifindex),
+    name: String(l.ifname),
+    kind: typeof (l.linkinfo as J | undefined)?.info_kind === 'string' ? String((l.linkinfo as J).info_kind) : null,
+    mtu: Number(l.mtu),
+    up: Array.isArray(l.flags) && (l.flags as string[]).includes('UP'),
+    master: typeof l.master === 'string' ? l.master : null,
+    linkIndex: typeof l.link_index === 'number' ? l.link_index : null,
+    alias: typeof l.ifalias === 'string' ? l.ifalias : null,
+    mac: typeof l.address === 'string' ? l.address : null,
+    inet: Array.isArray(l.addr_info)
+      ? (l.addr_info as J[]).filter((a) => a.family === 'inet').map((a) => `${String(a.local)}/${Number(a.prefixlen)}`)
+      : [],
+  }));
+}
+
+/** `ip -j route show` → routes. */
+export function parseRoutes(v: unknown): LiveRoute[] {
+  if (!Array.isArray(v)) throw new Error('ip -j route: expected an array');
+  return (v as J[]).map((r) => ({
+    dst: String(r.dst),
+    gateway: typeof r.gateway === 'string' ? r.gateway : null,
+    dev: typeof r.dev === 'string' ? r.dev : null,
+  }));
+}
+
+export function inTenantNs(netns: string, argv: string[]): string[] {
+  return ['nsenter', `--net=${netns}`, '--', ...argv];
+}
+
+export function inContainer(pid: number, argv: string[]): string[] {
+  if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`bad container pid ${pid}`);
+  return ['nsenter', '-t', String(pid), '-n', '--', ...argv];
+}
+
+export interface AttachRequest {
+  workload: string;
+  names: VethNames;
+  containerId: string;
+  pid: number;
+  networkId: string;
+  netns: string;
+  bridge: string;
+  ip: string;
+  prefix: number;
+  gateway: string;
+}
+
+/** `ip -batch` lines for the tenant namespace: create the pair (peer straight into the container), enslave. */
+export function tenantAddLines(r: AttachRequest, mtu: number): string[] {
+  return [
+    `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} netns ${r.pid}`,
+    `link set dev ${r.names.host} alias ${r.names.alias} master ${r.bridge} up`,
+  ];
+}
+
+/** `ip -batch` lines for the container namespace: rename to eth0, address, up, default route. */
+export function containerAddLines(r: AttachRequest): string[] {
+  return [
+    `link set dev ${r.names.temp} name ${CONTAINER_IF}`,
+    `addr add ${r.ip}/${r.prefix} dev ${CONTAINER_IF}`,
+    `link set dev ${CONTAINER_IF} up`,
+    `route replace default via ${r.gateway} dev ${CONTAINER_IF}`,
+  ];
+}
+
+/** What differs between a stored attachment and the live state (empty: healthy). Pure. */
+export function compareAttachment(a: Attachment, pid: number, host: LiveLink | null, container: LiveLink[] | null, routes: LiveRoute[] | null): string[] {
+  const p: string[] = [];
+  if (pid !== a.pid) p.push(`container pid changed (${a.pid} → ${pid})`);
+  if (!host) p.push(`${a.hostIf} is missing in ${a.netns}`);
+  else {
+    if (host.master !== a.bridge) p.push(`${a.hostIf} is not enslaved to ${a.bridge}`);
+    if (!host.up) p.push(`${a.hostIf} is down`);
+    if (host.mtu !== a.mtu) p.push(`${a.hostIf} MTU ${host.mtu} ≠ ${a.mtu}`);
+    if (host.alias === null || !host.alias.startsWith(VETH_MARKER)) p.push(`${a.hostIf} lost its marker`);
+  }
+  if (!container) {
+    p.push('the container network namespace cannot be read');
+    return p;
+  }
+  const eth = container.find((l) => l.name === a.containerIf);
+  if (!eth) p.push(`${a.containerIf} is missing in the container`);
+  else {
+    if (!eth.up) p.push(`${a.containerIf} is down`);
+    if (eth.inet.length !== 1 || eth.inet[0] !== a.address) p.push(`${a.containerIf} has [${eth.inet.join(', ')}], expected ${a.address}`);
+    if (eth.mtu !== a.mtu) p.push(`${a.containerIf} MTU ${eth.mtu} ≠ ${a.mtu}`);
+    if (host && (eth.linkIndex !== host.index || host.linkIndex !== eth.index)) p.push(`${a.containerIf} is not the peer of ${a.hostIf}`);
+  }
+  const def = (routes ?? []).find((r) => r.dst === 'default');
+  if (!def || def.gateway !== a.gateway || def.dev !== a.containerIf) p.push(`default route is ${def ? `via ${def.gateway} dev ${def.dev}` : 'missing'}, expected via ${a.gateway}`);
+  return p;
+}
+
+/** What compute needs of the attacher (a fake in unit tests). */
+export type AttachPort = Pick<Attacher, 'add' | 'check' | 'del' | 'gc'>;
+
+const GONE = /Cannot find device|No such file or directory|does not exist/;
+
+export class Attacher {
+  constructor(private readonly run: Runner) {}
+
+  private async tenantLinks(netns: string, dev?: string): Promise<LiveLink[] | null> {
+    const r = await this.run.run(inTenantNs(netns, ['ip', '-j', '-d', 'addr', 'show', ...(dev ? ['dev', dev] : [])]), { mutating: false, okCodes: [0, 1] });
+    if (r.exitCode !== 0) {
+      if (GONE.test(r.stderr)) return dev ? [] : null;
+      throw new ZmeshError('E_ATTACH_READ', `cannot read ${netns}: ${r.stderr.trim()}`, { kind: 'retryable' });
+    }
+    return parseLinks(JSON.parse(r.stdout || '[]'));
+  }
+
+  /** The container's links and routes, in one batch (null when its namespace is gone). */
+  async containerState(pid: number): Promise<{ links: LiveLink[]; routes: LiveRoute[] } | null> {
+    const r = await this.run.run(inContainer(pid, ['ip', '-j', '-batch', '-']), { input: 'addr show\nroute show\n', mutating: false, okCodes: [0, 1] });
+    if (r.exitCode !== 0) return null;
+    const [links, routes] = splitJsonValues(r.stdout);
+    return { links: parseLinks(links ?? []), routes: parseRoutes(routes ?? []) };
+  }
+
+  /** ADD. Replaces a stale tenant end of the same name first. Returns the result read back. */
+  async add(r: AttachRequest, now = new Date()): Promise<Attachment> {
+    const bridge = (await this.tenantLinks(r.netns, r.bridge))?.[0];
+    if (!bridge) {
+      throw new ZmeshError('E_NETWORK_NOT_READY', `bridge ${r.bridge} is missing in ${r.netns}`, { kind: 'retryable', hint: 'the network has not been applied on this node yet; the next reconcile retries' });
+    }
+    await this.delLink(r.netns, r.names.host);
+    const mtu = bridge.mtu;
+    await this.run.run(inTenantNs(r.netns, ['ip', '-batch', '-']), { input: tenantAddLines(r, mtu).join('\n') + '\n', mutating: true });
+    try {
+      await this.run.run(inContainer(r.pid, ['ip', '-batch', '-']), { input: containerAddLines(r).join('\n') + '\n', mutating: true });
+    } catch (e) {
+      await this.delLink(r.netns, r.names.host).catch(() => undefined);
+      throw e;
+    }
+    const host = (await this.tenantLinks(r.netns, r.names.host))?.[0];
+    const cs = await this.containerState(r.pid);
+    const eth = cs?.links.find((l) => l.name === CONTAINER_IF);
+    if (!host || !eth) throw new ZmeshError('E_ATTACH', `attached ${r.workload} but cannot read the pair back`, { kind: 'retryable' });
+    return {
+      workload: r.workload,
+      containerId: r.containerId,
+      pid: r.pid,
+      networkId: r.networkId,
+      netns: r.netns,
+      bridge: r.bridge,
+      hostIf: r.names.host,
+      hostIfIndex: host.index,
+      containerIf: CONTAINER_IF,
+      containerIfIndex: eth.index,
+      address: `${r.ip}/${r.prefix}`,
+      gateway: r.gateway,
+      mtu,
+      mac: eth.mac ?? '',
+      at: now.toISOString(),
+    };
+  }
+
+  /** CHECK: what differs between the stored result and the live state (empty: healthy). */
+  async check(a: Attachment, pid: number): Promise<string[]> {
+    const host = (await this.tenantLinks(a.netns, a.hostIf))?.[0] ?? null;
+    const cs = pid > 0 ? await this.containerState(pid) : null;
+    return compareAttachment(a, pid, host, cs?.links ?? null, cs?.routes ?? null);
+  }
+
+  /** DEL: idempotent. Returns whether something was removed. */
+  async del(a: { netns: string; hostIf: string }): Promise<boolean> {
+    return this.delLink(a.netns, a.hostIf);
+  }
+
+  private async delLink(netns: string, ifname: string): Promise<boolean> {
+    const r = await this.run.run(inTenantNs(netns, ['ip', 'link', 'del', 'dev', ifname]), { mutating: true, okCodes: [0, 1, 2] });
+    if (r.exitCode === 0) return true;
+    if (GONE.test(r.stderr)) return false;
+    throw new ZmeshError('E_DETACH', `cannot delete ${ifname} in ${netns}: ${r.stderr.trim()}`, { kind: 'retryable' });
+  }
+
+  /** Our veths (alias marker) in a tenant namespace: name → workload key. Empty when the namespace is gone. */
+  async owned(netns: string): Promise<Map<string, string>> {
+    const links = await this.tenantLinks(netns);
+    const out = new Map<string, string>();
+    for (const l of links ?? []) {
+      const key = keyFromAlias(l.alias);
+      if (key) out.set(l.name, key);
+    }
+    return out;
+  }
+
+  /** GC: removes our veths in these namespaces whose name is not in `valid`. Returns "netns:ifname" removed. */
+  async gc(namespaces: string[], valid: Set<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const ns of namespaces) {
+      for (const [name] of await this.owned(ns)) {
+        if (valid.has(name)) continue;
+        if (await this.delLink(ns, name)) removed.push(`${ns}:${name}`);
+      }
+    }
+    return removed;
+  }
+}

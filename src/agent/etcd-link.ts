@@ -1,0 +1,343 @@
+// The agent's link to the etcd control plane: registers the node under a lease (heartbeat = lease keep-alive),
+// watches parts/<node>/, hands every changed part to the SAME provisioning pipeline as the admin socket
+// (agent.submit: signature, tenant key, version/generation and consistency checks), removes blueprints whose part
+// was deleted, and writes its status (applied generation per blueprint, per-peer handshake health) back.
+// Losing etcd never touches the data plane: the agent keeps what it runs, and resumes (watch from the last
+// revision, or a full read) when etcd is back.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Etcd3, Lease } from 'etcd3';
+import { ZmeshError, type Problem } from '../errors.ts';
+import { assemblePart, partDecision, type PartHead } from '../control/entries.ts';
+import { connectEtcd, type EtcdConnectOptions } from '../control/etcd.ts';
+import { Keys } from '../control/keys.ts';
+import type { Registration } from '../control/membership.ts';
+import { NodeWatch, type Batch } from '../control/node-watch.ts';
+import type { SignedBlueprint } from '../blueprint/types.ts';
+import { AGENT_VERSION, type Agent } from './agent.ts';
+import type { State } from './state.ts';
+
+export interface EtcdLinkOptions {
+  agent: Agent;
+  state: State;
+  client?: Etcd3;
+  etcd?: EtcdConnectOptions;
+  prefix?: string;
+  nodeId: string;
+  identityPublicKey: string;
+  endpoints: string[];
+  reservedPorts?: number[];
+  /** Registration lease TTL (s); default 10. */
+  leaseTtlSec?: number;
+  /** How often the status (peer health) is refreshed; default 15 s. */
+  statusIntervalMs?: number;
+  /** How often refused or pending parts are tried again; default 5 s. */
+  retryIntervalMs?: number;
+  /** Where the id of the etcd cluster last synced with is remembered (the agent's stateDir). */
+  stateDir?: string;
+  log: Logger;
+  now?: () => number;
+}
+
+export type PeerHealth = 'ok' | 'stale' | 'down';
+
+export interface BlueprintLinkStatus {
+  version: number;
+  generation: number;
+  ok: boolean;
+  /** Refusal or data-plane errors of the latest attempt. */
+  problems: Pick<Problem, 'code' | 'path' | 'message'>[];
+}
+
+export interface NodeStatus {
+  node: string;
+  agentVersion: string;
+  blueprints: Record<string, BlueprintLinkStatus>;
+  /** "tenant/blueprint/network" → peer node → health. */
+  peers: Record<string, Record<string, PeerHealth>>;
+}
+
+/** Handshake age → health: a handshake within 180 s is ok (WireGuard re-handshakes every 120 s under traffic). */
+export function peerHealth(latestHandshake: number, nowSec: number): PeerHealth {
+  if (!latestHandshake) return 'down';
+  return nowSec - latestHandshake <= 180 ? 'ok' : 'stale';
+}
+
+export class EtcdLink {
+  readonly keys: Keys;
+  readonly client: Etcd3;
+  private readonly owns: boolean;
+  readonly watch: NodeWatch;
+  private lease: Lease | null = null;
+  private stopped = false;
+  private registering: Promise<void> | null = null;
+  private regTimer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly envelopes = new Map<string, SignedBlueprint>();
+  /** Parts to try again (refused, or their envelope not readable yet). */
+  private readonly retry = new Set<string>();
+  readonly status: NodeStatus;
+  private lastStatus = '';
+  registered = false;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly o: EtcdLinkOptions) {
+    if (!o.client && !o.etcd) throw new Error('EtcdLink needs a client or etcd options');
+    this.client = o.client ?? connectEtcd(o.etcd!);
+    this.owns = !o.client;
+    this.keys = new Keys(o.prefix);
+    this.status = { node: o.nodeId, agentVersion: AGENT_VERSION, blueprints: {}, peers: {} };
+    this.watch = new NodeWatch({ client: this.client, keys: this.keys, node: o.nodeId, log: o.log, onBatch: (b) => this.onBatch(b) });
+  }
+
+  /** Called after every batch is handled (tests wait on it). */
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.register();
+    this.watch.start();
+    this.statusTimer = setInterval(() => void this.writeStatus(), this.o.statusIntervalMs ?? 15000);
+    this.statusTimer.unref?.();
+    this.retryTimer = setInterval(() => {
+      if (this.retry.size) this.kick();
+    }, this.o.retryIntervalMs ?? 5000);
+    this.retryTimer.unref?.();
+  }
+
+  /** Stops; with revoke (default) the registration disappears at once, else it expires with the lease. */
+  async stop(opts: { revoke?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.regTimer, this.statusTimer, this.retryTimer]) if (t) clearTimeout(t);
+    this.regTimer = this.statusTimer = this.retryTimer = null;
+    await this.watch.stop();
+    await this.registering?.catch(() => undefined);
+    const lease = this.lease;
+    this.lease = null;
+    this.registered = false;
+    if (lease) {
+      if (opts.revoke === false) lease.release();
+      else await Promise.race([lease.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+    if (this.owns) this.client.close();
+  }
+
+  private registration(): Registration {
+    return {
+      id: this.o.nodeId,
+      publicKey: this.o.identityPublicKey,
+      endpoints: this.o.endpoints,
+      reservedPorts: this.o.reservedPorts ?? [],
+      agentVersion: AGENT_VERSION,
+    };
+  }
+
+  /** Grants a lease and puts the registration under it; on loss (expired, etcd gone too long) does it again. */
+  private register(delay = 0): void {
+    if (this.stopped || this.registering || this.regTimer) return;
+    this.regTimer = setTimeout(() => {
+      this.regTimer = null;
+      this.registering = (async () => {
+        const lease = this.client.lease(this.o.leaseTtlSec ?? 10);
+        lease.on('lost', (err) => {
+          if (this.lease !== lease) return;
+          this.o.log.warn({ err: err.message }, 'etcd registration lease lost; registering again');
+          this.lease = null;
+          this.registered = false;
+          this.lastStatus = '';
+          this.register(500);
+        });
+        try {
+          await lease.put(this.keys.node(this.o.nodeId)).value(JSON.stringify(this.registration()));
+          if (this.stopped) {
+            await lease.revoke().catch(() => undefined);
+            return;
+          }
+          this.lease = lease;
+          this.registered = true;
+          this.o.log.info({ node: this.o.nodeId }, 'registered in etcd');
+          this.lastStatus = '';
+          await this.writeStatus();
+        } catch (e) {
+          lease.release();
+          this.o.log.warn({ err: (e as Error).message }, 'etcd registration failed; retrying');
+          this.registering = null;
+          this.register(Math.min(10000, 1000 + delay * 2));
+          return;
+        } finally {
+          this.registering = null;
+        }
+      })();
+    }, delay);
+    this.regTimer.unref?.();
+  }
+
+  private kick(): void {
+    const ids = new Set(this.retry);
+    this.retry.clear();
+    this.watch.poke(ids);
+  }
+
+  private clusterFile(): string | null {
+    return this.o.stateDir ? join(this.o.stateDir, 'etcd-cluster-id') : null;
+  }
+
+  /**
+   * May a full read remove blueprints that have no part? Only when it read the cluster this node synced with
+   * before (so an empty or different etcd never tears a node's networks down).
+   */
+  private fullReadMayRemove(): boolean {
+    const id = this.watch.clusterId;
+    if (!id) return false;
+    const f = this.clusterFile();
+    if (!f) return true;
+    const known = existsSync(f) ? readFileSync(f, 'utf8').trim() : null;
+    if (known === id) return true;
+    if (known === null) writeFileSync(f, id + '\n', { mode: 0o600 });
+    else this.o.log.error({ known, found: id }, 'this etcd is another cluster than the one this node synced with; not removing anything (delete the etcd-cluster-id file to adopt it)');
+    return false;
+  }
+
+  private async envelope(head: PartHead, version: number): Promise<SignedBlueprint | null> {
+    const cached = this.envelopes.get(head.envelope);
+    if (cached?.blueprint.version === version) return cached;
+    const text = await this.client.get(head.envelope).string();
+    if (text === null) return null;
+    const env = JSON.parse(text) as SignedBlueprint;
+    this.envelopes.set(head.envelope, env);
+    return env.blueprint?.version === version ? env : null;
+  }
+
+  private async onBatch(batch: Batch): Promise<void> {
+    const mayRemove = !batch.full || this.fullReadMayRemove();
+    const ids = new Set(batch.ids);
+    if (batch.full) for (const b of this.o.state.blueprints()) ids.add(`${b.tenant}/${b.name}`);
+    const removals: string[] = [];
+    const updates: string[] = [];
+    for (const id of [...ids].sort()) (this.watch.cache.get(id)?.has('gen') ? updates : removals).push(id);
+    // Removals first: they free ports an update may take.
+    for (const id of removals) {
+      const [tenant, name] = id.split('/');
+      delete this.status.blueprints[id];
+      if (!this.o.state.blueprint(tenant, name)) continue;
+      if (!mayRemove) continue;
+      try {
+        await this.o.agent.remove(tenant, name);
+      } catch (e) {
+        if (!(e instanceof ZmeshError && e.code === 'E_NOT_FOUND')) this.o.log.error({ blueprint: id, err: (e as Error).message }, 'removal failed');
+      }
+    }
+    for (const id of updates) await this.applyOne(id);
+    await this.writeStatus();
+    for (const fn of this.listeners) fn();
+  }
+
+  private async applyOne(id: string): Promise<void> {
+    const [tenant, name] = id.split('/');
+    let assembled;
+    try {
+      assembled = assemblePart({ node: this.o.nodeId, tenant, blueprint: name }, this.watch.cache.get(id)!);
+    } catch (e) {
+      this.status.blueprints[id] = { version: 0, generation: 0, ok: false, problems: [{ code: 'E_PART_FORMAT', path: 'part', message: (e as Error).message }] };
+      return;
+    }
+    if (!assembled) return;
+    const { part, head } = assembled;
+    const stored = this.o.state.blueprint(tenant, name);
+    const decision = partDecision(stored, part);
+    if (stored && (decision === 'current' || decision === 'stale')) {
+      // Already there, or a late update: nothing to do.
+      const prev = this.status.blueprints[id];
+      if (!prev || prev.generation !== stored.generation || prev.version !== stored.version) {
+        this.status.blueprints[id] = { version: stored.version, generation: stored.generation, ok: true, problems: [] };
+      }
+      this.retry.delete(id);
+      return;
+    }
+    let envelope: SignedBlueprint | null;
+    try {
+      envelope = await this.envelope(head, part.version);
+    } catch (e) {
+      this.o.log.warn({ blueprint: id, err: (e as Error).message }, 'cannot read the signed blueprint yet');
+      this.retry.add(id);
+      return;
+    }
+    if (!envelope) {
+      this.retry.add(id);
+      return;
+    }
+    try {
+      const r = await this.o.agent.submit(envelope, part);
+      const errors = r.networks.flatMap((n) => n.errors.map((e) => ({ code: 'E_APPLY', path: n.name, message: e.message })));
+      this.status.blueprints[id] = { version: r.version, generation: r.generation, ok: errors.length === 0, problems: errors };
+      this.retry.delete(id);
+    } catch (e) {
+      const problems = e instanceof ZmeshError ? e.problems.map((p) => ({ code: p.code, path: p.path, message: p.message })) : [{ code: 'E_INTERNAL', path: '', message: String(e) }];
+      this.status.blueprints[id] = { version: part.version, generation: part.generation, ok: false, problems };
+      this.o.log.warn({ blueprint: id, generation: part.generation, problems }, 'part from etcd refused');
+      // Only what another change may resolve is tried again (a port another blueprint still holds); the rest
+      // waits for a new part.
+      if (problems.every((p) => p.code === 'E_PORT_IN_USE' || p.code === 'E_INTERNAL')) this.retry.add(id);
+      else this.retry.delete(id);
+    }
+  }
+
+  /** Per-peer health of every network, from the data plane's actual state. */
+  private async peers(): Promise<NodeStatus['peers']> {
+    const out: NodeStatus['peers'] = {};
+    const nowSec = Math.floor((this.o.now ?? Date.now)() / 1000);
+    for (const n of this.o.agent.networks()) {
+      try {
+        const { desired, actual } = await this.o.agent.network(n.id);
+        const byKey = new Map((actual?.wireguard?.peers ?? []).map((p) => [p.publicKey, p.latestHandshake]));
+        const m: Record<string, PeerHealth> = {};
+        for (const p of desired.resource.peers) m[p.node] = peerHealth(byKey.get(p.publicKey) ?? 0, nowSec);
+        out[`${n.tenant}/${n.blueprint}/${n.name}`] = m;
+      } catch {
+        // a network being removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** Writes status/<node> under the registration lease when it changed. */
+  private async writeStatus(): Promise<void> {
+    if (!this.lease || this.stopped) return;
+    try {
+      this.status.peers = await this.peers();
+      const text = JSON.stringify(this.status);
+      if (text === this.lastStatus) return;
+      await this.lease.put(this.keys.status(this.o.nodeId)).value(text);
+      this.lastStatus = text;
+    } catch (e) {
+      this.o.log.debug({ err: (e as Error).message }, 'status not written (etcd unavailable)');
+    }
+  }
+}
+
+/** Starts the link for an agent whose config has an `etcd:` section (src/agent/main.ts). */
+export function startEtcdLink(o: { agent: Agent; state: State; config: import('./config.ts').AgentConfig; identityPublicKey: string; log: Logger }): EtcdLink | null {
+  const e = o.config.etcd;
+  if (!e) return null;
+  if (!e.endpoints.length) throw new ZmeshError('E_ETCD_URLS', 'the etcd section has no endpoints', { hint: 'list them in etcd.endpoints or pass --etcd URLS' });
+  const link = new EtcdLink({
+    agent: o.agent,
+    state: o.state,
+    etcd: { urls: e.endpoints, cacert: e.cacert, cert: e.cert, key: e.key },
+    prefix: e.prefix,
+    nodeId: o.config.nodeId,
+    identityPublicKey: o.identityPublicKey,
+    endpoints: o.config.endpoints,
+    reservedPorts: e.reservedPorts,
+    leaseTtlSec: e.leaseTtlSec,
+    stateDir: o.config.stateDir,
+    log: o.log,
+  });
+  link.start();
+  return link;
+}

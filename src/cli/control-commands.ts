@@ -1,0 +1,194 @@
+// `zmesh controller …`: the etcd control plane. `zmesh controller --etcd URLS` runs the controller in the
+// foreground; the subcommands manage tenants and blueprints, ask for a rebalance, and show the state.
+import type { Command } from 'commander';
+import pino from 'pino';
+import { parseDuration } from '../agent/config.ts';
+import { ZmeshError } from '../errors.ts';
+import { colour, table } from './format.ts';
+import { readText } from './util.ts';
+
+interface EtcdFlags {
+  etcd?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  prefix?: string;
+}
+
+interface RunFlags extends EtcdFlags {
+  grace: string;
+  holdDown: string;
+  debounce: string;
+  maxTxnOps: string;
+  logLevel: string;
+}
+
+const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+
+function etcdOptions(f: EtcdFlags) {
+  const urls = f.etcd ?? process.env.ZMESH_ETCD;
+  if (!urls) throw new ZmeshError('E_ETCD_URLS', 'no etcd URLs', { hint: 'pass --etcd http://host:2379[,…] or set ZMESH_ETCD' });
+  return { urls, cacert: f.cacert, cert: f.cert, key: f.key };
+}
+
+function duration(v: string, what: string): number {
+  const ms = v === '0' ? 0 : parseDuration(v);
+  if (ms === null) throw new ZmeshError('E_DURATION', `${what} is a duration like 30s, 15m`, { path: what, hint: 'write e.g. 5s' });
+  return ms;
+}
+
+async function withOps<T>(f: EtcdFlags, fn: (ops: import('../control/ops.ts').ControlOps) => Promise<T>): Promise<T> {
+  const { connectEtcd } = await import('../control/etcd.ts');
+  const { ControlOps } = await import('../control/ops.ts');
+  const client = connectEtcd(etcdOptions(f));
+  try {
+    return await fn(new ControlOps(client, f.prefix));
+  } finally {
+    client.close();
+  }
+}
+
+export function registerControlCommands(program: Command): void {
+  const ctl = program
+    .command('controller')
+    .description('the etcd control plane: run the controller (no subcommand), or manage tenants and blueprints')
+    .option('--etcd <urls>', 'etcd client URLs, comma-separated (default $ZMESH_ETCD)')
+    .option('--cacert <file>', 'CA of the etcd servers (https URLs)')
+    .option('--cert <file>', 'client certificate for etcd')
+    .option('--key <file>', 'client key for etcd')
+    .option('--prefix <prefix>', 'etcd key prefix', '/zmesh/v1')
+    .option('--grace <duration>', 'a node whose lease expired is still planned as registered this long', '5s')
+    .option('--hold-down <duration>', 'then it is planned as a hidden node (keeping its subnet, port and keys) this long before it is dropped', '15m')
+    .option('--debounce <duration>', 'quiet time before re-planning after a change', '300ms')
+    .option('--max-txn-ops <n>', "operations per etcd transaction (etcd's --max-txn-ops)", '128')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (flags: RunFlags) => {
+      const { Controller } = await import('../control/controller.ts');
+      const log = pino({ level: flags.logLevel, base: { component: 'controller' } }, pino.destination(2));
+      const maxTxnOps = Number(flags.maxTxnOps);
+      if (!Number.isInteger(maxTxnOps) || maxTxnOps < 8) throw new ZmeshError('E_USAGE', '--max-txn-ops is an integer ≥ 8', { hint: 'use the value etcd runs with (default 128)' });
+      const controller = new Controller({
+        etcd: etcdOptions(flags),
+        prefix: flags.prefix,
+        log,
+        graceMs: duration(flags.grace, 'grace'),
+        holdDownMs: duration(flags.holdDown, 'hold-down'),
+        debounceMs: duration(flags.debounce, 'debounce'),
+        maxTxnOps,
+      });
+      controller.start();
+      log.info({ id: controller.id }, 'controller started; campaigning for leadership');
+      await new Promise<void>((resolve) => {
+        const onSignal = (sig: string) => {
+          process.stderr.write(`zmesh controller: ${sig}, stopping\n`);
+          controller.stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => onSignal('SIGTERM'));
+        process.once('SIGINT', () => onSignal('SIGINT'));
+      });
+    });
+
+  const g = (cmd: Command) => cmd.optsWithGlobals() as EtcdFlags;
+
+  const tenant = ctl.command('tenant').description('tenants and their ed25519 public keys');
+  tenant
+    .command('add')
+    .argument('<name>')
+    .argument('<pubkey>', "the tenant's ed25519 public key (zmesh keygen tenant)")
+    .description('register a tenant (or replace its key)')
+    .action(async (name: string, pubkey: string, _f: unknown, cmd: Command) => {
+      await withOps(g(cmd), (ops) => ops.addTenant(name, pubkey));
+      process.stdout.write(`tenant ${name} registered\n`);
+    });
+  tenant
+    .command('ls')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const t = await withOps(g(cmd), (ops) => ops.tenants());
+      process.stdout.write(flags.json ? JSON.stringify(t, null, 2) + '\n' : table([['TENANT', 'KEY'], ...Object.entries(t)]) + '\n');
+    });
+  tenant
+    .command('rm')
+    .argument('<name>')
+    .action(async (name: string, _f: unknown, cmd: Command) => {
+      await withOps(g(cmd), (ops) => ops.removeTenant(name));
+      process.stdout.write(`tenant ${name} removed\n`);
+    });
+
+  ctl
+    .command('apply')
+    .description('submit a signed blueprint (verified against the tenant key in etcd); the controller plans it')
+    .argument('<signed>', 'signed envelope (zmesh sign), or - for stdin')
+    .action(async (file: string, _f: unknown, cmd: Command) => {
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse(readText(file));
+      } catch (e) {
+        throw new ZmeshError('E_ENVELOPE', `cannot read ${file}: ${(e as Error).message}`, { hint: 'pass the JSON `zmesh sign` printed', cause: e });
+      }
+      const r = await withOps(g(cmd), (ops) => ops.submit(envelope));
+      process.stdout.write(`submitted ${r.tenant}/${r.name} version ${r.version}\n`);
+    });
+
+  ctl
+    .command('remove')
+    .description('remove a blueprint: every node tears its networks down')
+    .argument('<tenant>')
+    .argument('<blueprint>')
+    .action(async (tenantName: string, name: string, _f: unknown, cmd: Command) => {
+      await withOps(g(cmd), (ops) => ops.remove(tenantName, name));
+      process.stdout.write(`removed ${tenantName}/${name}\n`);
+    });
+
+  ctl
+    .command('rebalance')
+    .description('move hidden nodes from over-loaded access nodes to the least loaded public nodes (the only way assignments move back)')
+    .option('--no-wait', 'do not wait for the controller to handle it')
+    .action(async (flags: { wait: boolean }, cmd: Command) => {
+      const done = await withOps(g(cmd), async (ops) => {
+        await ops.requestRebalance();
+        return flags.wait ? ops.rebalanceDone() : null;
+      });
+      process.stdout.write(done === null ? 'rebalance requested\n' : done ? 'rebalanced\n' : 'rebalance requested; no controller handled it yet\n');
+      if (done === false) process.exitCode = 1;
+    });
+
+  ctl
+    .command('status')
+    .description('leader, members (live / grace / held), blueprints with plan generations, what each node applied')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const o = await withOps(g(cmd), (ops) => ops.overview());
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(o, null, 2) + '\n');
+        return;
+      }
+      const k = c();
+      const lines = [`leader: ${o.leader ?? k.red('none')}${o.controller ? `  (round ${o.controller.n}: ${o.controller.reason})` : ''}`, ''];
+      const states = o.controller?.members ?? {};
+      lines.push(
+        table([
+          ['NODE', 'STATE', 'ENDPOINTS', 'APPLIED'],
+          ...Object.entries(o.members).map(([id, m]) => {
+            const s = states[id] ?? (m?.live ? 'live' : 'down');
+            const st = o.statuses[id] as { blueprints?: Record<string, { generation: number; ok: boolean }> } | null;
+            const applied = Object.entries(st?.blueprints ?? {})
+              .map(([b, x]) => `${b}@${x.generation}${x.ok ? '' : '!'}`)
+              .join(' ');
+            return [id, s === 'live' ? k.green(s) : s === 'grace' ? k.yellow(s) : k.red(s), (m?.endpoints ?? []).join(',') || 'hidden', applied || '-'];
+          }),
+        ]),
+        '',
+        table([
+          ['BLUEPRINT', 'SUBMITTED', 'PLANNED', 'GENERATION', 'PROBLEMS'],
+          ...Object.keys({ ...o.submitted, ...o.plans })
+            .sort()
+            .map((id) => {
+              const pr = o.controller?.blueprints[id]?.problems ?? [];
+              return [id, String(o.submitted[id] ?? '-'), String(o.plans[id]?.version ?? '-'), String(o.plans[id]?.generation ?? '-'), pr.length ? k.red(pr.map((p) => p.code).join(',')) : '-'];
+            }),
+        ]),
+      );
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}

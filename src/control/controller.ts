@@ -1,0 +1,689 @@
+// The etcd controller: one leader at a time (a lease-backed key); it keeps the member records, re-plans every
+// blueprint when blueprints or membership change (debounced, from the previous plan, with the ports of the other
+// blueprints reserved on each node), and writes each node's part under that node's own prefix — only the
+// entries whose content changed. See docs/control-plane.md.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { verifySigned } from '../blueprint/index.ts';
+import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
+import type { RandomSource } from '../crypto/rng.ts';
+import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
+import { planBlueprint } from '../plan/planner.ts';
+import type { InventoryNode } from '../plan/inventory.ts';
+import type { NetworkPlan, Plan, Resource } from '../plan/types.ts';
+import { assemblePlan, diffEntries, packTxns, planEntries, planPartEntries, type Entries, type Op } from './entries.ts';
+import { commit, connectEtcd, emptyStats, NotLeaderError, prefixEnd, readPrefix, type EtcdConnectOptions, type WriteStats } from './etcd.ts';
+import { blueprintId, Keys } from './keys.ts';
+import { decideMembership, rebalanceRelease, releaseAccess, type MemberRecord, type MemberState, type Registration } from './membership.ts';
+
+export interface ControllerOptions {
+  /** An etcd client, or how to connect one (the controller then owns it). */
+  client?: Etcd3;
+  etcd?: EtcdConnectOptions;
+  prefix?: string;
+  log?: Logger;
+  /** Clock (ms) for hold-down decisions; default Date.now. */
+  now?: () => number;
+  /** Key material for new WireGuard keys; default crypto.randomBytes. */
+  random?: RandomSource;
+  /** Lease gone for less than this: still planned as registered. Default 5 s. */
+  graceMs?: number;
+  /** Lease gone for this long: dropped from the plans. Default 15 min. */
+  holdDownMs?: number;
+  /** Quiet time before a re-plan after a change. Default 300 ms. */
+  debounceMs?: number;
+  /** TTL of the leadership lease (s). Default 5. */
+  leaderTtlSec?: number;
+  /** etcd's --max-txn-ops (default 128) and a byte budget per transaction (default 1 MiB). */
+  maxTxnOps?: number;
+  maxTxnBytes?: number;
+  id?: string;
+}
+
+export interface BlueprintStatus {
+  version: number | null;
+  generation: number | null;
+  /** The submitted envelope is refused (signature, tenant, version, device keys) or does not plan. */
+  problems: Problem[];
+}
+
+export interface RoundReport {
+  n: number;
+  reason: string;
+  at: number;
+  durationMs: number;
+  /** Blueprints whose plan changed in this round. */
+  replanned: string[];
+  writes: WriteStats;
+  /** Nodes that received a part change. */
+  nodesWritten: number;
+  members: Record<string, MemberState>;
+  blueprints: Record<string, BlueprintStatus>;
+}
+
+interface Current {
+  plan: Plan;
+  envelope: SignedBlueprint;
+}
+
+const log0 = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+} as unknown as Logger;
+
+/** Every node a blueprint lists in any network. */
+function listedNodes(bp: Blueprint): Set<string> {
+  return new Set(bp.networks.flatMap((n) => n.nodes));
+}
+
+/** The blueprint as planned now: each network over the members only (the signed one is untouched). */
+function overMembers(bp: Blueprint, members: Set<string>): Blueprint {
+  return { ...bp, networks: bp.networks.map((n) => ({ ...n, nodes: n.nodes.filter((x) => members.has(x)) })) };
+}
+
+/** Problems that keep a submitted envelope from being planned in etcd mode (beyond the signature). */
+export function etcdModeProblems(bp: Blueprint): Problem[] {
+  const out: Problem[] = [];
+  bp.networks.forEach((n, i) =>
+    n.access.forEach((d, j) => {
+      if (!d.publicKey) {
+        out.push({
+          code: 'E_DEVICE_KEY_REQUIRED',
+          path: `networks[${i}].access[${j}].publicKey`,
+          message: `access device ${d.name} has no publicKey; with etcd the controller never generates device private keys (they would have to be stored)`,
+          hint: 'generate the key pair on the device (wg genkey | wg pubkey) and put its public key in the blueprint',
+        });
+      }
+    }),
+  );
+  return out;
+}
+
+/** Verifies a submitted envelope against the tenant key and the etcd-mode rules; returns the blueprint. */
+export function checkSubmitted(envelope: unknown, tenantKey: string | undefined, planned: SignedBlueprint | undefined): Blueprint {
+  const bp = verifySigned(envelope);
+  const problems: Problem[] = [];
+  if (!tenantKey) problems.push({ code: 'E_TENANT_UNTRUSTED', path: 'tenant', message: `tenant ${bp.tenant} is not registered with the controller`, hint: 'add it: zmesh controller tenant add NAME --key PUBKEY' });
+  else if (tenantKey !== (envelope as SignedBlueprint).signature.publicKey) {
+    problems.push({ code: 'E_TENANT_KEY', path: 'signature.publicKey', message: `signed by a key that is not tenant ${bp.tenant}'s`, hint: "sign with the tenant's own key" });
+  }
+  if (planned) {
+    const pv = planned.blueprint.version;
+    if (bp.version < pv || (bp.version === pv && (envelope as SignedBlueprint).signature.signature !== planned.signature.signature)) {
+      problems.push({ code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${pv} already planned`, hint: 'raise the version and sign again' });
+    }
+  }
+  problems.push(...etcdModeProblems(bp));
+  if (problems.length) throw new ValidationError(problems, 'blueprint');
+  return bp;
+}
+
+type RetainedNet = { header: Omit<NetworkPlan, 'resources' | 'access'>; resource: Omit<Resource, 'peers'> };
+
+/** blueprint id → node → network → the network header and resource in that node's stored part. */
+function retainedResources(parts: Map<string, Entries>): Map<string, Map<string, Map<string, RetainedNet>>> {
+  const out = new Map<string, Map<string, Map<string, RetainedNet>>>();
+  for (const [pid, entries] of parts) {
+    const [node, tenant, name] = pid.split('/');
+    for (const [suffix, text] of entries) {
+      if (!suffix.startsWith('net/')) continue;
+      try {
+        const { resource, name: net, id, ipRange, subnetPrefix, egress } = JSON.parse(text) as NetworkPlan & { resource: Omit<Resource, 'peers'> };
+        if (!resource || resource.node !== node || !Number.isInteger(resource.listenPort)) continue;
+        const bid = blueprintId(tenant, name);
+        let byNode = out.get(bid);
+        if (!byNode) out.set(bid, (byNode = new Map()));
+        let nets = byNode.get(node);
+        if (!nets) byNode.set(node, (nets = new Map()));
+        nets.set(net, { header: { name: net, id, ipRange, subnetPrefix, egress }, resource });
+      } catch {
+        // an unreadable entry is rewritten by the next change
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The previous plan, plus the resources members still hold in parts left on them while they were out of the plan
+ * (a node back after the hold-down): the planner then gives them back their subnet, port and keys when the subnet
+ * is still free (a subnet someone holds now is never taken back).
+ */
+function withRetained(plan: Plan, retained: Map<string, Map<string, RetainedNet>> | undefined, members: Set<string>): Plan {
+  if (!retained) return plan;
+  const networks = plan.networks.map((n) => ({ ...n, resources: [...n.resources] }));
+  for (const [node, nets] of retained) {
+    if (!members.has(node)) continue;
+    for (const [name, r] of nets) {
+      let n = networks.find((x) => x.name === name);
+      if (!n) networks.push((n = { ...r.header, resources: [], access: [] }));
+      // Never at the expense of a member that holds the subnet now.
+      const taken = n.resources.some((x) => x.node === node || x.subnet === r.resource.subnet) || n.access.some((d) => d.subnet === r.resource.subnet);
+      if (!taken) n.resources.push({ ...r.resource, peers: [] });
+    }
+  }
+  return { ...plan, networks };
+}
+
+export class Controller {
+  readonly id: string;
+  readonly keys: Keys;
+  readonly client: Etcd3;
+  private readonly owns: boolean;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly random: RandomSource;
+  private readonly hd: { graceMs: number; holdDownMs: number };
+  private readonly debounceMs: number;
+  private readonly leaderTtl: number;
+  private readonly maxOps: number;
+  private readonly maxBytes: number;
+
+  /** Cumulative writes of this controller. */
+  readonly stats: WriteStats = emptyStats();
+  lastRound: RoundReport | null = null;
+  leader = false;
+  private rounds = 0;
+  private stopped = false;
+  private lease: Lease | null = null;
+  private watchers: Watcher[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private clockTimer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private reasons = new Set<string>();
+  private failures = 0;
+  private readonly roundListeners = new Set<(r: RoundReport) => void>();
+  private campaignLoop: Promise<void> | null = null;
+
+  // State mirrored from etcd.
+  private tenants = new Map<string, string>();
+  private submitted = new Map<string, unknown>();
+  private registrations = new Map<string, Registration>();
+  private members = new Map<string, MemberRecord>();
+  private planMirror = new Map<string, Entries>();
+  private partMirror = new Map<string, Entries>();
+  private rebalanceRequested = false;
+  private dirty = true;
+
+  constructor(opts: ControllerOptions) {
+    if (!opts.client && !opts.etcd) throw new Error('Controller needs a client or etcd options');
+    this.client = opts.client ?? connectEtcd(opts.etcd!);
+    this.owns = !opts.client;
+    this.keys = new Keys(opts.prefix);
+    this.log = opts.log ?? log0;
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+    this.hd = { graceMs: opts.graceMs ?? 5000, holdDownMs: opts.holdDownMs ?? 15 * 60000 };
+    this.debounceMs = opts.debounceMs ?? 300;
+    this.leaderTtl = opts.leaderTtlSec ?? 5;
+    this.maxOps = opts.maxTxnOps ?? 128;
+    this.maxBytes = opts.maxTxnBytes ?? 1 << 20;
+    this.id = opts.id ?? `controller-${randomUUID()}`;
+  }
+
+  onRound(fn: (r: RoundReport) => void): () => void {
+    this.roundListeners.add(fn);
+    return () => this.roundListeners.delete(fn);
+  }
+
+  /** Starts campaigning for leadership; returns at once (see whenLeader()). */
+  start(): void {
+    this.stopped = false;
+    this.campaignLoop ??= this.campaign();
+  }
+
+  /** Resolves when this controller leads and has finished its first round. */
+  async whenLeader(timeoutMs = 30000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(this.leader && this.lastRound)) {
+      if (Date.now() > deadline) throw new Error('not leader in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Resolves when no round is pending or running. */
+  async idle(): Promise<void> {
+    while (this.timer || this.running) {
+      if (this.running) await this.running.catch(() => undefined);
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Graceful stop: gives the leadership up at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.teardown();
+    await this.running?.catch(() => undefined);
+    // Give the leadership up at once; with etcd gone, the lease expires by itself.
+    if (this.lease) await Promise.race([this.lease.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    this.lease = null;
+    this.leader = false;
+    if (this.owns) this.client.close();
+  }
+
+  /** Like a crash: stops without revoking anything (the leadership expires with its lease). */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    this.teardown();
+    this.lease?.release();
+    this.lease = null;
+    this.leader = false;
+    if (this.owns) this.client.close();
+  }
+
+  private teardown(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.clockTimer) clearTimeout(this.clockTimer);
+    this.timer = this.clockTimer = null;
+    for (const w of this.watchers) void w.cancel().catch(() => undefined);
+    this.watchers = [];
+  }
+
+  private async campaign(): Promise<void> {
+    let delay = 200;
+    while (!this.stopped) {
+      try {
+        if (!this.leader) await this.tryLead();
+        delay = 200;
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'controller: etcd unavailable, retrying');
+        delay = Math.min(delay * 2, 5000);
+      }
+      await new Promise((r) => setTimeout(r, this.leader ? 1000 : delay));
+    }
+    this.campaignLoop = null;
+  }
+
+  private async tryLead(): Promise<void> {
+    const lease = this.client.lease(this.leaderTtl);
+    lease.on('lost', () => {
+      if (this.lease !== lease) return;
+      this.log.warn('controller: leadership lease lost');
+      this.stepDown();
+    });
+    const leaseId = await lease.grant();
+    const key = Buffer.from(this.keys.leader());
+    const res = await this.client.kv.txn({
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [{ request_put: { key, value: Buffer.from(this.id), lease: leaseId } }],
+    });
+    if (!res.succeeded || this.stopped) {
+      await lease.revoke().catch(() => undefined);
+      return;
+    }
+    this.lease = lease;
+    this.leader = true;
+    this.log.info({ id: this.id }, 'controller: leading');
+    await this.ensureCluster();
+    await this.loadAndWatch();
+    this.schedule('leader', 0);
+  }
+
+  private stepDown(): void {
+    this.leader = false;
+    this.lease = null;
+    this.teardown();
+    this.dirty = true;
+  }
+
+  private async ensureCluster(): Promise<void> {
+    const key = Buffer.from(this.keys.cluster());
+    await this.client.kv.txn({
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [{ request_put: { key, value: Buffer.from(JSON.stringify({ id: randomUUID() })) } }],
+    });
+  }
+
+  /** Reads everything the controller needs at one revision, then watches the inputs from the next one. */
+  private async loadAndWatch(): Promise<void> {
+    for (const w of this.watchers) void w.cancel().catch(() => undefined);
+    this.watchers = [];
+    const k = this.keys;
+    const first = await readPrefix(this.client, k.tenants());
+    const rev = first.revision;
+    const at = async (prefix: string) => {
+      const res = await this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), revision: rev });
+      const m = new Map<string, string>();
+      for (const kv of res.kvs) m.set(kv.key.toString(), kv.value.toString());
+      return m;
+    };
+    this.tenants = new Map();
+    for (const [key, v] of first.kvs) this.applyTenant(key, v);
+    this.submitted = new Map();
+    for (const [key, v] of await at(k.blueprints())) this.applyBlueprint(key, v);
+    this.registrations = new Map();
+    for (const [key, v] of await at(k.nodes())) this.applyRegistration(key, v);
+    this.members = new Map();
+    for (const [key, v] of await at(k.members())) {
+      try {
+        const m = JSON.parse(v) as MemberRecord;
+        this.members.set(m.id, m);
+      } catch {
+        this.log.warn({ key }, 'controller: unreadable member record ignored');
+      }
+    }
+    await this.reloadMirrors(rev);
+    this.rebalanceRequested = (await at(k.rebalance())).has(k.rebalance());
+    const next = (BigInt(rev) + 1n).toString();
+    const watch = async (prefix: string, onEvent: (type: 'put' | 'delete', key: string, value: string) => void) => {
+      const w = await this.client.watch().prefix(prefix).startRevision(next).create();
+      w.on('data', (res) => {
+        for (const e of res.events) onEvent(e.type === 'Put' ? 'put' : 'delete', e.kv.key.toString(), e.kv.value.toString());
+        if (res.events.length) this.schedule(`watch ${prefix}`);
+      });
+      w.on('error', (err) => {
+        this.log.warn({ err: err.message }, 'controller: watch failed, reloading');
+        if (this.leader) void this.loadAndWatch().then(() => this.schedule('reload'), () => this.schedule('reload', 1000));
+      });
+      this.watchers.push(w);
+    };
+    await watch(k.tenants(), (t, key, v) => (t === 'put' ? this.applyTenant(key, v) : this.tenants.delete(key.slice(k.tenants().length))));
+    await watch(k.blueprints(), (t, key, v) => (t === 'put' ? this.applyBlueprint(key, v) : this.submitted.delete(key.slice(k.blueprints().length))));
+    await watch(k.nodes(), (t, key, v) => (t === 'put' ? this.applyRegistration(key, v) : this.registrations.delete(key.slice(k.nodes().length))));
+    await watch(k.rebalance(), (t) => {
+      if (t === 'put') this.rebalanceRequested = true;
+    });
+  }
+
+  private async reloadMirrors(revision?: string): Promise<void> {
+    const read = async (prefix: string) => {
+      const res = await this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), ...(revision ? { revision } : {}) });
+      return res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const);
+    };
+    this.planMirror = new Map();
+    for (const [key, v] of await read(this.keys.plans())) {
+      const p = this.keys.parsePlanKey(key);
+      if (!p) continue;
+      const id = blueprintId(p.tenant, p.blueprint);
+      let e = this.planMirror.get(id);
+      if (!e) this.planMirror.set(id, (e = new Map()));
+      e.set(p.suffix, v);
+    }
+    this.partMirror = new Map();
+    for (const [key, v] of await read(this.keys.parts())) {
+      const p = this.keys.parsePartKey(key);
+      if (!p) continue;
+      const id = `${p.ref.node}/${p.ref.tenant}/${p.ref.blueprint}`;
+      let e = this.partMirror.get(id);
+      if (!e) this.partMirror.set(id, (e = new Map()));
+      e.set(p.suffix, v);
+    }
+    this.dirty = false;
+  }
+
+  private applyTenant(key: string, value: string): void {
+    const name = key.slice(this.keys.tenants().length);
+    try {
+      const v = JSON.parse(value) as { publicKey?: unknown };
+      if (typeof v.publicKey === 'string') this.tenants.set(name, v.publicKey);
+    } catch {
+      this.log.warn({ key }, 'controller: unreadable tenant ignored');
+    }
+  }
+
+  private applyBlueprint(key: string, value: string): void {
+    const id = key.slice(this.keys.blueprints().length);
+    try {
+      this.submitted.set(id, JSON.parse(value));
+    } catch {
+      this.submitted.set(id, null);
+    }
+  }
+
+  private applyRegistration(key: string, value: string): void {
+    const id = key.slice(this.keys.nodes().length);
+    try {
+      const r = JSON.parse(value) as Registration;
+      if (r.id !== id || typeof r.publicKey !== 'string' || !Array.isArray(r.endpoints)) throw new Error('bad registration');
+      this.registrations.set(id, { id, publicKey: r.publicKey, endpoints: r.endpoints, reservedPorts: Array.isArray(r.reservedPorts) ? r.reservedPorts : [], agentVersion: r.agentVersion });
+    } catch {
+      this.log.warn({ key }, 'controller: unreadable registration ignored');
+    }
+  }
+
+  /** Asks for a re-plan after the debounce (or `ms`). */
+  schedule(reason: string, ms = this.debounceMs): void {
+    if (this.stopped || !this.leader) return;
+    this.reasons.add(reason);
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const reason = [...this.reasons].join(', ');
+      this.reasons.clear();
+      this.running = this.round(reason)
+        .then(() => {
+          this.failures = 0;
+        })
+        .catch((e) => {
+          this.failures++;
+          this.dirty = true;
+          if (e instanceof NotLeaderError) {
+            this.log.warn('controller: lost the leadership');
+            this.lease?.release();
+            this.stepDown();
+            return;
+          }
+          this.log.error({ err: (e as Error).message }, 'controller: round failed, retrying');
+          this.again = true;
+        })
+        .finally(() => {
+          this.running = null;
+          if (this.again) {
+            this.again = false;
+            this.schedule('again', this.failures ? Math.min(30000, 500 * 2 ** this.failures) : this.debounceMs);
+          }
+        });
+    }, ms);
+  }
+
+  private guard(): { key: string; value: string } {
+    return { key: this.keys.leader(), value: this.id };
+  }
+
+  private async write(groups: Op[][], stats: WriteStats): Promise<void> {
+    for (const txn of packTxns(groups, this.maxOps, this.maxBytes)) {
+      await commit(this.client, txn, stats, this.guard());
+    }
+  }
+
+  /** One planning round: membership → plans → parts → writes. */
+  private async round(reason: string): Promise<void> {
+    if (this.dirty) await this.reloadMirrors();
+    const t0 = this.now();
+    const started = Date.now();
+    const k = this.keys;
+    const stats = emptyStats();
+    const rebalance = this.rebalanceRequested;
+
+    // 1. Membership.
+    const dec = decideMembership(this.members, this.registrations, t0, this.hd);
+    const memberOps: Op[] = [];
+    for (const [id, m] of dec.members) {
+      const v = JSON.stringify(m);
+      if (JSON.stringify(this.members.get(id)) !== v) memberOps.push({ type: 'put', key: k.member(id), value: v });
+    }
+    for (const id of this.members.keys()) if (!dec.members.has(id)) memberOps.push({ type: 'delete', key: k.member(id) });
+    const memberSet = new Set(dec.members.keys());
+    const livePublic = new Set(dec.inventory.filter((n) => n.endpoints.length > 0).map((n) => n.id));
+
+    // 2. Plans, blueprint by blueprint, each with the other blueprints' ports reserved.
+    const current = new Map<string, Current>();
+    for (const [id, entries] of this.planMirror) {
+      const [tenant, name] = id.split('/');
+      try {
+        const a = assemblePlan(tenant, name, entries);
+        if (a) current.set(id, a);
+      } catch (e) {
+        this.log.warn({ blueprint: id, err: (e as Error).message }, 'controller: unreadable stored plan ignored');
+      }
+    }
+    const statuses: Record<string, BlueprintStatus> = {};
+    const ids = [...new Set([...this.submitted.keys(), ...current.keys()])].sort();
+    const removed = new Set(ids.filter((id) => !this.submitted.has(id)));
+    const planOps: Op[][] = [];
+    const replanned: string[] = [];
+    // node → blueprint → listen ports it uses there (kept up to date as blueprints are planned).
+    const ports = new Map<string, Map<string, number[]>>();
+    const setPorts = (id: string, plan: Plan | null) => {
+      for (const m of ports.values()) m.delete(id);
+      if (!plan) return;
+      for (const n of plan.networks) {
+        for (const r of n.resources) {
+          let m = ports.get(r.node);
+          if (!m) ports.set(r.node, (m = new Map()));
+          let l = m.get(id);
+          if (!l) m.set(id, (l = []));
+          l.push(r.listenPort);
+        }
+      }
+    };
+    for (const [id, c] of current) if (!removed.has(id)) setPorts(id, c.plan);
+    // What nodes outside a plan still run: the parts left on them (a dropped node's part is kept).
+    const retained = retainedResources(this.partMirror);
+    const inPlan = (id: string, node: string) => ports.get(node)?.has(id) ?? false;
+    const portsOn = (node: string, except: string): number[] => {
+      const out: number[] = [];
+      for (const [id, l] of ports.get(node) ?? []) if (id !== except) out.push(...l);
+      for (const [id, byNode] of retained) {
+        if (id === except || removed.has(id) || inPlan(id, node)) continue;
+        for (const r of byNode.get(node)?.values() ?? []) out.push(r.resource.listenPort);
+      }
+      return out;
+    };
+    for (const id of ids) {
+      if (removed.has(id)) {
+        planOps.push(diffEntries(k.plans() + id + '/', this.planMirror.get(id), undefined, 'meta'));
+        current.delete(id);
+        continue;
+      }
+      const prev = current.get(id);
+      const status: BlueprintStatus = { version: prev?.plan.version ?? null, generation: prev?.plan.generation ?? null, problems: [] };
+      statuses[id] = status;
+      const raw = this.submitted.get(id);
+      const [tenant] = id.split('/');
+      const candidates: SignedBlueprint[] = [];
+      try {
+        const bp = checkSubmitted(raw, this.tenants.get(tenant), prev?.envelope);
+        if (blueprintId(bp.tenant, bp.name) !== id) {
+          throw new ZmeshError('E_BLUEPRINT_KEY', `the blueprint at ${id} is ${bp.tenant}/${bp.name}`, { hint: 'store a blueprint under its own tenant/name' });
+        }
+        candidates.push(raw as SignedBlueprint);
+      } catch (e) {
+        status.problems.push(...(e instanceof ZmeshError ? e.problems : [{ code: 'E_INTERNAL', path: '', message: String(e), hint: '' }]));
+      }
+      if (prev && !candidates.some((c) => c.signature.signature === prev.envelope.signature.signature)) candidates.push(prev.envelope);
+      for (const envelope of candidates) {
+        const bp = envelope.blueprint;
+        const inventory: InventoryNode[] = dec.inventory.map((n) => ({ ...n, reservedPorts: [...new Set([...n.reservedPorts, ...portsOn(n.id, id)])].sort((a, b) => a - b) }));
+        let previous = prev ? withRetained(prev.plan, retained.get(id), memberSet) : undefined;
+        if (previous && rebalance) previous = releaseAccess(previous, rebalanceRelease(previous, livePublic));
+        let plan: Plan;
+        try {
+          plan = planBlueprint(overMembers(bp, memberSet), { nodes: inventory }, { random: this.random, previous });
+        } catch (e) {
+          if (!(e instanceof ValidationError)) throw e;
+          status.problems.push(...e.problems);
+          continue;
+        }
+        const entries = planEntries(plan, envelope);
+        const ops = diffEntries(k.plan(bp.tenant, bp.name), this.planMirror.get(id), entries, 'meta');
+        if (!ops.length && prev) {
+          plan.generation = prev.plan.generation;
+        } else {
+          planOps.push(ops);
+          replanned.push(id);
+        }
+        current.set(id, { plan, envelope });
+        setPorts(id, plan);
+        status.version = plan.version;
+        status.generation = plan.generation;
+        break;
+      }
+    }
+
+    // 3. Parts: for reachable nodes, what their part should be; removed blueprints and unlisted nodes: nothing.
+    const desired = new Map<string, Entries | undefined>();
+    for (const [id, c] of current) {
+      const all = planPartEntries(c.plan, k.envelope(c.plan.tenant, c.plan.blueprint), dec.reachable);
+      for (const [node, e] of all) desired.set(`${node}/${id}`, e);
+    }
+    for (const pid of this.partMirror.keys()) {
+      if (desired.has(pid)) continue;
+      const [node, tenant, name] = pid.split('/');
+      const id = blueprintId(tenant, name);
+      const c = current.get(id);
+      // A node that is not reachable keeps what it has (it may come back); a node the blueprint no longer
+      // lists, or a removed blueprint, loses its part.
+      if (!c || !listedNodes(c.envelope.blueprint).has(node) || (dec.reachable.has(node) && !c.plan.networks.some((n) => n.resources.some((r) => r.node === node)))) {
+        desired.set(pid, undefined);
+      }
+    }
+    const byNode = new Map<string, { removals: Op[]; updates: Op[] }>();
+    for (const [pid, next] of desired) {
+      const [node, tenant, name] = pid.split('/');
+      const ops = diffEntries(k.part({ node, tenant, blueprint: name }), this.partMirror.get(pid), next, 'gen');
+      if (!ops.length) continue;
+      let g = byNode.get(node);
+      if (!g) byNode.set(node, (g = { removals: [], updates: [] }));
+      (next ? g.updates : g.removals).push(...ops);
+    }
+
+    // 4. Writes: members and plans (with the envelope) first, then the parts, one transaction per node when it fits.
+    await this.write([memberOps, ...planOps], stats);
+    this.members = dec.members;
+    for (const id of removed) this.planMirror.delete(id);
+    for (const [id, c] of current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));
+    const groups = [...byNode.keys()].sort().map((node) => [...byNode.get(node)!.removals, ...byNode.get(node)!.updates]);
+    await this.write(groups, stats);
+    for (const [pid, next] of desired) {
+      if (next) this.partMirror.set(pid, next);
+      else this.partMirror.delete(pid);
+    }
+    if (rebalance) {
+      await this.client.delete().key(k.rebalance());
+      this.rebalanceRequested = false;
+    }
+    this.stats.txns += stats.txns;
+    this.stats.puts += stats.puts;
+    this.stats.deletes += stats.deletes;
+    this.stats.bytes += stats.bytes;
+
+    const report: RoundReport = {
+      n: ++this.rounds,
+      reason,
+      at: t0,
+      durationMs: Date.now() - started,
+      replanned,
+      writes: stats,
+      nodesWritten: byNode.size,
+      members: Object.fromEntries(dec.states),
+      blueprints: statuses,
+    };
+    this.lastRound = report;
+    await this.client
+      .put(k.controllerStatus())
+      .value(JSON.stringify({ leader: this.id, ...report }))
+      .catch(() => undefined);
+    this.log.info({ round: report.n, reason, durationMs: report.durationMs, replanned, writes: stats, nodes: report.nodesWritten }, 'controller: round');
+    for (const fn of this.roundListeners) fn(report);
+
+    // Hold-down transitions happen by the clock alone: wake up for the next one.
+    if (this.clockTimer) clearTimeout(this.clockTimer);
+    this.clockTimer = null;
+    if (dec.nextAt !== null) {
+      this.clockTimer = setTimeout(() => {
+        this.clockTimer = null;
+        this.schedule('hold-down clock', 0);
+      }, Math.max(0, dec.nextAt - this.now()) + 5);
+      this.clockTimer.unref?.();
+    }
+  }
+}

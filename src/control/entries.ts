@@ -1,0 +1,393 @@
+// Plans and node parts as small etcd entries, and the diffs between two sets of entries. Pure.
+//
+// A node part is not one blob: it is a handful of keys under parts/<node>/<tenant>/<blueprint>/ so that a
+// one-node change rewrites one small key per affected node, not every node's whole part:
+//   gen                        {generation, version, envelope}   written last in every change; the agent acts on it
+//   net/<network>              the network header and this node's resource without its peers
+//   peer/<network>/<peer>      one WireGuard peer
+//   subnets/<network>/<bucket> which of the network's /subnetPrefix slots [bucket*64, bucket*64+64) are taken:
+//                              a 64-bit mask in hex (16 characters; a join rewrites one such key per node)
+//   workloads                  the workloads placed on the node (absent when none)
+// A stored plan is the same idea under plans/<tenant>/<blueprint>/: meta, envelope, res/<network>/<node>
+// (resources without peers) and dev/<network>/<device> (devices without any wg-quick config).
+import type { SignedBlueprint } from '../blueprint/types.ts';
+import { NODE_PART_FORMAT, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
+import { PLAN_FORMAT, type AccessDevice, type NetworkPlan, type Peer, type Plan, type Resource, type WorkloadPlan } from '../plan/types.ts';
+import { cidrContains, formatIPv4, parseCidr, subnetIndex } from '../../topology/cidr.ts';
+import { SUBNET_BUCKET, type PartRef } from './keys.ts';
+
+/** suffix → JSON text. */
+export type Entries = Map<string, string>;
+
+export interface PartHead {
+  generation: number;
+  version: number;
+  /** Key of the signed envelope this part belongs to (plans/<tenant>/<blueprint>/envelope). */
+  envelope: string;
+}
+
+export class AssembleError extends Error {}
+
+export interface Op {
+  type: 'put' | 'delete';
+  key: string;
+  value?: string;
+}
+
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function withoutPeers(r: Resource): Omit<Resource, 'peers'> {
+  return {
+    node: r.node,
+    subnet: r.subnet,
+    gateway: r.gateway,
+    wgAddress: r.wgAddress,
+    listenPort: r.listenPort,
+    publicKey: r.publicKey,
+    sealedPrivateKey: r.sealedPrivateKey,
+    sealedTo: r.sealedTo,
+    hidden: r.hidden,
+    accessNode: r.accessNode,
+  };
+}
+
+/** The bucket of a subnet inside its network range ("x" when it is not a slot of the range: kept as text). */
+export function subnetBucket(ipRange: string, subnet: string, subnetPrefix?: number): string {
+  const slot = subnetSlot(ipRange, subnet, subnetPrefix);
+  return slot === null ? 'x' : String(Math.floor(slot / SUBNET_BUCKET));
+}
+
+function subnetSlot(ipRange: string, subnet: string, subnetPrefix?: number): number | null {
+  const range = parseCidr(ipRange);
+  const sub = parseCidr(subnet);
+  if (!range || !sub || !cidrContains(range, sub) || (subnetPrefix !== undefined && sub.prefix !== subnetPrefix)) return null;
+  return subnetIndex(range, sub);
+}
+
+/** A network's subnets as bucket entries: 64-slot masks in hex, and anything that is not a slot as a text list. */
+export function subnetEntries(network: string, ipRange: string, subnetPrefix: number, subnets: string[]): [string, string][] {
+  // Two 32-bit halves per bucket: [high (slots 32-63), low (slots 0-31)].
+  const masks = new Map<number, [number, number]>();
+  const odd: string[] = [];
+  for (const s of subnets) {
+    const slot = subnetSlot(ipRange, s, subnetPrefix);
+    if (slot === null) {
+      odd.push(s);
+      continue;
+    }
+    const b = Math.floor(slot / SUBNET_BUCKET);
+    let m = masks.get(b);
+    if (!m) masks.set(b, (m = [0, 0]));
+    const bit = slot % SUBNET_BUCKET;
+    if (bit < 32) m[1] = (m[1] | (1 << bit)) >>> 0;
+    else m[0] = (m[0] | (1 << (bit - 32))) >>> 0;
+  }
+  const hex = (n: number) => n.toString(16).padStart(8, '0');
+  const out: [string, string][] = [...masks].map(([b, m]) => [`subnets/${network}/${b}`, JSON.stringify(hex(m[0]) + hex(m[1]))]);
+  if (odd.length) out.push([`subnets/${network}/x`, JSON.stringify([...odd].sort())]);
+  return out;
+}
+
+/** The subnets of one bucket entry back as text. */
+export function decodeSubnets(bucket: string, value: unknown, ipRange: string, subnetPrefix: number): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  const range = parseCidr(ipRange);
+  if (typeof value !== 'string' || !/^[0-9a-f]{16}$/.test(value) || !/^\d+$/.test(bucket) || !range || !Number.isInteger(subnetPrefix) || subnetPrefix < range.prefix || subnetPrefix > 32) throw new AssembleError(`bad subnet bucket ${bucket}`);
+  const halves = [parseInt(value.slice(8), 16), parseInt(value.slice(0, 8), 16)];
+  const size = 2 ** (32 - subnetPrefix);
+  const first = range.base + Number(bucket) * SUBNET_BUCKET * size;
+  const out: string[] = [];
+  for (let bit = 0; bit < SUBNET_BUCKET; bit++) {
+    if ((halves[bit >> 5] >>> (bit & 31)) & 1) out.push(`${formatIPv4((first + bit * size) >>> 0)}/${subnetPrefix}`);
+  }
+  return out;
+}
+
+/** The entries of one node part (the head is built apart: it carries the generation). */
+export function partEntries(part: NodePlanPart): Entries {
+  const out: Entries = new Map();
+  part.networks.forEach((n, i) => {
+    out.set(
+      `net/${n.name}`,
+      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(n.resource) }),
+    );
+    for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
+    for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
+  });
+  if (part.workloads.length) out.set('workloads', JSON.stringify(part.workloads));
+  return out;
+}
+
+export function headValue(h: PartHead): string {
+  return JSON.stringify({ generation: h.generation, version: h.version, envelope: h.envelope });
+}
+
+export function parseHead(text: string | undefined): PartHead | null {
+  if (text === undefined) return null;
+  try {
+    const h = JSON.parse(text) as PartHead;
+    if (!Number.isInteger(h.generation) || !Number.isInteger(h.version) || typeof h.envelope !== 'string') return null;
+    return h;
+  } catch {
+    return null;
+  }
+}
+
+/** A node part plus its head, as entries (what the controller writes for one node and blueprint). */
+export function partWithHead(part: NodePlanPart, envelopeKey: string): Entries {
+  const e = partEntries(part);
+  e.set('gen', headValue({ generation: part.generation, version: part.version, envelope: envelopeKey }));
+  return e;
+}
+
+/**
+ * The entries of every node part of a plan at once (what partWithHead(nodePart(plan, node), …) gives for each
+ * node), sharing the work: a network's subnet buckets are built once and a peer entry shared by many nodes is
+ * serialized once. `only` limits the nodes.
+ */
+export function planPartEntries(plan: Plan, envelopeKey: string, only?: Set<string>): Map<string, Entries> {
+  const out = new Map<string, Entries>();
+  const peerJson = new WeakMap<Peer, string>();
+  const counter = new Map<string, number>();
+  const entriesOf = (node: string) => {
+    let e = out.get(node);
+    if (!e) out.set(node, (e = new Map()));
+    return e;
+  };
+  for (const n of plan.networks) {
+    const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)]);
+    for (const r of n.resources) {
+      if (only && !only.has(r.node)) continue;
+      const e = entriesOf(r.node);
+      const i = counter.get(r.node) ?? 0;
+      counter.set(r.node, i + 1);
+      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(r) }));
+      for (const p of r.peers) {
+        let j = peerJson.get(p);
+        if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
+        e.set(`peer/${n.name}/${p.node}`, j);
+      }
+      for (const [k, v] of bucketJson) e.set(k, v);
+    }
+  }
+  const wl = new Map<string, WorkloadPlan[]>();
+  for (const w of plan.workloads) {
+    if (!out.has(w.node)) continue;
+    let l = wl.get(w.node);
+    if (!l) wl.set(w.node, (l = []));
+    l.push(w);
+  }
+  for (const [node, e] of out) {
+    const w = wl.get(node);
+    if (w?.length) e.set('workloads', JSON.stringify(w));
+    e.set('gen', headValue({ generation: plan.generation, version: plan.version, envelope: envelopeKey }));
+  }
+  return out;
+}
+
+/** Rebuilds a node part from its entries; null while there is no head (not written yet, or removed). */
+export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPart; head: PartHead } | null {
+  const head = parseHead(entries.get('gen'));
+  if (!head) return null;
+  const nets: (NodeNetworkPart & { i: number })[] = [];
+  const peers = new Map<string, Peer[]>();
+  const subnets = new Map<string, { bucket: string; value: unknown }[]>();
+  let workloads: WorkloadPlan[] = [];
+  for (const [suffix, text] of entries) {
+    const seg = suffix.split('/');
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new AssembleError(`entry ${suffix} is not JSON`, { cause: e });
+    }
+    if (seg[0] === 'net' && seg.length === 2) {
+      const n = v as NodeNetworkPart & { i: number; resource: Omit<Resource, 'peers'> };
+      nets.push({ ...n, resource: { ...n.resource, peers: [] }, subnets: [] });
+    } else if (seg[0] === 'peer' && seg.length === 3) {
+      let list = peers.get(seg[1]);
+      if (!list) peers.set(seg[1], (list = []));
+      list.push(v as Peer);
+    } else if (seg[0] === 'subnets' && seg.length === 3) {
+      let list = subnets.get(seg[1]);
+      if (!list) subnets.set(seg[1], (list = []));
+      list.push({ bucket: seg[2], value: v });
+    } else if (suffix === 'workloads') workloads = v as WorkloadPlan[];
+  }
+  nets.sort((a, b) => a.i - b.i);
+  const networks: NodeNetworkPart[] = nets.map(({ i: _i, ...n }) => ({
+    ...n,
+    resource: { ...n.resource, peers: (peers.get(n.name) ?? []).sort((a, b) => byText(a.node, b.node)) },
+    subnets: (subnets.get(n.name) ?? []).flatMap((b) => decodeSubnets(b.bucket, b.value, n.ipRange, n.subnetPrefix)).sort(),
+  }));
+  return {
+    head,
+    part: {
+      format: NODE_PART_FORMAT,
+      tenant: ref.tenant,
+      blueprint: ref.blueprint,
+      version: head.version,
+      generation: head.generation,
+      node: ref.node,
+      networks,
+      workloads,
+    },
+  };
+}
+
+/** The entries of a stored plan: no peers (they are derived) and never a wg-quick config. */
+export function planEntries(plan: Plan, envelope: SignedBlueprint): Entries {
+  const out: Entries = new Map();
+  out.set(
+    'meta',
+    JSON.stringify({
+      generation: plan.generation,
+      version: plan.version,
+      networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress })),
+      workloads: plan.workloads,
+    }),
+  );
+  out.set('envelope', JSON.stringify(envelope));
+  for (const n of plan.networks) {
+    for (const r of n.resources) out.set(`res/${n.name}/${r.node}`, JSON.stringify(withoutPeers(r)));
+    for (const d of n.access) {
+      const dev: AccessDevice = { name: d.name, subnet: d.subnet, address: d.address, via: d.via, publicKey: d.publicKey, generatedKey: d.generatedKey };
+      out.set(`dev/${n.name}/${d.name}`, JSON.stringify(dev));
+    }
+  }
+  return out;
+}
+
+/** A stored plan back as a Plan (peers empty: enough to re-plan stably) and the envelope it was planned from. */
+export function assemblePlan(tenant: string, blueprint: string, entries: Entries): { plan: Plan; envelope: SignedBlueprint } | null {
+  const metaText = entries.get('meta');
+  const envText = entries.get('envelope');
+  if (metaText === undefined || envText === undefined) return null;
+  const meta = JSON.parse(metaText) as { generation: number; version: number; networks: Omit<NetworkPlan, 'resources' | 'access'>[]; workloads: WorkloadPlan[] };
+  const res = new Map<string, Resource[]>();
+  const dev = new Map<string, AccessDevice[]>();
+  for (const [suffix, text] of entries) {
+    const seg = suffix.split('/');
+    if (seg.length !== 3) continue;
+    if (seg[0] === 'res') {
+      let l = res.get(seg[1]);
+      if (!l) res.set(seg[1], (l = []));
+      l.push({ ...(JSON.parse(text) as Omit<Resource, 'peers'>), peers: [] });
+    } else if (seg[0] === 'dev') {
+      let l = dev.get(seg[1]);
+      if (!l) dev.set(seg[1], (l = []));
+      l.push(JSON.parse(text) as AccessDevice);
+    }
+  }
+  return {
+    envelope: JSON.parse(envText) as SignedBlueprint,
+    plan: {
+      format: PLAN_FORMAT,
+      tenant,
+      blueprint,
+      version: meta.version,
+      generation: meta.generation,
+      networks: meta.networks.map((n) => ({
+        ...n,
+        resources: (res.get(n.name) ?? []).sort((a, b) => byText(a.node, b.node)),
+        access: (dev.get(n.name) ?? []).sort((a, b) => byText(a.name, b.name)),
+      })),
+      workloads: meta.workloads,
+    },
+  };
+}
+
+/** JSON text of an entry with its generation field blanked: the head compares equal across generations. */
+function withoutGeneration(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    return JSON.stringify({ ...v, generation: 0 });
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The smallest set of operations that turns `current` into `next` under `prefix`, where `head` is the entry
+ * that announces a change (the part's `gen`, the plan's `meta`): nothing at all when only the head's generation
+ * differs; otherwise the changed entries, then the head last; on removal the head is deleted first.
+ */
+export function diffEntries(prefix: string, current: Entries | undefined, next: Entries | undefined, head: string): Op[] {
+  const cur = current ?? new Map<string, string>();
+  if (!next || next.size === 0) {
+    const ops: Op[] = [];
+    if (cur.has(head)) ops.push({ type: 'delete', key: prefix + head });
+    for (const k of [...cur.keys()].sort()) if (k !== head) ops.push({ type: 'delete', key: prefix + k });
+    return ops;
+  }
+  const ops: Op[] = [];
+  for (const k of [...next.keys()].sort()) {
+    if (k === head) continue;
+    const v = next.get(k)!;
+    if (cur.get(k) !== v) ops.push({ type: 'put', key: prefix + k, value: v });
+  }
+  for (const k of [...cur.keys()].sort()) if (k !== head && !next.has(k)) ops.push({ type: 'delete', key: prefix + k });
+  const nextHead = next.get(head);
+  if (nextHead !== undefined && (ops.length > 0 || withoutGeneration(cur.get(head)) !== withoutGeneration(nextHead))) {
+    ops.push({ type: 'put', key: prefix + head, value: nextHead });
+  }
+  return ops;
+}
+
+export function opBytes(op: Op): number {
+  return op.key.length + (op.value?.length ?? 0);
+}
+
+/**
+ * Packs groups of operations (one group per node) into transactions of at most maxOps operations and about
+ * maxBytes: a group is never split when it fits in one transaction (so an agent sees its whole change at one
+ * revision); a larger group is split in order (its head still comes last, or first when deleted).
+ */
+export function packTxns(groups: Op[][], maxOps: number, maxBytes: number): Op[][] {
+  const out: Op[][] = [];
+  let cur: Op[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (cur.length) out.push(cur);
+    cur = [];
+    bytes = 0;
+  };
+  for (const g of groups) {
+    if (!g.length) continue;
+    const gb = g.reduce((s, o) => s + opBytes(o), 0);
+    if (g.length <= maxOps && gb <= maxBytes) {
+      if (cur.length + g.length > maxOps || bytes + gb > maxBytes) flush();
+      cur.push(...g);
+      bytes += gb;
+      continue;
+    }
+    flush();
+    for (const op of g) {
+      const b = opBytes(op);
+      if (cur.length + 1 > maxOps || (cur.length && bytes + b > maxBytes)) flush();
+      cur.push(op);
+      bytes += b;
+    }
+    flush();
+  }
+  flush();
+  return out;
+}
+
+export type PartDecision = 'new' | 'update' | 'current' | 'stale';
+
+/**
+ * What an agent does with a part it received, given what it has accepted for that blueprint: `new` or `update`
+ * go to the pipeline; `current` (same version and generation) and `stale` (an older version, or an older
+ * generation of the same version: a late or replayed update) are ignored.
+ */
+export function partDecision(stored: { version: number; generation: number } | undefined, part: { version: number; generation: number }): PartDecision {
+  if (!stored) return 'new';
+  if (part.version > stored.version) return 'update';
+  if (part.version < stored.version) return 'stale';
+  if (part.generation > stored.generation) return 'update';
+  return part.generation === stored.generation ? 'current' : 'stale';
+}

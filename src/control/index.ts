@@ -1,0 +1,19 @@
+/**
+ * src/control — the distributed control plane on etcd (docs/control-plane.md).
+ *
+ * Does: the etcd key layout; plans and node parts as small entries and the minimal diffs between them; membership
+ * with grace and hold-down decisions (clock injected) and rebalancing; the controller (one leader by lease: it
+ * keeps member records, re-plans blueprints when blueprints or membership change, writes each node's part under
+ * the node's own prefix, only what changed); a node's watch of its own prefix (used by the agent's etcd link and
+ * the benchmark); operator operations (tenants, blueprints, rebalance, overview); the etcd client with TLS.
+ * Does not: plan (src/plan does), check or apply parts on a node (the agent does, through its one pipeline), store
+ * any clear private key (only sealed ones; access devices must bring their own public keys), or replace the
+ * embedded control plane (one machine, blueprints pushed over the agent's admin socket), which stays as it is.
+ */
+export * from './keys.ts';
+export * from './entries.ts';
+export * from './membership.ts';
+export * from './etcd.ts';
+export * from './controller.ts';
+export * from './node-watch.ts';
+export * from './ops.ts';

@@ -1,0 +1,118 @@
+// The etcd key layout (docs/control-plane.md). Every name in a key (tenant, blueprint, network, node, device)
+// is a DNS label, so "/" separates fields unambiguously. Pure: builds and parses key strings only.
+
+export const DEFAULT_PREFIX = '/zmesh/v1';
+
+/** Size of a subnet bucket: a node part lists a network's subnets in buckets of this many slots. */
+export const SUBNET_BUCKET = 64;
+
+export interface PartRef {
+  node: string;
+  tenant: string;
+  blueprint: string;
+}
+
+export class Keys {
+  constructor(readonly prefix: string = DEFAULT_PREFIX) {
+    if (!/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/.test(prefix)) throw new Error(`bad etcd key prefix ${prefix}`);
+  }
+
+  // Written by operators (`zmesh controller tenant|apply|remove`).
+  tenants(): string {
+    return `${this.prefix}/tenants/`;
+  }
+  tenant(name: string): string {
+    return `${this.tenants()}${name}`;
+  }
+  blueprints(): string {
+    return `${this.prefix}/blueprints/`;
+  }
+  blueprint(tenant: string, name: string): string {
+    return `${this.blueprints()}${tenant}/${name}`;
+  }
+
+  // Written by agents, under their lease.
+  nodes(): string {
+    return `${this.prefix}/nodes/`;
+  }
+  node(id: string): string {
+    return `${this.nodes()}${id}`;
+  }
+  statuses(): string {
+    return `${this.prefix}/status/`;
+  }
+  status(node: string): string {
+    return `${this.statuses()}${node}`;
+  }
+
+  // Written by the controller.
+  members(): string {
+    return `${this.prefix}/members/`;
+  }
+  member(id: string): string {
+    return `${this.members()}${id}`;
+  }
+  plans(): string {
+    return `${this.prefix}/plans/`;
+  }
+  plan(tenant: string, name: string): string {
+    return `${this.plans()}${tenant}/${name}/`;
+  }
+  envelope(tenant: string, name: string): string {
+    return `${this.plan(tenant, name)}envelope`;
+  }
+  parts(): string {
+    return `${this.prefix}/parts/`;
+  }
+  /** What one agent watches. */
+  nodeParts(node: string): string {
+    return `${this.parts()}${node}/`;
+  }
+  part(ref: PartRef): string {
+    return `${this.nodeParts(ref.node)}${ref.tenant}/${ref.blueprint}/`;
+  }
+  control(): string {
+    return `${this.prefix}/control/`;
+  }
+  leader(): string {
+    return `${this.control()}leader`;
+  }
+  controllerStatus(): string {
+    return `${this.control()}status`;
+  }
+  rebalance(): string {
+    return `${this.control()}rebalance`;
+  }
+  cluster(): string {
+    return `${this.control()}cluster`;
+  }
+
+  /** ".../parts/<node>/<tenant>/<blueprint>/<suffix>" → the part and the suffix; null for other keys. */
+  parsePartKey(key: string): { ref: PartRef; suffix: string } | null {
+    if (!key.startsWith(this.parts())) return null;
+    const rest = key.slice(this.parts().length).split('/');
+    if (rest.length < 4 || rest.slice(0, 3).some((s) => s === '')) return null;
+    return { ref: { node: rest[0], tenant: rest[1], blueprint: rest[2] }, suffix: rest.slice(3).join('/') };
+  }
+
+  /** ".../plans/<tenant>/<blueprint>/<suffix>" → tenant, blueprint, suffix. */
+  parsePlanKey(key: string): { tenant: string; blueprint: string; suffix: string } | null {
+    if (!key.startsWith(this.plans())) return null;
+    const rest = key.slice(this.plans().length).split('/');
+    if (rest.length < 3 || rest[0] === '' || rest[1] === '') return null;
+    return { tenant: rest[0], blueprint: rest[1], suffix: rest.slice(2).join('/') };
+  }
+
+  /** The last path segments after a prefix ("…/blueprints/acme/shop" → ["acme", "shop"]). */
+  tail(key: string, prefix: string): string[] | null {
+    return key.startsWith(prefix) ? key.slice(prefix.length).split('/') : null;
+  }
+}
+
+export function partId(ref: PartRef): string {
+  return `${ref.node}/${ref.tenant}/${ref.blueprint}`;
+}
+
+export function blueprintId(tenant: string, name: string): string {
+  return `${tenant}/${name}`;
+}

@@ -1,0 +1,132 @@
+// A control-plane test bed: a real etcd (1 or 3 members, optional TLS), a controller, and agents in process
+// (the real Agent pipeline over a FakeDriver, each with its own etcd client, linked by EtcdLink).
+import pino from 'pino';
+import type { Blueprint } from '../../src/blueprint/types.ts';
+import { EtcdLink } from '../../src/agent/etcd-link.ts';
+import { connectEtcd, Controller, ControlOps, Keys, type ControllerOptions, type Etcd3, type EtcdConnectOptions } from '../../src/control/index.ts';
+import { agentBed, signed, tenantKeys, type AgentBed } from './agent-fixtures.ts';
+import { identity } from './fixtures.ts';
+import { clientTls, startEtcd, type EtcdCluster, type EtcdOptions } from './etcd.ts';
+
+export interface BedAgent {
+  node: string;
+  bed: AgentBed;
+  link: EtcdLink;
+  /** Stops heartbeating like a crash (the lease expires); the data plane (FakeDriver) is left as it is. */
+  kill(): Promise<void>;
+  /** Starts a new link for the same agent and store (a node coming back). */
+  restart(): Promise<void>;
+  /** The access node of this agent's resource in its stored part (first network). */
+  accessNode(): string | null;
+  generation(tenant?: string, name?: string): number;
+}
+
+export interface ControlBed {
+  cluster: EtcdCluster;
+  keys: Keys;
+  client: Etcd3;
+  ops: ControlOps;
+  etcd: EtcdConnectOptions;
+  controllers: Controller[];
+  agents: Map<string, BedAgent>;
+  controller(o?: Partial<ControllerOptions>): Promise<Controller>;
+  agent(node: string, endpoints: string[], o?: { leaseTtlSec?: number }): Promise<BedAgent>;
+  submit(bp: Blueprint): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const quiet = pino({ level: process.env.ZMESH_TEST_LOG ?? 'silent' });
+
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenants?: string[] } = {}): Promise<ControlBed> {
+  const cluster = await startEtcd(o);
+  const etcd: EtcdConnectOptions = { urls: cluster.urls, ...clientTls(cluster.tls) };
+  const client = connectEtcd(etcd);
+  const ops = new ControlOps(client);
+  for (const t of o.tenants ?? ['acme']) await ops.addTenant(t, tenantKeys(t).publicKey.toString());
+  const controllers: Controller[] = [];
+  const agents = new Map<string, BedAgent>();
+  const bed: ControlBed = {
+    cluster,
+    keys: new Keys(),
+    client,
+    ops,
+    etcd,
+    controllers,
+    agents,
+    async controller(co = {}) {
+      const c = new Controller({ etcd, log: quiet, graceMs: 1000, holdDownMs: 60000, debounceMs: 100, leaderTtlSec: 2, ...co });
+      controllers.push(c);
+      c.start();
+      await c.whenLeader();
+      return c;
+    },
+    async agent(node, endpoints, ao = {}) {
+      const b = agentBed(node);
+      const make = () =>
+        new EtcdLink({
+          agent: b.agent,
+          state: b.state,
+          etcd,
+          nodeId: node,
+          identityPublicKey: identity(node).publicKey.toString(),
+          endpoints,
+          leaseTtlSec: ao.leaseTtlSec ?? o.leaseTtlSec ?? 2,
+          statusIntervalMs: 1000,
+          retryIntervalMs: 500,
+          stateDir: b.dir,
+          log: quiet,
+        });
+      const a: BedAgent = {
+        node,
+        bed: b,
+        link: make(),
+        async kill() {
+          await a.link.stop({ revoke: false });
+        },
+        async restart() {
+          a.link = make();
+          a.link.start();
+          await waitFor(`${node} registered again`, () => a.link.registered);
+        },
+        accessNode() {
+          return b.state.blueprints()[0]?.part.networks[0]?.resource.accessNode ?? null;
+        },
+        generation(tenant = 'acme', name = 'shop') {
+          return b.state.blueprint(tenant, name)?.generation ?? 0;
+        },
+      };
+      a.link.start();
+      agents.set(node, a);
+      await waitFor(`${node} registered`, () => a.link.registered);
+      return a;
+    },
+    async submit(bp) {
+      await ops.submit(signed(bp));
+    },
+    async close() {
+      for (const a of agents.values()) {
+        await a.link.stop({ revoke: false }).catch(() => undefined);
+        a.bed.close();
+      }
+      for (const c of controllers) await c.kill().catch(() => undefined);
+      client.close();
+      await cluster.stop();
+    },
+  };
+  return bed;
+}

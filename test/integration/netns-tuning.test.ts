@@ -1,0 +1,130 @@
+// Data-plane tuning on real namespaces (root; the userspace backend, which is what tuning is for): two hosts
+// with the driver's default tuning get wireguard-go daemons with raised UDP socket buffers (as `ss` sees them)
+// that stay in the driver's session; a re-apply and a restarted driver run no mutating command; a port change
+// (new sockets) is tuned again. Two hosts with tuning off get wireguard-go as it comes (208 KiB buffers, a
+// session of its own).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { ActualResource, ApplyReport } from '../../netns/index.ts';
+import { SimHost, wire } from '../helpers/host.ts';
+import { handPlan } from '../helpers/plan.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function okReport(r: ApplyReport): void {
+  const failures = [...r.resources.flatMap((x) => x.failures), ...r.removed.flatMap((x) => x.failures)];
+  assert.ok(r.ok, `apply failed: ${JSON.stringify(failures, null, 1)}`);
+}
+
+/** Session id of a process (field 6 of /proc/<pid>/stat). */
+function sessionOf(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+/** wireguard-go's UDP receive buffers on `port` as `ss` shows them inside the host. */
+async function ssRcvbufs(h: SimHost, port: number): Promise<number[]> {
+  const out = (await h.exec(['ss', '-uampnH', `sport = :${port}`])).stdout;
+  return [...out.matchAll(/skmem:\(r\d+,rb(\d+),/g)].map((m) => Number(m[1]));
+}
+
+/** Waits (bounded) until the driver reports the daemon's sockets tuned. */
+async function tunedActual(h: SimHost, id: string): Promise<ActualResource> {
+  for (let i = 0; i < 100; i++) {
+    const a = await h.readActual(id);
+    if (a.tuning && a.tuning.rcvbuf !== null) return a;
+    await sleep(50);
+  }
+  assert.fail(`${h.label}: the sockets were not tuned within 5 s`);
+}
+
+async function pair(label: string, tuning: boolean | undefined): Promise<[SimHost, SimHost]> {
+  const a = await SimHost.start(`${label}a`, { backend: 'userspace', underlayMtu: 1500, tuning });
+  let b: SimHost;
+  try {
+    b = await SimHost.start(`${label}b`, { backend: 'userspace', underlayMtu: 1500, tuning });
+  } catch (e) {
+    await a.close();
+    throw e;
+  }
+  await wire({ ns: a.ns, ifname: 'u0', addr: '198.51.100.1/24' }, { ns: b.ns, ifname: 'u0', addr: '198.51.100.2/24' });
+  return [a, b];
+}
+
+test('tuning on by default: raised socket buffers, the driver\'s session, no-op re-apply, re-tuned after a port change', { timeout: 90_000 }, async (t) => {
+  const hosts: SimHost[] = [];
+  try {
+    const [a, b] = await pair('tu', undefined);
+    hosts.push(a, b);
+    const net = handPlan({ ipRange: '10.44.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
+    const id = net.networkId;
+    const dA = net.desired.get('a')!;
+    const idA = net.identity.get('a')!;
+    const [ra, rb] = await Promise.all([a.apply([dA], idA), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
+    okReport(ra);
+    okReport(rb);
+
+    await t.test('wireguard-go gets 4 MiB buffers (the kernel shows 8 MiB) and stays in the driver\'s session', async () => {
+      const act = await tunedActual(a, id);
+      assert.equal(act.tuning!.rcvbuf, 8 * 1024 * 1024);
+      assert.equal(act.tuning!.sndbuf, 8 * 1024 * 1024);
+      assert.equal(act.tuning!.port, 51820);
+      assert.ok(act.tuning!.sockets >= 1);
+      assert.deepEqual(await ssRcvbufs(a, 51820), Array(act.tuning!.sockets).fill(8 * 1024 * 1024));
+      const pid = act.daemon!.pid;
+      assert.notEqual(sessionOf(pid), pid, 'not a session leader: no setsid');
+      assert.ok(await a.waitPing(`n-${id}`, '10.44.2.1'), 'the tunnel works');
+      await tunedActual(b, id);
+    });
+
+    await t.test('a re-apply and a restarted driver run no mutating command', async () => {
+      const r = await a.apply([dA], idA);
+      okReport(r);
+      assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
+      await a.stopAgent();
+      await a.startAgent();
+      const r2 = await a.apply([dA], idA);
+      okReport(r2);
+      assert.equal(r2.commands.mutating, 0, `after a restart: ${r2.mutations.join('\n')}`);
+      assert.equal((await a.readActual(id)).tuning?.rcvbuf, 8 * 1024 * 1024, 'the restarted driver read the buffers back');
+    });
+
+    await t.test('a port change opens new sockets: they are tuned in the same apply', async () => {
+      const moved = structuredClone(dA);
+      moved.resource.listenPort = 51830;
+      const r = await a.apply([moved], idA);
+      okReport(r);
+      const lines = r.resources[0].changes.filter((c) => c.startsWith('tuning:'));
+      assert.equal(lines.length, 1, r.resources[0].changes.join('\n'));
+      assert.match(lines[0], /port 51830/);
+      assert.deepEqual((await ssRcvbufs(a, 51830)).every((x) => x === 8 * 1024 * 1024), true);
+      assert.equal((await a.apply([moved], idA)).commands.mutating, 0);
+    });
+  } finally {
+    for (const h of hosts) await h.close();
+  }
+});
+
+test('tuning off: wireguard-go as it comes', { timeout: 60_000 }, async () => {
+  const hosts: SimHost[] = [];
+  try {
+    const [a, b] = await pair('tn', false);
+    hosts.push(a, b);
+    const net = handPlan({ ipRange: '10.45.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
+    const id = net.networkId;
+    const [ra, rb] = await Promise.all([a.apply([net.desired.get('a')!], net.identity.get('a')!), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
+    okReport(ra);
+    okReport(rb);
+    assert.ok(await a.waitPing(`n-${id}`, '10.45.2.1'), 'the tunnel works (and wireguard-go has opened its sockets)');
+    const act = await a.readActual(id);
+    assert.equal(act.tuning, undefined);
+    assert.ok(!ra.resources[0].changes.some((c) => c.startsWith('tuning')));
+    const bufs = await ssRcvbufs(a, 51820);
+    assert.ok(bufs.length >= 1);
+    assert.ok(bufs.every((x) => x < 1024 * 1024), `default buffers: ${bufs}`);
+    assert.equal(sessionOf(act.daemon!.pid), act.daemon!.pid, 'a session of its own (setsid)');
+  } finally {
+    for (const h of hosts) await h.close();
+  }
+});
