@@ -10,6 +10,7 @@ import { call } from '../src/cli/client.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { writePrivateFile } from '../src/cli/util.ts';
 import { ZmeshError } from '../src/errors.ts';
+import { LAB_POOL_SIZE, dockerPaths } from './docker.ts';
 import type { HostLayout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
 import { nodePaths, type LabState } from './state.ts';
@@ -24,7 +25,8 @@ export function ensureIdentity(file: string): string {
   return x25519PublicKey(Key.parse(readFileSync(file, 'utf8').trim())).toString();
 }
 
-export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, trusted: Record<string, string>): string {
+/** The node's agent config; `engine`: the node has a private Docker engine (labs/docker.ts) for workloads. */
+export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, trusted: Record<string, string>, engine = false): string {
   const p = nodePaths(dir, host.name);
   return (
     `# zmesh lab ${spec.name}: node ${host.name} (written by \`zmesh lab up\`)\n` +
@@ -38,18 +40,19 @@ export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, truste
       reconcileInterval: `${Math.round(spec.options.reconcileIntervalMs / 1000)}s`,
       logLevel: spec.options.logLevel,
       trustedTenants: trusted,
+      ...(engine ? { dockerSocket: dockerPaths(dir, host.name).socket, storagePoolSize: LAB_POOL_SIZE } : {}),
     })
   );
 }
 
 /** Writes the node's config; true when it changed (the agent must restart to read it). */
-export function writeAgentConfig(spec: LabSpec, host: HostLayout, dir: string, trusted: Record<string, string>): boolean {
+export function writeAgentConfig(spec: LabSpec, host: HostLayout, dir: string, trusted: Record<string, string>, engine = false): boolean {
   const p = nodePaths(dir, host.name);
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (p.socket.length > MAX_SOCKET_PATH) {
     throw new ZmeshError('E_LAB_DIR', `the admin socket path ${p.socket} is longer than ${MAX_SOCKET_PATH} bytes`, { hint: 'use a shorter ZMESH_LAB_DIR or lab name' });
   }
-  const text = agentConfig(spec, host, dir, trusted);
+  const text = agentConfig(spec, host, dir, trusted, engine);
   const old = existsSync(p.config) ? readFileSync(p.config, 'utf8') : null;
   if (old === text) return false;
   writeFileSync(p.config, text, { mode: 0o600 });

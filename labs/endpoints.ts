@@ -1,38 +1,64 @@
 // Lab endpoints: every tenant resource (a node's tenant namespace n-<id>) and every access device, each with
-// a small echo service (busybox httpd) that answers with its identity. Devices join their tenant network with
-// the planner's wg-quick config through real `wg-quick up` (wireguard-go when there is no kernel module).
+// a small echo service (busybox httpd) that answers with its identity, and every workload (a container the
+// node's agent runs; it serves its own identity page on port 80). Devices join their tenant network with the
+// planner's wg-quick config through real `wg-quick up` (wireguard-go when there is no kernel module).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan } from '../src/plan/index.ts';
 import { ECHO_PORT, type HostLayout, type Layout } from './layout.ts';
 import type { LabState } from './state.ts';
+import { dockerClient, workloadPid } from './docker.ts';
 import { alive, fileInode, inHolder, inTenant, nsInode, run, signal, spawnDetached, waitGone, type ProcRef } from './sys.ts';
 import { liveHolder } from './underlay.ts';
 
 export interface Endpoint {
-  /** "tenant/blueprint/network@node-or-device". */
+  /** "tenant/blueprint/network@node-or-device"; a workload: "tenant/blueprint/network/workload@node". */
   id: string;
   /** "tenant/blueprint/network". */
   net: string;
   tenant: string;
-  kind: 'resource' | 'device';
+  kind: 'resource' | 'device' | 'workload';
   /** The node or device it lives on. */
   host: string;
   networkId: string;
-  /** The address the matrix dials (a resource's gateway, a device's address). */
+  /** The address the matrix dials (a resource's gateway, a device's address, a workload's address). */
   address: string;
+  /** TCP port the identity answers on (default: the echo service's, 7777; workloads: 80). */
+  port?: number;
+  /** A workload's key "tenant/blueprint/workload" (what its page names). */
+  workload?: string;
   /** Addresses this endpoint owns in its network (for telling an own answer from a foreign one). */
   owns: string[];
 }
+
+/** The port a workload endpoint serves its identity page on. */
+export const WORKLOAD_PORT = 80;
 
 /** The echo service's answer: one line naming the endpoint. */
 export function echoText(id: string): string {
   return `zmesh-lab-echo ${id}\n`;
 }
 
+/** The page a lab workload serves on port 80: one line naming it ("zmesh-wl tenant/blueprint/workload"). */
+export function workloadText(key: string): string {
+  return `zmesh-wl ${key}\n`;
+}
+
+/** The identity in an answer: an echo service's endpoint id, or "wl:<tenant/blueprint/workload>" for a
+ *  workload's page (the matrix maps it to the workload's endpoint id); null when there is none. */
 export function parseEcho(text: string): string | null {
   const m = /zmesh-lab-echo (\S+)/.exec(text);
-  return m ? m[1] : null;
+  if (m) return m[1];
+  const w = /zmesh-wl (\S+)/.exec(text);
+  return w ? `wl:${w[1]}` : null;
+}
+
+/** The network part of an endpoint id ("tenant/blueprint/network"), or null for anything else. */
+export function netOfId(id: string): string | null {
+  const at = id.indexOf('@');
+  if (at <= 0) return null;
+  const parts = id.slice(0, at).split('/');
+  return parts.length === 3 || parts.length === 4 ? parts.slice(0, 3).join('/') : null;
 }
 
 export function endpointsOf(plans: { plan: Plan }[], layout: Layout): Endpoint[] {
@@ -48,13 +74,34 @@ export function endpointsOf(plans: { plan: Plan }[], layout: Layout): Endpoint[]
         if (!devices.has(d.name)) continue;
         out.push({ id: `${net}@${d.name}`, net, tenant: plan.tenant, kind: 'device', host: d.name, networkId: n.id, address: d.address, owns: [d.address] });
       }
+      for (const w of plan.workloads ?? []) {
+        if (w.network !== n.name) continue;
+        out.push({
+          id: `${net}/${w.name}@${w.node}`,
+          net,
+          tenant: plan.tenant,
+          kind: 'workload',
+          host: w.node,
+          networkId: n.id,
+          address: w.ip,
+          port: WORKLOAD_PORT,
+          workload: `${plan.tenant}/${plan.blueprint}/${w.name}`,
+          owns: [w.ip],
+        });
+      }
     }
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** argv running in the endpoint's network namespace, or null when it is not there (yet). */
-export function endpointArgv(e: Endpoint, layout: Layout, state: LabState, argv: string[]): string[] | null {
+/** argv running in the endpoint's network namespace, or null when it is not there (yet). A workload runs it
+ *  in its container's network namespace (found by the container's PID, from `pids`) with this machine's
+ *  tools (the host's mount namespace). */
+export function endpointArgv(e: Endpoint, layout: Layout, state: LabState, argv: string[], pids?: Map<string, number>): string[] | null {
+  if (e.kind === 'workload') {
+    const pid = pids?.get(e.id);
+    return pid ? ['nsenter', `--net=/proc/${pid}/ns/net`, '--', ...argv] : null;
+  }
   const host = e.kind === 'resource' ? layout.nodes.find((n) => n.name === e.host) : layout.devices.find((d) => d.name === e.host);
   if (!host) return null;
   const h = liveHolder(host, state);
@@ -62,6 +109,26 @@ export function endpointArgv(e: Endpoint, layout: Layout, state: LabState, argv:
   if (e.kind === 'device') return inHolder(h.pid, argv);
   if (fileInode(`/proc/${h.pid}/root/run/netns/n-${e.networkId}`) === null) return null;
   return inTenant(h.pid, e.networkId, argv);
+}
+
+/**
+ * The PIDs of the workload endpoints' running containers (asked from each node's Docker engine); workloads
+ * whose container is not running (yet) are in `missing`.
+ */
+export async function workloadPids(endpoints: Endpoint[], dir: string): Promise<{ pids: Map<string, number>; missing: string[] }> {
+  const pids = new Map<string, number>();
+  const missing: string[] = [];
+  await Promise.all(
+    endpoints
+      .filter((e) => e.kind === 'workload')
+      .map(async (e) => {
+        const [tenant, blueprint, name] = e.workload!.split('/');
+        const pid = await workloadPid(dockerClient(dir, e.host, 5000), { node: e.host, tenant, blueprint, name });
+        if (pid) pids.set(e.id, pid);
+        else missing.push(e.id);
+      }),
+  );
+  return { pids, missing };
 }
 
 /** The inode of the endpoint's network namespace, or null. */
@@ -77,7 +144,7 @@ const echoKey = (e: Endpoint) => (e.kind === 'device' ? `device:${e.host}/${e.ne
 export async function ensureEcho(endpoints: Endpoint[], layout: Layout, state: LabState, dir: string): Promise<{ started: number; missing: string[] }> {
   let started = 0;
   const missing: string[] = [];
-  const wanted = new Set(endpoints.map(echoKey));
+  const wanted = new Set(endpoints.filter((e) => e.kind !== 'workload').map(echoKey));
   for (const [k, p] of Object.entries(state.echo)) {
     if (!wanted.has(k)) {
       signal(p, 'SIGKILL');
@@ -85,6 +152,7 @@ export async function ensureEcho(endpoints: Endpoint[], layout: Layout, state: L
     }
   }
   for (const e of endpoints) {
+    if (e.kind === 'workload') continue; // the node's agent runs it
     const host = e.kind === 'resource' ? layout.nodes.find((n) => n.name === e.host) : layout.devices.find((d) => d.name === e.host);
     if (!host) continue;
     const key = echoKey(e);

@@ -5,14 +5,16 @@ import { call } from '../src/cli/client.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Plan } from '../src/plan/index.ts';
 import { agentAlive, ensureIdentity, startAgent, stopAgent, writeAgentConfig } from './agents.ts';
-import { downLab, killInside } from './cleanup.ts';
+import { downLab, killInside, nodeCgroups, releaseLoops, removeCgroups } from './cleanup.ts';
+import { dockerdAlive, ensureBaseImage, ensureDockerd } from './docker.ts';
 import { nodeStatus, planLab, pushAll, removePlanFiles, savedPlans, trustedTenants, type BlueprintPlan, type NodeStatus, type PushResult } from './control.ts';
-import { endpointsOf, ensureDeviceTunnel, ensureEcho, type Endpoint } from './endpoints.ts';
+import { endpointsOf, ensureDeviceTunnel, ensureEcho, workloadPids, type Endpoint } from './endpoints.ts';
 import { labToDot } from './graph.ts';
+import { EXTRA_FAULTS, extraFault, type ExtraFaultKind } from './faults-extra.ts';
 import { hostByName, layoutFor, type HostLayout, type Layout } from './layout.ts';
 import { matrixOk, runMatrix, type PairResult } from './matrix.ts';
 import { applyShaping } from './shaping.ts';
-import { loadLabSpec, type LabSpec } from './spec.ts';
+import { loadLabSpec, workloadNodes, type LabSpec } from './spec.ts';
 import { labDir, newState, nodePaths, readState, requireState, writeState, type Faults, type LabState } from './state.ts';
 import { alive, fileInode, inHolder, nsInode, run, sleep } from './sys.ts';
 import { ensureHolder, ensureHostLink, ensureInternet, ensureNat, liveHolder, setPort } from './underlay.ts';
@@ -58,34 +60,48 @@ async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): 
   );
 }
 
-/** Tears down one node or device: every process in its namespaces (by inode, PID), then the namespace. */
-async function teardownHost(host: HostLayout, state: LabState): Promise<void> {
+/**
+ * Tears down one node or device: every process in its namespaces (by inode, PID) and in its containers'
+ * cgroups, then the namespace; waits for its storage pool's loop device to be released (its mount namespace
+ * is gone) and removes the containers' cgroups, so a rebuilt node mounts its pool afresh.
+ */
+async function teardownHost(host: HostLayout, state: LabState, dir: string): Promise<void> {
   const h = state.holders[host.name];
-  await killInside(() => {
-    const seed = new Set<number>();
-    const ino = fileInode(`/run/netns/${host.ns}`);
-    if (ino !== null) seed.add(ino);
-    if (h && alive(h) && nsInode(h.pid, 'net') === h.net && nsInode(h.pid, 'mnt') === h.mnt) {
-      seed.add(h.net);
-      seed.add(h.mnt);
-    }
-    return seed;
-  });
+  const cgroups = nodeCgroups(state.name, host.name);
+  await killInside(
+    () => {
+      const seed = new Set<number>();
+      const ino = fileInode(`/run/netns/${host.ns}`);
+      if (ino !== null) seed.add(ino);
+      if (h && alive(h) && nsInode(h.pid, 'net') === h.net && nsInode(h.pid, 'mnt') === h.mnt) {
+        seed.add(h.net);
+        seed.add(h.mnt);
+      }
+      return seed;
+    },
+    10000,
+    cgroups,
+  );
   await run(['ip', 'netns', 'del', host.ns], { okCodes: [0, 1] });
   await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1] });
+  if (host.role === 'node') {
+    await releaseLoops(nodePaths(dir, host.name).dir);
+    await removeCgroups(cgroups);
+  }
   delete state.holders[host.name];
   delete state.agents[host.name];
+  delete state.dockerd[host.name];
   delete state.delayLines[host.port];
   for (const k of Object.keys(state.echo)) if (k.startsWith(`${host.name}/`) || k.startsWith(`device:${host.name}/`)) delete state.echo[k];
 }
 
 /** Removes what the previous layout had and the new one does not (or has elsewhere). */
-async function removeStale(prev: Layout | null, next: Layout, state: LabState): Promise<void> {
+async function removeStale(prev: Layout | null, next: Layout, state: LabState, dir: string): Promise<void> {
   if (!prev) return;
   for (const h of [...prev.nodes, ...prev.devices]) {
     const n = hostByName(next, h.name);
     if (!n || n.role !== h.role || n.upstreamNs !== h.upstreamNs || n.port !== h.port || n.address !== h.address) {
-      if (!n || n.role !== h.role) await teardownHost(h, state);
+      if (!n || n.role !== h.role) await teardownHost(h, state, dir);
       else {
         // Same host, new attachment: drop its underlay link (the new one is made below).
         await run(['ip', '-n', h.ns, 'link', 'del', 'eth0'], { okCodes: [0, 1] });
@@ -112,17 +128,36 @@ async function ensureHost(host: HostLayout, state: LabState, dir: string): Promi
   mkdirSync(logs, { recursive: true, mode: 0o700 });
   if (!liveHolder(host, state) && fileInode(`/run/netns/${host.ns}`) !== null) {
     // The namespace outlived its holder (killed from outside): whatever still runs in it belongs to a mount
-    // namespace the new holder will not share (an agent, wireguard-go holding ports). Clear it, as a reboot.
-    await killInside(() => {
-      const ino = fileInode(`/run/netns/${host.ns}`);
-      return ino === null ? [] : [ino];
-    });
+    // namespace the new holder will not share (an agent, wireguard-go holding ports, a Docker engine and its
+    // containers). Clear it, as a reboot.
+    await killInside(
+      () => {
+        const ino = fileInode(`/run/netns/${host.ns}`);
+        return ino === null ? [] : [ino];
+      },
+      10000,
+      host.role === 'node' ? nodeCgroups(state.name, host.name) : undefined,
+    );
+    if (host.role === 'node') {
+      await releaseLoops(nodePaths(dir, host.name).dir);
+      await removeCgroups(nodeCgroups(state.name, host.name));
+    }
     delete state.agents[host.name];
+    delete state.dockerd[host.name];
     for (const k of Object.keys(state.echo)) if (k.startsWith(`${host.name}/`) || k.startsWith(`device:${host.name}/`)) delete state.echo[k];
   }
   const h = await ensureHolder(host, state, join(logs, `holder-${host.name}.log`));
   await ensureHostLink(host);
   await applyShaping(host, h.pid, state, join(logs, `delay-${host.port}.log`));
+}
+
+/** Whether the node's agent is configured with a lab Docker engine (its config names a dockerSocket). */
+function hasEngineConfig(dir: string, node: string): boolean {
+  try {
+    return /^dockerSocket: /m.test(readFileSync(nodePaths(dir, node).config, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 export interface UpSummary {
@@ -132,6 +167,8 @@ export interface UpSummary {
   devices: number;
   tenants: number;
   endpoints: number;
+  /** Workloads in the lab (each a matrix endpoint). */
+  workloads: number;
   pushed: PushResult[];
   matrix: PairResult[];
   green: boolean;
@@ -180,7 +217,7 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
   const prev = state.layout;
   const layout = layoutFor(spec, prev);
   say(`${reconciling ? 'reconciling' : 'building'} lab ${spec.name} in ${dir}`);
-  await removeStale(prev, layout, state);
+  await removeStale(prev, layout, state, dir);
   state.layout = layout;
   for (const k of Object.keys(state.faults)) if (!hostByName(layout, k)) delete state.faults[k];
   writeState(dir, state);
@@ -197,10 +234,30 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
 
   const identities = new Map(layout.nodes.map((n) => [n.name, ensureIdentity(nodePaths(dir, n.name).identity)]));
   const trusted = trustedTenants(dir, spec, state);
-  say(`underlay up; starting ${layout.nodes.length} agent(s)`);
+  // Nodes hosting workloads or volumes get a private Docker engine in their namespaces, with the base image;
+  // a node keeps its engine once it has one (its agent removes containers no blueprint wants through it).
+  const wanted = workloadNodes(spec);
+  const engines = new Set(layout.nodes.filter((n) => wanted.has(n.name) || state.dockerd[n.name] || hasEngineConfig(dir, n.name)).map((n) => n.name));
+  if (engines.size) {
+    say(`underlay up; starting ${engines.size} Docker engine(s)`);
+    let imported = 0;
+    try {
+      await pool(
+        layout.nodes.filter((n) => engines.has(n.name)),
+        4,
+        async (n) => {
+          await ensureDockerd(n, liveHolder(n, state)!.pid, dir, state);
+          if (await ensureBaseImage(dir, n.name)) imported++;
+        },
+      );
+    } finally {
+      writeState(dir, state);
+    }
+    say(`engines: ${engines.size} answering${imported ? `, base image imported into ${imported}` : ''}; starting ${layout.nodes.length} agent(s)`);
+  } else say(`underlay up; starting ${layout.nodes.length} agent(s)`);
   try {
     await pool(layout.nodes, 4, async (n) => {
-      const changed = writeAgentConfig(spec, n, dir, trusted);
+      const changed = writeAgentConfig(spec, n, dir, trusted, engines.has(n.name));
       if (agentAlive(state, n.name) && !changed) return;
       await stopAgent(state, n.name);
       await startAgent(n, liveHolder(n, state)!.pid, dir, state);
@@ -246,6 +303,7 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
     devices: layout.devices.length,
     tenants: spec.tenants.length,
     endpoints: endpoints.length,
+    workloads: endpoints.filter((e) => e.kind === 'workload').length,
     pushed,
     matrix,
     green,
@@ -286,17 +344,19 @@ export async function waitGreen(
   for (; rounds < 200 && Date.now() < end; rounds++) {
     const echo = await ensureEcho(endpoints, layout, state, dir);
     if (echo.started) writeState(dir, state);
-    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true });
+    const wl = await workloadPids(endpoints, dir);
+    const missing = echo.missing.length + wl.missing.length;
+    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids });
     const good = reach.filter((r) => r.ok).length;
-    say(`waiting: ${good}/${reach.length} reachable pairs ok${echo.missing.length ? `, ${echo.missing.length} endpoint(s) not there yet` : ''}`);
+    say(`waiting: ${good}/${reach.length} reachable pairs ok${missing ? `, ${missing} endpoint(s) not there yet` : ''}`);
     if (matrixOk(reach) || reach.length === 0) {
-      matrix = await runMatrix(endpoints, layout, state);
+      matrix = await runMatrix(endpoints, layout, state, { workloadPids: wl.pids });
       if (matrixOk(matrix)) return { green: true, matrix, rounds: rounds + 1 };
       say(`matrix: ${matrix.filter((r) => !r.ok).length} unexpected result(s), retrying`);
     } else matrix = reach;
     await sleep(Math.min(1000, Math.max(0, end - Date.now())));
   }
-  if (!matrix.some((r) => r.expect === 'isolated')) matrix = await runMatrix(endpoints, layout, state);
+  if (!matrix.some((r) => r.expect === 'isolated')) matrix = await runMatrix(endpoints, layout, state, { workloadPids: (await workloadPids(endpoints, dir)).pids });
   return { green: false, matrix, rounds };
 }
 
@@ -312,7 +372,7 @@ export async function labMatrix(name: string): Promise<PairResult[]> {
   const { dir, state, layout, endpoints } = openLab(name);
   const echo = await ensureEcho(endpoints, layout, state, dir);
   if (echo.started) writeState(dir, state);
-  return runMatrix(endpoints, layout, state);
+  return runMatrix(endpoints, layout, state, { workloadPids: (await workloadPids(endpoints, dir)).pids });
 }
 
 export interface HostStatus {
@@ -323,9 +383,22 @@ export interface HostStatus {
   address: string;
   holder: number | null;
   agent: number | null;
+  /** The node's private Docker engine (PID), when it has one. */
+  dockerd: number | null;
+  /** Its workloads as the agent reports them (nodes with an engine). */
+  workloads?: { total: number; running: number };
   shaping: Record<string, unknown>;
   faults: Faults;
   node?: NodeStatus;
+}
+
+async function workloadCounts(dir: string, node: string): Promise<{ total: number; running: number } | undefined> {
+  try {
+    const r = await call<{ workloads: { state: string; address: string | null }[] }>(nodePaths(dir, node).socket, 'GET', '/v1/workloads', undefined, 5000);
+    return { total: r.workloads.length, running: r.workloads.filter((w) => w.state === 'running' && w.address).length };
+  } catch {
+    return undefined;
+  }
 }
 
 export async function labStatus(name: string): Promise<{ lab: string; dir: string; hosts: HostStatus[]; nats: Layout['nats']; blueprints: LabState['blueprints']; lastGreenSec?: number }> {
@@ -341,6 +414,8 @@ export async function labStatus(name: string): Promise<{ lab: string; dir: strin
       address: h.address,
       holder: holder?.pid ?? null,
       agent: h.role === 'node' && agentAlive(state, h.name) ? state.agents[h.name].pid : null,
+      dockerd: h.role === 'node' && dockerdAlive(state, h.name) ? state.dockerd[h.name].pid : null,
+      ...(h.role === 'node' && state.dockerd[h.name] ? { workloads: await workloadCounts(dir, h.name) } : {}),
       shaping: { ...h.shaping },
       faults: state.faults[h.name] ?? {},
       node: h.role === 'node' ? await nodeStatus(dir, h.name) : undefined,
@@ -365,12 +440,14 @@ export function labSocket(name: string, node: string): string {
   return nodePaths(dir, node).socket;
 }
 
-export type FaultKind = 'cut' | 'restore' | 'loss' | 'delay' | 'kill-agent' | 'restart-agent' | 'reboot';
-export const FAULTS: FaultKind[] = ['cut', 'restore', 'loss', 'delay', 'kill-agent', 'restart-agent', 'reboot'];
+export type FaultKind = 'cut' | 'restore' | 'loss' | 'delay' | 'kill-agent' | 'restart-agent' | 'reboot' | ExtraFaultKind;
+export const FAULTS: FaultKind[] = ['cut', 'restore', 'loss', 'delay', 'kill-agent', 'restart-agent', 'reboot', ...EXTRA_FAULTS];
 
 /** Injects a fault into one node (or device, for the underlay faults). */
 export async function labFault(name: string, hostName: string, kind: FaultKind, value?: number): Promise<string> {
   const { dir, state, layout } = openLab(name);
+  // nat-restart and roam (labs/faults-extra.ts) also take a NAT router's name.
+  if (kind === 'nat-restart' || kind === 'roam') return withLock(dir, () => extraFault(dir, state, hostName, kind));
   const host = hostByName(layout, hostName);
   if (!host) throw new ZmeshError('E_LAB_HOST', `lab ${name} has no node or device ${hostName}`, { hint: `one of: ${[...layout.nodes, ...layout.devices].map((h) => h.name).join(', ')}` });
   if (!FAULTS.includes(kind)) throw new ZmeshError('E_USAGE', `unknown fault ${kind}`, { hint: FAULTS.join(', ') });
@@ -412,11 +489,19 @@ export async function labFault(name: string, hostName: string, kind: FaultKind, 
           break;
         }
         case 'reboot': {
-          await teardownHost(host, state);
+          await teardownHost(host, state, dir);
           delete state.faults[host.name];
           writeState(dir, state);
           await ensureHost(host, state, dir);
-          if (host.role === 'node') await startAgent(host, liveHolder(host, state)!.pid, dir, state);
+          if (host.role === 'node') {
+            // Its Docker engine first (same data root: its containers are there, stopped), then the agent,
+            // which mounts its pool again and restarts its containers with their addresses from its state.
+            if (hasEngineConfig(dir, host.name)) {
+              await ensureDockerd(host, liveHolder(host, state)!.pid, dir, state);
+              writeState(dir, state);
+            }
+            await startAgent(host, liveHolder(host, state)!.pid, dir, state);
+          }
           else {
             const d = state.devices[host.name];
             const plan = d && savedPlans(dir, state).find((p) => p.key === `${d.tenant}/${d.blueprint}`)?.plan;
@@ -424,7 +509,7 @@ export async function labFault(name: string, hostName: string, kind: FaultKind, 
             if (!cfg) throw new ZmeshError('E_LAB_DEVICE', `no wg-quick config for device ${host.name}`, { kind: 'internal', hint: 'run zmesh lab up again' });
             await ensureDeviceTunnel(host, cfg, state, dir);
           }
-          msg = `${hostName}: rebooted (namespaces rebuilt${host.role === 'node' ? ', agent restarted from its state directory' : ', tunnel up again'})`;
+          msg = `${hostName}: rebooted (namespaces rebuilt${host.role === 'node' ? `${state.dockerd[host.name] ? ', Docker engine' : ''}, agent restarted from its state directory` : ', tunnel up again'})`;
           break;
         }
       }

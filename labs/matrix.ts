@@ -1,12 +1,13 @@
 // The connectivity matrix: every ordered pair of endpoints, checked from inside the source's namespace with a
-// real ping and a real TCP connection (an HTTP request to the echo service with busybox nc; busybox wget is
-// static glibc and crashes resolving names), expected to reach when both are in the same
-// tenant network and to be isolated otherwise.
+// real ping and a real TCP connection (an HTTP request to the echo service, or to a workload's page on port
+// 80, with busybox nc; busybox wget is static glibc and crashes resolving names), expected to reach when both
+// are in the same tenant network and to be isolated otherwise. A workload source probes from inside its
+// container's network namespace.
 // "Reached" is decided by identity, not by a reply: tenants may use identical ranges, so an answer from the
 // source's own network at the same address (its own resource) is not a breach, and a reply counts as reaching
 // the target only when the echo service names the target.
 import { ECHO_PORT, type Layout } from './layout.ts';
-import { endpointArgv, parseEcho, type Endpoint } from './endpoints.ts';
+import { endpointArgv, netOfId, parseEcho, type Endpoint } from './endpoints.ts';
 import type { LabState } from './state.ts';
 import { run } from './sys.ts';
 
@@ -32,17 +33,24 @@ export interface ProbeResult {
   seen: string | null;
 }
 
-/** The shell script a source runs: per address one background ping and one background HTTP request over
- *  TCP, all bounded (ping 1 s; nc 1 s to connect and between reads, 2 s in all). */
+/** The shell script a source runs: per target ("ADDR", the echo port, or "ADDR:PORT") one background ping
+ *  and one background HTTP request over TCP, all bounded (ping 1 s; nc 1 s to connect and between reads, 2 s
+ *  in all). */
 export const PROBE_SCRIPT = [
   'for a in "$@"; do',
-  '  ( p=$(busybox ping -n -q -c 1 -W 1 "$a" 2>/dev/null | busybox sed -n "s#^round-trip[^=]*= *\\([0-9.]*\\)/\\([0-9.]*\\)/.*#\\2#p"); echo "P $a ${p:--}" ) &',
-  `  ( i=$(printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox timeout 2 busybox nc -w 1 "$a" ${ECHO_PORT} 2>/dev/null | busybox grep -o "zmesh-lab-echo [^ ]*" | busybox head -n 1); echo "T $a \${i:--}" ) &`,
+  `  h=\${a%%:*}; o=\${a#*:}; [ "$o" = "$a" ] && o=${ECHO_PORT}`,
+  '  ( p=$(busybox ping -n -q -c 1 -W 1 "$h" 2>/dev/null | busybox sed -n "s#^round-trip[^=]*= *\\([0-9.]*\\)/\\([0-9.]*\\)/.*#\\2#p"); echo "P $a ${p:--}" ) &',
+  '  ( i=$(printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox timeout 2 busybox nc -w 1 "$h" "$o" 2>/dev/null | busybox grep -o -E "zmesh-(lab-echo|wl) [^ ]*" | busybox head -n 1); echo "T $a ${i:--}" ) &',
   'done',
   'wait',
 ].join('\n');
 
-/** Parses the probe script's output: "P <addr> <rtt|->" and "T <addr> <echo text|->" lines. */
+/** What a source dials for a target: its address, with the port when it is not the echo service's. */
+export function probeTarget(e: Endpoint): string {
+  return e.port && e.port !== ECHO_PORT ? `${e.address}:${e.port}` : e.address;
+}
+
+/** Parses the probe script's output: "P <target> <rtt|->" and "T <target> <identity text|->" lines. */
 export function parseProbe(stdout: string): Map<string, ProbeResult> {
   const out = new Map<string, ProbeResult>();
   const get = (a: string) => {
@@ -73,9 +81,9 @@ export function judge(from: Endpoint, to: Endpoint, probe: ProbeResult | undefin
   const seen = probe?.seen ?? null;
   const ping = probe?.ping ?? false;
   const target = seen === to.id;
-  // An answer naming an endpoint of another network, or a ping answered at an address the source's own
-  // network does not have, means traffic left the source's network.
-  const foreign = seen !== null && !seen.startsWith(`${from.net}@`);
+  // An answer naming an endpoint of another network (or anything the lab does not know), or a ping answered at
+  // an address the source's own network does not have, means traffic left the source's network.
+  const foreign = seen !== null && netOfId(seen) !== from.net;
   const strayPing = ping && !ownNetAddresses.has(to.address);
   const reached = expect === 'reach' ? ping && target : target || foreign || strayPing;
   const ok = expect === 'reach' ? reached : !reached;
@@ -100,10 +108,12 @@ export interface MatrixOptions {
   reachOnly?: boolean;
   /** Sources checked at once (each runs its probes in parallel). */
   parallel?: number;
+  /** PIDs of the workload endpoints' containers (endpoints.ts workloadPids); a workload without one is absent. */
+  workloadPids?: Map<string, number>;
 }
 
-async function probeFrom(from: Endpoint, addrs: string[], layout: Layout, state: LabState): Promise<{ probes: Map<string, ProbeResult>; error?: string }> {
-  const argv = endpointArgv(from, layout, state, ['busybox', 'sh', '-c', PROBE_SCRIPT, 'probe', ...addrs]);
+async function probeFrom(from: Endpoint, addrs: string[], layout: Layout, state: LabState, pids?: Map<string, number>): Promise<{ probes: Map<string, ProbeResult>; error?: string }> {
+  const argv = endpointArgv(from, layout, state, ['busybox', 'sh', '-c', PROBE_SCRIPT, 'probe', ...addrs], pids);
   if (!argv) return { probes: new Map(), error: `${from.id}: its namespace is not there` };
   try {
     const r = await run(argv, { okCodes: [0, 1, 2, 127, 137, 143], timeoutMs: 15000 });
@@ -124,22 +134,29 @@ export async function runMatrix(endpoints: Endpoint[], layout: Layout, state: La
     if (!byNet.has(e.net)) byNet.set(e.net, new Set());
     for (const a of e.owns) byNet.get(e.net)!.add(a);
   }
+  // A workload's page names "tenant/blueprint/workload": the matrix names it by its endpoint id.
+  const byWorkload = new Map(endpoints.filter((e) => e.workload).map((e) => [`wl:${e.workload}`, e.id]));
+  const probeOf = (probes: Map<string, ProbeResult>, to: Endpoint): ProbeResult | undefined => {
+    const p = probes.get(probeTarget(to));
+    return p && p.seen?.startsWith('wl:') ? { ...p, seen: byWorkload.get(p.seen) ?? p.seen } : p;
+  };
   const parallel = opts.parallel ?? 8;
+  const pids = opts.workloadPids;
   const results = await pool(endpoints, parallel, async (from) => {
     const targets = endpoints.filter((t) => t !== from && (!opts.reachOnly || t.net === from.net));
     if (!targets.length) return [];
-    const { probes, error } = await probeFrom(from, [...new Set(targets.map((t) => t.address))], layout, state);
-    return targets.map((to) => judge(from, to, probes.get(to.address), byNet.get(from.net)!, error));
+    const { probes, error } = await probeFrom(from, [...new Set(targets.map(probeTarget))], layout, state, pids);
+    return targets.map((to) => judge(from, to, probeOf(probes, to), byNet.get(from.net)!, error));
   });
   const flat = results.flat();
   const retry = endpoints.filter((e) => flat.some((r) => r.from === e.id && r.expect === 'reach' && !r.ok));
   await pool(retry, parallel, async (from) => {
     const failed = flat.filter((r) => r.from === from.id && r.expect === 'reach' && !r.ok);
     const tos = failed.map((r) => endpoints.find((e) => e.id === r.to)!);
-    const { probes, error } = await probeFrom(from, [...new Set(tos.map((t) => t.address))], layout, state);
+    const { probes, error } = await probeFrom(from, [...new Set(tos.map(probeTarget))], layout, state, pids);
     for (const to of tos) {
       const i = flat.findIndex((r) => r.from === from.id && r.to === to.id);
-      flat[i] = judge(from, to, probes.get(to.address), byNet.get(from.net)!, error);
+      flat[i] = judge(from, to, probeOf(probes, to), byNet.get(from.net)!, error);
     }
   });
   return flat;

@@ -1,11 +1,16 @@
 // The lab spec (YAML): nodes (public, or hidden behind a named NAT router), NAT routers, per-node underlay
-// shaping, tenants with their blueprints, and access devices. Documented in labs/README.md.
+// shaping, tenants with their blueprints (networks, and workloads and volumes run by the nodes' agents on a
+// private Docker engine per node), and access devices. Documented in labs/README.md.
 // Parsing is pure but for the injected file reader (blueprint files are named relative to the spec).
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadBlueprintOrSigned, validateBlueprint, type Blueprint } from '../src/blueprint/index.ts';
 import { ValidationError, ZmeshError, type Problem } from '../src/errors.ts';
 import { parseCidr } from '../topology/cidr.ts';
+import { BASE_IMAGE } from '../runtime/image.ts';
+
+/** Images a lab's engines have: the offline base image (runtime/image.ts), imported into every engine. */
+export const LAB_IMAGES = [BASE_IMAGE, BASE_IMAGE.replace(/:latest$/, '')];
 
 export const LAB_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -267,9 +272,11 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
       for (const net of b.blueprint.networks) {
         for (const nn of net.nodes) if (!nodeNames.has(nn)) bad('E_NODE_UNKNOWN', `tenants.${t.name}.${b.blueprint.name}.${net.name}`, `network ${net.name} spans node ${nn}, which the lab does not have`, 'add the node or remove it from the network');
       }
-      if (b.blueprint.workloads.length) {
-        bad('E_WORKLOADS', `tenants.${t.name}.${b.blueprint.name}.workloads`, 'labs do not run workloads yet', 'remove workloads (each resource gets an echo service instead)');
-      }
+      b.blueprint.workloads.forEach((w, i) => {
+        if (!LAB_IMAGES.includes(w.image)) {
+          bad('E_LAB_IMAGE', `tenants.${t.name}.${b.blueprint.name}.workloads[${i}].image`, `a lab engine has only ${BASE_IMAGE} (no registry), not ${w.image}`, `use image: ${BASE_IMAGE} (busybox: sh, httpd, nc, …)`);
+        }
+      });
     }
   }
 
@@ -291,6 +298,18 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
     devices,
     options: { reconcileIntervalMs: reconcileIntervalMs!, convergeTimeoutMs: convergeTimeoutMs!, logLevel },
   };
+}
+
+/** Nodes that host a workload or a volume of some blueprint: they get a Docker engine. */
+export function workloadNodes(spec: LabSpec): Set<string> {
+  const out = new Set<string>();
+  for (const t of spec.tenants) {
+    for (const { blueprint } of t.blueprints) {
+      for (const w of blueprint.workloads) out.add(w.node);
+      for (const v of blueprint.volumes) out.add(v.node);
+    }
+  }
+  return out;
 }
 
 export function loadLabSpec(file: string, readFile: (p: string) => string, name?: string): LabSpec {

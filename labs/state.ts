@@ -67,6 +67,8 @@ export interface LabState {
   /** Node and device holders (the process keeping the mount namespace with its private /run). */
   holders: Record<string, ProcRef & { net: number; mnt: number }>;
   agents: Record<string, ProcRef>;
+  /** Private Docker engines of the nodes that host workloads (labs/docker.ts). */
+  dockerd: Record<string, ProcRef>;
   /** Echo services, keyed "node/networkId" or "device". */
   echo: Record<string, ProcRef & { net: number }>;
   /** Userspace delay lines (when the kernel has no netem), keyed by port name. */
@@ -95,6 +97,7 @@ export function newState(name: string, specFile: string): LabState {
     layout: null,
     holders: {},
     agents: {},
+    dockerd: {},
     echo: {},
     delayLines: {},
     faults: {},
@@ -111,6 +114,7 @@ export function readState(dir: string): LabState | null {
     const s = JSON.parse(readFileSync(p, 'utf8')) as LabState;
     if (s.format !== 'zmesh-lab-state/1') return null;
     s.devices ??= {};
+    s.dockerd ??= {};
     return s;
   } catch {
     return null;

@@ -101,13 +101,17 @@ export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
 
 /** The shell a holder runs: drop the copies of the host's /run mounts, mount a private tmpfs on /run (its
  *  source names the lab: `lab down` recognises lab mount namespaces by it) and a sysfs of its own network
- *  namespace, then sleep forever (its PID keeps the mount namespace). */
+ *  namespace — keeping the host's cgroup mounts under it (moved over from a temporary place), which a
+ *  node's Docker engine needs — then sleep forever (its PID keeps the mount namespace). */
 export function holderScript(lab: string): string {
   return [
     "awk '$2 ~ \"^/run(/|$)\" {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l \"$m\" 2>/dev/null; done",
     `mount -t tmpfs -o mode=0755,size=64m ${holderRunSource(lab)} /run`,
-    'mkdir -p /run/netns /run/wireguard /run/zmesh',
+    'mkdir -p /run/netns /run/wireguard /run/zmesh /run/.cgroup',
+    '{ ! mountpoint -q /sys/fs/cgroup || mount --rbind /sys/fs/cgroup /run/.cgroup; }',
     'umount -l /sys && mount -t sysfs sysfs /sys',
+    '{ ! mountpoint -q /run/.cgroup || mount --move /run/.cgroup /sys/fs/cgroup; }',
+    'rmdir /run/.cgroup',
     'exec sleep infinity',
   ].join(' && ');
 }

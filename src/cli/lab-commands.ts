@@ -95,7 +95,7 @@ export function registerLabCommands(program: Command): void {
       } else {
         const k = c();
         const lines = [
-          `lab ${k.bold(s.lab)}: ${s.nodes} node(s), ${s.devices} device(s), ${s.tenants} tenant(s), ${s.endpoints} endpoint(s); ${s.dir}`,
+          `lab ${k.bold(s.lab)}: ${s.nodes} node(s), ${s.devices} device(s), ${s.tenants} tenant(s), ${s.workloads ? `${s.workloads} workload(s), ` : ''}${s.endpoints} endpoint(s); ${s.dir}`,
         ];
         if (flags.wait) {
           lines.push(s.green ? k.green(`green in ${s.secondsToGreen!.toFixed(1)} s`) : k.red(`NOT green after ${s.seconds.toFixed(1)} s`), '');
@@ -106,6 +106,12 @@ export function registerLabCommands(program: Command): void {
             [`zmesh lab status ${s.lab}`, 'nodes, NAT routers, agents, networks'],
             [`zmesh --socket "$(zmesh lab socket ${s.lab} ${node})" peers ${net}`, 'handshakes, traffic'],
             [`zmesh --socket "$(zmesh lab socket ${s.lab} ${node})" diagnose ${net}`, 'checks, first failure'],
+            ...(s.workloads
+              ? ([
+                  [`zmesh --socket "$(zmesh lab socket ${s.lab} ${node})" ps`, "the node's workloads: state, address, restarts"],
+                  [`zmesh lab exec ${s.lab} ${node} -- docker ps`, "the node's own Docker engine"],
+                ] as [string, string][])
+              : []),
             [`zmesh lab matrix ${s.lab} [--json]`, 'every pair again'],
             [`zmesh lab graph ${s.lab} --out ${s.lab}.svg`, 'tunnels coloured by handshake health'],
             [`zmesh lab exec ${s.lab} ${node} -- wg show`, "inside a node's namespaces"],
@@ -175,6 +181,7 @@ export function registerLabCommands(program: Command): void {
           h.holder ? String(h.holder) : k.red('down'),
           h.role === 'node' ? (h.agent ? String(h.agent) : k.red('down')) : '-',
           h.role === 'node' ? (h.node?.reachable ? `${applied}/${nets.length} applied` : k.red('no answer')) : '-',
+          h.workloads ? (h.workloads.running === h.workloads.total ? `${h.workloads.running}/${h.workloads.total} running` : k.yellow(`${h.workloads.running}/${h.workloads.total} running`)) : h.dockerd === null && h.role === 'node' && 'workloads' in h ? k.red('engine down') : '-',
           fmtShape(h.shaping as Record<string, unknown>),
           Object.keys(h.faults).length ? k.yellow(fmtShape(h.faults as Record<string, unknown>)) : '-',
         ];
@@ -182,7 +189,7 @@ export function registerLabCommands(program: Command): void {
       const lines = [
         `lab ${k.bold(s.lab)} in ${s.dir}${s.lastGreenSec !== undefined ? `; last up went green in ${s.lastGreenSec.toFixed(1)} s` : ''}`,
         '',
-        table([['HOST', 'ROLE', 'ATTACHED', 'ADDRESS', 'HOLDER', 'AGENT', 'NETWORKS', 'SHAPING', 'FAULTS'], ...rows]),
+        table([['HOST', 'ROLE', 'ATTACHED', 'ADDRESS', 'HOLDER', 'AGENT', 'NETWORKS', 'WORKLOADS', 'SHAPING', 'FAULTS'], ...rows]),
       ];
       if (s.nats.length) lines.push('', table([['NAT', 'WAN', 'LAN'], ...s.nats.map((n) => [n.name, n.wanAddress, n.lan])]));
       lines.push('', table([['BLUEPRINT', 'VERSION', 'GENERATION', 'NODES'], ...Object.entries(s.blueprints).map(([key, b]) => [key, String(b.version), String(b.generation), b.nodes.join(',')])]));
@@ -249,10 +256,10 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('fault')
-    .description('inject a fault: cut | restore | loss PCT | delay MS | kill-agent | restart-agent | reboot')
+    .description('inject a fault: cut | restore | loss PCT | delay MS | kill-agent | restart-agent | reboot | nat-restart | roam')
     .argument('<name>', 'lab name')
-    .argument('<node>', 'node (or device, for cut/restore/loss/delay/reboot)')
-    .argument('<fault>', 'cut, restore, loss, delay, kill-agent, restart-agent or reboot')
+    .argument('<node>', 'node (or device, for cut/restore/loss/delay/reboot/roam; or a NAT router, for nat-restart/roam)')
+    .argument('<fault>', 'cut, restore, loss, delay, kill-agent, restart-agent, reboot, nat-restart (conntrack lost) or roam (new underlay address)')
     .argument('[value]', 'loss: percent; delay: milliseconds')
     .option('--wait', 'then wait for a green matrix and print how long recovery took')
     .option('--timeout <seconds>', 'with --wait: give up after this long', '120')
@@ -285,7 +292,10 @@ export function registerLabCommands(program: Command): void {
       const reports = flags.all ? await downAll() : [await downLab(name!, labDir(name!))];
       if (flags.json) process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
       else {
-        for (const r of reports) process.stdout.write(`${r.lab}: killed ${r.killed} process(es), removed ${r.namespaces.length} namespace(s)${r.removedDir ? ' and the lab directory' : ''}\n`);
+        for (const r of reports) {
+          const loops = r.detached?.length ? `, detached ${r.detached.length} loop device(s)` : '';
+          process.stdout.write(`${r.lab}: killed ${r.killed} process(es), removed ${r.namespaces.length} namespace(s)${loops}${r.removedDir ? ' and the lab directory' : ''}\n`);
+        }
         if (!reports.length) process.stdout.write('no labs\n');
       }
     });

@@ -1,4 +1,5 @@
-// The quickstart lab end to end (as root, real namespaces, agents, wireguard-go, NAT): up to a green matrix,
+// The quickstart lab end to end (as root, real namespaces, agents, wireguard-go, NAT, a dockerd per node with
+// two web servers each): up to a green matrix,
 // the CLI around it (matrix --json, socket + peers/diagnose, status, exec, graph), `up` again reconciles,
 // and `lab down` leaves nothing behind.
 import { test } from 'node:test';
@@ -34,22 +35,26 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     t.diagnostic(`quickstart green in ${s.secondsToGreen?.toFixed(1)} s`);
     assert.ok(s.green, `not green: ${JSON.stringify(s.matrix.filter((p) => !p.ok).slice(0, 5))}`);
     assert.ok(s.secondsToGreen! < 45, `green only after ${s.secondsToGreen} s`);
-    // 6 tenant resources + 1 laptop: 42 ordered pairs; 3 nodes + laptop in blue (12), 3 in red (6) reach.
-    assert.equal(s.matrix.length, 42);
-    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 18);
-    // Both tenants use 10.1.0.0/16: cross-tenant probes hit the prober's own resource at the same address.
+    // 6 tenant resources + 1 laptop + 6 web servers: 156 ordered pairs; 3 nodes + laptop + 3 web servers in
+    // blue (7 · 6 = 42), 3 nodes + 3 web servers in red (6 · 5 = 30) reach.
+    assert.equal(s.matrix.length, 156);
+    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 72);
+    // Both tenants use 10.1.0.0/16: cross-tenant probes hit an endpoint of the prober's own network at the same
+    // address (its resource, or its own web server there).
+    const netOf = (id: string) => id.split('@')[0].split('/').slice(0, 3).join('/');
     const sameAddr = s.matrix.filter((p) => p.expect === 'isolated' && p.seen !== null);
-    assert.ok(sameAddr.length > 0 && sameAddr.every((p) => p.seen!.split('@')[0] === p.from.split('@')[0]));
+    assert.ok(sameAddr.length > 0 && sameAddr.every((p) => netOf(p.seen!) === netOf(p.from)), JSON.stringify(sameAddr.filter((p) => netOf(p.seen!) !== netOf(p.from)).slice(0, 3)));
 
     const st = readState(dir)!;
     assert.equal(Object.keys(st.holders).length, 4);
     assert.equal(Object.keys(st.agents).length, 3);
+    assert.equal(Object.keys(st.dockerd).length, 3);
     assert.equal(Object.keys(st.echo).length, 7);
 
     const m = cli(['lab', 'matrix', name, '--json']);
     assert.equal(m.status, 0, m.stderr);
     const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null }[];
-    assert.equal(pairs.length, 42);
+    assert.equal(pairs.length, 156);
     for (const p of pairs) {
       assert.deepEqual(Object.keys(p).slice(0, 5), ['from', 'to', 'expect', 'ok', 'rttMs']);
       if (p.expect === 'reach') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
@@ -63,11 +68,15 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     assert.ok(pj.peers.length >= 2 && pj.peers.every((p) => p.handshakeAgeSec !== null), peers.stdout);
     const diag = cli(['--socket', sock, 'diagnose', 'red/shop/backend']);
     assert.equal(diag.status, 0, diag.stdout + diag.stderr);
+    const ps = cli(['--socket', sock, 'ps']);
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.match(ps.stdout, /blue\/office\/web-a\s+node-a\s+running\s+10\.1\.\d+\.\d+\/24/);
+    assert.match(ps.stdout, /red\/shop\/web-a\s+node-a\s+running/);
 
     const status = cli(['lab', 'status', name]);
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /node-c\s+node\s+nat home\s+198\.51\.100\.\d+/);
-    assert.match(status.stdout, /2\/2 applied/);
+    assert.match(status.stdout, /2\/2 applied\s+2\/2 running/);
 
     const ex = cli(['lab', 'exec', name, 'node-c', '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     assert.equal(ex.status, 0, ex.stderr);
@@ -96,6 +105,6 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');
-  // 4 holders, 3 agents, 7 echo services, 6 + 1 wireguard-go.
-  assert.ok(procs.length >= 21, `tracked ${procs.length} processes`);
+  // 4 holders, 3 agents, 7 echo services, 6 + 1 wireguard-go, 3 dockerd + 3 containerd, 6 shims, 6 web servers.
+  assert.ok(procs.length >= 21 + 18, `tracked ${procs.length} processes`);
 });
