@@ -11,6 +11,7 @@ import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { writePrivateFile } from '../src/cli/util.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { LAB_POOL_SIZE, dockerPaths } from './docker.ts';
+import { agentEtcdSection } from './etcd.ts';
 import type { HostLayout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
 import { nodePaths, type LabState } from './state.ts';
@@ -41,6 +42,8 @@ export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, truste
       logLevel: spec.options.logLevel,
       trustedTenants: trusted,
       ...(engine ? { dockerSocket: dockerPaths(dir, host.name).socket, storagePoolSize: LAB_POOL_SIZE } : {}),
+      // controlPlane: etcd — the agent registers with the lab's etcd cluster and watches its own prefix.
+      ...(spec.controlPlane === 'etcd' ? { etcd: agentEtcdSection() } : {}),
     })
   );
 }

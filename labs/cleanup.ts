@@ -6,6 +6,7 @@
 // remove the containers' cgroups, then the lab directory. Leftovers are found by the name prefix.
 import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopControlPlane } from './etcd.ts';
 import { LAB_NS_PREFIX, labPrefix } from './layout.ts';
 import { labRoot, readState, type LabState } from './state.ts';
 import { allPids, fileInode, listNetns, nsInode, run, sleep, startTime, waitFor } from './sys.ts';
@@ -242,6 +243,8 @@ export function processesOf(name: string, dir: string): { pid: number; start: nu
 /** Takes one lab down completely: processes, namespaces (and so links, mounts, sockets), its directory. */
 export async function downLab(name: string, dir: string, opts: { keepDir?: boolean } = {}): Promise<DownReport> {
   const state = readState(dir);
+  // controlPlane: etcd — the members and the controller, by their recorded PIDs, and their data.
+  await stopControlPlane(dir).catch(() => undefined);
   const { names } = seedInodes(name, state);
   const cgroups = labCgroups(name);
   const killed = await killInside(() => seedInodes(name, state).seed, 10000, cgroups);

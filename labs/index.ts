@@ -42,3 +42,4 @@ export { runMatrix, judge, parseProbe, matrixOk, type PairResult } from './matri
 export { endpointsOf, workloadPids, workloadText, type Endpoint } from './endpoints.ts';
 export { dockerPaths, dockerClient, dockerdAlive, workloadPid, LAB_POOL_SIZE } from './docker.ts';
 export { labToDot } from './graph.ts';
+export { controlPlaneStatus, ensureControlPlane, killMember, startMember, memberAlive, stopController, startController, controllerAlive, readEtcd, submitToEtcd, awaitEtcdPlans, etcdUrls, ETCD_MEMBERS } from './etcd.ts';

@@ -11,6 +11,7 @@ import { nodeStatus, planLab, pushAll, removePlanFiles, savedPlans, trustedTenan
 import { endpointsOf, ensureDeviceTunnel, ensureEcho, workloadPids, type Endpoint } from './endpoints.ts';
 import { labToDot } from './graph.ts';
 import { EXTRA_FAULTS, extraFault, type ExtraFaultKind } from './faults-extra.ts';
+import { controlPlaneStatus, ensureControlPlane, ensureDeviceKeys, etcdApply, etcdUrls } from './etcd.ts';
 import { hostByName, layoutFor, type HostLayout, type Layout } from './layout.ts';
 import { matrixOk, runMatrix, type PairResult } from './matrix.ts';
 import { applyShaping } from './shaping.ts';
@@ -232,6 +233,12 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
     writeState(dir, state);
   }
 
+  if (spec.controlPlane === 'etcd') {
+    // controlPlane: etcd (labs/etcd.ts): devices bring their own keys; etcd and the controller before the agents.
+    ensureDeviceKeys(spec, dir);
+    await ensureControlPlane(layout, dir);
+    say(`control plane: etcd ${etcdUrls().join(',')} (in ${layout.internetNs}), controller running`);
+  }
   const identities = new Map(layout.nodes.map((n) => [n.name, ensureIdentity(nodePaths(dir, n.name).identity)]));
   const trusted = trustedTenants(dir, spec, state);
   // Nodes hosting workloads or volumes get a private Docker engine in their namespaces, with the base image;
@@ -275,7 +282,7 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
     }
   }
   writeState(dir, state);
-  const pushed = await pushAll(layout, plans, dir);
+  const pushed = spec.controlPlane === 'etcd' ? await etcdApply(spec, layout, dir, state, plans, say) : await pushAll(layout, plans, dir);
   const errs = pushed.flatMap((p) => p.errors.map((e) => `${p.node}: ${e}`));
   say(`plans: ${plans.length} blueprint(s), pushed ${pushed.reduce((a, p) => a + p.pushed.length, 0)} part(s)${errs.length ? `, ${errs.length} error(s)` : ''}`);
   if (errs.length) {
@@ -401,7 +408,15 @@ async function workloadCounts(dir: string, node: string): Promise<{ total: numbe
   }
 }
 
-export async function labStatus(name: string): Promise<{ lab: string; dir: string; hosts: HostStatus[]; nats: Layout['nats']; blueprints: LabState['blueprints']; lastGreenSec?: number }> {
+export async function labStatus(name: string): Promise<{
+  lab: string;
+  dir: string;
+  hosts: HostStatus[];
+  nats: Layout['nats'];
+  blueprints: LabState['blueprints'];
+  lastGreenSec?: number;
+  controlPlane?: ReturnType<typeof controlPlaneStatus>;
+}> {
   const { dir, state, layout } = openLab(name);
   const hosts: HostStatus[] = [];
   for (const h of [...layout.nodes, ...layout.devices]) {
@@ -421,7 +436,8 @@ export async function labStatus(name: string): Promise<{ lab: string; dir: strin
       node: h.role === 'node' ? await nodeStatus(dir, h.name) : undefined,
     });
   }
-  return { lab: name, dir, hosts, nats: layout.nats, blueprints: state.blueprints, lastGreenSec: state.lastGreenSec };
+  const controlPlane = controlPlaneStatus(dir);
+  return { lab: name, dir, hosts, nats: layout.nats, blueprints: state.blueprints, lastGreenSec: state.lastGreenSec, ...(controlPlane ? { controlPlane } : {}) };
 }
 
 /** argv run inside a node's (or device's) network and mount namespaces. */

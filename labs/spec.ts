@@ -67,6 +67,9 @@ export interface LabSpec {
   tenants: TenantSpec[];
   devices: DeviceSpec[];
   options: LabOptions;
+  /** `embedded` (default): the lab pushes plans over admin sockets; `etcd`: a 3-member etcd cluster and a
+   *  controller in the lab (labs/etcd.ts). */
+  controlPlane: 'embedded' | 'etcd';
 }
 
 type Raw = Record<string, unknown>;
@@ -124,7 +127,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   }
   if (!isObj(raw)) throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'a lab spec is a YAML mapping', hint: 'see labs/README.md' }], 'lab spec');
   for (const k of Object.keys(raw)) {
-    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options'].includes(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'see labs/README.md');
+    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'].includes(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'see labs/README.md');
   }
   const name = opts.name ?? raw.name;
   if (typeof name !== 'string' || !LAB_NAME_RE.test(name)) {
@@ -289,8 +292,11 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   if (convergeTimeoutMs === null) bad('E_DURATION', 'options.convergeTimeout', 'a duration like 90s', 'e.g. 90s');
   const logLevel = typeof o.logLevel === 'string' ? o.logLevel : 'info';
 
+  const controlPlane = raw.controlPlane ?? 'embedded';
+  if (controlPlane !== 'embedded' && controlPlane !== 'etcd') bad('E_TYPE', 'controlPlane', 'controlPlane is embedded or etcd', 'write controlPlane: etcd');
   if (problems.length) throw new ValidationError(problems, 'lab spec');
   return {
+    controlPlane: controlPlane as 'embedded' | 'etcd',
     name: name as string,
     nodes,
     nats,

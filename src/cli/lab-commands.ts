@@ -192,6 +192,10 @@ export function registerLabCommands(program: Command): void {
         table([['HOST', 'ROLE', 'ATTACHED', 'ADDRESS', 'HOLDER', 'AGENT', 'NETWORKS', 'WORKLOADS', 'SHAPING', 'FAULTS'], ...rows]),
       ];
       if (s.nats.length) lines.push('', table([['NAT', 'WAN', 'LAN'], ...s.nats.map((n) => [n.name, n.wanAddress, n.lan])]));
+      if (s.controlPlane) {
+        const cp = s.controlPlane;
+        lines.push('', `control plane: etcd; controller ${cp.controller ? `PID ${cp.controller}` : k.red('down')}`, table([['ETCD MEMBER', 'URL', 'PID'], ...cp.members.map((m) => [m.name, m.url, m.pid ? String(m.pid) : k.red('down')])]));
+      }
       lines.push('', table([['BLUEPRINT', 'VERSION', 'GENERATION', 'NODES'], ...Object.entries(s.blueprints).map(([key, b]) => [key, String(b.version), String(b.generation), b.nodes.join(',')])]));
       const errs = s.hosts.flatMap((h) => (h.node?.errors ?? []).map((e) => `  ${h.name}: ${e.networkId}: ${e.message}`));
       if (errs.length) lines.push('', k.red('agent errors:'), ...errs);
