@@ -35,6 +35,14 @@ export interface AppliedRecord {
   appliedAt: string;
 }
 
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
 export class State {
   constructor(
     readonly db: Db,
@@ -60,7 +68,19 @@ export class State {
     return Math.max(a?.version ?? 0, b?.version ?? 0);
   }
 
+  /**
+   * Accepted blueprints, parsed. Cached between writes (the admin API and the reconcile loop read them on every
+   * call); the cache is dropped by every write through this class. Callers must not mutate what they get.
+   */
   blueprints(): StoredBlueprint[] {
+    if (this.cache) return this.cache;
+    this.cache = deepFreeze(this.readBlueprints());
+    return this.cache;
+  }
+
+  private cache: StoredBlueprint[] | null = null;
+
+  private readBlueprints(): StoredBlueprint[] {
     const rows = this.db
       .prepare<[], { tenant: string; name: string; version: number; generation: number; envelope: string; part: string; accepted_at: string }>(
         'SELECT * FROM blueprints ORDER BY tenant, name',
@@ -82,6 +102,7 @@ export class State {
   }
 
   accept(envelope: SignedBlueprint, part: NodePlanPart): void {
+    this.cache = null;
     const bp = envelope.blueprint;
     this.db
       .prepare(
@@ -93,6 +114,7 @@ export class State {
   }
 
   remove(tenant: string, name: string): boolean {
+    this.cache = null;
     return this.db.transaction(() => {
       const v = this.lastVersion(tenant, name);
       const r = this.db.prepare('DELETE FROM blueprints WHERE tenant = ? AND name = ?').run(tenant, name);
