@@ -3,6 +3,7 @@
 // Each knob is the hand-built wireguard-go tunnel of bench/dataplane.ts (b) with one change; the knobs are
 // measured round-robin (so load changes hit all alike), BENCH_DP_REPS fresh setups each (default 3),
 // single-stream iperf3 for BENCH_DP_SECONDS (default 5). Prints a table, then one JSON object.
+import { writeFileSync } from 'node:fs';
 import { execIn, firstPing, HAND_PORT, handTunnel, iperf, load1, median, Pair, raiseBuffers, round, type HandOptions, type IperfResult } from './dataplane-lib.ts';
 
 const REPS = Number(process.env.BENCH_DP_REPS ?? 3);
@@ -18,11 +19,9 @@ const KNOBS: Record<string, HandOptions> = {
   gomaxprocs1: { env: { GOMAXPROCS: '1' } },
   gogc400: { env: { GOGC: '400' } },
   gogcoff: { env: { GOGC: 'off', GOMEMLIMIT: '256MiB' } },
-  txq1000: { after: async (e, _pid) => void (await execIn(e === 'a' ? pairNow!.a_ : pairNow!.b_, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '1000'])) },
-  txq5000: { after: async (e, _pid) => void (await execIn(e === 'a' ? pairNow!.a_ : pairNow!.b_, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '5000'])) },
-  noqueue: {
-    after: async (e, _pid) => void (await execIn(e === 'a' ? pairNow!.a_ : pairNow!.b_, ['tc', 'qdisc', 'replace', 'dev', 'wg0', 'root', 'pfifo', 'limit', '2000'])),
-  },
+  txq1000: { after: async (_e, _pid, at) => void (await execIn(at, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '1000'])) },
+  txq5000: { after: async (_e, _pid, at) => void (await execIn(at, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '5000'])) },
+  pfifo2000: { after: async (_e, _pid, at) => void (await execIn(at, ['tc', 'qdisc', 'replace', 'dev', 'wg0', 'root', 'pfifo', 'limit', '2000'])) },
   mtu1440: { mtu: 1440 },
   pin01: { cpus: ['0', '1'] },
   pin00: { cpus: ['0', '0'] },
@@ -34,14 +33,23 @@ const KNOBS: Record<string, HandOptions> = {
   buf4m_nice5: { nice: -5, after: (_e, pid) => buffers(pid, 4 << 20) },
   buf4m_nice10: { nice: -10, after: (_e, pid) => buffers(pid, 4 << 20) },
   nice10: { nice: -10 },
+  // The daemon in a session of its own (setsid: what the driver did before its tuning), with autogroup scheduling.
+  ownsession: { prefix: ['setsid'] },
+  buf4m_ownsession: { prefix: ['setsid'], after: (_e, pid) => buffers(pid, 4 << 20) },
+  buf4m_ownsession_agnice5: {
+    prefix: ['setsid'],
+    after: async (_e, pid) => {
+      writeFileSync(`/proc/${pid}/autogroup`, '-5');
+      await buffers(pid, 4 << 20);
+    },
+  },
   buf4m_txq1000: {
-    after: async (e, pid) => {
-      await execIn(e === 'a' ? pairNow!.a_ : pairNow!.b_, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '1000']);
+    after: async (_e, pid, at) => {
+      await execIn(at, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '1000']);
       await buffers(pid, 4 << 20);
     },
   },
 };
-let pairNow: { a_: { host: Pair['a'] }; b_: { host: Pair['b'] } } | null = null;
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ['base', 'buf4m', 'gomaxprocs1', 'gogc400', 'txq1000', 'mtu1440', 'pin01'];
 for (const k of wanted) if (!KNOBS[k]) throw new Error(`unknown knob ${k}; knobs: ${Object.keys(KNOBS).join(', ')}`);
@@ -49,7 +57,6 @@ const runs: Record<string, (IperfResult & { firstPingMs: number })[]> = {};
 for (let rep = 0; rep < REPS; rep++) {
   for (const k of wanted) {
     const pair = await Pair.create();
-    pairNow = { a_: { host: pair.a }, b_: { host: pair.b } };
     try {
       const t = await handTunnel(pair, KNOBS[k]);
       try {

@@ -200,8 +200,8 @@ export async function rawTunnel(pair: Pair): Promise<Tunnel> {
 
 export interface HandOptions extends DaemonKnobs {
   mtu?: number;
-  /** Extra commands (argv) run on each end after the link is up, e.g. `ip link set wg0 txqueuelen 1000`. */
-  after?: (end: 'a' | 'b', pid: number) => Promise<void>;
+  /** Run on each end after the link is up (with the daemon's PID and the end's host), e.g. to change a knob. */
+  after?: (end: 'a' | 'b', pid: number, place: Place) => Promise<void>;
 }
 
 /**
@@ -236,7 +236,7 @@ export async function handTunnel(pair: Pair, o: HandOptions = {}): Promise<Tunne
         await execIn({ host }, ['wg', 'set', 'wg0', 'listen-port', String(port), 'private-key', keyFile, 'peer', keys[other].publicKey.toString(), 'endpoint', endpoint, 'allowed-ips', `${addr[other]}/32`]);
         await execIn({ host }, ['ip', 'address', 'add', `${addr[me]}/24`, 'dev', 'wg0']);
         await execIn({ host }, ['ip', 'link', 'set', 'wg0', 'mtu', String(o.mtu ?? 1420), 'up']);
-        if (o.after) await o.after(me, p.pid);
+        if (o.after) await o.after(me, p.pid, { host });
       }),
     );
   } catch (e) {

@@ -22,7 +22,8 @@ function setup(count: number): { bp: Blueprint; inv: Inventory } {
     tenant: 'bench',
     name: 'big',
     version: 1,
-    networks: [{ name: 'mesh', ipRange: '10.0.0.0/12', subnetPrefix: 24, nodes: nodes.map((x) => x.id), access: [], egress: false }],
+    // A /12 holds 4,096 /24s: larger cases take a /10 (the smaller ones keep the /12 their earlier figures had).
+    networks: [{ name: 'mesh', ipRange: count > 4000 ? '10.0.0.0/10' : '10.0.0.0/12', subnetPrefix: 24, nodes: nodes.map((x) => x.id), access: [], egress: false }],
     workloads: [],
     volumes: [],
   };

@@ -1,7 +1,8 @@
-// Planner benchmark: time and peak memory to plan one network over 100, 1,000 and 2,000 nodes (10% hidden),
-// and to re-plan after adding one node to 1,000. Each case runs in a fresh process; median of 3 runs.
+// Planner benchmark: time and peak memory to plan one network (a full mesh, 10% of the nodes hidden) over a
+// scale curve of 100 … 5,000 nodes (BENCH_PLAN_SIZES overrides it), and to re-plan after adding one node to
+// 1,000. Each case runs in a fresh process; median of BENCH_RUNS runs (default 3), peak RSS the largest.
 // Targets (2 cores): 1,000 nodes ≤ 2 s and ≤ 1 GiB peak RSS; re-plan +1 node ≤ 200 ms.
-// Last line: one JSON object with the figures.
+// Last line: one JSON object with the figures (plan<N> per size, curve: the same as a list, for the chart).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -27,12 +28,10 @@ function runCase(mode: string, n: number): CaseResult {
   return { ...med, peakRssMiB: Math.max(...results.map((r) => r.peakRssMiB)) };
 }
 
-const cases: [string, number, string][] = [
-  ['plan', 100, 'plan100'],
-  ['plan', 1000, 'plan1000'],
-  ['plan', 2000, 'plan2000'],
-  ['replan', 1000, 'replan1000plus1'],
-];
+const SIZES = (process.env.BENCH_PLAN_SIZES ?? '100,250,500,1000,2000,3000,4000,5000').split(',').map(Number);
+for (const n of [1000]) if (!SIZES.includes(n)) SIZES.push(n); // the target is about 1,000 nodes
+SIZES.sort((a, b) => a - b);
+const cases: [string, number, string][] = [...SIZES.map((n): [string, number, string] => ['plan', n, `plan${n}`]), ['replan', 1000, 'replan1000plus1']];
 const figures: Record<string, { ms: number; peakRssMiB: number; peerEntries: number }> = {};
 console.log('case                 nodes      ms   peak RSS MiB   peer entries');
 for (const [mode, n, key] of cases) {
@@ -46,4 +45,5 @@ const targets = {
   replanUnder200ms: figures.replan1000plus1.ms <= 200,
 };
 console.log(`targets: ${Object.entries(targets).map(([k, v]) => `${k}=${v ? 'met' : 'MISSED'}`).join(' ')}`);
-console.log(JSON.stringify({ bench: 'plan', runs: RUNS, ...figures, targets }));
+const curve = SIZES.map((n) => ({ nodes: n, ...figures[`plan${n}`] }));
+console.log(JSON.stringify({ bench: 'plan', runs: RUNS, ...figures, curve, targets }));

@@ -1,11 +1,25 @@
-// The benchmark suite runner: `npm run bench` runs every part; `npm run bench -- plan` one part.
-// Each part is a script whose last stdout line is one JSON object; results go to bench/results/latest.{json,md}.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+// The benchmark suite runner (as root): `npm run bench` runs every part; `npm run bench -- plan dataplane` some.
+// Each part is a script whose last stdout line is one JSON object; it runs in its own process with a time limit.
+// Results go to bench/results/latest.json (every part's JSON, its run time and the load average around it) and
+// bench/results/latest.md (a table per part), with SVG charts next to them: planner time against node count,
+// convergence time against lab size, data-plane throughput per setup. `npm run bench -- --render` only
+// rewrites latest.md and the charts from latest.json. See docs/benchmarks.md.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { barChart, lineChart } from './svg.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const PARTS: Record<string, string> = { plan: 'plan.ts', apply: 'apply.ts' };
+/** Part → script and time limit (seconds). lab and control are included when their scripts exist. */
+const PARTS: Record<string, { script: string; limitS: number }> = {
+  plan: { script: 'plan.ts', limitS: 300 },
+  apply: { script: 'apply.ts', limitS: 300 },
+  dataplane: { script: 'dataplane.ts', limitS: 900 },
+  admin: { script: 'admin.ts', limitS: 120 },
+  lab: { script: 'lab.ts', limitS: 600 },
+  control: { script: 'control.ts', limitS: 400 },
+};
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const w of wanted) {
   if (!PARTS[w]) {
@@ -13,26 +27,221 @@ for (const w of wanted) {
     process.exit(2);
   }
 }
-const parts = wanted.length ? wanted : Object.keys(PARTS).filter((p) => existsSync(here + PARTS[p]));
-const results: Record<string, unknown> = {};
-let failed = false;
-for (const p of parts) {
-  console.log(`== bench ${p}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', here + PARTS[p]], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  process.stdout.write(r.stdout);
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    results[p] = JSON.parse(last);
-  } catch {
-    results[p] = { error: `part ${p} exited ${r.status} without a JSON line` };
-    failed = true;
-  }
-  if (r.status !== 0) failed = true;
+const parts = wanted.length ? wanted : Object.keys(PARTS).filter((p) => existsSync(here + PARTS[p].script));
+const load = () => Math.round(loadavg()[0] * 100) / 100;
+
+interface PartRun {
+  status: number | null;
+  seconds: number;
+  loadBefore: number;
+  loadAfter: number;
+  result: Record<string, unknown>;
 }
+
+/** Runs one part (bounded: SIGTERM at its limit, SIGKILL 10 s later); stdout is passed through and kept. */
+function runPart(name: string): Promise<PartRun> {
+  const { script, limitS } = PARTS[name];
+  const t0 = Date.now();
+  const loadBefore = load();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', here + script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => {
+      process.stdout.write(b);
+      out = (out + b.toString()).slice(-2_000_000);
+    });
+    let killed = false;
+    const term = setTimeout(() => {
+      killed = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    }, limitS * 1000);
+    child.on('close', (status) => {
+      clearTimeout(term);
+      const last = out.trim().split('\n').pop() ?? '';
+      let result: Record<string, unknown>;
+      try {
+        result = JSON.parse(last);
+      } catch {
+        result = { error: killed ? `part ${name} exceeded its ${limitS} s limit` : `part ${name} exited ${status} without a JSON line` };
+      }
+      resolve({ status: killed ? null : status, seconds: Math.round((Date.now() - t0) / 100) / 10, loadBefore, loadAfter: load(), result });
+    });
+  });
+}
+
+const render = process.argv.includes('--render');
+const started = Date.now();
+let runs: Record<string, PartRun> = {};
+let totalS: number;
+if (render) {
+  const prev = JSON.parse(readFileSync(here + 'results/latest.json', 'utf8')) as { parts: Record<string, PartRun>; totalS: number };
+  runs = prev.parts;
+  totalS = prev.totalS;
+  parts.splice(0, parts.length, ...Object.keys(runs));
+} else {
+  for (const p of parts) {
+    console.log(`== bench ${p} (load ${load()})`);
+    runs[p] = await runPart(p);
+    console.log(`== bench ${p}: ${runs[p].seconds} s, exit ${runs[p].status}`);
+  }
+  totalS = Math.round((Date.now() - started) / 1000);
+}
+
+// ---- Markdown and charts ---------------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const cell = (v: unknown): string => {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '–';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v) && v.every((x) => typeof x !== 'object')) return v.join(' / ');
+  if (typeof v === 'object') return '`' + JSON.stringify(v).replace(/\|/g, '\\|') + '`';
+  return String(v).replace(/\|/g, '\\|');
+};
+function table(head: string[], rows: unknown[][]): string[] {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`), ''];
+}
+/** Flattens one level: {a: {b: 1}} → {"a.b": 1}. */
+function flat(o: Obj): Obj {
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (isObj(v) && Object.values(v).every((x) => !isObj(x))) for (const [k2, v2] of Object.entries(v)) out[`${k}.${k2}`] = v2;
+    else out[k] = v;
+  }
+  return out;
+}
+/**
+ * Any part's JSON as tables: scalars as key/value rows; arrays of objects, maps of objects, and sibling objects
+ * of the same shape (cases like {edge200: {...}, mesh200: {...}}) as tables with one row each.
+ */
+function generic(r: Obj): string[] {
+  const md: string[] = [];
+  const scalars: [string, unknown][] = [];
+  const shapes = new Map<string, [string, Obj][]>();
+  for (const [k, v] of Object.entries(r)) {
+    if (Array.isArray(v) && v.length && v.every(isObj)) {
+      const rows = (v as Obj[]).map(flat);
+      const cols = [...new Set(rows.flatMap((x) => Object.keys(x)))];
+      md.push(`**${k}**`, '', ...table(cols, rows.map((x) => cols.map((c) => x[c]))));
+    } else if (isObj(v) && Object.keys(v).length && Object.values(v).every(isObj)) {
+      const rows = Object.entries(v).map(([name, x]) => [name, flat(x as Obj)] as const);
+      const cols = [...new Set(rows.flatMap(([, x]) => Object.keys(x)))];
+      md.push(`**${k}**`, '', ...table(['', ...cols], rows.map(([name, x]) => [name, ...cols.map((c) => x[c])])));
+    } else if (isObj(v)) {
+      const sig = Object.keys(v).sort().join(',');
+      shapes.set(sig, [...(shapes.get(sig) ?? []), [k, v]]);
+    } else scalars.push([k, v]);
+  }
+  for (const group of shapes.values()) {
+    if (group.length < 2) {
+      for (const [k, v] of group) scalars.push([k, v]);
+      continue;
+    }
+    const rows = group.map(([name, x]) => [name, flat(x)] as const);
+    const cols = [...new Set(rows.flatMap(([, x]) => Object.keys(x)))];
+    md.unshift(...table(['case', ...cols], rows.map(([name, x]) => [name, ...cols.map((c) => x[c])])));
+  }
+  return [...table(['figure', 'value'], scalars), ...md];
+}
+
+const charts: string[] = [];
+function chart(file: string, svg: string): string {
+  writeFileSync(here + 'results/' + file, svg);
+  charts.push(file);
+  return `![${file}](${file})`;
+}
+
+function planMd(r: Obj): string[] {
+  const curve = (r.curve as { nodes: number; ms: number; peakRssMiB: number; peerEntries: number }[] | undefined) ?? [];
+  const md = table(
+    ['nodes', 'plan ms (median)', 'peak RSS MiB', 'peer entries'],
+    curve.map((c) => [c.nodes, c.ms, c.peakRssMiB, c.peerEntries]),
+  );
+  const re = r.replan1000plus1 as Obj | undefined;
+  if (re) md.push(...table(['re-plan 1,000 + 1 node', 'ms', 'peak RSS MiB'], [['', re.ms, re.peakRssMiB]]));
+  md.push(`Targets: ${cell(r.targets)}`, '');
+  if (curve.length > 1) {
+    md.push(
+      chart('plan-scale.svg', lineChart({ title: 'Planner: one full-mesh network', xLabel: 'nodes', yLabel: 'ms to plan', series: [{ name: 'plan time (ms)', points: curve.map((c) => [c.nodes, c.ms]) }] })),
+      '',
+      chart('plan-memory.svg', lineChart({ title: 'Planner: peak memory', xLabel: 'nodes', yLabel: 'MiB', series: [{ name: 'peak RSS (MiB)', points: curve.map((c) => [c.nodes, c.peakRssMiB]) }] })),
+      '',
+    );
+  }
+  return md;
+}
+
+function dataplaneMd(r: Obj): string[] {
+  const setups = (r.setups as Record<string, Obj> | undefined) ?? {};
+  const names = Object.keys(setups);
+  const md = table(
+    ['setup', '1 stream Mbit/s', '4 streams Mbit/s', 'first ping ms', 'daemon CPU s/GB', 'UDP rcvbuf drops (1 stream)', 'runs (1 stream)', 'load'],
+    names.map((n) => {
+      const s = setups[n];
+      return [s.label, s.mbps, s.mbps4, s.firstPingMs, s.cpuSPerGB, s.udpDrops, s.mbpsRuns, s.loads];
+    }),
+  );
+  md.push(`Ratios: ${cell(r.ratios)}`, '', `Goals: ${cell(r.goals)}`, '', `Load: ${cell(r.load)}; ${cell(r.reps)} fresh setups each, iperf3 -t ${cell(r.seconds)}.`, '');
+  if (names.length) {
+    md.push(
+      chart(
+        'dataplane.svg',
+        barChart({
+          title: 'TCP through each tunnel (median)',
+          unit: 'Mbit/s',
+          labels: names.filter((n) => n !== 'raw').map((n) => String(setups[n].label)),
+          values: [
+            { name: '1 stream', data: names.filter((n) => n !== 'raw').map((n) => setups[n].mbps as number) },
+            { name: '4 streams', data: names.filter((n) => n !== 'raw').map((n) => setups[n].mbps4 as number) },
+          ],
+        }),
+      ),
+      '',
+    );
+  }
+  return md;
+}
+
+function labMd(r: Obj): string[] {
+  const md = generic(r);
+  const rs = (r.results as { nodes: number; secondsToGreen: number | null }[] | undefined) ?? [];
+  if (rs.length > 1) {
+    md.push(
+      chart(
+        'lab-convergence.svg',
+        lineChart({ title: 'Lab: lab up → green matrix', xLabel: 'nodes', yLabel: 'seconds', series: [{ name: 'seconds to green', points: rs.filter((x) => x.secondsToGreen !== null).map((x) => [x.nodes, x.secondsToGreen!]) }] }),
+      ),
+      '',
+    );
+  }
+  return md;
+}
+
+const FORMAT: Record<string, (r: Obj) => string[]> = { plan: planMd, dataplane: dataplaneMd, lab: labMd };
+
 mkdirSync(here + 'results', { recursive: true });
-writeFileSync(here + 'results/latest.json', JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + '\n');
-const md = [`# zmesh benchmarks (${new Date().toISOString()})`, ''];
-for (const [p, r] of Object.entries(results)) md.push(`## ${p}`, '', '```json', JSON.stringify(r, null, 2), '```', '');
+const date = new Date().toISOString();
+const md = [
+  `# zmesh benchmarks (${date})`,
+  '',
+  `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}); whole run ${totalS} s. How to run and read these: docs/benchmarks.md.`,
+  '',
+  ...table(
+    ['part', 'seconds', 'exit', 'load before', 'load after'],
+    parts.map((p) => [p, runs[p].seconds, runs[p].status, runs[p].loadBefore, runs[p].loadAfter]),
+  ),
+];
+for (const p of parts) {
+  const r = runs[p].result;
+  md.push(`## ${p}`, '');
+  if (typeof r.error === 'string') md.push(`**Failed:** ${r.error}`, '');
+  else md.push(...(FORMAT[p] ?? generic)(r));
+}
 writeFileSync(here + 'results/latest.md', md.join('\n'));
-console.log(JSON.stringify({ parts, results }));
-process.exit(failed ? 1 : 0);
+const failed = parts.filter((p) => runs[p].status !== 0);
+if (!render) writeFileSync(here + 'results/latest.json', JSON.stringify({ date, cpus: cpus().length, totalS, parts: runs, charts }, null, 2) + '\n');
+console.log(`bench: ${parts.length} parts in ${totalS} s${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}; results in bench/results/latest.{json,md}`);
+console.log(JSON.stringify({ bench: 'suite', totalS, parts: Object.fromEntries(parts.map((p) => [p, { seconds: runs[p].seconds, status: runs[p].status }])), failed }));
+process.exit(failed.length ? 1 : 0);

@@ -56,7 +56,7 @@ export interface DaemonHandle {
 
 export interface Runner {
   run(argv: string[], opts: RunOptions): Promise<RunResult>;
-  /** Starts a daemon detached from this process (it outlives a driver restart). Counted as mutating. */
+  /** Starts a daemon that outlives this process (unreferenced; a session of its own unless newSession is false). Counted as mutating. */
   spawnDaemon(argv: string[], opts?: SpawnOptions): DaemonHandle;
 }
 

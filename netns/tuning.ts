@@ -119,7 +119,7 @@ export function readUdpSockets(pid: number, port: number, proc = '/proc'): Daemo
     ['udp', 4],
     ['udp6', 6],
   ] as const) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(`${proc}/${pid}/net/${file}`, 'utf8');
     } catch {

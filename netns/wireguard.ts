@@ -1,7 +1,7 @@
 // WireGuard backends behind one interface.
 //  - kernel: `ip link add w-<id> type wireguard` in the host namespace (its UDP socket lives there), then moved
 //    into the tenant namespace; `wg` runs inside the tenant namespace.
-//  - userspace: wireguard-go in the foreground as a detached child whose PID is kept in a pidfile; it creates
+//  - userspace: wireguard-go in the foreground as a child that outlives us, whose PID is kept in a pidfile; it creates
 //    the tun w-<id> in the host namespace (its UDP socket binds there) and we move the tun into the tenant
 //    namespace. `wg` runs in the host namespace (it talks to /run/wireguard/w-<id>.sock). wireguard-go keeps
 //    working after its tun moved (it notices up/down by polling, within ~1 s) and exits when the tun is deleted.
