@@ -110,8 +110,15 @@ export function overlayMtu(underlayMtu: number): number {
   return Math.max(MIN_OVERLAY_MTU, underlayMtu - WG_OVERHEAD);
 }
 
-export function tenantNftSpec(names: ResourceNames, egress: boolean): NftTableSpec {
+/**
+ * The tenant namespace's table. With `subnet` (the node's subnet of the network), spoofed sources are dropped:
+ * from the bridge (workloads) only the subnet is admitted, and only the subnet is sent into the tunnel from
+ * the namespace itself — a peer's allowed IPs cannot catch this on an access node, whose peers accept its
+ * hidden nodes' subnets from it, nor on a hidden node, which accepts the whole range from its access node.
+ */
+export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
+  const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} drop` }] : []);
   const chains: NftTableSpec['chains'] = [
     {
       name: 'input',
@@ -120,6 +127,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean): NftTableSp
       priority: 'filter',
       policy: 'accept',
       rules: [
+        ...spoof('in-spoof', 'iifname', names.bridge),
         { tag: 'in-established', rule: 'ct state established,related accept' },
         { tag: 'in-drop-outside', rule: `iifname ${outside} drop` },
       ],
@@ -132,11 +140,15 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean): NftTableSp
       policy: 'accept',
       rules: [
         { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
+        ...spoof('fwd-spoof', 'iifname', names.bridge),
         { tag: 'fwd-established', rule: 'ct state established,related accept' },
         { tag: 'fwd-drop-outside', rule: `iifname ${outside} drop` },
       ],
     },
   ];
+  if (subnet) {
+    chains.push({ name: 'output', type: 'filter', hook: 'output', priority: 'filter', policy: 'accept', rules: spoof('out-spoof', 'oifname', names.wg) });
+  }
   if (egress) {
     chains.push({
       name: 'postrouting',
@@ -173,6 +185,9 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string): NftTableS
         priority: 'filter',
         policy: 'accept',
         rules: [
+          // Only the tenant end's address leaves the veth (the tenant namespace masquerades to it): a packet
+          // NAT skipped (conntrack-invalid) with a spoofed source never reaches the underlay.
+          { tag: 'egress-spoof', rule: `iifname ${me} ip saddr != ${tenantIp} drop` },
           { tag: 'tenant-to-tenant', rule: `iifname ${me} oifname "ze-*" drop` },
           { tag: 'replies-in', rule: `oifname ${me} ct state established,related accept` },
           { tag: 'no-new-inbound', rule: `oifname ${me} drop` },
@@ -223,7 +238,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress),
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet)),
     nftHost: egress ? hostNftSpec(names, egress.tenantAddr) : null,
   };
 }

@@ -52,7 +52,7 @@ test('tenants are isolated from each other and from the host; egress works throu
       assert.ok(a1.hostLink && a2.hostLink);
       assert.notEqual(a1.hostLink!.addresses[0], a2.hostLink!.addresses[0], 'distinct transfer networks');
       assert.ok(a1.routes.some((x) => x.dst === 'default' && x.dev === `eg-${n1.networkId}`));
-      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 5], ['tenant', 6]]);
+      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 6], ['tenant', 9]]);
       const again = await host.apply(desired, id1);
       okReport(again);
       assert.equal(again.commands.mutating, 0, again.mutations.join('\n'));

@@ -137,7 +137,7 @@ test('two hosts: tunnel, no-op, drift repair, restart adoption, secrets, removal
         assert.equal(r.commands.mutating, 1);
       });
       const act = await a.readActual(id);
-      assert.equal(act.nft.find((x) => x.where === 'tenant')?.rules, 5);
+      assert.equal(act.nft.find((x) => x.where === 'tenant')?.rules, 8);
     });
 
     await t.test('drift: the WireGuard interface deleted', async () => {

@@ -141,6 +141,7 @@ test('nft: the host table for egress', () => {
       '\t}\n' +
       '\tchain forward {\n' +
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
+      `\t\tiifname "ze-abcdefghij" ip saddr != 169.254.20.2 drop comment "zmesh:${h}:egress-spoof"\n` +
       `\t\tiifname "ze-abcdefghij" oifname "ze-*" drop comment "zmesh:${h}:tenant-to-tenant"\n` +
       `\t\toifname "ze-abcdefghij" ct state established,related accept comment "zmesh:${h}:replies-in"\n` +
       `\t\toifname "ze-abcdefghij" drop comment "zmesh:${h}:no-new-inbound"\n` +
@@ -148,6 +149,34 @@ test('nft: the host table for egress', () => {
       '\tchain postrouting {\n' +
       '\t\ttype nat hook postrouting priority srcnat; policy accept;\n' +
       `\t\tip saddr 169.254.20.2 masquerade comment "zmesh:${h}:egress-masquerade"\n` +
+      '\t}\n' +
+      '}\n',
+  );
+});
+
+test('nft: the tenant table with its subnet drops spoofed sources from the bridge and into the tunnel', () => {
+  const spec = tenantNftSpec(namesFor('abcdefghij'), false, '10.1.2.0/24');
+  const { text, hash: h } = renderNftTable(spec);
+  assert.equal(
+    text,
+    'table inet zmesh_abcdefghij {\n' +
+      '\tcomment "zmesh:abcdefghij tenant namespace rules"\n' +
+      '\tchain input {\n' +
+      '\t\ttype filter hook input priority filter; policy accept;\n' +
+      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:in-spoof"\n` +
+      `\t\tct state established,related accept comment "zmesh:${h}:in-established"\n` +
+      `\t\tiifname "eg-abcdefghij" drop comment "zmesh:${h}:in-drop-outside"\n` +
+      '\t}\n' +
+      '\tchain forward {\n' +
+      '\t\ttype filter hook forward priority filter; policy accept;\n' +
+      `\t\ttcp flags syn tcp option maxseg size set rt mtu comment "zmesh:${h}:mss-clamp"\n` +
+      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:fwd-spoof"\n` +
+      `\t\tct state established,related accept comment "zmesh:${h}:fwd-established"\n` +
+      `\t\tiifname "eg-abcdefghij" drop comment "zmesh:${h}:fwd-drop-outside"\n` +
+      '\t}\n' +
+      '\tchain output {\n' +
+      '\t\ttype filter hook output priority filter; policy accept;\n' +
+      `\t\toifname "w-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:out-spoof"\n` +
       '\t}\n' +
       '}\n',
   );

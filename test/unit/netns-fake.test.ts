@@ -40,7 +40,7 @@ function expectedDump(desired: DesiredResource[]): string {
       hostTables.push(
         `  nft inet zmesh_h_${id}`,
         '    input filter/input: tenant-to-host',
-        '    forward filter/forward: tenant-to-tenant replies-in no-new-inbound',
+        '    forward filter/forward: egress-spoof tenant-to-tenant replies-in no-new-inbound',
         '    postrouting nat/postrouting: egress-masquerade',
       );
     }
@@ -57,7 +57,13 @@ function expectedDump(desired: DesiredResource[]): string {
     const routes = [`${canonicalCidr(d.ipRange)} dev w-${id} static`, `${canonicalCidr(r.subnet)} dev b-${id} kernel`];
     if (eg) routes.push(`default via ${eg.hostAddr.split('/')[0]} dev eg-${id} static`, `${eg.block} dev eg-${id} kernel`);
     for (const x of routes.sort()) lines.push(`  route ${x}`);
-    lines.push('  forwarding on', `  nft inet zmesh_${id}`, '    input filter/input: in-established in-drop-outside', '    forward filter/forward: mss-clamp fwd-established fwd-drop-outside');
+    lines.push(
+      '  forwarding on',
+      `  nft inet zmesh_${id}`,
+      '    input filter/input: in-spoof in-established in-drop-outside',
+      '    forward filter/forward: mss-clamp fwd-spoof fwd-established fwd-drop-outside',
+      '    output filter/output: out-spoof',
+    );
     if (eg) lines.push('    postrouting nat/postrouting: egress-masquerade');
     nss.push(...lines);
   }
