@@ -319,7 +319,7 @@ test('admin requests: never a 5xx, always a coded error, state unchanged after r
         assert.equal(JSON.stringify(bed.state.blueprints()), before);
         tally('admin request', res.statusCode < 400);
       }),
-      { numRuns: 1100 * SCALE },
+      { numRuns: 1300 * SCALE },
     );
   } finally {
     await app.close();
