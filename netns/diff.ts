@@ -19,17 +19,9 @@ function sameList(a: string[], b: string[]): boolean {
 /**
  * Per-peer changes: add missing peers, update the fields that differ, remove peers not desired.
  * An endpoint is not overwritten while the peer had a handshake within `roamWindowSec` (it roamed), and a
- * desired null endpoint never clears a learnt one — unless the plan itself moved the peer: when `lastPlanned`
- * (the endpoints the previous apply desired, per public key) has another endpoint for the peer, the new planned
- * endpoint wins (a re-plan after a node changed address must reach peers that still talk to its old one).
+ * desired null endpoint never clears a learnt one.
  */
-export function diffPeers(
-  desired: DesiredPeer[],
-  actual: WgPeer[],
-  nowSec: number,
-  roamWindowSec = ROAM_WINDOW_SEC,
-  lastPlanned?: ReadonlyMap<string, string | null>,
-): PeerOp[] {
+export function diffPeers(desired: DesiredPeer[], actual: WgPeer[], nowSec: number, roamWindowSec = ROAM_WINDOW_SEC): PeerOp[] {
   const have = new Map(actual.map((p) => [p.publicKey, p]));
   const want = new Set(desired.map((p) => p.publicKey));
   const ops: PeerOp[] = [];
@@ -47,8 +39,7 @@ export function diffPeers(
     let changed = false;
     if (d.endpoint !== null && d.endpoint !== a.endpoint) {
       const roamed = a.latestHandshake > 0 && nowSec - a.latestHandshake < roamWindowSec;
-      const replanned = lastPlanned?.has(d.publicKey) === true && lastPlanned.get(d.publicKey) !== d.endpoint;
-      if (!roamed || replanned) {
+      if (!roamed) {
         op.endpoint = d.endpoint;
         changed = true;
       }
@@ -79,9 +70,8 @@ export function diffWireguard(
   actual: WgDevice | null,
   nowSec: number,
   roamWindowSec = ROAM_WINDOW_SEC,
-  lastPlanned?: ReadonlyMap<string, string | null>,
 ): WgDiff {
-  const change: WgChange = { peers: diffPeers(desired.peers, actual?.peers ?? [], nowSec, roamWindowSec, lastPlanned) };
+  const change: WgChange = { peers: diffPeers(desired.peers, actual?.peers ?? [], nowSec, roamWindowSec) };
   if (!actual || actual.listenPort !== desired.listenPort) change.listenPort = desired.listenPort;
   return { change, needsPrivateKey: !actual || actual.publicKey !== desired.publicKey };
 }

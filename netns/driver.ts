@@ -102,8 +102,6 @@ export class Driver {
   private readonly daemons: Daemons;
   private backend: WgBackend | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  /** Per WireGuard interface: the endpoints the last successful peer change desired (see diffPeers). */
-  private readonly planned = new Map<string, Map<string, string | null>>();
   /** The tuning in force (resolved from DriverOptions.tuning). */
   readonly tuning: Tuning;
   private readonly tuner: SocketTuner;
@@ -420,7 +418,7 @@ export class Driver {
     // WireGuard: key, port and peers, one by one, in one `wg set`.
     if (wgReady) {
       await step('wireguard configuration', ['wg'], async () => {
-        const diff = diffWireguard(layout.wg, wgDev, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC, this.planned.get(names.wg));
+        const diff = diffWireguard(layout.wg, wgDev, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC);
         const change = diff.change;
         if (diff.needsPrivateKey) {
           const priv = openSealed(d.resource.sealedPrivateKey, secret, sealContext(d.networkId, d.resource.node));
@@ -433,7 +431,6 @@ export class Driver {
         for (const c of cmds) {
           await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
         }
-        this.planned.set(names.wg, new Map(layout.wg.peers.map((p) => [p.publicKey, p.endpoint])));
         if (change.privateKey !== undefined) say([`wireguard: private key set (public ${layout.wg.publicKey})`]);
         if (change.listenPort !== undefined) say([`wireguard: listen-port ${change.listenPort}`]);
         const lines = change.peers.map(peerLine);

@@ -202,17 +202,3 @@ test('validateDesired: every problem is listed before any side effect', () => {
     'peers[1] (b): bad endpoint "nowhere"',
   ]);
 });
-
-test('a re-planned endpoint wins over a roamed one; an unchanged plan keeps the roamed one', () => {
-  const desired = [{ publicKey: K('a'), endpoint: '203.0.113.50:51820', allowedIps: ['10.1.1.0/24'], persistentKeepalive: null }];
-  const actual = [live({ publicKey: K('a'), endpoint: '198.51.100.7:4444', allowedIps: ['10.1.1.0/24'], latestHandshake: NOW - 10 })];
-  // The previous apply planned another endpoint: the plan moved the peer, so the new planned endpoint is set.
-  assert.deepEqual(diffPeers(desired, actual, NOW, 180, new Map([[K('a'), '203.0.113.9:51820']])), [
-    { op: 'update', publicKey: K('a'), endpoint: '203.0.113.50:51820' },
-  ]);
-  // The plan did not change (the peer roamed by itself): the learnt endpoint is left alone.
-  assert.deepEqual(diffPeers(desired, actual, NOW, 180, new Map([[K('a'), '203.0.113.50:51820']])), []);
-  // Nothing known about the previous plan (a restarted driver): the roaming rule alone decides.
-  assert.deepEqual(diffPeers(desired, actual, NOW, 180, new Map()), []);
-  assert.deepEqual(diffPeers(desired, actual, NOW), []);
-});
