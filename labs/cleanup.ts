@@ -325,7 +325,13 @@ const LAB_LINK_RE = /^(nd|dv|rt|qnd|bnd|qdv|bdv)\d+$/;
 export function leftovers(name: string, dir: string, known: { procs?: { pid: number; start: number }[] } = {}): string[] {
   const out: string[] = [];
   for (const n of listNetns()) if (n.startsWith(labPrefix(name))) out.push(`namespace ${n}`);
-  for (const p of known.procs ?? []) if (startTime(p.pid) === p.start) out.push(`process ${p.pid} (${readCmd(p.pid)})`);
+  for (const p of known.procs ?? []) {
+    if (startTime(p.pid) !== p.start) continue;
+    // A SIGKILLed process in the middle of exiting has already dropped its namespaces and memory (no cmdline,
+    // no readable ns links): it holds nothing of the lab and is gone a moment later.
+    if (readCmd(p.pid) === '' && nsInode(p.pid, 'net') === null) continue;
+    out.push(`process ${p.pid} (${readCmd(p.pid)})`);
+  }
   const mounts = readText('/proc/self/mountinfo');
   for (const line of mounts.split('\n')) if (line.includes(labPrefix(name)) || line.includes(` ${dir}`)) out.push(`mount ${line.split(' ')[4]}`);
   for (const line of readText('/proc/net/unix').split('\n')) if (line.includes(`${dir}/`)) out.push(`unix socket ${line.trim().split(/\s+/).pop()}`);
