@@ -3,7 +3,8 @@
 // private Docker engine per node), and access devices. Documented in labs/README.md.
 // Parsing is pure but for the injected file reader (blueprint files are named relative to the spec).
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlDocument } from '../src/yaml.ts';
+import { parseDuration } from '../src/agent/config.ts';
 import { loadBlueprintOrSigned, validateBlueprint, type Blueprint } from '../src/blueprint/index.ts';
 import { ValidationError, ZmeshError, type Problem } from '../src/errors.ts';
 import { parseCidr } from '../topology/cidr.ts';
@@ -100,11 +101,8 @@ export function parseRate(v: unknown): number | null {
   return k >= 8 ? Math.round(k) : null;
 }
 
-function parseDuration(v: unknown, dflt: number): number | null {
-  if (v === undefined) return dflt;
-  if (typeof v === 'number' && v > 0) return Math.round(v * 1000);
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim()) : null;
-  return m ? Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2] as 'ms']) : null;
+function durationOr(v: unknown, dflt: number): number | null {
+  return v === undefined ? dflt : parseDuration(v);
 }
 
 export interface ParseSpecOptions {
@@ -119,12 +117,7 @@ export interface ParseSpecOptions {
 export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   const problems: Problem[] = [];
   const bad = (code: string, path: string, message: string, hint: string) => problems.push({ code, path, message, hint });
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 50 });
-  } catch (e) {
-    throw new ValidationError([{ code: 'E_YAML_SYNTAX', path: '', message: (e as Error).message.split('\n')[0], hint: 'fix the YAML syntax' }], 'lab spec');
-  }
+  const raw = parseYamlDocument(text, 'lab spec');
   if (!isObj(raw)) throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'a lab spec is a YAML mapping', hint: 'see labs/README.md' }], 'lab spec');
   for (const k of Object.keys(raw)) {
     if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'].includes(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'see labs/README.md');
@@ -286,8 +279,8 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   const o = isObj(raw.options) ? raw.options : {};
   if (raw.options !== undefined && !isObj(raw.options)) bad('E_TYPE', 'options', 'options is a mapping', 'see labs/README.md');
   for (const k of Object.keys(o)) if (!['reconcileInterval', 'convergeTimeout', 'logLevel'].includes(k)) bad('E_UNKNOWN_FIELD', `options.${k}`, `unknown field ${k}`, 'remove it');
-  const reconcileIntervalMs = parseDuration(o.reconcileInterval, 10000);
-  const convergeTimeoutMs = parseDuration(o.convergeTimeout, 120000);
+  const reconcileIntervalMs = durationOr(o.reconcileInterval, 10000);
+  const convergeTimeoutMs = durationOr(o.convergeTimeout, 120000);
   if (reconcileIntervalMs === null) bad('E_DURATION', 'options.reconcileInterval', 'a duration like 10s', 'e.g. 10s');
   if (convergeTimeoutMs === null) bad('E_DURATION', 'options.convergeTimeout', 'a duration like 90s', 'e.g. 90s');
   const logLevel = typeof o.logLevel === 'string' ? o.logLevel : 'info';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { parseYamlDocument } from '../yaml.ts';
 import { parseSize } from '../blueprint/units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
@@ -58,12 +59,7 @@ export function parseDuration(v: unknown): number | null {
 export function parseAgentConfig(text: string, baseDir: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): AgentConfig {
   const problems: Problem[] = [];
   const bad = (code: string, path: string, message: string, hint: string) => problems.push({ code, path, message, hint });
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 50 });
-  } catch (e) {
-    throw new ValidationError([{ code: 'E_YAML_SYNTAX', path: '', message: (e as Error).message.split('\n')[0], hint: 'fix the YAML syntax' }], 'agent config');
-  }
+  const raw = parseYamlDocument(text, 'agent config');
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'the config is a YAML mapping', hint: 'see examples/agent.yaml' }], 'agent config');
   }

@@ -2,7 +2,7 @@
 //   nodes: [{id, publicKey, endpoints: [IPv4 or IPv6], reservedPorts: [...]}]
 // A node without endpoints is hidden (behind NAT).
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlDocument } from '../yaml.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
 
@@ -27,16 +27,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Parses YAML or JSON inventory text and validates it (all problems at once). */
 export function parseInventory(text: string): Inventory {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
-  } catch (e) {
-    throw new ValidationError(
-      [{ code: 'E_YAML_SYNTAX', path: '', message: (e as Error).message.split('\n')[0], hint: 'fix the YAML/JSON syntax' }],
-      'inventory',
-    );
-  }
-  return validateInventory(raw);
+  return validateInventory(parseYamlDocument(text, 'inventory', 100));
 }
 
 export function validateInventory(raw: unknown): Inventory {
