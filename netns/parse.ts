@@ -84,17 +84,23 @@ export class ParseError extends Error {
 
 type Json = Record<string, unknown>;
 
-function asArray(input: string | unknown, what: string): Json[] {
-  let v: unknown = input;
-  if (typeof input === 'string') {
-    const t = input.trim();
-    if (t === '') return [];
-    try {
-      v = JSON.parse(t);
-    } catch (e) {
-      throw new ParseError(`${what}: not JSON: ${(e as Error).message}`);
-    }
+const EMPTY = Symbol('empty output');
+
+/** Command output as JSON (already-parsed input passes through); EMPTY for empty output. */
+function readJson(input: string | unknown, what: string): unknown {
+  if (typeof input !== 'string') return input;
+  const t = input.trim();
+  if (t === '') return EMPTY;
+  try {
+    return JSON.parse(t);
+  } catch (e) {
+    throw new ParseError(`${what}: not JSON: ${(e as Error).message}`);
   }
+}
+
+function asArray(input: string | unknown, what: string): Json[] {
+  const v = readJson(input, what);
+  if (v === EMPTY) return [];
   if (!Array.isArray(v)) throw new ParseError(`${what}: expected a JSON array`);
   return v as Json[];
 }
@@ -265,16 +271,8 @@ export function parseWgDump(text: string): WgDevice {
 
 /** `nft -j list ruleset` (or `list table`) → tables with their chains and rule comments. */
 export function parseNftRuleset(input: string | unknown): NftTable[] {
-  let v: unknown = input;
-  if (typeof input === 'string') {
-    const t = input.trim();
-    if (t === '') return [];
-    try {
-      v = JSON.parse(t);
-    } catch (e) {
-      throw new ParseError(`nft: not JSON: ${(e as Error).message}`);
-    }
-  }
+  const v = readJson(input, 'nft');
+  if (v === EMPTY) return [];
   const items = (v as { nftables?: unknown })?.nftables;
   if (!Array.isArray(items)) throw new ParseError('nft: no "nftables" array');
   const tables = new Map<string, NftTable>();
