@@ -159,6 +159,8 @@ export interface Tunnel {
   down(): Promise<void>;
   /** Anything worth reporting about this setup (e.g. the driver's apply time). */
   notes: Record<string, unknown>;
+  /** The server daemon's config file, where it has one (Nebula). */
+  serverConfig?: string;
 }
 
 export interface DaemonKnobs {
@@ -305,6 +307,8 @@ export interface NebulaOptions {
   /** Tunnel MTU; Nebula 1.6.1's default is 1300. */
   mtu?: number;
   routines?: number;
+  /** The server side's inbound firewall rules (default: everything). */
+  serverInbound?: Record<string, string>[];
 }
 
 /** (d) Nebula 1.6.1 between the two hosts: a CA, two certificates, static host map, a firewall that allows all. */
@@ -327,7 +331,7 @@ export async function nebulaTunnel(pair: Pair, o: NebulaOptions = {}): Promise<T
       firewall: {
         conntrack: { tcp_timeout: '12m', udp_timeout: '3m', default_timeout: '10m' },
         outbound: [{ port: 'any', proto: 'any', host: 'any' }],
-        inbound: [{ port: 'any', proto: 'any', host: 'any' }],
+        inbound: me === 'b' && o.serverInbound ? o.serverInbound : [{ port: 'any', proto: 'any', host: 'any' }],
       },
     };
     writeFileSync(join(dir, `${me}.yml`), stringify(cfg));
@@ -362,6 +366,7 @@ export async function nebulaTunnel(pair: Pair, o: NebulaOptions = {}): Promise<T
     pids: procs.map((p) => p.pid),
     t0,
     notes: { mtu: o.mtu ?? 1300 },
+    serverConfig: join(dir, 'b.yml'),
     down: async () => {
       await Promise.all(procs.map((p) => p.kill()));
     },

@@ -17,6 +17,7 @@ const PARTS: Record<string, { script: string; limitS: number }> = {
   apply: { script: 'apply.ts', limitS: 300 },
   dataplane: { script: 'dataplane.ts', limitS: 900 },
   admin: { script: 'admin.ts', limitS: 120 },
+  agent: { script: 'agent.ts', limitS: 420 },
   lab: { script: 'lab.ts', limitS: 600 },
   control: { script: 'control.ts', limitS: 400 },
 };
@@ -219,7 +220,74 @@ function labMd(r: Obj): string[] {
   return md;
 }
 
-const FORMAT: Record<string, (r: Obj) => string[]> = { plan: planMd, dataplane: dataplaneMd, lab: labMd };
+interface AgentRow {
+  networks: number;
+  idleRssMiB: number;
+  rssMiB: number;
+  hwmMiB: number;
+  wireguardGo: { processes: number; rssMiB: number; pssMiB: number };
+  createMs: number;
+  changeMs: number;
+  noop: { ms: number; agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number; perNetwork: { agentCpuMs: number; commandsCpuMs: number; reads: number } };
+}
+interface NebulaRow {
+  networks: number;
+  processes: number;
+  rssMiB: number;
+  pssMiB: number;
+  startMs: number;
+}
+
+function agentMd(r: Obj): string[] {
+  const a = (r.agent as AgentRow[] | undefined) ?? [];
+  const n = (r.nebula as NebulaRow[] | undefined) ?? [];
+  const neb = (k: number) => n.find((x) => x.networks === k);
+  const md = [
+    `One agent (from ${cell(r.agentMode)}), each network this node + ${cell(r.peersPerNetwork)} public peers; Nebula runs one process per network.`,
+    '',
+    '**Memory** (MiB, once applied and idle)',
+    '',
+    ...table(
+      ['networks', 'agent RSS (idle before)', 'agent peak', 'wireguard-go RSS / PSS', 'zmesh total (agent RSS + wireguard-go PSS)', 'Nebula RSS / PSS', 'Nebula total (PSS)'],
+      a.map((x) => [x.networks, `${x.rssMiB} (${x.idleRssMiB})`, x.hwmMiB, `${x.wireguardGo.rssMiB} / ${x.wireguardGo.pssMiB}`, round1(x.rssMiB + x.wireguardGo.pssMiB), neb(x.networks) ? `${neb(x.networks)!.rssMiB} / ${neb(x.networks)!.pssMiB}` : null, neb(x.networks)?.pssMiB]),
+    ),
+    `**No-op reconcile** (median of ${cell(r.noopRuns)} requested reconciles; Nebula has none)`,
+    '',
+    ...table(
+      ['networks', 'wall ms', 'agent CPU ms', 'commands CPU ms', 'commands read', 'mutating', 'per network: agent / commands CPU ms, reads'],
+      a.map((x) => [x.networks, x.noop.ms, x.noop.agentCpuMs, x.noop.commandsCpuMs, x.noop.reads, x.noop.mutating, `${x.noop.perNetwork.agentCpuMs} / ${x.noop.perNetwork.commandsCpuMs}, ${x.noop.perNetwork.reads}`]),
+    ),
+    '**Apply and change on one node** (ms) beside Nebula (start; config reload)',
+    '',
+    ...table(
+      ['networks', 'zmesh: create (submit → applied)', 'zmesh: change (+1 peer each, submit → applied)', 'Nebula: start → all tuns up'],
+      a.map((x) => [x.networks, x.createMs, x.changeMs, neb(x.networks)?.startMs]),
+    ),
+    `Nebula config reload (SIGHUP → the first echo reply its new firewall allows): ${cell((r.nebulaReload as Obj | undefined)?.runsMs)} ms, median ${cell((r.nebulaReload as Obj | undefined)?.medianMs)} ms. Load: ${cell(r.load)}.`,
+    '',
+  ];
+  if (a.length > 1) {
+    md.push(
+      chart(
+        'agent-memory.svg',
+        lineChart({
+          title: 'Memory per node against tenant networks',
+          xLabel: 'networks',
+          yLabel: 'MiB',
+          series: [
+            { name: 'zmesh: agent RSS + wireguard-go PSS', points: a.map((x) => [x.networks, round1(x.rssMiB + x.wireguardGo.pssMiB)]) },
+            { name: 'Nebula: sum of PSS', points: n.map((x) => [x.networks, x.pssMiB]) },
+          ],
+        }),
+      ),
+      '',
+    );
+  }
+  return md;
+}
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+const FORMAT: Record<string, (r: Obj) => string[]> = { plan: planMd, dataplane: dataplaneMd, agent: agentMd, lab: labMd };
 
 mkdirSync(here + 'results', { recursive: true });
 const date = new Date().toISOString();

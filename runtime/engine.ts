@@ -1,7 +1,9 @@
 // The container engine behind a small interface (so compute can be tested against a fake), and its Docker
 // implementation over dockerode. Containers get no Docker networking (NetworkMode none): zmesh attaches them.
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type Docker from 'dockerode';
 import { ZmeshError } from '../src/errors.ts';
 
 export interface ContainerSpec {
@@ -77,15 +79,29 @@ function engineError(what: string, e: unknown): ZmeshError {
   return new ZmeshError('E_DOCKER', `${what}: ${String(msg).trim()}`, { kind: 'retryable', cause: e });
 }
 
+/** dockerode (and its ssh2, ~25 MiB resident) is loaded on first use: an agent without an engine never loads it. */
+const loadDockerode = () => createRequire(import.meta.url)('dockerode') as typeof Docker;
+
 export class DockerEngine implements Engine {
-  readonly docker: Docker;
+  private client: Docker | null = null;
   private ncpu: number | null = null;
 
-  constructor(readonly socketPath: string, opts: { timeoutMs?: number } = {}) {
-    this.docker = new Docker({ socketPath, timeout: opts.timeoutMs ?? 60_000 });
+  constructor(
+    readonly socketPath: string,
+    private readonly opts: { timeoutMs?: number } = {},
+  ) {}
+
+  get docker(): Docker {
+    if (!this.client) {
+      const D = loadDockerode();
+      this.client = new D({ socketPath: this.socketPath, timeout: this.opts.timeoutMs ?? 60_000 });
+    }
+    return this.client;
   }
 
   async ping(): Promise<boolean> {
+    // No socket, no engine (and no need to load the client).
+    if (!this.client && !existsSync(this.socketPath)) return false;
     try {
       await this.docker.ping();
       return true;

@@ -12,6 +12,7 @@ import { diagnose, type Diagnosis } from './diagnose.ts';
 import { renderMetrics } from './metrics.ts';
 import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 import type { AgentEvent, State, StoredBlueprint } from './state.ts';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
@@ -42,6 +43,26 @@ export interface ReconcileSummary {
   errors: { networkId: string; message: string }[];
   /** Present when the node has a runtime: desired workloads and volumes, and whether they converged. */
   runtime?: { workloads: number; volumes: number; changes: number; ok: boolean; engine: boolean };
+  /**
+   * What the reconcile cost: CPU milliseconds of the agent process and of the commands it ran and waited for
+   * (ip, wg, nft…; from /proc/self/stat, 10 ms resolution; null where unavailable), and the commands run.
+   * Work done meanwhile by admin requests counts too; dockerd's own CPU does not.
+   */
+  cost?: { agentCpuMs: number; commandsCpuMs: number | null; reads: number | null; mutating: number | null };
+}
+
+/** CPU milliseconds of this process's waited-for children (cutime + cstime), or null off Linux. */
+export function childrenCpuMs(stat: () => string = () => readFileSync('/proc/self/stat', 'utf8')): number | null {
+  try {
+    const s = stat();
+    // Fields after the ")" of comm: state(3) … utime(14) stime(15) cutime(16) cstime(17); USER_HZ is 100.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    const cut = Number(f[13]);
+    const cst = Number(f[14]);
+    return Number.isFinite(cut) && Number.isFinite(cst) ? (cut + cst) * 10 : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface SubmitResult {
@@ -181,6 +202,9 @@ export class Agent {
 
   private async reconcileLocked(reason: string): Promise<ReconcileSummary> {
     const t0 = this.now();
+    const cpu0 = process.cpuUsage();
+    const children0 = childrenCpuMs();
+    const commands0 = this.deps.driver.commandCounts?.();
     const blueprints = this.deps.state.blueprints();
     const desired = this.desired(blueprints);
     const errors: ReconcileSummary['errors'] = [];
@@ -224,6 +248,15 @@ export class Agent {
       this.reconcileErrors++;
       this.failures++;
     } else this.failures = 0;
+    const cpu = process.cpuUsage(cpu0);
+    const children1 = childrenCpuMs();
+    const commands1 = this.deps.driver.commandCounts?.();
+    const cost: NonNullable<ReconcileSummary['cost']> = {
+      agentCpuMs: Math.round((cpu.user + cpu.system) / 100) / 10,
+      commandsCpuMs: children0 !== null && children1 !== null ? children1 - children0 : null,
+      reads: commands0 && commands1 ? commands1.reads - commands0.reads : null,
+      mutating: commands0 && commands1 ? commands1.mutating - commands0.mutating : null,
+    };
     const summary: ReconcileSummary = {
       at: new Date(t0).toISOString(),
       reason,
@@ -233,6 +266,7 @@ export class Agent {
       changes,
       errors,
       ...(runtime ? { runtime } : {}),
+      cost,
     };
     this.lastReconcile = summary;
     this.deps.log.debug({ reconcile: summary }, 'reconciled');

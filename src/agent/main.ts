@@ -11,7 +11,6 @@ import { ZmeshError } from '../errors.ts';
 import { Agent } from './agent.ts';
 import { configBaseDir, parseAgentConfig, type AgentConfig } from './config.ts';
 import { withEtcdFlags } from './etcd-config.ts';
-import { startEtcdLink } from './etcd-link.ts';
 import { makeNetnsDriver } from './netns-adapter.ts';
 import { State } from './state.ts';
 import { AGENT_MODULES, openStore } from './store.ts';
@@ -69,7 +68,8 @@ export async function runAgent(configFile: string, flags: { etcd?: string; etcdC
   log.info({ socket: config.adminSocket, identity: identity.publicKey.toString() }, 'agent listening');
   agent.start();
   // Distributed control plane (docs/control-plane.md): register, watch this node's parts, report status.
-  const link = startEtcdLink({ agent, state, config, identityPublicKey: identity.publicKey.toString(), log });
+  // etcd3 (grpc, protobufjs: ~25 MiB resident) is only loaded by agents that use it.
+  const link = config.etcd ? (await import('./etcd-link.ts')).startEtcdLink({ agent, state, config, identityPublicKey: identity.publicKey.toString(), log }) : null;
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {

@@ -34,6 +34,15 @@ export function renderMetrics(m: MetricsInput): string {
   family('zmesh_reconciles_total', 'counter', 'Reconcile runs since the agent started.', [[{}, m.reconciles]]);
   family('zmesh_reconcile_errors_total', 'counter', 'Reconcile runs that ended with errors.', [[{}, m.reconcileErrors]]);
   family('zmesh_reconcile_duration_seconds', 'gauge', 'Duration of the last reconcile.', [[{}, (m.last?.durationMs ?? 0) / 1000]]);
+  const cost = m.last?.cost;
+  family('zmesh_reconcile_cpu_seconds', 'gauge', 'CPU time of the last reconcile: the agent itself, and the commands it ran (ip, wg, nft).', [
+    [{ part: 'agent' }, (cost?.agentCpuMs ?? 0) / 1000],
+    [{ part: 'commands' }, (cost?.commandsCpuMs ?? 0) / 1000],
+  ]);
+  family('zmesh_reconcile_commands', 'gauge', 'Commands the last reconcile ran, by kind (a no-op reconcile runs no mutating command).', [
+    [{ kind: 'read' }, cost?.reads ?? 0],
+    [{ kind: 'mutating' }, cost?.mutating ?? 0],
+  ]);
   family('zmesh_reconcile_last_timestamp_seconds', 'gauge', 'When the last reconcile started (unix time).', [[{}, m.last ? Date.parse(m.last.at) / 1000 : 0]]);
   const peers: { l: Record<string, string>; age: number; rx: number; tx: number; up: number }[] = [];
   for (const n of m.networks) {

@@ -102,6 +102,10 @@ export class NetnsDriverPort implements DriverPort {
   }
 
   async close(): Promise<void> {}
+
+  commandCounts(): { reads: number; mutating: number } {
+    return { ...this.runner.counts };
+  }
 }
 
 export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secret, log: Logger, onDaemonExit?: () => void): Promise<NetnsDriverPort> {

@@ -52,4 +52,6 @@ export interface DriverPort {
   tenantMtu(): Promise<number>;
   /** Stop background work (supervision); leaves the data plane running. */
   close(): Promise<void>;
+  /** Commands run so far (cumulative; reads and mutating), when the driver counts them. */
+  commandCounts?(): { reads: number; mutating: number };
 }

@@ -64,7 +64,7 @@ export function registerOpsCommands(program: Command): void {
         const lr = s.lastReconcile;
         const lines = [
           `node ${k.bold(s.node)}  agent ${s.version}  modules ${Object.entries(s.modules).map(([m, v]) => `${m}@${v}`).join(' ')}`,
-          `last reconcile: ${lr ? `${lr.at} (${lr.reason}) ${lr.durationMs} ms, ${lr.changes} change(s), ${lr.ok ? k.green('ok') : k.red(`${lr.errors.length} error(s)`)}` : 'none yet'}`,
+          `last reconcile: ${lr ? `${lr.at} (${lr.reason}) ${lr.durationMs} ms, ${lr.changes} change(s), ${lr.ok ? k.green('ok') : k.red(`${lr.errors.length} error(s)`)}${lr.cost ? `; cpu ${lr.cost.agentCpuMs} ms agent + ${lr.cost.commandsCpuMs ?? '?'} ms commands, ${lr.cost.reads ?? '?'} read(s), ${lr.cost.mutating ?? '?'} mutating` : ''}` : 'none yet'}`,
           '',
           s.networks.length ? netTable(s.networks) : 'no networks',
         ];

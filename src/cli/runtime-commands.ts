@@ -2,7 +2,6 @@
 // `image base`, which builds the offline base image straight into a Docker engine.
 import { request } from 'node:http';
 import type { Command } from 'commander';
-import Docker from 'dockerode';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../../runtime/image.ts';
 import { ZmeshError } from '../errors.ts';
@@ -126,6 +125,7 @@ export function registerRuntimeCommands(program: Command): void {
       const list = await execa(flags.busybox, ['--list'], { reject: false });
       const applets = list.exitCode === 0 ? parseApplets(String(list.stdout)) : [];
       const tar = baseImageTar({ busyboxPath: flags.busybox, applets });
+      const { default: Docker } = await import('dockerode');
       const docker = new Docker({ socketPath: flags.dockerSocket });
       let id: string;
       try {

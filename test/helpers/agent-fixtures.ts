@@ -36,8 +36,14 @@ export class FakeDriver implements DriverPort {
   calls: DesiredNetwork[][] = [];
   current = new Map<string, DesiredNetwork>();
   failNext: string | null = null;
+  /** Like the real driver's counts: one read per desired network, one mutating command per change. */
+  counts = { reads: 0, mutating: 0 };
+  commandCounts(): { reads: number; mutating: number } {
+    return { ...this.counts };
+  }
   async apply(desired: DesiredNetwork[]): Promise<ResourceReport[]> {
     this.calls.push(desired);
+    this.counts.reads += desired.length;
     if (this.failNext) {
       const m = this.failNext;
       this.failNext = null;
@@ -52,6 +58,7 @@ export class FakeDriver implements DriverPort {
       reports.push({ networkId: d.networkId, ok: true, changes: same ? [] : [`configured ${d.networkId}`], errors: [] });
     }
     this.current = want;
+    this.counts.mutating += reports.reduce((a, r) => a + r.changes.length, 0);
     return reports;
   }
   async actual(networkId: string): Promise<ActualNetwork | null> {

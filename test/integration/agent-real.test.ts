@@ -94,6 +94,11 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
       const s = await call<{ lastReconcile: { changes: number; ok: boolean } }>(bed.socket, 'GET', '/v1/status');
       assert.ok(s.lastReconcile.ok);
       assert.equal(s.lastReconcile.changes, 0, 'restart reconcile is a no-op');
+      // A requested no-op reconcile: reads only, and its cost is reported.
+      const r = await call<{ changes: number; cost: { agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number } }>(bed.socket, 'POST', '/v1/reconcile');
+      assert.equal(r.changes, 0);
+      assert.equal(r.cost.mutating, 0, 'a no-op reconcile runs no mutating command');
+      assert.ok(r.cost.reads > 0 && r.cost.agentCpuMs > 0 && r.cost.commandsCpuMs >= 0, JSON.stringify(r.cost));
       assert.equal(wgDaemons(bed), 2, 'the running daemons were adopted, not replaced or doubled');
     });
 

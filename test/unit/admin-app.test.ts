@@ -99,6 +99,10 @@ test('metrics are valid Prometheus text (promtool check metrics)', () =>
     assert.match(r.body, /^zmesh_networks 1$/m);
     assert.match(r.body, /^zmesh_peer_handshake_age_seconds\{network="acme\/shop\/net",peer="node-b"\} 1[0-9]$/m);
     assert.match(r.body, /^zmesh_peer_handshake_age_seconds\{network="acme\/shop\/net",peer="node-h"\} -1$/m);
+    // The apply's reconcile: one network read, one change (FakeDriver counts like the driver).
+    assert.match(r.body, /^zmesh_reconcile_commands\{kind="read"\} 1$/m);
+    assert.match(r.body, /^zmesh_reconcile_commands\{kind="mutating"\} 1$/m);
+    assert.match(r.body, /^zmesh_reconcile_cpu_seconds\{part="agent"\} \d/m);
     // promtool (Debian package prometheus) is installed by scripts/deps.sh; it exits non-zero on any problem.
     execFileSync('promtool', ['check', 'metrics'], { input: r.body });
   }));

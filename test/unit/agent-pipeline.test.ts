@@ -2,6 +2,7 @@
 // and that a refusal changes nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { childrenCpuMs } from '../../src/agent/agent.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { agentBed, part, planFor, signed, tenantKeys } from '../helpers/agent-fixtures.ts';
@@ -147,4 +148,26 @@ test('concurrent submissions are serialized', async () => {
   } finally {
     bed.close();
   }
+});
+
+test('each reconcile reports its cost: agent CPU, the CPU of the commands it waited for, commands by kind', async () => {
+  const bed = agentBed();
+  try {
+    await bed.agent.submit(signed(bp1), part(planFor(bp1, nodes), 'node-a'));
+    assert.deepEqual({ ...bed.agent.lastReconcile!.cost, agentCpuMs: 0, commandsCpuMs: 0 }, { agentCpuMs: 0, commandsCpuMs: 0, reads: 1, mutating: 1 });
+    const noop = await bed.agent.reconcile('test');
+    assert.equal(noop.changes, 0);
+    assert.deepEqual([noop.cost!.reads, noop.cost!.mutating], [1, 0]);
+    assert.ok(noop.cost!.agentCpuMs >= 0 && noop.cost!.commandsCpuMs! >= 0);
+  } finally {
+    bed.close();
+  }
+});
+
+test('children CPU comes from cutime + cstime of /proc/self/stat, in ms (USER_HZ 100)', () => {
+  // A comm with spaces and a ")" must not shift the fields.
+  const stat = '4242 (node (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 40 17 6 20 0 11 0 1234 1000 200';
+  assert.equal(childrenCpuMs(() => stat), 230);
+  assert.equal(childrenCpuMs(() => { throw new Error('no /proc'); }), null);
+  assert.equal(childrenCpuMs(() => '1 (x) S'), null);
 });
