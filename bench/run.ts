@@ -207,12 +207,16 @@ function dataplaneMd(r: Obj): string[] {
 
 function labMd(r: Obj): string[] {
   const md = generic(r);
-  const rs = (r.results as { nodes: number; secondsToGreen: number | null }[] | undefined) ?? [];
+  const all = (r.results as { nodes: number; controlPlane?: string; secondsToGreen: number | null; change?: { changeSeconds: number | null } | null }[] | undefined) ?? [];
+  const rs = all.filter((x) => (x.controlPlane ?? 'embedded') === 'embedded');
   if (rs.length > 1) {
     md.push(
       chart(
         'lab-convergence.svg',
-        lineChart({ title: 'Lab: lab up → green matrix', xLabel: 'nodes', yLabel: 'seconds', series: [{ name: 'seconds to green', points: rs.filter((x) => x.secondsToGreen !== null).map((x) => [x.nodes, x.secondsToGreen!]) }] }),
+        lineChart({ title: 'Lab: lab up → green matrix', xLabel: 'nodes', yLabel: 'seconds', series: [
+          { name: 'lab up → green (s)', points: rs.filter((x) => x.secondsToGreen !== null).map((x) => [x.nodes, x.secondsToGreen!]) },
+          { name: 'blueprint change → applied on every node (s)', points: rs.filter((x) => x.change?.changeSeconds != null).map((x) => [x.nodes, x.change!.changeSeconds!]) },
+        ] }),
       ),
       '',
     );
