@@ -69,7 +69,7 @@ function childrenNamed(parents: Set<number>, comm: string): number[] {
 
 const mib = (kib: number) => round(kib / 1024, 1);
 
-interface AgentFigures {
+export interface AgentFigures {
   networks: number;
   idleRssMiB: number;
   rssMiB: number;
@@ -151,7 +151,7 @@ async function agentRun(n: number): Promise<AgentFigures> {
   }
 }
 
-interface NebulaFigures {
+export interface NebulaFigures {
   networks: number;
   processes: number;
   rssMiB: number;

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { barChart, lineChart } from './svg.ts';
+import type { AgentFigures, NebulaFigures } from './agent.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** Part → script and time limit (seconds). lab and control are included when their scripts exist. */
@@ -224,27 +225,9 @@ function labMd(r: Obj): string[] {
   return md;
 }
 
-interface AgentRow {
-  networks: number;
-  idleRssMiB: number;
-  rssMiB: number;
-  hwmMiB: number;
-  wireguardGo: { processes: number; rssMiB: number; pssMiB: number };
-  createMs: number;
-  changeMs: number;
-  noop: { ms: number; agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number; perNetwork: { agentCpuMs: number; commandsCpuMs: number; reads: number } };
-}
-interface NebulaRow {
-  networks: number;
-  processes: number;
-  rssMiB: number;
-  pssMiB: number;
-  startMs: number;
-}
-
 function agentMd(r: Obj): string[] {
-  const a = (r.agent as AgentRow[] | undefined) ?? [];
-  const n = (r.nebula as NebulaRow[] | undefined) ?? [];
+  const a = (r.agent as AgentFigures[] | undefined) ?? [];
+  const n = (r.nebula as NebulaFigures[] | undefined) ?? [];
   const neb = (k: number) => n.find((x) => x.networks === k);
   const md = [
     `One agent (from ${cell(r.agentMode)}), each network this node + ${cell(r.peersPerNetwork)} public peers; Nebula runs one process per network.`,
