@@ -7,7 +7,8 @@
  * and strict verification of signed envelopes.
  * Does not: read or write files, spawn processes, read clocks or draw randomness. Callers pass text,
  * parsed objects and keys; the CLI does the I/O. This folder is pure: it imports only src/crypto,
- * src/errors, `yaml` and `@noble` (test/unit/blueprint-meta.test.ts enforces it).
+ * src/errors, topology/cidr (IPv4 arithmetic, pure too), `yaml` and `@noble` (test/unit/blueprint-meta.test.ts
+ * enforces it).
  */
 export type { AccessSpec, Blueprint, NetworkSpec, SignedBlueprint, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
 export { BLUEPRINT_CODES, type BlueprintCode } from './codes.ts';
@@ -25,6 +26,5 @@ export {
   type ValidateOptions,
 } from './validate.ts';
 export { parseSize, formatSize, type SizeResult } from './units.ts';
-export { parseIPv4, formatIPv4, parseCidr, prefixMask, networkAddress, cidrContains, cidrsOverlap, type Cidr } from './ipv4.ts';
 export { signBlueprint, verifySigned, signingBytes, tenantPublicKey, SIGNED_FORMAT, SIGNING_CONTEXT, type VerifyOptions } from './sign.ts';
 export { loadBlueprintOrSigned, isEnvelope, type LoadOptions, type Loaded } from './load.ts';

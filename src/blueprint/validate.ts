@@ -3,7 +3,7 @@
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
 import { problem, type BlueprintCode } from './codes.ts';
-import { cidrContains, cidrsOverlap, formatIPv4, networkAddress, parseCidr, parseIPv4, type Cidr } from './ipv4.ts';
+import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
 import type { AccessSpec, Blueprint, NetworkSpec, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
 import { MiB, formatSize, parseSize } from './units.ts';
 
@@ -199,13 +199,14 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
   const rangeText = c.string(get(o, 'ipRange'), rangePath);
   let range: Cidr | null = null;
   if (rangeText !== null) {
-    const cidr = parseCidr(rangeText);
+    // Not strict: host bits set get an error of their own, with the range they probably meant.
+    const cidr = parseCidr(rangeText, false);
     if (!cidr) {
       c.add('E_CIDR_FORMAT', rangePath, `${JSON.stringify(rangeText.slice(0, 40))} is not an IPv4 CIDR like 10.20.0.0/16`);
     } else if (cidr.prefix < MIN_RANGE_PREFIX || cidr.prefix > MAX_RANGE_PREFIX) {
       c.add('E_RANGE_PREFIX', rangePath, `/${cidr.prefix} is outside /${MIN_RANGE_PREFIX} to /${MAX_RANGE_PREFIX}`);
-    } else if (networkAddress(cidr) !== cidr.addr) {
-      const fixed = `${formatIPv4(networkAddress(cidr))}/${cidr.prefix}`;
+    } else if (parseIPv4(rangeText.slice(0, rangeText.indexOf('/'))) !== cidr.base) {
+      const fixed = formatCidr(cidr);
       c.add('E_RANGE_HOST_BITS', rangePath, `${rangeText} has host bits set; did you mean ${fixed}?`, `write ${fixed}`);
     } else {
       range = cidr;
@@ -417,7 +418,7 @@ function checkVolume(c: Checker, v: unknown, path: string): { spec: VolumeSpec |
 /** Reports pairs of overlapping ranges (CIDRs overlap only by containment; one sorted sweep finds them). */
 function checkOverlaps(c: Checker, nets: NetworkFacts[]): void {
   const valid = nets.filter((n) => n.range !== null);
-  valid.sort((a, b) => a.range!.addr - b.range!.addr || a.range!.prefix - b.range!.prefix || a.index - b.index);
+  valid.sort((a, b) => a.range!.base - b.range!.base || a.range!.prefix - b.range!.prefix || a.index - b.index);
   let holder: NetworkFacts | null = null;
   let holderEnd = -1;
   const reported: Array<[number, number]> = [];
@@ -426,7 +427,7 @@ function checkOverlaps(c: Checker, nets: NetworkFacts[]): void {
     if (holder && cidrsOverlap(holder.range!, r)) {
       reported.push([Math.min(holder.index, n.index), Math.max(holder.index, n.index)]);
     }
-    const end = r.addr + 2 ** (32 - r.prefix) - 1;
+    const end = r.base + 2 ** (32 - r.prefix) - 1;
     if (end > holderEnd) {
       holder = n;
       holderEnd = end;
@@ -491,7 +492,7 @@ export function validateBlueprint(raw: unknown, opts: ValidateOptions = {}): Blu
     }
     if (net && net.range && w.ip !== null) {
       const ipPath = `${path}.network.ip`;
-      if (!cidrContains(net.range, w.ip)) {
+      if (!cidrContainsIp(net.range, w.ip)) {
         c.add('E_WORKLOAD_IP', ipPath, `${w.ipText} is outside network ${JSON.stringify(net.name)}'s range ${net.rangeText}`);
       } else {
         const key = `${net.name}\n${w.ip}`;
