@@ -17,12 +17,13 @@ export function buildIpBatch(lines: string[]): string {
 
 export const ip = {
   netnsAdd: (ns: string) => `netns add ${tok(ns)}`,
-  linkAdd: (name: string, kind: 'bridge' | 'wireguard') => `link add name ${tok(name)} type ${kind}`,
+  linkAdd: (name: string, kind: 'bridge' | 'wireguard', mac?: string) => `link add name ${tok(name)}${mac ? ` address ${tok(mac)}` : ''} type ${kind}`,
   /** A veth pair: `host` stays in the current namespace, `peer` is created in namespace `ns`. */
   vethAdd: (host: string, peer: string, ns: string) => `link add name ${tok(host)} type veth peer name ${tok(peer)} netns ${tok(ns)}`,
-  linkSet: (name: string, s: { alias?: string; mtu?: number; up?: boolean }) => {
+  linkSet: (name: string, s: { alias?: string; mtu?: number; address?: string; up?: boolean }) => {
     const parts = [`link set dev ${tok(name)}`];
     if (s.alias !== undefined) parts.push(`alias ${tok(s.alias)}`);
+    if (s.address !== undefined) parts.push(`address ${tok(s.address)}`);
     if (s.mtu !== undefined) parts.push(`mtu ${tok(s.mtu)}`);
     if (s.up) parts.push('up');
     return parts.join(' ');

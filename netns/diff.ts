@@ -76,10 +76,11 @@ export function diffWireguard(
   return { change, needsPrivateKey: !actual || actual.publicKey !== desired.publicKey };
 }
 
-/** `ip -batch` lines fixing an existing link's alias, MTU, state and addresses (adds before deletes). */
-export function diffLink(desired: Pick<DesiredLink, 'name' | 'mtu' | 'alias' | 'addrs'> & { mtu: number | null }, actual: IpLink): { set: string[]; addrAdd: string[]; addrDel: string[] } {
-  const s: { alias?: string; mtu?: number; up?: boolean } = {};
+/** `ip -batch` lines fixing an existing link's alias, MAC, MTU, state and addresses (adds before deletes). */
+export function diffLink(desired: Pick<DesiredLink, 'name' | 'mtu' | 'alias' | 'addrs' | 'mac'> & { mtu: number | null }, actual: IpLink): { set: string[]; addrAdd: string[]; addrDel: string[] } {
+  const s: { alias?: string; mtu?: number; address?: string; up?: boolean } = {};
   if (actual.alias !== desired.alias) s.alias = desired.alias;
+  if (desired.mac !== undefined && actual.mac !== desired.mac) s.address = desired.mac;
   if (desired.mtu !== null && actual.mtu !== desired.mtu) s.mtu = desired.mtu;
   if (!actual.up) s.up = true;
   const set = Object.keys(s).length > 0 ? [ip.linkSet(desired.name, s)] : [];

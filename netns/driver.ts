@@ -399,7 +399,7 @@ export class Driver {
     const bridge = ns.links.get(names.bridge);
     if (!bridge || bridge.kind !== 'bridge') {
       await step('bridge', ['ns'], async () => {
-        const lines = [...(bridge ? [ip.linkDel(names.bridge)] : []), ip.linkAdd(names.bridge, 'bridge')];
+        const lines = [...(bridge ? [ip.linkDel(names.bridge)] : []), ip.linkAdd(names.bridge, 'bridge', layout.links.find((l) => l.name === names.bridge)?.mac)];
         await run.run(['ip', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
         say(lines);
         relinked = true;

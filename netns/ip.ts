@@ -284,3 +284,15 @@ export function isEgressHostAddr(addr: string): boolean {
   const third = Number((c.value >> 8n) & 255n);
   return (c.value & 0xffff0000n) === LL_BASE && THIRD_OCTETS.includes(third) && (c.value & 3n) === 1n;
 }
+
+/**
+ * The MAC zmesh gives whatever holds an IPv4 address on a tenant bridge (the bridge itself, for the gateway, and
+ * each workload's eth0): 02:5a (locally administered, unicast) and the address's four bytes. Neighbours that
+ * still cache an address then reach whatever holds it now: a replaced workload, or the bridge after the port
+ * whose MAC it had borrowed is gone (a bridge without a MAC of its own takes its lowest port's). Pure.
+ */
+export function addressMac(ipv4: string): string {
+  const parts = ipv4.split('.');
+  if (parts.length !== 4 || parts.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ipv4)}`);
+  return ['02', '5a', ...parts.map((x) => Number(x).toString(16).padStart(2, '0'))].join(':');
+}

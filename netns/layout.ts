@@ -2,7 +2,7 @@
 // configuration and nft tables. Pure: computed from a DesiredResource and a few host facts.
 import { Key } from '../src/crypto/index.ts';
 import type { NftTableSpec } from './build.ts';
-import { canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
+import { addressMac, canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
 import { isNetworkId, namesFor, type ResourceNames } from './names.ts';
 import type { DesiredResource } from './types.ts';
 
@@ -15,6 +15,8 @@ export interface DesiredLink {
   kind: 'bridge' | 'wireguard' | 'tun' | 'veth';
   mtu: number;
   alias: string;
+  /** A MAC of its own (the bridge: addressMac of the gateway); absent: whatever the kernel gives. */
+  mac?: string;
   /** Interface addresses, canonical ("10.1.3.1/24"). */
   addrs: string[];
 }
@@ -211,9 +213,11 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
   const r = d.resource;
   const mtu = overlayMtu(ctx.underlayMtu);
   const subnet = parseCidr(r.subnet)!;
-  const gateway = `${formatIp(parseIp(r.gateway)!)}/${subnet.prefix}`;
+  const gatewayIp = formatIp(parseIp(r.gateway)!);
+  const gateway = `${gatewayIp}/${subnet.prefix}`;
   const links: DesiredLink[] = [
-    { name: names.bridge, kind: 'bridge', mtu, alias: names.marker, addrs: [canonicalIfAddr(gateway)] },
+    // The bridge's own MAC: without one it borrows its lowest port's, and changes it when that workload goes.
+    { name: names.bridge, kind: 'bridge', mtu, alias: names.marker, mac: addressMac(gatewayIp), addrs: [canonicalIfAddr(gateway)] },
     { name: names.wg, kind: ctx.wgKind, mtu, alias: names.marker, addrs: [canonicalIfAddr(r.wgAddress)] },
   ];
   const range = canonicalCidr(d.ipRange);

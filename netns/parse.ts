@@ -21,6 +21,8 @@ export interface IpLink {
   operstate: string;
   alias: string | null;
   master: string | null;
+  /** Link-layer address (MAC), when it has one. */
+  mac: string | null;
   /** Addresses, when the input came from `ip -json addr show`; [] otherwise. */
   addrs: IpAddr[];
 }
@@ -176,6 +178,7 @@ export function parseIpLinks(input: string | unknown): IpLink[] {
       operstate: str(l.operstate) ?? 'UNKNOWN',
       alias: str(l.ifalias),
       master: str(l.master),
+      mac: l.link_type === 'ether' ? str(l.address) : null,
       addrs: parseAddrInfo(name, l.addr_info),
     };
   });

@@ -1,13 +1,14 @@
 // Attaching a workload to its tenant network, after CNI's ADD / DEL / CHECK / GC (cni SPEC.md):
 //   ADD    a veth pair: one end (v-<hash>) in the tenant namespace n-<id>, enslaved to its bridge b-<id>; the
 //          other created straight in the container's network namespace and renamed eth0, with the planned
-//          address/prefix, the bridge's MTU and a default route via the subnet's gateway. Returns the result
-//          read back from the live state; the caller stores it.
+//          address/prefix, a MAC derived from that address (addressMac), the bridge's MTU and a default route
+//          via the subnet's gateway. Returns the result read back from the live state; the caller stores it.
 //   DEL    removes the tenant end (its peer goes with it). Idempotent: a missing link or namespace is fine.
 //   CHECK  compares a stored result with the live state; returns what differs (nothing: healthy).
 //   GC     removes veths carrying our marker that no valid workload wants.
 // Commands go through the netns Runner (argv arrays, never a shell). Builders and parsers are pure.
 import type { Runner } from '../netns/runner.ts';
+import { addressMac } from '../netns/ip.ts';
 import { splitJsonValues } from '../netns/parse.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { CONTAINER_IF, VETH_MARKER, keyFromAlias, type VethNames } from './names.ts';
@@ -87,10 +88,14 @@ export interface AttachRequest {
   gateway: string;
 }
 
+/** The container end's MAC for its planned address (netns/ip.ts): whatever holds an address on a tenant
+ *  bridge keeps the same MAC, so neighbours that still cache it reach a replaced workload at once. */
+export { addressMac };
+
 /** `ip -batch` lines for the tenant namespace: create the pair (peer straight into the container), enslave. */
 export function tenantAddLines(r: AttachRequest, mtu: number): string[] {
   return [
-    `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} netns ${r.pid}`,
+    `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} address ${addressMac(r.ip)} netns ${r.pid}`,
     `link set dev ${r.names.host} alias ${r.names.alias} master ${r.bridge} up`,
   ];
 }

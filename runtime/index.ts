@@ -19,7 +19,7 @@
 export type { DesiredWorkload, DesiredVolume, Attachment, ExitInfo, RuntimeEvent, RuntimeReport, WorkloadView, VolumeView, WorkloadStateName } from './types.ts';
 export { Runtime, DEFAULT_DOCKER_SOCKET, type RuntimeOptions, type Desired } from './runtime.ts';
 export { Compute, exitReason, MIN_ENGINE_MEMORY, type ComputeOptions, type ComputeResult } from './compute.ts';
-export { Attacher, compareAttachment, containerAddLines, tenantAddLines, parseLinks, parseRoutes, inContainer, inTenantNs, type AttachRequest, type AttachPort, type LiveLink, type LiveRoute } from './attach.ts';
+export { Attacher, addressMac, compareAttachment, containerAddLines, tenantAddLines, parseLinks, parseRoutes, inContainer, inTenantNs, type AttachRequest, type AttachPort, type LiveLink, type LiveRoute } from './attach.ts';
 export { DockerEngine, type Engine, type ContainerSpec, type ContainerState, type ContainerSummary, type EngineEvent } from './engine.ts';
 export { Storage, parseQgroups, findMount, DEFAULT_POOL_SIZE, MIN_POOL_SIZE, type StorageOptions, type StorageResult, type QgroupRow } from './storage.ts';
 export { MemoryRuntimeStore, type RuntimeStore, type WorkloadRecord, type VolumeRecord } from './store.ts';

@@ -1,7 +1,7 @@
 // The torture suite's summary: reads what each torture test wrote under bench/results/ (torture-hostile,
-// -crash, -faults, -secrets, -spoofing .json), prints a report and writes it to bench/results/torture-summary
-// .json and .md. Exits 1 when a part is missing or older than --since (a test that failed before writing),
-// or when any leak or exposure was found.
+// -crash, -crash-workloads, -faults, -secrets, -spoofing .json), prints a report and writes it to
+// bench/results/torture-summary.json and .md. Exits 1 when a part is missing or older than --since (a test
+// that failed before writing), or when any leak or exposure was found.
 //   node --import tsx scripts/torture-summary.ts [--since EPOCH_MS]
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,13 +31,18 @@ function part<T>(name: string): Part<T> {
 }
 
 const hostile = part<{ total: number; scale: number; counts: Record<string, { cases: number; accepted: number; rejected: number }> }>('hostile');
-const crash = part<{ kills: number; leaks: number; recoveryMs: { median: number; max: number } }>('crash');
+type CrashPart = { kills: number; leaks: number; recoveryMs: { median: number; max: number } };
+const crash = part<CrashPart>('crash');
+const crashWorkloads = part<CrashPart>('crash-workloads');
 const faults = part<{ scale: number; lab: string; upSeconds: number; faults: { fault: string; target: string; seconds: number; bound: number; keepaliveSeconds?: number; note?: string }[]; survived: number }>('faults');
 const secrets = part<{ samples: number; exposures: string[] }>('secrets');
 const spoofing = part<{ cases: number; exposures: string[] }>('spoofing');
-const parts = { hostile, crash, faults, secrets, spoofing };
+const parts = { hostile, crash, 'crash-workloads': crashWorkloads, faults, secrets, spoofing };
 
-const leaks = crash.data?.leaks ?? null;
+// Leaks of every kill -9 part that reported (a missing part is a problem of its own, below).
+const crashParts = [crash.data, crashWorkloads.data].filter((d): d is CrashPart => d !== null);
+const leaks = crashParts.length ? crashParts.reduce((n, d) => n + d.leaks, 0) : null;
+const killsSurvived = crashParts.reduce((n, d) => n + d.kills, 0);
 const exposures = [...(secrets.data?.exposures ?? []).map((e) => `secret: ${e}`), ...(spoofing.data?.exposures ?? []).map((e) => `spoofing: ${e}`)];
 const problems = Object.entries(parts)
   .filter(([, p]) => p.problem)
@@ -49,9 +54,11 @@ const summary = {
   problems,
   hostileInput: hostile.data ? { cases: hostile.data.total, scale: hostile.data.scale, byKind: hostile.data.counts } : null,
   crashes: crash.data ? { killsSurvived: crash.data.kills, leaks: crash.data.leaks, recoveryMs: crash.data.recoveryMs } : null,
+  crashesWithWorkloads: crashWorkloads.data ? { killsSurvived: crashWorkloads.data.kills, leaks: crashWorkloads.data.leaks, recoveryMs: crashWorkloads.data.recoveryMs } : null,
   faults: faults.data ? { survived: faults.data.survived, lab: faults.data.lab, scale: faults.data.scale, recoveries: faults.data.faults } : null,
   secrets: secrets.data ? { procSamples: secrets.data.samples, exposures: secrets.data.exposures.length } : null,
   spoofing: spoofing.data ? { cases: spoofing.data.cases, exposures: spoofing.data.exposures.length } : null,
+  killsSurvived,
   leaks,
   exposures,
 };
@@ -60,6 +67,9 @@ const md: string[] = ['# Torture summary', '', `${summary.generatedAt} — ${sum
 md.push('| part | tried | result |', '| --- | --- | --- |');
 md.push(`| hostile input | ${hostile.data ? `${hostile.data.total.toLocaleString('en-US')} cases (scale ${hostile.data.scale})` : '-'} | ${hostile.data ? 'no crash, no hang, every case rejected with a code or accepted as valid' : hostile.problem} |`);
 md.push(`| crashes (kill -9) | ${crash.data ? `${crash.data.kills} kills` : '-'} | ${crash.data ? `${crash.data.leaks} leaks; recovery median ${crash.data.recoveryMs.median} ms, max ${crash.data.recoveryMs.max} ms` : crash.problem} |`);
+md.push(
+  `| crashes with workloads and volumes (kill -9) | ${crashWorkloads.data ? `${crashWorkloads.data.kills} kills` : '-'} | ${crashWorkloads.data ? `${crashWorkloads.data.leaks} leaks (containers, veths, mounts, subvolumes, loop devices); volume data kept; recovery median ${crashWorkloads.data.recoveryMs.median} ms, max ${crashWorkloads.data.recoveryMs.max} ms` : crashWorkloads.problem} |`,
+);
 md.push(`| lab faults | ${faults.data ? `${faults.data.faults.length} faults` : '-'} | ${faults.data ? `${faults.data.survived} recovered to a green matrix without human action` : faults.problem} |`);
 md.push(`| secrets | ${secrets.data ? `${secrets.data.samples} samples of every /proc/*/cmdline and environ` : '-'} | ${secrets.data ? `${secrets.data.exposures.length} exposures (argv, environ, logs, API responses, file modes)` : secrets.problem} |`);
 md.push(`| spoofing | ${spoofing.data ? `${spoofing.data.cases} cases` : '-'} | ${spoofing.data ? `${spoofing.data.exposures.length} exposures (spoofed sources, cross-tenant, host addresses)` : spoofing.problem} |`);
@@ -70,7 +80,7 @@ if (faults.data) {
     md.push(`| ${f.fault} | ${f.target} | ${f.seconds} s | ${f.bound} s | ${[ka, f.note ?? ''].filter(Boolean).join('; ')} |`);
   }
 }
-md.push('', `Leaks: ${leaks ?? 'unknown'}. Exposures: ${exposures.length}${exposures.length ? ` — ${exposures.join('; ')}` : ''}.`);
+md.push('', `Kills survived: ${killsSurvived}. Leaks: ${leaks ?? 'unknown'}. Exposures: ${exposures.length}${exposures.length ? ` — ${exposures.join('; ')}` : ''}.`);
 if (problems.length) md.push('', 'Problems:', ...problems.map((p) => `- ${p}`));
 const text = md.join('\n') + '\n';
 

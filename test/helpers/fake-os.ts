@@ -16,6 +16,7 @@ export interface FakeLink {
   mtu: number;
   up: boolean;
   alias: string | null;
+  mac: string;
   addrs: string[];
   /** The other end of a veth. */
   peer: FakeLink | null;
@@ -88,7 +89,7 @@ export class FakeOs implements Runner {
   private addLink(ns: FakeNs, name: string, kind: FakeLink['kind'], mtu: number): FakeLink {
     if (ns.links.has(name)) throw new CmdFail('RTNETLINK answers: File exists', 2);
     if (name.length > 15) throw new CmdFail(`Error: argument "${name}" is wrong: "name" not a valid ifname`, 255);
-    const l: FakeLink = { index: this.nextIndex++, name, kind, mtu, up: false, alias: null, addrs: [], peer: null, wg: null, ns };
+    const l: FakeLink = { index: this.nextIndex++, name, kind, mtu, up: false, alias: null, mac: `aa:00:00:00:${((this.nextIndex >> 8) & 255).toString(16).padStart(2, '0')}:${(this.nextIndex & 255).toString(16).padStart(2, '0')}`, addrs: [], peer: null, wg: null, ns };
     if (kind === 'wireguard') l.wg = { privateKey: null, listenPort: 0, peers: new Map() };
     ns.links.set(name, l);
     return l;
@@ -240,6 +241,7 @@ export class FakeOs implements Runner {
       link_type: l.kind === 'loopback' ? 'loopback' : l.kind === 'wireguard' ? 'none' : 'ether',
     };
     if (l.alias !== null) j.ifalias = l.alias;
+    if (j.link_type === 'ether') j.address = l.mac;
     if (l.kind !== 'loopback' && l.kind !== 'ether') j.linkinfo = { info_kind: l.kind };
     if (withAddrs) {
       j.addr_info = l.addrs.map((c) => {
@@ -278,8 +280,9 @@ export class FakeOs implements Runner {
   private ipLine(ns: FakeNs, line: string, argv: string[], opts: RunOptions): void {
     const t = line.split(/\s+/);
     let m: RegExpExecArray | null;
-    if ((m = /^link add name (\S+) type (bridge|wireguard)$/.exec(line))) {
-      this.addLink(ns, m[1], m[2] as 'bridge' | 'wireguard', m[2] === 'bridge' ? 1500 : 1420);
+    if ((m = /^link add name (\S+)(?: address (\S+))? type (bridge|wireguard)$/.exec(line))) {
+      const l = this.addLink(ns, m[1], m[3] as 'bridge' | 'wireguard', m[3] === 'bridge' ? 1500 : 1420);
+      if (m[2]) l.mac = m[2];
       return;
     }
     if ((m = /^link add name (\S+) type veth peer name (\S+) netns (\S+)$/.exec(line))) {
@@ -308,6 +311,7 @@ export class FakeOs implements Runner {
       for (let i = 4; i < t.length; i++) {
         if (t[i] === 'alias') l.alias = t[++i];
         else if (t[i] === 'mtu') l.mtu = Number(t[++i]);
+        else if (t[i] === 'address') l.mac = t[++i];
         else if (t[i] === 'up') l.up = true;
         else if (t[i] === 'down') {
           l.up = false;

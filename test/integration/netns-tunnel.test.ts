@@ -118,11 +118,16 @@ test('two hosts: tunnel, no-op, drift repair, restart adoption, secrets, removal
       );
     });
 
+    await t.test('drift: the bridge MAC changed (it must not follow its ports)', async () => {
+      await a.execIn(ns, ['ip', 'link', 'set', 'dev', br, 'address', '02:00:00:00:00:99']);
+      await repair('bridge MAC', (r) => assert.deepEqual(r.resources[0].changes, [`link set dev ${br} address 02:5a:0a:2a:01:01`]));
+    });
+
     await t.test('drift: the bridge deleted', async () => {
       await a.execIn(ns, ['ip', 'link', 'del', br]);
       await repair('bridge', (r) =>
         assert.deepEqual(r.resources[0].changes, [
-          `link add name ${br} type bridge`,
+          `link add name ${br} address 02:5a:0a:2a:01:01 type bridge`,
           `link set dev ${br} alias zmesh:${id} mtu 1320 up`,
           `address add 10.42.1.1/24 dev ${br}`,
         ]),

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, isEmptyWgChange, renderNftTable } from '../../netns/build.ts';
 import { hostNftSpec, layoutFor, tenantNftSpec } from '../../netns/layout.ts';
+import { addressMac } from '../../netns/ip.ts';
 import { namesFor } from '../../netns/names.ts';
 import type { DesiredResource } from '../../netns/types.ts';
 
@@ -209,7 +210,7 @@ test('layout of a resource: names, MTU = underlay − 80, addresses, routes, nor
   const l = layoutFor(d, { underlayMtu: 1400, wgKind: 'tun', egressAddrs: { hostAddr: '169.254.20.1/30', tenantAddr: '169.254.20.2/30' } });
   assert.equal(l.overlayMtu, 1320);
   assert.deepEqual(l.links, [
-    { name: 'b-abcdefghij', kind: 'bridge', mtu: 1320, alias: 'zmesh:abcdefghij', addrs: ['10.1.3.1/24'] },
+    { name: 'b-abcdefghij', kind: 'bridge', mtu: 1320, alias: 'zmesh:abcdefghij', mac: '02:5a:0a:01:03:01', addrs: ['10.1.3.1/24'] },
     { name: 'w-abcdefghij', kind: 'tun', mtu: 1320, alias: 'zmesh:abcdefghij', addrs: ['10.1.3.254/32'] },
     { name: 'eg-abcdefghij', kind: 'veth', mtu: 1400, alias: 'zmesh:abcdefghij', addrs: ['169.254.20.2/30'] },
   ]);
@@ -222,4 +223,13 @@ test('layout of a resource: names, MTU = underlay − 80, addresses, routes, nor
     { publicKey: K2, endpoint: '[2001:db8::1]:5', allowedIps: ['10.1.4.0/24'], persistentKeepalive: null },
   ]);
   assert.deepEqual(l.egress?.hostLink, { name: 'ze-abcdefghij', kind: 'veth', mtu: 1400, alias: 'zmesh:abcdefghij', addrs: ['169.254.20.1/30'] });
+});
+
+test('addressMac: 02:5a and the four bytes of the address; the bridge is created with it', () => {
+  assert.equal(addressMac('10.1.3.1'), '02:5a:0a:01:03:01');
+  assert.equal(addressMac('192.168.255.10'), '02:5a:c0:a8:ff:0a');
+  assert.throws(() => addressMac('10.1.3'), /not an IPv4 address/);
+  assert.throws(() => addressMac('10.1.3.256'), /not an IPv4 address/);
+  assert.equal(ip.linkAdd('b-abcdefghij', 'bridge', '02:5a:0a:01:03:01'), 'link add name b-abcdefghij address 02:5a:0a:01:03:01 type bridge');
+  assert.equal(ip.linkSet('b-abcdefghij', { address: '02:5a:0a:01:03:01' }), 'link set dev b-abcdefghij address 02:5a:0a:01:03:01');
 });

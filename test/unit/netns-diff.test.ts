@@ -85,7 +85,7 @@ test('diffWireguard: a fresh device gets key and port; a matching one only peer 
 });
 
 function link(p: Partial<IpLink>): IpLink {
-  return { index: 1, name: 'b-abcdefghij', kind: 'bridge', mtu: 1500, up: false, operstate: 'DOWN', alias: null, master: null, addrs: [], ...p };
+  return { index: 1, name: 'b-abcdefghij', kind: 'bridge', mtu: 1500, up: false, operstate: 'DOWN', alias: null, master: null, mac: null, addrs: [], ...p };
 }
 
 test('diffLink: only what differs; adds before deletes; IPv6 link-local untouched', () => {
@@ -201,4 +201,11 @@ test('validateDesired: every problem is listed before any side effect', () => {
     'peers[1] (b): duplicate publicKey',
     'peers[1] (b): bad endpoint "nowhere"',
   ]);
+});
+
+test('diffLink: a bridge that borrowed a port MAC (or an older agent made) gets its own; a matching one is left alone', () => {
+  const want = { name: 'b-abcdefghij', mtu: 1420, alias: 'zmesh:abcdefghij', mac: '02:5a:0a:01:03:01', addrs: ['10.1.3.1/24'] };
+  const base = { mtu: 1420, up: true, alias: 'zmesh:abcdefghij', addrs: [{ dev: 'b-abcdefghij', family: 'inet' as const, cidr: '10.1.3.1/24', scope: 'global' }] };
+  assert.deepEqual(diffLink(want, link({ ...base, mac: 'de:ad:be:ef:00:01' })), { set: ['link set dev b-abcdefghij address 02:5a:0a:01:03:01'], addrAdd: [], addrDel: [] });
+  assert.deepEqual(diffLink(want, link({ ...base, mac: '02:5a:0a:01:03:01' })), { set: [], addrAdd: [], addrDel: [] });
 });

@@ -22,7 +22,7 @@ const ADDR_SHOW =
 
 test('ip -json addr show → links with addresses', () => {
   assert.deepEqual(parseIpLinks(ADDR_SHOW), [
-    { index: 1, name: 'lo', kind: 'loopback', mtu: 65536, up: true, operstate: 'UNKNOWN', alias: 'zmesh:abcdefghij', master: null, addrs: [{ dev: 'lo', family: 'inet', cidr: '127.0.0.1/8', scope: 'host' }] },
+    { index: 1, name: 'lo', kind: 'loopback', mtu: 65536, up: true, operstate: 'UNKNOWN', alias: 'zmesh:abcdefghij', master: null, mac: null, addrs: [{ dev: 'lo', family: 'inet', cidr: '127.0.0.1/8', scope: 'host' }] },
     {
       index: 2,
       name: 'b-abcdefghij',
@@ -32,13 +32,14 @@ test('ip -json addr show → links with addresses', () => {
       operstate: 'UNKNOWN',
       alias: 'zmesh:abcdefghij',
       master: null,
+      mac: 'da:70:4f:0b:94:50',
       addrs: [
         { dev: 'b-abcdefghij', family: 'inet', cidr: '10.1.3.1/24', scope: 'global' },
         { dev: 'b-abcdefghij', family: 'inet6', cidr: 'fe80::d870:4fff:fe0b:9450/64', scope: 'link' },
       ],
     },
-    { index: 5, name: 'w-abcdefghij', kind: 'tun', mtu: 1420, up: false, operstate: 'DOWN', alias: null, master: null, addrs: [] },
-    { index: 7, name: 'eg-abcdefghij', kind: 'veth', mtu: 1500, up: true, operstate: 'UP', alias: null, master: 'br0', addrs: [{ dev: 'eg-abcdefghij', family: 'inet', cidr: '169.254.20.2/30', scope: 'global' }] },
+    { index: 5, name: 'w-abcdefghij', kind: 'tun', mtu: 1420, up: false, operstate: 'DOWN', alias: null, master: null, mac: null, addrs: [] },
+    { index: 7, name: 'eg-abcdefghij', kind: 'veth', mtu: 1500, up: true, operstate: 'UP', alias: null, master: 'br0', mac: '5e:b5:60:72:81:2d', addrs: [{ dev: 'eg-abcdefghij', family: 'inet', cidr: '169.254.20.2/30', scope: 'global' }] },
   ]);
   assert.deepEqual(
     parseIpAddrs(ADDR_SHOW).map((a) => `${a.dev} ${a.cidr}`),
@@ -48,7 +49,7 @@ test('ip -json addr show → links with addresses', () => {
 
 test('ip -json link show (no -d) → the link type stands in for the kind', () => {
   const text = '[{"ifindex":3,"ifname":"u0","flags":["BROADCAST","MULTICAST","UP"],"mtu":1400,"qdisc":"noqueue","operstate":"UP","link_type":"ether"}]';
-  assert.deepEqual(parseIpLinks(text), [{ index: 3, name: 'u0', kind: 'ether', mtu: 1400, up: true, operstate: 'UP', alias: null, master: null, addrs: [] }]);
+  assert.deepEqual(parseIpLinks(text), [{ index: 3, name: 'u0', kind: 'ether', mtu: 1400, up: true, operstate: 'UP', alias: null, master: null, mac: null, addrs: [] }]);
   assert.deepEqual(parseIpLinks(''), []);
   assert.throws(() => parseIpLinks('{"a":1}'), ParseError);
   assert.throws(() => parseIpLinks('[{"mtu":1}]'), /without ifname/);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   LogDemuxer,
+  addressMac,
   baseRootfs,
   compareAttachment,
   containerAddLines,
@@ -106,9 +107,12 @@ test('attach builders: exact ip -batch lines', () => {
   const names = vethNames(web);
   const req = { workload: 'acme/shop/web', names, containerId: 'c1', pid: 4242, networkId: 'abcdefghij', netns: '/run/netns/n-abcdefghij', bridge: 'b-abcdefghij', ip: '10.1.0.2', prefix: 24, gateway: '10.1.0.1' };
   assert.deepEqual(tenantAddLines(req, 1420), [
-    `link add name ${names.host} mtu 1420 type veth peer name ${names.temp} mtu 1420 netns 4242`,
+    `link add name ${names.host} mtu 1420 type veth peer name ${names.temp} mtu 1420 address 02:5a:0a:01:00:02 netns 4242`,
     `link set dev ${names.host} alias zmesh-wl:acme/shop/web master b-abcdefghij up`,
   ]);
+  // The container end's MAC follows the address: a replaced workload keeps it, so neighbour caches stay right.
+  assert.equal(addressMac('10.1.0.2'), '02:5a:0a:01:00:02');
+  assert.equal(addressMac('192.168.255.10'), '02:5a:c0:a8:ff:0a');
   assert.deepEqual(containerAddLines(req), [
     `link set dev ${names.temp} name eth0`,
     'addr add 10.1.0.2/24 dev eth0',
