@@ -38,6 +38,8 @@ interface PartRun {
   loadBefore: number;
   loadAfter: number;
   result: Record<string, unknown>;
+  /** When the part ran (parts run alone are merged into the last whole run). */
+  at?: string;
 }
 
 /** Runs one part (bounded: SIGTERM at its limit, SIGKILL 10 s later); stdout is passed through and kept. */
@@ -84,10 +86,22 @@ if (render) {
 } else {
   for (const p of parts) {
     console.log(`== bench ${p} (load ${load()})`);
-    runs[p] = await runPart(p);
+    runs[p] = { ...(await runPart(p)), at: new Date().toISOString() };
     console.log(`== bench ${p}: ${runs[p].seconds} s, exit ${runs[p].status}`);
   }
   totalS = Math.round((Date.now() - started) / 1000);
+  if (wanted.length && existsSync(here + 'results/latest.json')) {
+    // Some parts only: the others keep their figures from the last run (each part carries when it ran).
+    const prev = JSON.parse(readFileSync(here + 'results/latest.json', 'utf8')) as { parts: Record<string, PartRun>; totalS: number; date?: string };
+    const merged: Record<string, PartRun> = {};
+    for (const p of Object.keys(PARTS)) {
+      if (runs[p]) merged[p] = runs[p];
+      else if (prev.parts[p]) merged[p] = { ...prev.parts[p], at: prev.parts[p].at ?? prev.date };
+    }
+    runs = merged;
+    parts.splice(0, parts.length, ...Object.keys(merged));
+    totalS = prev.totalS;
+  }
 }
 
 // ---- Markdown and charts ---------------------------------------------------------------------------------
@@ -284,8 +298,8 @@ const md = [
   `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}); whole run ${totalS} s. How to run and read these: docs/benchmarks.md.`,
   '',
   ...table(
-    ['part', 'seconds', 'exit', 'load before', 'load after'],
-    parts.map((p) => [p, runs[p].seconds, runs[p].status, runs[p].loadBefore, runs[p].loadAfter]),
+    ['part', 'ran at', 'seconds', 'exit', 'load before', 'load after'],
+    parts.map((p) => [p, runs[p].at ?? '–', runs[p].seconds, runs[p].status, runs[p].loadBefore, runs[p].loadAfter]),
   ),
 ];
 for (const p of parts) {
