@@ -121,6 +121,16 @@ export function overlayMtu(underlayMtu: number): number {
 export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} drop` }] : []);
+  // New connections from the outside (the egress veth) are dropped, replies let in. Only with egress: a `ct`
+  // expression turns connection tracking on for every packet of the namespace, tunnel traffic included
+  // (~4% of single-stream throughput measured with wireguard-go), and without the veth there is no outside.
+  const outsideOnly = (dir: 'in' | 'fwd') =>
+    egress
+      ? [
+          { tag: `${dir}-established`, rule: 'ct state established,related accept' },
+          { tag: `${dir}-drop-outside`, rule: `iifname ${outside} drop` },
+        ]
+      : [];
   const chains: NftTableSpec['chains'] = [
     {
       name: 'input',
@@ -130,8 +140,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
       policy: 'accept',
       rules: [
         ...spoof('in-spoof', 'iifname', names.bridge),
-        { tag: 'in-established', rule: 'ct state established,related accept' },
-        { tag: 'in-drop-outside', rule: `iifname ${outside} drop` },
+        ...outsideOnly('in'),
       ],
     },
     {
@@ -143,8 +152,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
       rules: [
         { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
         ...spoof('fwd-spoof', 'iifname', names.bridge),
-        { tag: 'fwd-established', rule: 'ct state established,related accept' },
-        { tag: 'fwd-drop-outside', rule: `iifname ${outside} drop` },
+        ...outsideOnly('fwd'),
       ],
     },
   ];

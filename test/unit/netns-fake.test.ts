@@ -60,8 +60,9 @@ function expectedDump(desired: DesiredResource[]): string {
     lines.push(
       '  forwarding on',
       `  nft inet zmesh_${id}`,
-      '    input filter/input: in-spoof in-established in-drop-outside',
-      '    forward filter/forward: mss-clamp fwd-spoof fwd-established fwd-drop-outside',
+      // Connection tracking (the outside rules) only in namespaces with an egress veth.
+      `    input filter/input: in-spoof${eg ? ' in-established in-drop-outside' : ''}`,
+      `    forward filter/forward: mss-clamp fwd-spoof${eg ? ' fwd-established fwd-drop-outside' : ''}`,
       '    output filter/output: out-spoof',
     );
     if (eg) lines.push('    postrouting nat/postrouting: egress-masquerade');
