@@ -53,6 +53,11 @@ const SETUPS: Record<string, SetupDef> = {
     what: 'the same with 4 MiB socket buffers (optional setup)',
     up: (p) => handTunnel(p, { after: (_end, pid) => raiseBuffers(pid, HAND_PORT, 4 << 20) }),
   },
+  'hand-buf16': {
+    label: '(b) hand-built + 16 MiB socket buffers',
+    what: 'the same with 16 MiB socket buffers (optional setup: is more better?)',
+    up: (p) => handTunnel(p, { after: (_end, pid) => raiseBuffers(pid, HAND_PORT, 16 << 20) }),
+  },
   zmesh: { label: '(c) zmesh', what: 'netns driver, default tuning', tuning: true, up: zmeshTunnel },
   'zmesh-off': { label: '(c) zmesh, tuning off', what: 'netns driver, tuning: false', tuning: false, up: zmeshTunnel },
   'zmesh-nonft': {
