@@ -16,7 +16,7 @@
 //                  the lab part's blueprint change (every node).
 // The agent runs from dist/ when it is fresh (as a deployed agent would), otherwise through tsx (noted).
 // Last line: one JSON object.
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { call } from '../src/cli/client.ts';
@@ -26,46 +26,13 @@ import { part, planFor, signed } from '../test/helpers/agent-fixtures.ts';
 import { destroyAgentHost, makeAgentHost, waitFor, type AgentHost } from '../test/helpers/agent-host.ts';
 import type { Plan } from '../src/plan/index.ts';
 import { sh } from '../test/helpers/host.ts';
+import { childrenNamed, pssKiB, statusKiB } from './proc.ts';
 import { Pair, execIn, load1, median, nebulaTunnel, round, type Tunnel } from './dataplane-lib.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const SIZES = (process.env.BENCH_AGENT_NETWORKS ?? '1,10,50').split(',').map(Number);
 const NOOP_RUNS = 15;
-
-function status(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  try {
-    for (const m of readFileSync(`/proc/${pid}/status`, 'utf8').matchAll(/^(VmRSS|VmHWM):\s+(\d+) kB/gm)) out[m[1]] = Number(m[2]);
-  } catch {
-    /* gone */
-  }
-  return out;
-}
-
-/** Proportional set size in KiB (shared pages split among the processes that map them). */
-function pssKiB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function childrenNamed(parents: Set<number>, comm: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x)).map(Number)) {
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parents.has(ppid) && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) out.push(d);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 const mib = (kib: number) => round(kib / 1024, 1);
 
@@ -106,7 +73,7 @@ async function agentRun(n: number): Promise<AgentFigures> {
   try {
     const pid = await startDistAgent(bed);
     await sleep(1000);
-    const idle = status(pid).VmRSS ?? 0;
+    const idle = statusKiB(pid, 'VmRSS');
     const bp1 = bpFor(n, 1, 9);
     const plan1: Plan = planFor(bp1, [self, ...peers.slice(0, 9)]);
     let t0 = performance.now();
@@ -127,8 +94,7 @@ async function agentRun(n: number): Promise<AgentFigures> {
       runs.push(r);
     }
     await sleep(2000);
-    const st = status(pid);
-    const wg = childrenNamed(new Set([pid]), 'wireguard-go');
+        const wg = childrenNamed([pid], 'wireguard-go');
     const noop = {
       ms: round(median(runs.map((r) => r.durationMs))),
       agentCpuMs: round(median(runs.map((r) => r.cost.agentCpuMs))),
@@ -139,9 +105,9 @@ async function agentRun(n: number): Promise<AgentFigures> {
     return {
       networks: n,
       idleRssMiB: mib(idle),
-      rssMiB: mib(st.VmRSS ?? 0),
-      hwmMiB: mib(st.VmHWM ?? 0),
-      wireguardGo: { processes: wg.length, rssMiB: mib(wg.reduce((a, p) => a + (status(p).VmRSS ?? 0), 0)), pssMiB: mib(wg.reduce((a, p) => a + pssKiB(p), 0)) },
+      rssMiB: mib(statusKiB(pid, 'VmRSS')),
+      hwmMiB: mib(statusKiB(pid, 'VmHWM')),
+      wireguardGo: { processes: wg.length, rssMiB: mib(wg.reduce((a, p) => a + statusKiB(p, 'VmRSS'), 0)), pssMiB: mib(wg.reduce((a, p) => a + pssKiB(p), 0)) },
       createMs: round(createMs),
       changeMs: round(changeMs),
       noop: { ...noop, perNetwork: { agentCpuMs: round(noop.agentCpuMs / n, 2), commandsCpuMs: round(noop.commandsCpuMs / n, 2), reads: round(noop.reads / n, 1) } },
@@ -193,8 +159,8 @@ async function nebulaRun(n: number): Promise<NebulaFigures> {
     const pids = procs.map((p) => p.pid!);
     return {
       networks: n,
-      processes: pids.filter((p) => status(p).VmRSS).length,
-      rssMiB: mib(pids.reduce((a, p) => a + (status(p).VmRSS ?? 0), 0)),
+      processes: pids.filter((p) => statusKiB(p, 'VmRSS') > 0).length,
+      rssMiB: mib(pids.reduce((a, p) => a + statusKiB(p, 'VmRSS'), 0)),
       pssMiB: mib(pids.reduce((a, p) => a + pssKiB(p), 0)),
       startMs: round(startMs),
     };

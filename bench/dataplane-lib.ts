@@ -200,6 +200,23 @@ export async function rawTunnel(pair: Pair): Promise<Tunnel> {
   return { client: { host: pair.a }, server, serverAddr: UNDERLAY.b, underlayServer: server, pids: [], t0: Date.now(), down: async () => undefined, notes: {} };
 }
 
+/** A tunnel of two daemons started in the hosts' own namespaces (a → b); down() ends them. */
+function daemonTunnel(pair: Pair, procs: Proc[], serverAddr: string, t0: number, notes: Record<string, unknown>): Tunnel {
+  const server: Place = { host: pair.b };
+  return {
+    client: { host: pair.a },
+    server,
+    serverAddr,
+    underlayServer: server,
+    pids: procs.map((p) => p.pid),
+    t0,
+    notes,
+    down: async () => {
+      await Promise.all(procs.map((p) => p.kill()));
+    },
+  };
+}
+
 export interface HandOptions extends DaemonKnobs {
   mtu?: number;
   /** Run on each end after the link is up (with the daemon's PID and the end's host), e.g. to change a knob. */
@@ -245,19 +262,7 @@ export async function handTunnel(pair: Pair, o: HandOptions = {}): Promise<Tunne
     await Promise.all(procs.map((p) => p.kill()));
     throw e;
   }
-  const server: Place = { host: pair.b };
-  return {
-    client: { host: pair.a },
-    server,
-    serverAddr: addr.b,
-    underlayServer: server,
-    pids: procs.map((p) => p.pid),
-    t0,
-    notes: {},
-    down: async () => {
-      await Promise.all(procs.map((p) => p.kill()));
-    },
-  };
+  return daemonTunnel(pair, procs, addr.b, t0, {});
 }
 
 function checkReport(r: ApplyReport, what: string): ApplyReport {
@@ -357,20 +362,7 @@ export async function nebulaTunnel(pair: Pair, o: NebulaOptions = {}): Promise<T
     await Promise.all(procs.map((p) => p.kill()));
     throw e;
   }
-  const server: Place = { host: pair.b };
-  return {
-    client: { host: pair.a },
-    server,
-    serverAddr: addr.b,
-    underlayServer: server,
-    pids: procs.map((p) => p.pid),
-    t0,
-    notes: { mtu: o.mtu ?? 1300 },
-    serverConfig: join(dir, 'b.yml'),
-    down: async () => {
-      await Promise.all(procs.map((p) => p.kill()));
-    },
-  };
+  return { ...daemonTunnel(pair, procs, addr.b, t0, { mtu: o.mtu ?? 1300 }), serverConfig: join(dir, 'b.yml') };
 }
 
 /** Milliseconds from t.t0 to the first echo reply (pings every 20 ms, at most 15 s), or NaN. */

@@ -10,10 +10,11 @@
 // the signed version goes into etcd, the controller plans, the agents watch — pushSeconds is the submission.
 // Targets (2 cores): 3 nodes green in ≤ 10 s, 20 nodes in ≤ 45 s. Last line: one JSON object.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { childrenNamed, statusKiB } from './proc.ts';
 import { distIsFresh, ensureIdentity } from '../labs/agents.ts';
 import { nodeStatus, planLab, pushAll } from '../labs/control.ts';
 import { downLab, labDir, labUp, readState } from '../labs/index.ts';
@@ -52,15 +53,6 @@ function specFor(n: number, etcd = false): object {
     ],
     options: { convergeTimeout: '180s' },
   };
-}
-
-function rssKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
 }
 
 interface Figures {
@@ -138,7 +130,7 @@ async function runOne(n: number, root: string, etcd = false): Promise<Figures> {
     const s = readState(dir);
     if (!s) return;
     const pids = Object.values(s.agents).map((a) => a.pid);
-    peak = Math.max(peak, pids.reduce((sum, p) => sum + rssKiB(p, 'VmRSS'), 0));
+    peak = Math.max(peak, pids.reduce((sum, p) => sum + statusKiB(p, 'VmRSS'), 0));
   }, 100);
   try {
     const r = await labUp(spec, { name, progress: (l) => process.stderr.write(`  [${n}] ${l}\n`) });
@@ -146,8 +138,8 @@ async function runOne(n: number, root: string, etcd = false): Promise<Figures> {
     process.stderr.write(`  [${n}] blueprint change: ${JSON.stringify(change)}\n`);
     const s = readState(dir)!;
     const pids = Object.values(s.agents).map((a) => a.pid);
-    const hwm = pids.reduce((sum, p) => sum + rssKiB(p, 'VmHWM'), 0);
-    for (const p of listWg(pids)) wg += rssKiB(p, 'VmRSS');
+    const hwm = pids.reduce((sum, p) => sum + statusKiB(p, 'VmHWM'), 0);
+    for (const p of childrenNamed(pids, 'wireguard-go')) wg += statusKiB(p, 'VmRSS');
     return {
       nodes: n,
       controlPlane: etcd ? 'etcd' : 'embedded',
@@ -163,22 +155,6 @@ async function runOne(n: number, root: string, etcd = false): Promise<Figures> {
     clearInterval(sample);
     await downLab(name, dir);
   }
-}
-
-/** wireguard-go daemons the agents started (children of the agent PIDs). */
-function listWg(agents: number[]): number[] {
-  const set = new Set(agents);
-  const out: number[] = [];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x)).map(Number)) {
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (set.has(ppid) && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'wireguard-go') out.push(d);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 const root = mkdtempSync('/tmp/zmesh-lab-bench-');

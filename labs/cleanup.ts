@@ -389,3 +389,17 @@ export async function releaseLoops(dir: string, timeoutMs = 3000): Promise<strin
   for (const [dev] of left) await run(['losetup', '-d', dev], { okCodes: [0, 1] });
   return left.map(([d, f]) => `${d} (${f})`);
 }
+
+/**
+ * Takes a lab down and says what is left of it (empty: nothing): the processes that ran in it just before,
+ * namespaces, mounts, sockets, links and the directory; a failed down is one entry too. For tests and labs'
+ * own checks.
+ */
+export async function downAndCheck(name: string, dir: string): Promise<string[]> {
+  const procs = processesOf(name, dir);
+  const failed = await downLab(name, dir).then(
+    () => null,
+    (e: unknown) => `lab down failed: ${(e as Error).message}`,
+  );
+  return [...(failed ? [failed] : []), ...leftovers(name, dir, { procs })];
+}

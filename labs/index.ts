@@ -37,7 +37,7 @@ export {
   type UpOptions,
   type HostStatus,
 } from './lab.ts';
-export { downLab, downAll, labProcesses, processesOf, leftovers, loopsUnder, type DownReport } from './cleanup.ts';
+export { downLab, downAll, downAndCheck, labProcesses, processesOf, leftovers, loopsUnder, type DownReport } from './cleanup.ts';
 export { runMatrix, judge, parseProbe, matrixOk, type PairResult } from './matrix.ts';
 export { endpointsOf, workloadPids, workloadText, type Endpoint } from './endpoints.ts';
 export { dockerPaths, dockerClient, dockerdAlive, workloadPid, LAB_POOL_SIZE } from './docker.ts';

@@ -13,28 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signBlueprint, type Blueprint, type SignedBlueprint } from '../../src/blueprint/index.ts';
 import { Key } from '../../src/crypto/keys.ts';
-import {
-  awaitEtcdPlans,
-  controllerAlive,
-  downLab,
-  ensureControlPlane,
-  killMember,
-  labDir,
-  labFault,
-  labMatrix,
-  labStatus,
-  labUp,
-  labWaitGreen,
-  leftovers,
-  matrixOk,
-  memberAlive,
-  openLab,
-  processesOf,
-  readEtcd,
-  startController,
-  stopController,
-  submitToEtcd,
-} from '../../labs/index.ts';
+import { awaitEtcdPlans, controllerAlive, downAndCheck, ensureControlPlane, killMember, labDir, labFault, labMatrix, labStatus, labUp, labWaitGreen, matrixOk, memberAlive, openLab, readEtcd, startController, stopController, submitToEtcd } from '../../labs/index.ts';
 import { waitGreen } from '../../labs/lab.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
 
@@ -70,7 +49,6 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
   const dir = labDir(name);
   const specFile = join(root, 'spec.yaml');
   writeFileSync(specFile, SPEC);
-  const procs: { pid: number; start: number }[] = [];
   const left: string[] = [];
   const t0 = Date.now();
   const lap = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
@@ -180,9 +158,7 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     assert.equal(genH().heads['node-h'][KEY], headH, "node-h's part was not touched");
     lap(`${old} back: green (after ${back.seconds.toFixed(1)} s), node-h stayed on ${moved}`);
   } finally {
-    procs.push(...processesOf(name, dir));
-    await downLab(name, dir);
-    left.push(...leftovers(name, dir, { procs }));
+    left.push(...(await downAndCheck(name, dir)));
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');

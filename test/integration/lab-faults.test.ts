@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { downLab, labDir, labExecArgv, labFault, labMatrix, labUp, labWaitGreen, leftovers, openLab, processesOf, type FaultKind } from '../../labs/index.ts';
+import { downAndCheck, labDir, labExecArgv, labFault, labMatrix, labUp, labWaitGreen, openLab, type FaultKind } from '../../labs/index.ts';
 
 const SPEC = fileURLToPath(new URL('../../labs/quickstart.yaml', import.meta.url));
 const root = mkdtempSync('/tmp/zmesh-lab-test-');
@@ -37,7 +37,6 @@ function underlayPing(from: string, to: string, count: number): [number, number 
 
 test('faults and recovery on the quickstart lab', { timeout: 600_000 }, async (t) => {
   const dir = labDir(name);
-  const procs: { pid: number; start: number }[] = [];
   const left: string[] = [];
   const times: Record<string, number> = {};
   const recover = async (label: string, boundSec: number, t0 = Date.now()) => {
@@ -96,9 +95,7 @@ test('faults and recovery on the quickstart lab', { timeout: 600_000 }, async (t
     await recover('reboot laptop', 30, await fault('laptop', 'reboot'));
     t.diagnostic(`recovery times (s): ${JSON.stringify(times)}`);
   } finally {
-    procs.push(...processesOf(name, dir));
-    await downLab(name, dir);
-    left.push(...leftovers(name, dir, { procs }));
+    left.push(...(await downAndCheck(name, dir)));
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');

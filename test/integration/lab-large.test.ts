@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { downLab, labDir, labUp, leftovers, openLab, processesOf } from '../../labs/index.ts';
+import { downAndCheck, labDir, labUp, openLab } from '../../labs/index.ts';
 
 const SPEC = fileURLToPath(new URL('../../labs/examples/six-nodes.yaml', import.meta.url));
 const root = mkdtempSync('/tmp/zmesh-lab-test-');
@@ -17,7 +17,6 @@ const name = `six-${randomBytes(3).toString('hex')}`;
 
 test('six nodes, two NAT routers, three tenants with overlapping ranges: green, reconcile, down', { timeout: 400_000 }, async (t) => {
   const dir = labDir(name);
-  const procs: { pid: number; start: number }[] = [];
   const left: string[] = [];
   try {
     const s = await labUp(SPEC, { name });
@@ -56,9 +55,7 @@ test('six nodes, two NAT routers, three tenants with overlapping ranges: green, 
     assert.ok(!amber1.resources.some((x) => x.node === 'hid-3'));
     assert.equal(after.state.blueprints['amber/mesh'].version, 2);
   } finally {
-    procs.push(...processesOf(name, dir));
-    await downLab(name, dir);
-    left.push(...leftovers(name, dir, { procs }));
+    left.push(...(await downAndCheck(name, dir)));
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { downLab, labDir, labExecArgv, labFault, labMatrix, labUp, labWaitGreen, leftovers, openLab, processesOf, type FaultKind, type PairResult } from '../../labs/index.ts';
+import { downAndCheck, labDir, labExecArgv, labFault, labMatrix, labUp, labWaitGreen, openLab, type FaultKind, type PairResult } from '../../labs/index.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SCALE = Number(process.env.TORTURE_SCALE ?? 1);
@@ -116,7 +116,6 @@ test('torture: lab faults, each followed by recovery to a green matrix', { timeo
   const specFile = join(root, 'spec.yaml');
   writeFileSync(specFile, SPEC);
   const records: FaultRecord[] = [];
-  const procs: { pid: number; start: number }[] = [];
   const left: string[] = [];
   const t00 = Date.now();
   let upSec: number | undefined;
@@ -227,9 +226,7 @@ test('torture: lab faults, each followed by recovery to a green matrix', { timeo
     }
     say(`recovery times: ${JSON.stringify(records.map((r) => [r.fault, r.target, r.seconds]))}`);
   } finally {
-    procs.push(...processesOf(name, dir));
-    await downLab(name, dir).catch((e) => say(`down: ${(e as Error).message}`));
-    left.push(...leftovers(name, dir, { procs }));
+    left.push(...(await downAndCheck(name, dir)));
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');
