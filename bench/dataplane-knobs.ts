@@ -2,12 +2,14 @@
 //   node --import tsx bench/dataplane-knobs.ts [knob ...]     e.g.  … base buf4m gomaxprocs1
 // Each knob is the hand-built wireguard-go tunnel of bench/dataplane.ts (b) with one change; the knobs are
 // measured round-robin (so load changes hit all alike), BENCH_DP_REPS fresh setups each (default 3),
-// single-stream iperf3 for BENCH_DP_SECONDS (default 5). Prints a table, then one JSON object.
+// iperf3 for BENCH_DP_SECONDS (default 5) with BENCH_DP_PARALLEL streams (default 1). Prints a table, then one
+// JSON object.
 import { writeFileSync } from 'node:fs';
 import { execIn, firstPing, HAND_PORT, handTunnel, iperf, load1, median, Pair, raiseBuffers, round, type HandOptions, type IperfResult } from './dataplane-lib.ts';
 
 const REPS = Number(process.env.BENCH_DP_REPS ?? 3);
 const SECONDS = Number(process.env.BENCH_DP_SECONDS ?? 5);
+const PARALLEL = Number(process.env.BENCH_DP_PARALLEL ?? 1);
 
 const buffers = (pid: number, bytes: number) => raiseBuffers(pid, HAND_PORT, bytes);
 
@@ -18,6 +20,8 @@ const KNOBS: Record<string, HandOptions> = {
   buf16m: { after: (_e, pid) => buffers(pid, 16 << 20) },
   gomaxprocs1: { env: { GOMAXPROCS: '1' } },
   gogc400: { env: { GOGC: '400' } },
+  gmp1_gogc400: { env: { GOMAXPROCS: '1', GOGC: '400' } },
+  gmp1_pin01: { env: { GOMAXPROCS: '1' }, cpus: ['0', '1'] },
   gogcoff: { env: { GOGC: 'off', GOMEMLIMIT: '256MiB' } },
   txq1000: { after: async (_e, _pid, at) => void (await execIn(at, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '1000'])) },
   txq5000: { after: async (_e, _pid, at) => void (await execIn(at, ['ip', 'link', 'set', 'wg0', 'txqueuelen', '5000'])) },
@@ -61,7 +65,7 @@ for (let rep = 0; rep < REPS; rep++) {
       const t = await handTunnel(pair, KNOBS[k]);
       try {
         const fp = await firstPing(t);
-        const r = await iperf(t, { seconds: SECONDS });
+        const r = await iperf(t, { seconds: SECONDS, ...(PARALLEL > 1 ? { parallel: PARALLEL } : {}) });
         (runs[k] ??= []).push({ ...r, firstPingMs: fp });
         console.log(`rep ${rep} ${k.padEnd(14)} ${String(r.mbps).padStart(7)} Mbit/s  retr ${r.retransmits}  drops ${r.udpRcvbufErrors}  cpu ${r.cpuSPerGB} s/GB  load ${r.load}`);
       } finally {
@@ -83,4 +87,4 @@ for (const k of wanted) {
   summary[k] = { mbps: m, runs: rs.map((r) => r.mbps), drops: median(rs.map((r) => r.udpRcvbufErrors)), cpuSPerGB: median(rs.map((r) => r.cpuSPerGB)), retransmits: median(rs.map((r) => r.retransmits)), loads: rs.map((r) => r.load) };
   console.log(`${k.padEnd(15)} ${String(m).padStart(8)}   ${base ? round(m / base, 2) : '-'}   ${median(rs.map((r) => r.udpRcvbufErrors))}   ${median(rs.map((r) => r.cpuSPerGB))}`);
 }
-console.log(JSON.stringify({ bench: 'dataplane-knobs', reps: REPS, seconds: SECONDS, load: load1(), knobs: summary }));
+console.log(JSON.stringify({ bench: 'dataplane-knobs', reps: REPS, seconds: SECONDS, parallel: PARALLEL, load: load1(), knobs: summary }));

@@ -121,15 +121,14 @@ export class Pair {
     this.b = b;
     this.dir = dir;
   }
-  static async create(tuning?: boolean): Promise<Pair> {
+  /** tuning: the drivers' (default on); wireguardGo: the binary the drivers start (default: the one on PATH). */
+  static async create(o: { tuning?: boolean; wireguardGo?: string } = {}): Promise<Pair> {
     const dir = mkdtempSync(join(tmpdir(), 'zmesh-dp-'));
     let a: SimHost | null = null;
     let b: SimHost | null = null;
+    const opts = { backend: 'userspace' as const, underlayMtu: UNDERLAY.mtu, tuning: o.tuning, wireguardGo: o.wireguardGo };
     try {
-      [a, b] = await Promise.all([
-        SimHost.start('dpa', { backend: 'userspace', underlayMtu: UNDERLAY.mtu, tuning }),
-        SimHost.start('dpb', { backend: 'userspace', underlayMtu: UNDERLAY.mtu, tuning }),
-      ]);
+      [a, b] = await Promise.all([SimHost.start('dpa', opts), SimHost.start('dpb', opts)]);
       await wire({ ns: a.ns, ifname: 'u0', addr: `${UNDERLAY.a}/${UNDERLAY.prefix}` }, { ns: b.ns, ifname: 'u0', addr: `${UNDERLAY.b}/${UNDERLAY.prefix}` }, UNDERLAY.mtu);
       return new Pair(a, b, dir);
     } catch (e) {
@@ -219,6 +218,8 @@ function daemonTunnel(pair: Pair, procs: Proc[], serverAddr: string, t0: number,
 
 export interface HandOptions extends DaemonKnobs {
   mtu?: number;
+  /** The wireguard-go binary (default: the one on PATH). */
+  binary?: string;
   /** Run on each end after the link is up (with the daemon's PID and the end's host), e.g. to change a knob. */
   after?: (end: 'a' | 'b', pid: number, place: Place) => Promise<void>;
 }
@@ -242,7 +243,7 @@ export async function handTunnel(pair: Pair, o: HandOptions = {}): Promise<Tunne
     await Promise.all(
       ends.map(async ([me, host, other], i) => {
         const prefix = [...(o.cpus ? ['taskset', '-c', o.cpus[i]] : []), ...(o.nice ? ['nice', '-n', String(o.nice)] : []), ...(o.prefix ?? [])];
-        const p = spawnIn({ host }, ['wireguard-go', '-f', 'wg0'], {
+        const p = spawnIn({ host }, [o.binary ?? 'wireguard-go', '-f', 'wg0'], {
           timeoutMs: 600_000,
           env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error', ...o.env },
           prefix,

@@ -2,8 +2,10 @@
 // (MTU 1500), side by side in one run:
 //   raw        (a) the underlay veth itself
 //   hand       (b) a tunnel built by hand the textbook way: wireguard-go + `wg set`, MTU 1420, nothing else
+//   hand-bookworm (b) the same with bookworm's wireguard-go 0.0.20220316 (before batching), unpacked aside
 //   zmesh      (c) the same two hosts as one zmesh network, applied by the netns driver (its default tuning)
 //   zmesh-off  (c) the same with the driver's tuning turned off (DriverOptions.tuning = false)
+//   zmesh-bookworm (c) zmesh with its drivers starting bookworm's wireguard-go (that build's default tuning)
 //   nebula     (d) Nebula 1.6.1 at its default MTU (1300), firewall allowing everything
 //   nebula1420 (d) Nebula at MTU 1420
 // For each: time from the start of the setup to the first echo reply, single-stream iperf3 and a 4-stream run
@@ -15,6 +17,8 @@
 // Prints a table, then one JSON object on the last line.
 //   node --import tsx bench/dataplane.ts
 import { cpus } from 'node:os';
+import { sh } from '../test/helpers/host.ts';
+import { BOOKWORM_WIREGUARD_GO, bookwormWireguardGo } from '../test/helpers/wireguard-go.ts';
 import {
   execIn,
   firstPing,
@@ -43,11 +47,19 @@ interface SetupDef {
   what: string;
   /** Driver tuning of the hosts (zmesh setups only). */
   tuning?: boolean;
+  /** The hosts' drivers start bookworm's wireguard-go (zmesh setups only). */
+  bookworm?: boolean;
   up: (p: Pair) => Promise<Tunnel>;
 }
+const wgGo = (await sh(['wireguard-go', '--version'])).stdout.split('\n')[0].replace(/^wireguard-go /, '');
 const SETUPS: Record<string, SetupDef> = {
   raw: { label: '(a) underlay veth', what: 'no tunnel', up: rawTunnel },
-  hand: { label: '(b) hand-built wireguard-go', what: 'wireguard-go + wg set, MTU 1420', up: (p) => handTunnel(p) },
+  hand: { label: '(b) hand-built wireguard-go', what: `wireguard-go ${wgGo} (PATH) + wg set, MTU 1420`, up: (p) => handTunnel(p) },
+  'hand-bookworm': {
+    label: '(b) hand-built, bookworm build',
+    what: `bookworm's wireguard-go ${BOOKWORM_WIREGUARD_GO} (before batching) + wg set, MTU 1420`,
+    up: (p) => handTunnel(p, { binary: bookwormWireguardGo() }),
+  },
   'hand-buf': {
     label: '(b) hand-built + socket buffers',
     what: 'the same with 4 MiB socket buffers (optional setup)',
@@ -60,6 +72,13 @@ const SETUPS: Record<string, SetupDef> = {
   },
   zmesh: { label: '(c) zmesh', what: 'netns driver, default tuning', tuning: true, up: zmeshTunnel },
   'zmesh-off': { label: '(c) zmesh, tuning off', what: 'netns driver, tuning: false', tuning: false, up: zmeshTunnel },
+  'zmesh-bookworm': {
+    label: '(c) zmesh, bookworm build',
+    what: `netns driver, default tuning, bookworm's wireguard-go ${BOOKWORM_WIREGUARD_GO}`,
+    tuning: true,
+    bookworm: true,
+    up: zmeshTunnel,
+  },
   'zmesh-nonft': {
     label: '(c) zmesh, tenant nft removed',
     what: 'diagnosis: the tenant nft table (conntrack) deleted after apply (optional setup)',
@@ -74,7 +93,7 @@ const SETUPS: Record<string, SetupDef> = {
   nebula: { label: '(d) Nebula, default MTU 1300', what: 'nebula 1.6.1', up: (p) => nebulaTunnel(p) },
   nebula1420: { label: '(d) Nebula, MTU 1420', what: 'nebula 1.6.1, tun.mtu 1420', up: (p) => nebulaTunnel(p, { mtu: 1420 }) },
 };
-const DEFAULT_SETUPS = 'raw,hand,zmesh,zmesh-off,nebula,nebula1420';
+const DEFAULT_SETUPS = 'raw,hand,zmesh,zmesh-off,hand-bookworm,zmesh-bookworm,nebula,nebula1420';
 const chosen = (process.env.BENCH_DP_SETUPS ?? DEFAULT_SETUPS).split(',').filter(Boolean);
 for (const s of chosen) if (!SETUPS[s]) throw new Error(`unknown setup ${s}; setups: ${Object.keys(SETUPS).join(', ')}`);
 
@@ -105,7 +124,7 @@ for (let rep = 0; rep < REPS; rep++) {
     let pair: Pair | null = null;
     let tunnel: Tunnel | null = null;
     try {
-      pair = await Pair.create(def.tuning);
+      pair = await Pair.create({ tuning: def.tuning, wireguardGo: def.bookworm ? bookwormWireguardGo() : undefined });
       tunnel = await def.up(pair);
       const fp = await firstPing(tunnel);
       const single = await iperf(tunnel, { seconds: SECONDS });
@@ -157,6 +176,9 @@ const ratios = {
   zmeshVsHand4: round(mb4('zmesh') / mb4('hand'), 2),
   zmeshVsNebulaBest4: round(mb4('zmesh') / nebulaBest4, 2),
   zmeshTunedVsOff: round(mb('zmesh') / mb('zmesh-off'), 2),
+  // Against the textbook tunnel on Debian 12 (bookworm's wireguard-go, the issue's ~770 Mbit/s baseline).
+  zmeshVsHandBookworm: round(mb('zmesh') / mb('hand-bookworm'), 2),
+  zmeshBookwormVsHandBookworm: round(mb('zmesh-bookworm') / mb('hand-bookworm'), 2),
 };
 const goals = {
   zmeshAtLeast115xHand: Number.isFinite(ratios.zmeshVsHand) ? ratios.zmeshVsHand >= 1.15 : null,
@@ -172,6 +194,8 @@ for (const name of chosen) {
   );
 }
 console.log(`zmesh / hand-built: ${ratios.zmeshVsHand} (goal ≥ 1.15: ${goals.zmeshAtLeast115xHand ? 'met' : 'MISSED'}); zmesh / Nebula's best: ${ratios.zmeshVsNebulaBest} (goal ≥ 1.0: ${goals.zmeshAtLeastNebulaBest ? 'met' : 'MISSED'})`);
+if (Number.isFinite(ratios.zmeshVsHandBookworm)) console.log(`zmesh / hand-built with bookworm's wireguard-go: ${ratios.zmeshVsHandBookworm}`);
+if (Number.isFinite(ratios.zmeshBookwormVsHandBookworm)) console.log(`both on bookworm's wireguard-go: zmesh / hand-built ${ratios.zmeshBookwormVsHandBookworm}`);
 if (errors.length) console.log(`errors:\n  ${errors.join('\n  ')}`);
 console.log(
   JSON.stringify({

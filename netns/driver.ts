@@ -23,7 +23,7 @@ import type {
   ResourceReport,
 } from './types.ts';
 import { Daemons, detectBackend, KernelBackend, UserspaceBackend, type BackendOptions, type WgBackend } from './wireguard.ts';
-import { resolveTuning, SocketTuner, validateTuning, type Tuning } from './tuning.ts';
+import { parseWireguardGoVersion, resolveTuning, SocketTuner, validateTuning, type Tuning, type WireguardGoBuild } from './tuning.ts';
 
 export interface DriverOptions extends BackendOptions {
   /** The command runner (default: an ExecaRunner). */
@@ -37,9 +37,10 @@ export interface DriverOptions extends BackendOptions {
   /** Seconds after a handshake during which a peer's endpoint is left alone (default 180). */
   roamWindowSec?: number;
   /**
-   * Data-plane tuning of wireguard-go (netns/tuning.ts): true or absent applies DEFAULT_TUNING (raised UDP
-   * socket buffers, the daemon kept in the driver's session), false applies none (wireguard-go as it comes, in
-   * a session of its own), an object overrides single knobs. The kernel backend needs none.
+   * Data-plane tuning of wireguard-go (netns/tuning.ts): true or absent applies the defaults for the binary's
+   * build (batched builds ≥ 0.0.20230223: GOMAXPROCS=1; older ones: raised UDP socket buffers; both: the daemon
+   * kept in the driver's session), false applies none (wireguard-go as it comes, in a session of its own), an
+   * object overrides single knobs. The kernel backend needs none.
    */
   tuning?: boolean | Partial<Tuning>;
 }
@@ -102,8 +103,13 @@ export class Driver {
   private readonly daemons: Daemons;
   private backend: WgBackend | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  /** The tuning in force (resolved from DriverOptions.tuning). */
-  readonly tuning: Tuning;
+  /**
+   * The tuning in force (resolved from DriverOptions.tuning for the wireguard-go build; until the build is known,
+   * the defaults of builds before batching).
+   */
+  tuning: Tuning;
+  /** The wireguard-go build (userspace backend), once the backend is detected; null before or with the kernel. */
+  wireguardGo: WireguardGoBuild | null = null;
   private readonly tuner: SocketTuner;
 
   constructor(opts: DriverOptions = {}) {
@@ -130,9 +136,24 @@ export class Driver {
   private async getBackend(run: Runner): Promise<WgBackend> {
     if (!this.backend) {
       const kind: BackendKind = await detectBackend(run, this.opts.backend ?? 'auto');
+      if (kind === 'userspace') await this.detectBuild(run);
       this.backend = kind === 'kernel' ? new KernelBackend(this.daemons) : new UserspaceBackend(this.daemons);
     }
     return this.backend;
+  }
+
+  /** Asks wireguard-go what it is (before the first daemon starts) and takes the tuning for that build. */
+  private async detectBuild(run: Runner): Promise<void> {
+    let text = '';
+    try {
+      text = (await run.run([this.daemons.binary, '--version'], { mutating: false, okCodes: [0, 1, 2], timeoutMs: 5000 })).stdout;
+    } catch {
+      /* not there or not runnable: starting a daemon says so */
+    }
+    this.wireguardGo = parseWireguardGoVersion(text);
+    this.tuning = resolveTuning(this.opts.tuning, this.wireguardGo);
+    this.daemons.configure(this.tuning);
+    this.tuner.setBytes(this.tuning.socketBufferBytes);
   }
 
   /** The backend in use (detected on first use). */

@@ -52,7 +52,11 @@ export { readHost, readNs, readWg, readNft, type HostState, type NsState } from 
 export { allocateEgressBlock, canonicalCidr, canonicalEndpoint } from './ip.ts';
 export {
   DEFAULT_TUNING,
+  DEFAULT_TUNING_BATCHED,
   NO_TUNING,
+  BATCHED_SINCE,
+  defaultTuning,
+  parseWireguardGoVersion,
   resolveTuning,
   validateTuning,
   SocketTuner,
@@ -61,6 +65,7 @@ export {
   socketBufferArgv,
   parseSocketBuffers,
   type Tuning,
+  type WireguardGoBuild,
   type SocketTuning,
   type UdpSocket,
   type DaemonSocket,

@@ -12,6 +12,15 @@
 // or its port changes; the driver checks the buffer size of the live sockets and sets them again when needed.
 // The helper is a short perl program (perl-base is Essential on Debian): node has no pidfd_getfd.
 //
+//
+// Batched builds. wireguard-go from 0.0.20230223 on (Debian trixie's package) reads and writes its UDP socket
+// with recvmmsg/sendmmsg and its tun with TCP segmentation offload (virtio-net headers): on this machine it
+// carries about three times what 0.0.20220316 does, its sockets drop nothing with the default buffers, and
+// raised buffers measured no better (0.91×). What helps it is GOMAXPROCS=1: one Go scheduler thread per
+// daemon, 1.13–1.19× the throughput at 20–25% less CPU per GB (bench/dataplane-knobs.ts). So the defaults
+// follow the binary: the driver asks it for its version (`wireguard-go --version`) before starting the first
+// daemon and takes DEFAULT_TUNING_BATCHED or DEFAULT_TUNING.
+//
 // Everything here is pure except readUdpSockets and setSocketBuffers, which read /proc and run one process.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Runner } from './runner.ts';
@@ -26,28 +35,70 @@ export interface Tuning {
    * textbook way from the caller's session (bench/dataplane.ts, "session" in docs/benchmarks.md).
    */
   daemonOwnSession: boolean;
-  /** Extra environment for wireguard-go (e.g. GOGC); none by default (GOMAXPROCS=1 and GOGC=400 measured no better). */
+  /**
+   * Extra environment for wireguard-go. Batched builds: GOMAXPROCS=1 by default. Builds before batching: none
+   * (GOMAXPROCS=1 and GOGC=400 measured no better there).
+   */
   daemonEnv: Record<string, string>;
 }
 
-/** What the driver applies by default (each knob measured with bench/dataplane-knobs.ts; see docs/benchmarks.md). */
+/** What a wireguard-go binary is, as far as tuning goes. */
+export interface WireguardGoBuild {
+  /** "0.0.20230223" (from `wireguard-go --version`); null when it could not be read. */
+  version: string | null;
+  /** Batched UDP and tun I/O (version ≥ BATCHED_SINCE). */
+  batched: boolean;
+}
+
+/** The first wireguard-go release with recvmmsg/sendmmsg and tun offloads. */
+export const BATCHED_SINCE = '0.0.20230223';
+
+/** Parses `wireguard-go --version` ("wireguard-go v0.0.20230223\n\nUserspace WireGuard daemon …"). */
+export function parseWireguardGoVersion(text: string): WireguardGoBuild {
+  const m = /^wireguard-go v?(\d+)\.(\d+)\.(\d+)\b/m.exec(text);
+  if (!m) return { version: null, batched: false };
+  const v = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const since = BATCHED_SINCE.split('.').map(Number);
+  let cmp = 0;
+  for (let i = 0; i < 3 && cmp === 0; i++) cmp = Math.sign(v[i] - since[i]);
+  return { version: v.join('.'), batched: cmp >= 0 };
+}
+
+/** What the driver applies by default to a build before batching (each knob measured with bench/dataplane-knobs.ts). */
 export const DEFAULT_TUNING: Tuning = {
   socketBufferBytes: 4 * 1024 * 1024,
   daemonOwnSession: false,
   daemonEnv: {},
 };
 
+/** What the driver applies by default to a batched build (≥ BATCHED_SINCE): no buffers to raise, GOMAXPROCS=1. */
+export const DEFAULT_TUNING_BATCHED: Tuning = {
+  socketBufferBytes: 0,
+  daemonOwnSession: false,
+  daemonEnv: { GOMAXPROCS: '1' },
+};
+
 /** Nothing tuned: wireguard-go as it comes, in a session of its own (DriverOptions.tuning = false). */
 export const NO_TUNING: Tuning = { socketBufferBytes: 0, daemonOwnSession: true, daemonEnv: {} };
 
-/** DriverOptions.tuning → the tuning in force: true/undefined = the defaults, false = none, an object = defaults overridden. */
-export function resolveTuning(t: boolean | Partial<Tuning> | undefined): Tuning {
+/** The defaults for a build (an unknown build gets those of the builds before batching). */
+export function defaultTuning(build?: WireguardGoBuild | null): Tuning {
+  const d = build?.batched ? DEFAULT_TUNING_BATCHED : DEFAULT_TUNING;
+  return { ...d, daemonEnv: { ...d.daemonEnv } };
+}
+
+/**
+ * DriverOptions.tuning → the tuning in force for a build: true/undefined = the build's defaults, false = none,
+ * an object = the build's defaults with single knobs overridden.
+ */
+export function resolveTuning(t: boolean | Partial<Tuning> | undefined, build?: WireguardGoBuild | null): Tuning {
   if (t === false) return { ...NO_TUNING, daemonEnv: {} };
-  if (t === undefined || t === true) return { ...DEFAULT_TUNING, daemonEnv: { ...DEFAULT_TUNING.daemonEnv } };
+  const d = defaultTuning(build);
+  if (t === undefined || t === true) return d;
   return {
-    socketBufferBytes: t.socketBufferBytes ?? DEFAULT_TUNING.socketBufferBytes,
-    daemonOwnSession: t.daemonOwnSession ?? DEFAULT_TUNING.daemonOwnSession,
-    daemonEnv: { ...DEFAULT_TUNING.daemonEnv, ...t.daemonEnv },
+    socketBufferBytes: t.socketBufferBytes ?? d.socketBufferBytes,
+    daemonOwnSession: t.daemonOwnSession ?? d.daemonOwnSession,
+    daemonEnv: { ...d.daemonEnv, ...t.daemonEnv },
   };
 }
 
@@ -240,6 +291,12 @@ export class SocketTuner {
 
   get enabled(): boolean {
     return this.o.bytes > 0;
+  }
+
+  /** Changes the size asked for (the driver, once it knows the wireguard-go build; before its first daemon). */
+  setBytes(bytes: number): void {
+    this.o.bytes = bytes;
+    this.tuned.clear();
   }
 
   /** During an apply: change lines for what was done (empty when nothing was needed). Never throws. */

@@ -94,8 +94,8 @@ export class Daemons {
   private readonly children = new Map<string, { pid: number; alive: boolean; stopping: boolean; exited: Promise<unknown> }>();
   private readonly onExit?: BackendOptions['onDaemonExit'];
   private readonly startTimeoutMs: number;
-  private readonly daemonEnv: Record<string, string>;
-  private readonly ownSession: boolean;
+  private daemonEnv: Record<string, string>;
+  private ownSession: boolean;
 
   constructor(opts: BackendOptions = {}) {
     this.stateDir = opts.stateDir ?? '/run/zmesh';
@@ -105,6 +105,12 @@ export class Daemons {
     this.startTimeoutMs = opts.startTimeoutMs ?? 3000;
     this.daemonEnv = { ...opts.daemonEnv };
     this.ownSession = opts.daemonOwnSession !== false;
+  }
+
+  /** How daemons started from now on run (the driver's tuning, once it knows the build). */
+  configure(o: { daemonEnv: Record<string, string>; daemonOwnSession: boolean }): void {
+    this.daemonEnv = { ...o.daemonEnv };
+    this.ownSession = o.daemonOwnSession;
   }
 
   private dir(): string {

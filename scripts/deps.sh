@@ -16,6 +16,38 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# wireguard-go with batched I/O (recvmmsg/sendmmsg, tun offloads; 0.0.20230223 and later) carries about three
+# times what bookworm's 0.0.20220316 does (docs/benchmarks.md). Bookworm has only the old one, so take trixie's
+# package (a static Go binary needing libc6 >= 2.34) through a source list used for this one install, verified
+# by apt against Debian's archive keys like any other package. ZMESH_WIREGUARD_GO=distro keeps bookworm's.
+WG_GO_BATCHED=0.0.20230223
+wg_go_version=$(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null || true)
+if [[ "${ZMESH_WIREGUARD_GO:-batched}" != distro ]] && ! dpkg --compare-versions "${wg_go_version:-0}" ge "$WG_GO_BATCHED"; then
+  echo "zmesh: installing wireguard-go >= $WG_GO_BATCHED from Debian trixie (have ${wg_go_version:-none})" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  trixie=$(mktemp -d)
+  trap 'rm -rf "$trixie"' EXIT
+  printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$trixie/trixie.sources"
+  apt_trixie=(-o "Dir::Etc::SourceList=$trixie/trixie.sources" -o Dir::Etc::SourceParts=/nonexistent -o APT::Get::List-Cleanup=false)
+  if apt-get "${apt_trixie[@]}" update -qq && apt-get "${apt_trixie[@]}" install -y -qq --no-install-recommends wireguard-go/trixie >/dev/null; then
+    echo "zmesh: wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go) installed" >&2
+  else
+    echo "zmesh: could not install trixie's wireguard-go; keeping ${wg_go_version:-none} (tunnels will be slower, everything else works)" >&2
+  fi
+fi
+
+# Bookworm's wireguard-go (before batching), unpacked aside, not installed: the tests check the driver's tuning
+# for that build too, and the benchmark compares both builds.
+WG_GO_BOOKWORM=0.0.20220316-1+b4
+wg_go_old="/var/cache/zmesh/wireguard-go_$WG_GO_BOOKWORM"
+if [[ ! -x "$wg_go_old/usr/bin/wireguard-go" ]]; then
+  echo "zmesh: unpacking bookworm's wireguard-go $WG_GO_BOOKWORM into $wg_go_old" >&2
+  rm -rf "$wg_go_old" && mkdir -p "$wg_go_old"
+  (cd "$wg_go_old" && { apt-get download -qq "wireguard-go=$WG_GO_BOOKWORM" 2>/dev/null || { apt-get update -qq && apt-get download -qq "wireguard-go=$WG_GO_BOOKWORM"; }; } &&
+    dpkg-deb -x wireguard-go_*.deb . && rm -f wireguard-go_*.deb)
+fi
+
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "zmesh: installing npm dependencies" >&2
   npm ci --no-audit --no-fund --loglevel=error

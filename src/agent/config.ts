@@ -34,14 +34,18 @@ export interface AgentConfig {
   storageDevice?: string;
   /** Size of the pool image in bytes (default 10 GiB, sparse). */
   storagePoolSize?: number;
-  /** Data-plane tuning of wireguard-go (raised UDP socket buffers; netns/tuning.ts); default true. */
+  /** Data-plane tuning of wireguard-go (per build: GOMAXPROCS=1, or raised UDP socket buffers; netns/tuning.ts); default true. */
   dataplaneTuning?: boolean;
+  /** The wireguard-go binary (default: wireguard-go on PATH). */
+  wireguardGo?: string;
+  /** GOMAXPROCS of each wireguard-go (overrides the tuning's; "all": Go's own default, every CPU). */
+  wireguardGoMaxProcs?: number | 'all';
 }
 
 const FIELDS = new Set([
   'nodeId', 'identityKeyFile', 'stateDir', 'adminSocket', 'readSocket', 'readSocketGroup', 'endpoints',
   'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel', 'etcd',
-  'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning',
+  'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning', 'wireguardGo', 'wireguardGoMaxProcs',
 ]);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -112,6 +116,11 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   if (c.dataplaneTuning !== undefined && typeof c.dataplaneTuning !== 'boolean') {
     bad('E_TYPE', 'dataplaneTuning', 'dataplaneTuning is true or false', 'leave it out for the default (true)');
   }
+  if (c.wireguardGo !== undefined && !path(c.wireguardGo)) bad('E_TYPE', 'wireguardGo', 'wireguardGo is the path of a wireguard-go binary', 'leave it out for wireguard-go on PATH');
+  const mp = c.wireguardGoMaxProcs;
+  if (mp !== undefined && mp !== 'all' && !(Number.isInteger(mp) && (mp as number) >= 1 && (mp as number) <= 1024)) {
+    bad('E_TYPE', 'wireguardGoMaxProcs', 'wireguardGoMaxProcs is an integer from 1 to 1024, or all', 'leave it out for the tuning\'s choice (1 for batched builds)');
+  }
   const etcd = parseEtcdSection(c.etcd, baseDir, problems);
   if (problems.length) throw new ValidationError(problems, 'agent config');
   return {
@@ -132,6 +141,8 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     storageDevice: typeof c.storageDevice === 'string' ? c.storageDevice : undefined,
     storagePoolSize: poolSize,
     dataplaneTuning: c.dataplaneTuning !== false,
+    wireguardGo: c.wireguardGo !== undefined ? path(c.wireguardGo) : undefined,
+    wireguardGoMaxProcs: mp as AgentConfig['wireguardGoMaxProcs'],
   };
 }
 

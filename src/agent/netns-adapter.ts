@@ -1,9 +1,11 @@
 // The agent's data plane: the netns driver behind the agent's DriverPort.
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
 import { ExecaRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
+import { BATCHED_SINCE, NO_TUNING } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
 import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 
@@ -108,13 +110,23 @@ export class NetnsDriverPort implements DriverPort {
   }
 }
 
+/** The agent config's data-plane settings → DriverOptions.tuning. */
+export function driverTuning(config: Pick<AgentConfig, 'dataplaneTuning' | 'wireguardGoMaxProcs'>): DriverOptions['tuning'] {
+  const on = config.dataplaneTuning !== false;
+  const mp = config.wireguardGoMaxProcs;
+  if (mp === undefined) return on;
+  const gomaxprocs = String(mp === 'all' ? availableParallelism() : mp);
+  return on ? { daemonEnv: { GOMAXPROCS: gomaxprocs } } : { ...NO_TUNING, daemonEnv: { GOMAXPROCS: gomaxprocs } };
+}
+
 export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secret, log: Logger, onDaemonExit?: () => void): Promise<NetnsDriverPort> {
   const port = new NetnsDriverPort(
     identity,
     {
       backend: config.wireguardBackend,
       underlayMtu: config.underlayMtu,
-      tuning: config.dataplaneTuning !== false,
+      tuning: driverTuning(config),
+      ...(config.wireguardGo ? { wireguardGo: config.wireguardGo } : {}),
       onDaemonExit: (ifname, info) => {
         log.warn({ ifname, ...info }, 'wireguard-go exited; reconciling');
         onDaemonExit?.();
@@ -123,6 +135,14 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
     log,
   );
   // Detect the WireGuard backend now (the kernel probe is a mutating command; keep it out of the first apply).
-  log.info({ backend: await port.driver.backendKind() }, 'wireguard backend');
+  const backend = await port.driver.backendKind();
+  const build = port.driver.wireguardGo;
+  log.info({ backend, ...(build ? { wireguardGo: build.version, batched: build.batched } : {}), tuning: port.driver.tuning }, 'wireguard backend');
+  if (build && !build.batched) {
+    log.warn(
+      { wireguardGo: build.version, batchedSince: BATCHED_SINCE },
+      `wireguard-go ${build.version ?? '(version unknown)'} reads and writes one packet per system call: tunnels carry about a third of what a batched build does; install wireguard-go ≥ ${BATCHED_SINCE} (Debian trixie's package; see docs/benchmarks.md)`,
+    );
+  }
   return port;
 }

@@ -28,9 +28,10 @@ const handlers: Record<string, Handler> = {
       onDaemonExit: (ifname, info) => exits.push({ ifname, ...info }),
       clock: typeof p.clockOffsetMs === 'number' ? () => Date.now() + (p.clockOffsetMs as number) : undefined,
       ...(typeof p.tuning === 'boolean' ? { tuning: p.tuning } : {}),
+      ...(typeof p.wireguardGo === 'string' ? { wireguardGo: p.wireguardGo } : {}),
     });
     // Like an agent at startup: detect the backend once (the kernel probe is a mutating command).
-    return { pid: process.pid, backend: await driver.backendKind() };
+    return { pid: process.pid, backend: await driver.backendKind(), wireguardGo: driver.wireguardGo, tuning: driver.tuning };
   },
   apply(p) {
     return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string));

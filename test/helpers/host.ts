@@ -143,6 +143,8 @@ export interface HostOptions {
   clockOffsetMs?: number;
   /** The driver's data-plane tuning (DriverOptions.tuning; default: on). */
   tuning?: boolean;
+  /** The wireguard-go binary (DriverOptions.wireguardGo; default: the one on PATH). */
+  wireguardGo?: string;
 }
 
 /** A simulated host: network namespace + mount namespace with a private /run + a driver agent. */
@@ -240,7 +242,7 @@ export class SimHost {
     });
     ready.catch(() => undefined);
     await ready;
-    await this.call('init', { backend: this.opts.backend ?? 'auto', underlayMtu: this.opts.underlayMtu, clockOffsetMs: this.opts.clockOffsetMs, tuning: this.opts.tuning });
+    await this.call('init', { backend: this.opts.backend ?? 'auto', underlayMtu: this.opts.underlayMtu, clockOffsetMs: this.opts.clockOffsetMs, tuning: this.opts.tuning, wireguardGo: this.opts.wireguardGo });
   }
 
   /** Kills the agent process (SIGKILL, by PID) — daemons it started keep running, as after a crash. */

@@ -1,14 +1,17 @@
-// Data-plane tuning on real namespaces (root; the userspace backend, which is what tuning is for): two hosts
-// with the driver's default tuning get wireguard-go daemons with raised UDP socket buffers (as `ss` sees them)
-// that stay in the driver's session; a re-apply and a restarted driver run no mutating command; a port change
-// (new sockets) is tuned again. Two hosts with tuning off get wireguard-go as it comes (208 KiB buffers, a
-// session of its own).
+// Data-plane tuning on real namespaces (root; the userspace backend, which is what tuning is for). The defaults
+// follow the wireguard-go build: with the batched build on PATH (≥ 0.0.20230223, what scripts/deps.sh installs)
+// the daemons run with GOMAXPROCS=1 and their sockets are left alone; with bookworm's 0.0.20220316 (unpacked
+// aside by scripts/deps.sh) they get raised UDP socket buffers (as `ss` sees them); both stay in the driver's
+// session, a re-apply and a restarted driver run no mutating command, and a port change (new sockets) is tuned
+// again. Tuning off: wireguard-go as it comes (no GOMAXPROCS, buffers as it sets them, a session of its own).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { ActualResource, ApplyReport } from '../../netns/index.ts';
+import { parseWireguardGoVersion, type ActualResource, type ApplyReport } from '../../netns/index.ts';
 import { SimHost, wire } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
+import { bookwormWireguardGo } from '../helpers/wireguard-go.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,6 +24,16 @@ function okReport(r: ApplyReport): void {
 function sessionOf(pid: number): number {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+/** The environment a process was started with (/proc/<pid>/environ). */
+function environOf(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
 }
 
 /** wireguard-go's UDP receive buffers on `port` as `ss` shows them inside the host. */
@@ -39,11 +52,11 @@ async function tunedActual(h: SimHost, id: string): Promise<ActualResource> {
   assert.fail(`${h.label}: the sockets were not tuned within 5 s`);
 }
 
-async function pair(label: string, tuning: boolean | undefined): Promise<[SimHost, SimHost]> {
-  const a = await SimHost.start(`${label}a`, { backend: 'userspace', underlayMtu: 1500, tuning });
+async function pair(label: string, tuning: boolean | undefined, wireguardGo?: string): Promise<[SimHost, SimHost]> {
+  const a = await SimHost.start(`${label}a`, { backend: 'userspace', underlayMtu: 1500, tuning, wireguardGo });
   let b: SimHost;
   try {
-    b = await SimHost.start(`${label}b`, { backend: 'userspace', underlayMtu: 1500, tuning });
+    b = await SimHost.start(`${label}b`, { backend: 'userspace', underlayMtu: 1500, tuning, wireguardGo });
   } catch (e) {
     await a.close();
     throw e;
@@ -52,10 +65,48 @@ async function pair(label: string, tuning: boolean | undefined): Promise<[SimHos
   return [a, b];
 }
 
-test('tuning on by default: raised socket buffers, the driver\'s session, no-op re-apply, re-tuned after a port change', { timeout: 90_000 }, async (t) => {
+test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffers, the driver\'s session, no-op re-apply', { timeout: 90_000 }, async () => {
   const hosts: SimHost[] = [];
   try {
-    const [a, b] = await pair('tu', undefined);
+    const build = parseWireguardGoVersion(execFileSync('wireguard-go', ['--version'], { encoding: 'utf8' }));
+    assert.ok(build.batched, `wireguard-go on PATH is ${build.version}, not a batched build: scripts/deps.sh installs one`);
+    const [a, b] = await pair('tg', undefined);
+    hosts.push(a, b);
+    const net = handPlan({ ipRange: '10.46.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
+    const id = net.networkId;
+    const dA = net.desired.get('a')!;
+    const idA = net.identity.get('a')!;
+    const [ra, rb] = await Promise.all([a.apply([dA], idA), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
+    okReport(ra);
+    okReport(rb);
+    assert.ok(await a.waitPing(`n-${id}`, '10.46.2.1'), 'the tunnel works (and wireguard-go has opened its sockets)');
+    const act = await a.readActual(id);
+    const pid = act.daemon!.pid;
+    assert.equal(environOf(pid).GOMAXPROCS, '1');
+    assert.notEqual(sessionOf(pid), pid, 'not a session leader: no setsid');
+    assert.equal(act.tuning, undefined, 'no socket tuning for a batched build');
+    assert.ok(!ra.resources[0].changes.some((c) => c.startsWith('tuning')), ra.resources[0].changes.join('\n'));
+    const bufs = await ssRcvbufs(a, 51820);
+    assert.ok(bufs.length >= 1);
+    assert.ok(bufs.every((x) => x !== 8 * 1024 * 1024), `left as wireguard-go set them: ${bufs}`);
+    const r = await a.apply([dA], idA);
+    okReport(r);
+    assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
+    await a.stopAgent();
+    await a.startAgent();
+    const r2 = await a.apply([dA], idA);
+    okReport(r2);
+    assert.equal(r2.commands.mutating, 0, `after a restart: ${r2.mutations.join('\n')}`);
+    assert.equal((await a.readActual(id)).daemon?.pid, pid, 'the daemon was adopted, not replaced');
+  } finally {
+    for (const h of hosts) await h.close();
+  }
+});
+
+test('bookworm\'s wireguard-go by default: raised socket buffers, the driver\'s session, no-op re-apply, re-tuned after a port change', { timeout: 90_000 }, async (t) => {
+  const hosts: SimHost[] = [];
+  try {
+    const [a, b] = await pair('tu', undefined, bookwormWireguardGo());
     hosts.push(a, b);
     const net = handPlan({ ipRange: '10.44.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
     const id = net.networkId;
@@ -74,6 +125,7 @@ test('tuning on by default: raised socket buffers, the driver\'s session, no-op 
       assert.deepEqual(await ssRcvbufs(a, 51820), Array(act.tuning!.sockets).fill(8 * 1024 * 1024));
       const pid = act.daemon!.pid;
       assert.notEqual(sessionOf(pid), pid, 'not a session leader: no setsid');
+      assert.equal(environOf(pid).GOMAXPROCS, undefined, 'GOMAXPROCS is for batched builds');
       assert.ok(await a.waitPing(`n-${id}`, '10.44.2.1'), 'the tunnel works');
       await tunedActual(b, id);
     });
@@ -122,8 +174,9 @@ test('tuning off: wireguard-go as it comes', { timeout: 60_000 }, async () => {
     assert.ok(!ra.resources[0].changes.some((c) => c.startsWith('tuning')));
     const bufs = await ssRcvbufs(a, 51820);
     assert.ok(bufs.length >= 1);
-    assert.ok(bufs.every((x) => x < 1024 * 1024), `default buffers: ${bufs}`);
+    assert.ok(bufs.every((x) => x !== 8 * 1024 * 1024), `left as wireguard-go set them: ${bufs}`);
     assert.equal(sessionOf(act.daemon!.pid), act.daemon!.pid, 'a session of its own (setsid)');
+    assert.equal(environOf(act.daemon!.pid).GOMAXPROCS, undefined);
   } finally {
     for (const h of hosts) await h.close();
   }

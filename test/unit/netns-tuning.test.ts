@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import {
   buffersAreSet,
   DEFAULT_TUNING,
+  DEFAULT_TUNING_BATCHED,
   NO_TUNING,
   parseProcNetUdp,
+  parseWireguardGoVersion,
   parseSocketBuffers,
   resolveTuning,
   socketBufferArgv,
@@ -203,4 +205,67 @@ test('Daemons: the tuning reaches wireguard-go (environment, session)', async ()
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('parseWireguardGoVersion: batched from 0.0.20230223 on; anything unreadable is an unknown, unbatched build', () => {
+  const out = (v: string) => `wireguard-go ${v}\n\nUserspace WireGuard daemon for linux-amd64.\nInformation available at https://www.wireguard.com.\n`;
+  assert.deepEqual(parseWireguardGoVersion(out('v0.0.20220316')), { version: '0.0.20220316', batched: false });
+  assert.deepEqual(parseWireguardGoVersion(out('v0.0.20230223')), { version: '0.0.20230223', batched: true });
+  assert.deepEqual(parseWireguardGoVersion(out('v0.0.20250522')), { version: '0.0.20250522', batched: true });
+  assert.deepEqual(parseWireguardGoVersion(out('v0.1.0')), { version: '0.1.0', batched: true });
+  assert.deepEqual(parseWireguardGoVersion(out('0.0.20230222')), { version: '0.0.20230222', batched: false });
+  assert.deepEqual(parseWireguardGoVersion(''), { version: null, batched: false });
+  assert.deepEqual(parseWireguardGoVersion('sh: wireguard-go: not found'), { version: null, batched: false });
+});
+
+test('resolveTuning for a build: batched builds get GOMAXPROCS=1 and no buffers; overrides and false as before', () => {
+  const batched = { version: '0.0.20230223', batched: true };
+  const old = { version: '0.0.20220316', batched: false };
+  assert.deepEqual(DEFAULT_TUNING_BATCHED, { socketBufferBytes: 0, daemonOwnSession: false, daemonEnv: { GOMAXPROCS: '1' } });
+  assert.deepEqual(resolveTuning(undefined, batched), DEFAULT_TUNING_BATCHED);
+  assert.deepEqual(resolveTuning(true, old), DEFAULT_TUNING);
+  assert.deepEqual(resolveTuning(undefined, null), DEFAULT_TUNING);
+  assert.deepEqual(resolveTuning(false, batched), NO_TUNING);
+  assert.deepEqual(resolveTuning({ socketBufferBytes: 1 << 20, daemonEnv: { GOGC: '400' } }, batched), {
+    socketBufferBytes: 1048576,
+    daemonOwnSession: false,
+    daemonEnv: { GOMAXPROCS: '1', GOGC: '400' },
+  });
+  assert.deepEqual(resolveTuning({ daemonEnv: { GOMAXPROCS: '2' } }, batched).daemonEnv, { GOMAXPROCS: '2' });
+  // The defaults are copies: changing one resolved tuning changes no other.
+  resolveTuning(undefined, batched).daemonEnv.GOGC = 'off';
+  assert.deepEqual(DEFAULT_TUNING_BATCHED.daemonEnv, { GOMAXPROCS: '1' });
+});
+
+test('Driver: asks wireguard-go for its version before the first daemon and takes that build\'s tuning', async () => {
+  for (const [version, want, opts] of [
+    ['v0.0.20230223', DEFAULT_TUNING_BATCHED, {}],
+    ['v0.0.20220316', DEFAULT_TUNING, {}],
+    ['', DEFAULT_TUNING, {}],
+    ['v0.0.20230223', NO_TUNING, { tuning: false }],
+  ] as const) {
+    const calls: { argv: string[]; mutating: boolean }[] = [];
+    const runner: Runner = {
+      run: async (argv, o) => {
+        calls.push({ argv, mutating: o.mutating });
+        if (version === '') throw new Error('spawn wireguard-go ENOENT');
+        return { argv, exitCode: 0, stdout: `wireguard-go ${version}\n\nUserspace WireGuard daemon for linux-amd64.\n`, stderr: '' };
+      },
+      spawnDaemon() {
+        throw new Error('not here');
+      },
+    };
+    const d = new Driver({ runner, backend: 'userspace', wireguardGo: '/opt/wg/wireguard-go', ...opts });
+    assert.deepEqual(d.tuning, opts.tuning === false ? NO_TUNING : DEFAULT_TUNING, 'before detection: the defaults of builds before batching');
+    assert.equal(await d.backendKind(), 'userspace');
+    assert.deepEqual(calls, [{ argv: ['/opt/wg/wireguard-go', '--version'], mutating: false }]);
+    assert.deepEqual(d.wireguardGo, parseWireguardGoVersion(version ? `wireguard-go ${version}` : ''));
+    assert.deepEqual(d.tuning, want);
+  }
+  // The kernel backend runs no wireguard-go.
+  const calls: string[][] = [];
+  const kernel = new Driver({ backend: 'kernel', runner: { run: async (argv) => (calls.push(argv), { argv, exitCode: 0, stdout: '', stderr: '' }), spawnDaemon: () => { throw new Error('no'); } } });
+  assert.equal(await kernel.backendKind(), 'kernel');
+  assert.deepEqual(calls, []);
+  assert.equal(kernel.wireguardGo, null);
 });
