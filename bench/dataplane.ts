@@ -60,6 +60,11 @@ const SETUPS: Record<string, SetupDef> = {
     what: `bookworm's wireguard-go ${BOOKWORM_WIREGUARD_GO} (before batching) + wg set, MTU 1420`,
     up: (p) => handTunnel(p, { binary: bookwormWireguardGo() }),
   },
+  'hand-gmp1': {
+    label: '(b) hand-built + GOMAXPROCS=1',
+    what: 'the same with the knob zmesh applies to batched builds (optional setup)',
+    up: (p) => handTunnel(p, { env: { GOMAXPROCS: '1' } }),
+  },
   'hand-buf': {
     label: '(b) hand-built + socket buffers',
     what: 'the same with 4 MiB socket buffers (optional setup)',

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { parseWireguardGoVersion, type ActualResource, type ApplyReport } from '../../netns/index.ts';
+import type { Key } from '../../src/crypto/index.ts';
+import { parseWireguardGoVersion, type ActualResource, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
 import { SimHost, wire } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 import { bookwormWireguardGo } from '../helpers/wireguard-go.ts';
@@ -65,6 +66,29 @@ async function pair(label: string, tuning: boolean | undefined, wireguardGo?: st
   return [a, b];
 }
 
+/** One network over both hosts (range /16, node a gets .1.0/24, b .2.0/24), applied on both at once. */
+async function applyBoth(a: SimHost, b: SimHost, ipRange: string) {
+  const net = handPlan({ ipRange, nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
+  const dA = net.desired.get('a')!;
+  const idA = net.identity.get('a')!;
+  const [ra, rb] = await Promise.all([a.apply([dA], idA), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
+  okReport(ra);
+  okReport(rb);
+  return { id: net.networkId, dA, idA, ra };
+}
+
+/** A re-apply on host a, and one after a restart of its driver, run no mutating command. */
+async function noopAcrossRestart(a: SimHost, dA: DesiredResource, idA: Key): Promise<void> {
+  const r = await a.apply([dA], idA);
+  okReport(r);
+  assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
+  await a.stopAgent();
+  await a.startAgent();
+  const r2 = await a.apply([dA], idA);
+  okReport(r2);
+  assert.equal(r2.commands.mutating, 0, `after a restart: ${r2.mutations.join('\n')}`);
+}
+
 test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffers, the driver\'s session, no-op re-apply', { timeout: 90_000 }, async () => {
   const hosts: SimHost[] = [];
   try {
@@ -72,13 +96,7 @@ test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffe
     assert.ok(build.batched, `wireguard-go on PATH is ${build.version}, not a batched build: scripts/deps.sh installs one`);
     const [a, b] = await pair('tg', undefined);
     hosts.push(a, b);
-    const net = handPlan({ ipRange: '10.46.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
-    const id = net.networkId;
-    const dA = net.desired.get('a')!;
-    const idA = net.identity.get('a')!;
-    const [ra, rb] = await Promise.all([a.apply([dA], idA), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
-    okReport(ra);
-    okReport(rb);
+    const { id, dA, idA, ra } = await applyBoth(a, b, '10.46.0.0/16');
     assert.ok(await a.waitPing(`n-${id}`, '10.46.2.1'), 'the tunnel works (and wireguard-go has opened its sockets)');
     const act = await a.readActual(id);
     const pid = act.daemon!.pid;
@@ -89,14 +107,7 @@ test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffe
     const bufs = await ssRcvbufs(a, 51820);
     assert.ok(bufs.length >= 1);
     assert.ok(bufs.every((x) => x !== 8 * 1024 * 1024), `left as wireguard-go set them: ${bufs}`);
-    const r = await a.apply([dA], idA);
-    okReport(r);
-    assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
-    await a.stopAgent();
-    await a.startAgent();
-    const r2 = await a.apply([dA], idA);
-    okReport(r2);
-    assert.equal(r2.commands.mutating, 0, `after a restart: ${r2.mutations.join('\n')}`);
+    await noopAcrossRestart(a, dA, idA);
     assert.equal((await a.readActual(id)).daemon?.pid, pid, 'the daemon was adopted, not replaced');
   } finally {
     for (const h of hosts) await h.close();
@@ -108,13 +119,7 @@ test('bookworm\'s wireguard-go by default: raised socket buffers, the driver\'s 
   try {
     const [a, b] = await pair('tu', undefined, bookwormWireguardGo());
     hosts.push(a, b);
-    const net = handPlan({ ipRange: '10.44.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
-    const id = net.networkId;
-    const dA = net.desired.get('a')!;
-    const idA = net.identity.get('a')!;
-    const [ra, rb] = await Promise.all([a.apply([dA], idA), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
-    okReport(ra);
-    okReport(rb);
+    const { id, dA, idA } = await applyBoth(a, b, '10.44.0.0/16');
 
     await t.test('wireguard-go gets 4 MiB buffers (the kernel shows 8 MiB) and stays in the driver\'s session', async () => {
       const act = await tunedActual(a, id);
@@ -131,14 +136,7 @@ test('bookworm\'s wireguard-go by default: raised socket buffers, the driver\'s 
     });
 
     await t.test('a re-apply and a restarted driver run no mutating command', async () => {
-      const r = await a.apply([dA], idA);
-      okReport(r);
-      assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
-      await a.stopAgent();
-      await a.startAgent();
-      const r2 = await a.apply([dA], idA);
-      okReport(r2);
-      assert.equal(r2.commands.mutating, 0, `after a restart: ${r2.mutations.join('\n')}`);
+      await noopAcrossRestart(a, dA, idA);
       assert.equal((await a.readActual(id)).tuning?.rcvbuf, 8 * 1024 * 1024, 'the restarted driver read the buffers back');
     });
 
@@ -163,11 +161,7 @@ test('tuning off: wireguard-go as it comes', { timeout: 60_000 }, async () => {
   try {
     const [a, b] = await pair('tn', false);
     hosts.push(a, b);
-    const net = handPlan({ ipRange: '10.45.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }] });
-    const id = net.networkId;
-    const [ra, rb] = await Promise.all([a.apply([net.desired.get('a')!], net.identity.get('a')!), b.apply([net.desired.get('b')!], net.identity.get('b')!)]);
-    okReport(ra);
-    okReport(rb);
+    const { id, ra } = await applyBoth(a, b, '10.45.0.0/16');
     assert.ok(await a.waitPing(`n-${id}`, '10.45.2.1'), 'the tunnel works (and wireguard-go has opened its sockets)');
     const act = await a.readActual(id);
     assert.equal(act.tuning, undefined);
