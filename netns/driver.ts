@@ -157,6 +157,11 @@ export class Driver {
   }
 
   /** The backend in use (detected on first use). */
+  /** The backend, when it has been detected (null before); runs nothing. */
+  knownBackend(): BackendKind | null {
+    return this.backend?.kind ?? null;
+  }
+
   async backendKind(): Promise<BackendKind> {
     return (await this.getBackend(this.runner)).kind;
   }

@@ -10,7 +10,7 @@ import type { AgentConfig } from './config.ts';
 import { checkNodePart, type PortOwner } from './consistency.ts';
 import { diagnose, type Diagnosis } from './diagnose.ts';
 import { renderMetrics } from './metrics.ts';
-import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
+import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 import type { AgentEvent, State, StoredBlueprint } from './state.ts';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -449,11 +449,13 @@ export class Agent {
     networks: NetworkSummary[];
     lastReconcile: ReconcileSummary | null;
     errors: { networkId: string; message: string }[];
+    dataplane: DataplaneInfo | null;
   } {
     return {
       node: this.nodeId,
       version: AGENT_VERSION,
       modules: this.deps.moduleVersions,
+      dataplane: this.deps.driver.dataplane?.() ?? null,
       networks: this.networks(),
       lastReconcile: this.lastReconcile,
       errors: this.lastReconcile?.errors ?? [],

@@ -7,7 +7,7 @@ import { ExecaRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
 import { BATCHED_SINCE, NO_TUNING } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
-import type { ActualNetwork, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
+import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 
 const WG_OVERHEAD = 80;
 
@@ -107,6 +107,13 @@ export class NetnsDriverPort implements DriverPort {
 
   commandCounts(): { reads: number; mutating: number } {
     return { ...this.runner.counts };
+  }
+
+  dataplane(): DataplaneInfo | null {
+    const backend = this.driver.knownBackend();
+    if (!backend) return null;
+    const userspace = backend === 'userspace';
+    return { backend, wireguardGo: userspace ? this.driver.wireguardGo : null, tuning: userspace ? this.driver.tuning : null };
   }
 }
 

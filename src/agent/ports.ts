@@ -54,4 +54,15 @@ export interface DriverPort {
   close(): Promise<void>;
   /** Commands run so far (cumulative; reads and mutating), when the driver counts them. */
   commandCounts?(): { reads: number; mutating: number };
+  /** The WireGuard backend, the wireguard-go build and the tuning in force, once known. */
+  dataplane?(): DataplaneInfo | null;
+}
+
+/** What carries this node's tunnels (GET /v1/status → dataplane). */
+export interface DataplaneInfo {
+  backend: 'kernel' | 'userspace';
+  /** The wireguard-go build (userspace): version and whether it batches its I/O. */
+  wireguardGo: { version: string | null; batched: boolean } | null;
+  /** The tuning in force (userspace): socket buffer bytes, the daemon's session, its extra environment. */
+  tuning: { socketBufferBytes: number; daemonOwnSession: boolean; daemonEnv: Record<string, string> } | null;
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { NetworkSummary, ReconcileSummary, SubmitResult } from '../agent/agent.ts';
 import type { Diagnosis } from '../agent/diagnose.ts';
-import type { ActualNetwork, DesiredNetwork } from '../agent/ports.ts';
+import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/ports.ts';
 import type { AgentEvent } from '../agent/state.ts';
 import { ZmeshError } from '../errors.ts';
 import { call, socketPath, stream } from './client.ts';
@@ -18,6 +18,19 @@ function out(flags: Json, data: unknown, human: () => string): void {
 }
 
 const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+
+/** One line for `zmesh status`: the backend, the wireguard-go build and the tuning in force. */
+export function dataplaneLine(d: DataplaneInfo | null, k: ReturnType<typeof colour>): string {
+  if (!d) return 'not detected yet';
+  if (d.backend === 'kernel') return 'kernel WireGuard';
+  const wg = d.wireguardGo;
+  const build = wg?.version ? `wireguard-go ${wg.version}` : 'wireguard-go (version unknown)';
+  const t = d.tuning;
+  const knobs = t
+    ? [...Object.entries(t.daemonEnv).map(([n, v]) => `${n}=${v}`), ...(t.socketBufferBytes ? [`socket buffers ${humanBytes(t.socketBufferBytes)}`] : [])]
+    : [];
+  return `${build}, ${wg?.batched ? 'batched I/O' : k.yellow('one packet per system call: install a batched build (>= 0.0.20230223)')}; tuning: ${knobs.length ? knobs.join(', ') : 'none'}`;
+}
 
 function netTable(nets: NetworkSummary[]): string {
   const k = c();
@@ -58,12 +71,21 @@ export function registerOpsCommands(program: Command): void {
     .description("the agent's status: node, modules, networks, last reconcile, errors")
     .option('--json', 'print JSON')
     .action(async (flags: Json) => {
-      const s = await call<{ node: string; version: string; modules: Record<string, number>; networks: NetworkSummary[]; lastReconcile: ReconcileSummary | null; errors: { networkId: string; message: string }[] }>(sock(), 'GET', '/v1/status');
+      const s = await call<{
+        node: string;
+        version: string;
+        modules: Record<string, number>;
+        networks: NetworkSummary[];
+        lastReconcile: ReconcileSummary | null;
+        errors: { networkId: string; message: string }[];
+        dataplane?: DataplaneInfo | null;
+      }>(sock(), 'GET', '/v1/status');
       out(flags, s, () => {
         const k = c();
         const lr = s.lastReconcile;
         const lines = [
           `node ${k.bold(s.node)}  agent ${s.version}  modules ${Object.entries(s.modules).map(([m, v]) => `${m}@${v}`).join(' ')}`,
+          `data plane: ${dataplaneLine(s.dataplane ?? null, k)}`,
           `last reconcile: ${lr ? `${lr.at} (${lr.reason}) ${lr.durationMs} ms, ${lr.changes} change(s), ${lr.ok ? k.green('ok') : k.red(`${lr.errors.length} error(s)`)}${lr.cost ? `; cpu ${lr.cost.agentCpuMs} ms agent + ${lr.cost.commandsCpuMs ?? '?'} ms commands, ${lr.cost.reads ?? '?'} read(s), ${lr.cost.mutating ?? '?'} mutating` : ''}` : 'none yet'}`,
           '',
           s.networks.length ? netTable(s.networks) : 'no networks',

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { call } from '../../src/cli/client.ts';
 import { ZmeshError } from '../../src/errors.ts';
+import { parseWireguardGoVersion } from '../../netns/tuning.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { NodeHost } from '../helpers/node-host.ts';
@@ -91,9 +92,17 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
       await stopAgent(bed, 'SIGTERM');
       assert.deepEqual(await netnsList(bed), expectedNs, 'networks keep running while the agent is down');
       await startAgent(bed);
-      const s = await call<{ lastReconcile: { changes: number; ok: boolean } }>(bed.socket, 'GET', '/v1/status');
+      const s = await call<{ lastReconcile: { changes: number; ok: boolean }; dataplane: unknown }>(bed.socket, 'GET', '/v1/status');
       assert.ok(s.lastReconcile.ok);
       assert.equal(s.lastReconcile.changes, 0, 'restart reconcile is a no-op');
+      // The batched wireguard-go scripts/deps.sh installs, and the tuning for it.
+      const build = parseWireguardGoVersion((await execa('wireguard-go', ['--version'])).stdout);
+      assert.ok(build.batched, `wireguard-go on PATH is ${build.version}: scripts/deps.sh installs a batched build`);
+      assert.deepEqual(s.dataplane, {
+        backend: 'userspace',
+        wireguardGo: build,
+        tuning: { socketBufferBytes: 0, daemonOwnSession: false, daemonEnv: { GOMAXPROCS: '1' } },
+      });
       // A requested no-op reconcile: reads only, and its cost is reported.
       const r = await call<{ changes: number; cost: { agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number } }>(bed.socket, 'POST', '/v1/reconcile');
       assert.equal(r.changes, 0);
