@@ -119,6 +119,18 @@ class Mutex {
   }
 }
 
+/** GET /v1/status. */
+export interface StatusView {
+  node: string;
+  version: string;
+  modules: Record<string, number>;
+  networks: NetworkSummary[];
+  lastReconcile: ReconcileSummary | null;
+  errors: { networkId: string; message: string }[];
+  /** What carries the tunnels; null until the backend is detected (and from agents before it existed). */
+  dataplane: DataplaneInfo | null;
+}
+
 export class Agent {
   private readonly mutex = new Mutex();
   private timer: NodeJS.Timeout | null = null;
@@ -442,15 +454,7 @@ export class Agent {
     });
   }
 
-  status(): {
-    node: string;
-    version: string;
-    modules: Record<string, number>;
-    networks: NetworkSummary[];
-    lastReconcile: ReconcileSummary | null;
-    errors: { networkId: string; message: string }[];
-    dataplane: DataplaneInfo | null;
-  } {
+  status(): StatusView {
     return {
       node: this.nodeId,
       version: AGENT_VERSION,

@@ -1,6 +1,6 @@
 // Operator commands over the agent's admin socket: status, net ls/show, peers, diagnose, apply, rm, events.
 import type { Command } from 'commander';
-import type { NetworkSummary, ReconcileSummary, SubmitResult } from '../agent/agent.ts';
+import type { NetworkSummary, StatusView, SubmitResult } from '../agent/agent.ts';
 import type { Diagnosis } from '../agent/diagnose.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/ports.ts';
 import type { AgentEvent } from '../agent/state.ts';
@@ -71,15 +71,7 @@ export function registerOpsCommands(program: Command): void {
     .description("the agent's status: node, modules, networks, last reconcile, errors")
     .option('--json', 'print JSON')
     .action(async (flags: Json) => {
-      const s = await call<{
-        node: string;
-        version: string;
-        modules: Record<string, number>;
-        networks: NetworkSummary[];
-        lastReconcile: ReconcileSummary | null;
-        errors: { networkId: string; message: string }[];
-        dataplane?: DataplaneInfo | null;
-      }>(sock(), 'GET', '/v1/status');
+      const s = await call<StatusView>(sock(), 'GET', '/v1/status');
       out(flags, s, () => {
         const k = c();
         const lr = s.lastReconcile;
