@@ -22,7 +22,8 @@ export interface AgentHost {
   log: string[];
 }
 
-export async function makeAgentHost(opts: { node?: string; tenants?: string[]; interval?: string } = {}): Promise<AgentHost> {
+/** extra: more agent config fields (merged over the defaults). */
+export async function makeAgentHost(opts: { node?: string; tenants?: string[]; interval?: string; extra?: Record<string, unknown> } = {}): Promise<AgentHost> {
   const node = opts.node ?? 'node-a';
   const dir = mkdtempSync(join(tmpdir(), 'zmesh-agent-host-'));
   chmodSync(dir, 0o755);
@@ -42,6 +43,7 @@ export async function makeAgentHost(opts: { node?: string; tenants?: string[]; i
       underlayMtu: 1500,
       logLevel: 'debug',
       trustedTenants: Object.fromEntries((opts.tenants ?? ['acme', 'globex']).map((t) => [t, tenantKeys(t).publicKey.toString()])),
+      ...opts.extra,
     }),
   );
   const host = await NodeHost.start('agent-host');
