@@ -5,14 +5,19 @@ import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
 import { ExecaRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
-import { BATCHED_SINCE, NO_TUNING } from '../../netns/tuning.ts';
+import { BATCHED_SINCE, NO_TUNING, readUdpSockets } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 
 const WG_OVERHEAD = 80;
 
-export function toActualNetwork(a: ActualResource): ActualNetwork {
+/** The driver's view of one network → the agent's; `sockets`: the daemon's UDP sockets on its port, when read. */
+export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]): ActualNetwork {
+  const daemon = a.daemon
+    ? { daemon: { pid: a.daemon.pid, alive: a.daemon.alive, udpSockets: sockets?.length ?? 0, udpDrops: (sockets ?? []).reduce((n, x) => n + x.drops, 0) } }
+    : {};
   return {
+    ...daemon,
     networkId: a.networkId,
     namespace: a.namespace,
     namespaceExists: a.exists,
@@ -84,7 +89,9 @@ export class NetnsDriverPort implements DriverPort {
   }
 
   async actual(networkId: string): Promise<ActualNetwork | null> {
-    return toActualNetwork(await this.driver.readActual(networkId));
+    const a = await this.driver.readActual(networkId);
+    const port = a.wireguard?.listenPort;
+    return toActualNetwork(a, a.daemon?.alive && port ? readUdpSockets(a.daemon.pid, port) : undefined);
   }
 
   async ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }> {

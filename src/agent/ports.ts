@@ -40,6 +40,11 @@ export interface ActualNetwork {
   wireguard: { interface: string; publicKey: string; listenPort: number; peers: ActualPeer[] } | null;
   /** Firewall counters by rule name (packets dropped etc.), when readable. */
   firewall: Record<string, number>;
+  /**
+   * The wireguard-go daemon (userspace backend): its PID and its UDP sockets on the listen port with their
+   * datagram drop counter (receive buffer full, since the socket opened); absent with kernel WireGuard.
+   */
+  daemon?: { pid: number; alive: boolean; udpSockets: number; udpDrops: number } | null;
 }
 
 export interface DriverPort {

@@ -19,6 +19,12 @@ function out(flags: Json, data: unknown, human: () => string): void {
 
 const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
 
+/** One line for `zmesh net show`: the network's wireguard-go and its UDP sockets' drops. */
+export function daemonLine(d: NonNullable<ActualNetwork['daemon']>): string {
+  if (!d.alive) return `wireguard-go: pid ${d.pid} NOT RUNNING`;
+  return `wireguard-go: pid ${d.pid}, ${d.udpSockets} UDP socket(s), ${d.udpDrops} datagram(s) dropped (receive buffer full)`;
+}
+
 /** One line for `zmesh status`: the backend, the wireguard-go build and the tuning in force. */
 export function dataplaneLine(d: DataplaneInfo | null, k: ReturnType<typeof colour>): string {
   if (!d) return 'not detected yet';
@@ -110,6 +116,7 @@ export function registerOpsCommands(program: Command): void {
           `network ${d.desired.tenant}/${d.desired.blueprint}/${d.desired.networkName} (id ${d.desired.networkId}, generation ${d.generation})`,
           `range ${d.desired.ipRange}  subnet ${r.subnet}  gateway ${r.gateway}  wg ${r.wgAddress}  port ${r.listenPort}  MTU ${d.mtu}${d.desired.egress ? '  egress' : ''}`,
           `namespace ${a?.namespace ?? '-'}: ${a?.namespaceExists ? 'present' : 'MISSING'}`,
+          ...(a?.daemon ? [daemonLine(a.daemon)] : []),
           '',
           table([['INTERFACE', 'KIND', 'STATE', 'MTU', 'ADDRESSES'], ...(a?.interfaces ?? []).map((i) => [i.name, i.kind, i.up ? 'up' : 'down', String(i.mtu), i.addresses.join(' ')])]),
           '',

@@ -1,7 +1,7 @@
 // The agent's wireguard-go settings end to end (root): an agent configured with bookworm's wireguard-go (the
 // build before batching, unpacked aside by scripts/deps.sh) and wireguardGoMaxProcs: 2 reports that build and
 // its tuning in GET /v1/status, warns about it in its log, and starts exactly that binary with GOMAXPROCS=2 and
-// raised socket buffers for a submitted network.
+// raised socket buffers for a submitted network, whose detail shows that daemon and its sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
@@ -45,6 +45,15 @@ test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warni
     assert.equal(readlinkSync(`/proc/${pid}/exe`), binary, 'the configured binary runs');
     assert.equal(environOf(pid).GOMAXPROCS, '2');
     const rcvbufs = async () => [...(await bed.host.exec(['ss', '-uampnH', 'sport = :51820'])).stdout.matchAll(/skmem:\(r\d+,rb(\d+),/g)].map((m) => Number(m[1]));
+    type Detail = { actual: { daemon?: { pid: number; alive: boolean; udpSockets: number; udpDrops: number } } };
+    const detail = () => call<Detail>(bed.socket, 'GET', `/v1/networks/${plan.networks[0].id}`);
+    // wireguard-go opens its sockets once it sees its moved tun up (within about a second).
+    await waitFor(async () => ((await detail()).actual.daemon?.udpSockets ?? 0) >= 1, 10_000, 'the daemon\'s sockets in the network detail');
+    const d = await detail();
+    assert.equal(d.actual.daemon?.pid, pid);
+    assert.equal(d.actual.daemon?.alive, true);
+    assert.ok(d.actual.daemon!.udpSockets >= 1, JSON.stringify(d.actual.daemon));
+    assert.equal(d.actual.daemon?.udpDrops, 0, 'an idle tunnel drops nothing');
     await waitFor(async () => {
       const b = await rcvbufs();
       return b.length > 0 && b.every((x) => x === 8 * 1024 * 1024);
