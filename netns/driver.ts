@@ -156,12 +156,12 @@ export class Driver {
     this.tuner.setBytes(this.tuning.socketBufferBytes);
   }
 
-  /** The backend in use (detected on first use). */
   /** The backend, when it has been detected (null before); runs nothing. */
   knownBackend(): BackendKind | null {
     return this.backend?.kind ?? null;
   }
 
+  /** The backend in use (detected on first use). */
   async backendKind(): Promise<BackendKind> {
     return (await this.getBackend(this.runner)).kind;
   }

@@ -17,7 +17,6 @@ export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]
     ? { daemon: { pid: a.daemon.pid, alive: a.daemon.alive, udpSockets: sockets?.length ?? 0, udpDrops: (sockets ?? []).reduce((n, x) => n + x.drops, 0) } }
     : {};
   return {
-    ...daemon,
     networkId: a.networkId,
     namespace: a.namespace,
     namespaceExists: a.exists,
@@ -40,6 +39,7 @@ export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]
         }
       : null,
     firewall: Object.fromEntries(a.nft.map((t) => [`${t.where}:${t.table}:rules`, t.rules])),
+    ...daemon,
   };
 }
 
