@@ -17,8 +17,7 @@
 // Prints a table, then one JSON object on the last line.
 //   node --import tsx bench/dataplane.ts
 import { cpus } from 'node:os';
-import { sh } from '../test/helpers/host.ts';
-import { BOOKWORM_WIREGUARD_GO, bookwormWireguardGo } from '../test/helpers/wireguard-go.ts';
+import { BOOKWORM_WIREGUARD_GO, bookwormWireguardGo, pathWireguardGoBuild } from '../test/helpers/wireguard-go.ts';
 import {
   execIn,
   firstPing,
@@ -51,10 +50,10 @@ interface SetupDef {
   bookworm?: boolean;
   up: (p: Pair) => Promise<Tunnel>;
 }
-const wgGo = (await sh(['wireguard-go', '--version'])).stdout.split('\n')[0].replace(/^wireguard-go /, '');
+const wgGo = pathWireguardGoBuild().version;
 const SETUPS: Record<string, SetupDef> = {
   raw: { label: '(a) underlay veth', what: 'no tunnel', up: rawTunnel },
-  hand: { label: '(b) hand-built wireguard-go', what: `wireguard-go ${wgGo} (PATH) + wg set, MTU 1420`, up: (p) => handTunnel(p) },
+  hand: { label: '(b) hand-built wireguard-go', what: `wireguard-go ${wgGo ?? '(version unknown)'} (PATH) + wg set, MTU 1420`, up: (p) => handTunnel(p) },
   'hand-bookworm': {
     label: '(b) hand-built, bookworm build',
     what: `bookworm's wireguard-go ${BOOKWORM_WIREGUARD_GO} (before batching) + wg set, MTU 1420`,

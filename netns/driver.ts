@@ -103,23 +103,31 @@ export class Driver {
   private readonly daemons: Daemons;
   private backend: WgBackend | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  /**
-   * The tuning in force (resolved from DriverOptions.tuning for the wireguard-go build; until the build is known,
-   * the defaults of builds before batching).
-   */
-  tuning: Tuning;
-  /** The wireguard-go build (userspace backend), once the backend is detected; null before or with the kernel. */
-  wireguardGo: WireguardGoBuild | null = null;
+  private tuningInForce: Tuning;
+  private build: WireguardGoBuild | null = null;
   private readonly tuner: SocketTuner;
 
   constructor(opts: DriverOptions = {}) {
     this.opts = opts;
     this.runner = opts.runner ?? new ExecaRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
-    this.tuning = resolveTuning(opts.tuning);
-    const problems = validateTuning(this.tuning);
+    this.tuningInForce = resolveTuning(opts.tuning);
+    const problems = validateTuning(this.tuningInForce);
     if (problems.length) throw new TypeError(`tuning: ${problems.join('; ')}`);
     this.daemons = new Daemons({ ...opts, daemonEnv: this.tuning.daemonEnv, daemonOwnSession: this.tuning.daemonOwnSession });
     this.tuner = new SocketTuner({ bytes: this.tuning.socketBufferBytes, runner: this.runner, lock: (fn) => this.lock(fn) });
+  }
+
+  /**
+   * The tuning in force (resolved from DriverOptions.tuning for the wireguard-go build; until the build is known,
+   * the defaults of builds before batching).
+   */
+  get tuning(): Tuning {
+    return this.tuningInForce;
+  }
+
+  /** The wireguard-go build (userspace backend), once the backend is detected; null before or with the kernel. */
+  get wireguardGo(): WireguardGoBuild | null {
+    return this.build;
   }
 
   /** Settles when background tuning (sockets of fresh daemons) is done. */
@@ -150,10 +158,10 @@ export class Driver {
     } catch {
       /* not there or not runnable: starting a daemon says so */
     }
-    this.wireguardGo = parseWireguardGoVersion(text);
-    this.tuning = resolveTuning(this.opts.tuning, this.wireguardGo);
-    this.daemons.configure(this.tuning);
-    this.tuner.setBytes(this.tuning.socketBufferBytes);
+    this.build = parseWireguardGoVersion(text);
+    this.tuningInForce = resolveTuning(this.opts.tuning, this.build);
+    this.daemons.configure(this.tuningInForce);
+    this.tuner.setBytes(this.tuningInForce.socketBufferBytes);
   }
 
   /** The backend, when it has been detected (null before); runs nothing. */

@@ -4,6 +4,7 @@ import type { NetworkSummary, StatusView, SubmitResult } from '../agent/agent.ts
 import type { Diagnosis } from '../agent/diagnose.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/ports.ts';
 import type { AgentEvent } from '../agent/state.ts';
+import { BATCHED_SINCE } from '../../netns/tuning.ts';
 import { ZmeshError } from '../errors.ts';
 import { call, socketPath, stream } from './client.ts';
 import { colour, humanAge, humanBytes, table } from './format.ts';
@@ -35,7 +36,7 @@ export function dataplaneLine(d: DataplaneInfo | null, k: ReturnType<typeof colo
   const knobs = t
     ? [...Object.entries(t.daemonEnv).map(([n, v]) => `${n}=${v}`), ...(t.socketBufferBytes ? [`socket buffers ${humanBytes(t.socketBufferBytes)}`] : [])]
     : [];
-  return `${build}, ${wg?.batched ? 'batched I/O' : k.yellow('one packet per system call: install a batched build (>= 0.0.20230223)')}; tuning: ${knobs.length ? knobs.join(', ') : 'none'}`;
+  return `${build}, ${wg?.batched ? 'batched I/O' : k.yellow(`one packet per system call: install a batched build (>= ${BATCHED_SINCE})`)}; tuning: ${knobs.length ? knobs.join(', ') : 'none'}`;
 }
 
 function netTable(nets: NetworkSummary[]): string {

@@ -97,20 +97,34 @@ export async function netnsList(bed: AgentHost): Promise<string[]> {
 }
 
 /** Names of the processes in the host, except the holder (comm values). */
-export function processNames(bed: AgentHost): string[] {
-  const out: string[] = [];
+/** The host's processes with their names (/proc/<pid>/comm); gone ones left out. */
+function processes(bed: AgentHost): { pid: number; name: string }[] {
+  const out: { pid: number; name: string }[] = [];
   for (const pid of bed.host.pids()) {
     try {
-      out.push(readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+      out.push({ pid, name: readFileSync(`/proc/${pid}/comm`, 'utf8').trim() });
     } catch {
       /* gone */
     }
   }
-  return out.sort();
+  return out;
+}
+
+export function processNames(bed: AgentHost): string[] {
+  return processes(bed)
+    .map((p) => p.name)
+    .sort();
+}
+
+/** PIDs of the wireguard-go daemons in the host. */
+export function wgDaemonPids(bed: AgentHost): number[] {
+  return processes(bed)
+    .filter((p) => p.name === 'wireguard-go')
+    .map((p) => p.pid);
 }
 
 export function wgDaemons(bed: AgentHost): number {
-  return processNames(bed).filter((n) => n === 'wireguard-go').length;
+  return wgDaemonPids(bed).length;
 }
 
 /** Links of the host namespace and of every tenant namespace, "ns:link". */

@@ -31,7 +31,7 @@ const handlers: Record<string, Handler> = {
       ...(typeof p.wireguardGo === 'string' ? { wireguardGo: p.wireguardGo } : {}),
     });
     // Like an agent at startup: detect the backend once (the kernel probe is a mutating command).
-    return { pid: process.pid, backend: await driver.backendKind(), wireguardGo: driver.wireguardGo, tuning: driver.tuning };
+    return { pid: process.pid, backend: await driver.backendKind() };
   },
   apply(p) {
     return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string));

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { call } from '../../src/cli/client.ts';
 import { ZmeshError } from '../../src/errors.ts';
-import { parseWireguardGoVersion } from '../../netns/tuning.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { NodeHost } from '../helpers/node-host.ts';
+import { pathWireguardGoBuild } from '../helpers/wireguard-go.ts';
 import { ROOT, destroyAgentHost, makeAgentHost, netnsList, startAgent, stopAgent, waitFor, wgDaemons, type AgentHost } from '../helpers/agent-host.ts';
 
 const nodes = ['node-a', 'node-b'];
@@ -96,7 +96,7 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
       assert.ok(s.lastReconcile.ok);
       assert.equal(s.lastReconcile.changes, 0, 'restart reconcile is a no-op');
       // The batched wireguard-go scripts/deps.sh installs, and the tuning for it.
-      const build = parseWireguardGoVersion((await execa('wireguard-go', ['--version'])).stdout);
+      const build = pathWireguardGoBuild();
       assert.ok(build.batched, `wireguard-go on PATH is ${build.version}: scripts/deps.sh installs a batched build`);
       assert.deepEqual(s.dataplane, {
         backend: 'userspace',

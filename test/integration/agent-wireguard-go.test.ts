@@ -4,25 +4,16 @@
 // raised socket buffers for a submitted network, whose detail shows that daemon and its sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { call } from '../../src/cli/client.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
-import { destroyAgentHost, makeAgentHost, startAgent, waitFor } from '../helpers/agent-host.ts';
-import { bookwormWireguardGo } from '../helpers/wireguard-go.ts';
+import { destroyAgentHost, makeAgentHost, startAgent, waitFor, wgDaemonPids } from '../helpers/agent-host.ts';
+import { bookwormWireguardGo, environOf, ssRcvbufs } from '../helpers/wireguard-go.ts';
 
 const nodes = ['node-a', 'node-b'];
 const acme = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })]);
 const plan = planFor(acme, nodes);
-
-function environOf(pid: number): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(`/proc/${pid}/environ`, 'utf8')
-      .split('\0')
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-  );
-}
 
 test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warning, the daemon it starts', { timeout: 120_000 }, async () => {
   const binary = bookwormWireguardGo();
@@ -39,12 +30,12 @@ test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warni
 
     const r = await call<{ networks: { ok: boolean }[] }>(bed.socket, 'POST', '/v1/blueprints', { signed: signed(acme), part: part(plan, 'node-a') });
     assert.ok(r.networks[0].ok, JSON.stringify(r));
-    const daemons = bed.host.pids().filter((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'wireguard-go');
+    const daemons = wgDaemonPids(bed);
     assert.equal(daemons.length, 1);
     const pid = daemons[0];
     assert.equal(readlinkSync(`/proc/${pid}/exe`), binary, 'the configured binary runs');
     assert.equal(environOf(pid).GOMAXPROCS, '2');
-    const rcvbufs = async () => [...(await bed.host.exec(['ss', '-uampnH', 'sport = :51820'])).stdout.matchAll(/skmem:\(r\d+,rb(\d+),/g)].map((m) => Number(m[1]));
+    const rcvbufs = async () => ssRcvbufs((await bed.host.exec(['ss', '-uampnH', 'sport = :51820'])).stdout);
     type Detail = { actual: { daemon?: { pid: number; alive: boolean; udpSockets: number; udpDrops: number } } };
     const detail = () => call<Detail>(bed.socket, 'GET', `/v1/networks/${plan.networks[0].id}`);
     // wireguard-go opens its sockets once it sees its moved tun up (within about a second).

@@ -6,13 +6,12 @@
 // again. Tuning off: wireguard-go as it comes (no GOMAXPROCS, buffers as it sets them, a session of its own).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Key } from '../../src/crypto/index.ts';
-import { parseWireguardGoVersion, type ActualResource, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
+import { type ActualResource, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
 import { SimHost, wire } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
-import { bookwormWireguardGo } from '../helpers/wireguard-go.ts';
+import { bookwormWireguardGo, environOf, pathWireguardGoBuild, ssRcvbufs } from '../helpers/wireguard-go.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,20 +26,9 @@ function sessionOf(pid: number): number {
   return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]);
 }
 
-/** The environment a process was started with (/proc/<pid>/environ). */
-function environOf(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean)) {
-    const i = kv.indexOf('=');
-    out[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return out;
-}
-
 /** wireguard-go's UDP receive buffers on `port` as `ss` shows them inside the host. */
-async function ssRcvbufs(h: SimHost, port: number): Promise<number[]> {
-  const out = (await h.exec(['ss', '-uampnH', `sport = :${port}`])).stdout;
-  return [...out.matchAll(/skmem:\(r\d+,rb(\d+),/g)].map((m) => Number(m[1]));
+async function rcvbufsIn(h: SimHost, port: number): Promise<number[]> {
+  return ssRcvbufs((await h.exec(['ss', '-uampnH', `sport = :${port}`])).stdout);
 }
 
 /** Waits (bounded) until the driver reports the daemon's sockets tuned. */
@@ -92,7 +80,7 @@ async function noopAcrossRestart(a: SimHost, dA: DesiredResource, idA: Key): Pro
 test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffers, the driver\'s session, no-op re-apply', { timeout: 90_000 }, async () => {
   const hosts: SimHost[] = [];
   try {
-    const build = parseWireguardGoVersion(execFileSync('wireguard-go', ['--version'], { encoding: 'utf8' }));
+    const build = pathWireguardGoBuild();
     assert.ok(build.batched, `wireguard-go on PATH is ${build.version}, not a batched build: scripts/deps.sh installs one`);
     const [a, b] = await pair('tg', undefined);
     hosts.push(a, b);
@@ -104,7 +92,7 @@ test('batched wireguard-go (PATH) by default: GOMAXPROCS=1, its own socket buffe
     assert.notEqual(sessionOf(pid), pid, 'not a session leader: no setsid');
     assert.equal(act.tuning, undefined, 'no socket tuning for a batched build');
     assert.ok(!ra.resources[0].changes.some((c) => c.startsWith('tuning')), ra.resources[0].changes.join('\n'));
-    const bufs = await ssRcvbufs(a, 51820);
+    const bufs = await rcvbufsIn(a, 51820);
     assert.ok(bufs.length >= 1);
     assert.ok(bufs.every((x) => x !== 8 * 1024 * 1024), `left as wireguard-go set them: ${bufs}`);
     await noopAcrossRestart(a, dA, idA);
@@ -127,7 +115,7 @@ test('bookworm\'s wireguard-go by default: raised socket buffers, the driver\'s 
       assert.equal(act.tuning!.sndbuf, 8 * 1024 * 1024);
       assert.equal(act.tuning!.port, 51820);
       assert.ok(act.tuning!.sockets >= 1);
-      assert.deepEqual(await ssRcvbufs(a, 51820), Array(act.tuning!.sockets).fill(8 * 1024 * 1024));
+      assert.deepEqual(await rcvbufsIn(a, 51820), Array(act.tuning!.sockets).fill(8 * 1024 * 1024));
       const pid = act.daemon!.pid;
       assert.notEqual(sessionOf(pid), pid, 'not a session leader: no setsid');
       assert.equal(environOf(pid).GOMAXPROCS, undefined, 'GOMAXPROCS is for batched builds');
@@ -148,7 +136,7 @@ test('bookworm\'s wireguard-go by default: raised socket buffers, the driver\'s 
       const lines = r.resources[0].changes.filter((c) => c.startsWith('tuning:'));
       assert.equal(lines.length, 1, r.resources[0].changes.join('\n'));
       assert.match(lines[0], /port 51830/);
-      assert.deepEqual((await ssRcvbufs(a, 51830)).every((x) => x === 8 * 1024 * 1024), true);
+      assert.deepEqual((await rcvbufsIn(a, 51830)).every((x) => x === 8 * 1024 * 1024), true);
       assert.equal((await a.apply([moved], idA)).commands.mutating, 0);
     });
   } finally {
@@ -166,7 +154,7 @@ test('tuning off: wireguard-go as it comes', { timeout: 60_000 }, async () => {
     const act = await a.readActual(id);
     assert.equal(act.tuning, undefined);
     assert.ok(!ra.resources[0].changes.some((c) => c.startsWith('tuning')));
-    const bufs = await ssRcvbufs(a, 51820);
+    const bufs = await rcvbufsIn(a, 51820);
     assert.ok(bufs.length >= 1);
     assert.ok(bufs.every((x) => x !== 8 * 1024 * 1024), `left as wireguard-go set them: ${bufs}`);
     assert.equal(sessionOf(act.daemon!.pid), act.daemon!.pid, 'a session of its own (setsid)');
