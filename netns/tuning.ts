@@ -15,7 +15,7 @@
 //
 // Batched builds. wireguard-go from 0.0.20230223 on (Debian trixie's package) reads and writes its UDP socket
 // with recvmmsg/sendmmsg and its tun with TCP segmentation offload (virtio-net headers): on this machine it
-// carries about three times what 0.0.20220316 does, its sockets drop nothing with the default buffers, and
+// carries about five times what 0.0.20220316 does (bench/dataplane.ts), its sockets drop nothing with the default buffers, and
 // raised buffers measured no better (0.91×). What helps it is GOMAXPROCS=1: one Go scheduler thread per
 // daemon, 1.13–1.19× the throughput at 20–25% less CPU per GB (bench/dataplane-knobs.ts). So the defaults
 // follow the binary: the driver asks it for its version (`wireguard-go --version`) before starting the first

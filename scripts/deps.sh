@@ -16,7 +16,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# wireguard-go with batched I/O (recvmmsg/sendmmsg, tun offloads; 0.0.20230223 and later) carries about three
+# wireguard-go with batched I/O (recvmmsg/sendmmsg, tun offloads; 0.0.20230223 and later) carries about five
 # times what bookworm's 0.0.20220316 does (docs/benchmarks.md). Bookworm has only the old one, so take trixie's
 # package (a static Go binary needing libc6 >= 2.34) through a source list used for this one install, verified
 # by apt against Debian's archive keys like any other package. ZMESH_WIREGUARD_GO=distro keeps bookworm's.

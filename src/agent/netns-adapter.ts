@@ -155,7 +155,7 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
   if (build && !build.batched) {
     log.warn(
       { wireguardGo: build.version, batchedSince: BATCHED_SINCE },
-      `wireguard-go ${build.version ?? '(version unknown)'} reads and writes one packet per system call: tunnels carry about a third of what a batched build does; install wireguard-go ≥ ${BATCHED_SINCE} (Debian trixie's package; see docs/benchmarks.md)`,
+      `wireguard-go ${build.version ?? '(version unknown)'} reads and writes one packet per system call: tunnels carry about a fifth of what a batched build does here; install wireguard-go ≥ ${BATCHED_SINCE} (Debian trixie's package; see docs/benchmarks.md)`,
     );
   }
   return port;
