@@ -13,6 +13,7 @@ import { assemblePart, partDecision, type PartHead } from '../control/entries.ts
 import { connectEtcd, type EtcdConnectOptions } from '../control/etcd.ts';
 import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
+import { signRecord, type RecordSigner } from '../control/records.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -25,7 +26,8 @@ export interface EtcdLinkOptions {
   etcd?: EtcdConnectOptions;
   prefix?: string;
   nodeId: string;
-  identityPublicKey: string;
+  /** The node's identity: every record the link writes is signed with it (src/control/records.ts). */
+  identity: RecordSigner;
   endpoints: string[];
   reservedPorts?: number[];
   /** Registration lease TTL (s); default 10. */
@@ -130,7 +132,7 @@ export class EtcdLink {
   private registration(): Registration {
     return {
       id: this.o.nodeId,
-      publicKey: this.o.identityPublicKey,
+      publicKey: this.o.identity.publicKey.toString(),
       endpoints: this.o.endpoints,
       reservedPorts: this.o.reservedPorts ?? [],
       agentVersion: AGENT_VERSION,
@@ -153,7 +155,8 @@ export class EtcdLink {
           this.register(500);
         });
         try {
-          await lease.put(this.keys.node(this.o.nodeId)).value(JSON.stringify(this.registration()));
+          const key = this.keys.node(this.o.nodeId);
+          await lease.put(key).value(signRecord(key, this.registration(), this.o.identity));
           if (this.stopped) {
             await lease.revoke().catch(() => undefined);
             return;
@@ -312,7 +315,8 @@ export class EtcdLink {
       this.status.peers = await this.peers();
       const text = JSON.stringify(this.status);
       if (text === this.lastStatus) return;
-      await this.lease.put(this.keys.status(this.o.nodeId)).value(text);
+      const key = this.keys.status(this.o.nodeId);
+      await this.lease.put(key).value(signRecord(key, this.status, this.o.identity));
       this.lastStatus = text;
     } catch (e) {
       this.o.log.debug({ err: (e as Error).message }, 'status not written (etcd unavailable)');
@@ -321,7 +325,7 @@ export class EtcdLink {
 }
 
 /** Starts the link for an agent whose config has an `etcd:` section (src/agent/main.ts). */
-export function startEtcdLink(o: { agent: Agent; state: State; config: import('./config.ts').AgentConfig; identityPublicKey: string; log: Logger }): EtcdLink | null {
+export function startEtcdLink(o: { agent: Agent; state: State; config: import('./config.ts').AgentConfig; identity: RecordSigner; log: Logger }): EtcdLink | null {
   const e = o.config.etcd;
   if (!e) return null;
   if (!e.endpoints.length) throw new ZmeshError('E_ETCD_URLS', 'the etcd section has no endpoints', { hint: 'list them in etcd.endpoints or pass --etcd URLS' });
@@ -331,7 +335,7 @@ export function startEtcdLink(o: { agent: Agent; state: State; config: import('.
     etcd: { urls: e.endpoints, cacert: e.cacert, cert: e.cert, key: e.key },
     prefix: e.prefix,
     nodeId: o.config.nodeId,
-    identityPublicKey: o.identityPublicKey,
+    identity: o.identity,
     endpoints: o.config.endpoints,
     reservedPorts: e.reservedPorts,
     leaseTtlSec: e.leaseTtlSec,

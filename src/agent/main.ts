@@ -69,7 +69,7 @@ export async function runAgent(configFile: string, flags: { etcd?: string; etcdC
   agent.start();
   // Distributed control plane (docs/control-plane.md): register, watch this node's parts, report status.
   // etcd3 (grpc, protobufjs: ~25 MiB resident) is only loaded by agents that use it.
-  const link = config.etcd ? (await import('./etcd-link.ts')).startEtcdLink({ agent, state, config, identityPublicKey: identity.publicKey.toString(), log }) : null;
+  const link = config.etcd ? (await import('./etcd-link.ts')).startEtcdLink({ agent, state, config, identity, log }) : null;
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {

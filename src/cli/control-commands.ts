@@ -115,6 +115,78 @@ export function registerControlCommands(program: Command): void {
       process.stdout.write(`tenant ${name} removed\n`);
     });
 
+  const node = ctl.command('node').description("node enrollment: only nodes whose identity key is pinned here are planned");
+  node
+    .command('approve')
+    .argument('<id>', 'the node id (nodeId in its agent config)')
+    .argument('<pubkey>', "the node's X25519 identity public key (zmesh keygen node, or `zmesh status` on the node)")
+    .option('--replace', 'replace another key pinned for this node (a re-installed node: its resources get new keys)')
+    .option('--no-rbac', "do not create the node's etcd user and role (zmesh-node-ID: its own keys only)")
+    .description("pin a node's identity key; registrations signed by any other key are refused and reported")
+    .action(async (id: string, pubkey: string, flags: { replace?: boolean; rbac: boolean }, cmd: Command) => {
+      const r = await withOps(g(cmd), async (ops) => {
+        const res = await ops.approveNode(id, pubkey, { replace: flags.replace });
+        if (flags.rbac) {
+          const { Rbac } = await import('../control/rbac.ts');
+          await new Rbac(ops.client, ops.keys).ensureNode(id);
+        }
+        return res;
+      });
+      const { nodeRole } = await import('../control/rbac.ts');
+      process.stdout.write(`node ${id} ${r.changed ? 'enrolled' : 'already enrolled'} with key ${pubkey}${flags.rbac ? `; its etcd client certificate's CN is ${nodeRole(id)}` : ''}\n`);
+    });
+  node
+    .command('revoke')
+    .argument('<id>')
+    .option('--no-rbac', "leave the node's etcd user and role")
+    .description('remove a node: it is dropped from every plan at once, and its etcd user and role are deleted')
+    .action(async (id: string, flags: { rbac: boolean }, cmd: Command) => {
+      await withOps(g(cmd), async (ops) => {
+        await ops.revokeNode(id);
+        if (flags.rbac) {
+          const { Rbac } = await import('../control/rbac.ts');
+          await new Rbac(ops.client, ops.keys).removeNode(id);
+        }
+      });
+      process.stdout.write(`node ${id} revoked\n`);
+    });
+  node
+    .command('ls')
+    .option('--json', 'print JSON')
+    .description('enrolled nodes and registrations: trusted, pending approval, or refused (and why)')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const o = await withOps(g(cmd), (ops) => ops.overview());
+      const untrusted = o.controller?.untrusted ?? {};
+      const ids = [...new Set([...Object.keys(o.enrollments), ...Object.keys(o.registrations), ...Object.keys(untrusted)])].sort();
+      const rows = ids.map((id) => {
+        const u = untrusted[id];
+        const state = u ? u.state : o.registrations[id] ? 'trusted' : o.enrollments[id] ? 'not registered' : 'unknown';
+        return { id, state, pinnedKey: o.enrollments[id]?.publicKey ?? null, signer: u?.signer ?? (o.registrations[id] ? o.enrollments[id]?.publicKey ?? null : null), problem: u?.problem ?? null };
+      });
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        return;
+      }
+      const k = c();
+      const paint = (s: string) => (s === 'trusted' ? k.green(s) : s === 'refused' ? k.red(s) : k.yellow(s));
+      process.stdout.write(
+        table([['NODE', 'STATE', 'PINNED KEY', 'PROBLEM'], ...rows.map((r) => [r.id, paint(r.state), r.pinnedKey ?? '-', r.problem ? `${r.problem.code}: ${r.problem.message}` : '-'])]) + '\n',
+      );
+    });
+
+  ctl
+    .command('auth')
+    .description('etcd RBAC')
+    .command('enable')
+    .description('create the root and zmesh-controller users (client certificate CNs root, zmesh-controller) and turn etcd auth on')
+    .action(async (_f: unknown, cmd: Command) => {
+      await withOps(g(cmd), async (ops) => {
+        const { Rbac } = await import('../control/rbac.ts');
+        await new Rbac(ops.client, ops.keys).enable();
+      });
+      process.stdout.write('etcd auth enabled: users root and zmesh-controller (role root); approve nodes with `zmesh controller node approve`\n');
+    });
+
   ctl
     .command('apply')
     .description('submit a signed blueprint (verified against the tenant key in etcd); the controller plans it')

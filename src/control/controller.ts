@@ -16,6 +16,8 @@ import { assemblePlan, diffEntries, packTxns, planEntries, planPartEntries, type
 import { commit, connectEtcd, emptyStats, NotLeaderError, prefixEnd, readPrefix, type EtcdConnectOptions, type WriteStats } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import { decideMembership, rebalanceRelease, releaseAccess, type MemberRecord, type MemberState, type Registration } from './membership.ts';
+import { parseEnrollment, vetRegistration, type Enrollment } from './records.ts';
+import { nodeRole, Rbac } from './rbac.ts';
 
 export interface ControllerOptions {
   /** An etcd client, or how to connect one (the controller then owns it). */
@@ -59,7 +61,16 @@ export interface RoundReport {
   /** Nodes that received a part change. */
   nodesWritten: number;
   members: Record<string, MemberState>;
+  /** Registered nodes that are not planned: not enrolled (pending) or refused (bad signature, another key). */
+  untrusted: Record<string, UntrustedNode>;
   blueprints: Record<string, BlueprintStatus>;
+}
+
+export interface UntrustedNode {
+  state: 'pending' | 'refused';
+  /** The key that signed the registration, when it verified. */
+  signer: string | null;
+  problem: Problem;
 }
 
 interface Current {
@@ -202,12 +213,18 @@ export class Controller {
   // State mirrored from etcd.
   private tenants = new Map<string, string>();
   private submitted = new Map<string, unknown>();
-  private registrations = new Map<string, Registration>();
+  /** nodes/<id> as stored (signed records); vetted against the enrollments in every round. */
+  private registrations = new Map<string, string>();
+  private enrollments = new Map<string, Enrollment>();
+  /** What was last reported about nodes that are not planned (to log a change once). */
+  private untrustedSeen = new Map<string, string>();
   private members = new Map<string, MemberRecord>();
   private planMirror = new Map<string, Entries>();
   private partMirror = new Map<string, Entries>();
   private rebalanceRequested = false;
   private dirty = true;
+  /** node → envelope keys its etcd role may read (RBAC); null: read again; 'off': no node roles manageable. */
+  private grantMirror: Map<string, Set<string>> | null | 'off' = null;
 
   constructor(opts: ControllerOptions) {
     if (!opts.client && !opts.etcd) throw new Error('Controller needs a client or etcd options');
@@ -357,6 +374,8 @@ export class Controller {
     for (const [key, v] of await at(k.blueprints())) this.applyBlueprint(key, v);
     this.registrations = new Map();
     for (const [key, v] of await at(k.nodes())) this.applyRegistration(key, v);
+    this.enrollments = new Map();
+    for (const [key, v] of await at(k.enrollments())) this.applyEnrollment(key, v);
     this.members = new Map();
     for (const [key, v] of await at(k.members())) {
       try {
@@ -384,6 +403,11 @@ export class Controller {
     await watch(k.tenants(), (t, key, v) => (t === 'put' ? this.applyTenant(key, v) : this.tenants.delete(key.slice(k.tenants().length))));
     await watch(k.blueprints(), (t, key, v) => (t === 'put' ? this.applyBlueprint(key, v) : this.submitted.delete(key.slice(k.blueprints().length))));
     await watch(k.nodes(), (t, key, v) => (t === 'put' ? this.applyRegistration(key, v) : this.registrations.delete(key.slice(k.nodes().length))));
+    await watch(k.enrollments(), (t, key, v) => {
+      if (t === 'put') this.applyEnrollment(key, v);
+      else this.enrollments.delete(key.slice(k.enrollments().length));
+      if (this.grantMirror !== 'off') this.grantMirror = null; // a node role may have been made or removed
+    });
     await watch(k.rebalance(), (t) => {
       if (t === 'put') this.rebalanceRequested = true;
     });
@@ -403,6 +427,7 @@ export class Controller {
       if (!e) this.planMirror.set(id, (e = new Map()));
       e.set(p.suffix, v);
     }
+    if (this.grantMirror !== 'off') this.grantMirror = null;
     this.partMirror = new Map();
     for (const [key, v] of await read(this.keys.parts())) {
       const p = this.keys.parsePartKey(key);
@@ -435,14 +460,40 @@ export class Controller {
   }
 
   private applyRegistration(key: string, value: string): void {
-    const id = key.slice(this.keys.nodes().length);
-    try {
-      const r = JSON.parse(value) as Registration;
-      if (r.id !== id || typeof r.publicKey !== 'string' || !Array.isArray(r.endpoints)) throw new Error('bad registration');
-      this.registrations.set(id, { id, publicKey: r.publicKey, endpoints: r.endpoints, reservedPorts: Array.isArray(r.reservedPorts) ? r.reservedPorts : [], agentVersion: r.agentVersion });
-    } catch {
-      this.log.warn({ key }, 'controller: unreadable registration ignored');
+    // Kept as stored: whether it is planned depends on its signature and the node's enrollment (vetNodes).
+    this.registrations.set(key.slice(this.keys.nodes().length), value);
+  }
+
+  private applyEnrollment(key: string, value: string): void {
+    const id = key.slice(this.keys.enrollments().length);
+    const e = parseEnrollment(id, value);
+    if (e) this.enrollments.set(id, e);
+    else {
+      this.enrollments.delete(id);
+      this.log.warn({ key }, 'controller: unreadable enrollment ignored (the node is not planned)');
     }
+  }
+
+  /**
+   * The registrations that may be planned (signed by the node's pinned identity key) and what is wrong with the
+   * others; member records of nodes that are no longer enrolled, or whose pinned key changed, are dropped.
+   */
+  private vetNodes(): { registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode> } {
+    const registrations = new Map<string, Registration>();
+    const untrusted: Record<string, UntrustedNode> = {};
+    for (const [id, text] of this.registrations) {
+      const t = vetRegistration(this.keys.node(id), id, text, this.enrollments.get(id));
+      if (t.state === 'trusted') registrations.set(id, t.registration);
+      else untrusted[id] = { state: t.state, signer: t.signer, problem: t.problem };
+    }
+    const members = new Map<string, MemberRecord>();
+    for (const [id, m] of this.members) if (this.enrollments.get(id)?.publicKey === m.publicKey) members.set(id, m);
+    const seen = new Map(Object.entries(untrusted).map(([id, u]) => [id, `${u.problem.code} ${u.signer}`]));
+    for (const [id, what] of seen) {
+      if (this.untrustedSeen.get(id) !== what) this.log.warn({ node: id, code: untrusted[id].problem.code, signer: untrusted[id].signer }, `controller: ${untrusted[id].problem.message}`);
+    }
+    this.untrustedSeen = seen;
+    return { registrations, members, untrusted };
   }
 
   /** Asks for a re-plan after the debounce (or `ms`). */
@@ -494,6 +545,33 @@ export class Controller {
     }
   }
 
+  /**
+   * Makes each node role's envelope grants what `want` says: first only the missing grants (before the parts
+   * are written), then only the revocations (after). Nodes without a role (no RBAC) are left alone.
+   */
+  private async syncGrants(want: Map<string, Set<string>>, step: 'grant' | 'revoke'): Promise<void> {
+    if (this.grantMirror === 'off') return;
+    const rbac = new Rbac(this.client, this.keys);
+    if (this.grantMirror === null) {
+      try {
+        this.grantMirror = await rbac.envelopeGrants();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'controller: cannot read etcd roles; node envelope grants are not managed (run the controller as zmesh-controller with role root when etcd auth is on)');
+        this.grantMirror = 'off';
+        return;
+      }
+    }
+    for (const [node, have] of this.grantMirror) {
+      const wanted = want.get(node) ?? new Set<string>();
+      for (const key of step === 'grant' ? [...wanted].filter((x) => !have.has(x)) : [...have].filter((x) => !wanted.has(x))) {
+        if (step === 'grant') await rbac.grant(nodeRole(node), { permType: 'Read', key });
+        else await rbac.revoke(nodeRole(node), { permType: 'Read', key });
+        if (step === 'grant') have.add(key);
+        else have.delete(key);
+      }
+    }
+  }
+
   /** One planning round: membership → plans → parts → writes. */
   private async round(reason: string): Promise<void> {
     if (this.dirty) await this.reloadMirrors();
@@ -503,8 +581,9 @@ export class Controller {
     const stats = emptyStats();
     const rebalance = this.rebalanceRequested;
 
-    // 1. Membership.
-    const dec = decideMembership(this.members, this.registrations, t0, this.hd);
+    // 1. Membership: only nodes whose signed registration carries their pinned identity key.
+    const vetted = this.vetNodes();
+    const dec = decideMembership(vetted.members, vetted.registrations, t0, this.hd);
     const memberOps: Op[] = [];
     for (const [id, m] of dec.members) {
       const v = JSON.stringify(m);
@@ -637,7 +716,17 @@ export class Controller {
     }
 
     // 4. Writes: members and plans (with the envelope) first, then the parts, one transaction per node when it fits.
+    // With etcd RBAC, a node may read an envelope from before its head points to it until after its part is gone.
+    const wantGrants = new Map<string, Set<string>>();
+    for (const pid of new Set([...this.partMirror.keys(), ...desired.keys()])) {
+      if (desired.has(pid) ? !desired.get(pid) : false) continue;
+      const [node, tenant, name] = pid.split('/');
+      let set = wantGrants.get(node);
+      if (!set) wantGrants.set(node, (set = new Set()));
+      set.add(k.envelope(tenant, name));
+    }
     await this.write([memberOps, ...planOps], stats);
+    await this.syncGrants(wantGrants, 'grant');
     this.members = dec.members;
     for (const id of removed) this.planMirror.delete(id);
     for (const [id, c] of current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));
@@ -647,6 +736,7 @@ export class Controller {
       if (next) this.partMirror.set(pid, next);
       else this.partMirror.delete(pid);
     }
+    await this.syncGrants(wantGrants, 'revoke');
     if (rebalance) {
       await this.client.delete().key(k.rebalance());
       this.rebalanceRequested = false;
@@ -665,6 +755,7 @@ export class Controller {
       writes: stats,
       nodesWritten: byNode.size,
       members: Object.fromEntries(dec.states),
+      untrusted: vetted.untrusted,
       blueprints: statuses,
     };
     this.lastRound = report;

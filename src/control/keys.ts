@@ -31,7 +31,15 @@ export class Keys {
     return `${this.blueprints()}${tenant}/${name}`;
   }
 
-  // Written by agents, under their lease.
+  // Written by operators (`zmesh controller node approve|revoke`): each node's pinned identity key.
+  enrollments(): string {
+    return `${this.prefix}/enroll/`;
+  }
+  enrollment(id: string): string {
+    return `${this.enrollments()}${id}`;
+  }
+
+  // Written by agents, under their lease, signed by their identity key (src/control/records.ts).
   nodes(): string {
     return `${this.prefix}/nodes/`;
   }

@@ -10,6 +10,7 @@ import { checkSubmitted, type RoundReport } from './controller.ts';
 import { readPrefix } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import type { MemberRecord, Registration } from './membership.ts';
+import { isNodeId, openRecord, parseEnrollment, type Enrollment } from './records.ts';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -71,6 +72,40 @@ export class ControlOps {
     if (r.deleted === '0') throw new ZmeshError('E_NOT_FOUND', `no blueprint ${blueprintId(tenant, name)}`, { hint: 'list them with `zmesh controller status`' });
   }
 
+  /**
+   * Pins a node's identity key: from now on only registrations signed by this key are planned for the node.
+   * A node that already has another pinned key needs `replace` (a re-installed node), which re-keys its resources.
+   */
+  async approveNode(id: string, publicKey: string, opts: { replace?: boolean } = {}): Promise<{ changed: boolean }> {
+    const problems = [];
+    if (!isNodeId(id)) problems.push({ code: 'E_NAME_FORMAT', path: 'id', message: 'a node id is a DNS label', hint: 'use the id in the agent config (nodeId)' });
+    if (!Key.isValid(publicKey)) problems.push({ code: 'E_KEY_FORMAT', path: 'key', message: 'the node key is a base64 X25519 public key', hint: 'use the key `zmesh keygen node` printed, or `zmesh status` on the node' });
+    if (problems.length) throw new ValidationError(problems, 'node');
+    const key = this.keys.enrollment(id);
+    const current = await this.client.get(key).string();
+    const cur = current ? parseEnrollment(id, current) : null;
+    if (cur?.publicKey === publicKey) return { changed: false };
+    if (cur && !opts.replace) {
+      throw new ZmeshError('E_NODE_ENROLLED', `node ${id} is enrolled with another key (${cur.publicKey})`, {
+        hint: `if the node was re-installed with a new identity, pass --replace (its resources get new keys); otherwise someone else is using the name ${id}`,
+      });
+    }
+    const value = JSON.stringify({ id, publicKey, approvedAt: new Date().toISOString() } satisfies Enrollment);
+    // Compare-and-set: two operators approving at once cannot overwrite each other silently.
+    const res = await this.client.kv.txn({
+      compare: current ? [{ key: Buffer.from(key), target: 'Value', result: 'Equal', value: Buffer.from(current) }] : [{ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value) } }],
+    });
+    if (!res.succeeded) throw new ZmeshError('E_CONFLICT', `node ${id}'s enrollment changed meanwhile`, { hint: 'look again (zmesh controller node ls) and retry' });
+    return { changed: true };
+  }
+
+  /** Removes a node's enrollment: the controller drops it from every plan at once. */
+  async revokeNode(id: string): Promise<void> {
+    const r = await this.client.delete().key(this.keys.enrollment(id));
+    if (r.deleted === '0') throw new ZmeshError('E_NOT_FOUND', `node ${id} is not enrolled`, { hint: 'list nodes with `zmesh controller node ls`' });
+  }
+
   async requestRebalance(): Promise<void> {
     await this.client.put(this.keys.rebalance()).value(JSON.stringify({ at: new Date().toISOString() }));
   }
@@ -94,10 +129,11 @@ export class ControlOps {
         return null;
       }
     };
-    const [leader, status, regs, members, statuses, plans, blueprints] = await Promise.all([
+    const [leader, status, regs, enrolled, members, statuses, plans, blueprints] = await Promise.all([
       this.client.get(k.leader()).string(),
       this.client.get(k.controllerStatus()).string(),
       readPrefix(this.client, k.nodes()),
+      readPrefix(this.client, k.enrollments()),
       readPrefix(this.client, k.members()),
       readPrefix(this.client, k.statuses()),
       readPrefix(this.client, k.plans()),
@@ -114,12 +150,32 @@ export class ControlOps {
     const submitted: Overview['submitted'] = {};
     for (const [key, v] of blueprints.kvs) submitted[key.slice(k.blueprints().length)] = json<SignedBlueprint>(v)?.blueprint?.version ?? null;
     const pick = <T>(m: Map<string, string>, prefix: string) => Object.fromEntries([...m].map(([key, v]) => [key.slice(prefix.length), json<T>(v)]));
+    const enrollments: Record<string, Enrollment> = {};
+    for (const [key, v] of enrolled.kvs) {
+      const id = key.slice(k.enrollments().length);
+      const e = parseEnrollment(id, v);
+      if (e) enrollments[id] = e;
+    }
+    // A node's records count only when signed by its pinned key (what the controller plans by).
+    const trusted = <T>(m: Map<string, string>, prefix: string) =>
+      Object.fromEntries(
+        [...m].map(([key, v]) => {
+          const id = key.slice(prefix.length);
+          try {
+            const r = openRecord(key, v);
+            return [id, r.signer === enrollments[id]?.publicKey ? (r.record as T) : null];
+          } catch {
+            return [id, null];
+          }
+        }),
+      );
     return {
       leader,
       controller: status ? json<RoundReport & { leader: string }>(status) : null,
-      registrations: pick<Registration>(regs.kvs, k.nodes()),
+      enrollments,
+      registrations: trusted<Registration>(regs.kvs, k.nodes()),
       members: pick<MemberRecord>(members.kvs, k.members()),
-      statuses: pick<Record<string, unknown>>(statuses.kvs, k.statuses()),
+      statuses: trusted<Record<string, unknown>>(statuses.kvs, k.statuses()),
       plans: planMeta,
       submitted,
     };
@@ -129,6 +185,8 @@ export class ControlOps {
 export interface Overview {
   leader: string | null;
   controller: (RoundReport & { leader: string }) | null;
+  enrollments: Record<string, Enrollment>;
+  /** Registrations signed by the node's pinned key; null for one that is not (see controller.untrusted). */
   registrations: Record<string, Registration | null>;
   members: Record<string, MemberRecord | null>;
   statuses: Record<string, Record<string, unknown> | null>;

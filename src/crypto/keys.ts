@@ -3,6 +3,7 @@
 // ed25519 uses @noble/curves.
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { xeddsaSign } from './xeddsa.ts';
 
 export class KeyError extends Error {
   readonly code = 'E_KEY_FORMAT';
@@ -79,8 +80,10 @@ export function x25519PublicKey(secret: Key): Key {
 /** A Diffie-Hellman context for one secret, reused across many peers (the private key is imported once). */
 export class X25519Secret {
   private readonly obj: KeyObject;
+  private readonly secret: Key;
   readonly publicKey: Key;
   constructor(secret: Key) {
+    this.secret = secret;
     this.obj = x25519PrivateObject(secret);
     const jwk = createPublicKey(this.obj).export({ format: 'jwk' }) as { x: string };
     this.publicKey = Key.fromBytes(new Uint8Array(Buffer.from(jwk.x, 'base64url')));
@@ -89,6 +92,10 @@ export class X25519Secret {
     const out = diffieHellman({ privateKey: this.obj, publicKey: x25519PublicObject(peer) });
     if (out.every((b) => b === 0)) throw new KeyError('X25519 produced an all-zero shared secret (low-order public key)');
     return new Uint8Array(out);
+  }
+  /** An XEdDSA signature of `message` with this identity (verify with xeddsaVerify and the public key). */
+  sign(message: Uint8Array, z?: Uint8Array): Uint8Array {
+    return xeddsaSign(this.secret, message, z);
   }
 }
 

@@ -6,6 +6,8 @@ import { EtcdLink } from '../../src/agent/etcd-link.ts';
 import { connectEtcd, Controller, ControlOps, Keys, type ControllerOptions, type Etcd3, type EtcdConnectOptions } from '../../src/control/index.ts';
 import { agentBed, signed, tenantKeys, type AgentBed } from './agent-fixtures.ts';
 import { identity } from './fixtures.ts';
+import { X25519Secret } from '../../src/crypto/keys.ts';
+import { CONTROLLER_USER, nodeRole, Rbac, ROOT_USER } from '../../src/control/rbac.ts';
 import { clientTls, startEtcd, type EtcdCluster, type EtcdOptions } from './etcd.ts';
 
 export interface BedAgent {
@@ -26,11 +28,15 @@ export interface ControlBed {
   keys: Keys;
   client: Etcd3;
   ops: ControlOps;
+  /** How the operator connects (with rbac: CN root). */
   etcd: EtcdConnectOptions;
+  /** Connection options as the etcd user `cn` (a client certificate with that CN; rbac beds). */
+  as(cn: string): EtcdConnectOptions;
   controllers: Controller[];
   agents: Map<string, BedAgent>;
   controller(o?: Partial<ControllerOptions>): Promise<Controller>;
-  agent(node: string, endpoints: string[], o?: { leaseTtlSec?: number }): Promise<BedAgent>;
+  /** An agent; the operator approves its identity key first unless `enroll: false`. */
+  agent(node: string, endpoints: string[], o?: { leaseTtlSec?: number; enroll?: boolean }): Promise<BedAgent>;
   submit(bp: Blueprint): Promise<void>;
   close(): Promise<void>;
 }
@@ -52,11 +58,26 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenants?: string[] } = {}): Promise<ControlBed> {
-  const cluster = await startEtcd(o);
-  const etcd: EtcdConnectOptions = { urls: cluster.urls, ...clientTls(cluster.tls) };
+/**
+ * `rbac`: TLS with etcd auth on, like a real deployment: the bed's client is the operator (CN root), the
+ * controller runs as zmesh-controller, each agent as zmesh-node-<id> with the role `node approve` creates.
+ */
+export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenants?: string[]; rbac?: boolean } = {}): Promise<ControlBed> {
+  const cluster = await startEtcd({ ...o, tls: o.tls || o.rbac });
+  const as = (cn: string | null): EtcdConnectOptions => {
+    const tls = cluster.tls;
+    if (!tls || cn === null) return { urls: cluster.urls, ...clientTls(tls) };
+    const u = tls.user(cn);
+    return { urls: cluster.urls, cacert: tls.ca, cert: u.cert, key: u.key };
+  };
+  const etcd = as(o.rbac ? ROOT_USER : null);
   const client = connectEtcd(etcd);
+  if (o.rbac) await new Rbac(client, new Keys()).enable();
   const ops = new ControlOps(client);
+  const approve = async (node: string) => {
+    await ops.approveNode(node, identity(node).publicKey.toString());
+    if (o.rbac) await new Rbac(client, new Keys()).ensureNode(node);
+  };
   for (const t of o.tenants ?? ['acme']) await ops.addTenant(t, tenantKeys(t).publicKey.toString());
   const controllers: Controller[] = [];
   const agents = new Map<string, BedAgent>();
@@ -66,24 +87,26 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
     client,
     ops,
     etcd,
+    as,
     controllers,
     agents,
     async controller(co = {}) {
-      const c = new Controller({ etcd, log: quiet, graceMs: 1000, holdDownMs: 60000, debounceMs: 100, leaderTtlSec: 2, ...co });
+      const c = new Controller({ etcd: as(o.rbac ? CONTROLLER_USER : null), log: quiet, graceMs: 1000, holdDownMs: 60000, debounceMs: 100, leaderTtlSec: 2, ...co });
       controllers.push(c);
       c.start();
       await c.whenLeader();
       return c;
     },
     async agent(node, endpoints, ao = {}) {
+      if (ao.enroll !== false) await approve(node);
       const b = agentBed(node);
       const make = () =>
         new EtcdLink({
           agent: b.agent,
           state: b.state,
-          etcd,
+          etcd: as(o.rbac ? nodeRole(node) : null),
           nodeId: node,
-          identityPublicKey: identity(node).publicKey.toString(),
+          identity: new X25519Secret(identity(node).privateKey),
           endpoints,
           leaseTtlSec: ao.leaseTtlSec ?? o.leaseTtlSec ?? 2,
           statusIntervalMs: 1000,

@@ -4,9 +4,10 @@
 // there), optional TLS with client certificates (a CA, server and client certs made with openssl). Stopped by PID
 // in `stop()` — never by name.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Pki, type CertFiles } from '../../labs/pki.ts';
 import { join } from 'node:path';
 
 export const ETCD_BIN = process.env.ZMESH_ETCD_BIN ?? '/usr/bin/etcd';
@@ -38,40 +39,27 @@ export interface EtcdTls {
   /** A client certificate signed by another CA (must be refused). */
   rogueCert: string;
   rogueKey: string;
-}
-
-function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  /** A client certificate (made once) whose CN is `cn`: the etcd user it authenticates as. */
+  user(cn: string): CertFiles;
 }
 
 /** A CA, a server cert for 127.0.0.1/localhost (and `ips`), a client cert, and a rogue client cert from another CA. */
 export function makeTls(dir: string, ips: string[] = []): EtcdTls {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const ca = (name: string) => {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`], dir);
-  };
-  const leaf = (name: string, caName: string, ext: string) => {
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`], dir);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`, '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
-  };
-  ca('ca');
-  ca('rogue-ca');
-  const san = ['IP:127.0.0.1', ...ips.filter((ip) => ip !== '127.0.0.1').map((ip) => `IP:${ip}`), 'DNS:localhost'].join(',');
-  leaf('server', 'ca', `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-  leaf('client', 'ca', 'extendedKeyUsage=clientAuth\n');
-  leaf('rogue', 'rogue-ca', 'extendedKeyUsage=clientAuth\n');
-  const f = (n: string) => join(dir, n);
+  const pki = new Pki(dir, 'ca', 2);
+  const rogue = new Pki(dir, 'rogue-ca', 2);
+  const server = pki.leaf('server', { san: ['127.0.0.1', ...ips.filter((ip) => ip !== '127.0.0.1'), 'localhost'], usage: 'both' });
+  const client = pki.leaf('client');
+  const rogueClient = rogue.leaf('rogue');
   return {
     dir,
-    ca: f('ca.crt'),
-    serverCert: f('server.crt'),
-    serverKey: f('server.key'),
-    clientCert: f('client.crt'),
-    clientKey: f('client.key'),
-    rogueCert: f('rogue.crt'),
-    rogueKey: f('rogue.key'),
+    ca: pki.ca,
+    serverCert: server.cert,
+    serverKey: server.key,
+    clientCert: client.cert,
+    clientKey: client.key,
+    rogueCert: rogueClient.cert,
+    rogueKey: rogueClient.key,
+    user: (cn) => pki.leaf(`user-${cn}`, { cn }),
   };
 }
 

@@ -6,6 +6,8 @@ import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { controlBed, waitFor } from '../helpers/control-bed.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
 import { readPrefix } from '../../src/control/index.ts';
+import { openRecord, signRecord } from '../../src/control/records.ts';
+import { X25519Secret } from '../../src/crypto/keys.ts';
 
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
 const ep = (i: number) => [`203.0.113.${i}`];
@@ -15,7 +17,12 @@ test('registration under a lease; the key goes when the node stops heartbeating'
   try {
     const c = await bed.controller({ graceMs: 500, holdDownMs: 2000 });
     const a = await bed.agent('node-a', ep(1));
-    const reg = JSON.parse((await bed.client.get(bed.keys.node('node-a')).string())!);
+    // What the agent wrote is a record signed by its identity key, bound to its own key in etcd.
+    const stored = (await bed.client.get(bed.keys.node('node-a')).string())!;
+    const opened = openRecord(bed.keys.node('node-a'), stored);
+    assert.equal(opened.signer, identity('node-a').publicKey.toString());
+    assert.throws(() => openRecord(bed.keys.node('node-b'), stored), /does not verify/);
+    const reg = opened.record as { agentVersion: string };
     assert.deepEqual(reg, { id: 'node-a', publicKey: identity('node-a').publicKey.toString(), endpoints: ep(1), reservedPorts: [], agentVersion: reg.agentVersion });
     await waitFor('member live', () => c.lastRound?.members['node-a'] === 'live');
     const t0 = Date.now();
@@ -49,10 +56,12 @@ test('a controller and three agents: join, leave (grace, held, dropped), status 
     await waitFor('c joined everywhere', () => peers(a) === 2 && peers(b) === 2 && peers(cc) === 2);
     assert.ok(a.generation() > g1, 'a higher plan generation, same version');
     assert.equal(a.bed.state.blueprint('acme', 'shop')!.version, 1);
-    const st = await waitFor('status written back', async () => {
-      const s = JSON.parse((await bed.client.get(bed.keys.status('node-a')).string()) ?? 'null');
+    const st = await waitFor<{ blueprints: Record<string, { generation: number; ok: boolean }>; peers: Record<string, Record<string, string>> } | null>('status written back', async () => {
+      const text = await bed.client.get(bed.keys.status('node-a')).string();
+      const s = text ? (openRecord(bed.keys.status('node-a'), text).record as { blueprints: Record<string, { generation: number; ok: boolean }>; peers: Record<string, Record<string, string>> }) : null;
       return s?.blueprints?.['acme/shop']?.generation === a.generation() && Object.keys(s.peers['acme/shop/net'] ?? {}).length === 2 ? s : null;
     });
+    assert.ok(st);
     assert.equal(st.blueprints['acme/shop'].ok, true);
     assert.deepEqual(Object.keys(st.peers['acme/shop/net']).sort(), ['node-b', 'node-c']);
     assert.match(st.peers['acme/shop/net']['node-b'], /^(ok|stale|down)$/);
@@ -96,7 +105,9 @@ test('one node joining a 50-node network writes O(nodes) small updates', { skip 
     const lease = bed.client.lease(30);
     const register = async (id: string, i: number) => {
       const endpoints = i >= 45 && i < 50 ? [] : ep(i + 1);
-      await lease.put(bed.keys.node(id)).value(JSON.stringify({ id, publicKey: identity(id).publicKey.toString(), endpoints, reservedPorts: [] }));
+      await bed.ops.approveNode(id, identity(id).publicKey.toString());
+      const key = bed.keys.node(id);
+      await lease.put(key).value(signRecord(key, { id, publicKey: identity(id).publicKey.toString(), endpoints, reservedPorts: [] }, new X25519Secret(identity(id).privateKey)));
     };
     for (let i = 0; i < 50; i++) await register(ids[i], i);
     await bed.submit(blueprint([net({ nodes: ids, ipRange: '10.64.0.0/12' })]));

@@ -1,0 +1,127 @@
+// etcd's own RBAC for the control plane: who may read and write which keys. With client-certificate auth
+// (etcd --client-cert-auth) etcd takes a client's user name from its certificate's CN:
+//   root               the operator (`zmesh controller auth enable|node approve|revoke`): role root
+//   zmesh-controller   the controller: role root (it plans every key, and grants each node read access to the
+//                      signed envelopes of the blueprints it takes part in)
+//   zmesh-node-<id>    one node: role zmesh-node-<id> = read-write on exactly nodes/<id> and status/<id>, read on
+//                      parts/<id>/ and control/cluster, and read on plans/<t>/<b>/envelope for each blueprint
+//                      it has a part of (granted before its part is written, revoked after the part is gone)
+// So a node (or whoever holds its certificate) can write only its own registration and status, and read only
+// its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
+// blueprints. Pure permission builders + the few RPCs that apply them.
+import type { Etcd3 } from 'etcd3';
+import { prefixEnd } from './etcd.ts';
+import type { Keys } from './keys.ts';
+
+export const ROOT_USER = 'root';
+export const CONTROLLER_USER = 'zmesh-controller';
+const NODE_PREFIX = 'zmesh-node-';
+
+export const nodeRole = (id: string): string => `${NODE_PREFIX}${id}`;
+export const nodeOfRole = (role: string): string | null => (role.startsWith(NODE_PREFIX) ? role.slice(NODE_PREFIX.length) : null);
+
+export interface Perm {
+  permType: 'Read' | 'Write' | 'Readwrite';
+  key: string;
+  /** Absent: exactly `key`; a prefix's range end otherwise. */
+  rangeEnd?: string;
+}
+
+/** What a node's role holds apart from its envelope grants. */
+export function nodePermissions(keys: Keys, id: string): Perm[] {
+  const prefix = (p: string): Perm => ({ permType: 'Read', key: p, rangeEnd: prefixEnd(p).toString() });
+  return [
+    { permType: 'Readwrite', key: keys.node(id) },
+    { permType: 'Readwrite', key: keys.status(id) },
+    prefix(keys.nodeParts(id)),
+    { permType: 'Read', key: keys.cluster() },
+  ];
+}
+
+export function permId(p: Perm): string {
+  return `${p.permType} ${p.key}${p.rangeEnd !== undefined ? ` .. ${p.rangeEnd}` : ''}`;
+}
+
+/** An etcd error says authentication is not enabled (or the client may not manage it). */
+function authMessage(e: unknown): string {
+  return (e as Error).message ?? String(e);
+}
+
+export class Rbac {
+  constructor(
+    readonly client: Etcd3,
+    readonly keys: Keys,
+  ) {}
+
+  private async addRole(name: string): Promise<void> {
+    await this.client.auth.roleAdd({ name }).catch((e) => {
+      if (!/already exists/i.test(authMessage(e))) throw e;
+    });
+  }
+
+  private async addUser(name: string, role: string): Promise<void> {
+    await this.client.auth.userAdd({ name, options: { no_password: true } }).catch((e) => {
+      if (!/already exists/i.test(authMessage(e))) throw e;
+    });
+    await this.client.auth.userGrantRole({ user: name, role });
+  }
+
+  async grant(role: string, p: Perm): Promise<void> {
+    await this.client.auth.roleGrantPermission({
+      name: role,
+      perm: { permType: p.permType, key: Buffer.from(p.key), range_end: p.rangeEnd !== undefined ? Buffer.from(p.rangeEnd) : Buffer.alloc(0) },
+    });
+  }
+
+  async revoke(role: string, p: Perm): Promise<void> {
+    await this.client.auth
+      .roleRevokePermission({ role, key: Buffer.from(p.key), range_end: p.rangeEnd !== undefined ? Buffer.from(p.rangeEnd) : Buffer.alloc(0) })
+      .catch((e) => {
+        if (!/not granted|not found/i.test(authMessage(e))) throw e;
+      });
+  }
+
+  /** The root and controller users (certificate CNs `root`, `zmesh-controller`), then auth on. Idempotent. */
+  async enable(): Promise<void> {
+    await this.addRole('root');
+    await this.addUser(ROOT_USER, 'root');
+    await this.addUser(CONTROLLER_USER, 'root');
+    await this.client.auth.authEnable();
+  }
+
+  /** A node's user and role with exactly its own keys (certificate CN `zmesh-node-<id>`). Idempotent. */
+  async ensureNode(id: string): Promise<void> {
+    const role = nodeRole(id);
+    await this.addRole(role);
+    for (const p of nodePermissions(this.keys, id)) await this.grant(role, p);
+    await this.addUser(role, role);
+  }
+
+  async removeNode(id: string): Promise<void> {
+    const role = nodeRole(id);
+    await this.client.auth.userDelete({ name: role }).catch((e) => {
+      if (!/not found/i.test(authMessage(e))) throw e;
+    });
+    await this.client.auth.roleDelete({ role }).catch((e) => {
+      if (!/not found/i.test(authMessage(e))) throw e;
+    });
+  }
+
+  /** node id → the envelope keys its role may read now. Empty when no node role exists (RBAC not set up). */
+  async envelopeGrants(): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    const { roles } = await this.client.auth.roleList();
+    for (const role of roles) {
+      const id = nodeOfRole(role);
+      if (id === null) continue;
+      const { perm } = await this.client.auth.roleGet({ role });
+      const set = new Set<string>();
+      for (const p of perm) {
+        const key = p.key.toString();
+        if (key.startsWith(this.keys.plans()) && key.endsWith('/envelope') && !p.range_end?.length) set.add(key);
+      }
+      out.set(id, set);
+    }
+    return out;
+  }
+}

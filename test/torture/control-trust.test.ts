@@ -1,0 +1,173 @@
+// Control-plane trust (issue #14, finding 1): a real etcd with TLS, client certificates and auth on, like a
+// real deployment — the operator is CN root, the controller zmesh-controller, each node zmesh-node-<id> with the
+// role `node approve` made. Two enrolled agents (pa, pb; the real pipeline over a fake data plane) run tenant
+// acme's blueprint; tenant globex has one on pb only. Then, as each adversary:
+//   - anyone on the network (no certificate, a certificate from another CA, a valid certificate whose CN is no
+//     etcd user): cannot read or write anything;
+//   - a hostile node with valid credentials (pa's certificate): cannot write another node's registration,
+//     status, part, any plan, enrollment, tenant, blueprint or control key, nor its own part; cannot read another
+//     node's records or part, another tenant's envelope, plans' resources or the enrollments; cannot revoke
+//     another node's lease. It can read its own part and the envelope of the blueprint it runs (the controls);
+//     what it writes about itself is bounded (endpoints, reserved ports);
+//   - whoever can write etcd anyway (a leaked root certificate, or etcd without RBAC): the attack that was
+//     reproduced — nodes/pb rewritten with the attacker's identity key — is refused by the controller (the
+//     registration is not signed by pb's pinned key), reported, and pb's resource keeps its key and stays sealed
+//     to pb; unsigned, mis-bound, forged and unenrolled registrations are refused or held for approval.
+// Each attempt is a case; one that gets through is an exposure. Summary: bench/results/torture-trust.json.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { blueprint, identity, net } from '../helpers/fixtures.ts';
+import { controlBed, waitFor } from '../helpers/control-bed.ts';
+import { etcdAvailable } from '../helpers/etcd.ts';
+import { connectEtcd, nodeRole, signRecord, type Etcd3 } from '../../src/control/index.ts';
+import { clampX25519, X25519Secret } from '../../src/crypto/keys.ts';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
+
+interface Case {
+  who: string;
+  attempt: string;
+  expect: 'refused' | 'allowed';
+  got: 'refused' | 'allowed';
+  detail?: string;
+}
+
+test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node records', { skip, timeout: 120000 }, async () => {
+  const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
+  const cases: Case[] = [];
+  const clients: Etcd3[] = [];
+  const connect = (o: Parameters<typeof connectEtcd>[0]) => {
+    const c = connectEtcd(o);
+    clients.push(c);
+    return c;
+  };
+  /** Runs one attempt; `fn` resolving means etcd let it through. */
+  const attempt = async (who: string, what: string, fn: () => PromiseLike<unknown>, expect: Case['expect'] = 'refused') => {
+    let got: Case['got'] = 'allowed';
+    let detail: string | undefined;
+    try {
+      await Promise.race([Promise.resolve(fn()), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out (refused at the TLS handshake)')), 4000))]);
+    } catch (e) {
+      got = 'refused';
+      detail = (e as Error).message.split('\n')[0].slice(0, 160);
+    }
+    cases.push({ who, attempt: what, expect, got, detail });
+  };
+  try {
+    const k = bed.keys;
+    const c = await bed.controller();
+    const pa = await bed.agent('pa', ['203.0.113.1']);
+    const pb = await bed.agent('pb', ['203.0.113.2']);
+    await bed.submit(blueprint([net({ nodes: ['pa', 'pb', 'evil'] })]));
+    await bed.submit(blueprint([net({ nodes: ['pb'], ipRange: '10.9.0.0/16' })], { tenant: 'globex', name: 'web' }));
+    const peers = (x: typeof pa) => x.bed.agent.networks().find((n) => n.blueprint === 'shop')?.peers ?? -1;
+    await waitFor('pa and pb applied with each other', () => peers(pa) === 1 && peers(pb) === 1);
+    const pbResource = () => pa.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource.peers.find((p) => p.node === 'pb')!;
+    const pbOwn = () => pb.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource;
+    const before = { peerKey: pbResource().publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo };
+    assert.equal(before.sealedTo, identity('pb').publicKey.toString());
+
+    // 1. Anyone on the network.
+    const tls = bed.cluster.tls!;
+    const noCert = connect({ urls: bed.cluster.urls, cacert: tls.ca });
+    await attempt('no client certificate', `put ${k.node('pb')}`, () => noCert.put(k.node('pb')).value('x'));
+    await attempt('no client certificate', `read ${k.parts()}`, () => noCert.getAll().prefix(k.parts()).keys());
+    const rogue = connect({ urls: bed.cluster.urls, cacert: tls.ca, cert: tls.rogueCert, key: tls.rogueKey });
+    await attempt('certificate from another CA', `put ${k.node('pb')}`, () => rogue.put(k.node('pb')).value('x'));
+    const stranger = connect({ urls: bed.cluster.urls, cacert: tls.ca, cert: tls.clientCert, key: tls.clientKey });
+    await attempt('valid certificate, CN no etcd user', `put ${k.node('pb')}`, () => stranger.put(k.node('pb')).value('x'));
+    await attempt('valid certificate, CN no etcd user', `read ${k.prefix}/`, () => stranger.getAll().prefix(`${k.prefix}/`).keys());
+
+    // 2. A hostile node with valid credentials: pa's certificate.
+    const asPa = connect(bed.as(nodeRole('pa')));
+    const who = 'node pa (valid credentials)';
+    const signedByPa = (key: string, rec: unknown) => signRecord(key, rec, new X25519Secret(identity('pa').privateKey));
+    const pbReg = { id: 'pb', publicKey: identity('pa').publicKey.toString(), endpoints: ['203.0.113.66'], reservedPorts: [] };
+    const writes: [string, string][] = [
+      [k.node('pb'), signedByPa(k.node('pb'), pbReg)],
+      [k.status('pb'), signedByPa(k.status('pb'), { node: 'pb', blueprints: {}, peers: {} })],
+      [`${k.nodeParts('pb')}acme/shop/gen`, '{"generation":99,"version":1,"envelope":"x"}'],
+      [`${k.nodeParts('pa')}acme/shop/gen`, '{"generation":99,"version":1,"envelope":"x"}'],
+      [`${k.plan('acme', 'shop')}meta`, '{}'],
+      [k.envelope('acme', 'shop'), '{}'],
+      [k.enrollment('pa'), JSON.stringify({ id: 'pa', publicKey: identity('pb').publicKey.toString(), approvedAt: '' })],
+      [k.enrollment('pb'), JSON.stringify({ id: 'pb', publicKey: identity('pa').publicKey.toString(), approvedAt: '' })],
+      [k.tenant('evil'), '{"publicKey":"x"}'],
+      [k.blueprint('acme', 'shop'), '{}'],
+      [k.member('pb'), '{}'],
+      [k.leader(), 'pa'],
+      [k.rebalance(), '{}'],
+      [k.cluster(), '{"id":"other"}'],
+    ];
+    for (const [key, value] of writes) await attempt(who, `put ${key}`, () => asPa.put(key).value(value));
+    await attempt(who, `delete ${k.node('pb')}`, () => asPa.delete().key(k.node('pb')));
+    await attempt(who, `delete ${k.parts()} (everything)`, () => asPa.delete().prefix(k.parts()));
+    const reads: string[] = [k.nodeParts('pb'), k.node('pb'), k.status('pb'), k.enrollments(), k.members(), k.plan('acme', 'shop') + 'res/', k.envelope('globex', 'web'), k.blueprints(), k.tenants()];
+    for (const key of reads) {
+      await attempt(who, `read ${key}${key.endsWith('/') ? '*' : ''}`, async () => {
+        const r = key.endsWith('/') ? await asPa.getAll().prefix(key).keys() : await asPa.get(key).string();
+        if (r === null) throw new Error('nothing there (not a refusal)');
+        return r;
+      });
+    }
+    // pb's registration lease: pa may not revoke it (etcd: revoking needs write access to every attached key).
+    const pbLease = (await bed.client.kv.range({ key: Buffer.from(k.node('pb')) })).kvs[0]?.lease;
+    assert.ok(pbLease && pbLease !== '0', 'pb registered under a lease');
+    await attempt(who, "revoke pb's registration lease", () => asPa.leaseClient.leaseRevoke({ ID: pbLease }));
+    // The controls: what pa must be able to do for its agent to work at all.
+    await attempt(who, `read its own part ${k.nodeParts('pa')}*`, () => asPa.getAll().prefix(k.nodeParts('pa')).keys(), 'allowed');
+    await attempt(who, `read ${k.envelope('acme', 'shop')} (a blueprint it runs)`, () => asPa.get(k.envelope('acme', 'shop')).string(), 'allowed');
+
+    // 3. Whoever can write etcd anyway (root): the controller itself refuses what is not signed by the pinned key.
+    const attacker = new X25519Secret(clampX25519(randomBytes(32)));
+    const forged = { id: 'pb', publicKey: attacker.publicKey.toString(), endpoints: ['203.0.113.66'], reservedPorts: [] };
+    const forgeries: [string, string, string][] = [
+      ['pb', 'E_NODE_KEY_MISMATCH', signRecord(k.node('pb'), forged, attacker)],
+      ['pb', 'E_RECORD_UNSIGNED', JSON.stringify(forged)],
+      ['pb', 'E_RECORD_SIGNATURE', signRecord(k.node('pa'), { ...forged, id: 'pa' }, attacker)],
+      ['pb', 'E_NODE_RECORD', signRecord(k.node('pb'), { ...forged, id: 'pa' }, attacker)],
+      ['evil', 'E_NODE_NOT_ENROLLED', signRecord(k.node('evil'), { ...forged, id: 'evil' }, attacker)],
+    ];
+    const rootWho = 'root writer (etcd without RBAC, or a leaked operator certificate)';
+    const realPb = (await bed.client.get(k.node('pb')).string())!;
+    for (const [node, code, value] of forgeries) {
+      const round0 = c.lastRound?.n ?? 0;
+      await bed.client.put(k.node(node)).value(value);
+      const r = (await waitFor(`a round after the forged ${node} (${code})`, () => ((c.lastRound?.n ?? 0) > round0 ? c.lastRound : null), 10000))!;
+      await c.idle();
+      const u = c.lastRound!.untrusted[node];
+      const planned = c.lastRound!.members[node] !== undefined && node === 'evil';
+      const keyMoved = pbResource().publicKey !== before.peerKey || pbOwn().sealedTo !== before.sealedTo;
+      const refused = u?.problem.code === code && !planned && !keyMoved;
+      cases.push({ who: rootWho, attempt: `nodes/${node} := ${code === 'E_NODE_NOT_ENROLLED' ? 'a valid record of an unenrolled node' : `forged (${code})`}`, expect: 'refused', got: refused ? 'refused' : 'allowed', detail: `${u?.problem.code ?? 'trusted'} round ${r.n}` });
+      if (node === 'pb') await bed.client.put(k.node('pb')).value(realPb); // pb's own record back
+    }
+    await waitFor('pb trusted again', () => c.lastRound?.untrusted.pb === undefined && c.lastRound?.members.pb === 'live', 10000);
+
+    // 4. A node may lie only about itself, and only this much.
+    const tooMany = { id: 'pa', publicKey: identity('pa').publicKey.toString(), endpoints: Array.from({ length: 17 }, (_, i) => `203.0.113.${i + 10}`), reservedPorts: [] };
+    const round0 = c.lastRound!.n;
+    const realPa = (await bed.client.get(k.node('pa')).string())!;
+    await attempt(who, `write its own ${k.node('pa')}`, () => asPa.put(k.node('pa')).value(signedByPa(k.node('pa'), tooMany)), 'allowed');
+    await waitFor('a round after pa lied', () => c.lastRound!.n > round0, 10000);
+    await c.idle();
+    cases.push({ who, attempt: 'register itself with 17 endpoints', expect: 'refused', got: c.lastRound!.untrusted.pa?.problem.code === 'E_NODE_RECORD' ? 'refused' : 'allowed' });
+    await asPa.put(k.node('pa')).value(realPa);
+
+    // After it all: pb's resource is what it was, and everyone converges again.
+    await waitFor('pa trusted again', () => c.lastRound?.untrusted.pa === undefined, 10000);
+    assert.deepEqual({ peerKey: pbResource().publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo }, before);
+
+    const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
+    mkdirSync(`${ROOT}bench/results`, { recursive: true });
+    writeFileSync(`${ROOT}bench/results/torture-trust.json`, JSON.stringify({ cases: cases.length, exposures, detail: cases }, null, 2) + '\n');
+    assert.deepEqual(exposures, []);
+    assert.ok(cases.length >= 30, `${cases.length} cases`);
+  } finally {
+    for (const x of clients) x.close();
+    await bed.close();
+  }
+});
