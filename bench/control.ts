@@ -10,10 +10,10 @@
 // edge nodes behind NAT; at 200 also 90% public (a full mesh), the worst case for join writes.
 // Last line: one JSON object.
 import { randomBytes } from 'node:crypto';
-import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, type Etcd3 } from '../src/control/index.ts';
+import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, signRecord, type Etcd3 } from '../src/control/index.ts';
 import { signBlueprint } from '../src/blueprint/index.ts';
 import type { Blueprint } from '../src/blueprint/types.ts';
-import { ed25519KeyPair, x25519KeyPair } from '../src/crypto/keys.ts';
+import { ed25519KeyPair, x25519KeyPair, X25519Secret } from '../src/crypto/keys.ts';
 import { seededRandom } from '../src/crypto/rng.ts';
 import { startEtcd } from '../test/helpers/etcd.ts';
 
@@ -65,10 +65,14 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     const all = Array.from({ length: n + 2 }, (_, i) => `n${String(i + 1).padStart(4, '0')}`);
     // Every 10th node public (10%), or all but every 10th (90%).
     const isPublic = (i: number) => (c.publicShare < 0.5 ? i % 10 === 0 : i % 10 !== 9);
-    const identities = all.map((id) => x25519KeyPair(seededRandom(`bench-id:${id}`)(32)).publicKey.toString());
+    const identities = all.map((id) => new X25519Secret(x25519KeyPair(seededRandom(`bench-id:${id}`)(32)).privateKey));
     const lease = admin.lease(600);
-    const register = (i: number, pub: boolean) =>
-      lease.put(keys.node(all[i])).value(JSON.stringify({ id: all[i], publicKey: identities[i], endpoints: pub ? [`198.18.${i >> 8}.${i & 255}`] : [], reservedPorts: [] }));
+    // Each node enrolled (the operator pins its key), then its registration signed with that key, as agents do.
+    for (let i = 0; i < all.length; i += 100) await Promise.all(all.slice(i, i + 100).map((id, j) => ops.approveNode(id, identities[i + j].publicKey.toString())));
+    const register = (i: number, pub: boolean) => {
+      const key = keys.node(all[i]);
+      return lease.put(key).value(signRecord(key, { id: all[i], publicKey: identities[i].publicKey.toString(), endpoints: pub ? [`198.18.${i >> 8}.${i & 255}`] : [], reservedPorts: [] }, identities[i]));
+    };
     for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, j) => register(i + j, isPublic(i + j))));
 
     // Simulated agents: what each has received (version, generation), and when.

@@ -91,7 +91,7 @@ async function blueprintChange(specFile: string, name: string, dir: string): Pro
   if (spec.controlPlane === 'etcd') {
     // Submitted into etcd (a helper process in the lab's internet namespace: most of pushSeconds is its start);
     // the controller plans it and every agent takes its part from its watch.
-    submitToEtcd(layout, Object.fromEntries(spec.tenants.map((t) => [t.name, state.tenants[t.name].publicKey])), plans);
+    submitToEtcd(layout, dir, Object.fromEntries(spec.tenants.map((t) => [t.name, state.tenants[t.name].publicKey])), plans);
   } else {
     // Pushed to each agent's admin socket, which applies before it answers.
     errs = (await pushAll(layout, plans, dir)).flatMap((x) => x.errors);

@@ -43,7 +43,7 @@ export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, truste
       trustedTenants: trusted,
       ...(engine ? { dockerSocket: dockerPaths(dir, host.name).socket, storagePoolSize: LAB_POOL_SIZE } : {}),
       // controlPlane: etcd — the agent registers with the lab's etcd cluster and watches its own prefix.
-      ...(spec.controlPlane === 'etcd' ? { etcd: agentEtcdSection() } : {}),
+      ...(spec.controlPlane === 'etcd' ? { etcd: agentEtcdSection(dir, host.name) } : {}),
     })
   );
 }

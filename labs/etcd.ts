@@ -1,6 +1,9 @@
 // The lab's etcd control plane (spec `controlPlane: etcd`): a real 3-member etcd cluster and a controller
 // (`zmesh controller --etcd …`), all in the lab's internet namespace on its gateway address 203.0.113.1 (distinct
-// ports), data dirs under <lab>/etcd/. Public nodes reach the members on the internet bridge, hidden nodes
+// ports), data dirs under <lab>/etcd/. Deployed like a real one (docs/control-plane.md, "Trust"): TLS for clients
+// and peers with client certificates from the lab's CA (<lab>/etcd/pki/), etcd auth on, the operator as CN root,
+// the controller as zmesh-controller, each agent as zmesh-node-<id> with a role for its own keys only; every
+// node is enrolled (its identity key pinned) before the controller starts. Public nodes reach the members on the internet bridge, hidden nodes
 // through their NAT. Tenants and signed blueprints go into etcd through ControlOps (src/control/ops.ts), run by
 // this module itself as a helper inside the internet namespace (the host's namespace has no route to the lab).
 // Processes are recorded by PID and start time in <lab>/etcd/state.json and stopped by PID only.
@@ -14,7 +17,9 @@ import { writePrivateFile } from '../src/cli/util.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Plan } from '../src/plan/index.ts';
-import { zmeshArgv } from './agents.ts';
+import { ensureIdentity, zmeshArgv } from './agents.ts';
+import { Pki, type CertFiles } from './pki.ts';
+import { CONTROLLER_USER, nodeRole, ROOT_USER } from '../src/control/rbac.ts';
 import type { BlueprintPlan, PushResult } from './control.ts';
 import { INTERNET_GW, type Layout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
@@ -29,7 +34,8 @@ export const LAB_HOLD_DOWN = '15m';
 
 const clientPort = (i: number) => 2379 + 2 * i;
 const peerPort = (i: number) => 2380 + 2 * i;
-export const memberUrl = (i: number) => `http://${INTERNET_GW}:${clientPort(i)}`;
+export const memberUrl = (i: number) => `https://${INTERNET_GW}:${clientPort(i)}`;
+const peerUrl = (i: number) => `https://${INTERNET_GW}:${peerPort(i)}`;
 export const etcdUrls = () => Array.from({ length: ETCD_MEMBERS }, (_, i) => memberUrl(i));
 
 export interface ControlPlaneState {
@@ -39,6 +45,22 @@ export interface ControlPlaneState {
 }
 
 const cpDir = (dir: string) => join(dir, 'etcd');
+
+/** The lab's CA and certificates (made once, kept while the lab exists). */
+export function labPki(dir: string): Pki {
+  return new Pki(join(cpDir(dir), 'pki'), 'ca', 30);
+}
+
+/** Client TLS files as etcd user `cn` (root, zmesh-controller, zmesh-node-<id>). */
+export function labCredentials(dir: string, cn: string): { cacert: string; cert: string; key: string } {
+  const pki = labPki(dir);
+  const f = pki.leaf(cn);
+  return { cacert: pki.ca, cert: f.cert, key: f.key };
+}
+
+function serverCert(dir: string): CertFiles {
+  return labPki(dir).leaf('server', { cn: 'etcd', san: [INTERNET_GW, '127.0.0.1'], usage: 'both' });
+}
 const cpFile = (dir: string) => join(cpDir(dir), 'state.json');
 
 export function readCp(dir: string): ControlPlaneState | null {
@@ -54,8 +76,9 @@ function writeCp(dir: string, s: ControlPlaneState): void {
   writeFileSync(cpFile(dir), JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
 }
 
-function healthy(layout: Layout, i: number): boolean {
-  const argv = inNs(layout.internetNs, ['etcdctl', '--endpoints', memberUrl(i), '--dial-timeout', '1s', '--command-timeout', '2s', 'endpoint', 'health']);
+function healthy(layout: Layout, dir: string, i: number): boolean {
+  const c = labCredentials(dir, ROOT_USER);
+  const argv = inNs(layout.internetNs, ['etcdctl', '--endpoints', memberUrl(i), '--cacert', c.cacert, '--cert', c.cert, '--key', c.key, '--dial-timeout', '1s', '--command-timeout', '2s', 'endpoint', 'health']);
   return spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' }, timeout: 5000 }).status === 0;
 }
 
@@ -64,15 +87,19 @@ export function startMember(layout: Layout, dir: string, i: number): void {
   const s = readCp(dir) ?? { token: `zl-${layout.internetNs}-${randomBytes(4).toString('hex')}`, members: [], controller: null };
   const data = join(cpDir(dir), `m${i}`);
   const fresh = !existsSync(join(data, 'member'));
-  const cluster = Array.from({ length: ETCD_MEMBERS }, (_, j) => `m${j}=http://${INTERNET_GW}:${peerPort(j)}`).join(',');
+  const cluster = Array.from({ length: ETCD_MEMBERS }, (_, j) => `m${j}=${peerUrl(j)}`).join(',');
+  const server = serverCert(dir);
+  const ca = labPki(dir).ca;
   const argv = inNs(layout.internetNs, [
     process.env.ZMESH_ETCD_BIN ?? '/usr/bin/etcd',
     '--name', `m${i}`,
     '--data-dir', data,
     '--listen-client-urls', memberUrl(i),
     '--advertise-client-urls', memberUrl(i),
-    '--listen-peer-urls', `http://${INTERNET_GW}:${peerPort(i)}`,
-    '--initial-advertise-peer-urls', `http://${INTERNET_GW}:${peerPort(i)}`,
+    '--listen-peer-urls', peerUrl(i),
+    '--initial-advertise-peer-urls', peerUrl(i),
+    '--cert-file', server.cert, '--key-file', server.key, '--client-cert-auth', '--trusted-ca-file', ca,
+    '--peer-cert-file', server.cert, '--peer-key-file', server.key, '--peer-client-cert-auth', '--peer-trusted-ca-file', ca,
     '--initial-cluster', cluster,
     '--initial-cluster-token', s.token,
     '--initial-cluster-state', fresh ? 'new' : 'existing',
@@ -108,7 +135,8 @@ export async function killMember(dir: string, i: number): Promise<void> {
 export function startController(layout: Layout, dir: string): void {
   const s = readCp(dir)!;
   const z = zmeshArgv();
-  const argv = inNs(layout.internetNs, [...z.argv, 'controller', '--etcd', etcdUrls().join(','), '--grace', LAB_GRACE, '--hold-down', LAB_HOLD_DOWN, '--max-txn-ops', '1024']);
+  const c = labCredentials(dir, CONTROLLER_USER);
+  const argv = inNs(layout.internetNs, [...z.argv, 'controller', '--etcd', etcdUrls().join(','), '--cacert', c.cacert, '--cert', c.cert, '--key', c.key, '--grace', LAB_GRACE, '--hold-down', LAB_HOLD_DOWN, '--max-txn-ops', '1024']);
   s.controller = spawnDetached(argv, { logFile: join(dir, 'logs', 'controller.log'), cwd: z.cwd });
   writeCp(dir, s);
 }
@@ -134,17 +162,23 @@ export async function stopController(dir: string, opts: { kill?: boolean } = {})
   }
 }
 
-/** Every member running and healthy, and the controller running (bounded waits). */
+/**
+ * Every member running and healthy, auth on and every lab node enrolled (its identity key pinned, its etcd user
+ * and role made), and the controller running (bounded waits).
+ */
 export async function ensureControlPlane(layout: Layout, dir: string): Promise<void> {
   for (let i = 0; i < ETCD_MEMBERS; i++) if (!memberAlive(dir, i)) startMember(layout, dir, i);
   for (let i = 0; i < ETCD_MEMBERS; i++) {
     let ok = false;
     for (let k = 0; k < 100 && !ok; k++) {
-      ok = healthy(layout, i);
+      ok = healthy(layout, dir, i);
       if (!ok) await sleep(200);
     }
     if (!ok) throw new ZmeshError('E_LAB_ETCD', `etcd member m${i} did not become healthy`, { kind: 'retryable', hint: `see ${join(dir, 'logs', `etcd-m${i}.log`)}` });
   }
+  // The operator's part: auth on (once), then every node approved with the key the lab made for it.
+  const nodes = Object.fromEntries(layout.nodes.map((n) => [n.name, ensureIdentity(nodePaths(dir, n.name).identity)]));
+  helper(layout, dir, 'enroll', { nodes });
   if (!controllerAlive(dir)) startController(layout, dir);
 }
 
@@ -168,9 +202,9 @@ export function controlPlaneStatus(dir: string): { kind: 'etcd'; urls: string[];
   };
 }
 
-/** The agent config's etcd section. */
-export function agentEtcdSection(): { endpoints: string[]; leaseTtl: string } {
-  return { endpoints: etcdUrls(), leaseTtl: LAB_LEASE_TTL };
+/** The agent config's etcd section: the node's own client certificate (CN zmesh-node-<id>). */
+export function agentEtcdSection(dir: string, node: string): { endpoints: string[]; leaseTtl: string; cacert: string; cert: string; key: string } {
+  return { endpoints: etcdUrls(), leaseTtl: LAB_LEASE_TTL, ...labCredentials(dir, nodeRole(node)) };
 }
 
 const devKeyFile = (dir: string, tenant: string, bp: string, net: string, dev: string) => join(dir, 'device-keys', `${tenant}--${bp}--${net}--${dev}.key`);
@@ -223,14 +257,15 @@ interface ReadOut {
   members: Record<string, string>;
 }
 
-/** Runs this module's helper in the internet namespace (it reaches the members). */
-function helper(layout: Layout, cmd: 'sync' | 'read', input?: unknown): unknown {
+/** Runs this module's helper in the internet namespace (it reaches the members), as the operator (CN root). */
+function helper(layout: Layout, dir: string, cmd: 'sync' | 'read' | 'enroll', input?: unknown): unknown {
+  const c = labCredentials(dir, ROOT_USER);
   const self = fileURLToPath(import.meta.url);
   const argv = inNs(layout.internetNs, [process.execPath, ...(self.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : []), self, cmd]);
   const r = spawnSync(argv[0], argv.slice(1), {
     encoding: 'utf8',
     input: input === undefined ? '' : JSON.stringify(input),
-    env: { ...process.env, ZMESH_ETCD: etcdUrls().join(',') },
+    env: { ...process.env, ZMESH_ETCD: etcdUrls().join(','), ZMESH_ETCD_CACERT: c.cacert, ZMESH_ETCD_CERT: c.cert, ZMESH_ETCD_KEY: c.key },
     timeout: 60000,
     maxBuffer: 64 << 20,
   });
@@ -240,13 +275,13 @@ function helper(layout: Layout, cmd: 'sync' | 'read', input?: unknown): unknown 
   return JSON.parse(r.stdout) as unknown;
 }
 
-export function readEtcd(layout: Layout): ReadOut {
-  return helper(layout, 'read') as ReadOut;
+export function readEtcd(layout: Layout, dir: string): ReadOut {
+  return helper(layout, dir, 'read') as ReadOut;
 }
 
 /** Tenants and signed envelopes into etcd (ControlOps); blueprints in etcd that the lab no longer has are removed. */
-export function submitToEtcd(layout: Layout, tenants: Record<string, string>, plans: BlueprintPlan[]): void {
-  helper(layout, 'sync', { tenants, envelopes: plans.map((p) => p.signed) });
+export function submitToEtcd(layout: Layout, dir: string, tenants: Record<string, string>, plans: BlueprintPlan[]): void {
+  helper(layout, dir, 'sync', { tenants, envelopes: plans.map((p) => p.signed) });
 }
 
 /**
@@ -263,7 +298,7 @@ export async function awaitEtcdPlans(
   const end = Date.now() + (opts.timeoutMs ?? 90000);
   let last = '';
   for (let round = 0; round < 500 && Date.now() < end; round++) {
-    const r = readEtcd(layout);
+    const r = readEtcd(layout, dir);
     const pending: string[] = [];
     for (const p of plans) {
       const ep = r.plans[p.key];
@@ -308,7 +343,7 @@ export async function awaitEtcdPlans(
 /** `lab up` in etcd mode: instead of pushing parts, tenants and envelopes go into etcd; waits for the nodes. */
 export async function etcdApply(spec: LabSpec, layout: Layout, dir: string, state: LabState, plans: BlueprintPlan[], say: (l: string) => void): Promise<PushResult[]> {
   const tenants = Object.fromEntries(spec.tenants.map((t) => [t.name, state.tenants[t.name].publicKey]));
-  submitToEtcd(layout, tenants, plans);
+  submitToEtcd(layout, dir, tenants, plans);
   say(`etcd: ${spec.tenants.length} tenant(s), ${plans.length} signed blueprint(s) submitted; waiting for the controller and the agents`);
   const got = await awaitEtcdPlans(layout, dir, plans, { say });
   got.forEach((g, i) => {
@@ -322,10 +357,23 @@ export async function etcdApply(spec: LabSpec, layout: Layout, dir: string, stat
 // ---- the helper, run inside the internet namespace ----
 
 async function helperMain(cmd: string): Promise<void> {
-  const { connectEtcd, ControlOps, readPrefix, assemblePlan, parseHead, Keys } = await import('../src/control/index.ts');
-  const client = connectEtcd({ urls: process.env.ZMESH_ETCD! });
+  const { connectEtcd, ControlOps, readPrefix, assemblePlan, parseHead, Keys, Rbac } = await import('../src/control/index.ts');
+  const client = connectEtcd({ urls: process.env.ZMESH_ETCD!, cacert: process.env.ZMESH_ETCD_CACERT, cert: process.env.ZMESH_ETCD_CERT, key: process.env.ZMESH_ETCD_KEY });
   const ops = new ControlOps(client);
   try {
+    if (cmd === 'enroll') {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { nodes: Record<string, string> };
+      const rbac = new Rbac(client, ops.keys);
+      await rbac.enable();
+      for (const [id, key] of Object.entries(input.nodes)) {
+        await ops.approveNode(id, key, { replace: true });
+        await rbac.ensureNode(id);
+      }
+      process.stdout.write('{}\n');
+      return;
+    }
     if (cmd === 'sync') {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -383,7 +431,7 @@ async function helperMain(cmd: string): Promise<void> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && (process.argv[2] === 'sync' || process.argv[2] === 'read')) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && ['sync', 'read', 'enroll'].includes(process.argv[2])) {
   helperMain(process.argv[2]).then(
     () => process.exit(0),
     (e: Error) => {

@@ -61,12 +61,12 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     writeFileSync(join(dir, 'signed', 'blue--office.json'), JSON.stringify(next, null, 2) + '\n');
     const { layout, state } = openLab(name);
     const bp = { key: KEY, tenant: 'blue', blueprint: next.blueprint, signed: next, plan: openLab(name).plans[0].plan, changed: true };
-    submitToEtcd(layout, { blue: state.tenants.blue.publicKey }, [bp]);
+    submitToEtcd(layout, dir, { blue: state.tenants.blue.publicKey }, [bp]);
     const [got] = await awaitEtcdPlans(layout, dir, [bp], { timeoutMs: 45000 });
     assert.equal(got.plan.version, version);
     return got.plan;
   };
-  const hiddenAccess = () => readEtcd(openLab(name).layout).plans[KEY].networks[0].resources.find((r) => r.node === 'node-h')!.accessNode;
+  const hiddenAccess = () => readEtcd(openLab(name).layout, dir).plans[KEY].networks[0].resources.find((r) => r.node === 'node-h')!.accessNode;
 
   try {
     const up = await labUp(specFile, { name });
@@ -135,7 +135,7 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     assert.ok(healedMs < 30000, `re-homed and green within 30 s (${healedMs} ms)`);
 
     // It comes back: live, green, and node-h stays on its new access node.
-    const genH = () => readEtcd(openLab(name).layout);
+    const genH = () => readEtcd(openLab(name).layout, dir);
     await labFault(name, old, 'restore');
     await labFault(name, old, 'restart-agent');
     for (let i = 0; i < 120; i++) {
