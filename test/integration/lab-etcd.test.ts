@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { signBlueprint, type Blueprint, type SignedBlueprint } from '../../src/blueprint/index.ts';
 import { Key } from '../../src/crypto/keys.ts';
 import { awaitEtcdPlans, controllerAlive, downAndCheck, ensureControlPlane, killMember, labDir, labFault, labMatrix, labStatus, labUp, labWaitGreen, matrixOk, memberAlive, openLab, readEtcd, startController, stopController, submitToEtcd } from '../../labs/index.ts';
-import { waitGreen } from '../../labs/lab.ts';
+import { labExecArgv, waitGreen } from '../../labs/lab.ts';
+import { ensureIdentity } from '../../labs/agents.ts';
+import { nodePaths } from '../../labs/state.ts';
+import { labCredentials, memberUrl } from '../../labs/etcd.ts';
+import { INTERNET_GW } from '../../labs/layout.ts';
+import { inNs } from '../../labs/sys.ts';
+import { namesFor } from '../../netns/names.ts';
+import { spawnSync } from 'node:child_process';
 import { etcdAvailable } from '../helpers/etcd.ts';
 
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
@@ -41,6 +48,7 @@ tenants:
           - name: lan
             ipRange: 10.1.0.0/16
             nodes: [${NODES.join(', ')}]
+            egress: true
 `;
 
 const KEY = 'blue/office';
@@ -76,6 +84,29 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     assert.equal(st.controlPlane?.members.filter((m) => m.pid).length, 3);
     assert.ok(st.controlPlane?.controller);
     const lan = openLab(name).plans[0].plan.networks[0];
+
+    // Deployed like a real control plane (issue #14): from the lab's internet, a client without a certificate gets
+    // nothing; node-b's own certificate cannot write node-a's registration or read its part; and the tenant's
+    // egress cannot even open a connection to etcd (it is on the node's underlay subnet).
+    const { layout } = openLab(name);
+    const etcdctl = (cred: { cacert: string; cert?: string; key?: string }, args: string[]) => {
+      const tlsArgs = ['--cacert', cred.cacert, ...(cred.cert ? ['--cert', cred.cert, '--key', cred.key!] : [])];
+      const argv = inNs(layout.internetNs, ['etcdctl', '--endpoints', memberUrl(1), ...tlsArgs, '--dial-timeout', '2s', '--command-timeout', '3s', ...args]);
+      return spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' }, timeout: 10000 });
+    };
+    const rootCred = labCredentials(dir, 'root');
+    assert.notEqual(etcdctl({ cacert: rootCred.cacert }, ['get', '--prefix', '/zmesh/']).status, 0, 'no client certificate: refused');
+    const asB = labCredentials(dir, 'zmesh-node-node-b');
+    const put = etcdctl(asB, ['put', '/zmesh/v1/nodes/node-a', '{}']);
+    assert.notEqual(put.status, 0);
+    assert.match(put.stderr, /permission denied/);
+    assert.match(etcdctl(asB, ['get', '--prefix', '/zmesh/v1/parts/node-a/']).stderr, /permission denied/);
+    const pinned = JSON.parse(etcdctl(rootCred, ['get', '/zmesh/v1/enroll/node-a', '--print-value-only']).stdout) as { publicKey: string };
+    assert.equal(pinned.publicKey, ensureIdentity(nodePaths(dir, 'node-a').identity), "node-a's identity key is pinned");
+    const tenantNs = namesFor(lan.id).ns;
+    const probe = spawnSync('bash', ['-c', `${labExecArgv(name, 'node-a', ['ip', 'netns', 'exec', tenantNs, 'timeout', '3', 'bash', '-c', `</dev/tcp/${INTERNET_GW}/2379`]).map((a) => `'${a}'`).join(' ')}`], { encoding: 'utf8', timeout: 10000 });
+    assert.notEqual(probe.status, 0, `tenant egress reached etcd at ${INTERNET_GW}:2379`);
+    lap('trust: no certificate refused, node-b cannot write node-a, tenant egress cannot reach etcd');
     const signed1 = () => JSON.parse(readFileSync(join(dir, 'signed', 'blue--office.json'), 'utf8')) as SignedBlueprint;
     const ops = { ...signed1().blueprint.networks[0], name: 'ops', ipRange: '10.2.0.0/16' };
 
