@@ -5,7 +5,7 @@ import { canonicalize, verifySigned } from '../blueprint/index.ts';
 import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
-import type { NodePlanPart } from '../plan/part.ts';
+import { deviceEgressSources, type NodePlanPart } from '../plan/part.ts';
 import type { AgentConfig } from './config.ts';
 import { checkNodePart, type PortOwner } from './consistency.ts';
 import { diagnose, type Diagnosis } from './diagnose.ts';
@@ -122,6 +122,8 @@ class Mutex {
 /** GET /v1/status. */
 export interface StatusView {
   node: string;
+  /** The node's X25519 identity public key: what an operator pins (`zmesh controller node approve`). */
+  identity: string;
   version: string;
   modules: Record<string, number>;
   networks: NetworkSummary[];
@@ -187,7 +189,11 @@ export class Agent {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.reconcile(reason)
-        .catch(() => undefined)
+        .catch((e: unknown) => {
+          // A reconcile that threw (its store write failed: out of descriptors…) backs off like one with errors.
+          this.failures++;
+          this.deps.log.error({ err: (e as Error)?.message ?? String(e) }, 'reconcile threw; retrying with backoff');
+        })
         .finally(() => {
           const base = this.deps.config.reconcileIntervalMs;
           const next = this.failures === 0 ? base : Math.min(base, 1000 * 2 ** Math.min(this.failures - 1, 10));
@@ -201,7 +207,10 @@ export class Agent {
     const out: DesiredNetwork[] = [];
     for (const b of blueprints) {
       for (const n of b.part.networks) {
-        out.push({ tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, resource: n.resource });
+        // Which devices may use this node's egress comes from the signed blueprint (never from the plan part).
+        const spec = b.envelope.blueprint.networks.find((s) => s.name === n.name);
+        const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
+        out.push({ tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, egressDevices, resource: n.resource });
       }
     }
     return out;
@@ -457,6 +466,7 @@ export class Agent {
   status(): StatusView {
     return {
       node: this.nodeId,
+      identity: this.deps.identity.publicKey.toString(),
       version: AGENT_VERSION,
       modules: this.deps.moduleVersions,
       dataplane: this.deps.driver.dataplane?.() ?? null,

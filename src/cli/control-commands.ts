@@ -250,6 +250,7 @@ export function registerControlCommands(program: Command): void {
             return [id, s === 'live' ? k.green(s) : s === 'grace' ? k.yellow(s) : k.red(s), (m?.endpoints ?? []).join(',') || 'hidden', applied || '-'];
           }),
         ]),
+        ...Object.entries(o.controller?.untrusted ?? {}).map(([id, u]) => `${k.red(`not planned: ${id} (${u.state})`)} ${u.problem.code}: ${u.problem.hint}`),
         '',
         table([
           ['BLUEPRINT', 'SUBMITTED', 'PLANNED', 'GENERATION', 'PROBLEMS'],

@@ -84,6 +84,7 @@ export function registerOpsCommands(program: Command): void {
         const lr = s.lastReconcile;
         const lines = [
           `node ${k.bold(s.node)}  agent ${s.version}  modules ${Object.entries(s.modules).map(([m, v]) => `${m}@${v}`).join(' ')}`,
+          ...(s.identity ? [`identity ${s.identity}`] : []),
           `data plane: ${dataplaneLine(s.dataplane ?? null, k)}`,
           `last reconcile: ${lr ? `${lr.at} (${lr.reason}) ${lr.durationMs} ms, ${lr.changes} change(s), ${lr.ok ? k.green('ok') : k.red(`${lr.errors.length} error(s)`)}${lr.cost ? `; cpu ${lr.cost.agentCpuMs} ms agent + ${lr.cost.commandsCpuMs ?? '?'} ms commands, ${lr.cost.reads ?? '?'} read(s), ${lr.cost.mutating ?? '?'} mutating` : ''}` : 'none yet'}`,
           '',
