@@ -1,7 +1,8 @@
-// The torture suite's summary: reads what each torture test wrote under bench/results/ (torture-hostile,
-// -crash, -crash-workloads, -faults, -secrets, -spoofing .json), prints a report and writes it to
+// The torture suite's summary: reads what each torture test wrote under bench/results/ (torture-hostile, -trust,
+// -crash, -crash-workloads, -faults, -secrets, -spoofing, -admin-flood .json), prints a report and writes it to
 // bench/results/torture-summary.json and .md. Exits 1 when a part is missing or older than --since (a test
-// that failed before writing), or when any leak or exposure was found.
+// that failed before writing), when any leak or exposure was found, or when the agent died or its root socket
+// stopped answering during the admin-socket flood.
 //   node --import tsx scripts/torture-summary.ts [--since EPOCH_MS]
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,16 +38,39 @@ const crashWorkloads = part<CrashPart>('crash-workloads');
 const faults = part<{ scale: number; lab: string; upSeconds: number; faults: { fault: string; target: string; seconds: number; bound: number; keepaliveSeconds?: number; note?: string }[]; survived: number }>('faults');
 const secrets = part<{ samples: number; exposures: string[] }>('secrets');
 const spoofing = part<{ cases: number; exposures: string[] }>('spoofing');
-const parts = { hostile, crash, 'crash-workloads': crashWorkloads, faults, secrets, spoofing };
+// Attacks on the trust boundaries (issue #14): each part is {cases, exposures} like spoofing.
+type AttackPart = { cases: number; exposures: string[] };
+const ATTACKS: { name: string; label: string; what: string }[] = [
+  { name: 'trust', label: 'control-plane trust', what: 'as anyone on the network, a node with valid credentials and a root writer of etcd: forged, moved and unenrolled registrations, other nodes\' keys, parts and envelopes' },
+];
+const attacks = ATTACKS.map((a) => ({ ...a, part: part<AttackPart>(a.name) }));
+// A local user in the read-only socket's group floods it (test/torture/admin-flood.test.ts).
+type FloodPart = {
+  seconds: number;
+  connections: { attempted: number; accepted: number | null; refused: number | null };
+  root: { requests: number; answered: number; failed: number; latencyMs: { p50: number; max: number | null } };
+  reconciles: { requested: number; ok: number; failed: number; emfile: number };
+  agent: { alive: boolean };
+};
+const adminFlood = part<FloodPart>('admin-flood');
+const parts = { hostile, crash, 'crash-workloads': crashWorkloads, faults, secrets, spoofing, ...Object.fromEntries(attacks.map((a) => [a.name, a.part])), 'admin-flood': adminFlood };
 
 // Leaks of every kill -9 part that reported (a missing part is a problem of its own, below).
 const crashParts = [crash.data, crashWorkloads.data].filter((d): d is CrashPart => d !== null);
 const leaks = crashParts.length ? crashParts.reduce((n, d) => n + d.leaks, 0) : null;
 const killsSurvived = crashParts.reduce((n, d) => n + d.kills, 0);
-const exposures = [...(secrets.data?.exposures ?? []).map((e) => `secret: ${e}`), ...(spoofing.data?.exposures ?? []).map((e) => `spoofing: ${e}`)];
+const exposures = [
+  ...(secrets.data?.exposures ?? []).map((e) => `secret: ${e}`),
+  ...(spoofing.data?.exposures ?? []).map((e) => `spoofing: ${e}`),
+  ...attacks.flatMap((a) => (a.part.data?.exposures ?? []).map((e) => `${a.name}: ${e}`)),
+];
 const problems = Object.entries(parts)
   .filter(([, p]) => p.problem)
   .map(([k, p]) => `${k}: ${p.problem}`);
+const flood = adminFlood.data;
+if (flood && !flood.agent.alive) problems.push('admin-flood: the agent died during the flood');
+if (flood && flood.root.failed > 0) problems.push(`admin-flood: the root socket stopped answering (${flood.root.failed} of ${flood.root.requests} requests failed)`);
+if (flood && (flood.reconciles.failed > 0 || flood.reconciles.emfile > 0)) problems.push(`admin-flood: ${flood.reconciles.failed} reconciles failed (${flood.reconciles.emfile} with EMFILE)`);
 
 const summary = {
   generatedAt: new Date().toISOString(),
@@ -58,6 +82,8 @@ const summary = {
   faults: faults.data ? { survived: faults.data.survived, lab: faults.data.lab, scale: faults.data.scale, recoveries: faults.data.faults } : null,
   secrets: secrets.data ? { procSamples: secrets.data.samples, exposures: secrets.data.exposures.length } : null,
   spoofing: spoofing.data ? { cases: spoofing.data.cases, exposures: spoofing.data.exposures.length } : null,
+  adminFlood: flood ? { seconds: flood.seconds, connections: flood.connections, agentAlive: flood.agent.alive, root: flood.root, reconciles: flood.reconciles } : null,
+  attacks: Object.fromEntries(attacks.map((a) => [a.name, a.part.data ? { cases: a.part.data.cases, exposures: a.part.data.exposures.length } : null])),
   killsSurvived,
   leaks,
   exposures,
@@ -73,6 +99,12 @@ md.push(
 md.push(`| lab faults | ${faults.data ? `${faults.data.faults.length} faults` : '-'} | ${faults.data ? `${faults.data.survived} recovered to a green matrix without human action` : faults.problem} |`);
 md.push(`| secrets | ${secrets.data ? `${secrets.data.samples} samples of every /proc/*/cmdline and environ` : '-'} | ${secrets.data ? `${secrets.data.exposures.length} exposures (argv, environ, logs, API responses, file modes)` : secrets.problem} |`);
 md.push(`| spoofing | ${spoofing.data ? `${spoofing.data.cases} cases` : '-'} | ${spoofing.data ? `${spoofing.data.exposures.length} exposures (spoofed sources, cross-tenant, host addresses)` : spoofing.problem} |`);
+for (const a of attacks) {
+  md.push(`| ${a.label} | ${a.part.data ? `${a.part.data.cases} attacks` : '-'} | ${a.part.data ? `${a.part.data.exposures.length} exposures (${a.what})` : a.part.problem} |`);
+}
+md.push(
+  `| admin socket flood (local user in the socket's group) | ${flood ? `${flood.connections.attempted.toLocaleString('en-US')} connections in ${flood.seconds} s (half headers, idle keep-alive, diagnose storm)` : '-'} | ${flood ? `agent ${flood.agent.alive ? 'alive' : 'DIED'}; ${flood.connections.accepted ?? '?'} admitted, ${flood.connections.refused ?? '?'} refused; root socket answered ${flood.root.answered}/${flood.root.requests} (p50 ${flood.root.latencyMs.p50} ms, max ${flood.root.latencyMs.max} ms); ${flood.reconciles.ok}/${flood.reconciles.requested} reconciles ok` : adminFlood.problem} |`,
+);
 if (faults.data) {
   md.push('', `## Fault recovery (${faults.data.lab}; lab green in ${faults.data.upSeconds} s)`, '', '| fault | on | green after | bound | note |', '| --- | --- | --- | --- | --- |');
   for (const f of faults.data.faults) {

@@ -20,9 +20,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { controlBed, waitFor } from '../helpers/control-bed.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
-import { connectEtcd, nodeRole, signRecord, type Etcd3 } from '../../src/control/index.ts';
+import { connectEtcd, nodeRole, Rbac, signRecord, type Etcd3 } from '../../src/control/index.ts';
 import { clampX25519, X25519Secret } from '../../src/crypto/keys.ts';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
@@ -45,11 +46,11 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     return c;
   };
   /** Runs one attempt; `fn` resolving means etcd let it through. */
-  const attempt = async (who: string, what: string, fn: () => PromiseLike<unknown>, expect: Case['expect'] = 'refused') => {
+  const attempt = async (who: string, what: string, fn: () => unknown, expect: Case['expect'] = 'refused') => {
     let got: Case['got'] = 'allowed';
     let detail: string | undefined;
     try {
-      await Promise.race([Promise.resolve(fn()), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out (refused at the TLS handshake)')), 4000))]);
+      await Promise.race([Promise.resolve().then(fn), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out (refused at the TLS handshake)')), 4000))]);
     } catch (e) {
       got = 'refused';
       detail = (e as Error).message.split('\n')[0].slice(0, 160);
@@ -156,6 +157,34 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     await c.idle();
     cases.push({ who, attempt: 'register itself with 17 endpoints', expect: 'refused', got: c.lastRound!.untrusted.pa?.problem.code === 'E_NODE_RECORD' ? 'refused' : 'allowed' });
     await asPa.put(k.node('pa')).value(realPa);
+
+    // 5. The operator's way in, as whole processes: a new node pc registers and waits (pending) until
+    // `zmesh controller node approve` pins its key; then it is planned, and a node ls shows every state.
+    const cli = (...args: string[]) => {
+      const cred = bed.etcd;
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'controller', '--etcd', bed.cluster.urls, '--cacert', cred.cacert!, '--cert', cred.cert!, '--key', cred.key!, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30000 });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    await new Rbac(bed.client, k).ensureNode('pc'); // its etcd user, made when its certificate was issued
+    await bed.agent('pc', ['203.0.113.3'], { enroll: false });
+    await waitFor('pc pending', () => c.lastRound?.untrusted.pc?.state === 'pending', 10000);
+    assert.equal(c.lastRound?.members.pc, undefined, 'a node nobody approved is no member');
+    const pcKey = identity('pc').publicKey.toString();
+    const wrong = cli('node', 'approve', 'pb', pcKey);
+    assert.equal(wrong.code, 2, `approving another key for an enrolled node is refused: ${wrong.err}`);
+    assert.match(wrong.err, /E_NODE_ENROLLED/);
+    const ok = cli('node', 'approve', 'pc', pcKey);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /node pc enrolled .*CN is zmesh-node-pc/);
+    await waitFor('pc a live member', () => c.lastRound?.members.pc === 'live' && !c.lastRound.untrusted.pc, 20000);
+    // (Read until settled: on a loaded machine a 2 s lease may lapse and the agent register again meanwhile.)
+    const want = ['evil:pending:E_NODE_NOT_ENROLLED', 'pa:trusted', 'pb:trusted', 'pc:trusted'];
+    let states: string[] = [];
+    await waitFor(`node ls says ${want.join(' ')}`, () => {
+      const ls = JSON.parse(cli('node', 'ls', '--json').out) as { id: string; state: string; problem: { code: string } | null }[];
+      states = ls.map((x) => `${x.id}:${x.state}${x.problem ? `:${x.problem.code}` : ''}`);
+      return JSON.stringify(states) === JSON.stringify(want);
+    }, 20000).catch(() => assert.deepEqual(states, want));
 
     // After it all: pb's resource is what it was, and everyone converges again.
     await waitFor('pa trusted again', () => c.lastRound?.untrusted.pa === undefined, 10000);
