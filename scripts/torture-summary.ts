@@ -1,5 +1,5 @@
 // The torture suite's summary: reads what each torture test wrote under bench/results/ (torture-hostile, -trust,
-// -crash, -crash-workloads, -faults, -secrets, -spoofing, -admin-flood .json), prints a report and writes it to
+// -crash, -crash-workloads, -faults, -secrets, -spoofing, -egress, -admin-flood .json), prints a report and writes it to
 // bench/results/torture-summary.json and .md. Exits 1 when a part is missing or older than --since (a test
 // that failed before writing), when any leak or exposure was found, or when the agent died or its root socket
 // stopped answering during the admin-socket flood.
@@ -42,6 +42,7 @@ const spoofing = part<{ cases: number; exposures: string[] }>('spoofing');
 type AttackPart = { cases: number; exposures: string[] };
 const ATTACKS: { name: string; label: string; what: string }[] = [
   { name: 'trust', label: 'control-plane trust', what: 'as anyone on the network, a node with valid credentials and a root writer of etcd: forged, moved and unenrolled registrations, other nodes\' keys, parts and envelopes' },
+  { name: 'egress', label: 'egress', what: "tenants' egress toward the node, its LAN, private ranges, the mesh, the control plane, other tenants, over IPv6; devices and hidden nodes using an access node's egress" },
 ];
 const attacks = ATTACKS.map((a) => ({ ...a, part: part<AttackPart>(a.name) }));
 // A local user in the read-only socket's group floods it (test/torture/admin-flood.test.ts).

@@ -4,16 +4,93 @@
  * Does: /v1 routes over the agent's core service, schema-validated and size-limited bodies, errors with codes,
  * read-only mode (for a group socket). Does not: bind sockets (listen.ts does), hold state, or return secrets.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Agent } from '../agent/agent.ts';
 import { ZmeshError } from '../errors.ts';
+import { DEFAULT_ADMIN, DEFAULT_READ, type SocketLimits } from './limits.ts';
+import type { ConnectionStats } from './listen.ts';
 
 export interface AdminDeps {
   agent: Agent;
   /** Refuse every write route (a read-only socket). */
   readOnly?: boolean;
-  /** Bodies larger than this are refused (bytes); default 4 MiB. */
+  /** Bodies larger than this are refused (bytes); default: the limits' (4 MiB for the admin socket). */
   bodyLimit?: number;
+  /** Timeouts and concurrency of this socket (src/admin/limits.ts); default: DEFAULT_ADMIN, or DEFAULT_READ when read-only. */
+  limits?: SocketLimits;
+  /** Connection figures of the listeners (their gates), shown in /v1/metrics. */
+  connections?: () => AdminSocketFigures[];
+}
+
+/** A follow stream whose reader has fallen this far behind is closed (a client that never reads). */
+export const FOLLOW_BACKLOG_BYTES = 1024 * 1024;
+
+/**
+ * Requests that run commands or call the engine, at most `max` at once and `queue` waiting; more are refused
+ * with 503 E_BUSY. A request whose client left while it waited is dropped when its turn comes.
+ */
+export class RequestGate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(
+    readonly max: number,
+    readonly queue: number,
+  ) {}
+  async run<T>(req: FastifyRequest | null, fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.max) {
+      if (this.waiting.length >= this.queue) {
+        throw new ZmeshError('E_BUSY', `too many requests that run commands at once on this socket (${this.running} running, ${this.waiting.length} waiting)`, {
+          kind: 'retryable',
+          hint: 'retry in a moment',
+        });
+      }
+      await new Promise<void>((r) => this.waiting.push(r));
+    } else this.running++;
+    try {
+      if (req && (req.raw.destroyed || req.raw.socket?.destroyed)) throw new ZmeshError('E_REQUEST', 'the client went away', { hint: '' });
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
+/** One admin socket's connection figures and limits (perUid null: peers are not told apart by uid). */
+export interface AdminSocketFigures {
+  socket: string;
+  stats: ConnectionStats;
+  maxConnections: number;
+  perUid: number | null;
+}
+
+/** Prometheus lines for the admin sockets' connection figures. */
+export function renderConnectionMetrics(list: AdminSocketFigures[]): string {
+  if (!list.length) return '';
+  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string, rows: [string, number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${v}`);
+  };
+  family('zmesh_admin_connections', 'gauge', 'Connections open on an admin socket.', list.map((l) => [`socket="${esc(l.socket)}"`, l.stats.open]));
+  family('zmesh_admin_connections_max', 'gauge', 'Connections an admin socket admits at once.', list.map((l) => [`socket="${esc(l.socket)}"`, l.maxConnections]));
+  const perUid = list.filter((l) => l.perUid !== null);
+  if (perUid.length) family('zmesh_admin_connections_per_uid_max', 'gauge', 'Connections an admin socket admits at once from one peer uid (SO_PEERCRED).', perUid.map((l) => [`socket="${esc(l.socket)}"`, l.perUid!]));
+  family('zmesh_admin_connections_peak', 'gauge', 'The most connections open at once on an admin socket since the agent started.', list.map((l) => [`socket="${esc(l.socket)}"`, l.stats.peakOpen]));
+  family('zmesh_admin_connections_accepted_total', 'counter', 'Connections admitted to an admin socket.', list.map((l) => [`socket="${esc(l.socket)}"`, l.stats.accepted]));
+  family(
+    'zmesh_admin_connections_refused_total',
+    'counter',
+    'Connections refused by an admin socket: it was full (reason="socket") or the peer uid had its share open (reason="uid").',
+    list.flatMap((l) => [
+      [`socket="${esc(l.socket)}",reason="socket"`, l.stats.refusedSocket] as [string, number],
+      [`socket="${esc(l.socket)}",reason="uid"`, l.stats.refusedUid] as [string, number],
+    ]),
+  );
+  family('zmesh_admin_accept_errors_total', 'counter', 'accept(2) failures on an admin socket (EMFILE, ENFILE).', list.map((l) => [`socket="${esc(l.socket)}"`, l.stats.acceptErrors]));
+  return out.join('\n') + '\n';
 }
 
 function statusFor(e: ZmeshError): number {
@@ -26,13 +103,32 @@ function statusFor(e: ZmeshError): number {
 }
 
 function sendError(reply: FastifyReply, e: ZmeshError) {
+  if (e.code === 'E_BUSY') reply.header('retry-after', '1');
   return reply.code(statusFor(e)).send({ error: e.toJSON() });
 }
 
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
+  const limits = deps.limits ?? (deps.readOnly ? DEFAULT_READ : DEFAULT_ADMIN);
+  const heavy = new RequestGate(limits.heavyConcurrent, limits.heavyQueue);
   const app = Fastify({
     logger: false,
-    bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
+    bodyLimit: deps.bodyLimit ?? limits.bodyLimit,
+    // Timeouts (node checks them every checkIntervalMs, on unix sockets too: test/integration/admin-socket.test.ts):
+    // a silent or half-sent request gets 408 after headersTimeoutMs, a slow body after requestTimeoutMs, an idle
+    // keep-alive connection is closed after keepAliveTimeoutMs, and (read-only socket) any connection with no
+    // traffic for idleTimeoutMs.
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+      maxHeaderSize: 16 * 1024,
+    },
+    // On close: the read-only socket drops every connection; the admin socket lets requests in flight finish.
+    forceCloseConnections: deps.readOnly ? true : 'idle',
     routerOptions: { maxParamLength: 256 },
     // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too.
     frameworkErrors: (err, _req, reply) => {
@@ -79,7 +175,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
 
   app.get('/v1/status', async () => agent.status());
   app.get('/v1/networks', async () => ({ networks: agent.networks() }));
-  app.get<{ Params: { name: string } }>('/v1/networks/:name', async (req) => agent.network(req.params.name));
+  app.get<{ Params: { name: string } }>('/v1/networks/:name', async (req) => heavy.run(req, () => agent.network(req.params.name)));
   app.get<{ Querystring: { network: string; peer?: string } }>(
     '/v1/diagnose',
     {
@@ -92,7 +188,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req) => agent.diagnose(req.query.network, req.query.peer),
+    async (req) => heavy.run(req, () => agent.diagnose(req.query.network, req.query.peer)),
   );
   app.get<{ Querystring: { after?: number; limit?: number; follow?: boolean } }>(
     '/v1/events',
@@ -117,17 +213,23 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-      for (const e of agent.events(after, limit)) res.write(JSON.stringify(e) + '\n');
-      const off = agent.onEvent((e) => res.write(JSON.stringify(e) + '\n'));
-      const ping = setInterval(() => res.write('\n'), 15000);
+      res.flushHeaders();
+      // A reader that stops reading is dropped once FOLLOW_BACKLOG_BYTES wait for it, rather than buffered forever.
+      const send = (line: string) => {
+        if (res.writableLength > FOLLOW_BACKLOG_BYTES) res.destroy();
+        else if (!res.destroyed) res.write(line);
+      };
+      for (const e of agent.events(after, limit)) send(JSON.stringify(e) + '\n');
+      const off = agent.onEvent((e) => send(JSON.stringify(e) + '\n'));
+      const ping = setInterval(() => send('\n'), 15000);
       req.raw.on('close', () => {
         off();
         clearInterval(ping);
       });
     },
   );
-  app.get('/v1/workloads', async () => ({ workloads: await agent.workloads() }));
-  app.get('/v1/volumes', async () => ({ volumes: await agent.volumes() }));
+  app.get('/v1/workloads', async (req) => ({ workloads: await heavy.run(req, () => agent.workloads()) }));
+  app.get('/v1/volumes', async (req) => ({ volumes: await heavy.run(req, () => agent.volumes()) }));
   app.get<{ Params: { name: string }; Querystring: { follow?: boolean; tail?: number } }>(
     '/v1/workloads/:name/logs',
     {
@@ -140,14 +242,18 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       },
     },
     async (req, reply) => {
-      const stream = await agent.logs(req.params.name, { follow: req.query.follow ?? false, tail: req.query.tail });
+      // The engine call takes a slot; the stream itself (with backpressure) does not.
+      const stream = await heavy.run(req, () => agent.logs(req.params.name, { follow: req.query.follow ?? false, tail: req.query.tail }));
       req.raw.on('close', () => stream.destroy());
+      // A quiet workload's follow stream is not an idle connection (bounded by the per-uid connection limit).
+      if (req.query.follow) req.raw.socket?.setTimeout(0);
       return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
     },
   );
-  app.get('/v1/metrics', async (_req, reply) => {
+  app.get('/v1/metrics', async (req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return agent.metrics();
+    const text = await heavy.run(req, () => agent.metrics());
+    return deps.connections ? text + renderConnectionMetrics(deps.connections()) : text;
   });
 
   app.post<{ Body: { signed: unknown; part: unknown } }>(

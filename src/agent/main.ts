@@ -2,10 +2,8 @@
 // SIGTERM/SIGINT stop it cleanly; the data plane keeps running (a restart reconciles from the store).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import pino from 'pino';
-import type { FastifyInstance } from 'fastify';
-import { buildAdminApp } from '../admin/app.ts';
-import { listenUnix } from '../admin/listen.ts';
+import pino, { type Logger } from 'pino';
+import { startAdminSockets } from '../admin/serve.ts';
 import { Key, X25519Secret, clampX25519 } from '../crypto/keys.ts';
 import { ZmeshError } from '../errors.ts';
 import { Agent } from './agent.ts';
@@ -38,6 +36,33 @@ export function loadIdentity(file: string): X25519Secret {
   return new X25519Secret(Key.parse(readFileSync(file, 'utf8').trim()));
 }
 
+/** Whether an error is the system running out of descriptors, processes or memory (a run-time condition, not a bug). */
+export function isExhaustion(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'EMFILE' || code === 'ENFILE' || ((code === 'EAGAIN' || code === 'ENOMEM') && /^spawn/.test(String((e as { syscall?: unknown }).syscall ?? '')));
+}
+
+/**
+ * The last line of defence against descriptor exhaustion: an 'error' event nobody listens to (a library's
+ * stream, socket or child process that failed with EMFILE) is logged and the agent keeps running, since the
+ * object that failed is gone and the rest of the state is intact; the reconcile loop retries what failed. Any
+ * other uncaught error is logged and ends the process (exit 1; systemd restarts it and the store is the truth).
+ * Returns the function that removes the guard.
+ */
+export function guardExhaustion(log: Pick<Logger, 'error' | 'fatal'>, exit: (code: number) => void = (c) => process.exit(c)): () => void {
+  const onUncaught = (e: unknown, origin: string) => {
+    const err = e as { code?: string; syscall?: string; message?: string; stack?: string };
+    if (isExhaustion(e)) {
+      log.error({ code: err.code, syscall: err.syscall, origin, err: err.message }, `out of resources (${err.code}): an error nobody handled; the agent keeps running and retries`);
+      return;
+    }
+    log.fatal({ origin, err: err?.message ?? String(e), stack: err?.stack }, 'uncaught error; exiting');
+    exit(1);
+  };
+  process.on('uncaughtException', onUncaught);
+  return () => process.off('uncaughtException', onUncaught);
+}
+
 export interface RunningAgent {
   agent: Agent;
   config: AgentConfig;
@@ -56,15 +81,9 @@ export async function runAgent(configFile: string, flags: { etcd?: string; etcdC
   const driver = await makeNetnsDriver(config, identity, log, () => void agent?.reconcile('daemon exited').catch(() => undefined));
   const runtime = makeRuntime(config, db);
   agent = new Agent({ config, state, identity, driver, log, moduleVersions: versions, runtime });
-  const apps: FastifyInstance[] = [];
-  const admin = buildAdminApp({ agent });
-  await listenUnix(admin, config.adminSocket);
-  apps.push(admin);
-  if (config.readSocket) {
-    const ro = buildAdminApp({ agent, readOnly: true });
-    await listenUnix(ro, config.readSocket, { group: config.readSocketGroup ?? '0' });
-    apps.push(ro);
-  }
+  const unguard = guardExhaustion(log);
+  // Root socket and read-only group socket, each with a budget of its own (docs/admin-api.md#limits).
+  const { apps } = await startAdminSockets({ agent, adminSocket: config.adminSocket, readSocket: config.readSocket, readSocketGroup: config.readSocketGroup, log });
   log.info({ socket: config.adminSocket, identity: identity.publicKey.toString() }, 'agent listening');
   agent.start();
   // Distributed control plane (docs/control-plane.md): register, watch this node's parts, report status.
@@ -78,6 +97,7 @@ export async function runAgent(configFile: string, flags: { etcd?: string; etcdC
       await link?.stop({ revoke: false });
       await agent.stop();
       db.close();
+      unguard();
       log.info('agent stopped');
     })());
   return { agent: agent!, config, stop };

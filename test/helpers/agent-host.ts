@@ -50,8 +50,9 @@ export async function makeAgentHost(opts: { node?: string; tenants?: string[]; i
   return { host, dir, socket: join(dir, 'admin.sock'), config, agent: null, log: [] };
 }
 
-export async function startAgent(bed: AgentHost): Promise<void> {
-  const p = bed.host.spawn(['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', bed.config]);
+/** prefix: argv run before node that execs it, e.g. ['prlimit', '--nofile=1024:1024', '--'] (the pid stays the agent's). */
+export async function startAgent(bed: AgentHost, opts: { prefix?: string[] } = {}): Promise<void> {
+  const p = bed.host.spawn([...(opts.prefix ?? []), 'node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', bed.config]);
   p.stderr!.on('data', (d: Buffer) => bed.log.push(d.toString()));
   p.stdout!.on('data', (d: Buffer) => bed.log.push(d.toString()));
   bed.agent = p;
