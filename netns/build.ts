@@ -125,11 +125,20 @@ export interface NftChainSpec {
   rules: NftRuleSpec[];
 }
 
+/** A named set of addresses (interval set: CIDRs and "a-b" ranges, non-overlapping). */
+export interface NftSetSpec {
+  name: string;
+  type: 'ipv4_addr' | 'ipv6_addr';
+  elements: string[];
+}
+
 export interface NftTableSpec {
   family: 'inet';
   name: string;
   /** Written as the table comment (for humans: `nft list` shows it; nft 1.0.6 -j does not). */
   comment: string;
+  /** Named sets, declared before the chains (rules refer to them as @name). */
+  sets?: NftSetSpec[];
   chains: NftChainSpec[];
 }
 
@@ -143,12 +152,20 @@ export interface RenderedNftTable {
 }
 
 export function renderNftTable(spec: NftTableSpec): RenderedNftTable {
-  const body = spec.chains
-    .map((c) => `${c.name}|${c.type}|${c.hook}|${c.priority}|${c.policy}|${c.rules.map((r) => `${r.tag}=${r.rule}`).join('|')}`)
-    .join('\n');
+  const sets = spec.sets ?? [];
+  // Sets are part of the definition: a changed element changes the hash, so the table is rewritten.
+  const body = [
+    ...sets.map((s) => `set|${s.name}|${s.type}|${s.elements.join(',')}`),
+    ...spec.chains.map((c) => `${c.name}|${c.type}|${c.hook}|${c.priority}|${c.policy}|${c.rules.map((r) => `${r.tag}=${r.rule}`).join('|')}`),
+  ].join('\n');
   const hash = createHash('sha256').update(`${spec.family} ${spec.name}\n${body}`).digest('hex').slice(0, 10);
   const fingerprint: string[] = [];
   const lines = [`table ${spec.family} ${tok(spec.name)} {`, `\tcomment "${spec.comment.replace(/"/g, '')}"`];
+  for (const s of sets) {
+    lines.push(`\tset ${tok(s.name)} {`, `\t\ttype ${s.type}`, '\t\tflags interval');
+    if (s.elements.length > 0) lines.push(`\t\telements = { ${s.elements.map(tok).join(', ')} }`);
+    lines.push('\t}');
+  }
   for (const c of spec.chains) {
     lines.push(`\tchain ${tok(c.name)} {`);
     lines.push(`\t\ttype ${c.type} hook ${c.hook} priority ${c.priority}; policy ${c.policy};`);

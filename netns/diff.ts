@@ -103,7 +103,7 @@ export function diffRoutes(desired: DesiredRoute[], actual: IpRoute[]): { replac
   return { replace, del };
 }
 
-/** Whether a table read back is exactly the desired one (same chains and the same fingerprinted rules). */
+/** Whether a table read back is exactly the desired one (same chains, the same fingerprinted rules, the same set elements). */
 export function nftIsCurrent(spec: NftTableSpec, actual: NftTable | undefined): boolean {
   if (!actual) return false;
   const rendered = renderNftTable(spec);
@@ -111,5 +111,11 @@ export function nftIsCurrent(spec: NftTableSpec, actual: NftTable | undefined): 
   const have = actual.chains.map((c) => `${c.name}/${c.type}/${c.hook}`).sort();
   if (!sameList(chains, have)) return false;
   const fp = actual.rules.map((r) => `${r.chain}\t${r.comment ?? ''}`).sort();
-  return sameList(fp, rendered.fingerprint);
+  if (!sameList(fp, rendered.fingerprint)) return false;
+  // A set's elements are not in any rule comment: a flushed or edited set is drift of its own.
+  for (const s of spec.sets ?? []) {
+    const have = actual.sets?.find((x) => x.name === s.name);
+    if (!have || !sameList([...have.elements].sort(), [...s.elements].sort())) return false;
+  }
+  return true;
 }

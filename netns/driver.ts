@@ -4,13 +4,14 @@ import { openSealed, X25519Secret, x25519PublicKey, type Key } from '../src/cryp
 import { sealContext } from '../src/plan/types.ts';
 import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
 import { diffLink, diffRoutes, diffWireguard, nftIsCurrent, ROAM_WINDOW_SEC } from './diff.ts';
+import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts';
 import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
 import { layoutFor, validateDesired, type DesiredLink, type Layout } from './layout.ts';
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
 import type { IpLink, NftTable, WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
 import { CommandError, ExecaRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
-import { readHost, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
+import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
 import type {
   ActualResource,
   ApplyReport,
@@ -43,10 +44,17 @@ export interface DriverOptions extends BackendOptions {
    * object overrides single knobs. The kernel backend needs none.
    */
   tuning?: boolean | Partial<Tuning>;
+  /**
+   * Where egress may not go beyond the defaults (netns/egress.ts): the operator's allow/deny lists and the
+   * control-plane addresses. The host's own addresses and routes and the mesh's endpoints are read at each apply.
+   */
+  egress?: EgressPolicy;
 }
 
 export interface ApplyOptions {
   underlayMtu?: number;
+  /** Overrides DriverOptions.egress for this apply (e.g. control-plane addresses resolved again). */
+  egress?: EgressPolicy;
 }
 
 export type NodeIdentity = Key | X25519Secret;
@@ -228,12 +236,25 @@ export class Driver {
       valid.some((d) => d.egress) ||
       removeIds.size > 0 ||
       [...host.links.values()].some((l) => l.name.startsWith('ze-') && idFromMarker(l.alias) !== null);
-    const hostNft = needHostNft ? await readNft(run) : [];
+    const anyEgress = valid.some((d) => d.egress);
+    const [hostNft, hostRoutes] = await Promise.all([needHostNft ? readNft(run) : [], anyEgress ? readHostRoutes(run) : []]);
     const underlayMtu =
       opts.underlayMtu ?? this.opts.underlayMtu ?? (host.defaultDev ? host.links.get(host.defaultDev)?.mtu : undefined) ?? 1500;
+    // Where egress never goes, from what the host looks like now: a changed address or route changes the sets
+    // (and the next apply rewrites the host tables); the same host gives the same sets (a no-op stays one).
+    const blocked: BlockedSets | null = anyEgress
+      ? egressBlocked(
+          {
+            addresses: [...host.links.values()].flatMap((l) => l.addrs.map((a) => a.cidr)),
+            routes: hostRoutes.map((r) => r.dst),
+            peerEndpoints: valid.flatMap((d) => d.resource.peers.map((p) => p.endpoint).filter((e): e is string => e !== null)),
+          },
+          opts.egress ?? this.opts.egress,
+        )
+      : null;
 
     for (const d of valid) {
-      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!));
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked));
     }
     // Nothing of a network that is still desired is removed, even when its desired entry was invalid.
     for (const id of [...removeIds].sort()) removed.push(await this.remove(run, host, hostNft, id));
@@ -285,6 +306,7 @@ export class Driver {
     secret: X25519Secret,
     underlayMtu: number,
     prefetched: Promise<NsRead | Error>,
+    blocked: BlockedSets | null,
   ): Promise<ResourceReport> {
     const names = namesFor(d.networkId);
     const early = host.netns.has(names.ns) ? await prefetched : null;
@@ -355,7 +377,7 @@ export class Driver {
     }
 
     const egress = d.egress ? this.egressFor(host, names) : null;
-    const layout = layoutFor(d, { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress });
+    const layout = layoutFor(d, { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress, egressBlocked: blocked });
     const marked = (l: IpLink | undefined) => l !== undefined && l.alias === names.marker;
 
     // Phase A: links that must exist (created, or recreated when of the wrong kind or dead).
@@ -750,7 +772,7 @@ export function createDriver(opts: DriverOptions = {}): Driver {
 
 /** Converges this host's network resources to `desired` (see Driver.apply). */
 export function apply(desired: DesiredResource[], identity: NodeIdentity, opts: DriverOptions & ApplyOptions = {}): Promise<ApplyReport> {
-  return driverFor(opts).apply(desired, identity, { underlayMtu: opts.underlayMtu });
+  return driverFor(opts).apply(desired, identity, { underlayMtu: opts.underlayMtu, egress: opts.egress });
 }
 
 /** The actual state of one network on this host. */

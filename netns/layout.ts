@@ -2,6 +2,7 @@
 // configuration and nft tables. Pure: computed from a DesiredResource and a few host facts.
 import { Key } from '../src/crypto/index.ts';
 import type { NftTableSpec } from './build.ts';
+import { egressBlocked, type BlockedSets } from './egress.ts';
 import { addressMac, canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
 import { isNetworkId, namesFor, type ResourceNames } from './names.ts';
 import type { DesiredResource } from './types.ts';
@@ -60,6 +61,8 @@ export interface LayoutContext {
   wgKind: 'wireguard' | 'tun';
   /** The egress transfer addresses (host .1/30, tenant .2/30) when egress is on. */
   egressAddrs: { hostAddr: string; tenantAddr: string } | null;
+  /** The destinations egress never reaches (netns/egress.ts) when egress is on. */
+  egressBlocked?: BlockedSets | null;
 }
 
 /** Checks a desired resource before any side effect. Returns problems (empty when fine). */
@@ -82,6 +85,15 @@ export function validateDesired(d: DesiredResource): string[] {
   if (!Number.isInteger(r.listenPort) || r.listenPort < 1 || r.listenPort > 65535) p.push(`listenPort ${r.listenPort} is not a port`);
   if (!Key.isValid(r.publicKey)) p.push('publicKey is not a WireGuard key');
   if (typeof r.sealedPrivateKey !== 'string' || r.sealedPrivateKey === '') p.push('sealedPrivateKey is missing');
+  if (d.egressDevices !== undefined) {
+    if (!Array.isArray(d.egressDevices)) p.push('egressDevices must be a list of CIDRs');
+    else {
+      for (const e of d.egressDevices) {
+        const c = parseCidr(e);
+        if (!c || !range || !cidrContains(range, c)) p.push(`egressDevices: ${JSON.stringify(e)} is not a CIDR inside the range`);
+      }
+    }
+  }
   const seen = new Set<string>();
   (r.peers ?? []).forEach((peer, i) => {
     const where = `peers[${i}] (${peer?.node})`;
@@ -117,10 +129,22 @@ export function overlayMtu(underlayMtu: number): number {
  * from the bridge (workloads) only the subnet is admitted, and only the subnet is sent into the tunnel from
  * the namespace itself — a peer's allowed IPs cannot catch this on an access node, whose peers accept its
  * hidden nodes' subnets from it, nor on a hidden node, which accepts the whole range from its access node.
+ * With egress, what comes out of the tunnel never goes on to the egress veth unless its source is one of
+ * `egressDevices` (the subnets of access devices this node serves whose blueprint entry has `egress: true`):
+ * egress is for this node's workloads, not for other nodes' or for devices that widen their AllowedIPs.
  */
-export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string): NftTableSpec {
+export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = []): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} drop` }] : []);
+  const devices = [...new Set(egressDevices.map(canonicalCidr))].sort();
+  const tunnelEgress = egress
+    ? [
+        {
+          tag: 'tunnel-egress',
+          rule: `iifname "${names.wg}" oifname ${outside} ${devices.length ? `ip saddr != { ${devices.join(', ')} } ` : ''}drop`,
+        },
+      ]
+    : [];
   // New connections from the outside (the egress veth) are dropped, replies let in. Only with egress: a `ct`
   // expression turns connection tracking on for every packet of the namespace, tunnel traffic included
   // (~4% of single-stream throughput measured with wireguard-go), and without the veth there is no outside.
@@ -152,6 +176,8 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
       rules: [
         { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
         ...spoof('fwd-spoof', 'iifname', names.bridge),
+        // Before the established-accept: a device whose egress was taken away loses its open connections too.
+        ...tunnelEgress,
         ...outsideOnly('fwd'),
       ],
     },
@@ -172,13 +198,30 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
   return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, chains };
 }
 
-export function hostNftSpec(names: ResourceNames, tenantAddr: string): NftTableSpec {
+/** The named sets of the host table: the destinations egress never reaches, per family. */
+export const BLOCKED_SET_V4 = 'blocked4';
+export const BLOCKED_SET_V6 = 'blocked6';
+
+/**
+ * The host's table for one network's egress: the tenant end's traffic is forwarded to the outside only — never
+ * to the host itself, another tenant, or a blocked destination (`blocked`, netns/egress.ts: private and
+ * special ranges, the host's own addresses and every destination it routes other than by its default route,
+ * the mesh's underlay, the control plane, the node's public addresses; the operator's allow/deny applied) —
+ * and NATed to the host's address.
+ * Egress is IPv4: the tenant end has no IPv6 address, so an IPv6 packet from the veth is spoofed and dropped
+ * (after the IPv6 set, which is kept ready for IPv6 egress).
+ */
+export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: BlockedSets): NftTableSpec {
   const me = `"${names.hostVeth}"`;
   const tenantIp = tenantAddr.split('/')[0];
   return {
     family: 'inet',
     name: names.nftHost,
     comment: `${names.marker} host rules for egress`,
+    sets: [
+      { name: BLOCKED_SET_V4, type: 'ipv4_addr', elements: blocked.v4 },
+      { name: BLOCKED_SET_V6, type: 'ipv6_addr', elements: blocked.v6 },
+    ],
     chains: [
       {
         name: 'input',
@@ -199,6 +242,10 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string): NftTableS
           // NAT skipped (conntrack-invalid) with a spoofed source never reaches the underlay.
           { tag: 'egress-spoof', rule: `iifname ${me} ip saddr != ${tenantIp} drop` },
           { tag: 'tenant-to-tenant', rule: `iifname ${me} oifname "ze-*" drop` },
+          // The outside only: not the node's LAN, underlay, sites, mesh or control plane, nor private ranges.
+          { tag: 'egress-blocked', rule: `iifname ${me} ip daddr @${BLOCKED_SET_V4} drop` },
+          { tag: 'egress-blocked6', rule: `iifname ${me} ip6 daddr @${BLOCKED_SET_V6} drop` },
+          { tag: 'egress-v6', rule: `iifname ${me} meta nfproto ipv6 drop` },
           { tag: 'replies-in', rule: `oifname ${me} ct state established,related accept` },
           { tag: 'no-new-inbound', rule: `oifname ${me} drop` },
         ],
@@ -250,7 +297,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet)),
-    nftHost: egress ? hostNftSpec(names, egress.tenantAddr) : null,
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? []),
+    nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] })) : null,
   };
 }

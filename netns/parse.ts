@@ -1,6 +1,6 @@
 // Pure parsers of what the tools print: `ip -json` (link, addr, route, netconf, netns), `wg show <if> dump`
 // and `nft -j list ruleset|table`. No I/O; each is tested against exact text.
-import { canonicalCidr, canonicalEndpoint, canonicalIfAddr } from './ip.ts';
+import { canonicalCidr, canonicalEndpoint, canonicalIfAddr, formatIp, parseIp } from './ip.ts';
 
 export interface IpAddr {
   dev: string;
@@ -72,12 +72,20 @@ export interface NftRule {
   comment: string | null;
 }
 
+export interface NftSet {
+  name: string;
+  /** Elements in the builders' form: "a/len" (a bare address gets its full length) or "a-b". */
+  elements: string[];
+}
+
 export interface NftTable {
   family: string;
   name: string;
   handle: number;
   chains: NftChain[];
   rules: NftRule[];
+  /** Named sets (anonymous ones are part of their rule). */
+  sets: NftSet[];
 }
 
 export class ParseError extends Error {
@@ -272,7 +280,28 @@ export function parseWgDump(text: string): WgDevice {
   };
 }
 
-/** `nft -j list ruleset` (or `list table`) → tables with their chains and rule comments. */
+/** One element of a set as `nft -j` prints it: "a", {"prefix": {"addr", "len"}} or {"range": ["a", "b"]}. */
+function nftElement(e: unknown): string {
+  const addr = (v: unknown) => {
+    const a = typeof v === 'string' ? parseIp(v) : null;
+    if (!a) throw new ParseError(`nft: bad set element ${JSON.stringify(e)}`);
+    return a;
+  };
+  if (typeof e === 'string') {
+    const a = addr(e);
+    return `${formatIp(a)}/${a.family === 4 ? 32 : 128}`;
+  }
+  const o = (e ?? {}) as Json;
+  if (o.prefix && typeof o.prefix === 'object') {
+    const p = o.prefix as Json;
+    return `${formatIp(addr(p.addr))}/${num(p.len) ?? -1}`;
+  }
+  if (Array.isArray(o.range) && o.range.length === 2) return `${formatIp(addr(o.range[0]))}-${formatIp(addr(o.range[1]))}`;
+  // Anything else (concatenations, maps): kept as text so that it differs from whatever the builders write.
+  return JSON.stringify(e);
+}
+
+/** `nft -j list ruleset` (or `list table`) → tables with their chains, rule comments and named sets. */
 export function parseNftRuleset(input: string | unknown): NftTable[] {
   const v = readJson(input, 'nft');
   if (v === EMPTY) return [];
@@ -283,7 +312,7 @@ export function parseNftRuleset(input: string | unknown): NftTable[] {
   for (const item of items as Json[]) {
     if (item.table) {
       const t = item.table as Json;
-      tables.set(key(t.family, t.name), { family: String(t.family), name: String(t.name), handle: num(t.handle) ?? 0, chains: [], rules: [] });
+      tables.set(key(t.family, t.name), { family: String(t.family), name: String(t.name), handle: num(t.handle) ?? 0, chains: [], rules: [], sets: [] });
     } else if (item.chain) {
       const c = item.chain as Json;
       tables.get(key(c.family, c.table))?.chains.push({
@@ -293,6 +322,9 @@ export function parseNftRuleset(input: string | unknown): NftTable[] {
         prio: num(c.prio),
         policy: str(c.policy),
       });
+    } else if (item.set) {
+      const st = item.set as Json;
+      tables.get(key(st.family, st.table))?.sets.push({ name: String(st.name), elements: Array.isArray(st.elem) ? (st.elem as unknown[]).map(nftElement) : [] });
     } else if (item.rule) {
       const r = item.rule as Json;
       tables.get(key(r.family, r.table))?.rules.push({ chain: String(r.chain), handle: num(r.handle) ?? 0, comment: str(r.comment) });

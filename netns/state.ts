@@ -55,6 +55,18 @@ export async function readHost(run: Runner): Promise<HostState> {
   };
 }
 
+/**
+ * The host's main-table routes of both families (two processes: `ip -batch` cannot switch families), for the
+ * egress blocked set. A host without IPv6 (the family refused) has no IPv6 routes.
+ */
+export async function readHostRoutes(run: Runner): Promise<IpRoute[]> {
+  const [v4, v6] = await Promise.all([
+    run.run(['ip', '-4', '-json', 'route', 'show', 'table', 'main'], { mutating: false }),
+    run.run(['ip', '-6', '-json', 'route', 'show', 'table', 'main'], { mutating: false, okCodes: [0, 1, 2, 255] }),
+  ]);
+  return [...parseIpRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseIpRoutes(v6.stdout, 6) : [])];
+}
+
 /** One process: links with addresses, main-table routes and IPv4 forwarding inside a namespace. */
 export async function readNs(run: Runner, ns: string): Promise<NsState> {
   const r = await run.run(['ip', '-d', '-json', '-batch', '-'], { netns: ns, input: NS_READ, mutating: false });

@@ -12,6 +12,11 @@ export interface DesiredResource {
   ipRange: string;
   /** Whether workloads may reach the outside through this host (veth + NAT). */
   egress: boolean;
+  /**
+   * Sources arriving through the tunnel that may use this host's egress: the subnets of the access devices this
+   * node serves whose blueprint entry has `egress: true`. Default none: nothing from the tunnel leaves by egress.
+   */
+  egressDevices?: string[];
   resource: Resource;
 }
 

@@ -43,6 +43,7 @@ type AttackPart = { cases: number; exposures: string[] };
 const ATTACKS: { name: string; label: string; what: string }[] = [
   { name: 'trust', label: 'control-plane trust', what: 'as anyone on the network, a node with valid credentials and a root writer of etcd: forged, moved and unenrolled registrations, other nodes\' keys, parts and envelopes' },
   { name: 'egress', label: 'egress', what: "tenants' egress toward the node, its LAN, private ranges, the mesh, the control plane, other tenants, over IPv6; devices and hidden nodes using an access node's egress" },
+  { name: 'containers', label: 'containers', what: 'a workload as root in its container and, for the bridge filter, with every capability: raw sockets, forged ARP, sources, MACs, VLAN tags and IPv6 onto the tenant bridge; disk, volume, /dev/shm and pids limits; capability drift' },
 ];
 const attacks = ATTACKS.map((a) => ({ ...a, part: part<AttackPart>(a.name) }));
 // A local user in the read-only socket's group floods it (test/torture/admin-flood.test.ts).

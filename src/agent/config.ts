@@ -8,6 +8,7 @@ import { parseSize } from '../blueprint/units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
 import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
+import { checkEgressCidrs } from '../../netns/egress.ts';
 
 export interface AgentConfig {
   nodeId: string;
@@ -40,12 +41,17 @@ export interface AgentConfig {
   wireguardGo?: string;
   /** GOMAXPROCS of each wireguard-go (overrides the tuning's; "all": Go's own default, every CPU). */
   wireguardGoMaxProcs?: number | 'all';
+  /**
+   * Tenants' egress beyond the defaults (docs/agent.md#egress): `allow` opens blocked destinations (the control
+   * plane, a LAN resolver, …), `deny` blocks more and wins over `allow`. CIDRs of either family.
+   */
+  egress?: { allow: string[]; deny: string[] };
 }
 
 const FIELDS = new Set([
   'nodeId', 'identityKeyFile', 'stateDir', 'adminSocket', 'readSocket', 'readSocketGroup', 'endpoints',
   'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel', 'etcd',
-  'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning', 'wireguardGo', 'wireguardGoMaxProcs',
+  'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning', 'wireguardGo', 'wireguardGoMaxProcs', 'egress',
 ]);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -122,6 +128,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     bad('E_TYPE', 'wireguardGoMaxProcs', 'wireguardGoMaxProcs is an integer from 1 to 1024, or all', 'leave it out for the tuning\'s choice (1 for batched builds)');
   }
   const etcd = parseEtcdSection(c.etcd, baseDir, problems);
+  const egress = parseEgressSection(c.egress, problems);
   if (problems.length) throw new ValidationError(problems, 'agent config');
   return {
     nodeId: c.nodeId as string,
@@ -143,7 +150,30 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     dataplaneTuning: c.dataplaneTuning !== false,
     wireguardGo: c.wireguardGo !== undefined ? path(c.wireguardGo) : undefined,
     wireguardGoMaxProcs: mp as AgentConfig['wireguardGoMaxProcs'],
+    egress,
   };
+}
+
+/** The `egress:` section: `{allow: [CIDR…], deny: [CIDR…]}`, both optional. Problems go to `problems`. */
+export function parseEgressSection(raw: unknown, problems: Problem[]): NonNullable<AgentConfig['egress']> {
+  const out = { allow: [] as string[], deny: [] as string[] };
+  if (raw === undefined) return out;
+  const hint = 'write egress: {allow: [192.168.1.53/32], deny: [198.18.0.0/15]} (see docs/agent.md)';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    problems.push({ code: 'E_EGRESS_CONFIG', path: 'egress', message: 'egress is a mapping with allow and deny lists of CIDRs', hint });
+    return out;
+  }
+  const c = raw as Record<string, unknown>;
+  for (const k of Object.keys(c)) {
+    if (k !== 'allow' && k !== 'deny') problems.push({ code: 'E_UNKNOWN_FIELD', path: `egress.${k}`, message: `unknown field egress.${k}`, hint: 'egress has allow and deny' });
+  }
+  for (const k of ['allow', 'deny'] as const) {
+    if (c[k] === undefined) continue;
+    const bad = checkEgressCidrs(c[k], `egress.${k}`);
+    for (const b of bad) problems.push({ code: 'E_EGRESS_CONFIG', path: b.path, message: b.message, hint });
+    if (bad.length === 0) out[k] = [...(c[k] as string[])];
+  }
+  return out;
 }
 
 export function configBaseDir(file: string): string {

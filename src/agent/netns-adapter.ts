@@ -1,10 +1,13 @@
 // The agent's data plane: the netns driver behind the agent's DriverPort.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
 import { ExecaRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
+import type { EgressPolicy } from '../../netns/egress.ts';
 import { BATCHED_SINCE, NO_TUNING, readUdpSockets } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
@@ -64,24 +67,94 @@ export function toReports(rep: ApplyReport): ResourceReport[] {
   return out;
 }
 
+/** The hosts of the control plane this node talks to: its etcd endpoints' hosts (IP literals or names). */
+export function controlPlaneHosts(config: Pick<AgentConfig, 'etcd'>): string[] {
+  const out = new Set<string>();
+  for (const u of config.etcd?.endpoints ?? []) {
+    try {
+      out.add(new URL(u).hostname.replace(/^\[(.*)\]$/, '$1'));
+    } catch {
+      /* the config check refuses malformed URLs */
+    }
+  }
+  return [...out].sort();
+}
+
+/** What the agent tells the driver about egress: the config's allow/deny, and the control plane's hosts. */
+export interface EgressSettings {
+  allow: string[];
+  deny: string[];
+  /** IP literals or names (resolved at each apply; a name that does not resolve keeps its last addresses). */
+  controlPlane: string[];
+  /** The node's public addresses (the config's `endpoints`): maybe on no interface (1:1 NAT, port forwarding). */
+  nodeAddresses?: string[];
+}
+
+type Lookup = (host: string) => Promise<string[]>;
+const LOOKUP_TIMEOUT_MS = 2000;
+
+async function systemLookup(host: string): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lookup of ${host} took over ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
+  });
+  try {
+    return (await Promise.race([lookup(host, { all: true }), timeout])).map((a) => a.address);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class NetnsDriverPort implements DriverPort {
   private underlayMtu: number | null;
   readonly runner = new ExecaRunner();
   readonly driver: Driver;
+  /** Last addresses of each control-plane name (kept when a lookup fails). */
+  private readonly resolved = new Map<string, string[]>();
 
   constructor(
     private readonly identity: X25519Secret,
     opts: DriverOptions,
     private readonly log?: Logger,
+    private readonly egress: EgressSettings = { allow: [], deny: [], controlPlane: [] },
+    private readonly resolve: Lookup = systemLookup,
   ) {
     this.underlayMtu = opts.underlayMtu ?? null;
     this.driver = new Driver({ ...opts, runner: this.runner });
   }
 
+  /** The egress policy for this apply: names of the control plane looked up again (bounded, cached on failure). */
+  async egressPolicy(): Promise<EgressPolicy> {
+    const controlPlane: string[] = [];
+    for (const h of this.egress.controlPlane) {
+      if (isIP(h)) {
+        controlPlane.push(h);
+        continue;
+      }
+      try {
+        this.resolved.set(h, await this.resolve(h));
+      } catch (e) {
+        this.log?.warn({ host: h, err: (e as Error).message }, 'control-plane host did not resolve; egress keeps blocking its last addresses');
+      }
+      controlPlane.push(...(this.resolved.get(h) ?? []));
+    }
+    return { allow: this.egress.allow, deny: this.egress.deny, controlPlane, nodeAddresses: this.egress.nodeAddresses ?? [] };
+  }
+
   async apply(desired: DesiredNetwork[]): Promise<ResourceReport[]> {
+    const egress = desired.some((d) => d.egress) ? await this.egressPolicy() : undefined;
     const rep = await this.driver.apply(
-      desired.map((d) => ({ tenant: d.tenant, networkId: d.networkId, networkName: d.networkName, ipRange: d.ipRange, egress: d.egress, resource: d.resource })),
+      desired.map((d) => ({
+        tenant: d.tenant,
+        networkId: d.networkId,
+        networkName: d.networkName,
+        ipRange: d.ipRange,
+        egress: d.egress,
+        egressDevices: d.egressDevices ?? [],
+        resource: d.resource,
+      })),
       this.identity,
+      { egress },
     );
     this.underlayMtu = rep.underlayMtu;
     this.log?.debug({ ms: rep.ms, commands: rep.commands, backend: rep.backend }, 'data plane applied');
@@ -147,6 +220,7 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
       },
     },
     log,
+    { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [], controlPlane: controlPlaneHosts(config), nodeAddresses: config.endpoints },
   );
   // Detect the WireGuard backend now (the kernel probe is a mutating command; keep it out of the first apply).
   const backend = await port.driver.backendKind();

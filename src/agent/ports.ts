@@ -9,6 +9,8 @@ export interface DesiredNetwork {
   networkName: string;
   ipRange: string;
   egress: boolean;
+  /** Subnets of the access devices this node serves that may use its egress (from the signed blueprint). */
+  egressDevices?: string[];
   resource: Resource;
 }
 

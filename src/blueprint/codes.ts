@@ -71,6 +71,14 @@ export const BLUEPRINT_CODES = {
     meaning: 'the range has fewer subnets (2^(subnetPrefix - rangePrefix)) than nodes plus access devices',
     hint: 'use a larger range (shorter prefix) or a longer subnetPrefix',
   },
+  E_RANGE_RESERVED: {
+    meaning: 'ipRange overlaps 0.0.0.0/8, 127.0.0.0/8 (loopback), 169.254.0.0/16 (link-local), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved)',
+    hint: 'use a private range such as 10.20.0.0/16, 172.16.0.0/16 or 192.168.0.0/20',
+  },
+  E_DEVICE_EGRESS: {
+    meaning: 'an access device has egress: true on a network without egress',
+    hint: 'set the network\'s egress: true, or remove the device\'s egress',
+  },
   E_RANGE_OVERLAP: {
     meaning: 'two networks of the blueprint have overlapping ranges',
     hint: 'give each network a disjoint ipRange',
@@ -92,16 +100,20 @@ export const BLUEPRINT_CODES = {
     hint: 'use a number of cores such as 0.5, 1 or 4',
   },
   E_SIZE_FORMAT: {
-    meaning: 'memory or size is not a whole number of bytes or a string like "256Mi", "1G"',
+    meaning: 'memory, disk or size is not a whole number of bytes or a string like "256Mi", "1G"',
     hint: 'use an integer, or digits with one of the units K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024)',
   },
   E_SIZE_RANGE: {
-    meaning: 'memory is below 4Mi, a volume size is below 1Mi, or a size is above 2^53-1 bytes',
+    meaning: 'memory is below 4Mi, disk below 16Mi, a volume size below 1Mi, or a size is above 2^53-1 bytes',
     hint: 'use a larger (or smaller) size',
   },
   E_MOUNT_PATH: {
     meaning: 'a mount is not an absolute path, or contains a ".." segment, or is too long',
     hint: 'use an absolute path like /data without ".."',
+  },
+  E_MOUNT_RESERVED: {
+    meaning: 'a mount is /proc, /dev, /sys or below, or /etc/hosts, /etc/hostname or /etc/resolv.conf: the container engine owns them (runc refuses a volume there)',
+    hint: 'mount the volume elsewhere, e.g. /data',
   },
   E_WORKLOAD_NETWORK: {
     meaning: 'a workload names a network the blueprint does not define',

@@ -5,6 +5,11 @@ export interface AccessSpec {
   name: string;
   /** WireGuard public key of the device; absent → the planner generates a key pair for it. */
   publicKey?: string;
+  /**
+   * Whether the device may reach the outside through its access node (needs the network's egress). Present only
+   * when true (absent: no egress), so blueprints signed before the field existed keep their normal form.
+   */
+  egress?: true;
 }
 
 export interface NetworkSpec {
@@ -36,6 +41,11 @@ export interface WorkloadSpec {
   cpu: number;
   /** Memory limit in bytes (the YAML may say "256Mi", "1G", ...). */
   memory: number;
+  /**
+   * Disk limit in bytes of the container's writable layer (image files included; volumes have their own size).
+   * Absent: the node applies DEFAULT_DISK (1Gi). Writing past it fails with EDQUOT/ENOSPC.
+   */
+  disk?: number;
   volumes: WorkloadVolume[];
 }
 

@@ -17,6 +17,23 @@ export const MAX_CPU = 256;
 export const DEFAULT_MEMORY = 256 * MiB;
 export const MIN_MEMORY = 4 * MiB;
 export const MIN_VOLUME_SIZE = 1 * MiB;
+/** A workload's disk limit (its container's writable layer, image files included) when the blueprint names none. */
+export const DEFAULT_DISK = 1024 * MiB;
+/** Smallest disk limit: the base image and a little room to write. */
+export const MIN_DISK = 16 * MiB;
+/** Ranges no tenant network may overlap: "this" network, loopback, link-local, multicast, reserved. */
+export const RESERVED_RANGES: ReadonlyArray<{ cidr: string; what: string }> = [
+  { cidr: '0.0.0.0/8', what: '"this network" (RFC 1122)' },
+  { cidr: '127.0.0.0/8', what: 'loopback' },
+  { cidr: '169.254.0.0/16', what: 'link-local (and the nodes\' egress links)' },
+  { cidr: '224.0.0.0/4', what: 'multicast' },
+  { cidr: '240.0.0.0/4', what: 'reserved (and broadcast)' },
+];
+/** Mount targets the container engine owns: a volume there is refused by runc, or hides what the kernel shows. */
+export const RESERVED_MOUNT_ROOTS = ['/proc', '/dev', '/sys'] as const;
+/** Files the engine itself mounts into every container. */
+export const RESERVED_MOUNT_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'] as const;
+const RESERVED = RESERVED_RANGES.map((r) => ({ cidr: parseCidr(r.cidr)!, text: r.cidr, what: r.what }));
 const MAX_IMAGE_LENGTH = 512;
 const MAX_PATH_LENGTH = 4096;
 
@@ -171,8 +188,8 @@ function get(o: Raw, k: string): unknown {
 
 const TOP_FIELDS = ['tenant', 'name', 'version', 'networks', 'workloads', 'volumes'] as const;
 const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'nodes', 'access', 'egress'] as const;
-const ACCESS_FIELDS = ['name', 'publicKey'] as const;
-const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'volumes'] as const;
+const ACCESS_FIELDS = ['name', 'publicKey', 'egress'] as const;
+const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes'] as const;
 const WORKLOAD_NETWORK_FIELDS = ['name', 'ip'] as const;
 const MOUNT_FIELDS = ['name', 'mount'] as const;
 const VOLUME_FIELDS = ['name', 'node', 'size'] as const;
@@ -208,6 +225,9 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
     } else if (parseIPv4(rangeText.slice(0, rangeText.indexOf('/'))) !== cidr.base) {
       const fixed = formatCidr(cidr);
       c.add('E_RANGE_HOST_BITS', rangePath, `${rangeText} has host bits set; did you mean ${fixed}?`, `write ${fixed}`);
+    } else if (RESERVED.some((r) => cidrsOverlap(r.cidr, cidr))) {
+      const r = RESERVED.find((x) => cidrsOverlap(x.cidr, cidr))!;
+      c.add('E_RANGE_RESERVED', rangePath, `${rangeText} overlaps ${r.text}, ${r.what}: no tenant network can use it`);
     } else {
       range = cidr;
       facts.rangeText = rangeText;
@@ -248,6 +268,7 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
   const accessPath = joinPath(path, 'access');
   const accessRaw = c.array(get(o, 'access'), accessPath, []);
   let access: AccessSpec[] | null = null;
+  const egressDevices: string[] = [];
   if (accessRaw) {
     const names: Array<{ value: string | null; path: string }> = [];
     const keys: Array<{ value: string | null; path: string }> = [];
@@ -268,8 +289,13 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
         }
         keys.push({ value: pk, path: kp });
       }
-      if (aname === null || pk === null) return null;
-      return pk === undefined ? { name: aname } : { name: aname, publicKey: pk };
+      // Present in the normalized form only when true, so envelopes signed before the field existed still verify.
+      const devEgress = c.boolean(get(ao, 'egress'), joinPath(ap, 'egress'), false);
+      if (devEgress) egressDevices.push(joinPath(ap, 'egress'));
+      if (aname === null || pk === null || devEgress === null) return null;
+      const dev: AccessSpec = pk === undefined ? { name: aname } : { name: aname, publicKey: pk };
+      if (devEgress) dev.egress = true;
+      return dev;
     });
     c.unique(names, 'E_DUPLICATE_NAME', 'access device name');
     c.unique(keys, 'E_DUPLICATE_KEY', 'public key');
@@ -286,6 +312,11 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
   }
 
   const egress = c.boolean(get(o, 'egress'), joinPath(path, 'egress'), false);
+  if (egress === false) {
+    for (const at of egressDevices) {
+      c.add('E_DEVICE_EGRESS', at, 'an access device can have egress only on a network with egress: true', 'set the network\'s egress: true, or remove the device\'s');
+    }
+  }
   if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null) {
     facts.spec = { name, ipRange: rangeText, subnetPrefix, nodes, access, egress };
   }
@@ -310,6 +341,11 @@ function checkMountPath(c: Checker, v: unknown, path: string): string | null {
     segments.every((seg) => seg !== '' && seg !== '.' && seg !== '..');
   if (!ok) {
     c.add('E_MOUNT_PATH', path, `${JSON.stringify(s.slice(0, 80))} is not an absolute path without "..", "." or empty segments`);
+    return null;
+  }
+  const root = RESERVED_MOUNT_ROOTS.find((r) => s === r || s.startsWith(`${r}/`));
+  if (root !== undefined || (RESERVED_MOUNT_FILES as readonly string[]).includes(s)) {
+    c.add('E_MOUNT_RESERVED', path, `${JSON.stringify(s.slice(0, 80))} is ${root ? `${root} or below` : 'a file'}, which the container engine owns`);
     return null;
   }
   return s;
@@ -377,6 +413,10 @@ function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
   }
 
   const memory = c.size(get(o, 'memory'), joinPath(path, 'memory'), MIN_MEMORY, '4Mi', DEFAULT_MEMORY);
+  // Left out of the normalized form when absent (the node applies DEFAULT_DISK), so envelopes signed before
+  // the field existed still verify.
+  const diskRaw = get(o, 'disk');
+  const disk = diskRaw === undefined ? undefined : c.size(diskRaw, joinPath(path, 'disk'), MIN_DISK, '16Mi');
 
   const volPath = joinPath(path, 'volumes');
   const volRaw = c.array(get(o, 'volumes'), volPath, []);
@@ -400,8 +440,8 @@ function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
     if (list.every((m) => m !== null)) volumes = list as WorkloadVolume[];
   }
 
-  if (name !== null && node !== null && image !== null && command && network && cpu !== null && memory !== null && volumes) {
-    facts.spec = { name, node, image, command, network, cpu, memory, volumes };
+  if (name !== null && node !== null && image !== null && command && network && cpu !== null && memory !== null && disk !== null && volumes) {
+    facts.spec = disk === undefined ? { name, node, image, command, network, cpu, memory, volumes } : { name, node, image, command, network, cpu, memory, disk, volumes };
   }
   return facts;
 }

@@ -1,6 +1,7 @@
 // A node's part of a plan: what one node receives. Holds only that node's resources (with sealed keys),
 // every subnet of each network (for the node's own consistency checks) and the workloads placed on it.
 // Access devices' configs (which may hold generated private keys) are never included.
+import type { NetworkSpec } from '../blueprint/types.ts';
 import type { Plan, Resource, WorkloadPlan } from './types.ts';
 
 export const NODE_PART_FORMAT = 'zmesh-node-plan/1';
@@ -25,6 +26,20 @@ export interface NodePlanPart {
   node: string;
   networks: NodeNetworkPart[];
   workloads: WorkloadPlan[];
+}
+
+/**
+ * The sources a node lets out through its egress from the tunnel: the subnets (allowed IPs) of the access
+ * devices it serves (its peers of kind "device") whose entry in the signed blueprint has `egress: true`, and only
+ * on a network with egress. Read from the blueprint, not the plan, so no plan can grant what the tenant did not
+ * sign. Sorted, unique.
+ */
+export function deviceEgressSources(spec: Pick<NetworkSpec, 'egress' | 'access'>, resource: Pick<Resource, 'peers'>): string[] {
+  if (!spec.egress) return [];
+  const allowed = new Set(spec.access.filter((a) => a.egress === true).map((a) => a.name));
+  const out = new Set<string>();
+  for (const p of resource.peers) if (p.kind === 'device' && allowed.has(p.node)) for (const c of p.allowedIps) out.add(c);
+  return [...out].sort();
 }
 
 export function nodePart(plan: Plan, node: string): NodePlanPart {

@@ -343,6 +343,7 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
     }
     meshMembers.push({ id: d.name, kind: 'device', subnet: formatCidr(subnet), publicKey, endpoint: null, via: v });
     const dev: AccessDevice = { name: d.name, subnet: formatCidr(subnet), address, via: v, publicKey, generatedKey: privateKey !== null };
+    if (d.egress) dev.egress = true;
     if (privateKey !== null) {
       dev.wgQuickConfig = wgQuickConfig({
         name: d.name,

@@ -22,8 +22,8 @@ export function summarizePlan(plan: Plan): string {
     out.push(table(rows));
     if (n.access.length) {
       out.push('');
-      const drows = [['DEVICE', 'ADDRESS', 'VIA', 'KEY']];
-      for (const d of n.access) drows.push([d.name, d.address, d.via, d.generatedKey ? 'generated (config in the plan file)' : 'provided']);
+      const drows = [['DEVICE', 'ADDRESS', 'VIA', 'EGRESS', 'KEY']];
+      for (const d of n.access) drows.push([d.name, d.address, d.via, d.egress ? 'yes' : 'no', d.generatedKey ? 'generated (config in the plan file)' : 'provided']);
       out.push(table(drows));
     }
   }

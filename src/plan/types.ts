@@ -49,6 +49,11 @@ export interface AccessDevice {
   publicKey: string;
   /** True when the planner generated the key pair (the private key is only in wgQuickConfig). */
   generatedKey: boolean;
+  /**
+   * Present (true) when the blueprint gives the device egress through its access node. The node takes this from
+   * the signed blueprint, not from the plan: a plan cannot grant egress the tenant did not sign.
+   */
+  egress?: true;
   /** wg-quick config for the device; holds a private key only when generatedKey. Never sent to nodes. */
   wgQuickConfig?: string;
 }

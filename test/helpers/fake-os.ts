@@ -48,12 +48,16 @@ export interface FakeNftTable {
   name: string;
   chains: { name: string; type: string; hook: string; prio: number }[];
   rules: { chain: string; comment: string | null }[];
+  /** Named interval sets: elements as written ("a/len" or "a-b"). */
+  sets: { name: string; type: string; elements: string[] }[];
 }
 
 export interface FakeNs {
   name: string;
   links: Map<string, FakeLink>;
   routes: FakeRoute[];
+  /** IPv6 routes (only the host's are ever read, for the egress blocked set). */
+  routes6: FakeRoute[];
   forwarding: boolean;
   nft: Map<string, FakeNftTable>;
 }
@@ -68,7 +72,7 @@ class CmdFail extends Error {
 }
 
 function newNs(name: string): FakeNs {
-  return { name, links: new Map(), routes: [], forwarding: false, nft: new Map() };
+  return { name, links: new Map(), routes: [], routes6: [], forwarding: false, nft: new Map() };
 }
 
 export class FakeOs implements Runner {
@@ -171,6 +175,10 @@ export class FakeOs implements Runner {
     let m = /^wg show (\S+) dump$/.exec(a);
     if (m) return this.wgDump(this.nsOf(opts.netns), m[1]);
     if (a === 'nft -j list ruleset') return this.nftJson(this.nsOf(opts.netns));
+    if (a === 'ip -4 -json route show table main') return this.readBatch(this.nsOf(opts.netns), 'route show table main\n');
+    if (a === 'ip -6 -json route show table main') {
+      return JSON.stringify(this.nsOf(opts.netns).routes6.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), dev: r.dev, protocol: r.gateway ? 'static' : 'kernel', metric: 256, flags: [] })));
+    }
     if (!opts.mutating) this.fail(argv, opts, 'unexpected read');
     // Mutations.
     m = /^ip netns add (\S+)$/.exec(a);
@@ -410,6 +418,16 @@ export class FakeOs implements Runner {
     for (const t of ns.nft.values()) {
       items.push({ table: { family: t.family, name: t.name, handle: handle++ } });
       for (const c of t.chains) items.push({ chain: { family: t.family, table: t.name, name: c.name, handle: handle++, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' } });
+      for (const st of t.sets) {
+        // As nft 1.0.6 prints them: a bare address for a full-length prefix, {prefix} or {range} otherwise.
+        const elem = st.elements.map((e) => {
+          const range = /^(.+)-(.+)$/.exec(e);
+          if (range) return { range: [range[1], range[2]] };
+          const [addr, len] = e.split('/');
+          return Number(len) === (addr.includes(':') ? 128 : 32) ? addr : { prefix: { addr, len: Number(len) } };
+        });
+        items.push({ set: { family: t.family, name: st.name, table: t.name, type: st.type, handle: handle++, flags: ['interval'], ...(elem.length ? { elem } : {}) } });
+      }
       for (const r of t.rules) items.push({ rule: { family: t.family, table: t.name, chain: r.chain, handle: handle++, ...(r.comment ? { comment: r.comment } : {}), expr: [] } });
     }
     return JSON.stringify({ nftables: items });
@@ -420,20 +438,33 @@ export class FakeOs implements Runner {
     const lines = script.split('\n').map((l) => l.trim());
     let table: FakeNftTable | null = null;
     let chain: string | null = null;
+    let set: FakeNftTable['sets'][number] | null = null;
     for (const line of lines) {
       if (line === '') continue;
       let m: RegExpExecArray | null;
+      if (set) {
+        if ((m = /^type (ipv4_addr|ipv6_addr)$/.exec(line))) set.type = m[1];
+        else if (line === 'flags interval') {
+          /* the only kind of set the driver writes */
+        } else if ((m = /^elements = \{ (.+) \}$/.exec(line))) set.elements = m[1].split(', ');
+        else if (line === '}') set = null;
+        else this.fail(argv, opts, `unexpected nft set line "${line}"`);
+        continue;
+      }
       if (!table && (m = /^table (\w+) (\w+)$/.exec(line))) {
         const k = `${m[1]} ${m[2]}`;
-        if (!next.has(k)) next.set(k, { family: m[1], name: m[2], chains: [], rules: [] });
+        if (!next.has(k)) next.set(k, { family: m[1], name: m[2], chains: [], rules: [], sets: [] });
       } else if (!table && (m = /^delete table (\w+) (\w+)$/.exec(line))) {
         if (!next.delete(`${m[1]} ${m[2]}`)) throw new CmdFail('Error: Could not process rule: No such file or directory');
       } else if (!table && (m = /^table (\w+) (\w+) \{$/.exec(line))) {
         const k = `${m[1]} ${m[2]}`;
-        table = next.get(k) ?? { family: m[1], name: m[2], chains: [], rules: [] };
+        table = next.get(k) ?? { family: m[1], name: m[2], chains: [], rules: [], sets: [] };
         next.set(k, table);
       } else if (table && !chain && /^comment ".*"$/.test(line)) {
         /* table comment */
+      } else if (table && !chain && (m = /^set (\w+) \{$/.exec(line))) {
+        set = { name: m[1], type: '', elements: [] };
+        table.sets.push(set);
       } else if (table && !chain && (m = /^chain (\w+) \{$/.exec(line))) {
         chain = m[1];
       } else if (table && chain && (m = /^type (\w+) hook (\w+) priority (\w+); policy accept;$/.exec(line))) {
@@ -481,6 +512,7 @@ export class FakeOs implements Runner {
       }
       for (const t of [...ns.nft.values()].sort((x, y) => (x.name < y.name ? -1 : 1))) {
         out.push(`  nft ${t.family} ${t.name}`);
+        for (const st of t.sets) out.push(`    set ${st.name} ${st.type}: ${st.elements.join(',') || '-'}`);
         for (const c of t.chains) {
           const tags = t.rules.filter((r) => r.chain === c.name).map((r) => (r.comment ?? '-').replace(/^zmesh:[0-9a-f]+:/, ''));
           out.push(`    ${c.name} ${c.type}/${c.hook}: ${tags.join(' ')}`);

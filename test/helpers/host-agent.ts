@@ -4,7 +4,7 @@
 //   response: {"id": 1, "result": ...} | {"id": 1, "error": {"message": ..., "code": ...}}
 import { createInterface } from 'node:readline';
 import { Key } from '../../src/crypto/index.ts';
-import { Driver, ExecaRunner, type BackendChoice, type DesiredResource } from '../../netns/index.ts';
+import { Driver, ExecaRunner, type BackendChoice, type DesiredResource, type EgressPolicy } from '../../netns/index.ts';
 
 const runner = new ExecaRunner({ record: true });
 const exits: { ifname: string; pid: number; exitCode: number | null; signal: string | null }[] = [];
@@ -29,12 +29,13 @@ const handlers: Record<string, Handler> = {
       clock: typeof p.clockOffsetMs === 'number' ? () => Date.now() + (p.clockOffsetMs as number) : undefined,
       ...(typeof p.tuning === 'boolean' ? { tuning: p.tuning } : {}),
       ...(typeof p.wireguardGo === 'string' ? { wireguardGo: p.wireguardGo } : {}),
+      ...(p.egress ? { egress: p.egress as EgressPolicy } : {}),
     });
     // Like an agent at startup: detect the backend once (the kernel probe is a mutating command).
     return { pid: process.pid, backend: await driver.backendKind() };
   },
   apply(p) {
-    return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string));
+    return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string), p.egress ? { egress: p.egress as EgressPolicy } : {});
   },
   readActual(p) {
     return getDriver().readActual(p.networkId as string);

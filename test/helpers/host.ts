@@ -10,7 +10,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import type { Key } from '../../src/crypto/index.ts';
-import type { ActualResource, ApplyReport, BackendChoice, DesiredResource, OwnedThing } from '../../netns/index.ts';
+import type { ActualResource, ApplyReport, BackendChoice, DesiredResource, EgressPolicy, OwnedThing } from '../../netns/index.ts';
 
 export const REPO = new URL('../..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -145,6 +145,8 @@ export interface HostOptions {
   tuning?: boolean;
   /** The wireguard-go binary (DriverOptions.wireguardGo; default: the one on PATH). */
   wireguardGo?: string;
+  /** The driver's egress policy (DriverOptions.egress: allow, deny, control plane). */
+  egress?: EgressPolicy;
 }
 
 /** A simulated host: network namespace + mount namespace with a private /run + a driver agent. */
@@ -242,7 +244,14 @@ export class SimHost {
     });
     ready.catch(() => undefined);
     await ready;
-    await this.call('init', { backend: this.opts.backend ?? 'auto', underlayMtu: this.opts.underlayMtu, clockOffsetMs: this.opts.clockOffsetMs, tuning: this.opts.tuning, wireguardGo: this.opts.wireguardGo });
+    await this.call('init', {
+      backend: this.opts.backend ?? 'auto',
+      underlayMtu: this.opts.underlayMtu,
+      clockOffsetMs: this.opts.clockOffsetMs,
+      tuning: this.opts.tuning,
+      wireguardGo: this.opts.wireguardGo,
+      egress: this.opts.egress,
+    });
   }
 
   /** Kills the agent process (SIGKILL, by PID) — daemons it started keep running, as after a crash. */
@@ -278,8 +287,9 @@ export class SimHost {
     });
   }
 
-  apply(desired: DesiredResource[], identity: Key): Promise<ApplyReport> {
-    return this.call('apply', { desired, identity: identity.toString() });
+  /** Applies; `egress` overrides the host's egress policy for this apply (ApplyOptions.egress). */
+  apply(desired: DesiredResource[], identity: Key, egress?: EgressPolicy): Promise<ApplyReport> {
+    return this.call('apply', { desired, identity: identity.toString(), ...(egress ? { egress } : {}) });
   }
   readActual(networkId: string): Promise<ActualResource> {
     return this.call('readActual', { networkId });

@@ -1,10 +1,11 @@
 // Two tenants with the same range on one host, both with egress: each reaches the outside through its veth
 // and the host's NAT, neither reaches the other, the host's own addresses, or is reachable from outside.
-// Turning egress off removes the veth and the host rules; removal leaves nothing behind.
+// Turning egress off removes the veth and the host rules; removal leaves nothing behind. The outside sits
+// beyond a router: the host's own LAN is no outside (egress never reaches it, test/torture/egress.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ActualResource, ApplyReport } from '../../netns/index.ts';
-import { delNs, makeNs, rand, SimHost, sh, Switch } from '../helpers/host.ts';
+import { delNs, makeNs, rand, SimHost, sh, Switch, wire } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -18,13 +19,18 @@ const ipOf = (cidr: string) => cidr.split('/')[0];
 test('tenants are isolated from each other and from the host; egress works through NAT', { timeout: 90_000 }, async (t) => {
   const sw = await Switch.create();
   const outside = `zt-out-${rand()}`;
+  const router = `zt-rt-${rand()}`;
   let h: SimHost | null = null;
   try {
     h = await SimHost.start('h', { backend: BACKEND });
     await makeNs(outside);
+    await makeNs(router);
+    await sh(['ip', 'netns', 'exec', router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     await sw.attach({ ns: h.ns, ifname: 'u0', addr: '203.0.113.1/24' });
-    await sw.attach({ ns: outside, ifname: 'x0', addr: '203.0.113.200/24' });
-    await h.underlay('u0', '203.0.113.200');
+    await sw.attach({ ns: router, ifname: 'r0', addr: '203.0.113.254/24' });
+    await wire({ ns: router, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: outside, ifname: 'x0', addr: '192.0.2.200/24' });
+    await sh(['ip', '-n', outside, 'route', 'add', 'default', 'via', '192.0.2.1']);
+    await h.underlay('u0', '203.0.113.254');
     const host = h;
     const pingFrom = async (ns: string, dst: string) => (await host.execIn(ns, ['ping', '-n', '-c', '1', '-W', '1', dst], { okCodes: [0, 1, 2] })).exitCode === 0;
 
@@ -52,15 +58,15 @@ test('tenants are isolated from each other and from the host; egress works throu
       assert.ok(a1.hostLink && a2.hostLink);
       assert.notEqual(a1.hostLink!.addresses[0], a2.hostLink!.addresses[0], 'distinct transfer networks');
       assert.ok(a1.routes.some((x) => x.dst === 'default' && x.dev === `eg-${n1.networkId}`));
-      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 6], ['tenant', 9]]);
+      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 9], ['tenant', 10]]);
       const again = await host.apply(desired, id1);
       okReport(again);
       assert.equal(again.commands.mutating, 0, again.mutations.join('\n'));
     });
 
     await t.test('egress reaches the outside through NAT', async () => {
-      assert.ok(await pingFrom(ns1, '203.0.113.200'), 'tenant 1 → outside');
-      assert.ok(await pingFrom(ns2, '203.0.113.200'), 'tenant 2 → outside');
+      assert.ok(await pingFrom(ns1, '192.0.2.200'), 'tenant 1 → outside');
+      assert.ok(await pingFrom(ns2, '192.0.2.200'), 'tenant 2 → outside');
     });
 
     await t.test('a tenant reaches neither the other tenant nor the host', async () => {
@@ -76,7 +82,7 @@ test('tenants are isolated from each other and from the host; egress works throu
 
     await t.test('no new connection from outside into a tenant namespace', async () => {
       const t1Veth = ipOf(a1.links.find((l) => l.name === `eg-${n1.networkId}`)!.addresses[0]);
-      await sh(['ip', '-n', outside, 'route', 'add', '169.254.0.0/16', 'via', '203.0.113.1']);
+      await sh(['ip', '-n', router, 'route', 'add', '169.254.0.0/16', 'via', '203.0.113.1']);
       const fromOutside = await sh(['ip', 'netns', 'exec', outside, 'ping', '-n', '-c', '1', '-W', '1', t1Veth], { okCodes: [0, 1, 2] });
       assert.notEqual(fromOutside.exitCode, 0, 'outside → tenant');
       const fromHost = await host.exec(['ping', '-n', '-c', '1', '-W', '1', t1Veth], { okCodes: [0, 1, 2] });
@@ -92,8 +98,8 @@ test('tenants are isolated from each other and from the host; egress works throu
       assert.equal(act.hostLink, null);
       assert.ok(!act.links.some((l) => l.name.startsWith('eg-')));
       assert.deepEqual(act.nft.map((x) => x.where), ['tenant']);
-      assert.equal(await pingFrom(ns1, '203.0.113.200'), false);
-      assert.ok(await pingFrom(ns2, '203.0.113.200'), 'tenant 2 unaffected');
+      assert.equal(await pingFrom(ns1, '192.0.2.200'), false);
+      assert.ok(await pingFrom(ns2, '192.0.2.200'), 'tenant 2 unaffected');
     });
 
     await t.test('removal leaves nothing behind', async () => {
@@ -108,6 +114,7 @@ test('tenants are isolated from each other and from the host; egress works throu
   } finally {
     if (h) await h.close();
     await delNs(outside);
+    await delNs(router);
     await sw.destroy();
   }
 });

@@ -42,6 +42,7 @@ export function independentCheck(bp: Blueprint): string | null {
     const names = n.access.map((a) => a.name);
     if (new Set(names).size !== names.length || !names.every((x) => LABEL.test(x))) return 'bad access names';
     for (const a of n.access) if (a.publicKey !== undefined && !/^[A-Za-z0-9+/]{43}=$/.test(a.publicKey)) return 'bad access key';
+    for (const a of n.access) if (a.egress !== undefined && (a.egress !== true || n.egress !== true)) return 'access egress not true, or on a network without egress';
     if (n.nodes.length + n.access.length > 2 ** (n.subnetPrefix - c.prefix)) return 'range too small';
     for (const r of ranges) if (c.base < r.base + r.size && r.base < c.base + size) return 'overlapping ranges';
     ranges.push({ base: c.base, size });

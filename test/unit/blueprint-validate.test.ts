@@ -239,3 +239,94 @@ test('the example blueprint parses', () => {
   assert.equal(bp.workloads.length, 2);
   assert.equal(bp.volumes.length, 1);
 });
+
+// Issue 14: mounts where the engine owns the path, ranges no tenant network can use, the workload disk limit.
+runTable('reserved mounts', [
+  { name: 'mount /proc', edit: (b) => (b.workloads[0].volumes[0].mount = '/proc'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /proc/sys/kernel', edit: (b) => (b.workloads[0].volumes[0].mount = '/proc/sys/kernel'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /dev', edit: (b) => (b.workloads[0].volumes[0].mount = '/dev'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /dev/shm', edit: (b) => (b.workloads[0].volumes[0].mount = '/dev/shm'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /sys', edit: (b) => (b.workloads[0].volumes[0].mount = '/sys'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /sys/fs/cgroup', edit: (b) => (b.workloads[0].volumes[0].mount = '/sys/fs/cgroup'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /etc/hosts', edit: (b) => (b.workloads[0].volumes[0].mount = '/etc/hosts'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /etc/resolv.conf', edit: (b) => (b.workloads[0].volumes[0].mount = '/etc/resolv.conf'), want: [['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount']] },
+  { name: 'mount /dev/../data (.. first)', edit: (b) => (b.workloads[0].volumes[0].mount = '/dev/../data'), want: [['E_MOUNT_PATH', 'workloads[0].volumes[0].mount']] },
+  // Look-alikes are ordinary paths.
+  { name: 'mount /procedures is fine', edit: (b) => (b.workloads[0].volumes[0].mount = '/procedures'), want: [] },
+  { name: 'mount /devices is fine', edit: (b) => (b.workloads[0].volumes[0].mount = '/devices'), want: [] },
+  { name: 'mount /srv/sys is fine', edit: (b) => (b.workloads[0].volumes[0].mount = '/srv/sys'), want: [] },
+  { name: 'mount /etc/hosts.d is fine', edit: (b) => (b.workloads[0].volumes[0].mount = '/etc/hosts.d'), want: [] },
+]);
+
+runTable('reserved ranges', [
+  { name: '127.0.0.0/8 (loopback)', edit: (b) => (b.networks[0].ipRange = '127.0.0.0/8'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '127.1.0.0/16 (inside loopback)', edit: (b) => (b.networks[0].ipRange = '127.1.0.0/16'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '0.0.0.0/8', edit: (b) => (b.networks[0].ipRange = '0.0.0.0/8'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '0.1.0.0/16', edit: (b) => (b.networks[0].ipRange = '0.1.0.0/16'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '169.254.0.0/16 (link-local)', edit: (b) => (b.networks[0].ipRange = '169.254.0.0/16'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '169.254.20.0/22', edit: (b) => (b.networks[0].ipRange = '169.254.20.0/22'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '169.0.0.0/8 (holds 169.254/16)', edit: (b) => (b.networks[0].ipRange = '169.0.0.0/8'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '224.0.0.0/16 (multicast)', edit: (b) => (b.networks[0].ipRange = '224.0.0.0/16'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '239.255.0.0/16 (multicast)', edit: (b) => (b.networks[0].ipRange = '239.255.0.0/16'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '240.0.0.0/8 (reserved)', edit: (b) => (b.networks[0].ipRange = '240.0.0.0/8'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '255.255.252.0/22 (broadcast)', edit: (b) => (b.networks[0].ipRange = '255.255.252.0/22'), want: [['E_RANGE_RESERVED', 'networks[0].ipRange']] },
+  { name: '169.253.0.0/16 is fine', edit: (b) => (b.networks[0].ipRange = '169.253.0.0/16'), want: [] },
+  { name: '223.255.0.0/16 is fine', edit: (b) => (b.networks[0].ipRange = '223.255.0.0/16'), want: [] },
+  { name: '1.0.0.0/16 is fine', edit: (b) => (b.networks[0].ipRange = '1.0.0.0/16'), want: [] },
+  { name: '126.0.0.0/8 is fine', edit: (b) => (b.networks[0].ipRange = '126.0.0.0/8'), want: [] },
+]);
+
+runTable('disk', [
+  { name: 'disk "lots"', edit: (b) => (b.workloads[0].disk = 'lots'), want: [['E_SIZE_FORMAT', 'workloads[0].disk']] },
+  { name: 'disk 15Mi (< 16Mi)', edit: (b) => (b.workloads[0].disk = '15Mi'), want: [['E_SIZE_RANGE', 'workloads[0].disk']] },
+  { name: 'disk -1', edit: (b) => (b.workloads[0].disk = -1), want: [['E_SIZE_FORMAT', 'workloads[0].disk']] },
+  { name: 'disk null', edit: (b) => (b.workloads[0].disk = null), want: [['E_TYPE', 'workloads[0].disk']] },
+  { name: 'disk 16Mi', edit: (b) => (b.workloads[0].disk = '16Mi'), want: [] },
+  { name: 'disk 2^53', edit: (b) => (b.workloads[0].disk = 2 ** 53), want: [['E_SIZE_RANGE', 'workloads[0].disk']] },
+]);
+
+test('reserved ranges, reserved mounts and a bad disk are reported at once, with hints', () => {
+  const b = mutated((x) => {
+    x.networks.push({ name: 'mc', ipRange: '224.0.0.0/16', nodes: ['node-a'] });
+    x.workloads[0].volumes[0].mount = '/proc/self';
+    x.workloads[0].disk = '1Mi';
+  });
+  const ps = problemsOf(b);
+  assert.deepEqual(ps.map((p) => [p.code, p.path]), [
+    ['E_RANGE_RESERVED', 'networks[1].ipRange'],
+    ['E_SIZE_RANGE', 'workloads[0].disk'],
+    ['E_MOUNT_RESERVED', 'workloads[0].volumes[0].mount'],
+  ]);
+  assert.deepEqual(ps.map((p) => p.message), [
+    '224.0.0.0/16 overlaps 224.0.0.0/4, multicast: no tenant network can use it',
+    '1Mi is below the minimum of 16Mi',
+    '"/proc/self" is /proc or below, which the container engine owns',
+  ]);
+  for (const p of ps) assert.ok(p.hint.length > 0);
+});
+
+test('disk: absent stays absent (the node applies 1Gi); given, it is bytes; both re-validate to themselves', () => {
+  const none = validateBlueprint(base());
+  assert.equal('disk' in none.workloads[0], false);
+  const some = validateBlueprint(mutated((b) => (b.workloads[0].disk = '512Mi')));
+  assert.equal(some.workloads[0].disk, 512 * 2 ** 20);
+  assert.deepEqual(Object.keys(some.workloads[0]), ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes']);
+  assert.deepEqual(validateBlueprint(some), some);
+  assert.deepEqual(validateBlueprint(none), none);
+});
+
+test("access device egress: true only on a network with egress; false and absent normalize to absent", () => {
+  assert.deepEqual(codes(mutated((b) => (b.networks[0].access[0].egress = true))), [['E_DEVICE_EGRESS', 'networks[0].access[0].egress']]);
+  assert.deepEqual(codes(mutated((b) => (b.networks[0].access[0].egress = 'yes'))), [['E_TYPE', 'networks[0].access[0].egress']]);
+  const on = validateBlueprint(
+    mutated((b) => {
+      b.networks[0].egress = true;
+      b.networks[0].access = [{ name: 'laptop', egress: true }, { name: 'phone', egress: false }, { name: 'tablet' }];
+    }),
+  );
+  assert.deepEqual(on.networks[0].access, [{ name: 'laptop', egress: true }, { name: 'phone' }, { name: 'tablet' }]);
+  assert.deepEqual(validateBlueprint(on), on, 'normalized: re-validates to itself');
+  const p = problemsOf(mutated((b) => (b.networks[0].access[0].egress = true)))[0];
+  assert.equal(p.message, 'an access device can have egress only on a network with egress: true');
+  assert.match(p.hint, /egress: true/);
+});

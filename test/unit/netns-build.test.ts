@@ -108,6 +108,7 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
       '\tchain forward {\n' +
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
       `\t\ttcp flags syn tcp option maxseg size set rt mtu comment "zmesh:${h}:mss-clamp"\n` +
+      `\t\tiifname "w-abcdefghij" oifname "eg-abcdefghij" drop comment "zmesh:${h}:tunnel-egress"\n` +
       `\t\tct state established,related accept comment "zmesh:${h}:fwd-established"\n` +
       `\t\tiifname "eg-abcdefghij" drop comment "zmesh:${h}:fwd-drop-outside"\n` +
       '\t}\n' +
@@ -121,6 +122,7 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
     `forward\tzmesh:${h}:fwd-drop-outside`,
     `forward\tzmesh:${h}:fwd-established`,
     `forward\tzmesh:${h}:mss-clamp`,
+    `forward\tzmesh:${h}:tunnel-egress`,
     `input\tzmesh:${h}:in-drop-outside`,
     `input\tzmesh:${h}:in-established`,
     `postrouting\tzmesh:${h}:egress-masquerade`,
@@ -129,13 +131,24 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
   assert.equal(buildNftDelete('inet', 'zmesh_h_abcdefghij'), 'delete table inet zmesh_h_abcdefghij\n');
 });
 
-test('nft: the host table for egress', () => {
-  const spec = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30');
+test('nft: the host table for egress, with the blocked destinations as interval sets', () => {
+  const blocked = { v4: ['10.0.0.0/8', '198.51.100.0/24', '203.0.113.7/32', '224.0.0.0-255.255.255.255'], v6: ['fc00::/7', 'fe80::/10'] };
+  const spec = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', blocked);
   const { text, hash: h } = renderNftTable(spec);
   assert.equal(
     text,
     'table inet zmesh_h_abcdefghij {\n' +
       '\tcomment "zmesh:abcdefghij host rules for egress"\n' +
+      '\tset blocked4 {\n' +
+      '\t\ttype ipv4_addr\n' +
+      '\t\tflags interval\n' +
+      '\t\telements = { 10.0.0.0/8, 198.51.100.0/24, 203.0.113.7/32, 224.0.0.0-255.255.255.255 }\n' +
+      '\t}\n' +
+      '\tset blocked6 {\n' +
+      '\t\ttype ipv6_addr\n' +
+      '\t\tflags interval\n' +
+      '\t\telements = { fc00::/7, fe80::/10 }\n' +
+      '\t}\n' +
       '\tchain input {\n' +
       '\t\ttype filter hook input priority filter; policy accept;\n' +
       `\t\tiifname "ze-abcdefghij" drop comment "zmesh:${h}:tenant-to-host"\n` +
@@ -144,6 +157,9 @@ test('nft: the host table for egress', () => {
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
       `\t\tiifname "ze-abcdefghij" ip saddr != 169.254.20.2 drop comment "zmesh:${h}:egress-spoof"\n` +
       `\t\tiifname "ze-abcdefghij" oifname "ze-*" drop comment "zmesh:${h}:tenant-to-tenant"\n` +
+      `\t\tiifname "ze-abcdefghij" ip daddr @blocked4 drop comment "zmesh:${h}:egress-blocked"\n` +
+      `\t\tiifname "ze-abcdefghij" ip6 daddr @blocked6 drop comment "zmesh:${h}:egress-blocked6"\n` +
+      `\t\tiifname "ze-abcdefghij" meta nfproto ipv6 drop comment "zmesh:${h}:egress-v6"\n` +
       `\t\toifname "ze-abcdefghij" ct state established,related accept comment "zmesh:${h}:replies-in"\n` +
       `\t\toifname "ze-abcdefghij" drop comment "zmesh:${h}:no-new-inbound"\n` +
       '\t}\n' +
@@ -153,6 +169,29 @@ test('nft: the host table for egress', () => {
       '\t}\n' +
       '}\n',
   );
+  // The sets are part of the definition: another element is another hash, so the table is rewritten.
+  const moved = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { ...blocked, v4: [...blocked.v4.slice(0, 2), '203.0.113.8/32', blocked.v4[3]] });
+  assert.notEqual(renderNftTable(moved).hash, h);
+  // An empty set (an operator allowed everything) is declared without elements.
+  assert.match(renderNftTable(hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { v4: [], v6: [] })).text, /\tset blocked4 \{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\}\n/);
+});
+
+test('nft: with egress, nothing from the tunnel leaves by the egress veth unless it comes from a device with egress', () => {
+  const n = namesFor('abcdefghij');
+  const forward = (devices: string[]) => tenantNftSpec(n, true, '10.1.2.0/24', devices).chains.find((c) => c.name === 'forward')!.rules;
+  assert.deepEqual(forward([]), [
+    { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
+    { tag: 'fwd-spoof', rule: 'iifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop' },
+    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" drop' },
+    { tag: 'fwd-established', rule: 'ct state established,related accept' },
+    { tag: 'fwd-drop-outside', rule: 'iifname "eg-abcdefghij" drop' },
+  ]);
+  assert.deepEqual(
+    forward(['10.1.9.0/24', '10.1.7.5/24', '10.1.9.0/24']).find((r) => r.tag === 'tunnel-egress'),
+    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" ip saddr != { 10.1.7.0/24, 10.1.9.0/24 } drop' },
+    'canonical, sorted, unique',
+  );
+  assert.ok(!tenantNftSpec(n, false, '10.1.2.0/24', ['10.1.9.0/24']).chains.some((c) => c.rules.some((r) => r.tag === 'tunnel-egress')), 'no egress, no veth, no rule');
 });
 
 test('nft: the tenant table with its subnet drops spoofed sources from the bridge and into the tunnel; no egress, no conntrack rules', () => {

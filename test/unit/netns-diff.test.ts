@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent } from '../../netns/diff.ts';
 import { allocateEgressBlock, canonicalCidr, canonicalEndpoint, egressBlock, EGRESS_BLOCK_COUNT, formatCidr, isEgressHostAddr, parseCidr } from '../../netns/ip.ts';
-import { tenantNftSpec, validateDesired } from '../../netns/layout.ts';
+import { hostNftSpec, tenantNftSpec, validateDesired } from '../../netns/layout.ts';
 import { renderNftTable } from '../../netns/build.ts';
 import { idFromMarker, idFromName, namesFor } from '../../netns/names.ts';
 import type { IpLink, NftTable, WgPeer } from '../../netns/parse.ts';
@@ -135,12 +135,34 @@ test('nftIsCurrent: same chains and fingerprinted rules; a flushed or changed ta
     handle: 1,
     chains: spec.chains.map((c) => ({ name: c.name, type: c.type, hook: c.hook, prio: 0, policy: 'accept' })),
     rules: rules.map((fp, i) => ({ chain: fp.split('\t')[0], handle: i, comment: fp.split('\t')[1] })),
+    sets: [],
   });
   assert.equal(nftIsCurrent(spec, table(r.fingerprint)), true);
   assert.equal(nftIsCurrent(spec, table([])), false, 'flushed');
   assert.equal(nftIsCurrent(spec, table(r.fingerprint.slice(1))), false, 'a rule deleted');
   assert.equal(nftIsCurrent(tenantNftSpec(namesFor('abcdefghij'), true), table(r.fingerprint)), false, 'other content');
   assert.equal(nftIsCurrent(spec, undefined), false);
+});
+
+test('nftIsCurrent: the host table also needs its sets with exactly their elements', () => {
+  const spec = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { v4: ['10.0.0.0/8', '203.0.113.7/32'], v6: ['fe80::/10'] });
+  const r = renderNftTable(spec);
+  const table = (sets: NftTable['sets']): NftTable => ({
+    family: 'inet',
+    name: spec.name,
+    handle: 1,
+    chains: spec.chains.map((c) => ({ name: c.name, type: c.type, hook: c.hook, prio: 0, policy: 'accept' })),
+    rules: r.fingerprint.map((fp, i) => ({ chain: fp.split('\t')[0], handle: i, comment: fp.split('\t')[1] })),
+    sets,
+  });
+  const both = [
+    { name: 'blocked4', elements: ['203.0.113.7/32', '10.0.0.0/8'] },
+    { name: 'blocked6', elements: ['fe80::/10'] },
+  ];
+  assert.equal(nftIsCurrent(spec, table(both)), true, 'in any order');
+  assert.equal(nftIsCurrent(spec, table([{ ...both[0], elements: [] }, both[1]])), false, 'a flushed set');
+  assert.equal(nftIsCurrent(spec, table([{ ...both[0], elements: ['10.0.0.0/8'] }, both[1]])), false, 'an element deleted');
+  assert.equal(nftIsCurrent(spec, table([both[1]])), false, 'a set missing');
 });
 
 test('IP helpers: canonical CIDRs and endpoints (RFC 5952), masks', () => {

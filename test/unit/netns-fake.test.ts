@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom, x25519KeyPair, type Key } from '../../src/crypto/index.ts';
-import { Driver, allocateEgressBlock, canonicalCidr, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
+import { Driver, allocateEgressBlock, canonicalCidr, egressBlocked, type ApplyReport, type DesiredResource } from '../../netns/index.ts';
 import { egressStartIndex } from '../../netns/ip.ts';
 import { FakeOs } from '../helpers/fake-os.ts';
 import { handPlan } from '../helpers/plan.ts';
@@ -25,12 +25,20 @@ function ok(r: ApplyReport, os: FakeOs): void {
   assert.ok(r.ok, JSON.stringify(failures, null, 1));
 }
 
-/** The dump the fake must show for a desired state: written from the layout rules, not from the driver. */
+/**
+ * The dump the fake must show for a desired state: written from the layout rules, not from the driver. The
+ * egress sets come from what the fake host is (eth0 192.0.2.2/24, default via 192.0.2.1) and the peers' endpoints.
+ */
 function expectedDump(desired: DesiredResource[]): string {
   const host: string[] = ['host'];
   const nss: string[] = [];
   const sorted = [...desired].sort((a, b) => (a.networkId < b.networkId ? -1 : 1));
   const hostTables: string[] = [];
+  const blocked = egressBlocked({
+    addresses: ['192.0.2.2/24'],
+    routes: ['192.0.2.0/24'],
+    peerEndpoints: desired.flatMap((d) => d.resource.peers.flatMap((p) => (p.endpoint ? [p.endpoint] : []))),
+  });
   for (const d of sorted) {
     const id = d.networkId;
     const r = d.resource;
@@ -39,8 +47,10 @@ function expectedDump(desired: DesiredResource[]): string {
       host.push(`  link ze-${id} veth mtu 1500 up alias zmesh:${id} addrs ${eg.hostAddr} peer n-${id}/eg-${id}`);
       hostTables.push(
         `  nft inet zmesh_h_${id}`,
+        `    set blocked4 ipv4_addr: ${blocked.v4.join(',')}`,
+        `    set blocked6 ipv6_addr: ${blocked.v6.join(',')}`,
         '    input filter/input: tenant-to-host',
-        '    forward filter/forward: egress-spoof tenant-to-tenant replies-in no-new-inbound',
+        '    forward filter/forward: egress-spoof tenant-to-tenant egress-blocked egress-blocked6 egress-v6 replies-in no-new-inbound',
         '    postrouting nat/postrouting: egress-masquerade',
       );
     }
@@ -62,7 +72,7 @@ function expectedDump(desired: DesiredResource[]): string {
       `  nft inet zmesh_${id}`,
       // Connection tracking (the outside rules) only in namespaces with an egress veth.
       `    input filter/input: in-spoof${eg ? ' in-established in-drop-outside' : ''}`,
-      `    forward filter/forward: mss-clamp fwd-spoof${eg ? ' fwd-established fwd-drop-outside' : ''}`,
+      `    forward filter/forward: mss-clamp fwd-spoof${eg ? ' tunnel-egress fwd-established fwd-drop-outside' : ''}`,
       '    output filter/output: out-spoof',
     );
     if (eg) lines.push('    postrouting nat/postrouting: egress-masquerade');
@@ -174,6 +184,14 @@ const drifts: Drift[] = [
     if (!ns) return null;
     ns.forwarding = false;
     return `forwarding off in ${ns.name}`;
+  },
+  (os, rnd) => {
+    // Someone empties the blocked set of a host table (its rules, and so their comments, stay).
+    const tables = [...os.host.nft.values()].filter((t) => t.sets.length > 0);
+    const t = tables[rnd(tables.length)];
+    if (!t) return null;
+    t.sets[0].elements = [];
+    return `flushed set ${t.sets[0].name} of ${t.name}`;
   },
 ];
 
@@ -307,4 +325,62 @@ test('two new egress networks whose transfer blocks collide get distinct blocks 
   assert.notEqual(blocks[0], blocks[1]);
   const again = await driver.apply([a.desired.get('h')!, b.desired.get('h')!], a.identity.get('h')!);
   assert.equal(again.commands.mutating, 0, 'blocks are read back and kept');
+});
+
+test("egress follows the host: a new address or route rewrites the host tables' sets, nothing else; no change, no command", async () => {
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const a = handPlan({ ipRange: '10.70.0.0/16', egress: true, nodes: [{ node: 'h', underlay: '192.0.2.2' }, { node: 'p', underlay: '203.0.113.9' }], seed: 'drift-a' });
+  const b = handPlan({ ipRange: '10.71.0.0/16', egress: true, nodes: [{ node: 'h', underlay: '192.0.2.2' }], seed: 'drift-b', identity: a.identity, basePort: 52200 });
+  const desired = [a.desired.get('h')!, b.desired.get('h')!];
+  const id = a.identity.get('h')!;
+  ok(await driver.apply(desired, id), os);
+  const sets = () => [...os.host.nft.values()].map((t) => t.sets.find((s) => s.name === 'blocked4')!.elements.join(','));
+  assert.ok(sets().every((s) => s.includes('192.0.2.0/24') && s.includes('203.0.113.9/32')), `the LAN and the peer's underlay: ${sets()}`);
+  assert.equal((await driver.apply(desired, id)).commands.mutating, 0);
+
+  // The host gets another address on eth0 (so a connected route: a LAN of its own) and routes to sites.
+  const eth0 = os.host.links.get('eth0')!;
+  eth0.addrs.push('198.51.100.7/24');
+  os.host.routes.push({ dst: '203.0.113.64/26', dev: 'eth0', gateway: '198.51.100.1' });
+  os.host.routes6.push({ dst: '2001:db8:77::/48', dev: 'eth0', gateway: null });
+  const r = await driver.apply(desired, id);
+  ok(r, os);
+  assert.deepEqual(r.mutations, [`nft -f -`, `nft -f -`], 'one transaction per host table, nothing else');
+  assert.ok(sets().every((s) => s.includes('198.51.100.0/24') && s.includes('203.0.113.64/26')), `${sets()}`);
+  assert.ok([...os.host.nft.values()].every((t) => t.sets.find((s) => s.name === 'blocked6')!.elements.includes('2001:db8:77::/48')));
+  assert.equal((await driver.apply(desired, id)).commands.mutating, 0, 'and then a no-op again');
+
+  // The address goes away: the set shrinks back.
+  eth0.addrs.pop();
+  os.host.routes.pop();
+  os.host.routes6.pop();
+  ok(await driver.apply(desired, id), os);
+  assert.ok(sets().every((s) => !s.includes('198.51.100.0/24')));
+
+  // The operator's policy is applied (per apply, e.g. control-plane addresses resolved again).
+  const r2 = await driver.apply(desired, id, { egress: { controlPlane: ['203.0.113.1'], deny: ['198.51.100.0/24'] } });
+  ok(r2, os);
+  assert.ok(sets().every((s) => s.includes('198.51.100.0/24') && s.includes('203.0.113.1/32')));
+  assert.equal((await driver.apply(desired, id, { egress: { controlPlane: ['203.0.113.1'], deny: ['198.51.100.0/24'] } })).commands.mutating, 0);
+});
+
+test('devices with egress: their subnets in the tenant table, carried per network; a change rewrites that table only', async () => {
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const plan = handPlan({ ipRange: '10.72.0.0/16', egress: true, nodes: [{ node: 'h', underlay: '192.0.2.2' }], seed: 'dev' });
+  const d = plan.desired.get('h')!;
+  const id = plan.identity.get('h')!;
+  ok(await driver.apply([d], id), os);
+  const tenant = () => os.namespaces.get(`n-${plan.networkId}`)!.nft.get(`inet zmesh_${plan.networkId}`)!;
+  const withDevices = { ...d, egressDevices: ['10.72.9.0/24'] };
+  const r = await driver.apply([withDevices], id);
+  ok(r, os);
+  assert.deepEqual(r.mutations, [`[n-${plan.networkId}] nft -f -`]);
+  assert.ok(tenant().rules.some((x) => x.comment?.endsWith(':tunnel-egress')));
+  assert.equal((await driver.apply([withDevices], id)).commands.mutating, 0);
+  const bad = await driver.apply([{ ...d, egressDevices: ['10.99.0.0/24'] }], id);
+  assert.equal(bad.resources[0].ok, false);
+  assert.match(bad.resources[0].failures[0].message, /egressDevices: "10.99.0.0\/24" is not a CIDR inside the range/);
+  assert.equal(bad.commands.mutating, 0);
 });

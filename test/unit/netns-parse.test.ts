@@ -135,9 +135,23 @@ test('nft -j list ruleset → tables, chains and rule comments', () => {
         { chain: 'input', handle: 4, comment: 'zmesh:0123456789:in-established' },
         { chain: 'postrouting', handle: 8, comment: null },
       ],
+      sets: [],
     },
-    { family: 'ip', name: 'nat', handle: 2, chains: [], rules: [] },
+    { family: 'ip', name: 'nat', handle: 2, chains: [], rules: [], sets: [] },
   ]);
   assert.deepEqual(parseNftRuleset('{"nftables": [{"metainfo": {"version": "1.0.6"}}]}'), []);
+  // Named interval sets as nft 1.0.6 prints them: bare addresses, prefixes and ranges; an empty set has no elem.
+  const sets =
+    '{"nftables": [{"table": {"family": "inet", "name": "zmesh_h_abcdefghij", "handle": 1}}, ' +
+    '{"set": {"family": "inet", "name": "blocked4", "table": "zmesh_h_abcdefghij", "type": "ipv4_addr", "handle": 2, "flags": ["interval"], ' +
+    '"elem": [{"prefix": {"addr": "0.0.0.0", "len": 8}}, {"range": ["11.0.0.0", "11.0.0.5"]}, "192.0.2.5"]}}, ' +
+    '{"set": {"family": "inet", "name": "blocked6", "table": "zmesh_h_abcdefghij", "type": "ipv6_addr", "handle": 3, "flags": ["interval"], ' +
+    '"elem": [{"prefix": {"addr": "::", "len": 8}}, "2001:DB8:1::5", {"range": ["2001:db8:2::", "2001:db8:2::9"]}]}}, ' +
+    '{"set": {"family": "inet", "name": "empty", "table": "zmesh_h_abcdefghij", "type": "ipv4_addr", "handle": 4, "flags": ["interval"]}}]}';
+  assert.deepEqual(parseNftRuleset(sets)[0].sets, [
+    { name: 'blocked4', elements: ['0.0.0.0/8', '11.0.0.0-11.0.0.5', '192.0.2.5/32'] },
+    { name: 'blocked6', elements: ['::/8', '2001:db8:1::5/128', '2001:db8:2::-2001:db8:2::9'] },
+    { name: 'empty', elements: [] },
+  ]);
   assert.throws(() => parseNftRuleset('[]'), /nftables/);
 });

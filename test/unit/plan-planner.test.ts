@@ -5,7 +5,7 @@ import { seededRandom } from '../../src/crypto/rng.ts';
 import { openSealed } from '../../src/crypto/seal.ts';
 import { x25519PublicKey } from '../../src/crypto/keys.ts';
 import { ValidationError } from '../../src/errors.ts';
-import { checkPlan, networkId, nodePart, planBlueprint, sealContext, type Plan } from '../../src/plan/index.ts';
+import { checkPlan, deviceEgressSources, networkId, nodePart, planBlueprint, sealContext, type Plan } from '../../src/plan/index.ts';
 import { blueprint, inventory, net, secretOf } from '../helpers/fixtures.ts';
 
 const rnd = () => seededRandom('planner-test');
@@ -202,4 +202,21 @@ test('network ids are short, deterministic and fit interface names', () => {
   assert.notEqual(id, networkId('acme', 'shop2', 'backend'));
   assert.notEqual(id, networkId('other', 'shop', 'backend'));
   assert.ok(`w-${id}`.length <= 15);
+});
+
+test('device egress: marked in the plan; the access node lets out exactly its devices with egress, from the blueprint', () => {
+  const inv = inventory(['node-a', 'node-b']);
+  const spec = net({ nodes: ['node-a', 'node-b'], egress: true, access: [{ name: 'laptop', egress: true }, { name: 'phone' }] });
+  const bp = blueprint([spec]);
+  const plan = planBlueprint(bp, inv, { random: rnd() });
+  const [laptop, phone] = plan.networks[0].access;
+  assert.deepEqual([laptop.name, laptop.egress, phone.name, 'egress' in phone], ['laptop', true, 'phone', false]);
+  assert.deepEqual(checkPlan(plan, bp, inv), []);
+  // The node the laptop enters through lets its subnet out (and not the phone's); the other node nothing.
+  const via = res(plan, laptop.via);
+  assert.deepEqual(deviceEgressSources(spec, via), [laptop.subnet]);
+  const other = res(plan, laptop.via === 'node-a' ? 'node-b' : 'node-a');
+  assert.deepEqual(deviceEgressSources(spec, other), [], 'a node that does not serve the device: nothing');
+  assert.deepEqual(deviceEgressSources({ ...spec, egress: false }, via), [], 'no network egress: nothing');
+  assert.deepEqual(deviceEgressSources({ ...spec, access: [{ name: 'laptop' }, { name: 'phone' }] }, via), [], 'the blueprint decides, not the plan');
 });
