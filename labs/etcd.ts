@@ -20,6 +20,7 @@ import type { Plan } from '../src/plan/index.ts';
 import { ensureIdentity, zmeshArgv } from './agents.ts';
 import { Pki, type CertFiles } from './pki.ts';
 import { CONTROLLER_USER, nodeRole, ROOT_USER } from '../src/control/rbac.ts';
+import { signerOf } from '../src/control/signed.ts';
 import type { BlueprintPlan, PushResult } from './control.ts';
 import { INTERNET_GW, type Layout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
@@ -56,6 +57,14 @@ export function labCredentials(dir: string, cn: string): { cacert: string; cert:
   const pki = labPki(dir);
   const f = pki.leaf(cn);
   return { cacert: pki.ca, cert: f.cert, key: f.key };
+}
+
+/** The lab operator's and controller's ed25519 secrets (made once): enrollments and parts are signed. */
+function labSigningKey(dir: string, who: 'operator' | 'controller'): { file: string; secret: Key; publicKey: string } {
+  const file = join(cpDir(dir), `${who}.key`);
+  if (!existsSync(file)) writePrivateFile(file, Key.fromBytes(new Uint8Array(randomBytes(32))).toString() + '\n');
+  const secret = Key.parse(readFileSync(file, 'utf8').trim());
+  return { file, secret, publicKey: signerOf(secret) };
 }
 
 function serverCert(dir: string): CertFiles {
@@ -136,7 +145,8 @@ export function startController(layout: Layout, dir: string): void {
   const s = readCp(dir)!;
   const z = zmeshArgv();
   const c = labCredentials(dir, CONTROLLER_USER);
-  const argv = inNs(layout.internetNs, [...z.argv, 'controller', '--etcd', etcdUrls().join(','), '--cacert', c.cacert, '--cert', c.cert, '--key', c.key, '--grace', LAB_GRACE, '--hold-down', LAB_HOLD_DOWN, '--max-txn-ops', '1024']);
+  const signing = ['--signing-key', labSigningKey(dir, 'controller').file, '--operator-key', labSigningKey(dir, 'operator').publicKey];
+  const argv = inNs(layout.internetNs, [...z.argv, 'controller', '--etcd', etcdUrls().join(','), '--cacert', c.cacert, '--cert', c.cert, '--key', c.key, ...signing, '--grace', LAB_GRACE, '--hold-down', LAB_HOLD_DOWN, '--max-txn-ops', '1024']);
   s.controller = spawnDetached(argv, { logFile: join(dir, 'logs', 'controller.log'), cwd: z.cwd });
   writeCp(dir, s);
 }
@@ -178,7 +188,7 @@ export async function ensureControlPlane(layout: Layout, dir: string): Promise<v
   }
   // The operator's part: auth on (once), then every node approved with the key the lab made for it.
   const nodes = Object.fromEntries(layout.nodes.map((n) => [n.name, ensureIdentity(nodePaths(dir, n.name).identity)]));
-  helper(layout, dir, 'enroll', { nodes });
+  helper(layout, dir, 'enroll', { nodes, operatorKey: labSigningKey(dir, 'operator').secret.toString() });
   if (!controllerAlive(dir)) startController(layout, dir);
 }
 
@@ -203,8 +213,8 @@ export function controlPlaneStatus(dir: string): { kind: 'etcd'; urls: string[];
 }
 
 /** The agent config's etcd section: the node's own client certificate (CN zmesh-node-<id>). */
-export function agentEtcdSection(dir: string, node: string): { endpoints: string[]; leaseTtl: string; cacert: string; cert: string; key: string } {
-  return { endpoints: etcdUrls(), leaseTtl: LAB_LEASE_TTL, ...labCredentials(dir, nodeRole(node)) };
+export function agentEtcdSection(dir: string, node: string): { endpoints: string[]; leaseTtl: string; cacert: string; cert: string; key: string; controllerKeys: string[] } {
+  return { endpoints: etcdUrls(), leaseTtl: LAB_LEASE_TTL, ...labCredentials(dir, nodeRole(node)), controllerKeys: [labSigningKey(dir, 'controller').publicKey] };
 }
 
 const devKeyFile = (dir: string, tenant: string, bp: string, net: string, dev: string) => join(dir, 'device-keys', `${tenant}--${bp}--${net}--${dev}.key`);
@@ -364,11 +374,11 @@ async function helperMain(cmd: string): Promise<void> {
     if (cmd === 'enroll') {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { nodes: Record<string, string> };
+      const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { nodes: Record<string, string>; operatorKey: string };
       const rbac = new Rbac(client, ops.keys);
       await rbac.enable();
       for (const [id, key] of Object.entries(input.nodes)) {
-        await ops.approveNode(id, key, { replace: true });
+        await ops.approveNode(id, key, { replace: true, operatorKey: Key.parse(input.operatorKey) });
         await rbac.ensureNode(id);
       }
       process.stdout.write('{}\n');

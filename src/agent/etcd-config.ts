@@ -7,8 +7,10 @@
 //     prefix: /zmesh/v1                        # key prefix (default)
 //     leaseTtl: 10s                            # registration lease; the node counts as gone this long after its last heartbeat
 //     reservedPorts: [51820]                   # ports the planner must not give this node
+//     controllerKeys: [<ed25519 public key>]   # apply only parts signed by one of these controllers
 import { isAbsolute, resolve } from 'node:path';
 import type { Problem } from '../errors.ts';
+import { Key } from '../crypto/keys.ts';
 
 export interface AgentEtcdConfig {
   endpoints: string[];
@@ -19,9 +21,11 @@ export interface AgentEtcdConfig {
   /** Seconds. */
   leaseTtlSec: number;
   reservedPorts: number[];
+  /** ed25519 public keys of the controllers: only parts whose head one of them signed are applied. */
+  controllerKeys: string[];
 }
 
-const FIELDS = new Set(['endpoints', 'cacert', 'cert', 'key', 'prefix', 'leaseTtl', 'reservedPorts']);
+const FIELDS = new Set(['endpoints', 'cacert', 'cert', 'key', 'prefix', 'leaseTtl', 'reservedPorts', 'controllerKeys']);
 
 function seconds(v: unknown): number | null {
   if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
@@ -61,6 +65,10 @@ export function parseEtcdSection(raw: unknown, baseDir: string, problems: Proble
   if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535)) {
     bad('reservedPorts', 'reservedPorts is a list of port numbers', 'write reservedPorts: [51820]');
   }
+  const controllerKeys = c.controllerKeys ?? [];
+  if (!Array.isArray(controllerKeys) || controllerKeys.some((k) => !Key.isValid(k))) {
+    bad('controllerKeys', 'controllerKeys is a list of base64 ed25519 public keys', 'use what `zmesh keygen controller` printed for each controller');
+  }
   if (c.prefix !== undefined && (typeof c.prefix !== 'string' || !/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/.test(c.prefix))) {
     bad('prefix', 'prefix is a key prefix like /zmesh/v1', 'leave it out for the default');
   }
@@ -72,13 +80,14 @@ export function parseEtcdSection(raw: unknown, baseDir: string, problems: Proble
     prefix: typeof c.prefix === 'string' ? c.prefix : undefined,
     leaseTtlSec: ttl ?? 10,
     reservedPorts: Array.isArray(ports) ? (ports as number[]) : [],
+    controllerKeys: Array.isArray(controllerKeys) ? (controllerKeys as string[]) : [],
   };
 }
 
 /** `zmesh agent --etcd URLS [--etcd-cacert …]`: flags over the config's etcd section (or instead of one). */
 export function withEtcdFlags<T extends { etcd?: AgentEtcdConfig }>(config: T, flags: { etcd?: string; etcdCacert?: string; etcdCert?: string; etcdKey?: string }): T {
   if (!flags.etcd && !config.etcd) return config;
-  const base: AgentEtcdConfig = config.etcd ?? { endpoints: [], leaseTtlSec: 10, reservedPorts: [] };
+  const base: AgentEtcdConfig = config.etcd ?? { endpoints: [], leaseTtlSec: 10, reservedPorts: [], controllerKeys: [] };
   return {
     ...config,
     etcd: {

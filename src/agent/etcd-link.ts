@@ -14,6 +14,7 @@ import { connectEtcd, type EtcdConnectOptions } from '../control/etcd.ts';
 import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
 import { signRecord, type RecordSigner } from '../control/records.ts';
+import { checkPartSignature } from '../control/signed.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -28,6 +29,8 @@ export interface EtcdLinkOptions {
   nodeId: string;
   /** The node's identity: every record the link writes is signed with it (src/control/records.ts). */
   identity: RecordSigner;
+  /** ed25519 public keys of the controllers: only parts one of them signed are applied (empty: not checked). */
+  controllerKeys?: string[];
   endpoints: string[];
   reservedPorts?: number[];
   /** Registration lease TTL (s); default 10. */
@@ -84,8 +87,11 @@ export class EtcdLink {
   private lastStatus = '';
   registered = false;
   private readonly listeners = new Set<() => void>();
+  private readonly controllerKeys: ReadonlySet<string>;
 
   constructor(private readonly o: EtcdLinkOptions) {
+    this.controllerKeys = new Set(o.controllerKeys ?? []);
+    if (!this.controllerKeys.size) o.log.warn('etcd: no controllerKeys: parts are applied as etcd serves them (docs/security.md)');
     if (!o.client && !o.etcd) throw new Error('EtcdLink needs a client or etcd options');
     this.client = o.client ?? connectEtcd(o.etcd!);
     this.owns = !o.client;
@@ -262,6 +268,17 @@ export class EtcdLink {
       this.retry.delete(id);
       return;
     }
+    // A part is the controller's word only when the controller signed it: a writer of etcd (a node that got
+    // more rights than its role, etcd without RBAC) must not be able to hand this node a peer key or subnet.
+    if (this.controllerKeys.size) {
+      const bad = checkPartSignature(this.keys.part({ node: this.o.nodeId, tenant, blueprint: name }), this.watch.cache.get(id)!, this.controllerKeys);
+      if (bad) {
+        this.status.blueprints[id] = { version: part.version, generation: part.generation, ok: false, problems: [{ code: bad.code, path: bad.path, message: bad.message }] };
+        this.o.log.warn({ blueprint: id, generation: part.generation, code: bad.code }, `part from etcd refused: ${bad.message}`);
+        this.retry.delete(id);
+        return;
+      }
+    }
     let envelope: SignedBlueprint | null;
     try {
       envelope = await this.envelope(head, part.version);
@@ -338,6 +355,7 @@ export function startEtcdLink(o: { agent: Agent; state: State; config: import('.
     identity: o.identity,
     endpoints: o.config.endpoints,
     reservedPorts: e.reservedPorts,
+    controllerKeys: e.controllerKeys,
     leaseTtlSec: e.leaseTtlSec,
     stateDir: o.config.stateDir,
     log: o.log,

@@ -71,6 +71,20 @@ export function registerBlueprintCommands(program: Command): void {
       writeNewSecret(file, secret);
       process.stdout.write(`${tenantPublicKey(secret)}\n`);
     });
+  for (const [kind, what] of [
+    ['operator', 'an operator ed25519 signing key: signs node enrollments (`zmesh controller node approve --operator-key FILE`)'],
+    ['controller', "a controller ed25519 signing key: signs every node part (`zmesh controller --signing-key FILE`; agents list the public key in etcd.controllerKeys)"],
+  ] as const) {
+    keygen
+      .command(kind)
+      .description(what)
+      .argument('<file>', 'where to write the secret (must not exist)')
+      .action((file: string) => {
+        const secret = Key.fromBytes(new Uint8Array(randomBytes(32)));
+        writeNewSecret(file, secret);
+        process.stdout.write(`${tenantPublicKey(secret)}\n`);
+      });
+  }
   keygen
     .command('node')
     .description('a node X25519 identity key (the public key is what `wg pubkey` prints)')

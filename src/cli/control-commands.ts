@@ -6,6 +6,8 @@ import { parseDuration } from '../agent/config.ts';
 import { ZmeshError } from '../errors.ts';
 import { colour, table } from './format.ts';
 import { readText } from './util.ts';
+import { readSecretKeyFile } from './blueprint-commands.ts';
+import { Key } from '../crypto/keys.ts';
 
 interface EtcdFlags {
   etcd?: string;
@@ -16,6 +18,8 @@ interface EtcdFlags {
 }
 
 interface RunFlags extends EtcdFlags {
+  signingKey?: string;
+  operatorKey: string[];
   grace: string;
   holdDown: string;
   debounce: string;
@@ -24,6 +28,11 @@ interface RunFlags extends EtcdFlags {
 }
 
 const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+
+/** Text a node wrote, made safe for a terminal: control characters (C0, DEL, C1) replaced, at most 120 characters. */
+export function printable(v: unknown): string {
+  return String(v).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120);
+}
 
 function etcdOptions(f: EtcdFlags) {
   const urls = f.etcd ?? process.env.ZMESH_ETCD;
@@ -62,6 +71,8 @@ export function registerControlCommands(program: Command): void {
     .option('--debounce <duration>', 'quiet time before re-planning after a change', '300ms')
     .option('--max-txn-ops <n>', "operations per etcd transaction (etcd's --max-txn-ops)", '128')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--signing-key <file>', 'the controller ed25519 secret (zmesh keygen controller): every node part is signed with it')
+    .option('--operator-key <pubkey>', 'an operator ed25519 public key (zmesh keygen operator); only enrollments it signed count (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (flags: RunFlags) => {
       const { Controller } = await import('../control/controller.ts');
       const log = pino({ level: flags.logLevel, base: { component: 'controller' } }, pino.destination(2));
@@ -75,6 +86,11 @@ export function registerControlCommands(program: Command): void {
         holdDownMs: duration(flags.holdDown, 'hold-down'),
         debounceMs: duration(flags.debounce, 'debounce'),
         maxTxnOps,
+        signingKey: flags.signingKey ? readSecretKeyFile(flags.signingKey) : undefined,
+        operatorKeys: flags.operatorKey.map((k, i) => {
+          if (!Key.isValid(k)) throw new ZmeshError('E_KEY_FORMAT', `--operator-key ${k} is not a base64 ed25519 public key`, { path: `operatorKey[${i}]`, hint: 'pass what `zmesh keygen operator` printed' });
+          return k;
+        }),
       });
       controller.start();
       log.info({ id: controller.id }, 'controller started; campaigning for leadership');
@@ -121,11 +137,13 @@ export function registerControlCommands(program: Command): void {
     .argument('<id>', 'the node id (nodeId in its agent config)')
     .argument('<pubkey>', "the node's X25519 identity public key (zmesh keygen node, or `zmesh status` on the node)")
     .option('--replace', 'replace another key pinned for this node (a re-installed node: its resources get new keys)')
+    .option('--sign <file>', 'sign the enrollment with this operator secret (zmesh keygen operator); needed when the controller runs with --operator-key')
     .option('--no-rbac', "do not create the node's etcd user and role (zmesh-node-ID: its own keys only)")
     .description("pin a node's identity key; registrations signed by any other key are refused and reported")
-    .action(async (id: string, pubkey: string, flags: { replace?: boolean; rbac: boolean }, cmd: Command) => {
+    .action(async (id: string, pubkey: string, flags: { replace?: boolean; rbac: boolean; sign?: string }, cmd: Command) => {
+      const operatorKey = flags.sign ? readSecretKeyFile(flags.sign) : undefined;
       const r = await withOps(g(cmd), async (ops) => {
-        const res = await ops.approveNode(id, pubkey, { replace: flags.replace });
+        const res = await ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
         if (flags.rbac) {
           const { Rbac } = await import('../control/rbac.ts');
           await new Rbac(ops.client, ops.keys).ensureNode(id);
@@ -243,9 +261,12 @@ export function registerControlCommands(program: Command): void {
           ['NODE', 'STATE', 'ENDPOINTS', 'APPLIED'],
           ...Object.entries(o.members).map(([id, m]) => {
             const s = states[id] ?? (m?.live ? 'live' : 'down');
-            const st = o.statuses[id] as { blueprints?: Record<string, { generation: number; ok: boolean }> } | null;
-            const applied = Object.entries(st?.blueprints ?? {})
-              .map(([b, x]) => `${b}@${x.generation}${x.ok ? '' : '!'}`)
+            // A node's status is the node's word: printed only as plain, bounded text (no escapes, no newlines).
+            const st = o.statuses[id] as { blueprints?: unknown } | null;
+            const bps = st && typeof st.blueprints === 'object' && st.blueprints !== null ? (st.blueprints as Record<string, { generation?: unknown; ok?: unknown } | null>) : {};
+            const applied = Object.entries(bps)
+              .slice(0, 50)
+              .map(([b, x]) => `${printable(b)}@${printable(x?.generation)}${x?.ok === true ? '' : '!'}`)
               .join(' ');
             return [id, s === 'live' ? k.green(s) : s === 'grace' ? k.yellow(s) : k.red(s), (m?.endpoints ?? []).join(',') || 'hidden', applied || '-'];
           }),

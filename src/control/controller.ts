@@ -16,7 +16,9 @@ import { assemblePlan, diffEntries, packTxns, planEntries, planPartEntries, type
 import { commit, connectEtcd, emptyStats, NotLeaderError, prefixEnd, readPrefix, type EtcdConnectOptions, type WriteStats } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import { decideMembership, rebalanceRelease, releaseAccess, type MemberRecord, type MemberState, type Registration } from './membership.ts';
-import { parseEnrollment, vetRegistration, type Enrollment } from './records.ts';
+import { vetRegistration } from './records.ts';
+import { readEnrollment, signPartEntries, type Enrollment, type EnrollmentRead } from './signed.ts';
+import type { Key } from '../crypto/keys.ts';
 import { nodeRole, Rbac } from './rbac.ts';
 
 export interface ControllerOptions {
@@ -41,6 +43,13 @@ export interface ControllerOptions {
   maxTxnOps?: number;
   maxTxnBytes?: number;
   id?: string;
+  /**
+   * Operator ed25519 public keys: only enrollments signed by one of them count. Without, unsigned enrollments
+   * count too, and whoever can write etcd can enroll a node (docs/security.md).
+   */
+  operatorKeys?: string[];
+  /** The controller's ed25519 secret: every part head is signed with it (agents check with etcd.controllerKeys). */
+  signingKey?: Key;
 }
 
 export interface BlueprintStatus {
@@ -63,6 +72,8 @@ export interface RoundReport {
   members: Record<string, MemberState>;
   /** Registered nodes that are not planned: not enrolled (pending) or refused (bad signature, another key). */
   untrusted: Record<string, UntrustedNode>;
+  /** Enrollments that do not hold (the last good one of the node stays in force). */
+  badEnrollments: Record<string, Problem>;
   blueprints: Record<string, BlueprintStatus>;
 }
 
@@ -215,7 +226,11 @@ export class Controller {
   private submitted = new Map<string, unknown>();
   /** nodes/<id> as stored (signed records); vetted against the enrollments in every round. */
   private registrations = new Map<string, string>();
-  private enrollments = new Map<string, Enrollment>();
+  /** enroll/<id> as stored; read (and checked against the operator keys) in every round. */
+  private enrollments = new Map<string, string>();
+  private readonly goodEnrollments = new Map<string, Enrollment>();
+  private readonly operatorKeys: ReadonlySet<string> | null;
+  private readonly signingKey: Key | null;
   /** What was last reported about nodes that are not planned (to log a change once). */
   private untrustedSeen = new Map<string, string>();
   private members = new Map<string, MemberRecord>();
@@ -240,6 +255,10 @@ export class Controller {
     this.maxOps = opts.maxTxnOps ?? 128;
     this.maxBytes = opts.maxTxnBytes ?? 1 << 20;
     this.id = opts.id ?? `controller-${randomUUID()}`;
+    this.operatorKeys = opts.operatorKeys?.length ? new Set(opts.operatorKeys) : null;
+    this.signingKey = opts.signingKey ?? null;
+    if (!this.operatorKeys) this.log.warn('controller: no operator key: enrollments are trusted as etcd serves them (docs/security.md)');
+    if (!this.signingKey) this.log.warn('controller: no signing key: parts are not signed, agents cannot tell them from forged ones (docs/security.md)');
   }
 
   onRound(fn: (r: RoundReport) => void): () => void {
@@ -465,35 +484,44 @@ export class Controller {
   }
 
   private applyEnrollment(key: string, value: string): void {
-    const id = key.slice(this.keys.enrollments().length);
-    const e = parseEnrollment(id, value);
-    if (e) this.enrollments.set(id, e);
-    else {
-      this.enrollments.delete(id);
-      this.log.warn({ key }, 'controller: unreadable enrollment ignored (the node is not planned)');
-    }
+    this.enrollments.set(key.slice(this.keys.enrollments().length), value);
   }
 
   /**
    * The registrations that may be planned (signed by the node's pinned identity key) and what is wrong with the
    * others; member records of nodes that are no longer enrolled, or whose pinned key changed, are dropped.
    */
-  private vetNodes(): { registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode> } {
+  private vetNodes(): { registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode>; badEnrollments: Record<string, Problem> } {
     const registrations = new Map<string, Registration>();
     const untrusted: Record<string, UntrustedNode> = {};
+    // An enrollment that does not hold (unsigned, another signer, altered) changes nothing: the last good one
+    // read stays in force (a deleted one — a revocation — does not), and the bad one is reported.
+    const enrolled = new Map<string, EnrollmentRead>();
+    const badEnrollments: Record<string, Problem> = {};
+    for (const [id, text] of this.enrollments) {
+      const r = readEnrollment(this.keys.enrollment(id), id, text, this.operatorKeys);
+      if ('enrollment' in r) this.goodEnrollments.set(id, r.enrollment);
+      else badEnrollments[id] = r.problem;
+      const good = this.goodEnrollments.get(id);
+      enrolled.set(id, 'enrollment' in r || !good ? r : { enrollment: good, signer: null });
+    }
+    for (const id of [...this.goodEnrollments.keys()]) if (!this.enrollments.has(id)) this.goodEnrollments.delete(id);
+    const pinned = (id: string) => this.goodEnrollments.get(id)?.publicKey;
     for (const [id, text] of this.registrations) {
-      const t = vetRegistration(this.keys.node(id), id, text, this.enrollments.get(id));
+      const t = vetRegistration(this.keys.node(id), id, text, enrolled.get(id));
       if (t.state === 'trusted') registrations.set(id, t.registration);
       else untrusted[id] = { state: t.state, signer: t.signer, problem: t.problem };
     }
     const members = new Map<string, MemberRecord>();
-    for (const [id, m] of this.members) if (this.enrollments.get(id)?.publicKey === m.publicKey) members.set(id, m);
+    for (const [id, m] of this.members) if (pinned(id) === m.publicKey) members.set(id, m);
     const seen = new Map(Object.entries(untrusted).map(([id, u]) => [id, `${u.problem.code} ${u.signer}`]));
     for (const [id, what] of seen) {
       if (this.untrustedSeen.get(id) !== what) this.log.warn({ node: id, code: untrusted[id].problem.code, signer: untrusted[id].signer }, `controller: ${untrusted[id].problem.message}`);
     }
+    for (const [id, p] of Object.entries(badEnrollments)) seen.set(`enroll/${id}`, p.code);
+    for (const [id, p] of Object.entries(badEnrollments)) if (this.untrustedSeen.get(`enroll/${id}`) !== p.code) this.log.warn({ node: id, code: p.code }, `controller: ${p.message}`);
     this.untrustedSeen = seen;
-    return { registrations, members, untrusted };
+    return { registrations, members, untrusted, badEnrollments };
   }
 
   /** Asks for a re-plan after the debounce (or `ms`). */
@@ -692,7 +720,10 @@ export class Controller {
     const desired = new Map<string, Entries | undefined>();
     for (const [id, c] of current) {
       const all = planPartEntries(c.plan, k.envelope(c.plan.tenant, c.plan.blueprint), dec.reachable);
-      for (const [node, e] of all) desired.set(`${node}/${id}`, e);
+      for (const [node, e] of all) {
+        const signed = this.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, this.signingKey) : e;
+        desired.set(`${node}/${id}`, signed);
+      }
     }
     for (const pid of this.partMirror.keys()) {
       if (desired.has(pid)) continue;
@@ -756,6 +787,7 @@ export class Controller {
       nodesWritten: byNode.size,
       members: Object.fromEntries(dec.states),
       untrusted: vetted.untrusted,
+      badEnrollments: vetted.badEnrollments,
       blueprints: statuses,
     };
     this.lastRound = report;

@@ -21,3 +21,4 @@ export * from './node-watch.ts';
 export * from './ops.ts';
 export * from './records.ts';
 export * from './rbac.ts';
+export * from './signed.ts';

@@ -10,7 +10,8 @@ import { checkSubmitted, type RoundReport } from './controller.ts';
 import { readPrefix } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import type { MemberRecord, Registration } from './membership.ts';
-import { isNodeId, openRecord, parseEnrollment, type Enrollment } from './records.ts';
+import { isNodeId, openRecord } from './records.ts';
+import { parseEnrollment, readEnrollment, signEnrollment, signerOf, type Enrollment } from './signed.ts';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -76,21 +77,25 @@ export class ControlOps {
    * Pins a node's identity key: from now on only registrations signed by this key are planned for the node.
    * A node that already has another pinned key needs `replace` (a re-installed node), which re-keys its resources.
    */
-  async approveNode(id: string, publicKey: string, opts: { replace?: boolean } = {}): Promise<{ changed: boolean }> {
+  async approveNode(id: string, publicKey: string, opts: { replace?: boolean; operatorKey?: Key } = {}): Promise<{ changed: boolean }> {
     const problems = [];
     if (!isNodeId(id)) problems.push({ code: 'E_NAME_FORMAT', path: 'id', message: 'a node id is a DNS label', hint: 'use the id in the agent config (nodeId)' });
     if (!Key.isValid(publicKey)) problems.push({ code: 'E_KEY_FORMAT', path: 'key', message: 'the node key is a base64 X25519 public key', hint: 'use the key `zmesh keygen node` printed, or `zmesh status` on the node' });
     if (problems.length) throw new ValidationError(problems, 'node');
     const key = this.keys.enrollment(id);
     const current = await this.client.get(key).string();
-    const cur = current ? parseEnrollment(id, current) : null;
-    if (cur?.publicKey === publicKey) return { changed: false };
-    if (cur && !opts.replace) {
+    const read = current ? readEnrollment(key, id, current, null) : null;
+    const cur = read && 'enrollment' in read ? read.enrollment : null;
+    // The same key again is a no-op, unless it is to be signed (again) by this operator key.
+    const sameSigner = !opts.operatorKey || (read && 'signer' in read && read.signer === signerOf(opts.operatorKey));
+    if (cur?.publicKey === publicKey && sameSigner) return { changed: false };
+    if (cur && cur.publicKey !== publicKey && !opts.replace) {
       throw new ZmeshError('E_NODE_ENROLLED', `node ${id} is enrolled with another key (${cur.publicKey})`, {
         hint: `if the node was re-installed with a new identity, pass --replace (its resources get new keys); otherwise someone else is using the name ${id}`,
       });
     }
-    const value = JSON.stringify({ id, publicKey, approvedAt: new Date().toISOString() } satisfies Enrollment);
+    const enrollment: Enrollment = { id, publicKey, approvedAt: new Date().toISOString() };
+    const value = opts.operatorKey ? signEnrollment(key, enrollment, opts.operatorKey) : JSON.stringify(enrollment);
     // Compare-and-set: two operators approving at once cannot overwrite each other silently.
     const res = await this.client.kv.txn({
       compare: current ? [{ key: Buffer.from(key), target: 'Value', result: 'Equal', value: Buffer.from(current) }] : [{ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 }],
@@ -153,7 +158,7 @@ export class ControlOps {
     const enrollments: Record<string, Enrollment> = {};
     for (const [key, v] of enrolled.kvs) {
       const id = key.slice(k.enrollments().length);
-      const e = parseEnrollment(id, v);
+      const e = parseEnrollment(key, id, v);
       if (e) enrollments[id] = e;
     }
     // A node's records count only when signed by its pinned key (what the controller plans by).

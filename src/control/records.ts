@@ -13,6 +13,7 @@ import { Key } from '../crypto/keys.ts';
 import { xeddsaVerify } from '../crypto/xeddsa.ts';
 import type { Problem } from '../errors.ts';
 import type { Registration } from './membership.ts';
+import type { EnrollmentRead } from './signed.ts';
 
 export const RECORD_FORMAT = 'zmesh-node-record/v1';
 
@@ -24,15 +25,6 @@ export interface SignedRecord<T = unknown> {
   record: T;
   /** XEdDSA signature (base64) of recordMessage(key, record). */
   signature: string;
-}
-
-/** A node's pinned identity (enroll/<id>), written by an operator. */
-export interface Enrollment {
-  id: string;
-  /** X25519 identity public key (base64): the only key whose records are planned for this node. */
-  publicKey: string;
-  /** ISO time of the approval. */
-  approvedAt: string;
 }
 
 /** Anything that can sign as a node (X25519Secret). */
@@ -87,14 +79,28 @@ export function openRecord(key: string, text: string): { signer: string; record:
   return { signer: v.signer!, record: v.record };
 }
 
+/** An address a peer may be told to send handshakes to: no unspecified, loopback or multicast address. */
+export function usableEndpoint(e: string): boolean {
+  const v = isIP(e);
+  if (v === 4) {
+    const first = Number(e.split('.')[0]);
+    return first !== 0 && first !== 127 && first < 224;
+  }
+  if (v === 6) {
+    const l = e.toLowerCase();
+    return l !== '::' && l !== '::1' && !/^0*:0*:0*:0*:0*:0*:0*:0*1?$/.test(l) && !l.startsWith('ff') && !l.startsWith('::ffff:');
+  }
+  return false;
+}
+
 /** Checks a registration's shape; returns it normalised. Throws RecordError. */
 export function registrationFrom(id: string, signer: string, record: unknown): Registration {
   const r = record as Partial<Registration> | null;
   if (!r || typeof r !== 'object') throw new RecordError('E_NODE_RECORD', 'the registration is not an object');
   if (r.id !== id) throw new RecordError('E_NODE_RECORD', `the registration says it is node ${JSON.stringify(r.id)}, stored under ${id}`);
   if (r.publicKey !== signer) throw new RecordError('E_NODE_RECORD', 'the registration names another identity key than the one that signed it');
-  if (!Array.isArray(r.endpoints) || r.endpoints.length > MAX_ENDPOINTS || !r.endpoints.every((e) => typeof e === 'string' && isIP(e) !== 0 && !e.includes('%'))) {
-    throw new RecordError('E_NODE_RECORD', `endpoints must be at most ${MAX_ENDPOINTS} IP addresses`);
+  if (!Array.isArray(r.endpoints) || r.endpoints.length > MAX_ENDPOINTS || !r.endpoints.every((e) => typeof e === 'string' && !e.includes('%') && usableEndpoint(e))) {
+    throw new RecordError('E_NODE_RECORD', `endpoints must be at most ${MAX_ENDPOINTS} IP addresses (no unspecified, loopback or multicast address)`);
   }
   const ports = r.reservedPorts ?? [];
   if (!Array.isArray(ports) || ports.length > MAX_RESERVED_PORTS || !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) {
@@ -111,8 +117,8 @@ export function registrationFrom(id: string, signer: string, record: unknown): R
 
 export type Trust = { state: 'trusted'; registration: Registration } | { state: 'pending' | 'refused'; signer: string | null; problem: Problem };
 
-/** Whether the registration stored at `key` (node `id`) may be planned, given the node's enrollment. */
-export function vetRegistration(key: string, id: string, text: string, enrollment: Enrollment | undefined): Trust {
+/** Whether the registration stored at `key` (node `id`) may be planned, given the node's enrollment as read. */
+export function vetRegistration(key: string, id: string, text: string, read: EnrollmentRead | undefined): Trust {
   let opened: { signer: string; record: unknown };
   let registration: Registration;
   try {
@@ -122,6 +128,8 @@ export function vetRegistration(key: string, id: string, text: string, enrollmen
     const re = e instanceof RecordError ? e : new RecordError('E_RECORD_FORMAT', String(e));
     return { state: 'refused', signer: null, problem: { code: re.code, path: key, message: `registration of ${id} refused: ${re.message}`, hint: 'only the node itself, with its own identity key, can register it' } };
   }
+  if (read && 'problem' in read) return { state: 'refused', signer: opened.signer, problem: read.problem };
+  const enrollment = read?.enrollment;
   if (!enrollment) {
     return {
       state: 'pending',
@@ -142,17 +150,6 @@ export function vetRegistration(key: string, id: string, text: string, enrollmen
     };
   }
   return { state: 'trusted', registration };
-}
-
-/** Parses an enrollment record (enroll/<id>); null when unreadable or not for `id`. */
-export function parseEnrollment(id: string, text: string): Enrollment | null {
-  try {
-    const e = JSON.parse(text) as Partial<Enrollment>;
-    if (e.id !== id || !Key.isValid(e.publicKey)) return null;
-    return { id, publicKey: e.publicKey!, approvedAt: typeof e.approvedAt === 'string' ? e.approvedAt : '' };
-  } catch {
-    return null;
-  }
 }
 
 export function isNodeId(id: string): boolean {

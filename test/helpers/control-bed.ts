@@ -6,7 +6,9 @@ import { EtcdLink } from '../../src/agent/etcd-link.ts';
 import { connectEtcd, Controller, ControlOps, Keys, type ControllerOptions, type Etcd3, type EtcdConnectOptions } from '../../src/control/index.ts';
 import { agentBed, signed, tenantKeys, type AgentBed } from './agent-fixtures.ts';
 import { identity } from './fixtures.ts';
-import { X25519Secret } from '../../src/crypto/keys.ts';
+import { Key, X25519Secret } from '../../src/crypto/keys.ts';
+import { seededRandom } from '../../src/crypto/rng.ts';
+import { signerOf } from '../../src/control/signed.ts';
 import { CONTROLLER_USER, nodeRole, Rbac, ROOT_USER } from '../../src/control/rbac.ts';
 import { clientTls, startEtcd, type EtcdCluster, type EtcdOptions } from './etcd.ts';
 
@@ -30,6 +32,9 @@ export interface ControlBed {
   ops: ControlOps;
   /** How the operator connects (with rbac: CN root). */
   etcd: EtcdConnectOptions;
+  /** rbac beds: the operator's and the controller's ed25519 secrets (enrollments and parts are signed). */
+  operatorKey: Key | null;
+  controllerKey: Key | null;
   /** Connection options as the etcd user `cn` (a client certificate with that CN; rbac beds). */
   as(cn: string): EtcdConnectOptions;
   controllers: Controller[];
@@ -74,8 +79,11 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
   const client = connectEtcd(etcd);
   if (o.rbac) await new Rbac(client, new Keys()).enable();
   const ops = new ControlOps(client);
+  // A real deployment (rbac beds) also signs: enrollments with an operator key, parts with a controller key.
+  const operatorKey = o.rbac ? Key.fromBytes(seededRandom('bed-operator')(32)) : null;
+  const controllerKey = o.rbac ? Key.fromBytes(seededRandom('bed-controller')(32)) : null;
   const approve = async (node: string) => {
-    await ops.approveNode(node, identity(node).publicKey.toString());
+    await ops.approveNode(node, identity(node).publicKey.toString(), { operatorKey: operatorKey ?? undefined });
     if (o.rbac) await new Rbac(client, new Keys()).ensureNode(node);
   };
   for (const t of o.tenants ?? ['acme']) await ops.addTenant(t, tenantKeys(t).publicKey.toString());
@@ -88,10 +96,13 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
     ops,
     etcd,
     as,
+    operatorKey,
+    controllerKey,
     controllers,
     agents,
     async controller(co = {}) {
-      const c = new Controller({ etcd: as(o.rbac ? CONTROLLER_USER : null), log: quiet, graceMs: 1000, holdDownMs: 60000, debounceMs: 100, leaderTtlSec: 2, ...co });
+      const signing = controllerKey ? { signingKey: controllerKey, operatorKeys: [signerOf(operatorKey!)] } : {};
+      const c = new Controller({ etcd: as(o.rbac ? CONTROLLER_USER : null), log: quiet, ...signing, graceMs: 1000, holdDownMs: 60000, debounceMs: 100, leaderTtlSec: 2, ...co });
       controllers.push(c);
       c.start();
       await c.whenLeader();
@@ -105,6 +116,7 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
           agent: b.agent,
           state: b.state,
           etcd: as(o.rbac ? nodeRole(node) : null),
+          controllerKeys: controllerKey ? [signerOf(controllerKey)] : [],
           nodeId: node,
           identity: new X25519Secret(identity(node).privateKey),
           endpoints,

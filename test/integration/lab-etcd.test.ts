@@ -101,8 +101,11 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     assert.notEqual(put.status, 0);
     assert.match(put.stderr, /permission denied/);
     assert.match(etcdctl(asB, ['get', '--prefix', '/zmesh/v1/parts/node-a/']).stderr, /permission denied/);
-    const pinned = JSON.parse(etcdctl(rootCred, ['get', '/zmesh/v1/enroll/node-a', '--print-value-only']).stdout) as { publicKey: string };
-    assert.equal(pinned.publicKey, ensureIdentity(nodePaths(dir, 'node-a').identity), "node-a's identity key is pinned");
+    const pinned = JSON.parse(etcdctl(rootCred, ['get', '/zmesh/v1/enroll/node-a', '--print-value-only']).stdout) as { format: string; enrollment: { publicKey: string } };
+    assert.equal(pinned.format, 'zmesh-enrollment/v1', 'enrollments are signed by the lab operator');
+    assert.equal(pinned.enrollment.publicKey, ensureIdentity(nodePaths(dir, 'node-a').identity), "node-a's identity key is pinned");
+    const head = JSON.parse(etcdctl(rootCred, ['get', `/zmesh/v1/parts/node-a/${KEY}/gen`, '--print-value-only']).stdout) as { signature?: string };
+    assert.ok(head.signature, "node-a's part is signed by the controller");
     const tenantNs = namesFor(lan.id).ns;
     const probe = spawnSync('bash', ['-c', `${labExecArgv(name, 'node-a', ['ip', 'netns', 'exec', tenantNs, 'timeout', '3', 'bash', '-c', `</dev/tcp/${INTERNET_GW}/2379`]).map((a) => `'${a}'`).join(' ')}`], { encoding: 'utf8', timeout: 10000 });
     assert.notEqual(probe.status, 0, `tenant egress reached etcd at ${INTERNET_GW}:2379`);

@@ -16,12 +16,14 @@
 // Each attempt is a case; one that gets through is an exposure. Summary: bench/results/torture-trust.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { controlBed, waitFor } from '../helpers/control-bed.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
-import { connectEtcd, nodeRole, Rbac, signRecord, type Etcd3 } from '../../src/control/index.ts';
-import { clampX25519, X25519Secret } from '../../src/crypto/keys.ts';
+import { connectEtcd, nodeRole, Rbac, signEnrollment, signRecord, type Etcd3 } from '../../src/control/index.ts';
+import { clampX25519, Key, X25519Secret, x25519PublicKey } from '../../src/crypto/keys.ts';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 
@@ -38,6 +40,7 @@ interface Case {
 
 test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node records', { skip, timeout: 120000 }, async () => {
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
+  const tmp = mkdtempSync(join(tmpdir(), 'zmesh-trust-'));
   const cases: Case[] = [];
   const clients: Etcd3[] = [];
   const connect = (o: Parameters<typeof connectEtcd>[0]) => {
@@ -66,9 +69,9 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     await bed.submit(blueprint([net({ nodes: ['pb'], ipRange: '10.9.0.0/16' })], { tenant: 'globex', name: 'web' }));
     const peers = (x: typeof pa) => x.bed.agent.networks().find((n) => n.blueprint === 'shop')?.peers ?? -1;
     await waitFor('pa and pb applied with each other', () => peers(pa) === 1 && peers(pb) === 1);
-    const pbResource = () => pa.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource.peers.find((p) => p.node === 'pb')!;
+    const pbResource = () => pa.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource.peers.find((p) => p.node === 'pb');
     const pbOwn = () => pb.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource;
-    const before = { peerKey: pbResource().publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo };
+    const before = { peerKey: pbResource()!.publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo };
     assert.equal(before.sealedTo, identity('pb').publicKey.toString());
 
     // 1. Anyone on the network.
@@ -118,6 +121,11 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     const pbLease = (await bed.client.kv.range({ key: Buffer.from(k.node('pb')) })).kvs[0]?.lease;
     assert.ok(pbLease && pbLease !== '0', 'pb registered under a lease');
     await attempt(who, "revoke pb's registration lease", () => asPa.leaseClient.leaseRevoke({ ID: pbLease }));
+    // etcd's own administration (with no alarm raised: see etcd-escalation.test.ts for what etcd 3.4 lets through then).
+    await attempt(who, 'grant itself role root', () => asPa.auth.userGrantRole({ user: nodeRole('pa'), role: 'root' }));
+    await attempt(who, 'disable etcd auth', () => asPa.auth.authDisable());
+    await attempt(who, 'list etcd users', () => asPa.auth.userList());
+    await attempt(who, 'grant its role read on every part', () => asPa.auth.roleGrantPermission({ name: nodeRole('pa'), perm: { permType: 'Read', key: Buffer.from(k.parts()), range_end: Buffer.from(k.parts() + '\xff') } }));
     // The controls: what pa must be able to do for its agent to work at all.
     await attempt(who, `read its own part ${k.nodeParts('pa')}*`, () => asPa.getAll().prefix(k.nodeParts('pa')).keys(), 'allowed');
     await attempt(who, `read ${k.envelope('acme', 'shop')} (a blueprint it runs)`, () => asPa.get(k.envelope('acme', 'shop')).string(), 'allowed');
@@ -141,12 +149,58 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
       await c.idle();
       const u = c.lastRound!.untrusted[node];
       const planned = c.lastRound!.members[node] !== undefined && node === 'evil';
-      const keyMoved = pbResource().publicKey !== before.peerKey || pbOwn().sealedTo !== before.sealedTo;
+      const keyMoved = pbResource()?.publicKey !== before.peerKey || pbOwn().sealedTo !== before.sealedTo;
       const refused = u?.problem.code === code && !planned && !keyMoved;
       cases.push({ who: rootWho, attempt: `nodes/${node} := ${code === 'E_NODE_NOT_ENROLLED' ? 'a valid record of an unenrolled node' : `forged (${code})`}`, expect: 'refused', got: refused ? 'refused' : 'allowed', detail: `${u?.problem.code ?? 'trusted'} round ${r.n}` });
       if (node === 'pb') await bed.client.put(k.node('pb')).value(realPb); // pb's own record back
     }
     await waitFor('pb trusted again', () => c.lastRound?.untrusted.pb === undefined && c.lastRound?.members.pb === 'live', 10000);
+
+    // The same root writer re-pins pb's enrollment to the attacker's key (the red team's escalation: a node that
+    // made itself etcd root through etcd 3.4's unchecked Alarm RPC could do exactly this) and registers pb with
+    // it: the controller trusts only enrollments its operator key signed.
+    const realEnroll = (await bed.client.get(k.enrollment('pb')).string())!;
+    const stranger25519 = Key.fromBytes(new Uint8Array(randomBytes(32)));
+    const fakeEnrollment = { id: 'pb', publicKey: attacker.publicKey.toString(), approvedAt: new Date().toISOString() };
+    const repins: [string, string][] = [
+      ['E_ENROLLMENT_UNSIGNED', JSON.stringify(fakeEnrollment)],
+      ['E_ENROLLMENT_SIGNER', signEnrollment(k.enrollment('pb'), fakeEnrollment, stranger25519)],
+      ['E_ENROLLMENT_SIGNATURE', JSON.stringify({ ...JSON.parse(signEnrollment(k.enrollment('pb'), { ...fakeEnrollment, publicKey: identity('pb').publicKey.toString() }, bed.operatorKey!)), enrollment: fakeEnrollment })],
+    ];
+    for (const [code, value] of repins) {
+      const round0 = c.lastRound?.n ?? 0;
+      await bed.client.put(k.enrollment('pb')).value(value);
+      await bed.client.put(k.node('pb')).value(signRecord(k.node('pb'), forged, attacker));
+      await waitFor(`a round after pb re-pinned (${code})`, () => ((c.lastRound?.n ?? 0) > round0 ? c.lastRound : null), 10000);
+      await c.idle();
+      const bad = c.lastRound!.badEnrollments.pb;
+      const keyMoved = pbResource()?.publicKey !== before.peerKey || pbOwn().sealedTo !== before.sealedTo;
+      cases.push({ who: rootWho, attempt: `enroll/pb := the attacker's key (${code}), nodes/pb signed by it`, expect: 'refused', got: bad?.code === code && c.lastRound!.untrusted.pb?.problem.code === 'E_NODE_KEY_MISMATCH' && !keyMoved ? 'refused' : 'allowed', detail: bad?.code ?? 'enrollment accepted' });
+    }
+    await bed.client.put(k.enrollment('pb')).value(realEnroll);
+    await bed.client.put(k.node('pb')).value(realPb);
+    await waitFor('pb trusted again', () => c.lastRound?.untrusted.pb === undefined && c.lastRound?.members.pb === 'live', 10000);
+
+    // ... and rewrites pa's part: pb's peer key swapped for the attacker's, a higher generation. pa applies only
+    // parts whose head the controller signed over exactly these entries.
+    const partKey = k.part({ node: 'pa', tenant: 'acme', blueprint: 'shop' });
+    const peerKey = `${partKey}peer/net/pb`;
+    const realPeer = (await bed.client.get(peerKey).string())!;
+    const realHead = (await bed.client.get(`${partKey}gen`).string())!;
+    const attackerWg = x25519PublicKey(clampX25519(randomBytes(32))).toString();
+    const head0 = JSON.parse(realHead) as { generation: number; signer?: string; signature?: string };
+    const partForgeries: [string, string][] = [
+      ['E_PART_SIGNATURE', JSON.stringify({ ...head0, generation: head0.generation + 1 })],
+      ['E_PART_UNSIGNED', JSON.stringify({ ...head0, generation: head0.generation + 2, signer: undefined, signature: undefined })],
+    ];
+    for (const [code, head] of partForgeries) {
+      await bed.client.put(peerKey).value(realPeer.replace(before.peerKey, attackerWg));
+      await bed.client.put(`${partKey}gen`).value(head);
+      const got = await waitFor(`pa refuses the forged part (${code})`, () => pa.link.status.blueprints['acme/shop']?.problems[0]?.code === code || pbResource()?.publicKey !== before.peerKey, 10000).catch(() => false);
+      cases.push({ who: rootWho, attempt: `pa's part: pb's peer key swapped, head rewritten (${code})`, expect: 'refused', got: got && pbResource()?.publicKey === before.peerKey ? 'refused' : 'allowed', detail: pa.link.status.blueprints['acme/shop']?.problems[0]?.code });
+    }
+    await bed.client.put(peerKey).value(realPeer);
+    await bed.client.put(`${partKey}gen`).value(realHead);
 
     // 4. A node may lie only about itself, and only this much.
     const tooMany = { id: 'pa', publicKey: identity('pa').publicKey.toString(), endpoints: Array.from({ length: 17 }, (_, i) => `203.0.113.${i + 10}`), reservedPorts: [] };
@@ -173,7 +227,9 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     const wrong = cli('node', 'approve', 'pb', pcKey);
     assert.equal(wrong.code, 2, `approving another key for an enrolled node is refused: ${wrong.err}`);
     assert.match(wrong.err, /E_NODE_ENROLLED/);
-    const ok = cli('node', 'approve', 'pc', pcKey);
+    const opFile = join(tmp, 'operator.key');
+    writeFileSync(opFile, bed.operatorKey!.toString() + '\n', { mode: 0o600 });
+    const ok = cli('node', 'approve', 'pc', pcKey, '--sign', opFile);
     assert.equal(ok.code, 0, ok.err);
     assert.match(ok.out, /node pc enrolled .*CN is zmesh-node-pc/);
     await waitFor('pc a live member', () => c.lastRound?.members.pc === 'live' && !c.lastRound.untrusted.pc, 20000);
@@ -188,7 +244,7 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
 
     // After it all: pb's resource is what it was, and everyone converges again.
     await waitFor('pa trusted again', () => c.lastRound?.untrusted.pa === undefined, 10000);
-    assert.deepEqual({ peerKey: pbResource().publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo }, before);
+    assert.deepEqual({ peerKey: pbResource()?.publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo }, before);
 
     const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
     mkdirSync(`${ROOT}bench/results`, { recursive: true });
@@ -198,5 +254,6 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
   } finally {
     for (const x of clients) x.close();
     await bed.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -8,7 +8,8 @@ import { Key, X25519Secret, clampX25519, x25519PublicKey } from '../../src/crypt
 import { seededRandom } from '../../src/crypto/rng.ts';
 import { xeddsaPublicKey, xeddsaSign, xeddsaVerify } from '../../src/crypto/xeddsa.ts';
 import { Keys } from '../../src/control/keys.ts';
-import { openRecord, parseEnrollment, recordMessage, RECORD_FORMAT, signRecord, vetRegistration, type Enrollment } from '../../src/control/records.ts';
+import { openRecord, recordMessage, RECORD_FORMAT, signRecord, vetRegistration } from '../../src/control/records.ts';
+import { checkPartSignature, parseEnrollment, partDigest, partMessage, readEnrollment, signEnrollment, signerOf, signPartEntries, type Enrollment } from '../../src/control/signed.ts';
 import { nodePermissions, nodeOfRole, nodeRole, permId } from '../../src/control/rbac.ts';
 
 const rnd = seededRandom('control-records');
@@ -73,7 +74,7 @@ const pa = new X25519Secret(secretOf('pa'));
 const pb = new X25519Secret(secretOf('pb'));
 const evil = new X25519Secret(secretOf('evil'));
 const reg = (id: string, pub: Key, over: object = {}) => ({ id, publicKey: pub.toString(), endpoints: ['203.0.113.1'], reservedPorts: [51820], agentVersion: '0.1.0', ...over });
-const enrolled = (id: string, pub: Key): Enrollment => ({ id, publicKey: pub.toString(), approvedAt: '2026-12-03T00:00:00.000Z' });
+const enrolled = (id: string, pub: Key): { enrollment: Enrollment; signer: null } => ({ enrollment: { id, publicKey: pub.toString(), approvedAt: '2026-12-03T00:00:00.000Z' }, signer: null });
 
 test('records: the signed form, its message, and the binding to the etcd key', () => {
   const key = keys.node('pa');
@@ -98,7 +99,7 @@ test('records: the signed form, its message, and the binding to the etcd key', (
 
 test('vetRegistration: which registrations the controller plans (named cases)', () => {
   const K = keys.node('pb');
-  const cases: { name: string; text: string; enrollment?: Enrollment; want: string }[] = [
+  const cases: { name: string; text: string; enrollment?: ReturnType<typeof enrolled>; want: string }[] = [
     { name: 'signed by the pinned key', text: signRecord(K, reg('pb', pb.publicKey), pb), enrollment: enrolled('pb', pb.publicKey), want: 'trusted' },
     { name: 'the reproduced attack: another key for pb, signed by it', text: signRecord(K, reg('pb', evil.publicKey), evil), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_KEY_MISMATCH' },
     { name: 'not enrolled yet', text: signRecord(K, reg('pb', pb.publicKey), pb), want: 'pending E_NODE_NOT_ENROLLED' },
@@ -109,6 +110,10 @@ test('vetRegistration: which registrations the controller plans (named cases)', 
     { name: 'names a key other than its signer', text: signRecord(K, reg('pb', pb.publicKey), evil), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
     { name: '17 endpoints', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: Array.from({ length: 17 }, (_, i) => `203.0.113.${i}`) }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
     { name: 'an endpoint that is no address', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: ['example.org'] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
+    { name: 'a loopback endpoint', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: ['127.0.0.1'] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
+    { name: 'a multicast endpoint', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: ['224.0.0.1'] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
+    { name: 'the unspecified IPv6 endpoint', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: ['::'] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
+    { name: 'an IPv6 endpoint', text: signRecord(K, reg('pb', pb.publicKey, { endpoints: ['2001:db8::7'] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'trusted' },
     { name: 'a reserved port 0', text: signRecord(K, reg('pb', pb.publicKey, { reservedPorts: [0] }), pb), enrollment: enrolled('pb', pb.publicKey), want: 'refused E_NODE_RECORD' },
   ];
   for (const c of cases) {
@@ -124,10 +129,11 @@ test('vetRegistration: which registrations the controller plans (named cases)', 
 });
 
 test('enrollments parse strictly; node roles hold exactly their own keys', () => {
-  assert.deepEqual(parseEnrollment('pa', JSON.stringify(enrolled('pa', pa.publicKey))), enrolled('pa', pa.publicKey));
-  assert.equal(parseEnrollment('pb', JSON.stringify(enrolled('pa', pa.publicKey))), null);
-  assert.equal(parseEnrollment('pa', JSON.stringify({ id: 'pa', publicKey: 'nope' })), null);
-  assert.equal(parseEnrollment('pa', 'x'), null);
+  const E = keys.enrollment('pa');
+  assert.deepEqual(parseEnrollment(E, 'pa', JSON.stringify(enrolled('pa', pa.publicKey).enrollment)), enrolled('pa', pa.publicKey).enrollment);
+  assert.equal(parseEnrollment(keys.enrollment('pb'), 'pb', JSON.stringify(enrolled('pa', pa.publicKey).enrollment)), null);
+  assert.equal(parseEnrollment(E, 'pa', JSON.stringify({ id: 'pa', publicKey: 'nope' })), null);
+  assert.equal(parseEnrollment(E, 'pa', 'x'), null);
   assert.equal(nodeRole('pa'), 'zmesh-node-pa');
   assert.equal(nodeOfRole('zmesh-node-pa'), 'pa');
   assert.equal(nodeOfRole('root'), null);
@@ -137,4 +143,55 @@ test('enrollments parse strictly; node roles hold exactly their own keys', () =>
     'Read /zmesh/v1/parts/pa/ .. /zmesh/v1/parts/pa0',
     'Read /zmesh/v1/control/cluster',
   ]);
+});
+
+test('enrollments signed by an operator key: which count (named cases)', () => {
+  const E = keys.enrollment('pb');
+  const op = Key.fromBytes(seededRandom('operator')(32));
+  const other = Key.fromBytes(seededRandom('not-the-operator')(32));
+  const ops = new Set([signerOf(op)]);
+  const e = { id: 'pb', publicKey: pb.publicKey.toString(), approvedAt: '2026-12-03T00:00:00.000Z' };
+  const signedText = signEnrollment(E, e, op);
+  const code = (r: ReturnType<typeof readEnrollment>) => ('problem' in r ? r.problem.code : `ok ${r.signer === null ? 'unsigned' : 'signed'}`);
+  const cases: [string, string, ReadonlySet<string> | null, string][] = [
+    ['signed by the operator', signedText, ops, 'ok signed'],
+    ['unsigned, the controller requires a signature', JSON.stringify(e), ops, 'E_ENROLLMENT_UNSIGNED'],
+    ['unsigned, no operator key configured', JSON.stringify(e), null, 'ok unsigned'],
+    ['signed by another key', signEnrollment(E, e, other), ops, 'E_ENROLLMENT_SIGNER'],
+    ['signed, the key swapped afterwards', JSON.stringify({ ...JSON.parse(signedText), enrollment: { ...e, publicKey: evil.publicKey.toString() } }), ops, 'E_ENROLLMENT_SIGNATURE'],
+    ["signed for pa's key, copied to pb's", signEnrollment(keys.enrollment('pa'), e, op), ops, 'E_ENROLLMENT_SIGNATURE'],
+    ['signed, no operator key configured (still verified)', JSON.stringify({ ...JSON.parse(signedText), signature: JSON.parse(signEnrollment(E, { ...e, approvedAt: 'x' }, op)).signature }), null, 'E_ENROLLMENT_SIGNATURE'],
+    ['for another node', signEnrollment(E, { ...e, id: 'pa' }, op), ops, 'E_ENROLLMENT_FORMAT'],
+  ];
+  for (const [name, text, trusted, want] of cases) assert.equal(code(readEnrollment(E, 'pb', text, trusted)), want, name);
+  assert.equal(JSON.parse(signedText).format, 'zmesh-enrollment/v1');
+});
+
+test('part heads signed by the controller over every entry of the part', () => {
+  const ctl = Key.fromBytes(seededRandom('controller')(32));
+  const P = keys.part({ node: 'pa', tenant: 'acme', blueprint: 'shop' });
+  const entries = new Map([
+    ['gen', JSON.stringify({ generation: 3, version: 2, envelope: keys.envelope('acme', 'shop') })],
+    ['net/lan', '{"resource":1}'],
+    ['peer/lan/pb', '{"publicKey":"k"}'],
+  ]);
+  const signed = signPartEntries(P, entries, ctl);
+  const head = JSON.parse(signed.get('gen')!);
+  assert.deepEqual(Object.keys(head), ['generation', 'version', 'envelope', 'signer', 'signature']);
+  assert.equal(head.signer, signerOf(ctl));
+  // Deterministic: the same part signs to the same text (no rewrite in etcd when nothing changed).
+  assert.equal(signPartEntries(P, entries, ctl).get('gen'), signed.get('gen'));
+  assert.equal(partDigest(signed), partDigest(entries));
+  const trust = new Set([signerOf(ctl)]);
+  assert.equal(checkPartSignature(P, signed, trust), null);
+  const altered = new Map(signed).set('peer/lan/pb', '{"publicKey":"attacker"}');
+  assert.equal(checkPartSignature(P, altered, trust)?.code, 'E_PART_SIGNATURE');
+  const added = new Map(signed).set('peer/lan/evil', '{}');
+  assert.equal(checkPartSignature(P, added, trust)?.code, 'E_PART_SIGNATURE');
+  const bumped = new Map(signed).set('gen', JSON.stringify({ ...head, generation: 4 }));
+  assert.equal(checkPartSignature(P, bumped, trust)?.code, 'E_PART_SIGNATURE');
+  assert.equal(checkPartSignature(keys.part({ node: 'pb', tenant: 'acme', blueprint: 'shop' }), signed, trust)?.code, 'E_PART_SIGNATURE');
+  assert.equal(checkPartSignature(P, entries, trust)?.code, 'E_PART_UNSIGNED');
+  assert.equal(checkPartSignature(P, signPartEntries(P, entries, Key.fromBytes(seededRandom('rogue')(32))), trust)?.code, 'E_PART_SIGNER');
+  assert.equal(new TextDecoder().decode(partMessage(P, { generation: 3, version: 2, envelope: 'E' }, 'ab')), 'zmesh-part/v1\n/zmesh/v1/parts/pa/acme/shop/\n3\n2\nE\nab');
 });
