@@ -731,8 +731,10 @@ export class Controller {
       const id = blueprintId(tenant, name);
       const c = current.get(id);
       // A node that is not reachable keeps what it has (it may come back); a node the blueprint no longer
-      // lists, or a removed blueprint, loses its part.
-      if (!c || !listedNodes(c.envelope.blueprint).has(node) || (dec.reachable.has(node) && !c.plan.networks.some((n) => n.resources.some((r) => r.node === node)))) {
+      // lists, a removed blueprint, or a node no longer enrolled (revoked: it tears its networks down, and
+      // its envelope grants go) loses its part.
+      const revoked = !this.goodEnrollments.has(node);
+      if (!c || revoked || !listedNodes(c.envelope.blueprint).has(node) || (dec.reachable.has(node) && !c.plan.networks.some((n) => n.resources.some((r) => r.node === node)))) {
         desired.set(pid, undefined);
       }
     }

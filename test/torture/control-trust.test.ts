@@ -246,6 +246,15 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     await waitFor('pa trusted again', () => c.lastRound?.untrusted.pa === undefined, 10000);
     assert.deepEqual({ peerKey: pbResource()?.publicKey, ownKey: pbOwn().publicKey, sealedTo: pbOwn().sealedTo }, before);
 
+    // 6. Revocation: `zmesh controller node revoke pb` drops pb from every plan at once, deletes its parts (its
+    // agent tears the network down) and its etcd user: its certificate opens nothing any more.
+    const rv = cli('node', 'revoke', 'pb');
+    assert.equal(rv.code, 0, rv.err);
+    await waitFor('pb gone everywhere', () => pbResource() === undefined && !pb.bed.state.blueprint('acme', 'shop'), 15000);
+    assert.deepEqual(await bed.client.getAll().prefix(k.nodeParts('pb')).keys(), []);
+    const asPb = connect(bed.as(nodeRole('pb')));
+    await attempt('node pb after its revocation', `read its own part ${k.nodeParts('pb')}*`, () => asPb.getAll().prefix(k.nodeParts('pb')).keys());
+
     const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
     mkdirSync(`${ROOT}bench/results`, { recursive: true });
     writeFileSync(`${ROOT}bench/results/torture-trust.json`, JSON.stringify({ cases: cases.length, exposures, detail: cases }, null, 2) + '\n');
