@@ -253,7 +253,7 @@ export function planEntries(plan: Plan, envelope: SignedBlueprint): Entries {
   for (const n of plan.networks) {
     for (const r of n.resources) out.set(`res/${n.name}/${r.node}`, JSON.stringify(withoutPeers(r)));
     for (const d of n.access) {
-      const dev: AccessDevice = { name: d.name, subnet: d.subnet, address: d.address, via: d.via, publicKey: d.publicKey, generatedKey: d.generatedKey };
+      const dev: AccessDevice = { name: d.name, subnet: d.subnet, address: d.address, via: d.via, publicKey: d.publicKey, generatedKey: d.generatedKey, ...(d.egress ? { egress: true as const } : {}) };
       out.set(`dev/${n.name}/${d.name}`, JSON.stringify(dev));
     }
   }
