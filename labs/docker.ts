@@ -4,12 +4,16 @@
 // exec root, pid file, config file, log and its unix socket (the host reaches it there). No iptables, no
 // bridge, no registry: the base image (runtime/image.ts, `zmesh image base`) is imported from a tar built on
 // this machine. Containers' cgroups go under /<lab prefix>n-<node> (--cgroup-parent), so `lab down` finds a
-// node's container processes by cgroup even after everything else of the lab crashed.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// node's container processes by cgroup even after everything else of the lab crashed. The data root is a btrfs
+// filesystem on a sparse image beside it (data.img), loop-mounted inside the node's mount namespace before the
+// engine starts (so it goes with the namespace, and `lab down` waits for its loop device like the pool's), and
+// the engine runs the btrfs storage driver: workload disk limits (StorageOpt size) are btrfs qgroups.
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../runtime/image.ts';
 import { containerName } from '../runtime/names.ts';
+import { findMount } from '../runtime/storage.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { labPrefix, type HostLayout } from './layout.ts';
 import { nodePaths, type LabState } from './state.ts';
@@ -22,6 +26,9 @@ const MAX_SOCKET_PATH = 107;
 const CONTAINERD_SOCKET = 'containerd/containerd-debug.sock';
 /** Storage pool image size for lab agents (sparse; btrfs needs at least ~128 MiB). */
 export const LAB_POOL_SIZE = '512Mi';
+/** Size of a node engine's data root image (sparse: it takes what the images and containers write). */
+export const LAB_ENGINE_SIZE = 4 * 1024 ** 3;
+export const LAB_STORAGE_DRIVER = 'btrfs';
 
 export interface DockerPaths {
   dir: string;
@@ -31,6 +38,8 @@ export interface DockerPaths {
   socket: string;
   config: string;
   log: string;
+  /** The btrfs image mounted on dataRoot. */
+  dataImage: string;
 }
 
 export function dockerPaths(dir: string, node: string): DockerPaths {
@@ -43,6 +52,7 @@ export function dockerPaths(dir: string, node: string): DockerPaths {
     socket: join(d, 'docker.sock'),
     config: join(d, 'daemon.json'),
     log: join(d, 'dockerd.log'),
+    dataImage: join(d, 'data.img'),
   };
 }
 
@@ -64,6 +74,7 @@ export function dockerdArgv(p: DockerPaths, lab: string, node: string): string[]
     '--ip6tables=false',
     '--ip-masq=false',
     '--bridge=none',
+    `--storage-driver=${LAB_STORAGE_DRIVER}`,
     '--exec-opt=native.cgroupdriver=cgroupfs',
     `--cgroup-parent=/${cgroupSegment(lab, node)}`,
     '--log-level=warn',
@@ -131,6 +142,7 @@ export async function ensureDockerd(host: HostLayout, holderPid: number, dir: st
     await killInside(() => [], 5000, nodeCgroups(state.name, host.name));
   }
   mkdirSync(p.dataRoot, { recursive: true, mode: 0o700 });
+  await ensureDataRoot(p, holderPid);
   rmSync(p.execRoot, { recursive: true, force: true });
   rmSync(p.pidfile, { force: true });
   rmSync(p.socket, { force: true });
@@ -158,6 +170,29 @@ export async function ensureDockerd(host: HostLayout, holderPid: number, dir: st
   }
   await linkDefaultSocket(holderPid, p.socket);
   return { started: true, ms: Date.now() - t0 };
+}
+
+/**
+ * The engine's data root: a btrfs filesystem on data.img (made once, sparse), mounted on dataRoot in the node's
+ * mount namespace unless it is already. A data root of an older lab (a plain directory) is hidden under it.
+ */
+async function ensureDataRoot(p: DockerPaths, holderPid: number): Promise<void> {
+  const m = findMount(readFileSync(`/proc/${holderPid}/mountinfo`, 'utf8'), p.dataRoot);
+  if (m?.fstype === 'btrfs') return;
+  if (!existsSync(p.dataImage)) {
+    // Made aside and renamed: an image that exists is always formatted.
+    const tmp = `${p.dataImage}.new`;
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      ftruncateSync(fd, LAB_ENGINE_SIZE);
+    } finally {
+      closeSync(fd);
+    }
+    await run(['mkfs.btrfs', '-q', '-L', 'zmesh-engine', tmp], { timeoutMs: 60_000 });
+    renameSync(tmp, p.dataImage);
+  }
+  await run(inHolder(holderPid, ['mount', '-t', 'btrfs', '-o', 'loop', p.dataImage, p.dataRoot]), { timeoutMs: 30_000 });
 }
 
 /** /run/docker.sock in the node's private /run points at its engine, so `zmesh lab exec LAB NODE -- docker ps`

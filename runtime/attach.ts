@@ -1,16 +1,20 @@
 // Attaching a workload to its tenant network, after CNI's ADD / DEL / CHECK / GC (cni SPEC.md):
-//   ADD    a veth pair: one end (v-<hash>) in the tenant namespace n-<id>, enslaved to its bridge b-<id>; the
+//   ADD    binds the port first (l2.ts: the tenant end may send only from the planned MAC and address), then a
+//          veth pair: one end (v-<hash>) in the tenant namespace n-<id>, enslaved to its bridge b-<id>; the
 //          other created straight in the container's network namespace and renamed eth0, with the planned
 //          address/prefix, a MAC derived from that address (addressMac), the bridge's MTU and a default route
 //          via the subnet's gateway. Returns the result read back from the live state; the caller stores it.
-//   DEL    removes the tenant end (its peer goes with it). Idempotent: a missing link or namespace is fine.
-//   CHECK  compares a stored result with the live state; returns what differs (nothing: healthy).
-//   GC     removes veths carrying our marker that no valid workload wants.
+//   DEL    removes the tenant end (its peer goes with it) and its binding. Idempotent: a missing link, binding
+//          or namespace is fine.
+//   CHECK  compares a stored result with the live state (links, routes, binding); returns what differs.
+//   GC     removes veths carrying our marker and bindings that no valid workload wants (the binding table too
+//          when no workload of the namespace is left).
 // Commands go through the netns Runner (argv arrays, never a shell). Builders and parsers are pure.
 import type { Runner } from '../netns/runner.ts';
 import { addressMac } from '../netns/ip.ts';
 import { splitJsonValues } from '../netns/parse.ts';
 import { ZmeshError } from '../src/errors.ts';
+import { L2_FAMILY, L2_TABLE, compareBinding, l2DeleteTableText, l2Plan, parseL2, type L2State, type PortBinding } from './l2.ts';
 import { CONTAINER_IF, VETH_MARKER, keyFromAlias, type VethNames } from './names.ts';
 import type { Attachment } from './types.ts';
 
@@ -163,12 +167,35 @@ export class Attacher {
     return { links: parseLinks(links ?? []), routes: parseRoutes(routes ?? []) };
   }
 
-  /** ADD. Replaces a stale tenant end of the same name first. Returns the result read back. */
+  /** The namespace's binding table (l2.ts), or a state saying it is not there. */
+  async l2State(netns: string): Promise<L2State | null> {
+    const r = await this.run.run(inTenantNs(netns, ['nft', '-j', 'list', 'table', L2_FAMILY, L2_TABLE]), { mutating: false, okCodes: [0, 1] });
+    if (r.exitCode !== 0) {
+      if (/No such file or directory|does not exist/.test(r.stderr) && !/nsenter/.test(r.stderr)) return parseL2('');
+      if (GONE.test(r.stderr)) return null; // the namespace itself is gone
+      throw new ZmeshError('E_ATTACH_READ', `cannot read nft table ${L2_FAMILY} ${L2_TABLE} in ${netns}: ${r.stderr.trim()}`, { kind: 'retryable' });
+    }
+    return parseL2(r.stdout);
+  }
+
+  /** Makes the namespace's bindings `want` (plus unbinding `unbind`) in one nft transaction; nothing when they are. */
+  private async bind(netns: string, live: L2State, want: PortBinding[], unbind: string[] = []): Promise<boolean> {
+    const text = l2Plan(live, want, unbind);
+    if (!text) return false;
+    const r = await this.run.run(inTenantNs(netns, ['nft', '-f', '-']), { input: text, mutating: true, okCodes: [0, 1] });
+    if (r.exitCode !== 0) throw new ZmeshError('E_ATTACH', `cannot bind ports in ${netns}: ${r.stderr.trim()}`, { kind: 'retryable' });
+    return true;
+  }
+
+  /** ADD. Binds the port, replaces a stale tenant end of the same name, creates the pair. Returns the result read back. */
   async add(r: AttachRequest, now = new Date()): Promise<Attachment> {
     const bridge = (await this.tenantLinks(r.netns, r.bridge))?.[0];
     if (!bridge) {
       throw new ZmeshError('E_NETWORK_NOT_READY', `bridge ${r.bridge} is missing in ${r.netns}`, { kind: 'retryable', hint: 'the network has not been applied on this node yet; the next reconcile retries' });
     }
+    const l2 = await this.l2State(r.netns);
+    if (!l2) throw new ZmeshError('E_NETWORK_NOT_READY', `${r.netns} is gone`, { kind: 'retryable' });
+    await this.bind(r.netns, l2, [{ ifname: r.names.host, mac: addressMac(r.ip), ip: r.ip }]);
     await this.delLink(r.netns, r.names.host);
     const mtu = bridge.mtu;
     await this.run.run(inTenantNs(r.netns, ['ip', '-batch', '-']), { input: tenantAddLines(r, mtu).join('\n') + '\n', mutating: true });
@@ -205,12 +232,19 @@ export class Attacher {
   async check(a: Attachment, pid: number): Promise<string[]> {
     const host = (await this.tenantLinks(a.netns, a.hostIf))?.[0] ?? null;
     const cs = pid > 0 ? await this.containerState(pid) : null;
-    return compareAttachment(a, pid, host, cs?.links ?? null, cs?.routes ?? null);
+    const p = compareAttachment(a, pid, host, cs?.links ?? null, cs?.routes ?? null);
+    const l2 = await this.l2State(a.netns);
+    const ip = a.address.split('/')[0];
+    if (l2) p.push(...compareBinding(l2, { ifname: a.hostIf, mac: addressMac(ip), ip }));
+    return p;
   }
 
-  /** DEL: idempotent. Returns whether something was removed. */
+  /** DEL: idempotent (the link, then its binding). Returns whether something was removed. */
   async del(a: { netns: string; hostIf: string }): Promise<boolean> {
-    return this.delLink(a.netns, a.hostIf);
+    const link = await this.delLink(a.netns, a.hostIf);
+    const l2 = await this.l2State(a.netns);
+    const bound = !!l2 && l2.elements.some((e) => e.ifname === a.hostIf) && (await this.bind(a.netns, l2, [], [a.hostIf]));
+    return link || bound;
   }
 
   private async delLink(netns: string, ifname: string): Promise<boolean> {
@@ -231,13 +265,27 @@ export class Attacher {
     return out;
   }
 
-  /** GC: removes our veths in these namespaces whose name is not in `valid`. Returns "netns:ifname" removed. */
+  /**
+   * GC: removes our veths and port bindings in these namespaces whose port name is not in `valid`, and the
+   * binding table of a namespace where nothing is valid. Returns "netns:ifname" (or "netns:nft table …") removed.
+   */
   async gc(namespaces: string[], valid: Set<string>): Promise<string[]> {
     const removed: string[] = [];
     for (const ns of namespaces) {
       for (const [name] of await this.owned(ns)) {
         if (valid.has(name)) continue;
         if (await this.delLink(ns, name)) removed.push(`${ns}:${name}`);
+      }
+      const l2 = await this.l2State(ns);
+      if (!l2?.exists) continue;
+      const stale = l2.elements.filter((e) => !valid.has(e.ifname));
+      const wanted = l2.elements.some((e) => valid.has(e.ifname));
+      if (!wanted && ![...valid].length) {
+        await this.run.run(inTenantNs(ns, ['nft', '-f', '-']), { input: l2DeleteTableText(), mutating: true });
+        removed.push(`${ns}:nft table ${L2_FAMILY} ${L2_TABLE}`);
+      } else if (stale.length) {
+        await this.bind(ns, l2, [], stale.map((e) => e.ifname));
+        for (const e of stale) removed.push(`${ns}:binding ${e.ifname}`);
       }
     }
     return removed;

@@ -2,14 +2,17 @@
 // For each workload: create (no Docker networking, labels, CPU and memory limits, volumes bind-mounted) and
 // attach; a container that exited or was killed is started again (restart count, why: exit code, OOM) and
 // re-attached with the same address; a container gone altogether is recreated; a changed spec replaces it;
-// a running one is CHECKed against its stored attachment and repaired. Containers and veths that no workload
-// wants are removed (GC) — only ours: owner and node labels, veth alias marker.
+// a running one is CHECKed against its stored attachment and repaired. A container whose security settings
+// drifted from what createOptions makes (capabilities, privileges, disk or pids limit, network mode) is
+// replaced at once, even while a volume is missing. Containers and veths that no workload wants are removed
+// (GC) — only ours: owner and node labels, veth alias marker.
 // Docker restarts nothing itself (RestartPolicy "no"): zmesh does, with a backoff for crash loops that never
 // exceeds the reconcile interval.
 import { ZmeshError } from '../src/errors.ts';
 import type { AttachPort } from './attach.ts';
-import type { ContainerState, ContainerSummary, Engine } from './engine.ts';
-import { LABELS, OWNER_LABEL, OWNER_VALUE, containerName, keyFromLabels, keyOf, labelsFor, specHash, validateWorkload, vethNames } from './names.ts';
+import type { EtcPort } from './etc.ts';
+import { securityDrift, type ContainerState, type ContainerSummary, type Engine } from './engine.ts';
+import { LABELS, OWNER_LABEL, OWNER_VALUE, containerName, isLabel, keyFromLabels, keyOf, labelsFor, specHash, validateWorkload, vethNames } from './names.ts';
 import type { RuntimeStore, WorkloadRecord } from './store.ts';
 import type { Attachment, DesiredWorkload, ExitInfo, RuntimeEvent, WorkloadView } from './types.ts';
 
@@ -22,6 +25,8 @@ export interface ComputeOptions {
   engine: Engine;
   attacher: AttachPort;
   store: RuntimeStore;
+  /** The containers' /etc/hosts, hostname and resolv.conf (etc.ts). */
+  etc: EtcPort;
   node: string;
   /** Path of a tenant namespace's nsfs file (default /run/netns/n-<id>). */
   netnsPath?: (networkId: string) => string;
@@ -68,7 +73,7 @@ export class Compute {
    * Converges to `desired`. `mountSource` gives the host path of a volume of the workload's blueprint, or null
    * when it is not ready (the workload then waits: it never runs without its data).
    */
-  async apply(desired: DesiredWorkload[], mountSource: (w: DesiredWorkload, volume: string) => string | null): Promise<ComputeResult> {
+  async apply(desired: DesiredWorkload[], mountSource: (w: DesiredWorkload, volume: string) => string | null, networks: string[] = []): Promise<ComputeResult> {
     const res: ComputeResult = { engine: false, changes: 0, events: [], errors: [] };
     const keepKeys = new Set(desired.map(keyOf));
     const valid: DesiredWorkload[] = [];
@@ -79,6 +84,8 @@ export class Compute {
       else valid.push(w);
     }
     const records = new Map(this.store.workloads().map((r) => [r.key, r]));
+    // Namespaces of every attachment known at the start: GC visits them even when their records go below.
+    const knownNs = new Set([...records.values()].flatMap((r) => (r.attachment ? [r.attachment.netns] : [])));
     if (desired.length === 0 && records.size === 0) {
       // Nothing wanted and nothing remembered: clean leftovers only when an engine is there at all.
       if (!(await this.engine.ping())) return res;
@@ -116,6 +123,7 @@ export class Compute {
     }
 
     // GC: containers and records no workload wants (invalid desired entries keep theirs).
+    const notRemoved = new Set<string>();
     for (const [key, cs] of byKey) {
       if (keepKeys.has(key)) continue;
       const rec = records.get(key);
@@ -128,6 +136,7 @@ export class Compute {
         res.changes++;
         res.events.push({ level: 'info', kind: 'workload.removed', subject: `workload ${key}`, message: `removed container ${cs.map((c) => c.name).join(', ')}: no blueprint wants it` });
       } catch (e) {
+        for (const c of cs) notRemoved.add(c.name);
         res.errors.push({ subject: `workload ${key}`, code: (e as ZmeshError).code ?? 'E_WORKLOAD_REMOVE', message: (e as Error).message });
       }
     }
@@ -141,6 +150,12 @@ export class Compute {
         res.errors.push({ subject: `workload ${key}`, code: (e as ZmeshError).code ?? 'E_DETACH', message: (e as Error).message });
       }
     }
+    // The /etc files of containers that are neither wanted nor still there (a removal that failed keeps them).
+    try {
+      this.opts.etc.gc(new Set([...desired.filter((w) => isLabel(w.tenant) && isLabel(w.blueprint) && isLabel(w.name)).map((w) => containerName(w)), ...notRemoved]));
+    } catch (e) {
+      res.errors.push({ subject: 'etc files', code: 'E_GC', message: (e as Error).message });
+    }
     // GC of veths: in the namespaces of wanted workloads and of every attachment still remembered.
     const validIfs = new Map<string, Set<string>>();
     for (const w of desired) {
@@ -149,6 +164,8 @@ export class Compute {
       validIfs.get(ns)!.add(vethNames(w).host);
     }
     for (const r of this.store.workloads()) if (r.attachment && !validIfs.has(r.attachment.netns)) validIfs.set(r.attachment.netns, new Set());
+    for (const ns of knownNs) if (!validIfs.has(ns)) validIfs.set(ns, new Set());
+    for (const id of networks) if (/^[a-z0-9]{10}$/.test(id) && !validIfs.has(this.netnsPath(id))) validIfs.set(this.netnsPath(id), new Set());
     for (const [ns, names] of validIfs) {
       try {
         const removed = await this.attacher.gc([ns], names);
@@ -174,14 +191,23 @@ export class Compute {
     let c: ContainerSummary | undefined = found.find((x) => x.name === name) ?? found[0];
     for (const x of found) if (x !== c) await this.engine.remove(x.id);
 
-    if (c && c.labels[LABELS.spec] !== hash && missing.length === 0) {
+    let inspected: ContainerState | null = null;
+    let why: string | null = null;
+    if (c && c.labels[LABELS.spec] !== hash && missing.length === 0) why = 'spec changed (image, command, limits, volumes or address)';
+    else if (c) {
+      inspected = await this.engine.inspect(c.id);
+      const drift = inspected ? securityDrift(inspected.security, w.disk) : [];
+      if (drift.length) why = `security settings drifted (${drift.join('; ')})`;
+    }
+    if (c && why) {
       if (rec.attachment) await this.attacher.del(rec.attachment);
       rec.attachment = null;
       await this.engine.remove(c.id);
       rec.containerId = null;
       res.changes++;
-      res.events.push({ level: 'info', kind: 'workload.replaced', subject, message: 'spec changed (image, command, limits, volumes or address): container replaced' });
+      res.events.push({ level: why.startsWith('security') ? 'warn' : 'info', kind: 'workload.replaced', subject, message: `${why}: container replaced` });
       c = undefined;
+      inspected = null;
     }
     if (!c) {
       if (missing.length) throw new ZmeshError('E_VOLUME_NOT_READY', `volume(s) ${missing.join(', ')} not ready: the workload waits for its data`, { kind: 'retryable' });
@@ -198,7 +224,8 @@ export class Compute {
         labels: labelsFor(w, hash),
         nanoCpus: Math.round(Math.min(w.cpu, cpus) * 1e9),
         memory: Math.max(w.memory, MIN_ENGINE_MEMORY),
-        mounts: w.mounts.map((m, i) => ({ source: sources[i]!, target: m.path })),
+        disk: w.disk,
+        mounts: [...w.mounts.map((m, i) => ({ source: sources[i]!, target: m.path })), ...this.opts.etc.ensure(w)],
       });
       rec.containerId = id;
       rec.attachment = null;
@@ -217,7 +244,7 @@ export class Compute {
     }
 
     rec.containerId = c.id;
-    let st = await this.mustInspect(c.id);
+    let st = inspected ?? (await this.mustInspect(c.id));
     if (!st.running) {
       const exit: ExitInfo = { exitCode: st.exitCode, oomKilled: st.oomKilled, error: st.error, finishedAt: st.finishedAt ?? '' };
       const fresh = !rec.lastExit || rec.lastExit.finishedAt !== exit.finishedAt;
@@ -326,6 +353,7 @@ export class Compute {
         lastExit: rec?.lastExit ?? null,
         cpu: w.cpu,
         memory: w.memory,
+        disk: w.disk,
       });
     }
     return out;

@@ -1,10 +1,21 @@
 // The container engine behind a small interface (so compute can be tested against a fake), and its Docker
 // implementation over dockerode. Containers get no Docker networking (NetworkMode none): zmesh attaches them.
+// Every container is made with the same hardening (createOptions, checked by securityDrift on every reconcile):
+//   capabilities  all dropped, then only WORKLOAD_CAPS added back (no NET_RAW: no forged ARP or sources, no
+//                 raw sockets; no MKNOD, SETFCAP, SETPCAP, SYS_CHROOT, AUDIT_WRITE, FSETID)
+//   privileges    no-new-privileges (setuid binaries and file capabilities gain nothing), never privileged
+//   disk          StorageOpt size: the writable layer (image files included) is limited by the storage driver
+//                 (btrfs qgroups, overlay2 on xfs with pquota); an engine that cannot enforce it refuses the
+//                 container, and the runtime reports E_DISK_LIMIT_UNSUPPORTED rather than run it unlimited
+//   processes     PidsLimit; memory without swap; no restart policy (zmesh restarts).
+//   /etc files    hosts, hostname, resolv.conf written by the runtime (etc.ts) and bind-mounted read-only:
+//                 Docker's own live in its data root, writable and outside the disk limit.
 import { PassThrough, type Readable } from 'node:stream';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
 import { ZmeshError } from '../src/errors.ts';
+import { ETC_TARGETS } from './etc.ts';
 
 export interface ContainerSpec {
   name: string;
@@ -15,7 +26,82 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   nanoCpus: number;
   memory: number;
-  mounts: { source: string; target: string }[];
+  /** Bytes of the writable layer (the storage driver enforces it). */
+  disk: number;
+  mounts: { source: string; target: string; readOnly?: boolean }[];
+}
+
+/**
+ * The capabilities a plain service keeps (Docker's default set less NET_RAW, MKNOD, SETFCAP, SETPCAP,
+ * SYS_CHROOT, AUDIT_WRITE and FSETID):
+ *   CHOWN             entrypoints chown their data directories to the service user
+ *   DAC_OVERRIDE      root in the container reads and writes files of other users (volumes made by another uid)
+ *   FOWNER            chmod/utime/chattr on files it does not own (same)
+ *   KILL              a master process signals workers that run as another user
+ *   NET_BIND_SERVICE  listen on ports below 1024 after dropping to a service user (and as root)
+ *   SETGID, SETUID    drop from root to a service user (su-exec, gosu, nginx/postgres workers)
+ * Docker's names with the CAP_ prefix, sorted: as `docker inspect` shows them.
+ */
+export const WORKLOAD_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETGID', 'CAP_SETUID'] as const;
+/** Processes (and threads) per container: a fork bomb stops there. */
+export const PIDS_LIMIT = 4096;
+export const NO_NEW_PRIVILEGES = 'no-new-privileges';
+
+/** The security-relevant settings of a container as the engine reports them. */
+export interface ContainerSecurity {
+  capAdd: string[];
+  capDrop: string[];
+  privileged: boolean;
+  securityOpt: string[];
+  /** StorageOpt.size as given at create ("268435456"), or null. */
+  storageSize: string | null;
+  pidsLimit: number | null;
+  networkMode: string;
+  /** Targets of the read-only bind mounts. */
+  readOnlyTargets: string[];
+}
+
+/** Docker's createContainer options for a spec. Pure. */
+export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Cmd: spec.command.length ? spec.command : undefined,
+    Hostname: spec.hostname,
+    Labels: spec.labels,
+    HostConfig: {
+      NetworkMode: 'none',
+      NanoCpus: spec.nanoCpus,
+      Memory: spec.memory,
+      MemorySwap: spec.memory,
+      PidsLimit: PIDS_LIMIT,
+      RestartPolicy: { Name: 'no' },
+      CapDrop: ['ALL'],
+      CapAdd: [...WORKLOAD_CAPS],
+      Privileged: false,
+      SecurityOpt: [NO_NEW_PRIVILEGES],
+      StorageOpt: { size: String(spec.disk) },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly === true })),
+    },
+  };
+}
+
+/** How a container's security settings differ from what createOptions makes for a `disk` limit (empty: none). Pure. */
+export function securityDrift(s: ContainerSecurity, disk: number): string[] {
+  const p: string[] = [];
+  const caps = (xs: string[]) => [...new Set(xs.map((c) => c.toUpperCase().replace(/^(CAP_)?/, 'CAP_')))].sort();
+  const add = caps(s.capAdd);
+  if (JSON.stringify(add) !== JSON.stringify([...WORKLOAD_CAPS])) p.push(`capabilities added [${add.join(', ')}], expected [${WORKLOAD_CAPS.join(', ')}]`);
+  if (!s.capDrop.some((c) => c.toUpperCase() === 'ALL')) p.push(`capabilities dropped [${s.capDrop.join(', ')}], expected ALL`);
+  if (s.privileged) p.push('privileged');
+  if (!s.securityOpt.some((o) => o === NO_NEW_PRIVILEGES || o === `${NO_NEW_PRIVILEGES}:true` || o === `${NO_NEW_PRIVILEGES}=true`)) p.push(`security options [${s.securityOpt.join(', ')}] lack ${NO_NEW_PRIVILEGES}`);
+  if (s.storageSize !== String(disk)) p.push(`disk limit ${s.storageSize ?? 'none'}, expected ${disk}`);
+  if (s.pidsLimit !== PIDS_LIMIT) p.push(`pids limit ${s.pidsLimit ?? 'none'}, expected ${PIDS_LIMIT}`);
+  if (s.networkMode !== 'none') p.push(`network mode ${s.networkMode}, expected none`);
+  const rw = ETC_TARGETS.filter((t) => !s.readOnlyTargets.includes(t));
+  if (rw.length) p.push(`${rw.join(', ')} not mounted read-only from the runtime's files`);
+  return p;
 }
 
 export interface ContainerSummary {
@@ -39,6 +125,7 @@ export interface ContainerState {
   startedAt: string | null;
   finishedAt: string | null;
   image: string;
+  security: ContainerSecurity;
 }
 
 export interface EngineEvent {
@@ -52,6 +139,8 @@ export interface Engine {
   ping(): Promise<boolean>;
   /** Host CPUs the engine sees. */
   cpus(): Promise<number>;
+  /** The storage driver and its backing filesystem ("overlay2 on extfs"), for messages. */
+  storageDriver(): Promise<string>;
   /** Every container (running or not) carrying all these labels. */
   list(labels: Record<string, string>): Promise<ContainerSummary[]>;
   inspect(idOrName: string): Promise<ContainerState | null>;
@@ -77,6 +166,61 @@ function engineError(what: string, e: unknown): ZmeshError {
   }
   const msg = (e as { json?: { message?: string } })?.json?.message ?? (e as Error)?.message ?? String(e);
   return new ZmeshError('E_DOCKER', `${what}: ${String(msg).trim()}`, { kind: 'retryable', cause: e });
+}
+
+/** Engine messages that mean "this storage driver cannot limit a container's size" (Docker 20.10 to 27). */
+export const NO_STORAGE_OPT = /--storage-opt|storage-?opt(ion)? (is )?not supported|StorageOpt/i;
+
+/**
+ * The cgroup.procs file of a container's cgroup from its init's /proc/<pid>/cgroup (cgroup v2's unified line,
+ * or v1's pids hierarchy), or null. Only a cgroup whose path names the container id (never the root, never a
+ * shared parent) is returned. Pure.
+ */
+export function containerProcsFile(cgroupText: string, containerId: string): string | null {
+  const lines = cgroupText.split('\n');
+  const v1 = lines.find((l) => /^\d+:pids:/.test(l));
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  const [root, path] = v1 ? ['/sys/fs/cgroup/pids', v1.split(':').slice(2).join(':')] : v2 ? ['/sys/fs/cgroup', v2.slice(3)] : [null, ''];
+  if (!root || !/^[0-9a-f]{64}$/.test(containerId) || !path.includes(containerId) || path.includes('..')) return null;
+  return `${root}${path}/cgroup.procs`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * SIGKILL to every process of a container's cgroup, until none is left (bounded). Docker's kill signals the
+ * container's init only: behind a fork bomb (thousands of runnable siblings sharing its CPU quota) init may not
+ * run for minutes to exit, and the removal fails. A task with SIGKILL pending forks no more.
+ */
+export async function killContainerProcesses(containerId: string, initPid: number, timeoutMs = 20_000): Promise<number> {
+  let file: string | null;
+  try {
+    file = containerProcsFile(readFileSync(`/proc/${initPid}/cgroup`, 'utf8'), containerId);
+  } catch {
+    return 0;
+  }
+  if (!file) return 0;
+  let killed = 0;
+  const end = Date.now() + timeoutMs;
+  for (let wait = 5; Date.now() < end; wait = Math.min(200, wait * 2)) {
+    let pids: number[];
+    try {
+      pids = readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      break; // the cgroup is gone
+    }
+    if (!pids.length) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed++;
+      } catch {
+        /* gone already */
+      }
+    }
+    await sleep(wait);
+  }
+  return killed;
 }
 
 /** dockerode (and its ssh2, ~25 MiB resident) is loaded on first use: an agent without an engine never loads it. */
@@ -149,6 +293,16 @@ export class DockerEngine implements Engine {
         startedAt: t(s.StartedAt),
         finishedAt: t(s.FinishedAt),
         image: i.Config.Image,
+        security: {
+          capAdd: i.HostConfig.CapAdd ?? [],
+          capDrop: i.HostConfig.CapDrop ?? [],
+          privileged: i.HostConfig.Privileged === true,
+          securityOpt: i.HostConfig.SecurityOpt ?? [],
+          storageSize: (i.HostConfig as { StorageOpt?: Record<string, string> | null }).StorageOpt?.size ?? null,
+          pidsLimit: i.HostConfig.PidsLimit ?? null,
+          networkMode: i.HostConfig.NetworkMode ?? '',
+          readOnlyTargets: (i.HostConfig.Mounts ?? []).filter((m) => m.ReadOnly === true).map((m) => m.Target),
+        },
       };
     } catch (e) {
       if (statusOf(e) === 404) return null;
@@ -166,29 +320,31 @@ export class DockerEngine implements Engine {
     }
   }
 
+  async storageDriver(): Promise<string> {
+    try {
+      const info = await this.docker.info();
+      const fs = ((info.DriverStatus ?? []) as [string, string][]).find(([k]) => k === 'Backing Filesystem')?.[1];
+      return `${info.Driver}${fs ? ` on ${fs}` : ''}`;
+    } catch (e) {
+      throw engineError('docker info', e);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     try {
-      const c = await this.docker.createContainer({
-        name: spec.name,
-        Image: spec.image,
-        Cmd: spec.command.length ? spec.command : undefined,
-        Hostname: spec.hostname,
-        Labels: spec.labels,
-        HostConfig: {
-          NetworkMode: 'none',
-          NanoCpus: spec.nanoCpus,
-          Memory: spec.memory,
-          MemorySwap: spec.memory,
-          PidsLimit: 4096,
-          RestartPolicy: { Name: 'no' },
-          SecurityOpt: ['no-new-privileges'],
-          LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
-          Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: false })),
-        },
-      });
+      const c = await this.docker.createContainer(createOptions(spec));
       return c.id;
     } catch (e) {
-      throw engineError(`create ${spec.name}`, e);
+      const err = engineError(`create ${spec.name}`, e);
+      if (err.code === 'E_DOCKER' && NO_STORAGE_OPT.test(err.message)) {
+        const driver = await this.storageDriver().catch(() => 'unknown');
+        throw new ZmeshError('E_DISK_LIMIT_UNSUPPORTED', `the Docker engine cannot limit ${spec.name}'s disk (storage driver ${driver}): ${err.message}; the workload is not run without its limit`, {
+          kind: 'internal',
+          hint: 'run dockerd with --storage-driver=btrfs and its data root on btrfs (or overlay2 on xfs mounted with pquota); see docs/runtime.md',
+          cause: e,
+        });
+      }
+      throw err;
     }
   }
 
@@ -201,7 +357,10 @@ export class DockerEngine implements Engine {
     }
   }
 
+  /** Force-removes: every process of a running container's cgroup is killed first (see killContainerProcesses). */
   async remove(id: string): Promise<void> {
+    const st = await this.inspect(id).catch(() => null);
+    if (st?.running && st.pid > 0) await killContainerProcesses(st.id, st.pid);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: false });
     } catch (e) {

@@ -2,9 +2,11 @@
  * runtime — compute and storage for a node: the blueprint's workloads as containers attached to their tenant
  * networks, and its volumes as size-limited btrfs subvolumes.
  *
- * Does: Docker containers through dockerode with no Docker networking (NetworkMode none), labels and CPU/memory
- * limits; attachment after CNI's ADD / DEL / CHECK / GC (a veth from the tenant namespace's bridge b-<id> into
- * the container as eth0 with the planned address and a default route via the subnet gateway, the bridge's MTU);
+ * Does: Docker containers through dockerode with no Docker networking (NetworkMode none), labels, CPU, memory,
+ * disk and pids limits, a minimal capability set and no-new-privileges (drift replaces the container);
+ * attachment after CNI's ADD / DEL / CHECK / GC (a veth from the tenant namespace's bridge b-<id> into the
+ * container as eth0 with the planned address and a default route via the subnet gateway, the bridge's MTU; the
+ * port bound to its planned MAC and address by a bridge nft table of its own, so it cannot send as another);
  * self-healing (exited, killed, OOM-killed or vanished containers come back with the same address and data,
  * with a crash-loop backoff bounded by the reconcile interval; the reason is reported); a storage pool (btrfs
  * on a disk, or on a loop-mounted image in the state directory) with one qgroup-limited subvolume per volume;
@@ -20,7 +22,9 @@ export type { DesiredWorkload, DesiredVolume, Attachment, ExitInfo, RuntimeEvent
 export { Runtime, DEFAULT_DOCKER_SOCKET, type RuntimeOptions, type Desired } from './runtime.ts';
 export { Compute, exitReason, MIN_ENGINE_MEMORY, type ComputeOptions, type ComputeResult } from './compute.ts';
 export { Attacher, addressMac, compareAttachment, containerAddLines, tenantAddLines, parseLinks, parseRoutes, inContainer, inTenantNs, type AttachRequest, type AttachPort, type LiveLink, type LiveRoute } from './attach.ts';
-export { DockerEngine, type Engine, type ContainerSpec, type ContainerState, type ContainerSummary, type EngineEvent } from './engine.ts';
+export { DockerEngine, createOptions, securityDrift, containerProcsFile, killContainerProcesses, WORKLOAD_CAPS, PIDS_LIMIT, NO_NEW_PRIVILEGES, NO_STORAGE_OPT, type Engine, type ContainerSpec, type ContainerSecurity, type ContainerState, type ContainerSummary, type EngineEvent } from './engine.ts';
+export { EtcFiles, etcContents, ETC_TARGETS, type EtcPort, type EtcMount } from './etc.ts';
+export { L2_FAMILY, L2_TABLE, L2_SET, L2_CHAIN, L2_HASH, L2_FINGERPRINT, l2TableText, l2ReplaceText, l2DeleteTableText, l2ElementText, l2Plan, parseL2, compareBinding, type PortBinding, type L2State } from './l2.ts';
 export { Storage, parseQgroups, findMount, DEFAULT_POOL_SIZE, MIN_POOL_SIZE, type StorageOptions, type StorageResult, type QgroupRow } from './storage.ts';
 export { MemoryRuntimeStore, type RuntimeStore, type WorkloadRecord, type VolumeRecord } from './store.ts';
 export { LogDemuxer, parseFrames, type LogFrame } from './demux.ts';

@@ -22,6 +22,8 @@ export const LABELS = {
 /** Alias on the tenant-side veth: our ownership marker (distinct from netns' "zmesh:<id>"). */
 export const VETH_MARKER = 'zmesh-wl:';
 export const CONTAINER_IF = 'eth0';
+/** Smallest disk limit of a workload (the blueprint's MIN_DISK). */
+export const MIN_DISK = 16 * 1024 * 1024;
 
 const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -87,16 +89,21 @@ export function keyFromSubvolume(name: string): string | null {
   return parts.length === 3 && parts.every(isLabel) ? parts.join('/') : null;
 }
 
+/** Bumped when the hardening of containers (engine.ts createOptions) changes: older containers get replaced. */
+export const HARDENING = 'h2';  // h2: caps, disk, read-only /etc files
+
 /**
  * Hash of everything that needs a new container when it changes (image, command, limits, mounts, network,
- * address). Restarts keep the container; a different hash replaces it.
+ * address, hardening). Restarts keep the container; a different hash replaces it.
  */
 export function specHash(w: DesiredWorkload, mountSources: string[]): string {
   const canon = JSON.stringify([
+    HARDENING,
     w.image,
     w.command,
     w.cpu,
     w.memory,
+    w.disk,
     w.network.id,
     w.network.ip,
     w.network.prefix,
@@ -138,6 +145,7 @@ export function validateWorkload(w: DesiredWorkload): string[] {
   if (!Array.isArray(w.command) || w.command.some((c) => typeof c !== 'string' || c.includes('\0'))) p.push('command is a list of strings');
   if (!(typeof w.cpu === 'number' && w.cpu > 0 && w.cpu <= 256)) p.push(`cpu ${w.cpu} is not in (0, 256]`);
   if (!(Number.isSafeInteger(w.memory) && w.memory >= 4 * 1024 * 1024)) p.push(`memory ${w.memory} is not a byte count ≥ 4 MiB`);
+  if (!(Number.isSafeInteger(w.disk) && w.disk >= MIN_DISK)) p.push(`disk ${w.disk} is not a byte count ≥ 16 MiB`);
   const n = w.network;
   if (!n || !/^[a-z0-9]{10}$/.test(n.id)) p.push(`network id ${JSON.stringify(n?.id)} is not a network id`);
   if (!n || !isIpv4(n.ip)) p.push(`address ${JSON.stringify(n?.ip)} is not an IPv4 address`);
@@ -149,6 +157,7 @@ export function validateWorkload(w: DesiredWorkload): string[] {
   for (const m of w.mounts ?? []) {
     if (!isLabel(m.volume)) p.push(`mount of ${JSON.stringify(m.volume)}: not a volume name`);
     if (typeof m.path !== 'string' || !m.path.startsWith('/') || m.path.split('/').includes('..') || m.path === '/') p.push(`mount path ${JSON.stringify(m.path)} is not an absolute path`);
+    else if (/^\/(proc|dev|sys)(\/|$)|^\/etc\/(hosts|hostname|resolv\.conf)$/.test(m.path)) p.push(`mount path ${m.path} is owned by the container engine`);
     if (paths.has(m.path)) p.push(`mount path ${m.path} used twice`);
     paths.add(m.path);
   }

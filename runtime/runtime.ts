@@ -1,11 +1,13 @@
 // The runtime facade: one apply(desired) for a node's workloads and volumes, in the order that keeps data
 // safe — volumes first (a workload never starts without its data), then containers (create, heal, attach,
 // GC), then volumes no blueprint has any more (after the containers that mounted them are gone).
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ExecaRunner, type Runner } from '../netns/runner.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { Attacher } from './attach.ts';
 import { Compute } from './compute.ts';
+import { EtcFiles } from './etc.ts';
 import { LogDemuxer } from './demux.ts';
 import { DockerEngine, type Engine } from './engine.ts';
 import { LABELS, OWNER_LABEL, OWNER_VALUE, keyOf } from './names.ts';
@@ -33,6 +35,12 @@ export interface RuntimeOptions {
 export interface Desired {
   workloads: DesiredWorkload[];
   volumes: DesiredVolume[];
+  /**
+   * Ids of the tenant networks on this node. GC also looks into their namespaces for veths and port bindings
+   * no workload wants (those of the workloads and of remembered attachments are visited anyway), so a binding
+   * left by a crash in a network whose last workload went is found too.
+   */
+  networks?: string[];
 }
 
 export class Runtime {
@@ -48,7 +56,7 @@ export class Runtime {
     this.runner = opts.runner ?? new ExecaRunner();
     this.engine = opts.engine ?? new DockerEngine(opts.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
     this.attacher = new Attacher(this.runner);
-    this.compute = new Compute({ engine: this.engine, attacher: this.attacher, store: opts.store, node: opts.node, netnsPath: opts.netnsPath, now: opts.now, maxBackoffMs: opts.maxBackoffMs });
+    this.compute = new Compute({ engine: this.engine, attacher: this.attacher, store: opts.store, etc: new EtcFiles(join(opts.stateDir, 'etc'), opts.node), node: opts.node, netnsPath: opts.netnsPath, now: opts.now, maxBackoffMs: opts.maxBackoffMs });
     this.storage = new Storage(this.runner, opts.store, { stateDir: opts.stateDir, ...opts.storage });
   }
 
@@ -61,7 +69,7 @@ export class Runtime {
     const st = await this.storage.apply(volumes);
     const pathOf = new Map<string, string>();
     for (const v of volumes) if (st.ready.has(keyOf(v))) pathOf.set(keyOf(v), this.storage.volumePath(v));
-    const cp = await this.compute.apply(workloads, (w, vol) => pathOf.get(`${w.tenant}/${w.blueprint}/${vol}`) ?? null);
+    const cp = await this.compute.apply(workloads, (w, vol) => pathOf.get(`${w.tenant}/${w.blueprint}/${vol}`) ?? null, desired.networks ?? []);
     const events = [...st.events, ...cp.events];
     const errors = [...st.errors, ...cp.errors];
     let changes = st.changes + cp.changes;

@@ -12,6 +12,8 @@ export interface DesiredWorkload {
   cpu: number;
   /** Memory limit in bytes. */
   memory: number;
+  /** Disk limit in bytes of the container's writable layer (image files included). */
+  disk: number;
   network: {
     /** Network id (10 characters): the tenant namespace is n-<id>, its bridge b-<id>. */
     id: string;
@@ -113,6 +115,7 @@ export interface WorkloadView {
   lastExit: ExitInfo | null;
   cpu: number;
   memory: number;
+  disk: number;
 }
 
 export interface VolumeView {

@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { Desired } from '../../runtime/runtime.ts';
 import type { DesiredWorkload, RuntimeReport, VolumeView, WorkloadView } from '../../runtime/types.ts';
+import { DEFAULT_DISK } from '../blueprint/validate.ts';
 import type { StoredBlueprint } from './state.ts';
 
 export type { Desired } from '../../runtime/runtime.ts';
@@ -25,10 +26,11 @@ export interface RuntimePort {
  * (submission refuses such parts; see runtime-consistency.ts).
  */
 export function runtimeDesired(blueprints: StoredBlueprint[], node: string): Desired {
-  const out: Desired = { workloads: [], volumes: [] };
+  const out: Desired = { workloads: [], volumes: [], networks: [] };
   for (const b of blueprints) {
     const bp = b.envelope.blueprint;
     const nets = new Map(b.part.networks.map((n) => [n.name, n]));
+    for (const n of b.part.networks) if (!out.networks!.includes(n.id)) out.networks!.push(n.id);
     const placed = new Map((b.part.workloads ?? []).filter((w) => w.node === node).map((w) => [w.name, w]));
     for (const w of bp.workloads ?? []) {
       if (w.node !== node) continue;
@@ -44,6 +46,7 @@ export function runtimeDesired(blueprints: StoredBlueprint[], node: string): Des
         command: w.command,
         cpu: w.cpu,
         memory: w.memory,
+        disk: w.disk ?? DEFAULT_DISK,
         network: { id: n.id, name: n.name, ip: p.ip, prefix: Number(n.resource.subnet.split('/')[1]), gateway: n.resource.gateway },
         mounts: w.volumes.map((v) => ({ volume: v.name, path: v.mount })),
       });

@@ -31,6 +31,7 @@ const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
 
 /** Text a node wrote, made safe for a terminal: control characters (C0, DEL, C1) replaced, at most 120 characters. */
 export function printable(v: unknown): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return String(v).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120);
 }
 

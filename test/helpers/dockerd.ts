@@ -1,17 +1,21 @@
 // A private Docker engine for tests and labs: its own --data-root, --exec-root, --pidfile and unix socket in a
 // fresh directory, no iptables and no bridge (containers get NetworkMode none from zmesh anyway), its own
-// containerd namespaces. Never touches a system dockerd. stop() removes every container it holds, ends dockerd
-// by its PID (SIGTERM, then SIGKILL after a bounded wait), then its managed containerd by PID if still there,
-// unmounts whatever is left under its directory and deletes it.
+// containerd namespaces. Never touches a system dockerd. By default its data root is a btrfs filesystem on a
+// sparse image in that directory (loop-mounted where dockerd runs) with the btrfs storage driver, so workload
+// disk limits (StorageOpt size → btrfs qgroups) are enforced: this kernel's XFS has no quota support, which
+// overlay2's limit needs. stop() removes every container it holds, ends dockerd by its PID (SIGTERM, then
+// SIGKILL after a bounded wait), then its managed containerd by PID if still there, unmounts the data root and
+// whatever is left under its directory, detaches the image's loop device and deletes the directory.
 // `prefix` runs dockerd inside another namespace (e.g. ['nsenter', '-t', PID, '-m', '-n', '--'] for a lab node
 // with a private /run, so the engine sees that node's mounts); the socket lives in the directory either way.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
+import { killContainerProcesses } from '../../runtime/engine.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,7 +24,10 @@ export interface DockerdOptions {
   prefix?: string[];
   /** Parent directory (default the OS temp dir); must be visible from where dockerd runs. */
   parent?: string;
+  /** Default btrfs (on its own loop-mounted image). Another driver runs on a plain directory. */
   storageDriver?: string;
+  /** Size of the btrfs image of the data root, bytes (sparse; default 2 GiB). */
+  dataSize?: number;
   /** Milliseconds to wait for the socket (default 30 s). */
   startTimeoutMs?: number;
 }
@@ -30,6 +37,10 @@ export interface PrivateDockerd {
   socket: string;
   pid: number;
   docker: Docker;
+  /** The data root, and the btrfs image mounted on it (null with another storage driver). */
+  dataRoot: string;
+  dataImage: string | null;
+  storageDriver: string;
   /** Milliseconds from spawn to a ping answered. */
   startMs: number;
   log(): string;
@@ -69,13 +80,67 @@ function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
+/** PIDs of containerd shims whose containerd address lies under `execRoot`. */
+function shimsOf(execRoot: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.includes('containerd-shim') && argv.some((a) => a.startsWith(`${execRoot}/`))) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Loop devices backed by `file` (the kernel's view). */
+export function loopsOf(file: string): string[] {
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim();
+      if (f === file || f === `${file} (deleted)`) out.push(`/dev/${n}`);
+    } catch {
+      /* not bound */
+    }
+  }
+  return out;
+}
+
 export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDockerd> {
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), 'zmesh-dockerd-'));
   const socket = join(dir, 'docker.sock');
   const pidfile = join(dir, 'dockerd.pid');
   const logPath = join(dir, 'dockerd.log');
-  mkdirSync(join(dir, 'data'), { mode: 0o700 });
+  const dataRoot = join(dir, 'data');
+  const driver = opts.storageDriver ?? 'btrfs';
+  const dataImage = driver === 'btrfs' ? join(dir, 'data.img') : null;
+  mkdirSync(dataRoot, { mode: 0o700 });
   mkdirSync(join(dir, 'exec'), { mode: 0o700 });
+  const prefix = opts.prefix ?? [];
+  if (dataImage) {
+    try {
+      const fd = openSync(dataImage, 'wx', 0o600);
+      try {
+        ftruncateSync(fd, opts.dataSize ?? 2 * 1024 ** 3);
+      } finally {
+        closeSync(fd);
+      }
+      await execa('mkfs.btrfs', ['-q', '-L', 'zmesh-engine', dataImage], { timeout: 60_000 });
+      await execa(prefix[0] ?? 'mount', [...prefix.slice(1), ...(prefix.length ? ['mount'] : []), '-t', 'btrfs', '-o', 'loop', dataImage, dataRoot], { timeout: 30_000 });
+    } catch (e) {
+      for (const l of loopsOf(dataImage)) await execa('losetup', ['-d', l], { reject: false });
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
   const ns = `zmesh-test-${randomBytes(4).toString('hex')}`;
   const args = [
     'dockerd',
@@ -90,9 +155,9 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
     `--containerd-namespace=${ns}`,
     `--containerd-plugins-namespace=${ns}-plugins`,
     '--log-level=warn',
-    ...(opts.storageDriver ? [`--storage-driver=${opts.storageDriver}`] : []),
+    `--storage-driver=${driver}`,
   ];
-  const argv = [...(opts.prefix ?? []), ...args];
+  const argv = [...prefix, ...args];
   const fd = openSync(logPath, 'a', 0o600);
   let child: ChildProcess;
   const t0 = performance.now();
@@ -110,7 +175,12 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
       if (!exited) {
         try {
           const all = await docker.listContainers({ all: true });
-          for (const c of all) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+          for (const c of all) {
+            // Every process of its cgroup first: Docker's kill signals init only, which a fork bomb starves.
+            const pid = (await docker.getContainer(c.Id).inspect().catch(() => null))?.State?.Pid ?? 0;
+            if (pid > 0) await killContainerProcesses(c.Id, pid, 10_000);
+            await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+          }
         } catch {
           /* the engine may already be gone */
         }
@@ -137,8 +207,21 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
           if (!(await waitGone(containerdPid, 10_000))) process.kill(containerdPid, 'SIGKILL');
         }
       }
+      // Shims of containers that would not go (they outlive containerd): ours by their containerd address.
+      for (const shim of shimsOf(join(dir, 'exec'))) {
+        process.kill(shim, 'SIGKILL');
+        await waitGone(shim, 5000);
+      }
     } finally {
+      // The data root where dockerd ran (with a prefix: in that mount namespace), then what is left here.
+      if (dataImage && prefix.length) await execa(prefix[0], [...prefix.slice(1), 'umount', '-l', dataRoot], { reject: false, timeout: 30_000 });
       for (const mp of mountsUnder(dir)) await execa('umount', ['-l', mp], { reject: false });
+      if (dataImage) {
+        // `mount -o loop` detaches the device when the last mount of it goes (mount namespaces copied while it
+        // was mounted keep it until they end): wait a little, then detach what is left (autoclear).
+        for (let i = 0; i < 40 && loopsOf(dataImage).length; i++) await sleep(50);
+        for (const l of loopsOf(dataImage)) await execa('losetup', ['-d', l], { reject: false });
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   };
@@ -164,5 +247,5 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
     }
     await sleep(50);
   }
-  return { dir, socket, pid: child.pid!, docker, startMs: performance.now() - t0, log: readLog, stop };
+  return { dir, socket, pid: child.pid!, docker, dataRoot, dataImage, storageDriver: driver, startMs: performance.now() - t0, log: readLog, stop };
 }

@@ -191,7 +191,11 @@ test('workloads in the quickstart: cross-node HTTP, isolation, healing, volume t
       assert.ok(r.green && r.secondsToGreen! < 60, `not green after adding the volume: ${JSON.stringify(r.matrix.filter((p) => !p.ok).slice(0, 4))}`);
       const vols = (await call<{ volumes: VolumeView[] }>(join(dir, 'nodes', 'node-c', 'admin.sock'), 'GET', '/v1/volumes')).volumes;
       assert.deepEqual(vols.map((v) => [v.name, v.size, v.state, v.mountedBy]), [['data', 16 * 1024 * 1024, 'ready', ['web-c']]]);
-      assert.equal(loopsUnder(dir).length, 1, 'node-c has its pool on a loop device');
+      const pools = () => loopsUnder(dir).filter(([, f]) => f.endsWith('/pool.img'));
+      const engines = () => loopsUnder(dir).filter(([, f]) => f.endsWith('/docker/data.img')).map(([, f]) => f.split('/nodes/')[1]?.split('/')[0]).sort();
+      assert.equal(pools().length, 1, 'node-c has its pool on a loop device');
+      const engineNodes = engines();
+      assert.ok(engineNodes.includes('node-c') && new Set(engineNodes).size === engineNodes.length, `one btrfs data root per engine: ${engineNodes}`);
 
       const w = (await ps(dir, 'node-c')).find((x) => x.tenant === 'red')!;
       const ex = await dockerClient(dir, 'node-c').getContainer(w.containerId!).exec({ Cmd: ['sh', '-c', `echo ${key} > /var/www/data/keep.txt`], AttachStdout: true, AttachStderr: true });
@@ -209,7 +213,8 @@ test('workloads in the quickstart: cross-node HTTP, isolation, healing, volume t
       assert.deepEqual([after.state, after.address], ['running', w.address]);
       const { value } = await until('the volume data after the reboot', 15_000, () => httpFrom(dir, web('red', 'a'), addr, '/data/keep.txt'));
       assert.equal(value, key);
-      assert.equal(loopsUnder(dir).length, 1, 'one loop device for node-c, not the old one as well');
+      assert.equal(pools().length, 1, 'one pool loop device for node-c, not the old one as well');
+      assert.deepEqual(engines(), engineNodes, "and one engine data root each: node-c's old one went with its namespace");
     });
   } finally {
     procs.push(...processesOf(name, dir));

@@ -2,16 +2,18 @@
 // networks the netns driver builds from a hand-made plan (WireGuard between them over a veth underlay), and one
 // Runtime per node in this process reaching each host's tenant namespaces through /proc/<pid>/root/run/netns.
 // Covers attach/detach/check/gc, cross-node HTTP between workloads, isolation from another tenant and from the
-// host, healing after kill, OOM and removal with the same address and data, the volume limit (EDQUOT), and a
-// removal that leaves no container, veth, volume, mount or loop device behind.
+// host, healing after kill, OOM and removal with the same address and data, the volume limit (EDQUOT), the
+// workload disk limit (EDQUOT in /tmp, the engine's filesystem not the host's), the capability set (no raw
+// sockets), and a removal that leaves no container, veth, port binding, volume, mount or loop device behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { ApplyReport } from '../../netns/index.ts';
-import { BASE_IMAGE, LogDemuxer, MemoryRuntimeStore, Runtime, baseImageTar, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
+import { BASE_IMAGE, DockerEngine, LogDemuxer, MemoryRuntimeStore, Runtime, baseImageTar, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
+import type { ZmeshError } from '../../src/errors.ts';
 import { startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
 import { SimHost, Switch, sh } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
@@ -114,7 +116,7 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
     const wl = (tenant: 'acme' | 'globex', node: 'a' | 'b', name: string, ip: string, command: string[], over: Partial<DesiredWorkload> = {}): DesiredWorkload => {
       const n = tenant === 'acme' ? acme : globex;
       const r = n.desired.get(node)!.resource;
-      return { tenant, blueprint: 'shop', name, node, image: BASE_IMAGE, command, cpu: 0.5, memory: 64 * MiB, network: { id: n.networkId, name: 'backend', ip, prefix: 24, gateway: r.gateway }, mounts: [], ...over };
+      return { tenant, blueprint: 'shop', name, node, image: BASE_IMAGE, command, cpu: 0.5, memory: 64 * MiB, disk: 64 * MiB, network: { id: n.networkId, name: 'backend', ip, prefix: 24, gateway: r.gateway }, mounts: [], ...over };
     };
     const serve = (text: string) => ['sh', '-c', `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`];
     const web = wl('acme', 'a', 'web', '10.61.1.10', ['httpd', '-f', '-p', '80', '-h', '/data'], { mounts: [{ volume: 'data', path: '/data' }] });
@@ -178,7 +180,11 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       assert.ok(await fails(cid, 'http://10.62.1.10/'), 'acme on b → globex on a');
       assert.ok(await fails(wid, 'http://10.62.1.10/'), 'acme on a → globex on the same node');
       assert.ok(await fails(await idOf(gclient), 'http://10.61.1.10/'), 'globex → acme');
-      const ping = async (id: string, dst: string) => (await dexec(docker, id, ['ping', '-c', '1', '-W', '1', dst])).exitCode === 0;
+      // From the container's network namespace with the host's ping (the container has no NET_RAW for one).
+      const ping = async (id: string, dst: string) => {
+        const pid = (await docker.getContainer(id).inspect()).State.Pid;
+        return (await sh(['nsenter', '-t', String(pid), '-n', '--', 'ping', '-c', '1', '-W', '1', dst], { okCodes: [0, 1, 2] })).exitCode === 0;
+      };
       assert.ok(!(await ping(wid, '203.0.113.1')), "acme (egress on) cannot reach its host's underlay address");
       const ze = JSON.parse((await a.exec(['ip', '-j', 'addr', 'show', 'dev', `ze-${acme.networkId}`])).stdout)[0];
       const hostEnd = ze.addr_info.find((x: { family: string }) => x.family === 'inet').local as string;
@@ -195,6 +201,58 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       await dexec(docker, await idOf(web), ['rm', '-f', '/data/big']);
       const [v] = await rtA.volumes(wantA);
       assert.deepEqual([v.name, v.size, v.limit, v.state, v.mountedBy], ['data', 16 * MiB, 16 * MiB, 'ready', ['web']]);
+    });
+
+    await t.test('the disk limit holds: writing 300 MB into /tmp past 32 MiB fails with EDQUOT; df shows the engine pool, not the host', async () => {
+      assert.equal(dockerd!.storageDriver, 'btrfs');
+      const hog = wl('acme', 'a', 'disk-hog', '10.61.1.12', ['sleep', '3600'], { disk: 32 * MiB });
+      okRt(await rtA.apply({ ...wantA, workloads: [...wantA.workloads, hog] }));
+      const id = await idOf(hog);
+      assert.equal((await docker.getContainer(id).inspect()).HostConfig.StorageOpt?.size, String(32 * MiB));
+      const imageBefore = statSync(dockerd!.dataImage!).blocks * 512;
+      const hostBefore = (await sh(['df', '-B1', '--output=avail', tmpdir()])).stdout.split('\n')[1].trim();
+      const t1 = performance.now();
+      const w = await dexec(docker, id, ['sh', '-c', 'dd if=/dev/zero of=/tmp/big bs=1M count=300 2>&1; echo rc=$?; sync'], 60_000);
+      t.diagnostic(`wrote into /tmp until refused in ${Math.round(performance.now() - t1)} ms: ${w.out.replace(/\s+/g, ' ').trim()}`);
+      assert.match(w.out, /Disk quota exceeded|No space left on device/);
+      assert.match(w.out, /rc=1/);
+      const size = Number((await dexec(docker, id, ['stat', '-c', '%s', '/tmp/big'])).out.trim());
+      assert.ok(size > 16 * MiB && size <= 32 * MiB, `the file stopped at the limit: ${size} bytes`);
+      // Hard links and renames stay inside the same limit; a second file gets nothing more.
+      const more = await dexec(docker, id, ['sh', '-c', 'ln /tmp/big /tmp/big2 && mv /tmp/big2 /big3 && dd if=/dev/zero of=/tmp/more bs=1M count=8 2>&1; echo rc=$?']);
+      assert.match(more.out, /Disk quota exceeded|No space left on device/);
+      const imageAfter = statSync(dockerd!.dataImage!).blocks * 512;
+      const hostAfter = (await sh(['df', '-B1', '--output=avail', tmpdir()])).stdout.split('\n')[1].trim();
+      t.diagnostic(`engine image grew by ${((imageAfter - imageBefore) / MiB).toFixed(1)} MiB; host free space ${((Number(hostBefore) - Number(hostAfter)) / MiB).toFixed(1)} MiB less (other processes write too)`);
+      assert.ok(imageAfter - imageBefore < 48 * MiB, `the host gave the engine only about the limit: ${imageAfter - imageBefore} bytes`);
+      const df = (await dexec(docker, id, ['df', '-k', '/'])).out.trim().split('\n').pop()!.trim().split(/\s+/);
+      const dfBytes = Number(df[1]) * 1024;
+      const hostBytes = Number((await sh(['df', '-B1', '--output=size', tmpdir()])).stdout.split('\n')[1].trim());
+      t.diagnostic(`df / in the container: ${(dfBytes / MiB).toFixed(0)} MiB (the engine's btrfs image, ${(statSync(dockerd!.dataImage!).size / MiB).toFixed(0)} MiB); host: ${(hostBytes / MiB).toFixed(0)} MiB`);
+      assert.ok(dfBytes <= statSync(dockerd!.dataImage!).size, 'df shows the engine pool, not the host');
+      okRt(await rtA.apply(wantA));
+    });
+
+    await t.test('capabilities: only the minimal set, no raw sockets (arping, ping refused), no new privileges', async () => {
+      const id = await idOf(web);
+      const i = await docker.getContainer(id).inspect();
+      assert.deepEqual([i.HostConfig.CapDrop, i.HostConfig.CapAdd, i.HostConfig.SecurityOpt, i.HostConfig.Privileged], [
+        ['ALL'],
+        ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETGID', 'CAP_SETUID'],
+        ['no-new-privileges'],
+        false,
+      ]);
+      const status = (await dexec(docker, id, ['cat', '/proc/1/status'])).out;
+      // CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7, NET_BIND_SERVICE 10.
+      assert.match(status, /CapEff:\s+00000000000004eb/);
+      assert.match(status, /CapBnd:\s+00000000000004eb/);
+      assert.match(status, /NoNewPrivs:\s+1/);
+      const arping = await dexec(docker, id, ['busybox', 'arping', '-c', '1', '-w', '1', '-I', 'eth0', '10.61.1.1']);
+      assert.notEqual(arping.exitCode, 0);
+      assert.match(arping.out, /Operation not permitted/);
+      const raw = await dexec(docker, id, ['ping', '-c', '1', '-W', '1', '10.61.1.1']);
+      assert.notEqual(raw.exitCode, 0, `busybox ping needs a raw socket: ${raw.out}`);
+      assert.match((await dexec(docker, id, ['ip', 'link', 'set', 'eth0', 'address', '02:5a:0a:3d:01:63'])).out, /Operation not permitted/);
     });
 
     await t.test('a killed container comes back with its address and data; the event says why', async () => {
@@ -256,7 +314,7 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       const ns = `/proc/${a.anchorPid}/root/run/netns/n-${acme.networkId}`;
       assert.deepEqual(await rtA.attacher.gc([ns], new Set([vethNames(web).host])), [], 'nothing stale');
       const removed = await rtA.attacher.gc([ns], new Set());
-      assert.deepEqual(removed, [`${ns}:${vethNames(web).host}`]);
+      assert.deepEqual(removed, [`${ns}:${vethNames(web).host}`, `${ns}:nft table bridge zmesh-wl`], 'the veth, and the binding table of a namespace no workload wants');
       assert.match((await a.execIn(`n-${acme.networkId}`, ['ip', '-o', 'link'])).stdout, /x-foreign/);
       await a.execIn(`n-${acme.networkId}`, ['ip', 'link', 'del', 'x-foreign']);
       okRt(await rtA.apply(wantA));
@@ -267,7 +325,8 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       assert.ok(existsSync(volPath));
       const r = await rtA.apply({ workloads: [gweb], volumes: [] });
       okRt(r);
-      assert.deepEqual(r.events.map((e) => e.kind).sort(), ['volume.deleted', 'workload.removed']);
+      assert.deepEqual(r.events.map((e) => e.kind).sort(), ['volume.deleted', 'workload.gc', 'workload.removed']);
+      assert.match(r.events.find((e) => e.kind === 'workload.gc')!.message, /nft table bridge zmesh-wl/, 'acme has no workload on a any more: its binding table goes');
       assert.equal(await rtA.compute.containerOf(web), null);
       assert.doesNotMatch((await a.execIn(`n-${acme.networkId}`, ['ip', '-o', 'link'])).stdout, new RegExp(vethNames(web).host));
       assert.ok(!existsSync(volPath));
@@ -275,7 +334,10 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       okRt(await rtB.apply({ workloads: [], volumes: [] }));
       assert.deepEqual(await docker.listContainers({ all: true }), []);
       for (const h of [a, b]) {
-        for (const id of [acme.networkId, globex.networkId]) assert.doesNotMatch((await h.execIn(`n-${id}`, ['ip', '-o', 'link'])).stdout, /v-[a-z2-7]{10}/);
+        for (const id of [acme.networkId, globex.networkId]) {
+          assert.doesNotMatch((await h.execIn(`n-${id}`, ['ip', '-o', 'link'])).stdout, /v-[a-z2-7]{10}/);
+          assert.doesNotMatch((await h.execIn(`n-${id}`, ['nft', 'list', 'tables'])).stdout, /zmesh-wl/, 'no port binding table left');
+        }
       }
       await rtA.storage.close();
       // The loop device is freed when the last mount namespace lets go of the pool (containers just removed).
@@ -296,5 +358,24 @@ test('runtime: containers on tenant networks across two hosts, healing, isolatio
       await until('loop devices to be released', async () => (await loopDevicesOf(rt.storage.image)) === '', 40, 250).catch(() => undefined);
     }
     for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('an engine that cannot limit disks (overlay2 on ext4) runs nothing: E_DISK_LIMIT_UNSUPPORTED', { timeout: 60_000 }, async () => {
+  const d = await startDockerd({ storageDriver: 'overlay2' });
+  try {
+    await importImage(d.docker, baseImageTar(), BASE_IMAGE);
+    const engine = new DockerEngine(d.socket);
+    const spec = { name: 'zmesh.n.acme.shop.web', image: BASE_IMAGE, command: ['sleep', '60'], hostname: 'web', labels: {}, nanoCpus: 1e8, memory: 64 * MiB, disk: 64 * MiB, mounts: [] };
+    await assert.rejects(engine.create(spec), (e: unknown) => {
+      const z = e as ZmeshError;
+      assert.equal(z.code, 'E_DISK_LIMIT_UNSUPPORTED');
+      assert.match(z.message, /storage driver overlay2 on extfs\): create zmesh\.n\.acme\.shop\.web: --storage-opt is supported only for overlay over xfs with 'pquota' mount option/);
+      assert.match(z.hint, /--storage-driver=btrfs/);
+      return true;
+    });
+    assert.deepEqual(await d.docker.listContainers({ all: true }), [], 'nothing was made');
+  } finally {
+    await d.stop();
   }
 });

@@ -7,12 +7,15 @@
 //                 mounts; none the agent owns that is not desired (the private dockerd holds nothing else)
 //   network       eth0 in each container with exactly the planned address, answering a ping from the tenant
 //                 namespace, its veth peer on the tenant bridge; no other link in the host or any tenant
-//                 namespace; namespaces, wireguard-go and nft tables as crash.test.ts checks them
+//                 namespace; namespaces, wireguard-go and nft tables as crash.test.ts checks them; in each
+//                 tenant namespace the runtime's port binding table (bridge zmesh-wl) current and binding exactly
+//                 each workload's veth to its planned MAC and address, and no such table where no workload is
 //   volumes       exactly the desired subvolumes in the pool, each with a qgroup limit of its size, no stale
 //                 qgroup; each container mounts the live subvolume of each of its volumes and nothing else of
 //                 the pool
 //   mounts        the host's mount namespace holds only what was there before, the pool (once), the tenant
-//                 namespaces' nsfs mounts and the engine's mounts of the containers that exist
+//                 namespaces' nsfs mounts, the engine's data root (its btrfs image, once) and the engine's mounts
+//                 of the containers that exist
 //   loop devices  exactly one backed by the pool image, the pool's source
 //   records       the runtime's rows in the agent's store: exactly the desired workloads (attached to their
 //                 running container) and volumes (ready, with their size); no process in the host nobody owns
@@ -20,13 +23,14 @@
 //                 mounts it) after every later kill, as long as the volume stays desired
 //   adoption      a workload whose image, command, mounts and address did not change keeps its container
 // At the end the checker proves itself: a foreign veth, a process nobody owns, a second loop device on the pool
-// image and a stray bind mount of the pool are each reported, then gone again.
+// image, a stray bind mount of the pool, a stale port binding and a binding table with no workload are each
+// reported, then gone again.
 // Seeded: TORTURE_SEED (default: now), printed on failure. Writes bench/results/torture-crash-workloads.json.
 import { firstHost, formatIPv4, parseCidr } from '../../topology/cidr.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { validateBlueprint } from '../../src/blueprint/index.ts';
 import type { Blueprint } from '../../src/blueprint/types.ts';
@@ -35,6 +39,8 @@ import { seededRandom } from '../../src/crypto/rng.ts';
 import { ZmeshError } from '../../src/errors.ts';
 import type { Plan } from '../../src/plan/index.ts';
 import { containerName, keyFromLabels, subvolumeName, vethNames } from '../../runtime/names.ts';
+import { L2_FAMILY, L2_TABLE, parseL2 } from '../../runtime/l2.ts';
+import { addressMac } from '../../netns/ip.ts';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import type { NodeDef } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
@@ -191,8 +197,12 @@ async function leakFree(rt: RuntimeHost, expected: Expected[], baseline: Set<str
     const i = await docker.getContainer(c.Id).inspect();
     if (!i.State.Running) return `container ${name} is ${i.State.Status}`;
     if (i.Config.Image !== w.image || !same(i.Config.Cmd, w.command)) return `container ${name} runs ${i.Config.Image} ${JSON.stringify(i.Config.Cmd)}, want ${w.image} ${JSON.stringify(w.command)}`;
-    const mounts = (i.HostConfig.Mounts ?? []).map((m) => `${m.Source}:${m.Target}`).sort();
-    const wantMounts = w.volumes.map((m) => `${rt.pool}/volumes/${subvolumeName({ tenant: e.t.tenant, blueprint: e.t.name, name: m.name })}:${m.mount}`).sort();
+    const mounts = (i.HostConfig.Mounts ?? []).map((m) => `${m.Source}:${m.Target}${m.ReadOnly ? ':ro' : ''}`).sort();
+    const etcDir = `${rt.stateDir}/etc/${containerName({ node: NODE, tenant: e.t.tenant, blueprint: e.t.name, name: w.name })}`;
+    const wantMounts = [
+      ...w.volumes.map((m) => `${rt.pool}/volumes/${subvolumeName({ tenant: e.t.tenant, blueprint: e.t.name, name: m.name })}:${m.mount}`),
+      ...['hosts', 'hostname', 'resolv.conf'].map((f) => `${etcDir}/${f}:/etc/${f}:ro`),
+    ].sort();
     if (!same(mounts, wantMounts)) return `container ${name} mounts ${mounts}, want ${wantMounts}`;
     const gd = (i as unknown as { GraphDriver?: { Data?: Record<string, string> } }).GraphDriver?.Data;
     running.push({ key, pid: i.State.Pid, id: i.Id, merged: gd?.MergedDir ?? null, sandbox: i.NetworkSettings?.SandboxKey || null, w, e });
@@ -240,6 +250,28 @@ async function leakFree(rt: RuntimeHost, expected: Expected[], baseline: Set<str
     const br = links.find((l) => l.ifname === `b-${netId}`);
     if (!br?.address?.startsWith('02:5a:')) return `bridge b-${netId} has MAC ${br?.address}, not its own 02:5a:… one`;
   }
+  // Port bindings: exactly the workloads' veths, each to its planned MAC and address; no table without workloads.
+  for (const e of expected) {
+    const r = await rt.host.exec(['ip', 'netns', 'exec', `n-${e.netId}`, 'nft', '-j', 'list', 'table', L2_FAMILY, L2_TABLE], { reject: false });
+    const l2 = parseL2(r.exitCode === 0 ? r.stdout : '');
+    if (!e.spec.workloads.length) {
+      if (l2.exists) return `n-${e.netId} has a binding table but no workload`;
+      continue;
+    }
+    if (!l2.current) return `binding table of n-${e.netId} is ${l2.exists ? 'not current' : 'missing'}`;
+    const want = e.spec.workloads
+      .map((w) => {
+        const ip = e.addresses.get(w.name)!.split('/')[0];
+        return `${vethNames({ node: NODE, tenant: e.t.tenant, blueprint: e.t.name, name: w.name }).host} ${addressMac(ip)} ${ip}`;
+      })
+      .sort();
+    const have = l2.elements.map((b) => `${b.ifname} ${b.mac} ${b.ip}`).sort();
+    if (!same(have, want)) return `port bindings of n-${e.netId}: ${have} ≠ ${want}`;
+  }
+  // The runtime's /etc files: one directory per desired workload's container, nothing else.
+  const etcDirs = existsSync(`${rt.stateDir}/etc`) ? readdirSync(`${rt.stateDir}/etc`).sort() : [];
+  const wantEtc = [...wantW.values()].map(({ e, w }) => containerName({ node: NODE, tenant: e.t.tenant, blueprint: e.t.name, name: w.name })).sort();
+  if (!same(etcDirs, wantEtc)) return `/etc files for ${etcDirs} ≠ ${wantEtc}`;
   const tables = (await rt.host.exec(['nft', 'list', 'tables'])).stdout.split('\n').filter((l) => l.includes('zmesh'));
   for (const t of tables) if (!wantNets.some((i) => t.includes(i))) return `stray nft table ${t}`;
   const stray = strayProcesses(rt);
@@ -285,12 +317,15 @@ async function leakFree(rt: RuntimeHost, expected: Expected[], baseline: Set<str
   //    engine's mounts of the containers that exist. Anything else is stale.
   const allowedNs = new Set(wantNets.map((i) => `/run/netns/n-${i}`));
   const dockerDir = rt.dockerd.dir + '/';
+  const engineDev = hostMounts.find((m) => m.mountpoint === rt.dockerd.dataRoot && m.fstype === 'btrfs')?.source ?? null;
+  if (rt.dockerd.dataImage && !engineDev) return `the engine's data root ${rt.dockerd.dataRoot} is not mounted`;
   const containerPaths = running.flatMap((r) => [r.merged, r.sandbox, `${rt.dockerd.dir}/data/containers/${r.id}/`].filter((p): p is string => !!p));
   const counted = new Map<string, number>();
   for (const m of hostMounts) {
     if (baseline.has(mountKey(m))) continue;
     counted.set(m.mountpoint, (counted.get(m.mountpoint) ?? 0) + 1);
     if (m.mountpoint === rt.pool) continue;
+    if (m.mountpoint === rt.dockerd.dataRoot && m.source === engineDev) continue;
     if (m.mountpoint === '/run/netns' || allowedNs.has(m.mountpoint)) continue;
     if (m.mountpoint.startsWith(dockerDir) && containerPaths.some((p) => m.mountpoint === p || (p.endsWith('/') && m.mountpoint.startsWith(p)))) continue;
     return `stale mount in the host: ${m.source} on ${m.mountpoint} (${m.fstype}, root ${m.root})`;
@@ -306,7 +341,8 @@ async function leakFree(rt: RuntimeHost, expected: Expected[], baseline: Set<str
     } catch {
       return `container of ${r.key} is gone (pid ${r.pid})`;
     }
-    const fromPool = rows.filter((m) => m.fstype === 'btrfs' && (m.source === loopDev || m.source.startsWith('/dev/loop'))).map((m) => `${m.root}:${m.mountpoint}`).sort();
+    // (The container's own root is a btrfs subvolume of the engine's data root: not the pool.)
+    const fromPool = rows.filter((m) => m.fstype === 'btrfs' && m.source !== engineDev && (m.source === loopDev || m.source.startsWith('/dev/loop'))).map((m) => `${m.root}:${m.mountpoint}`).sort();
     const want = r.w.volumes.map((m) => `/volumes/${subvolumeName({ tenant: r.e.t.tenant, blueprint: r.e.t.name, name: m.name })}:${m.mount}`).sort();
     if (!same(fromPool, want)) return `pool mounts in ${r.key}: ${fromPool} ≠ ${want}`;
   }
@@ -618,6 +654,27 @@ test(`crash torture with workloads and volumes: ${KILLS} kill -9 at random momen
         () => rt!.host.exec(['sh', '-c', 'mkdir -p "$1" && mount --bind "$2" "$1"', '-', `${rt!.dir}/stale`, rt!.pool]).then(() => undefined),
         () => rt!.host.exec(['umount', `${rt!.dir}/stale`]).then(() => undefined),
         /^stale mount in the host/,
+      ]);
+    }
+    const withWl = expected.find((e) => e.spec.workloads.length);
+    if (withWl) {
+      const ns = `n-${withWl.netId}`;
+      const stale = `add element ${L2_FAMILY} ${L2_TABLE} ports { "v-stalestale" . 02:5a:0a:00:00:63 . 10.0.0.99 }\n`;
+      controls.push([
+        'a port binding no workload has',
+        () => rt!.host.exec(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: stale }).then(() => undefined),
+        () => rt!.host.exec(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: stale.replace('add element', 'delete element') }).then(() => undefined),
+        /^port bindings of n-/,
+      ]);
+    }
+    const withoutWl = expected.find((e) => !e.spec.workloads.length);
+    if (withoutWl) {
+      const ns = `n-${withoutWl.netId}`;
+      controls.push([
+        'a binding table where no workload is',
+        () => rt!.host.exec(['ip', 'netns', 'exec', ns, 'nft', 'add', 'table', L2_FAMILY, L2_TABLE]).then(() => undefined),
+        () => rt!.host.exec(['ip', 'netns', 'exec', ns, 'nft', 'delete', 'table', L2_FAMILY, L2_TABLE]).then(() => undefined),
+        /has a binding table but no workload$/,
       ]);
     }
     for (const [what, add, remove, want] of controls) {

@@ -49,7 +49,7 @@ class FakeRuntime implements RuntimePort {
     return r;
   }
   async workloads(ws: DesiredWorkload[]): Promise<WorkloadView[]> {
-    return ws.map((w) => ({ tenant: w.tenant, blueprint: w.blueprint, name: w.name, node: w.node, image: w.image, state: 'running', address: `${w.network.ip}/${w.network.prefix}`, plannedAddress: `${w.network.ip}/${w.network.prefix}`, network: w.network.name, networkId: w.network.id, containerId: 'c1', restarts: 2, startedAt: null, uptimeSec: 125, lastExit: { exitCode: 137, oomKilled: true, error: '', finishedAt: '' }, cpu: w.cpu, memory: w.memory }));
+    return ws.map((w) => ({ tenant: w.tenant, blueprint: w.blueprint, name: w.name, node: w.node, image: w.image, state: 'running', address: `${w.network.ip}/${w.network.prefix}`, plannedAddress: `${w.network.ip}/${w.network.prefix}`, network: w.network.name, networkId: w.network.id, containerId: 'c1', restarts: 2, startedAt: null, uptimeSec: 125, lastExit: { exitCode: 137, oomKilled: true, error: '', finishedAt: '' }, cpu: w.cpu, memory: w.memory, disk: w.disk }));
   }
   async volumes(d: Desired): Promise<VolumeView[]> {
     return d.volumes.map((v) => ({ tenant: v.tenant, blueprint: v.blueprint, name: v.name, node: v.node, size: v.size, used: 5 * 1024 * 1024, limit: v.size, state: 'ready', path: '/p', mountedBy: ['web'] }));
@@ -90,7 +90,7 @@ test('the runtime gets this node workloads (planned address, subnet prefix, gate
     const d = b.runtime.calls[0];
     assert.deepEqual(d.workloads, [
       {
-        tenant: 'acme', blueprint: 'shop', name: 'web', node: 'node-a', image: 'zmesh/base:latest', command: ['httpd', '-f'], cpu: 0.5, memory: 64 * 1024 * 1024,
+        tenant: 'acme', blueprint: 'shop', name: 'web', node: 'node-a', image: 'zmesh/base:latest', command: ['httpd', '-f'], cpu: 0.5, memory: 64 * 1024 * 1024, disk: 1024 * 1024 * 1024,
         network: { id: plan.networks[0].id, name: 'backend', ip: '10.20.0.10', prefix: 24, gateway: '10.20.0.1' }, mounts: [{ volume: 'data', path: '/data' }],
       },
     ]);

@@ -43,6 +43,7 @@ const web: DesiredWorkload = {
   command: ['httpd', '-f'],
   cpu: 0.5,
   memory: 64 * 1024 * 1024,
+  disk: 256 * 1024 * 1024,
   network: { id: 'abcdefghij', name: 'backend', ip: '10.1.0.2', prefix: 24, gateway: '10.1.0.1' },
   mounts: [{ volume: 'data', path: '/data' }],
 };

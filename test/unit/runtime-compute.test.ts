@@ -2,10 +2,38 @@
 // checked by a text dump of the fake world and of what was done. The fakes fail on anything unexpected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Compute, MemoryRuntimeStore, containerName, type AttachPort, type Attachment, type ContainerSpec, type ContainerState, type ContainerSummary, type DesiredWorkload, type Engine } from '../../runtime/index.ts';
+import { Compute, ETC_TARGETS, EtcFiles, MemoryRuntimeStore, etcContents, PIDS_LIMIT, WORKLOAD_CAPS, type EtcMount, type EtcPort, containerName, containerProcsFile, createOptions, securityDrift, type AttachPort, type Attachment, type ContainerSecurity, type ContainerSpec, type ContainerState, type ContainerSummary, type DesiredWorkload, type Engine } from '../../runtime/index.ts';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ZmeshError } from '../../src/errors.ts';
+
+/** What the engine reports for a container made from `spec` (as Docker 20.10 inspect shows it). */
+function securityOf(spec: ContainerSpec): ContainerSecurity {
+  const h = createOptions(spec).HostConfig!;
+  return { capAdd: h.CapAdd!, capDrop: h.CapDrop!, privileged: h.Privileged!, securityOpt: h.SecurityOpt!, storageSize: h.StorageOpt!.size, pidsLimit: h.PidsLimit!, networkMode: h.NetworkMode!, readOnlyTargets: h.Mounts!.filter((m) => m.ReadOnly).map((m) => m.Target!) };
+}
+
+/** The runtime's /etc files, without a file system: the mounts it would give, and what GC removed. */
+class FakeEtc implements EtcPort {
+  removed: string[] = [];
+  live = new Set<string>();
+  ensure(w: DesiredWorkload): EtcMount[] {
+    this.live.add(containerName(w));
+    return ETC_TARGETS.map((target) => ({ source: `/state/etc/${containerName(w)}/${target.slice(5)}`, target, readOnly: true as const }));
+  }
+  gc(keep: Set<string>): string[] {
+    const gone = [...this.live].filter((n) => !keep.has(n));
+    for (const n of gone) this.live.delete(n);
+    this.removed.push(...gone);
+    return gone;
+  }
+}
 
 class FakeEngine implements Engine {
   up = true;
+  /** An engine whose storage driver cannot limit a container's size (overlay2 on ext4). */
+  noDiskLimit = false;
   images = new Set(['zmesh/base:latest']);
   containers = new Map<string, ContainerState & { spec: ContainerSpec }>();
   calls: string[] = [];
@@ -17,6 +45,9 @@ class FakeEngine implements Engine {
   }
   async cpus() {
     return 2;
+  }
+  async storageDriver() {
+    return this.noDiskLimit ? 'overlay2 on extfs' : 'btrfs';
   }
   async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
     return [...this.containers.values()]
@@ -32,9 +63,13 @@ class FakeEngine implements Engine {
   }
   async create(spec: ContainerSpec) {
     if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new Error(`conflict: ${spec.name}`);
+    if (this.noDiskLimit) {
+      this.calls.push(`create ${spec.name} refused`);
+      throw new ZmeshError('E_DISK_LIMIT_UNSUPPORTED', `the Docker engine cannot limit ${spec.name}'s disk`, { kind: 'internal' });
+    }
     const id = `id${++this.n}`.padEnd(12, '0');
-    this.calls.push(`create ${spec.name} cpu=${spec.nanoCpus} mem=${spec.memory} mounts=${spec.mounts.map((m) => `${m.source}:${m.target}`).join(',')}`);
-    this.containers.set(id, { id, name: spec.name, labels: spec.labels, status: 'created', running: false, pid: 0, exitCode: 0, oomKilled: false, error: '', startedAt: null, finishedAt: null, image: spec.image, spec });
+    this.calls.push(`create ${spec.name} cpu=${spec.nanoCpus} mem=${spec.memory} disk=${spec.disk} mounts=${spec.mounts.filter((m) => !m.readOnly).map((m) => `${m.source}:${m.target}`).join(',')}${spec.mounts.some((m) => m.readOnly) ? ` ro=${spec.mounts.filter((m) => m.readOnly).map((m) => m.target).join(',')}` : ''}`);
+    this.containers.set(id, { id, name: spec.name, labels: spec.labels, status: 'created', running: false, pid: 0, exitCode: 0, oomKilled: false, error: '', startedAt: null, finishedAt: null, image: spec.image, security: securityOf(spec), spec });
     return id;
   }
   async start(id: string) {
@@ -92,7 +127,7 @@ class FakeAttacher implements AttachPort {
 
 function wl(name: string, ip: string, over: Partial<DesiredWorkload> = {}): DesiredWorkload {
   return {
-    tenant: 'acme', blueprint: 'shop', name, node: 'node-a', image: 'zmesh/base:latest', command: ['sleep', '1000'], cpu: 4, memory: 4 * 1024 * 1024,
+    tenant: 'acme', blueprint: 'shop', name, node: 'node-a', image: 'zmesh/base:latest', command: ['sleep', '1000'], cpu: 4, memory: 4 * 1024 * 1024, disk: 64 * 1024 * 1024,
     network: { id: 'abcdefghij', name: 'net', ip, prefix: 24, gateway: '10.1.0.1' }, mounts: [], ...over,
   };
 }
@@ -103,14 +138,15 @@ function bed() {
   const engine = new FakeEngine(clock);
   const attacher = new FakeAttacher();
   const store = new MemoryRuntimeStore();
-  const compute = new Compute({ engine, attacher, store, node: 'node-a', now: clock, maxBackoffMs: 30_000 });
+  const etc = new FakeEtc();
+  const compute = new Compute({ engine, attacher, store, etc, node: 'node-a', now: clock, maxBackoffMs: 30_000 });
   const vols = new Map([['acme/shop/data', '/pool/volumes/acme.shop.data']]);
   const apply = (ws: DesiredWorkload[]) => compute.apply(ws, (w, v) => vols.get(`${w.tenant}/${w.blueprint}/${v}`) ?? null);
   const reset = () => {
     engine.calls.length = 0;
     attacher.calls.length = 0;
   };
-  return { engine, attacher, store, compute, apply, reset, vols, tick: (ms: number) => (now += ms) };
+  return { engine, attacher, store, etc, compute, apply, reset, vols, tick: (ms: number) => (now += ms) };
 }
 
 test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entry, removal', async () => {
@@ -121,9 +157,9 @@ test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entr
   let r = await b.apply([web, db]);
   assert.deepEqual(r.errors, []);
   assert.deepEqual(b.engine.calls, [
-    'create zmesh.node-a.acme.shop.web cpu=2000000000 mem=6291456 mounts=/pool/volumes/acme.shop.data:/data',
+    'create zmesh.node-a.acme.shop.web cpu=2000000000 mem=6291456 disk=67108864 mounts=/pool/volumes/acme.shop.data:/data ro=/etc/hosts,/etc/hostname,/etc/resolv.conf',
     'start zmesh.node-a.acme.shop.web',
-    'create zmesh.node-a.acme.shop.db cpu=2000000000 mem=6291456 mounts=',
+    'create zmesh.node-a.acme.shop.db cpu=2000000000 mem=6291456 disk=67108864 mounts= ro=/etc/hosts,/etc/hostname,/etc/resolv.conf',
     'start zmesh.node-a.acme.shop.db',
   ], 'cpu clamped to the engine CPUs, memory raised to the engine minimum');
   assert.deepEqual(b.attacher.calls, ['add acme/shop/web 10.1.0.2/24 pid=1001', 'add acme/shop/db 10.1.0.3/24 pid=1002']);
@@ -153,13 +189,13 @@ test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entr
   b.engine.containers.delete([...b.engine.containers.values()].find((c) => c.name.endsWith('.db'))!.id);
   r = await b.apply([web, db]);
   assert.deepEqual(r.events.filter((e) => e.kind !== 'workload.attached').map((e) => [e.kind, e.level]), [['workload.recreated', 'warn']]);
-  assert.deepEqual(b.engine.calls, ['create zmesh.node-a.acme.shop.db cpu=2000000000 mem=6291456 mounts=', 'start zmesh.node-a.acme.shop.db']);
+  assert.deepEqual(b.engine.calls, ['create zmesh.node-a.acme.shop.db cpu=2000000000 mem=6291456 disk=67108864 mounts= ro=/etc/hosts,/etc/hostname,/etc/resolv.conf', 'start zmesh.node-a.acme.shop.db']);
   assert.ok(b.attacher.calls.includes('add acme/shop/db 10.1.0.3/24 pid=1004'), 'same address');
 
   b.reset();
   r = await b.apply([web, { ...db, memory: 64 * 1024 * 1024 }]);
   assert.deepEqual(r.events.map((e) => e.kind), ['workload.replaced', 'workload.created', 'workload.attached']);
-  assert.deepEqual(b.engine.calls, ['remove zmesh.node-a.acme.shop.db', 'create zmesh.node-a.acme.shop.db cpu=2000000000 mem=67108864 mounts=', 'start zmesh.node-a.acme.shop.db']);
+  assert.deepEqual(b.engine.calls, ['remove zmesh.node-a.acme.shop.db', 'create zmesh.node-a.acme.shop.db cpu=2000000000 mem=67108864 disk=67108864 mounts= ro=/etc/hosts,/etc/hostname,/etc/resolv.conf', 'start zmesh.node-a.acme.shop.db']);
   const db2 = { ...db, memory: 64 * 1024 * 1024 };
 
   b.reset();
@@ -182,6 +218,7 @@ test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entr
   assert.equal(b.engine.dump(), '');
   assert.equal(b.attacher.live.size, 0, 'no veth left');
   assert.deepEqual(b.store.workloads(), []);
+  assert.deepEqual([...b.etc.live], [], 'no /etc files left');
 });
 
 test('crash loop: restarted at once, then with a growing backoff bounded by the interval', async () => {
@@ -232,8 +269,8 @@ test('refusals that change nothing: engine down, image missing, volume not ready
 test('GC removes only our containers on this node', async () => {
   const b = bed();
   await b.apply([wl('web', '10.1.0.2')]);
-  const foreign = await b.engine.create({ name: 'someone-else', image: 'x', command: [], hostname: 'x', labels: { app: 'x' }, nanoCpus: 1, memory: 1, mounts: [] });
-  const otherNode = await b.engine.create({ name: 'zmesh.node-b.acme.shop.web', image: 'x', command: [], hostname: 'x', labels: { 'zmesh.owner': 'zmesh', 'zmesh.node': 'node-b', 'zmesh.tenant': 'acme', 'zmesh.blueprint': 'shop', 'zmesh.workload': 'web' }, nanoCpus: 1, memory: 1, mounts: [] });
+  const foreign = await b.engine.create({ name: 'someone-else', image: 'x', command: [], hostname: 'x', labels: { app: 'x' }, nanoCpus: 1, memory: 1, disk: 1, mounts: [] });
+  const otherNode = await b.engine.create({ name: 'zmesh.node-b.acme.shop.web', image: 'x', command: [], hostname: 'x', labels: { 'zmesh.owner': 'zmesh', 'zmesh.node': 'node-b', 'zmesh.tenant': 'acme', 'zmesh.blueprint': 'shop', 'zmesh.workload': 'web' }, nanoCpus: 1, memory: 1, disk: 1, mounts: [] });
   await b.apply([]);
   assert.deepEqual([...b.engine.containers.keys()].sort(), [foreign, otherNode].sort());
 });
@@ -251,4 +288,155 @@ test('views: state, address, restarts, uptime', async () => {
   b.engine.up = false;
   [v] = await b.compute.views([w]);
   assert.equal(v.state, 'unknown');
+});
+
+test('hardening: the exact create options (no NET_RAW, no new privileges, disk and pids limits, no networking)', () => {
+  const spec: ContainerSpec = {
+    name: 'zmesh.node-a.acme.shop.web',
+    image: 'zmesh/base:latest',
+    command: ['httpd', '-f'],
+    hostname: 'web',
+    labels: { 'zmesh.owner': 'zmesh' },
+    nanoCpus: 500_000_000,
+    memory: 64 * 1024 * 1024,
+    disk: 256 * 1024 * 1024,
+    mounts: [{ source: '/pool/volumes/acme.shop.data', target: '/data' }, { source: '/state/etc/zmesh.node-a.acme.shop.web/hosts', target: '/etc/hosts', readOnly: true }],
+  };
+  assert.deepEqual(createOptions(spec), {
+    name: 'zmesh.node-a.acme.shop.web',
+    Image: 'zmesh/base:latest',
+    Cmd: ['httpd', '-f'],
+    Hostname: 'web',
+    Labels: { 'zmesh.owner': 'zmesh' },
+    HostConfig: {
+      NetworkMode: 'none',
+      NanoCpus: 500_000_000,
+      Memory: 67108864,
+      MemorySwap: 67108864,
+      PidsLimit: 4096,
+      RestartPolicy: { Name: 'no' },
+      CapDrop: ['ALL'],
+      CapAdd: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETGID', 'CAP_SETUID'],
+      Privileged: false,
+      SecurityOpt: ['no-new-privileges'],
+      StorageOpt: { size: '268435456' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      Mounts: [
+        { Type: 'bind', Source: '/pool/volumes/acme.shop.data', Target: '/data', ReadOnly: false },
+        { Type: 'bind', Source: '/state/etc/zmesh.node-a.acme.shop.web/hosts', Target: '/etc/hosts', ReadOnly: true },
+      ],
+    },
+  });
+  assert.equal(createOptions({ ...spec, command: [] }).Cmd, undefined, "empty command: the image's own");
+  assert.equal(PIDS_LIMIT, 4096);
+  assert.ok(!WORKLOAD_CAPS.some((c) => /NET_RAW|NET_ADMIN|SYS_ADMIN|MKNOD/.test(c)));
+});
+
+test('securityDrift: one named case per kind of drift', () => {
+  const ok: ContainerSecurity = { capAdd: [...WORKLOAD_CAPS], capDrop: ['ALL'], privileged: false, securityOpt: ['no-new-privileges'], storageSize: '67108864', pidsLimit: 4096, networkMode: 'none', readOnlyTargets: ['/data-ro', ...ETC_TARGETS] };
+  const disk = 67108864;
+  const cases: [string, Partial<ContainerSecurity>, string[]][] = [
+    ['as made', {}, []],
+    ['caps without the CAP_ prefix, in another order', { capAdd: ['setuid', 'SETGID', 'NET_BIND_SERVICE', 'KILL', 'FOWNER', 'DAC_OVERRIDE', 'CHOWN'] }, []],
+    ['NET_RAW added', { capAdd: [...WORKLOAD_CAPS, 'CAP_NET_RAW'] }, ['capabilities added [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_SETGID, CAP_SETUID], expected [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE, CAP_SETGID, CAP_SETUID]']],
+    ["Docker's defaults (nothing dropped or added)", { capAdd: [], capDrop: [] }, ['capabilities added [], expected [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE, CAP_SETGID, CAP_SETUID]', 'capabilities dropped [], expected ALL']],
+    ['privileged', { privileged: true }, ['privileged']],
+    ['new privileges allowed', { securityOpt: ['seccomp=unconfined'] }, ['security options [seccomp=unconfined] lack no-new-privileges']],
+    ['no-new-privileges:true is the same', { securityOpt: ['no-new-privileges:true'] }, []],
+    ['no disk limit', { storageSize: null }, ['disk limit none, expected 67108864']],
+    ['another disk limit', { storageSize: '1073741824' }, ['disk limit 1073741824, expected 67108864']],
+    ['no pids limit', { pidsLimit: null }, ['pids limit none, expected 4096']],
+    ['host networking', { networkMode: 'host' }, ['network mode host, expected none']],
+    ["Docker's own writable /etc files", { readOnlyTargets: [] }, ['/etc/hosts, /etc/hostname, /etc/resolv.conf not mounted read-only from the runtime\'s files']],
+    ['a writable /etc/hosts', { readOnlyTargets: ['/etc/hostname', '/etc/resolv.conf'] }, ['/etc/hosts not mounted read-only from the runtime\'s files']],
+  ];
+  for (const [name, over, want] of cases) assert.deepEqual(securityDrift({ ...ok, ...over }, disk), want, name);
+});
+
+test('drift: a container with other capabilities (or privileged, or no disk limit) is replaced; no-op after', async () => {
+  const b = bed();
+  const web = wl('web', '10.1.0.2', { mounts: [{ volume: 'data', path: '/data' }] });
+  await b.apply([web]);
+  const c = [...b.engine.containers.values()][0];
+  c.security = { ...c.security, capAdd: [...c.security.capAdd, 'CAP_NET_RAW', 'CAP_NET_ADMIN'] };
+  b.reset();
+  let r = await b.apply([web]);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.events.map((e) => [e.kind, e.level]), [['workload.replaced', 'warn'], ['workload.created', 'info'], ['workload.attached', 'info']]);
+  assert.match(r.events[0].message, /^security settings drifted \(capabilities added \[.*CAP_NET_ADMIN.*CAP_NET_RAW.*\]/);
+  assert.deepEqual(b.engine.calls, ['remove zmesh.node-a.acme.shop.web', 'create zmesh.node-a.acme.shop.web cpu=2000000000 mem=6291456 disk=67108864 mounts=/pool/volumes/acme.shop.data:/data ro=/etc/hosts,/etc/hostname,/etc/resolv.conf', 'start zmesh.node-a.acme.shop.web']);
+  b.reset();
+  r = await b.apply([web]);
+  assert.deepEqual([r.changes, b.engine.calls], [0, []], 'the new container is as made: no-op');
+
+  // Drifted while its volume is missing: replaced all the same (then it waits for its data, not running).
+  [...b.engine.containers.values()][0].security.privileged = true;
+  b.vols.delete('acme/shop/data');
+  b.reset();
+  r = await b.apply([web]);
+  assert.deepEqual(r.errors.map((e) => e.code), ['E_VOLUME_NOT_READY']);
+  assert.deepEqual(b.engine.calls, ['remove zmesh.node-a.acme.shop.web']);
+  assert.equal(b.engine.dump(), '');
+});
+
+test('disk: a changed limit replaces the container; an engine that cannot enforce one runs nothing (E_DISK_LIMIT_UNSUPPORTED)', async () => {
+  const b = bed();
+  const w = wl('web', '10.1.0.2');
+  await b.apply([w]);
+  b.reset();
+  let r = await b.apply([{ ...w, disk: 128 * 1024 * 1024 }]);
+  assert.deepEqual(r.events.map((e) => e.kind), ['workload.replaced', 'workload.created', 'workload.attached']);
+  assert.deepEqual(b.engine.calls, ['remove zmesh.node-a.acme.shop.web', 'create zmesh.node-a.acme.shop.web cpu=2000000000 mem=6291456 disk=134217728 mounts= ro=/etc/hosts,/etc/hostname,/etc/resolv.conf', 'start zmesh.node-a.acme.shop.web']);
+
+  const c = bed();
+  c.engine.noDiskLimit = true;
+  r = await c.apply([w]);
+  assert.deepEqual(r.errors.map((e) => [e.subject, e.code]), [['workload acme/shop/web', 'E_DISK_LIMIT_UNSUPPORTED']]);
+  assert.deepEqual(c.engine.calls, ['create zmesh.node-a.acme.shop.web refused']);
+  assert.equal(c.engine.dump(), '', 'nothing runs without its limit');
+  assert.deepEqual(c.attacher.calls, []);
+});
+
+test("containerProcsFile: the container's own cgroup (v1 pids, v2 unified), never a parent or the root", () => {
+  const id = 'a'.repeat(64);
+  assert.equal(containerProcsFile(`12:pids:/docker/${id}\n4:memory:/docker/${id}\n0::/\n`, id), `/sys/fs/cgroup/pids/docker/${id}/cgroup.procs`);
+  assert.equal(containerProcsFile(`0::/system.slice/docker-${id}.scope\n`, id), `/sys/fs/cgroup/system.slice/docker-${id}.scope/cgroup.procs`);
+  assert.equal(containerProcsFile(`8:pids:/zl-q_n-node-a/${id}\n`, id), `/sys/fs/cgroup/pids/zl-q_n-node-a/${id}/cgroup.procs`, 'a lab cgroup parent');
+  assert.equal(containerProcsFile('8:pids:/\n0::/\n', id), null, 'the root cgroup: never');
+  assert.equal(containerProcsFile('8:pids:/docker\n', id), null, 'a shared parent: never');
+  assert.equal(containerProcsFile(`8:pids:/docker/${'b'.repeat(64)}\n`, id), null, 'another container');
+  assert.equal(containerProcsFile(`8:pids:/docker/${id}/../..\n`, id), null);
+  assert.equal(containerProcsFile(`8:pids:/docker/${id}\n`, 'short'), null);
+});
+
+test('/etc files: exact contents, written once, read-only mounts, GC of this node only', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-etc-'));
+  try {
+    const etc = new EtcFiles(dir, 'node-a');
+    const w = wl('web', '10.1.0.2');
+    assert.deepEqual(etcContents(w), {
+      '/etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.1.0.2\tweb\n',
+      '/etc/hostname': 'web\n',
+      '/etc/resolv.conf': '# zmesh: tenant networks have no DNS\n',
+    });
+    const d = join(dir, 'zmesh.node-a.acme.shop.web');
+    assert.deepEqual(etc.ensure(w), [
+      { source: `${d}/hosts`, target: '/etc/hosts', readOnly: true },
+      { source: `${d}/hostname`, target: '/etc/hostname', readOnly: true },
+      { source: `${d}/resolv.conf`, target: '/etc/resolv.conf', readOnly: true },
+    ]);
+    const before = statSync(`${d}/hosts`).mtimeMs;
+    etc.ensure(w);
+    assert.equal(statSync(`${d}/hosts`).mtimeMs, before, 'unchanged: not written again');
+    writeFileSync(`${d}/hosts`, 'tampered');
+    etc.ensure(w);
+    assert.equal(readFileSync(`${d}/hosts`, 'utf8'), etcContents(w)['/etc/hosts'], 'rewritten when it differs');
+    mkdirSync(join(dir, 'zmesh.node-b.acme.shop.web'));
+    mkdirSync(join(dir, 'unrelated'));
+    assert.deepEqual(etc.gc(new Set(['zmesh.node-a.acme.shop.web'])), []);
+    assert.deepEqual(etc.gc(new Set()), ['zmesh.node-a.acme.shop.web']);
+    assert.deepEqual(readdirSync(dir).sort(), ['unrelated', 'zmesh.node-b.acme.shop.web'], "another node's and foreign entries stay");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,0 +1,73 @@
+// /etc/hosts, /etc/hostname and /etc/resolv.conf of the containers. Left to Docker, they are files in the
+// engine's data root (containers/<id>/), outside the container's disk limit, bind-mounted read-write: a workload
+// wrote 150 MB into /etc/hosts past a 32 MiB limit. The runtime writes them itself, one directory per container
+// under <stateDir>/etc/<container name>/, and mounts them read-only (Docker then makes none of its own).
+//   hosts        localhost and the workload's planned address with its name
+//   hostname     the workload's name
+//   resolv.conf  no name server: tenant networks have no DNS (and egress never reaches the node's resolver)
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { containerName } from './names.ts';
+import type { DesiredWorkload } from './types.ts';
+
+export const ETC_TARGETS = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'] as const;
+
+export interface EtcMount {
+  source: string;
+  target: (typeof ETC_TARGETS)[number];
+  readOnly: true;
+}
+
+/** The three files' contents for a workload. Pure. */
+export function etcContents(w: Pick<DesiredWorkload, 'name' | 'network'>): Record<(typeof ETC_TARGETS)[number], string> {
+  return {
+    '/etc/hosts': `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${w.network.ip}\t${w.name}\n`,
+    '/etc/hostname': `${w.name}\n`,
+    '/etc/resolv.conf': '# zmesh: tenant networks have no DNS\n',
+  };
+}
+
+/** What compute needs (a fake in unit tests). */
+export interface EtcPort {
+  /** Writes the files when missing or different; returns the read-only mounts. */
+  ensure(w: DesiredWorkload): EtcMount[];
+  /** Removes the files of containers of this node whose name is not in `keep`. Returns the names removed. */
+  gc(keep: Set<string>): string[];
+}
+
+export class EtcFiles implements EtcPort {
+  constructor(
+    readonly dir: string,
+    private readonly node: string,
+  ) {}
+
+  ensure(w: DesiredWorkload): EtcMount[] {
+    const d = join(this.dir, containerName(w));
+    mkdirSync(d, { recursive: true, mode: 0o755 });
+    const out: EtcMount[] = [];
+    for (const [target, text] of Object.entries(etcContents(w)) as [(typeof ETC_TARGETS)[number], string][]) {
+      const source = join(d, target.slice('/etc/'.length));
+      let now: string | null = null;
+      try {
+        now = readFileSync(source, 'utf8');
+      } catch {
+        /* not there yet */
+      }
+      if (now !== text) writeFileSync(source, text, { mode: 0o644 });
+      out.push({ source, target, readOnly: true });
+    }
+    return out;
+  }
+
+  gc(keep: Set<string>): string[] {
+    if (!existsSync(this.dir)) return [];
+    const mine = `zmesh.${this.node}.`;
+    const removed: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!name.startsWith(mine) || keep.has(name)) continue;
+      rmSync(join(this.dir, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+}
