@@ -12,7 +12,7 @@ import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
 import { planBlueprint } from '../plan/planner.ts';
 import type { InventoryNode } from '../plan/inventory.ts';
 import type { NetworkPlan, Plan, Resource } from '../plan/types.ts';
-import { assemblePlan, diffEntries, packTxns, planEntries, planPartEntries, type Entries, type Op } from './entries.ts';
+import { assemblePlan, diffEntries, packTxns, parseHead, planEntries, planPartEntries, type Entries, type Op } from './entries.ts';
 import { commit, connectEtcd, emptyStats, NotLeaderError, prefixEnd, readPrefix, type EtcdConnectOptions, type WriteStats } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import { decideMembership, rebalanceRelease, releaseAccess, type MemberRecord, type MemberState, type Registration } from './membership.ts';
@@ -235,6 +235,8 @@ export class Controller {
   private untrustedSeen = new Map<string, string>();
   private members = new Map<string, MemberRecord>();
   private planMirror = new Map<string, Entries>();
+  /** Keys under envelopes/ that exist. */
+  private envelopeMirror = new Set<string>();
   private partMirror = new Map<string, Entries>();
   private rebalanceRequested = false;
   private dirty = true;
@@ -446,6 +448,7 @@ export class Controller {
       if (!e) this.planMirror.set(id, (e = new Map()));
       e.set(p.suffix, v);
     }
+    this.envelopeMirror = new Set((await read(this.keys.envelopes())).map(([key]) => key));
     if (this.grantMirror !== 'off') this.grantMirror = null;
     this.partMirror = new Map();
     for (const [key, v] of await read(this.keys.parts())) {
@@ -719,7 +722,8 @@ export class Controller {
     // 3. Parts: for reachable nodes, what their part should be; removed blueprints and unlisted nodes: nothing.
     const desired = new Map<string, Entries | undefined>();
     for (const [id, c] of current) {
-      const all = planPartEntries(c.plan, k.envelope(c.plan.tenant, c.plan.blueprint), dec.reachable);
+      // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
+      const all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable);
       for (const [node, e] of all) {
         const signed = this.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, this.signingKey) : e;
         desired.set(`${node}/${id}`, signed);
@@ -750,15 +754,27 @@ export class Controller {
 
     // 4. Writes: members and plans (with the envelope) first, then the parts, one transaction per node when it fits.
     // With etcd RBAC, a node may read an envelope from before its head points to it until after its part is gone.
+    // What each node's part will point to once written: the envelope key of its head.
     const wantGrants = new Map<string, Set<string>>();
+    const referenced = new Set<string>();
     for (const pid of new Set([...this.partMirror.keys(), ...desired.keys()])) {
-      if (desired.has(pid) ? !desired.get(pid) : false) continue;
-      const [node, tenant, name] = pid.split('/');
+      const entries = desired.has(pid) ? desired.get(pid) : this.partMirror.get(pid);
+      const head = parseHead(entries?.get('gen'));
+      if (!head) continue;
+      const node = pid.split('/')[0];
       let set = wantGrants.get(node);
       if (!set) wantGrants.set(node, (set = new Set()));
-      set.add(k.envelope(tenant, name));
+      set.add(head.envelope);
+      referenced.add(head.envelope);
     }
-    await this.write([memberOps, ...planOps], stats);
+    const envelopeOps: Op[] = [];
+    for (const [, c] of current) {
+      const key = k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version);
+      referenced.add(key);
+      if (!this.envelopeMirror.has(key)) envelopeOps.push({ type: 'put', key, value: JSON.stringify(c.envelope) });
+    }
+    await this.write([memberOps, ...planOps, envelopeOps], stats);
+    for (const op of envelopeOps) this.envelopeMirror.add(op.key);
     await this.syncGrants(wantGrants, 'grant');
     this.members = dec.members;
     for (const id of removed) this.planMirror.delete(id);
@@ -770,6 +786,12 @@ export class Controller {
       else this.partMirror.delete(pid);
     }
     await this.syncGrants(wantGrants, 'revoke');
+    // Envelope copies no head points to any more (older versions, removed blueprints) go last.
+    const stale = [...this.envelopeMirror].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
+    if (stale.length) {
+      await this.write([stale], stats);
+      for (const op of stale) this.envelopeMirror.delete(op.key);
+    }
     if (rebalance) {
       await this.client.delete().key(k.rebalance());
       this.rebalanceRequested = false;

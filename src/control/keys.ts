@@ -72,6 +72,13 @@ export class Keys {
   parts(): string {
     return `${this.prefix}/parts/`;
   }
+  /** Immutable copies of planned envelopes, one key per version: what part heads point to and nodes may read. */
+  envelopes(): string {
+    return `${this.prefix}/envelopes/`;
+  }
+  envelopeAt(tenant: string, name: string, version: number): string {
+    return `${this.envelopes()}${tenant}/${name}/${version}`;
+  }
   /** What one agent watches. */
   nodeParts(node: string): string {
     return `${this.parts()}${node}/`;

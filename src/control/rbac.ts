@@ -4,8 +4,10 @@
 //   zmesh-controller   the controller: role root (it plans every key, and grants each node read access to the
 //                      signed envelopes of the blueprints it takes part in)
 //   zmesh-node-<id>    one node: role zmesh-node-<id> = read-write on exactly nodes/<id> and status/<id>, read on
-//                      parts/<id>/ and control/cluster, and read on plans/<t>/<b>/envelope for each blueprint
-//                      it has a part of (granted before its part is written, revoked after the part is gone)
+//                      parts/<id>/ and control/cluster, and read on envelopes/<t>/<b>/<version> for each part it
+//                      has (the key its head points to: granted before the head is written, revoked after it
+//                      moved on or the part is gone; one key per version, so a watch opened while a grant held
+//                      never sees a later version)
 // So a node (or whoever holds its certificate) can write only its own registration and status, and read only
 // its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
 // blueprints. Pure permission builders + the few RPCs that apply them.
@@ -118,7 +120,8 @@ export class Rbac {
       const set = new Set<string>();
       for (const p of perm) {
         const key = p.key.toString();
-        if (key.startsWith(this.keys.plans()) && key.endsWith('/envelope') && !p.range_end?.length) set.add(key);
+        const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
+        if (envelope && !p.range_end?.length) set.add(key);
       }
       out.set(id, set);
     }

@@ -97,6 +97,7 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
       [`${k.nodeParts('pa')}acme/shop/gen`, '{"generation":99,"version":1,"envelope":"x"}'],
       [`${k.plan('acme', 'shop')}meta`, '{}'],
       [k.envelope('acme', 'shop'), '{}'],
+      [k.envelopeAt('acme', 'shop', 1), '{}'],
       [k.enrollment('pa'), JSON.stringify({ id: 'pa', publicKey: identity('pb').publicKey.toString(), approvedAt: '' })],
       [k.enrollment('pb'), JSON.stringify({ id: 'pb', publicKey: identity('pa').publicKey.toString(), approvedAt: '' })],
       [k.tenant('evil'), '{"publicKey":"x"}'],
@@ -109,7 +110,7 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     for (const [key, value] of writes) await attempt(who, `put ${key}`, () => asPa.put(key).value(value));
     await attempt(who, `delete ${k.node('pb')}`, () => asPa.delete().key(k.node('pb')));
     await attempt(who, `delete ${k.parts()} (everything)`, () => asPa.delete().prefix(k.parts()));
-    const reads: string[] = [k.nodeParts('pb'), k.node('pb'), k.status('pb'), k.enrollments(), k.members(), k.plan('acme', 'shop') + 'res/', k.envelope('globex', 'web'), k.blueprints(), k.tenants()];
+    const reads: string[] = [k.nodeParts('pb'), k.node('pb'), k.status('pb'), k.enrollments(), k.members(), k.plan('acme', 'shop') + 'res/', k.envelope('acme', 'shop'), k.envelopeAt('globex', 'web', 1), k.envelopes(), k.blueprints(), k.tenants()];
     for (const key of reads) {
       await attempt(who, `read ${key}${key.endsWith('/') ? '*' : ''}`, async () => {
         const r = key.endsWith('/') ? await asPa.getAll().prefix(key).keys() : await asPa.get(key).string();
@@ -128,7 +129,11 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     await attempt(who, 'grant its role read on every part', () => asPa.auth.roleGrantPermission({ name: nodeRole('pa'), perm: { permType: 'Read', key: Buffer.from(k.parts()), range_end: Buffer.from(k.parts() + '\xff') } }));
     // The controls: what pa must be able to do for its agent to work at all.
     await attempt(who, `read its own part ${k.nodeParts('pa')}*`, () => asPa.getAll().prefix(k.nodeParts('pa')).keys(), 'allowed');
-    await attempt(who, `read ${k.envelope('acme', 'shop')} (a blueprint it runs)`, () => asPa.get(k.envelope('acme', 'shop')).string(), 'allowed');
+    await attempt(who, `read ${k.envelopeAt('acme', 'shop', 1)} (the envelope its head points to)`, async () => {
+      const head = JSON.parse((await asPa.get(`${k.nodeParts('pa')}acme/shop/gen`).string())!) as { envelope: string };
+      assert.equal(head.envelope, k.envelopeAt('acme', 'shop', 1));
+      return asPa.get(head.envelope).string();
+    }, 'allowed');
 
     // 3. Whoever can write etcd anyway (root): the controller itself refuses what is not signed by the pinned key.
     const attacker = new X25519Secret(clampX25519(randomBytes(32)));
@@ -254,6 +259,19 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     assert.deepEqual(await bed.client.getAll().prefix(k.nodeParts('pb')).keys(), []);
     const asPb = connect(bed.as(nodeRole('pb')));
     await attempt('node pb after its revocation', `read its own part ${k.nodeParts('pb')}*`, () => asPb.getAll().prefix(k.nodeParts('pb')).keys());
+
+    // 7. A watch pa opened on the envelope it was granted never shows a later version: acme's version 2 drops pa
+    // (and pb, revoked), pa's part and grant go, and version 2 lives under a key pa never had.
+    const seen: string[] = [];
+    const w = await asPa.watch().key(k.envelopeAt('acme', 'shop', 1)).create();
+    w.on('data', (r) => r.events.forEach((e) => seen.push(`${e.type} ${e.kv.value.toString().slice(0, 60)}`)));
+    await bed.submit(blueprint([net({ nodes: ['evil'] })], { version: 2 }));
+    await waitFor('pa dropped from acme/shop', () => !pa.bed.state.blueprint('acme', 'shop'), 15000);
+    await waitFor('version 2 planned', async () => (await bed.client.get(k.envelopeAt('acme', 'shop', 2)).string()) !== null, 10000);
+    await new Promise((r) => setTimeout(r, 500));
+    await w.cancel().catch(() => undefined);
+    cases.push({ who, attempt: 'watch its envelope key across a new version that drops it', expect: 'refused', got: seen.some((x) => x.includes('"version":2')) ? 'allowed' : 'refused', detail: seen.join('; ').slice(0, 160) });
+    await attempt(who, `read ${k.envelopeAt('acme', 'shop', 2)} (a version it does not run)`, () => asPa.get(k.envelopeAt('acme', 'shop', 2)).string().then((v) => (v === null ? Promise.reject(new Error('absent')) : v)));
 
     const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
     mkdirSync(`${ROOT}bench/results`, { recursive: true });
