@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
 import { killContainerProcesses } from '../../runtime/engine.ts';
+import { LogDemuxer } from '../../runtime/index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -248,4 +249,21 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
     await sleep(50);
   }
   return { dir, socket, pid: child.pid!, docker, dataRoot, dataImage, storageDriver: driver, startMs: performance.now() - t0, log: readLog, stop };
+}
+
+/** Runs a command in a container (docker exec) and collects its output; bounded by timeoutMs. */
+export async function dexec(docker: Docker, id: string, cmd: string[], timeoutMs = 20_000): Promise<{ exitCode: number; out: string }> {
+  const ex = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await ex.start({ hijack: true, stdin: false });
+  const demux = new LogDemuxer();
+  const chunks: Buffer[] = [];
+  demux.on('data', (b: Buffer) => chunks.push(b));
+  stream.pipe(demux);
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`exec ${cmd.join(' ')} timed out`)), timeoutMs);
+    stream.on('end', () => (clearTimeout(t), resolve()));
+    stream.on('error', (e) => (clearTimeout(t), reject(e)));
+  });
+  const info = await ex.inspect();
+  return { exitCode: info.ExitCode ?? -1, out: Buffer.concat(chunks).toString('utf8') };
 }

@@ -10,11 +10,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import type { ApplyReport } from '../../netns/index.ts';
-import { BASE_IMAGE, DockerEngine, LogDemuxer, MemoryRuntimeStore, Runtime, baseImageTar, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
+import { BASE_IMAGE, DockerEngine, MemoryRuntimeStore, Runtime, baseImageTar, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
 import type { ZmeshError } from '../../src/errors.ts';
-import { startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
+import { dexec, startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
 import { SimHost, Switch, sh } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
@@ -28,22 +27,6 @@ function okRt(r: RuntimeReport): void {
   assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
 }
 
-/** Runs a command in a container (docker exec); bounded by timeoutMs. */
-async function dexec(docker: Docker, id: string, cmd: string[], timeoutMs = 15_000): Promise<{ exitCode: number; out: string }> {
-  const ex = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await ex.start({ hijack: true, stdin: false });
-  const demux = new LogDemuxer();
-  const chunks: Buffer[] = [];
-  demux.on('data', (b: Buffer) => chunks.push(b));
-  stream.pipe(demux);
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`exec ${cmd.join(' ')} timed out`)), timeoutMs);
-    stream.on('end', () => (clearTimeout(t), resolve()));
-    stream.on('error', (e) => (clearTimeout(t), reject(e)));
-  });
-  const info = await ex.inspect();
-  return { exitCode: info.ExitCode ?? -1, out: Buffer.concat(chunks).toString('utf8') };
-}
 
 async function until<T>(what: string, fn: () => Promise<T | null | false>, tries = 20, delayMs = 500): Promise<T> {
   for (let i = 0; i < tries; i++) {

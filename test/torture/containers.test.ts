@@ -18,10 +18,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import { execa } from 'execa';
-import { BASE_IMAGE, LogDemuxer, MemoryRuntimeStore, PIDS_LIMIT, Runtime, addressMac, baseImageTar, containerName, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
-import { loopsOf, startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
+import { BASE_IMAGE, MemoryRuntimeStore, PIDS_LIMIT, Runtime, addressMac, baseImageTar, containerName, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
+import { dexec, loopsOf, startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
 import { delNs, makeNs, rand, sh } from '../helpers/host.ts';
 import { ExecaRunner, type Runner } from '../../netns/runner.ts';
 
@@ -85,21 +84,6 @@ while time.time() < end:
             for m in re.findall(rb"ZTAG-[0-9a-f]{6}", d): print("wire", m.decode(), flush=True)
 `;
 
-async function dexec(docker: Docker, id: string, cmd: string[], timeoutMs = 20_000): Promise<{ exitCode: number; out: string }> {
-  const ex = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await ex.start({ hijack: true, stdin: false });
-  const demux = new LogDemuxer();
-  const chunks: Buffer[] = [];
-  demux.on('data', (b: Buffer) => chunks.push(b));
-  stream.pipe(demux);
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`exec ${cmd.join(' ')} timed out`)), timeoutMs);
-    stream.on('end', () => (clearTimeout(t), resolve()));
-    stream.on('error', (e) => (clearTimeout(t), reject(e)));
-  });
-  const info = await ex.inspect();
-  return { exitCode: info.ExitCode ?? -1, out: Buffer.concat(chunks).toString('utf8') };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
