@@ -151,6 +151,10 @@ export const BLUEPRINT_CODES = {
     meaning: 'the signature is valid, but made by another key than the expected tenant key',
     hint: 'sign with the tenant\'s key, or check which tenant key you expect',
   },
+  E_TENANT_KEY_UNSIGNED: {
+    meaning: 'a tenant key was given (--tenant-key) but the blueprint is plain: there is no signature to check it against',
+    hint: 'pass the signed envelope (`zmesh sign`), or drop --tenant-key',
+  },
 } as const satisfies Record<string, { meaning: string; hint: string }>;
 
 export type BlueprintCode = keyof typeof BLUEPRINT_CODES;

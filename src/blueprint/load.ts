@@ -40,6 +40,10 @@ export function loadBlueprintOrSigned(text: string, opts: LoadOptions = {}): Loa
     };
     return { blueprint, signed };
   }
+  if (opts.tenantKey !== undefined) {
+    throw new ValidationError([problem('E_TENANT_KEY_UNSIGNED', 'tenantKey', 'a tenant key was given but the blueprint is not signed: nothing to check it against',
+      'sign it (`zmesh sign BLUEPRINT --key FILE`) and pass the signed envelope, or drop --tenant-key')], opts.what ?? 'blueprint');
+  }
   if (opts.requireSigned) {
     throw new ValidationError([problem('E_ENVELOPE', '', 'a signed blueprint is required, got a plain one',
       'sign it with `zmesh sign BLUEPRINT --key FILE`')], opts.what ?? 'blueprint');

@@ -7,8 +7,14 @@ import { ZmeshError, formatProblems } from '../errors.ts';
 /** Exit code for invalid input / failed verification. */
 export const EXIT_INVALID = 2;
 
+/** Commander's usage errors exit 2 like every other invalid input: its exit is overridden on every command. */
+export function overrideExits(cmd: Command): void {
+  cmd.exitOverride();
+  for (const c of cmd.commands) overrideExits(c);
+}
+
 export async function runMain(program: Command, argv: string[]): Promise<void> {
-  program.exitOverride();
+  overrideExits(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
