@@ -4,8 +4,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { startAdminSockets } from '../admin/serve.ts';
-import { Key, X25519Secret, clampX25519 } from '../crypto/keys.ts';
+import { X25519Secret, clampX25519 } from '../crypto/keys.ts';
 import { ZmeshError } from '../errors.ts';
+import { KeyFileError, parseSecretKeyFile } from '../crypto/keyfile.ts';
 import { Agent } from './agent.ts';
 import { configBaseDir, parseAgentConfig, type AgentConfig } from './config.ts';
 import { withEtcdFlags } from './etcd-config.ts';
@@ -33,7 +34,12 @@ export function loadIdentity(file: string): X25519Secret {
       hint: `chmod 600 ${file}`,
     });
   }
-  return new X25519Secret(Key.parse(readFileSync(file, 'utf8').trim()));
+  try {
+    return new X25519Secret(parseSecretKeyFile(readFileSync(file, 'utf8'), ['node']).key);
+  } catch (e) {
+    if (!(e instanceof KeyFileError)) throw e;
+    throw new ZmeshError(e.code, `identity key ${file} ${e.message}`, { hint: 'the identity is a node X25519 secret key (zmesh keygen node FILE)', cause: e });
+  }
 }
 
 /** Whether an error is the system running out of descriptors, processes or memory (a run-time condition, not a bug). */

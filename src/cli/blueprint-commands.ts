@@ -14,6 +14,7 @@ import {
   type Loaded,
 } from '../blueprint/index.ts';
 import { Key, clampX25519, x25519PublicKey } from '../crypto/keys.ts';
+import { KeyFileError, formatKeyFile, parseSecretKeyFile, type KeyKind, type KeyRole } from '../crypto/keyfile.ts';
 import { ValidationError, ZmeshError, formatProblems } from '../errors.ts';
 import { EXIT_INVALID, readText, writeSecretFile } from './util.ts';
 
@@ -24,10 +25,10 @@ export function loadBlueprintFile(path: string, opts: LoadOptions = {}): Loaded 
   return loadBlueprintOrSigned(readText(path), { what: path, ...opts });
 }
 
-/** Writes a new secret file (0600 from creation); refuses to replace an existing file. */
-function writeNewSecret(path: string, secret: Key): void {
+/** Writes a new key file (0600 from creation) saying what it holds; refuses to replace an existing file. */
+function writeNewKeyFile(path: string, kind: KeyKind, role: KeyRole, key: Key): void {
   try {
-    writeSecretFile(path, `${secret.toString()}\n`);
+    writeSecretFile(path, formatKeyFile(kind, role, key));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new ZmeshError('E_FILE_EXISTS', 'the file already exists; refusing to overwrite a key', {
@@ -40,8 +41,11 @@ function writeNewSecret(path: string, secret: Key): void {
   }
 }
 
-/** Reads a tenant secret key file (base64 of 32 bytes, one line). */
-export function readSecretKeyFile(path: string): Key {
+/**
+ * Reads a secret key file of one of `kinds` (a zmesh key block, or a bare base64 line from earlier versions);
+ * another kind, or a public key, is refused with E_KEY_KIND.
+ */
+export function readSecretKeyFile(path: string, kinds: KeyKind[] = ['tenant']): Key {
   try {
     const mode = statSync(path).mode;
     if ((mode & 0o077) !== 0) {
@@ -50,50 +54,38 @@ export function readSecretKeyFile(path: string): Key {
   } catch {
     // readText reports a missing file below
   }
-  const text = readText(path).trim();
-  if (!Key.isValid(text)) {
-    throw new ZmeshError('E_KEY_FORMAT', `${path} does not hold a key (44 characters of base64 for 32 bytes)`, {
-      path,
-      hint: 'create one with `zmesh keygen tenant FILE`',
-    });
+  try {
+    return parseSecretKeyFile(readText(path), kinds).key;
+  } catch (e) {
+    if (!(e instanceof KeyFileError)) throw e;
+    throw new ZmeshError(e.code, `${path} ${e.message}`, { path, hint: `create one with \`zmesh keygen ${kinds[0]} FILE\``, cause: e });
   }
-  return Key.parse(text);
 }
 
 export function registerBlueprintCommands(program: Command): void {
-  const keygen = program.command('keygen').description('create a secret key file (mode 0600) and print its public key');
-  keygen
-    .command('tenant')
-    .description('a tenant ed25519 signing key')
-    .argument('<file>', 'where to write the secret (must not exist)')
-    .action((file: string) => {
-      const secret = Key.fromBytes(new Uint8Array(randomBytes(32)));
-      writeNewSecret(file, secret);
-      process.stdout.write(`${tenantPublicKey(secret)}\n`);
-    });
-  for (const [kind, what] of [
-    ['operator', 'an operator ed25519 signing key: signs node enrollments (`zmesh controller node approve --operator-key FILE`)'],
+  const keygen = program
+    .command('keygen')
+    .description('create a secret key file (mode 0600, a block naming its kind) and print its public key');
+  const kinds: [KeyKind, string][] = [
+    ['tenant', 'a tenant ed25519 signing key (zmesh sign --key FILE)'],
+    ['node', 'a node X25519 identity key (the public key is what `wg pubkey` prints)'],
+    ['operator', 'an operator ed25519 signing key: signs node enrollments (`zmesh controller node approve --sign FILE`)'],
     ['controller', "a controller ed25519 signing key: signs every node part (`zmesh controller --signing-key FILE`; agents list the public key in etcd.controllerKeys)"],
-  ] as const) {
+  ];
+  for (const [kind, what] of kinds) {
     keygen
       .command(kind)
       .description(what)
       .argument('<file>', 'where to write the secret (must not exist)')
-      .action((file: string) => {
-        const secret = Key.fromBytes(new Uint8Array(randomBytes(32)));
-        writeNewSecret(file, secret);
-        process.stdout.write(`${tenantPublicKey(secret)}\n`);
+      .option('--public-out <file>', 'also write the public key to this file (a block naming it a public key)')
+      .action((file: string, flags: { publicOut?: string }) => {
+        const secret = kind === 'node' ? clampX25519(new Uint8Array(randomBytes(32))) : Key.fromBytes(new Uint8Array(randomBytes(32)));
+        const pub = kind === 'node' ? x25519PublicKey(secret) : Key.parse(tenantPublicKey(secret));
+        writeNewKeyFile(file, kind, 'secret', secret);
+        if (flags.publicOut) writeNewKeyFile(flags.publicOut, kind, 'public', pub);
+        process.stdout.write(`${pub.toString()}\n`);
       });
   }
-  keygen
-    .command('node')
-    .description('a node X25519 identity key (the public key is what `wg pubkey` prints)')
-    .argument('<file>', 'where to write the secret (must not exist)')
-    .action((file: string) => {
-      const secret = clampX25519(new Uint8Array(randomBytes(32)));
-      writeNewSecret(file, secret);
-      process.stdout.write(`${x25519PublicKey(secret).toString()}\n`);
-    });
 
   program
     .command('sign')

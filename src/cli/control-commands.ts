@@ -87,7 +87,7 @@ export function registerControlCommands(program: Command): void {
         holdDownMs: duration(flags.holdDown, 'hold-down'),
         debounceMs: duration(flags.debounce, 'debounce'),
         maxTxnOps,
-        signingKey: flags.signingKey ? readSecretKeyFile(flags.signingKey) : undefined,
+        signingKey: flags.signingKey ? readSecretKeyFile(flags.signingKey, ['controller']) : undefined,
         operatorKeys: flags.operatorKey.map((k, i) => {
           if (!Key.isValid(k)) throw new ZmeshError('E_KEY_FORMAT', `--operator-key ${k} is not a base64 ed25519 public key`, { path: `operatorKey[${i}]`, hint: 'pass what `zmesh keygen operator` printed' });
           return k;
@@ -142,7 +142,7 @@ export function registerControlCommands(program: Command): void {
     .option('--no-rbac', "do not create the node's etcd user and role (zmesh-node-ID: its own keys only)")
     .description("pin a node's identity key; registrations signed by any other key are refused and reported")
     .action(async (id: string, pubkey: string, flags: { replace?: boolean; rbac: boolean; sign?: string }, cmd: Command) => {
-      const operatorKey = flags.sign ? readSecretKeyFile(flags.sign) : undefined;
+      const operatorKey = flags.sign ? readSecretKeyFile(flags.sign, ['operator']) : undefined;
       const r = await withOps(g(cmd), async (ops) => {
         const res = await ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
         if (flags.rbac) {

@@ -10,3 +10,4 @@ export * from './keys.ts';
 export * from './rng.ts';
 export * from './seal.ts';
 export * from './xeddsa.ts';
+export * from './keyfile.ts';

@@ -36,8 +36,8 @@ test('keygen tenant writes a 0600 secret, prints its public key, and refuses to 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const secret = readFileSync(file, 'utf8');
-    assert.match(secret, /^[A-Za-z0-9+/]{43}=\n$/);
-    assert.equal(r.stdout, `${tenantPublicKey(Key.parse(secret.trim()))}\n`);
+    assert.match(secret, /^-----BEGIN ZMESH TENANT ED25519 SECRET KEY-----\n[A-Za-z0-9+/]{43}=\n-----END ZMESH TENANT ED25519 SECRET KEY-----\n$/);
+    assert.equal(r.stdout, `${tenantPublicKey(Key.parse(secret.split('\n')[1]))}\n`);
 
     const again = zmesh('keygen', 'tenant', file);
     assert.equal(again.code, 2);
@@ -52,10 +52,36 @@ test('keygen node prints what `wg pubkey` prints for the secret', () => {
     const r = zmesh('keygen', 'node', file);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    // The secret goes to wg through stdin, never argv.
-    const wg = spawnSync('/usr/bin/wg', ['pubkey'], { input: readFileSync(file), encoding: 'utf8' });
+    // The key block's body is a WireGuard key; it goes to wg through stdin, never argv.
+    const text = readFileSync(file, 'utf8');
+    assert.match(text, /^-----BEGIN ZMESH NODE X25519 SECRET KEY-----\n/);
+    const wg = spawnSync('/usr/bin/wg', ['pubkey'], { input: text.split('\n')[1] + '\n', encoding: 'utf8' });
     assert.equal(wg.status, 0, wg.stderr);
     assert.equal(r.stdout, wg.stdout);
+  });
+});
+
+test('key files say what they hold: the wrong kind or a public key is refused (E_KEY_KIND); bare files still read', () => {
+  withTempDir((dir) => {
+    const bp = join(ROOT, 'examples/tenant-blueprint.yaml');
+    zmesh('keygen', 'node', join(dir, 'node.key'));
+    const pub = zmesh('keygen', 'tenant', join(dir, 't.key'), '--public-out', join(dir, 't.pub')).stdout.trim();
+    assert.match(readFileSync(join(dir, 't.pub'), 'utf8'), new RegExp(`^-----BEGIN ZMESH TENANT ED25519 PUBLIC KEY-----\n${pub.replace(/[+/]/g, '\\$&')}\n`));
+    const asNode = zmesh('sign', bp, '--key', join(dir, 'node.key'));
+    assert.equal(asNode.code, 2);
+    assert.match(asNode.stderr, /E_KEY_KIND: .*node\.key holds a node x25519 secret key: this needs a tenant ed25519 secret key/);
+    const asPub = zmesh('sign', bp, '--key', join(dir, 't.pub'));
+    assert.equal(asPub.code, 2);
+    assert.match(asPub.stderr, /E_KEY_KIND: .*holds a tenant ed25519 public key, not a secret/);
+    assert.equal(zmesh('sign', bp, '--key', join(dir, 't.key')).code, 0);
+    // A key file of an earlier version (one bare base64 line) is still read.
+    const bare = join(dir, 'bare.key');
+    writeFileSync(bare, readFileSync(join(dir, 't.key'), 'utf8').split('\n')[1] + '\n', { mode: 0o600 });
+    const signed = zmesh('sign', bp, '--key', bare);
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.equal(JSON.parse(signed.stdout).signature.publicKey, pub);
+    writeFileSync(join(dir, 'junk.key'), 'not a key\n', { mode: 0o600 });
+    assert.match(zmesh('sign', bp, '--key', join(dir, 'junk.key')).stderr, /E_KEY_FORMAT/);
   });
 });
 
