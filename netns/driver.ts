@@ -248,6 +248,7 @@ export class Driver {
             addresses: [...host.links.values()].flatMap((l) => l.addrs.map((a) => a.cidr)),
             routes: hostRoutes.map((r) => r.dst),
             peerEndpoints: valid.flatMap((d) => d.resource.peers.map((p) => p.endpoint).filter((e): e is string => e !== null)),
+            uplinks: hostRoutes.filter((r) => r.dst === 'default' && r.dev).map((r) => r.dev!),
           },
           opts.egress ?? this.opts.egress,
         )

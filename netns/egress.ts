@@ -29,13 +29,24 @@ export interface EgressFacts {
   routes: string[];
   /** Underlay endpoints of the mesh peers of the networks on this host ("ip:port", "[v6]:port"). */
   peerEndpoints: string[];
+  /** Devices of the host's default routes (main table): the only way out (absent: no uplink rule). */
+  uplinks?: string[];
 }
 
 /** The nft set elements of the blocked destinations, per family: CIDRs, or "a-b" ranges where no prefix fits. */
 export interface BlockedSets {
   v4: string[];
   v6: string[];
+  /**
+   * The only interfaces egress may leave by: the devices of the host's default routes. Whatever else the host
+   * routes (policy-routing tables, VPNs, site links) is not the outside, whatever table the kernel picks.
+   * Absent: no such rule (hand-made sets in tests); empty: nothing leaves.
+   */
+  uplinks?: string[];
 }
+
+/** An interface name safe to put in an nft rule (quoted). */
+const IFNAME = /^[A-Za-z0-9._@-]{1,15}$/;
 
 /**
  * Private and special-purpose IPv4 ranges (RFC 6890 and friends): never the outside. The documentation
@@ -162,7 +173,8 @@ export function egressBlocked(facts: EgressFacts, policy: EgressPolicy = {}): Bl
   for (const a of policy.allow ?? []) add(allow, a);
   for (const a of policy.deny ?? []) add(deny, a);
   const out = (f: Family) => merge([...subtract(merge(blocked[f]), merge(allow[f])), ...deny[f]]).map((r) => element(f, r));
-  return { v4: out(4), v6: out(6) };
+  const uplinks = facts.uplinks ? { uplinks: [...new Set(facts.uplinks.filter((d) => IFNAME.test(d)))].sort() } : {};
+  return { v4: out(4), v6: out(6), ...uplinks };
 }
 
 /** Checks a list of policy CIDRs (`what`: its path, e.g. "egress.allow"): problems, one per bad entry (empty when fine). */

@@ -200,6 +200,8 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
 
 /** The named sets of the host table: the destinations egress never reaches, per family. */
 export const BLOCKED_SET_V4 = 'blocked4';
+/** Connections one tenant network may have open through its egress at once (nf_conntrack_max is shared). */
+export const EGRESS_MAX_CONNECTIONS = 4096;
 export const BLOCKED_SET_V6 = 'blocked6';
 
 /**
@@ -242,6 +244,12 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
           // NAT skipped (conntrack-invalid) with a spoofed source never reaches the underlay.
           { tag: 'egress-spoof', rule: `iifname ${me} ip saddr != ${tenantIp} drop` },
           { tag: 'tenant-to-tenant', rule: `iifname ${me} oifname "ze-*" drop` },
+          // Out only by the host's default route(s): not by a VPN or site link some other routing table uses.
+          ...(blocked.uplinks
+            ? [{ tag: 'egress-uplink', rule: blocked.uplinks.length ? `iifname ${me} oifname != { ${blocked.uplinks.map((d) => `"${d}"`).join(', ')} } drop` : `iifname ${me} drop` }]
+            : []),
+          // One tenant network cannot fill the host's connection-tracking table (shared with every tenant and the node).
+          { tag: 'egress-conns', rule: `iifname ${me} ct state new ct count over ${EGRESS_MAX_CONNECTIONS} drop` },
           // The outside only: not the node's LAN, underlay, sites, mesh or control plane, nor private ranges.
           { tag: 'egress-blocked', rule: `iifname ${me} ip daddr @${BLOCKED_SET_V4} drop` },
           { tag: 'egress-blocked6', rule: `iifname ${me} ip6 daddr @${BLOCKED_SET_V6} drop` },

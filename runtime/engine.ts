@@ -59,7 +59,16 @@ export interface ContainerSecurity {
   networkMode: string;
   /** Targets of the read-only bind mounts. */
   readOnlyTargets: string[];
+  /** The log driver and its rotation ("json-file 10m×2"): logs are written to the host's disk. */
+  logs: string;
+  /** RLIMIT_CORE as "soft:hard" ("0:0"), or null when the engine's default (a workload could raise it). */
+  core: string | null;
 }
+
+/** Container logs on the host's disk: rotated, at most LOG_MAX_SIZE × LOG_MAX_FILES per container. */
+export const LOG_MAX_SIZE = '10m';
+export const LOG_MAX_FILES = '2';
+const LOGS = `json-file ${LOG_MAX_SIZE}×${LOG_MAX_FILES}`;
 
 /** Docker's createContainer options for a spec. Pure. */
 export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
@@ -81,7 +90,10 @@ export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOption
       Privileged: false,
       SecurityOpt: [NO_NEW_PRIVILEGES],
       StorageOpt: { size: String(spec.disk) },
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': LOG_MAX_SIZE, 'max-file': LOG_MAX_FILES } },
+      // No core dumps: where core_pattern pipes to a host service (systemd-coredump) they would land on the
+      // host's disk, outside the workload's disk limit.
+      Ulimits: [{ Name: 'core', Soft: 0, Hard: 0 }],
       Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly === true })),
     },
   };
@@ -101,6 +113,8 @@ export function securityDrift(s: ContainerSecurity, disk: number): string[] {
   if (s.networkMode !== 'none') p.push(`network mode ${s.networkMode}, expected none`);
   const rw = ETC_TARGETS.filter((t) => !s.readOnlyTargets.includes(t));
   if (rw.length) p.push(`${rw.join(', ')} not mounted read-only from the runtime's files`);
+  if (s.logs !== LOGS) p.push(`logs ${s.logs || 'unbounded'}, expected ${LOGS}`);
+  if (s.core !== '0:0') p.push(`core dumps ${s.core ?? 'allowed'}, expected 0:0`);
   return p;
 }
 
@@ -302,6 +316,8 @@ export class DockerEngine implements Engine {
           pidsLimit: i.HostConfig.PidsLimit ?? null,
           networkMode: i.HostConfig.NetworkMode ?? '',
           readOnlyTargets: (i.HostConfig.Mounts ?? []).filter((m) => m.ReadOnly === true).map((m) => m.Target),
+          logs: i.HostConfig.LogConfig?.Type ? `${i.HostConfig.LogConfig.Type} ${i.HostConfig.LogConfig.Config?.['max-size'] ?? '∞'}×${i.HostConfig.LogConfig.Config?.['max-file'] ?? '1'}` : '',
+          core: ((c) => (c ? `${c.Soft}:${c.Hard}` : null))((i.HostConfig.Ulimits ?? []).find((u) => u.Name === 'core')),
         },
       };
     } catch (e) {

@@ -132,7 +132,7 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
 });
 
 test('nft: the host table for egress, with the blocked destinations as interval sets', () => {
-  const blocked = { v4: ['10.0.0.0/8', '198.51.100.0/24', '203.0.113.7/32', '224.0.0.0-255.255.255.255'], v6: ['fc00::/7', 'fe80::/10'] };
+  const blocked = { v4: ['10.0.0.0/8', '198.51.100.0/24', '203.0.113.7/32', '224.0.0.0-255.255.255.255'], v6: ['fc00::/7', 'fe80::/10'], uplinks: ['eth0', 'wan1'] };
   const spec = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', blocked);
   const { text, hash: h } = renderNftTable(spec);
   assert.equal(
@@ -157,6 +157,8 @@ test('nft: the host table for egress, with the blocked destinations as interval 
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
       `\t\tiifname "ze-abcdefghij" ip saddr != 169.254.20.2 drop comment "zmesh:${h}:egress-spoof"\n` +
       `\t\tiifname "ze-abcdefghij" oifname "ze-*" drop comment "zmesh:${h}:tenant-to-tenant"\n` +
+      `\t\tiifname "ze-abcdefghij" oifname != { "eth0", "wan1" } drop comment "zmesh:${h}:egress-uplink"\n` +
+      `\t\tiifname "ze-abcdefghij" ct state new ct count over 4096 drop comment "zmesh:${h}:egress-conns"\n` +
       `\t\tiifname "ze-abcdefghij" ip daddr @blocked4 drop comment "zmesh:${h}:egress-blocked"\n` +
       `\t\tiifname "ze-abcdefghij" ip6 daddr @blocked6 drop comment "zmesh:${h}:egress-blocked6"\n` +
       `\t\tiifname "ze-abcdefghij" meta nfproto ipv6 drop comment "zmesh:${h}:egress-v6"\n` +
@@ -172,6 +174,8 @@ test('nft: the host table for egress, with the blocked destinations as interval 
   // The sets are part of the definition: another element is another hash, so the table is rewritten.
   const moved = hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { ...blocked, v4: [...blocked.v4.slice(0, 2), '203.0.113.8/32', blocked.v4[3]] });
   assert.notEqual(renderNftTable(moved).hash, h);
+  // No default route: nothing leaves.
+  assert.match(renderNftTable(hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { ...blocked, uplinks: [] })).text, /\t\tiifname "ze-abcdefghij" drop comment "zmesh:[0-9a-f]+:egress-uplink"\n/);
   // An empty set (an operator allowed everything) is declared without elements.
   assert.match(renderNftTable(hostNftSpec(namesFor('abcdefghij'), '169.254.20.2/30', { v4: [], v6: [] })).text, /\tset blocked4 \{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\}\n/);
 });

@@ -109,3 +109,10 @@ test('policy CIDRs are checked: CIDRs of either family, no host bits', () => {
   ]);
   assert.deepEqual(checkEgressCidrs('10.0.0.0/8', 'egress.allow'), [{ path: 'egress.allow', message: 'egress.allow is a list of CIDRs' }]);
 });
+
+test('uplinks: the devices of the default routes, sorted, once; names nft cannot quote are left out; none given, no rule', () => {
+  const facts = { addresses: [], routes: [], peerEndpoints: [] };
+  assert.deepEqual(egressBlocked({ ...facts, uplinks: ['wan1', 'eth0', 'eth0', 'bad"name', 'a b'] }).uplinks, ['eth0', 'wan1']);
+  assert.deepEqual(egressBlocked({ ...facts, uplinks: [] }).uplinks, []);
+  assert.equal(egressBlocked(facts).uplinks, undefined);
+});

@@ -50,7 +50,7 @@ function expectedDump(desired: DesiredResource[]): string {
         `    set blocked4 ipv4_addr: ${blocked.v4.join(',')}`,
         `    set blocked6 ipv6_addr: ${blocked.v6.join(',')}`,
         '    input filter/input: tenant-to-host',
-        '    forward filter/forward: egress-spoof tenant-to-tenant egress-blocked egress-blocked6 egress-v6 replies-in no-new-inbound',
+        '    forward filter/forward: egress-spoof tenant-to-tenant egress-uplink egress-conns egress-blocked egress-blocked6 egress-v6 replies-in no-new-inbound',
         '    postrouting nat/postrouting: egress-masquerade',
       );
     }

@@ -11,7 +11,7 @@ import { ZmeshError } from '../../src/errors.ts';
 /** What the engine reports for a container made from `spec` (as Docker 20.10 inspect shows it). */
 function securityOf(spec: ContainerSpec): ContainerSecurity {
   const h = createOptions(spec).HostConfig!;
-  return { capAdd: h.CapAdd!, capDrop: h.CapDrop!, privileged: h.Privileged!, securityOpt: h.SecurityOpt!, storageSize: h.StorageOpt!.size, pidsLimit: h.PidsLimit!, networkMode: h.NetworkMode!, readOnlyTargets: h.Mounts!.filter((m) => m.ReadOnly).map((m) => m.Target!) };
+  return { capAdd: h.CapAdd!, capDrop: h.CapDrop!, privileged: h.Privileged!, securityOpt: h.SecurityOpt!, storageSize: h.StorageOpt!.size, pidsLimit: h.PidsLimit!, networkMode: h.NetworkMode!, readOnlyTargets: h.Mounts!.filter((m) => m.ReadOnly).map((m) => m.Target!), logs: `${h.LogConfig!.Type} ${h.LogConfig!.Config!['max-size']}×${h.LogConfig!.Config!['max-file']}`, core: `${h.Ulimits![0].Soft}:${h.Ulimits![0].Hard}` };
 }
 
 /** The runtime's /etc files, without a file system: the mounts it would give, and what GC removed. */
@@ -321,6 +321,7 @@ test('hardening: the exact create options (no NET_RAW, no new privileges, disk a
       SecurityOpt: ['no-new-privileges'],
       StorageOpt: { size: '268435456' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      Ulimits: [{ Name: 'core', Soft: 0, Hard: 0 }],
       Mounts: [
         { Type: 'bind', Source: '/pool/volumes/acme.shop.data', Target: '/data', ReadOnly: false },
         { Type: 'bind', Source: '/state/etc/zmesh.node-a.acme.shop.web/hosts', Target: '/etc/hosts', ReadOnly: true },
@@ -333,7 +334,7 @@ test('hardening: the exact create options (no NET_RAW, no new privileges, disk a
 });
 
 test('securityDrift: one named case per kind of drift', () => {
-  const ok: ContainerSecurity = { capAdd: [...WORKLOAD_CAPS], capDrop: ['ALL'], privileged: false, securityOpt: ['no-new-privileges'], storageSize: '67108864', pidsLimit: 4096, networkMode: 'none', readOnlyTargets: ['/data-ro', ...ETC_TARGETS] };
+  const ok: ContainerSecurity = { capAdd: [...WORKLOAD_CAPS], capDrop: ['ALL'], privileged: false, securityOpt: ['no-new-privileges'], storageSize: '67108864', pidsLimit: 4096, networkMode: 'none', readOnlyTargets: ['/data-ro', ...ETC_TARGETS], logs: 'json-file 10m×2', core: '0:0' };
   const disk = 67108864;
   const cases: [string, Partial<ContainerSecurity>, string[]][] = [
     ['as made', {}, []],
@@ -349,6 +350,9 @@ test('securityDrift: one named case per kind of drift', () => {
     ['host networking', { networkMode: 'host' }, ['network mode host, expected none']],
     ["Docker's own writable /etc files", { readOnlyTargets: [] }, ['/etc/hosts, /etc/hostname, /etc/resolv.conf not mounted read-only from the runtime\'s files']],
     ['a writable /etc/hosts', { readOnlyTargets: ['/etc/hostname', '/etc/resolv.conf'] }, ['/etc/hosts not mounted read-only from the runtime\'s files']],
+    ['logs without rotation (an older agent, or made by hand)', { logs: 'json-file ∞×1' }, ['logs json-file ∞×1, expected json-file 10m×2']],
+    ['no log config read', { logs: '' }, ['logs unbounded, expected json-file 10m×2']],
+    ['core dumps allowed (the engine default)', { core: null }, ['core dumps allowed, expected 0:0']],
   ];
   for (const [name, over, want] of cases) assert.deepEqual(securityDrift({ ...ok, ...over }, disk), want, name);
 });
