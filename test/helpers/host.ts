@@ -102,6 +102,30 @@ export async function wire(a: EndSpec, b: EndSpec, mtu = 1500): Promise<void> {
   }
 }
 
+/**
+ * The internet for egress tests: an ISP router (203.0.113.254 on the switch, 192.0.2.1 beyond) and an outside
+ * host 192.0.2.10 behind it (so not on any node's own subnet, which is its LAN and blocked); `host` gets
+ * 203.0.113.1 on the switch and its default route via the ISP. The caller deletes `isp` and `far`.
+ */
+export async function ispAndOutside(sw: Switch, host: SimHost): Promise<{ isp: string; far: string }> {
+  const isp = `zt-isp-${rand()}`;
+  const far = `zt-far-${rand()}`;
+  try {
+    await makeNs(isp);
+    await makeNs(far);
+    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
+    await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
+    await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
+    await sw.attach({ ns: host.ns, ifname: 'u0', addr: '203.0.113.1/24' });
+    await host.underlay('u0', '203.0.113.254');
+  } catch (e) {
+    for (const ns of [isp, far]) await delNs(ns).catch(() => undefined);
+    throw e;
+  }
+  return { isp, far };
+}
+
 /** A namespace with a bridge: an underlay segment several hosts attach to. */
 export class Switch {
   readonly ns: string;

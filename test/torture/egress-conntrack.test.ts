@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ApplyReport } from '../../netns/index.ts';
-import { delNs, makeNs, rand, sh, SimHost, Switch, wire } from '../helpers/host.ts';
+import { delNs, ispAndOutside, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 import { EGRESS_MAX_CONNECTIONS } from '../../netns/layout.ts';
 
@@ -59,20 +59,13 @@ function okReport(r: ApplyReport): void {
 
 test('one tenant workload cannot fill the shared host conntrack table through egress: capped per network', { timeout: 240_000 }, async (t) => {
   const sw = await Switch.create();
-  const isp = `zt-isp-${rand()}`;
-  const far = `zt-far-${rand()}`;
+  let isp = '';
+  let far = '';
   let a: SimHost | null = null;
   const procs: ChildProcess[] = [];
   try {
     a = await SimHost.start('a', { egress: { controlPlane: ['192.0.2.20'] } });
-    await makeNs(isp);
-    await makeNs(far);
-    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
-    await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
-    await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
-    await sw.attach({ ns: a.ns, ifname: 'u0', addr: '203.0.113.1/24' });
-    await a.underlay('u0', '203.0.113.254');
+    ({ isp, far } = await ispAndOutside(sw, a));
     const server = spawn('ip', ['netns', 'exec', far, PYTHON, '-I', '-S', '-c', SERVER_PY, '150'], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(server);
     await new Promise<void>((resolve, reject) => {
@@ -110,7 +103,7 @@ test('one tenant workload cannot fill the shared host conntrack table through eg
       await a.exec(['ip', 'netns', 'del', 'zwl'], { okCodes: [0, 1, 255] }).catch(() => undefined);
       await a.close();
     }
-    for (const ns of [isp, far]) await delNs(ns);
+    for (const ns of [isp, far]) if (ns) await delNs(ns);
     await sw.destroy();
   }
 });

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ApplyReport } from '../../netns/index.ts';
-import { delNs, makeNs, rand, sh, SimHost, Switch, wire } from '../helpers/host.ts';
+import { delNs, ispAndOutside, makeNs, rand, sh, SimHost, Switch, wire } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -50,22 +50,15 @@ function okReport(r: ApplyReport): void {
 
 test('tenant egress does not reach a site the host routes by policy routing (not table main)', { timeout: 180_000 }, async (t) => {
   const sw = await Switch.create();
-  const isp = `zt-isp-${rand()}`;
-  const far = `zt-far-${rand()}`;
+  let isp = '';
+  let far = '';
   const mgmt = `zt-mg-${rand()}`;
   let a: SimHost | null = null;
   const procs: ChildProcess[] = [];
   try {
     a = await SimHost.start('a', { egress: { controlPlane: ['192.0.2.20'] } });
-    await makeNs(isp);
-    await makeNs(far);
+    ({ isp, far } = await ispAndOutside(sw, a));
     await makeNs(mgmt);
-    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
-    await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
-    await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
-    await sw.attach({ ns: a.ns, ifname: 'u0', addr: '203.0.113.1/24' });
-    await a.underlay('u0', '203.0.113.254');
     // The operator's site behind a VPN-like link routed by policy (like tailscale0 + table 52).
     await wire({ ns: a.ns, ifname: 'm0' }, { ns: mgmt, ifname: 'm1' });
     await sh(['ip', '-n', a.ns, 'addr', 'add', '100.100.1.1/32', 'dev', 'm0']);
@@ -114,7 +107,7 @@ test('tenant egress does not reach a site the host routes by policy routing (not
       await a.exec(['ip', 'netns', 'del', 'zwl'], { okCodes: [0, 1, 255] }).catch(() => undefined);
       await a.close();
     }
-    for (const ns of [isp, far, mgmt]) await delNs(ns);
+    for (const ns of [isp, far, mgmt]) if (ns) await delNs(ns);
     await sw.destroy();
   }
 });
