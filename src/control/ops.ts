@@ -10,7 +10,7 @@ import { checkSubmitted, type RoundReport } from './controller.ts';
 import { readPrefix } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
 import type { MemberRecord, Registration } from './membership.ts';
-import { isNodeId, openRecord } from './records.ts';
+import { openRecord } from './records.ts';
 import { parseEnrollment, readEnrollment, signEnrollment, signerOf, type Enrollment } from './signed.ts';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -79,7 +79,7 @@ export class ControlOps {
    */
   async approveNode(id: string, publicKey: string, opts: { replace?: boolean; operatorKey?: Key } = {}): Promise<{ changed: boolean }> {
     const problems = [];
-    if (!isNodeId(id)) problems.push({ code: 'E_NAME_FORMAT', path: 'id', message: 'a node id is a DNS label', hint: 'use the id in the agent config (nodeId)' });
+    if (!LABEL.test(id)) problems.push({ code: 'E_NAME_FORMAT', path: 'id', message: 'a node id is a DNS label', hint: 'use the id in the agent config (nodeId)' });
     if (!Key.isValid(publicKey)) problems.push({ code: 'E_KEY_FORMAT', path: 'key', message: 'the node key is a base64 X25519 public key', hint: 'use the key `zmesh keygen node` printed, or `zmesh status` on the node' });
     if (problems.length) throw new ValidationError(problems, 'node');
     const key = this.keys.enrollment(id);

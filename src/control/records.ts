@@ -36,7 +36,6 @@ export interface RecordSigner {
 /** Limits on what a registration may claim (a node can only lie about itself, and only this much). */
 export const MAX_ENDPOINTS = 16;
 export const MAX_RESERVED_PORTS = 1024;
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function recordMessage(key: string, record: unknown): Uint8Array {
   return new TextEncoder().encode(`${RECORD_FORMAT}\n${key}\n${canonicalize(record)}`);
@@ -150,8 +149,4 @@ export function vetRegistration(key: string, id: string, text: string, read: Enr
     };
   }
   return { state: 'trusted', registration };
-}
-
-export function isNodeId(id: string): boolean {
-  return LABEL.test(id);
 }
