@@ -7,9 +7,10 @@
 import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopControlPlane } from './etcd.ts';
+import { stopCarrier } from './candidates.ts';
 import { LAB_NS_PREFIX, labPrefix } from './layout.ts';
 import { labRoot, readState, type LabState } from './state.ts';
-import { allPids, fileInode, listNetns, nsInode, run, sleep, startTime, waitFor } from './sys.ts';
+import { alive, allPids, fileInode, listNetns, nsInode, run, sleep, startTime, waitFor } from './sys.ts';
 
 /** Namespace inodes of the host itself (never a lab's): PID 1's and this process's. */
 function hostInodes(): Set<number> {
@@ -243,6 +244,8 @@ export function processesOf(name: string, dir: string): { pid: number; start: nu
 /** Takes one lab down completely: processes, namespaces (and so links, mounts, sockets), its directory. */
 export async function downLab(name: string, dir: string, opts: { keepDir?: boolean } = {}): Promise<DownReport> {
   const state = readState(dir);
+  // The candidate carrier (labs/candidates.ts) runs outside the lab's namespaces: by its recorded PID.
+  await stopCarrier(dir, state).catch(() => undefined);
   // controlPlane: etcd — the members and the controller, by their recorded PIDs, and their data.
   await stopControlPlane(dir).catch(() => undefined);
   const { names } = seedInodes(name, state);
@@ -397,9 +400,11 @@ export async function releaseLoops(dir: string, timeoutMs = 3000): Promise<strin
  */
 export async function downAndCheck(name: string, dir: string): Promise<string[]> {
   const procs = processesOf(name, dir);
+  const carrier = readState(dir)?.carrier ?? null;
   const failed = await downLab(name, dir).then(
     () => null,
     (e: unknown) => `lab down failed: ${(e as Error).message}`,
   );
-  return [...(failed ? [failed] : []), ...leftovers(name, dir, { procs })];
+  const carrierLeft = alive(carrier) ? [`candidate carrier PID ${carrier!.pid} still runs`] : [];
+  return [...(failed ? [failed] : []), ...carrierLeft, ...leftovers(name, dir, { procs })];
 }

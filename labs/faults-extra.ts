@@ -83,7 +83,7 @@ async function readdress(ns: string, ifname: string, address: string): Promise<v
 async function natRestart(nat: NatLayout): Promise<string> {
   const r = await run(inNs(nat.ns, [python(), '-I', '-S', '-c', CONNTRACK_FLUSH_PY]));
   await run(['ip', '-n', nat.ns, 'neigh', 'flush', 'all'], { okCodes: [0, 1, 2] });
-  await run(inNs(nat.ns, ['nft', '-f', '-']), { input: natRuleset() });
+  await run(inNs(nat.ns, ['nft', '-f', '-']), { input: natRuleset(nat.type) });
   return `NAT router ${nat.name} restarted: ${Number(r.stdout.trim()) || 0} conntrack entries lost, nftables rebuilt`;
 }
 

@@ -10,6 +10,7 @@ import { dockerdAlive, ensureBaseImage, ensureDockerd } from './docker.ts';
 import { nodeStatus, planLab, pushAll, removePlanFiles, savedPlans, trustedTenants, type BlueprintPlan, type NodeStatus, type PushResult } from './control.ts';
 import { endpointsOf, ensureDeviceTunnel, ensureEcho, workloadPids, type Endpoint } from './endpoints.ts';
 import { labToDot } from './graph.ts';
+import { ensureCarrier, stopCarrier, wantsCarrier } from './candidates.ts';
 import { EXTRA_FAULTS, extraFault, type ExtraFaultKind } from './faults-extra.ts';
 import { controlPlaneStatus, ensureControlPlane, ensureDeviceKeys, etcdApply, etcdUrls } from './etcd.ts';
 import { hostByName, layoutFor, type HostLayout, type Layout } from './layout.ts';
@@ -290,6 +291,9 @@ async function upLocked(spec: LabSpec, specFile: string, dir: string, opts: UpOp
   }
 
   await ensureDevices(spec, layout, plans, state, dir);
+  // Direct paths between hidden nodes: with the embedded control plane the lab carries their candidates.
+  if (wantsCarrier(layout, spec.controlPlane)) ensureCarrier(spec.name, dir, state);
+  else await stopCarrier(dir, state);
   writeState(dir, state);
   const endpoints = endpointsOf(plans, layout);
   let matrix: PairResult[] = [];

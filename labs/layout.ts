@@ -52,6 +52,8 @@ export interface NatLayout {
   port: string;
   lan: string;
   lanGateway: string;
+  /** cone or symmetric (labs/underlay.ts natRuleset). */
+  type: 'cone' | 'symmetric';
 }
 
 export interface Layout {
@@ -164,7 +166,7 @@ export function layoutFor(spec: LabSpec, previous?: Layout | null): Layout {
       usedLans.add(lan);
     }
     const idx = indexOf(`nat:${n.name}`);
-    return { name: n.name, index: idx, ns: natNs(lab, n.name), wanAddress: inetAddr(`nat:${n.name}`), port: `rt${idx}`, lan, lanGateway: formatIPv4(parseCidr(lan)!.base + 1) };
+    return { name: n.name, index: idx, ns: natNs(lab, n.name), wanAddress: inetAddr(`nat:${n.name}`), port: `rt${idx}`, lan, lanGateway: formatIPv4(parseCidr(lan)!.base + 1), type: n.type ?? 'cone' };
   });
   const natByName = new Map(nats.map((n) => [n.name, n]));
   const usedLan = new Map<string, Set<number>>(nats.map((n) => [n.name, new Set([0, 1])]));

@@ -36,6 +36,12 @@ export interface NatSpec {
   name: string;
   /** LAN range; default: the next free /27 of 198.51.100.0/24. */
   lan?: string;
+  /**
+   * cone (default): one public port per inside socket whatever the destination (Linux masquerade keeps the
+   * port), so two cone NATs let a direct path through; symmetric: a new random port per destination
+   * (masquerade random), where a direct path fails and the pair stays relayed. Neither hairpins.
+   */
+  type: 'cone' | 'symmetric';
 }
 
 export interface TenantSpec {
@@ -139,12 +145,13 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   list('nats').forEach((n, i) => {
     const at = `nats[${i}]`;
     if (!isObj(n) || typeof n.name !== 'string' || !LABEL.test(n.name)) return bad('E_NAME_FORMAT', at, 'a NAT router has a name (DNS label)', 'write {name: home}');
-    for (const k of Object.keys(n)) if (!['name', 'lan'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'remove it');
+    for (const k of Object.keys(n)) if (!['name', 'lan', 'type'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use name, lan, type');
+    if (n.type !== undefined && n.type !== 'cone' && n.type !== 'symmetric') bad('E_NAT_TYPE', `${at}.type`, `type ${JSON.stringify(n.type)} is not cone or symmetric`, 'write type: cone (the default) or type: symmetric');
     if (n.lan !== undefined) {
       const c = typeof n.lan === 'string' ? parseCidr(n.lan) : null;
       if (!c || c.prefix > 29 || c.prefix < 16) bad('E_CIDR', `${at}.lan`, 'lan is an IPv4 CIDR from /16 to /29', 'e.g. 198.51.100.0/27');
     }
-    nats.push({ name: n.name, lan: typeof n.lan === 'string' ? n.lan : undefined });
+    nats.push({ name: n.name, lan: typeof n.lan === 'string' ? n.lan : undefined, type: n.type === 'symmetric' ? 'symmetric' : 'cone' });
   });
 
   const shapingOf = (v: unknown, at: string): Shaping => {

@@ -71,6 +71,8 @@ export interface LabState {
   dockerd: Record<string, ProcRef>;
   /** Echo services, keyed "node/networkId" or "device". */
   echo: Record<string, ProcRef & { net: number }>;
+  /** The candidate carrier for direct paths (labs/candidates.ts), when the lab runs one. */
+  carrier?: ProcRef | null;
   /** Userspace delay lines (when the kernel has no netem), keyed by port name. */
   delayLines: Record<string, ProcRef>;
   faults: Record<string, Faults>;

@@ -56,20 +56,33 @@ export async function ensureInternet(layout: Layout): Promise<void> {
   }
 }
 
-/** nftables of a NAT router: masquerade out of the WAN link, only replies (conntrack) come back in. */
-export function natRuleset(): string {
+/**
+ * nftables of a NAT router: masquerade out of the WAN link, only replies (conntrack) come back in, and nothing
+ * unsolicited reaches the router itself from the WAN (as on a home router; it also keeps an unanswered probe
+ * from leaving a conntrack entry that would make masquerade pick another port); hosts on the LAN reach each
+ * other. cone: masquerade keeps the
+ * inside port, one mapping per socket; symmetric: `masquerade random`, a new port per destination. No hairpin.
+ */
+export function natRuleset(type: 'cone' | 'symmetric' = 'cone'): string {
   return [
     'table ip zlab_nat',
     'delete table ip zlab_nat',
     'table ip zlab_nat {',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
-    `    oifname "${WAN_LINK}" masquerade`,
+    `    oifname "${WAN_LINK}" masquerade${type === 'symmetric' ? ' random' : ''}`,
+    '  }',
+    '  chain input {',
+    '    type filter hook input priority filter; policy accept;',
+    `    iifname "${WAN_LINK}" ct state established,related accept`,
+    `    iifname "${WAN_LINK}" drop`,
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy drop;',
     '    ct state established,related accept',
     `    iifname "${LAN_BRIDGE}" oifname "${WAN_LINK}" accept`,
+    // Hosts on the LAN reach each other (bridged frames pass this hook where br_netfilter is on, as here).
+    `    iifname "${LAN_BRIDGE}" oifname "${LAN_BRIDGE}" accept`,
     '  }',
     '}',
     '',
@@ -96,7 +109,7 @@ export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
   }
   await run(['ip', '-n', layout.internetNs, 'link', 'set', nat.port, 'master', INET_BRIDGE, 'up']);
   await sysctl(ns, 'net.ipv4.ip_forward', '1');
-  await run(inNs(ns, ['nft', '-f', '-']), { input: natRuleset() });
+  await run(inNs(ns, ['nft', '-f', '-']), { input: natRuleset(nat.type) });
 }
 
 /** The shell a holder runs: drop the copies of the host's /run mounts, mount a private tmpfs on /run (its

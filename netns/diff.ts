@@ -38,7 +38,7 @@ export function diffPeers(desired: DesiredPeer[], actual: WgPeer[], nowSec: numb
     const op: PeerOp = { op: 'update', publicKey: d.publicKey };
     let changed = false;
     if (d.endpoint !== null && d.endpoint !== a.endpoint) {
-      const roamed = a.latestHandshake > 0 && nowSec - a.latestHandshake < roamWindowSec;
+      const roamed = !d.forceEndpoint && a.latestHandshake > 0 && nowSec - a.latestHandshake < roamWindowSec;
       if (!roamed) {
         op.endpoint = d.endpoint;
         changed = true;

@@ -3,10 +3,10 @@
 import { openSealed, X25519Secret, x25519PublicKey, type Key } from '../src/crypto/index.ts';
 import { sealContext } from '../src/plan/types.ts';
 import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
-import { diffLink, diffRoutes, diffWireguard, nftIsCurrent, ROAM_WINDOW_SEC } from './diff.ts';
+import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent, ROAM_WINDOW_SEC } from './diff.ts';
 import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts';
 import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
-import { layoutFor, validateDesired, type DesiredLink, type Layout } from './layout.ts';
+import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layout } from './layout.ts';
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
 import type { IpLink, NftTable, WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
@@ -675,6 +675,47 @@ export class Driver {
   /** The state of one network on this host, for operators. */
   readActual(networkId: string): Promise<ActualResource> {
     return this.lock(() => this.readActualWith(this.runner, networkId, this.backend));
+  }
+
+  /** The global addresses of the devices the host's default routes leave by (its underlay), sorted. */
+  underlayAddresses(): Promise<string[]> {
+    return this.lock(async () => {
+      const [host, routes] = await Promise.all([readHost(this.runner), readHostRoutes(this.runner)]);
+      const devs = new Set(routes.filter((r) => r.dst === 'default' && r.dev).map((r) => r.dev as string));
+      const out = new Set<string>();
+      for (const d of devs) for (const a of host.links.get(d)?.addrs ?? []) if (a.scope === 'global') out.add(a.cidr.split('/')[0]);
+      return [...out].sort();
+    });
+  }
+
+  /** A network's WireGuard device alone (its peers' counters and endpoints): no process with wireguard-go. */
+  readDevice(networkId: string): Promise<WgDevice | null> {
+    return this.lock(async () => {
+      const backend = await this.getBackend(this.runner);
+      const names = namesFor(networkId);
+      if (backend.kind === 'kernel') return readWg(this.runner, names.wg, names.ns);
+      return readUapi(this.daemons.socket(names.wg)).catch(() => null);
+    });
+  }
+
+  /**
+   * Brings only the peers of an existing network's device to `peers` (the direct-path moves between two full
+   * applies): one read, the usual per-peer diff, one `wg set` or none. Returns the change lines.
+   */
+  setPeers(networkId: string, peers: DesiredResource['resource']['peers']): Promise<string[]> {
+    return this.lock(async () => {
+      const run = this.runner;
+      const backend = await this.getBackend(run);
+      const names = namesFor(networkId);
+      const dev = backend.kind === 'kernel' ? await readWg(run, names.wg, names.ns) : await readUapi(this.daemons.socket(names.wg)).catch(() => null);
+      if (!dev) return [];
+      const ops = diffPeers(normalizePeers(peers), dev.peers, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC).filter((o) => o.op !== 'remove');
+      if (!ops.length) return [];
+      for (const c of buildWgSet(names.wg, { peers: ops }, SECRET_FILE)) {
+        await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
+      }
+      return ops.map(peerLine);
+    });
   }
 
   /** Removes everything of network `id` that carries our marker. */

@@ -34,6 +34,8 @@ export interface DesiredPeer {
   /** Canonical, sorted, unique. */
   allowedIps: string[];
   persistentKeepalive: number | null;
+  /** Set the endpoint even after a recent handshake (a direct-path probe moving to its next candidate). */
+  forceEndpoint?: true;
 }
 
 export interface EgressLayout {
@@ -116,6 +118,7 @@ export function normalizePeers(peers: DesiredResource['resource']['peers']): Des
       endpoint: p.endpoint === null ? null : canonicalEndpoint(p.endpoint),
       allowedIps: [...new Set(p.allowedIps.map(canonicalCidr))].sort(),
       persistentKeepalive: p.persistentKeepalive ? p.persistentKeepalive : null,
+      ...((p as { forceEndpoint?: true }).forceEndpoint && p.endpoint !== null ? { forceEndpoint: true as const } : {}),
     }))
     .sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
 }

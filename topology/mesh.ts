@@ -4,7 +4,10 @@
 // Allowed-ips, per resource, never overlap and, with the resource's own subnet, cover every subnet:
 //  - public P's entry for public Q: Q's subnet plus the subnets of everything that enters through Q;
 //  - public P's entry for hidden H / device D that enters through P: that member's subnet, endpoint null;
-//  - hidden H's single entry (its access node): the whole range minus H's own subnet, with a keepalive.
+//  - hidden H's entry for its access node: the whole range minus H's own subnet, with a keepalive;
+//  - hidden H's entry for every other hidden node G of the network (a *direct peer*): no allowed-ips, no endpoint,
+//    and `directSubnet` = G's subnet. The node itself moves G's subnet onto it once a direct path to G is proven
+//    (topology/paths.ts); the plan never routes anything to it.
 // Work is O(members + public²) array slots; the entry for a public node is one shared object, the same in
 // every other public node's list (treat plans as immutable).
 import type { Peer } from '../src/plan/types.ts';
@@ -117,20 +120,43 @@ export function buildMesh(range: string, members: MeshMember[], opts: MeshOption
     }
     out.set(p.id, peers);
   }
-  for (const m of members) {
-    if (m.kind !== 'node' || m.via === null) continue;
-    const access = publicById.get(m.via)!;
-    const own = parseCidr(m.subnet) as Cidr;
-    out.set(m.id, [
-      {
-        node: access.id,
+  const hidden = members.filter((m) => m.kind === 'node' && m.via !== null).sort(byId);
+  // One shared, frozen direct-peer entry per hidden node, as every other hidden node sees it.
+  const directEntry = hidden.map(
+    (m) =>
+      Object.freeze({
+        node: m.id,
         kind: 'node',
-        publicKey: access.publicKey,
-        endpoint: access.endpoint,
-        allowedIps: cidrExclude(rangeCidr, own).map(formatCidr),
-        persistentKeepalive: opts.hiddenKeepalive,
-      },
-    ]);
+        publicKey: m.publicKey,
+        endpoint: null,
+        allowedIps: Object.freeze([]) as unknown as string[],
+        persistentKeepalive: null,
+        directSubnet: m.subnet,
+      }) as Peer,
+  );
+  for (const m of hidden) {
+    const access = publicById.get(m.via!)!;
+    const own = parseCidr(m.subnet) as Cidr;
+    const relay: Peer = {
+      node: access.id,
+      kind: 'node',
+      publicKey: access.publicKey,
+      endpoint: access.endpoint,
+      allowedIps: cidrExclude(rangeCidr, own).map(formatCidr),
+      persistentKeepalive: opts.hiddenKeepalive,
+    };
+    const peers: Peer[] = [];
+    let placed = false;
+    for (const d of directEntry) {
+      if (d.node === m.id) continue;
+      if (!placed && relay.node < d.node) {
+        peers.push(relay);
+        placed = true;
+      }
+      peers.push(d);
+    }
+    if (!placed) peers.push(relay);
+    out.set(m.id, peers);
   }
   return out;
 }

@@ -278,6 +278,21 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     writable();
     return agent.remove(req.params.tenant, req.params.name);
   });
+  // Direct paths between hidden nodes (docs/paths.md).
+  app.get<{ Querystring: { network?: string } }>(
+    '/v1/paths',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { network: { type: 'string', minLength: 1, maxLength: 200 } } } } },
+    async (req) => ({ paths: agent.pathViews(req.query.network) }),
+  );
+  // What this node tells the control plane, and what the control plane tells it: the admin socket only.
+  app.get('/v1/candidates', async (req) => {
+    writable();
+    return heavy.run(req, () => agent.candidateReport());
+  });
+  app.put('/v1/candidates', { bodyLimit: 256 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
+    writable();
+    return agent.setCandidates(req.body);
+  });
   app.post('/v1/reconcile', async () => {
     writable();
     return agent.reconcile('requested');

@@ -17,6 +17,8 @@ import type { Readable } from 'node:stream';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
+import { PathManager, type PathView } from './paths.ts';
+import type { CandidateReport } from '../control/candidates.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -144,10 +146,24 @@ export class Agent {
   lastReconcile: ReconcileSummary | null = null;
   private readonly now: () => number;
   private readonly listeners = new Set<(e: AgentEvent) => void>();
+  /** Direct paths between hidden nodes (null when the driver cannot read peer counters). */
+  readonly paths: PathManager | null;
+  private pathTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     deps.state.setTenants(deps.config.trustedTenants);
+    const drv = deps.driver;
+    this.paths =
+      drv.peerCounters && drv.setPeers
+        ? new PathManager({
+            now: this.now,
+            desired: () => this.planned(),
+            read: (id) => drv.peerCounters!(id),
+            setPeers: (id, peers) => drv.setPeers!(id, peers),
+            event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
+          })
+        : null;
   }
 
   get nodeId(): string {
@@ -172,12 +188,29 @@ export class Agent {
     this.started = true;
     this.event('info', 'agent.start', this.nodeId, `agent ${AGENT_VERSION} starting; reconciling ${this.deps.state.blueprints().length} blueprints from the store`);
     this.schedule(0);
+    this.schedulePaths();
+  }
+
+  /** Direct paths: a tick every second, every half second while a pair is probed (docs/paths.md). */
+  private schedulePaths(): void {
+    if (this.stopped || !this.paths) return;
+    const ms = this.paths.probing() ? 500 : 1000;
+    this.pathTimer = setTimeout(() => {
+      this.pathTimer = null;
+      this.mutex
+        .run(() => this.paths!.tick())
+        .catch((e: unknown) => this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'path tick failed'))
+        .finally(() => this.schedulePaths());
+    }, ms);
+    this.pathTimer.unref?.();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.pathTimer) clearTimeout(this.pathTimer);
+    this.pathTimer = null;
     await this.mutex.run(async () => undefined);
     await this.deps.runtime?.close();
     await this.deps.driver.close();
@@ -203,7 +236,14 @@ export class Agent {
     this.timer.unref?.();
   }
 
+  /** What the host should look like: the plan, with the direct-path decisions on hidden nodes' direct peers. */
   private desired(blueprints: StoredBlueprint[] = this.deps.state.blueprints()): DesiredNetwork[] {
+    const planned = this.planned(blueprints);
+    return this.paths ? planned.map((d) => this.paths!.effective(d)) : planned;
+  }
+
+  /** The stored plan parts as desired networks, without run-time path decisions. */
+  private planned(blueprints: StoredBlueprint[] = this.deps.state.blueprints()): DesiredNetwork[] {
     const out: DesiredNetwork[] = [];
     for (const b of blueprints) {
       for (const n of b.part.networks) {
@@ -474,6 +514,66 @@ export class Agent {
       lastReconcile: this.lastReconcile,
       errors: this.lastReconcile?.errors ?? [],
     };
+  }
+
+  /** Direct paths of this node's hidden resources (GET /v1/paths), optionally of one network. */
+  pathViews(key?: string): PathView[] {
+    if (!this.paths) return [];
+    return this.paths.views(key ? this.findNetwork(key).desired.networkId : undefined);
+  }
+
+  /** Takes candidates from the control plane (PUT /v1/candidates): all or nothing. */
+  setCandidates(body: unknown): { networks: number; peers: number } {
+    if (!this.paths) throw new ZmeshError('E_NOT_SUPPORTED', 'this agent has no direct paths (its driver reads no peer counters)');
+    const problems = this.paths.setCandidates(body);
+    if (problems.length) {
+      this.event('warn', 'candidates.rejected', this.nodeId, `candidates refused: ${problems.slice(0, 3).map((p) => `${p.code} at ${p.path}`).join(', ')}${problems.length > 3 ? ', …' : ''}`);
+      throw new ValidationError(problems, 'candidates');
+    }
+    const nets = Object.values((body as { networks: Record<string, Record<string, string[]>> }).networks);
+    // Probe new candidates now rather than at the next tick.
+    if (this.started && !this.stopped) {
+      if (this.pathTimer) clearTimeout(this.pathTimer);
+      this.pathTimer = null;
+      void this.mutex
+        .run(() => this.paths!.tick())
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.pathTimer) this.schedulePaths();
+        });
+    }
+    return { networks: nets.length, peers: nets.reduce((n, x) => n + Object.keys(x).length, 0) };
+  }
+
+  /**
+   * What this node tells the control plane for direct paths (GET /v1/candidates): per network where it is
+   * hidden, its underlay addresses with the network's port and its direct peers; per network where it is an
+   * access node, the endpoints its hidden peers' packets arrive from.
+   */
+  async candidateReport(): Promise<CandidateReport> {
+    const addrs = (await this.deps.driver.underlayAddresses?.().catch(() => [])) ?? [];
+    const networks: CandidateReport['networks'] = [];
+    for (const d of this.planned()) {
+      const r = d.resource;
+      if (r.hidden) {
+        const local = addrs.map((a) => (a.includes(':') ? `[${a}]:${r.listenPort}` : `${a}:${r.listenPort}`));
+        networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), local, observed: {} });
+        continue;
+      }
+      const hiddenPeers = r.peers.filter((p) => p.kind === 'node' && p.endpoint === null);
+      if (!hiddenPeers.length || !this.deps.driver.peerCounters) continue;
+      const counters = await this.deps.driver.peerCounters(d.networkId).catch(() => null);
+      const byKey = new Map((counters ?? []).map((c) => [c.publicKey, c]));
+      const observed: Record<string, string> = {};
+      const nowSec = Math.floor(this.now() / 1000);
+      for (const p of hiddenPeers) {
+        const c = byKey.get(p.publicKey);
+        // Only an endpoint the peer proved recently (a handshake within WireGuard's 180 s).
+        if (c?.endpoint && c.latestHandshake > 0 && nowSec - c.latestHandshake < 180) observed[p.node] = c.endpoint;
+      }
+      networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: false, directPeers: [], local: [], observed });
+    }
+    return { node: this.nodeId, networks };
   }
 
   events(after = 0, limit = 200): AgentEvent[] {

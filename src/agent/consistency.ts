@@ -94,6 +94,7 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     }
     if (!Array.isArray(r.peers)) return bad('E_PART_FORMAT', `${rp}.peers`, 'peers must be a list');
     const allowed: Cidr[] = [];
+    const directs = new Set<string>();
     r.peers.forEach((p, j) => {
       const pp = `${rp}.peers[${j}]`;
       if (!isObj(p) || !Key.isValid(p.publicKey)) return bad('E_PART_PEER', pp, 'peer needs a valid publicKey');
@@ -108,6 +109,16 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       }
       if (p.persistentKeepalive !== null && (!Number.isInteger(p.persistentKeepalive) || (p.persistentKeepalive as number) < 1 || (p.persistentKeepalive as number) > 65535)) {
         bad('E_PART_PEER', `${pp}.persistentKeepalive`, 'keepalive must be seconds (1-65535) or null');
+      }
+      if (p.directSubnet !== undefined) {
+        // A direct peer (another hidden node): the node may move exactly that node's subnet onto it, nothing else.
+        const d = parseCidr(String(p.directSubnet));
+        const listed = Array.isArray(n.subnets) && (n.subnets as unknown[]).some((s) => s === p.directSubnet);
+        if (r.hidden !== true) bad('E_PART_PEER', `${pp}.directSubnet`, 'only a hidden node has direct peers');
+        if (!d || !listed || String(p.directSubnet) === String(r.subnet)) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${String(p.directSubnet)} is not another subnet of the network`);
+        else if (directs.has(String(p.directSubnet))) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${String(p.directSubnet)} is given to two peers`);
+        else directs.add(String(p.directSubnet));
+        if (p.allowedIps.length || p.endpoint !== null || p.persistentKeepalive !== null) bad('E_PART_PEER', pp, 'a direct peer has no allowed-ips, endpoint or keepalive in the plan');
       }
     });
     if (sub) allowed.push(sub);

@@ -11,6 +11,8 @@ import type { EgressPolicy } from '../../netns/egress.ts';
 import { BATCHED_SINCE, NO_TUNING, readUdpSockets } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
+import type { PeerCounters } from './paths.ts';
+import type { Resource } from '../plan/types.ts';
 
 const WG_OVERHEAD = 80;
 
@@ -188,6 +190,23 @@ export class NetnsDriverPort implements DriverPort {
   commandCounts(): { reads: number; mutating: number } {
     return { ...this.runner.counts };
   }
+
+  async peerCounters(networkId: string): Promise<PeerCounters[] | null> {
+    const dev = await this.driver.readDevice(networkId);
+    return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint })) : null;
+  }
+
+  setPeers(networkId: string, peers: Resource['peers']): Promise<string[]> {
+    return this.driver.setPeers(networkId, peers);
+  }
+
+  /** Cached for 10 s: the control plane asks often, the underlay rarely changes. */
+  async underlayAddresses(): Promise<string[]> {
+    const now = Date.now();
+    if (!this.underlay || now - this.underlay.at > 10_000) this.underlay = { at: now, addrs: await this.driver.underlayAddresses() };
+    return this.underlay.addrs;
+  }
+  private underlay: { at: number; addrs: string[] } | null = null;
 
   dataplane(): DataplaneInfo | null {
     const backend = this.driver.knownBackend();

@@ -1,6 +1,7 @@
 // What the agent needs from the data plane. netns/ implements it (see src/agent/netns-adapter.ts); tests may
 // pass a fake. Views are plain JSON, shown as they are by the admin socket (never holding private keys).
 import type { Resource } from '../plan/types.ts';
+import type { PeerCounters } from './paths.ts';
 
 export interface DesiredNetwork {
   tenant: string;
@@ -63,6 +64,12 @@ export interface DriverPort {
   commandCounts?(): { reads: number; mutating: number };
   /** The WireGuard backend, the wireguard-go build and the tuning in force, once known. */
   dataplane?(): DataplaneInfo | null;
+  /** A network's WireGuard peers' counters alone (cheap; direct paths read them every tick). */
+  peerCounters?(networkId: string): Promise<PeerCounters[] | null>;
+  /** Brings only a network's peers to `peers` (one `wg set` or none); the change lines. */
+  setPeers?(networkId: string, peers: Resource['peers']): Promise<string[]>;
+  /** The host's underlay addresses (on the devices of its default routes). */
+  underlayAddresses?(): Promise<string[]>;
 }
 
 /** What carries this node's tunnels (GET /v1/status → dataplane). */

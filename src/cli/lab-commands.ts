@@ -231,6 +231,24 @@ export function registerLabCommands(program: Command): void {
     });
 
   lab
+    .command('candidates')
+    .description('carry direct-path candidates between the lab\'s nodes (lab up runs it for labs with hidden nodes; docs/paths.md)')
+    .argument('<name>', 'lab name')
+    .option('--once', 'one round: print what each hidden node is told, and exit')
+    .action(async (name: string, flags: { once?: boolean }) => {
+      const { openLab } = await import('../../labs/index.ts');
+      const { carryOnce, runCarrier } = await import('../../labs/candidates.ts');
+      const { dir, layout } = openLab(name);
+      if (flags.once) {
+        const r = await carryOnce(layout, dir, new Map());
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        if (r.errors.length) process.exitCode = 1;
+        return;
+      }
+      await runCarrier(dir, { say: (l) => process.stdout.write(l + '\n') });
+    });
+
+  lab
     .command('graph')
     .description('draw the lab: nodes, NAT routers, devices, tunnels coloured by handshake health (graphviz)')
     .argument('<name>', 'lab name')

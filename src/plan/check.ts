@@ -124,9 +124,18 @@ export function checkNetwork(
       for (const t of net.resources) if (t.hidden && t.accessNode === r.node && !peerNodes.has(t.node)) bad('E_PLAN_MESH', p, `misses hidden ${t.node}`);
       for (const d of net.access) if (d.via === r.node && !peerNodes.has(d.name)) bad('E_PLAN_MESH', p, `misses device ${d.name}`);
     } else {
-      if (r.peers.length !== 1 || !r.accessNode || r.peers[0].node !== r.accessNode || !publicSet.has(r.accessNode)) {
-        bad('E_PLAN_HIDDEN_PEER', p, 'a hidden node must have exactly one peer: its public access node');
-      } else if (!r.peers[0].persistentKeepalive) bad('E_PLAN_KEEPALIVE', p, 'a hidden node must keep its tunnel open with a keepalive');
+      const relay = r.peers.filter((x) => x.directSubnet === undefined);
+      if (relay.length !== 1 || !r.accessNode || relay[0].node !== r.accessNode || !publicSet.has(r.accessNode)) {
+        bad('E_PLAN_HIDDEN_PEER', p, 'a hidden node must have exactly one relayed peer: its public access node');
+      } else if (!relay[0].persistentKeepalive) bad('E_PLAN_KEEPALIVE', p, 'a hidden node must keep its tunnel open with a keepalive');
+      for (const t of net.resources) if (t.hidden && t.node !== r.node && !peerNodes.has(t.node)) bad('E_PLAN_MESH', p, `misses direct peer ${t.node}`);
+    }
+    for (const x of r.peers) {
+      if (x.directSubnet === undefined) continue;
+      const t = res.get(x.node);
+      if (!r.hidden || !t?.hidden || x.kind !== 'node') bad('E_PLAN_DIRECT', p, `direct peer ${x.node}: only hidden nodes have direct peers, and only for other hidden nodes`);
+      else if (x.directSubnet !== t.subnet) bad('E_PLAN_DIRECT', p, `direct peer ${x.node}: directSubnet is not its subnet`);
+      if (x.allowedIps.length || x.endpoint !== null || x.persistentKeepalive !== null) bad('E_PLAN_DIRECT', p, `direct peer ${x.node}: the plan gives a direct peer no allowed-ips, endpoint or keepalive`);
     }
     // allowed-ips: no overlap; with own subnet, cover every subnet.
     const allowed: Cidr[] = [];

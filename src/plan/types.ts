@@ -16,6 +16,12 @@ export interface Peer {
   allowedIps: string[];
   /** Seconds, or null. */
   persistentKeepalive: number | null;
+  /**
+   * Only on a hidden node's peer for another hidden node of the network (a *direct peer*): that node's subnet.
+   * The plan gives a direct peer no allowed-ips and no endpoint; the node moves this subnet onto it at run time
+   * once a handshake proves a direct path (topology/paths.ts), and back to its access node when the path goes stale.
+   */
+  directSubnet?: string;
 }
 
 export interface Resource {

@@ -1,0 +1,178 @@
+// The agent's side of direct paths (docs/paths.md): candidates the control plane sent, one path state per
+// (network, other hidden node) stepped by topology/paths.ts, and the direct peers' configuration that follows.
+// A tick reads only the WireGuard devices of networks where this node is hidden and has direct peers (a UAPI
+// read with wireguard-go, no process), steps every pair, and when a pair's configuration changes applies just
+// that network's peers in one `wg set`. Public nodes never tick.
+import type { Problem } from '../errors.ts';
+import { directPeerConfig, initialPath, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
+import { validateCandidates, type CandidateMap, type DirectPeerIndex } from './candidates.ts';
+import type { DesiredNetwork } from './ports.ts';
+
+export interface PeerCounters {
+  publicKey: string;
+  rxBytes: number;
+  /** Seconds since the epoch; 0: never. */
+  latestHandshake: number;
+  endpoint: string | null;
+}
+
+export interface PathDeps {
+  now: () => number;
+  /** The desired networks as planned (without path decisions). */
+  desired: () => DesiredNetwork[];
+  read: (networkId: string) => Promise<PeerCounters[] | null>;
+  /** Applies a network's peers (as withPaths returns them); returns the change lines. */
+  setPeers: (networkId: string, peers: DesiredNetwork['resource']['peers']) => Promise<string[]>;
+  event: (level: 'info' | 'warn', kind: string, subject: string, message: string, data?: unknown) => void;
+  params?: PathParams;
+}
+
+/** One pair as `zmesh peers` and GET /v1/paths show it. */
+export interface PathView {
+  networkId: string;
+  node: string;
+  path: 'direct' | 'relay';
+  /** Present while a direct path is tried. */
+  probing: boolean;
+  /** The access node that relays (this node's). */
+  via: string | null;
+  /** Why the pair is relayed (null when direct). */
+  reason: RelayReason | 'probing' | null;
+  /** ms since the epoch of the last transition. */
+  since: number;
+  /** When a relayed pair is tried again (ms since the epoch), or null. */
+  retryAt: number | null;
+  candidates: string[];
+  /** The endpoint WireGuard uses for the direct peer now, or null. */
+  endpoint: string | null;
+}
+
+const key = (networkId: string, node: string) => `${networkId}/${node}`;
+
+export class PathManager {
+  private candidates: CandidateMap = new Map();
+  private readonly states = new Map<string, PathState>();
+  private readonly endpoints = new Map<string, string | null>();
+  private readonly params: PathParams;
+
+  constructor(private readonly deps: PathDeps) {
+    this.params = deps.params ?? PATH_PARAMS;
+  }
+
+  /** Networks where this node is hidden, with their direct peers (what candidates may name). */
+  index(): DirectPeerIndex {
+    const networks = new Map<string, { ipRange: string; peers: Set<string> }>();
+    for (const d of this.deps.desired()) {
+      if (!d.resource.hidden) continue;
+      networks.set(d.networkId, { ipRange: d.ipRange, peers: new Set(d.resource.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node)) });
+    }
+    return { networks };
+  }
+
+  /** Replaces the candidates (all or nothing). Returns the problems; none: accepted. */
+  setCandidates(body: unknown): Problem[] {
+    const { candidates, problems } = validateCandidates(body, this.index());
+    if (problems.length) return problems;
+    this.candidates = candidates;
+    return [];
+  }
+
+  candidatesOf(networkId: string, node: string): string[] {
+    return this.candidates.get(networkId)?.get(node) ?? [];
+  }
+
+  /** Whether any pair is being probed (the tick then runs faster). */
+  probing(): boolean {
+    for (const s of this.states.values()) if (s.kind === 'probing') return true;
+    return false;
+  }
+
+  private configs(networkId: string): Map<string, DirectPeerConfig> {
+    const out = new Map<string, DirectPeerConfig>();
+    for (const [k, s] of this.states) {
+      if (!k.startsWith(`${networkId}/`)) continue;
+      const node = k.slice(networkId.length + 1);
+      out.set(node, directPeerConfig(s, this.candidatesOf(networkId, node), this.params));
+    }
+    return out;
+  }
+
+  /** A desired network with the path decisions applied to its direct peers. */
+  effective(d: DesiredNetwork): DesiredNetwork {
+    if (!d.resource.hidden || !d.resource.peers.some((p) => p.directSubnet !== undefined)) return d;
+    return { ...d, resource: { ...d.resource, peers: withPaths(d.resource.peers, this.configs(d.networkId)) } };
+  }
+
+  /** Reads, steps every pair, applies what changed. Call under the agent's mutex. */
+  async tick(): Promise<void> {
+    const desired = this.deps.desired();
+    const live = new Set<string>();
+    for (const d of desired) {
+      const directs = d.resource.hidden ? d.resource.peers.filter((p) => p.directSubnet !== undefined) : [];
+      if (!directs.length) continue;
+      const counters = await this.deps.read(d.networkId).catch(() => null);
+      if (!counters) continue;
+      const byKey = new Map(counters.map((c) => [c.publicKey, c]));
+      const now = this.deps.now();
+      let changed = false;
+      for (const p of directs) {
+        const k = key(d.networkId, p.node);
+        live.add(k);
+        const c = byKey.get(p.publicKey);
+        const input = { now, candidates: this.candidatesOf(d.networkId, p.node), rxBytes: c?.rxBytes ?? 0, handshakeAt: (c?.latestHandshake ?? 0) * 1000 };
+        const prev = this.states.get(k) ?? initialPath(input);
+        const next = stepPath(prev, input, this.params);
+        this.endpoints.set(k, c?.endpoint ?? null);
+        const before = directPeerConfig(prev, input.candidates, this.params);
+        const after = directPeerConfig(next, input.candidates, this.params);
+        this.states.set(k, next);
+        if (JSON.stringify(before) !== JSON.stringify(after)) changed = true;
+        if (prev.kind !== next.kind) this.transition(d, p.node, prev, next);
+      }
+      if (changed) {
+        const lines = await this.deps.setPeers(d.networkId, this.effective(d).resource.peers);
+        if (lines.length) this.deps.event('info', 'path.applied', `${d.tenant}/${d.blueprint}/${d.networkName}`, lines.join('; '));
+      }
+    }
+    for (const k of [...this.states.keys()]) {
+      if (!live.has(k) && !desired.some((d) => k.startsWith(`${d.networkId}/`) && d.resource.peers.some((p) => k === key(d.networkId, p.node)))) {
+        this.states.delete(k);
+        this.endpoints.delete(k);
+      }
+    }
+  }
+
+  private transition(d: DesiredNetwork, node: string, prev: PathState, next: PathState): void {
+    const subject = `${d.tenant}/${d.blueprint}/${d.networkName}`;
+    if (next.kind === 'direct') this.deps.event('info', 'path.direct', subject, `direct path to ${node} proven; its subnet moved off the relay`, { node });
+    else if (next.kind === 'relay' && prev.kind === 'direct') this.deps.event('warn', 'path.relay', subject, `direct path to ${node} went silent; relayed through the access node again`, { node });
+    else if (next.kind === 'relay' && prev.kind === 'probing') this.deps.event('info', 'path.relay', subject, `no direct path to ${node} (${next.reason}); relayed, retried in ${Math.round((next.retryAt - next.since) / 1000)} s`, { node });
+  }
+
+  /** Every pair of one network (or all), for `zmesh peers`, the admin API and metrics. */
+  views(networkId?: string): PathView[] {
+    const out: PathView[] = [];
+    for (const d of this.deps.desired()) {
+      if (networkId && d.networkId !== networkId) continue;
+      if (!d.resource.hidden) continue;
+      for (const p of d.resource.peers) {
+        if (p.directSubnet === undefined) continue;
+        const k = key(d.networkId, p.node);
+        const s = this.states.get(k);
+        out.push({
+          networkId: d.networkId,
+          node: p.node,
+          path: s?.kind === 'direct' ? 'direct' : 'relay',
+          probing: s?.kind === 'probing',
+          via: d.resource.accessNode,
+          reason: !s ? 'no-candidate' : s.kind === 'direct' ? null : s.kind === 'probing' ? 'probing' : s.reason,
+          since: s?.since ?? 0,
+          retryAt: s?.kind === 'relay' && s.retryAt > this.deps.now() ? s.retryAt : null,
+          candidates: this.candidatesOf(d.networkId, p.node),
+          endpoint: this.endpoints.get(k) ?? null,
+        });
+      }
+    }
+    return out;
+  }
+}

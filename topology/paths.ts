@@ -1,0 +1,214 @@
+// Direct paths between hidden nodes: a pure state machine per (network, other hidden node), with an injected
+// clock. Inputs: the other node's candidate endpoints, the direct peer's WireGuard counters, the time. Output:
+// how the direct peer is configured (endpoint, keepalive, allowed-ips).
+//
+// The relay (the access node's peer, "range minus own subnet") is never touched. A proven direct path carries
+// the other node's subnet as its two halves: longest-prefix match then sends (and accepts) that subnet on the
+// direct peer, and taking the halves off hands it back to the relay in the same step. So at every moment every
+// subnet resolves to exactly one peer, and a move is one `wg set` on one peer.
+//
+//   relay ──(candidates, backoff over)──▶ probing(candidate i) ──(no proof in PROBE_WINDOW)──▶ probing(i+1) …
+//     ▲  ◀────────────(all candidates failed: backoff, doubling)───────────┘          │
+//     │                                                                                 │ proof
+//     └──────────(no packet from the peer for STALE: back to relay, backoff)──── direct ◀┘
+//
+// Proof of a direct path: a WireGuard session with the peer (a handshake, both ways, within 180 s) and packets
+// from the peer (its rx counter grows) at two readings at least PROOF_GAP apart.
+// A single growth can be a handshake answered by a peer that is not probing (it would drop our data); two
+// spaced growths mean the peer itself sends keepalives to us, i.e. it probes or uses the direct path too.
+// A node that is not probing and sees its direct peer's rx grow probes back at once, at the endpoint WireGuard
+// learnt from those packets.
+import { cidrContainsIp, formatCidr, parseCidr, type Cidr } from './cidr.ts';
+
+export interface PathParams {
+  /** Keepalive (s) while probing: keeps both NATs' mappings open while the handshake is tried. */
+  probeKeepalive: number;
+  /** Keepalive (s) on a direct path: the liveness signal the other side reads. */
+  directKeepalive: number;
+  /** How long one candidate is tried (WireGuard retries a handshake every 5 s). */
+  probeWindowMs: number;
+  /** Two rx growths at least this far apart prove the path. */
+  proofGapMs: number;
+  /** A direct path with no packet from the peer for this long is stale. */
+  staleMs: number;
+  /** Backoff after a failed probe round or a stale path: base · 2^(attempts−1), capped. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** A direct path that held this long resets the backoff. */
+  stableMs: number;
+}
+
+export const PATH_PARAMS: PathParams = {
+  probeKeepalive: 1,
+  directKeepalive: 2,
+  probeWindowMs: 6000,
+  proofGapMs: 900,
+  staleMs: 6000,
+  backoffBaseMs: 5000,
+  backoffMaxMs: 300_000,
+  stableMs: 60_000,
+};
+
+/** Why a pair is relayed (shown by `zmesh peers` and `diagnose`). */
+export type RelayReason =
+  /** No candidate endpoint of the other node is known yet. */
+  | 'no-candidate'
+  /** Every candidate was tried without a proven handshake (symmetric NAT, filtering, or the peer is down). */
+  | 'no-handshake'
+  /** The direct path went silent; the relay carries the traffic again. */
+  | 'stale';
+
+export type PathState =
+  | { kind: 'relay'; reason: RelayReason; since: number; retryAt: number; attempts: number; rx: number; candidates: string }
+  /** `candidate` −1: the endpoint WireGuard learnt from the peer's own packets. */
+  | { kind: 'probing'; candidate: number; since: number; attempts: number; rx: number; firstRxAt: number | null; lastRxAt: number | null; candidates: string }
+  | { kind: 'direct'; since: number; attempts: number; rx: number; lastRxAt: number; candidates: string };
+
+export interface PathInput {
+  now: number;
+  /** Validated candidate endpoints of the other node, in the order to try them. */
+  candidates: string[];
+  /** The direct peer's received bytes (WireGuard counter; 0 when the peer is not configured yet). */
+  rxBytes: number;
+  /** The direct peer's latest handshake (ms since the epoch; 0: none). A path is proven only with a session. */
+  handshakeAt: number;
+}
+
+export interface DirectPeerConfig {
+  /** Endpoint to set, or null to leave WireGuard's (learnt) endpoint alone. */
+  endpoint: string | null;
+  /** Set the endpoint even if the peer had a recent handshake (a probe must be able to move it). */
+  forceEndpoint: boolean;
+  persistentKeepalive: number | null;
+  /** True: the other node's subnet (as two halves) is on the direct peer. */
+  direct: boolean;
+}
+
+/** WireGuard rejects a session's keys after 180 s: a handshake older than that is no session. */
+const SESSION_MS = 180_000;
+
+function backoff(attempts: number, p: PathParams): number {
+  return Math.min(p.backoffMaxMs, p.backoffBaseMs * 2 ** Math.max(0, Math.min(attempts - 1, 20)));
+}
+
+/** The state a pair starts in. */
+export function initialPath(input: PathInput): PathState {
+  return { kind: 'relay', reason: 'no-candidate', since: input.now, retryAt: input.now, attempts: 0, rx: input.rxBytes, candidates: '' };
+}
+
+function probe(candidate: number, input: PathInput, attempts: number, key: string): PathState {
+  return { kind: 'probing', candidate, since: input.now, attempts, rx: input.rxBytes, firstRxAt: null, lastRxAt: null, candidates: key };
+}
+
+/** One step: the next state from the previous one and a fresh reading. Pure. */
+export function stepPath(prev: PathState, input: PathInput, p: PathParams = PATH_PARAMS): PathState {
+  const key = input.candidates.join(',');
+  // A counter that went down means the peer was recreated: start counting from here.
+  const grew = input.rxBytes > prev.rx;
+  const rx = input.rxBytes;
+  switch (prev.kind) {
+    case 'relay': {
+      if (grew) return probe(-1, input, prev.attempts, key); // the other side probes us: answer at once
+      const changed = key !== prev.candidates;
+      if (input.candidates.length === 0) return { ...prev, reason: 'no-candidate', rx, candidates: key };
+      if (changed || input.now >= prev.retryAt) return probe(0, input, prev.attempts, key);
+      return { ...prev, rx };
+    }
+    case 'probing': {
+      let { firstRxAt, lastRxAt } = prev;
+      if (grew) {
+        firstRxAt ??= input.now;
+        lastRxAt = input.now;
+      }
+      const session = input.handshakeAt > 0 && input.now - input.handshakeAt < SESSION_MS;
+      if (session && firstRxAt !== null && lastRxAt !== null && lastRxAt - firstRxAt >= p.proofGapMs) {
+        return { kind: 'direct', since: input.now, attempts: prev.attempts, rx, lastRxAt, candidates: key };
+      }
+      // The peer answers (one growth so far): stay on this endpoint until the proof or the window's end.
+      if (input.now - prev.since < p.probeWindowMs || (firstRxAt !== null && input.now - firstRxAt < p.probeWindowMs)) {
+        return { ...prev, rx, firstRxAt, lastRxAt, candidates: key };
+      }
+      const next = prev.candidate + 1;
+      if (next < input.candidates.length && key === prev.candidates) return probe(next, input, prev.attempts, key);
+      if (key !== prev.candidates && input.candidates.length > 0) return probe(0, input, prev.attempts, key);
+      const attempts = prev.attempts + 1;
+      return { kind: 'relay', reason: input.candidates.length ? 'no-handshake' : 'no-candidate', since: input.now, retryAt: input.now + backoff(attempts, p), attempts, rx, candidates: key };
+    }
+    case 'direct': {
+      if (grew) return { ...prev, rx, lastRxAt: input.now, candidates: key };
+      if (input.now - prev.lastRxAt < p.staleMs) return { ...prev, rx, candidates: key };
+      const attempts = input.now - prev.since >= p.stableMs ? 1 : prev.attempts + 1;
+      // Stale: back to the relay now; the candidates as they are now count as already tried.
+      return { kind: 'relay', reason: 'stale', since: input.now, retryAt: input.now + backoff(attempts, p), attempts, rx, candidates: key };
+    }
+  }
+}
+
+/** How the direct peer is configured in a state. */
+export function directPeerConfig(s: PathState, candidates: string[], p: PathParams = PATH_PARAMS): DirectPeerConfig {
+  switch (s.kind) {
+    case 'relay':
+      return { endpoint: null, forceEndpoint: false, persistentKeepalive: null, direct: false };
+    case 'probing': {
+      const ep = s.candidate >= 0 ? (candidates[s.candidate] ?? null) : null;
+      return { endpoint: ep, forceEndpoint: ep !== null, persistentKeepalive: p.probeKeepalive, direct: false };
+    }
+    case 'direct':
+      return { endpoint: null, forceEndpoint: false, persistentKeepalive: p.directKeepalive, direct: true };
+  }
+}
+
+/** The allowed-ips a proven direct path takes: the subnet's two halves (more specific than any relay block). */
+export function directAllowedIps(subnet: string): string[] {
+  const c = parseCidr(subnet);
+  if (!c) throw new Error(`bad subnet ${subnet}`);
+  if (c.prefix >= 32) return [formatCidr(c)];
+  const size = 2 ** (32 - c.prefix - 1);
+  return [formatCidr({ base: c.base, prefix: c.prefix + 1 }), formatCidr({ base: c.base + size, prefix: c.prefix + 1 })];
+}
+
+export interface RoutablePeer {
+  publicKey: string;
+  allowedIps: string[];
+}
+
+/** Which peer longest-prefix match picks for an address (what WireGuard's cryptokey routing does), or null. */
+export function routeOf(address: number, peers: RoutablePeer[]): string | null {
+  let best: { key: string; prefix: number } | null = null;
+  for (const peer of peers) {
+    for (const a of peer.allowedIps) {
+      const c = parseCidr(a) as Cidr;
+      if (cidrContainsIp(c, address) && (!best || c.prefix > best.prefix)) best = { key: peer.publicKey, prefix: c.prefix };
+    }
+  }
+  return best?.key ?? null;
+}
+
+export interface PlannedPeer {
+  node: string;
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  persistentKeepalive: number | null;
+  directSubnet?: string;
+}
+
+/**
+ * A resource's peers with the path decisions applied: each direct peer (one with `directSubnet`) is configured
+ * from its node's DirectPeerConfig (none: relay). Every other peer is returned as planned. Pure.
+ */
+export function withPaths<P extends PlannedPeer>(peers: P[], configs: ReadonlyMap<string, DirectPeerConfig>): (P & { forceEndpoint?: true })[] {
+  return peers.map((peer) => {
+    if (peer.directSubnet === undefined) return peer;
+    const c = configs.get(peer.node);
+    if (!c) return { ...peer, endpoint: null, allowedIps: [], persistentKeepalive: null };
+    const out: P & { forceEndpoint?: true } = {
+      ...peer,
+      endpoint: c.endpoint,
+      persistentKeepalive: c.persistentKeepalive,
+      allowedIps: c.direct ? directAllowedIps(peer.directSubnet) : [],
+    };
+    if (c.forceEndpoint && c.endpoint !== null) out.forceEndpoint = true;
+    return out;
+  });
+}
