@@ -1,6 +1,8 @@
 // The lab drawn with Graphviz: the internet, NAT routers with the hosts behind them, nodes (public boxes,
 // hidden ellipses), devices, and one edge per tunnel and tenant network, coloured by handshake health as
-// topology/graph.ts does (green: handshake within 180 s, orange: older, red: none, grey: unknown).
+// topology/graph.ts does (green: handshake within 180 s, orange: older, red: none, grey: unknown). A tunnel
+// between two hidden nodes (direct peers) is drawn only while a direct path is proven (dashed, labelled
+// "direct"); a relayed pair goes through the access node's edges, which are drawn anyway.
 import type { Plan } from '../src/plan/index.ts';
 import type { TunnelHealth } from '../topology/graph.ts';
 import type { Layout } from './layout.ts';
@@ -29,6 +31,8 @@ export interface GraphInput {
   handshakes: Map<string, number | null>;
   /** Nodes whose underlay is cut or whose agent is down, drawn dashed red. */
   down?: Set<string>;
+  /** "networkId|node|peer" of the direct peers whose node reports a direct path (GET /v1/paths). */
+  direct?: Set<string>;
 }
 
 export function labToDot(g: GraphInput): string {
@@ -68,9 +72,13 @@ export function labToDot(g: GraphInput): string {
           if (p.kind === 'device' && !devices.has(p.node)) continue;
           const [a, b] = r.node < p.node ? [r.node, p.node] : [p.node, r.node];
           if (seen.has(`${a}|${b}`)) continue;
+          const direct = p.directSubnet !== undefined;
+          // A relayed pair of hidden nodes: no tunnel of its own (the access node's edges carry it).
+          if (direct && !g.direct?.has(`${n.id}|${a}|${b}`) && !g.direct?.has(`${n.id}|${b}|${a}`)) continue;
           seen.add(`${a}|${b}`);
           const h = tunnelHealth([g.handshakes.get(`${n.id}|${a}|${b}`), g.handshakes.get(`${n.id}|${b}|${a}`)]);
-          lines.push(`  ${q(a)} -- ${q(b)} [color=${HEALTH_COLOUR[h]}, style=${style}, penwidth=2, label=${q(`${plan.tenant}/${n.name}`)}];`);
+          const label = `${plan.tenant}/${n.name}${direct ? ' direct' : ''}`;
+          lines.push(`  ${q(a)} -- ${q(b)} [color=${HEALTH_COLOUR[h]}, style=${direct ? 'dashed' : style}, penwidth=2, label=${q(label)}];`);
         }
       }
     }

@@ -556,9 +556,19 @@ export async function labGraph(name: string): Promise<string> {
   const { dir, state, layout, plans } = openLab(name);
   const handshakes = new Map<string, number | null>();
   const down = new Set<string>();
+  const direct = new Set<string>();
   const now = Math.floor(Date.now() / 1000);
   for (const n of layout.nodes) {
     if (state.faults[n.name]?.cut || !agentAlive(state, n.name)) down.add(n.name);
+    // A hidden node's direct paths (one call for all its networks).
+    if (plans.some(({ plan }) => plan.networks.some((net) => net.resources.some((x) => x.node === n.name && x.hidden)))) {
+      try {
+        const r = await call<{ paths: { networkId: string; node: string; path: string }[] }>(nodePaths(dir, n.name).socket, 'GET', '/v1/paths', undefined, 5000);
+        for (const v of r.paths) if (v.path === 'direct') direct.add(`${v.networkId}|${n.name}|${v.node}`);
+      } catch {
+        /* agent down: nothing drawn direct */
+      }
+    }
     for (const { plan } of plans) {
       for (const net of plan.networks) {
         const r = net.resources.find((x) => x.node === n.name);
@@ -583,5 +593,5 @@ export async function labGraph(name: string): Promise<string> {
     }
   }
   for (const d of layout.devices) if (state.faults[d.name]?.cut) down.add(d.name);
-  return labToDot({ layout, plans, handshakes, down });
+  return labToDot({ layout, plans, handshakes, down, direct });
 }

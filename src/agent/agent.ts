@@ -500,6 +500,7 @@ export class Agent {
       peer,
       nowSec: Math.floor(this.now() / 1000),
       ping: (addr) => this.deps.driver.ping(desired.networkId, addr, 2000),
+      paths: this.paths ? this.paths.views(desired.networkId) : null,
     });
   }
 
@@ -557,7 +558,7 @@ export class Agent {
       const r = d.resource;
       if (r.hidden) {
         const local = addrs.map((a) => (a.includes(':') ? `[${a}]:${r.listenPort}` : `${a}:${r.listenPort}`));
-        networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), local, observed: {} });
+        networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), via: r.accessNode, local, observed: {} });
         continue;
       }
       const hiddenPeers = r.peers.filter((p) => p.kind === 'node' && p.endpoint === null);
@@ -571,7 +572,7 @@ export class Agent {
         // Only an endpoint the peer proved recently (a handshake within WireGuard's 180 s).
         if (c?.endpoint && c.latestHandshake > 0 && nowSec - c.latestHandshake < 180) observed[p.node] = c.endpoint;
       }
-      networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: false, directPeers: [], local: [], observed });
+      networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: false, directPeers: [], via: null, local: [], observed });
     }
     return { node: this.nodeId, networks };
   }
@@ -627,6 +628,7 @@ export class Agent {
       reconcileErrors: this.reconcileErrors,
       last: this.lastReconcile,
       nowSec: Math.floor(this.now() / 1000),
+      paths: this.paths?.views() ?? [],
     });
   }
 }

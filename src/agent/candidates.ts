@@ -6,7 +6,7 @@
 // One bad entry refuses the whole submission (nothing is half-applied).
 import { isIP } from 'node:net';
 import type { Problem } from '../errors.ts';
-import { canonicalEndpoint } from '../../netns/ip.ts';
+import { canonicalEndpoint, parseIp } from '../../netns/ip.ts';
 import { cidrContainsIp, parseCidr, parseIPv4 } from '../../topology/cidr.ts';
 
 export const MAX_CANDIDATES = 8;
@@ -40,6 +40,8 @@ export function candidateProblem(ep: unknown, ipRange?: string): string | null {
   }
   const l = host.toLowerCase();
   if (l === '::' || l === '::1') return 'an unspecified or loopback address';
+  // ::/96 embeds an IPv4 address (::7f00:1 is 127.0.0.1; a host's sit0 tunnels it there): never a candidate.
+  if (parseIp(host)!.value >> 32n === 0n) return 'an IPv4-compatible address (::/96)';
   if (l.startsWith('ff')) return 'a multicast address';
   if (/^fe[89ab]/.test(l)) return 'a link-local address';
   if (l.startsWith('::ffff:')) return 'an IPv4-mapped address';

@@ -7,14 +7,15 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { ZmeshError, type Problem } from '../errors.ts';
 import { assemblePart, partDecision, type PartHead } from '../control/entries.ts';
 import { connectEtcd, type EtcdConnectOptions } from '../control/etcd.ts';
 import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
 import { signRecord, type RecordSigner } from '../control/records.ts';
-import { checkPartSignature } from '../control/signed.ts';
+import { checkPartSignature, readCandidates } from '../control/signed.ts';
+import type { CandidateReportNetwork } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -37,6 +38,8 @@ export interface EtcdLinkOptions {
   leaseTtlSec?: number;
   /** How often the status (peer health) is refreshed; default 15 s. */
   statusIntervalMs?: number;
+  /** How often the candidate report (direct paths) is checked for changes; default 2 s. */
+  candidateIntervalMs?: number;
   /** How often refused or pending parts are tried again; default 5 s. */
   retryIntervalMs?: number;
   /** Where the id of the etcd cluster last synced with is remembered (the agent's stateDir). */
@@ -61,6 +64,8 @@ export interface NodeStatus {
   blueprints: Record<string, BlueprintLinkStatus>;
   /** "tenant/blueprint/network" → peer node → health. */
   peers: Record<string, Record<string, PeerHealth>>;
+  /** What this node knows for direct paths (its underlay endpoints; observed endpoints of its hidden peers). */
+  candidates?: CandidateReportNetwork[];
 }
 
 /** Handshake age → health: a handshake within 180 s is ok (WireGuard re-handshakes every 120 s under traffic). */
@@ -80,6 +85,11 @@ export class EtcdLink {
   private regTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private candidateTimer: NodeJS.Timeout | null = null;
+  private candidateWatch: Watcher | null = null;
+  private lastReport = '';
+  private lastCandidates = '';
+  private pendingCandidates: string | null = null;
   private readonly envelopes = new Map<string, SignedBlueprint>();
   /** Parts to try again (refused, or their envelope not readable yet). */
   private readonly retry = new Set<string>();
@@ -116,13 +126,75 @@ export class EtcdLink {
       if (this.retry.size) this.kick();
     }, this.o.retryIntervalMs ?? 5000);
     this.retryTimer.unref?.();
+    // Direct paths: report what this node knows when it changes (checked every 2 s), take what the controller
+    // computed for it from candidates/<node>.
+    this.candidateTimer = setInterval(() => void this.reportCandidates(), this.o.candidateIntervalMs ?? 2000);
+    this.candidateTimer.unref?.();
+    void this.watchCandidates();
+  }
+
+  private async reportCandidates(): Promise<void> {
+    if (!this.lease || this.stopped) return;
+    if (this.pendingCandidates !== null) this.takeCandidates(this.pendingCandidates);
+    try {
+      const report = await this.o.agent.candidateReport();
+      const text = JSON.stringify(report.networks);
+      if (text === this.lastReport) return;
+      this.lastReport = text;
+      this.status.candidates = report.networks;
+      await this.writeStatus(false);
+    } catch (e) {
+      this.o.log.debug({ err: (e as Error).message }, 'candidate report not written');
+    }
+  }
+
+  private takeCandidates(text: string | null): void {
+    if (text === null || text === this.lastCandidates) return;
+    const key = this.keys.candidates(this.o.nodeId);
+    const r = readCandidates(key, text, this.controllerKeys);
+    if ('problem' in r) {
+      this.o.log.warn({ code: r.problem.code }, `candidates from etcd refused: ${r.problem.message}`);
+      return;
+    }
+    try {
+      this.o.agent.setCandidates(r.candidates);
+      this.lastCandidates = text;
+      this.pendingCandidates = null;
+    } catch (e) {
+      // Maybe computed for a plan part this node has not applied yet: tried again with the next report tick.
+      if (this.pendingCandidates !== text) this.o.log.warn({ err: (e as Error).message }, 'candidates from etcd refused');
+      this.pendingCandidates = text;
+    }
+  }
+
+  /** Reads candidates/<node>, then watches it (etcd3 resumes the watch after a disconnection). */
+  private async watchCandidates(delay = 0): Promise<void> {
+    if (this.stopped) return;
+    if (delay) await new Promise((r) => setTimeout(r, delay).unref());
+    const key = this.keys.candidates(this.o.nodeId);
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(key) });
+      this.takeCandidates(res.kvs[0]?.value.toString() ?? null);
+      const w = await this.client.watch().key(key).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
+      if (this.stopped) {
+        await w.cancel().catch(() => undefined);
+        return;
+      }
+      w.on('put', (kv) => this.takeCandidates(kv.value.toString()));
+      this.candidateWatch = w;
+    } catch (e) {
+      this.o.log.debug({ err: (e as Error).message }, 'candidates not readable yet; retrying');
+      void this.watchCandidates(Math.min(10000, 1000 + delay * 2));
+    }
   }
 
   /** Stops; with revoke (default) the registration disappears at once, else it expires with the lease. */
   async stop(opts: { revoke?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    for (const t of [this.regTimer, this.statusTimer, this.retryTimer]) if (t) clearTimeout(t);
-    this.regTimer = this.statusTimer = this.retryTimer = null;
+    for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer]) if (t) clearTimeout(t);
+    this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = null;
+    await this.candidateWatch?.cancel().catch(() => undefined);
+    this.candidateWatch = null;
     await this.watch.stop();
     await this.registering?.catch(() => undefined);
     const lease = this.lease;
@@ -326,10 +398,10 @@ export class EtcdLink {
   }
 
   /** Writes status/<node> under the registration lease when it changed. */
-  private async writeStatus(): Promise<void> {
+  private async writeStatus(refreshPeers = true): Promise<void> {
     if (!this.lease || this.stopped) return;
     try {
-      this.status.peers = await this.peers();
+      if (refreshPeers) this.status.peers = await this.peers();
       const text = JSON.stringify(this.status);
       if (text === this.lastStatus) return;
       const key = this.keys.status(this.o.nodeId);

@@ -1,5 +1,8 @@
-// Prometheus text exposition (format 0.0.4) of the agent's state: networks, reconciles, per-peer health.
+// Prometheus text exposition (format 0.0.4) of the agent's state: networks, reconciles, per-peer health, and
+// the direct paths of a hidden node's direct peers (a relayed direct peer has no session by design: it is left
+// out of zmesh_peer_up, the relay's health is its access node's).
 import type { NetworkSummary, ReconcileSummary } from './agent.ts';
+import type { PathView } from './paths.ts';
 import type { ActualNetwork } from './ports.ts';
 
 export interface MetricsInput {
@@ -12,6 +15,8 @@ export interface MetricsInput {
   reconcileErrors: number;
   last: ReconcileSummary | null;
   nowSec: number;
+  /** Direct paths of this node's hidden resources (PathManager views; empty on other nodes). */
+  paths?: PathView[];
 }
 
 function esc(v: string): string {
@@ -44,19 +49,34 @@ export function renderMetrics(m: MetricsInput): string {
     [{ kind: 'mutating' }, cost?.mutating ?? 0],
   ]);
   family('zmesh_reconcile_last_timestamp_seconds', 'gauge', 'When the last reconcile started (unix time).', [[{}, m.last ? Date.parse(m.last.at) / 1000 : 0]]);
-  const peers: { l: Record<string, string>; age: number; rx: number; tx: number; up: number }[] = [];
+  const views = new Map((m.paths ?? []).map((v) => [`${v.networkId}|${v.node}`, v]));
+  const peers: { l: Record<string, string>; age: number; rx: number; tx: number; up: number | null }[] = [];
+  const paths: { l: Record<string, string>; direct: number; probing: number }[] = [];
   for (const n of m.networks) {
+    const network = `${n.tenant}/${n.blueprint}/${n.name}`;
+    for (const v of m.paths ?? []) {
+      if (v.networkId === n.id) paths.push({ l: { network, peer: v.node }, direct: v.path === 'direct' ? 1 : 0, probing: v.probing ? 1 : 0 });
+    }
     const a = m.actual.get(n.id);
     if (!a?.wireguard) continue;
     const names = m.peerNames.get(n.id) ?? new Map<string, string>();
     for (const p of a.wireguard.peers) {
-      const l = { network: `${n.tenant}/${n.blueprint}/${n.name}`, peer: names.get(p.publicKey) ?? p.publicKey };
+      const l = { network, peer: names.get(p.publicKey) ?? p.publicKey };
       const age = p.latestHandshake > 0 ? m.nowSec - p.latestHandshake : -1;
-      peers.push({ l, age, rx: p.rxBytes, tx: p.txBytes, up: age >= 0 && age <= 180 ? 1 : 0 });
+      const view = views.get(`${n.id}|${l.peer}`);
+      const relayed = view !== undefined && view.path !== 'direct';
+      peers.push({ l, age, rx: p.rxBytes, tx: p.txBytes, up: relayed ? null : age >= 0 && age <= 180 ? 1 : 0 });
     }
   }
   family('zmesh_peer_handshake_age_seconds', 'gauge', 'Seconds since the latest handshake with a peer (-1: never).', peers.map((p) => [p.l, p.age]));
-  family('zmesh_peer_up', 'gauge', 'Whether the peer had a handshake in the last 180 seconds.', peers.map((p) => [p.l, p.up]));
+  family(
+    'zmesh_peer_up',
+    'gauge',
+    'Whether the peer had a handshake in the last 180 seconds (a relayed direct peer is left out: it needs no session).',
+    peers.filter((p) => p.up !== null).map((p) => [p.l, p.up as number]),
+  );
+  family('zmesh_peer_path_direct', 'gauge', "Whether a hidden node's direct peer is reached on a direct path (1) or through the access node (0).", paths.map((p) => [p.l, p.direct]));
+  family('zmesh_peer_path_probing', 'gauge', "Whether a direct path to a hidden node's direct peer is being probed (relayed meanwhile).", paths.map((p) => [p.l, p.probing]));
   family('zmesh_peer_receive_bytes_total', 'counter', 'Bytes received from a peer.', peers.map((p) => [p.l, p.rx]));
   family('zmesh_peer_transmit_bytes_total', 'counter', 'Bytes sent to a peer.', peers.map((p) => [p.l, p.tx]));
   return out.join('\n') + '\n';

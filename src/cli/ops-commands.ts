@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { NetworkSummary, StatusView, SubmitResult } from '../agent/agent.ts';
 import type { Diagnosis } from '../agent/diagnose.ts';
+import type { PathView } from '../agent/paths.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/ports.ts';
 import type { AgentEvent } from '../agent/state.ts';
 import { BATCHED_SINCE } from '../../netns/tuning.ts';
@@ -56,18 +57,93 @@ function netTable(nets: NetworkSummary[]): string {
   ]);
 }
 
-type NetworkDetail = { desired: DesiredNetwork; actual: ActualNetwork | null; generation: number; mtu: number };
+export type NetworkDetail = { desired: DesiredNetwork; actual: ActualNetwork | null; generation: number; mtu: number };
 
-function peerRows(d: NetworkDetail): string[][] {
-  const now = Math.floor(Date.now() / 1000);
-  const k = c();
+/** One peer as `zmesh peers --json` prints it. */
+export interface PeerLine {
+  peer: string;
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  configured: boolean;
+  handshakeAgeSec: number | null;
+  rxBytes: number;
+  txBytes: number;
+  /** planned: a tunnel of the plan; direct | relay: a hidden node's direct peer (another hidden node). */
+  path: 'planned' | 'direct' | 'relay';
+  /** The access node that relays a direct peer's traffic (null for planned peers). */
+  via: string | null;
+  /** Why a direct peer is relayed: no-candidate | no-handshake | stale | probing (null when direct or planned). */
+  reason: PathView['reason'];
+  /** When a relayed pair is tried again (ms since the epoch), or null. */
+  retryAt: number | null;
+}
+
+const REASON_TEXT: Record<NonNullable<PathView['reason']>, string> = { 'no-candidate': 'no candidate', 'no-handshake': 'no handshake', stale: 'went stale', probing: 'probing' };
+
+/** The peers of a network with their paths (views: GET /v1/paths of the network). */
+export function peerLines(d: NetworkDetail, views: PathView[], nowSec: number): PeerLine[] {
   const actual = new Map((d.actual?.wireguard?.peers ?? []).map((p) => [p.publicKey, p]));
-  return d.desired.resource.peers.map((p) => {
+  const byNode = new Map(views.filter((v) => v.networkId === d.desired.networkId).map((v) => [v.node, v]));
+  const r = d.desired.resource;
+  return r.peers.map((p) => {
     const a = actual.get(p.publicKey);
-    const age = a && a.latestHandshake > 0 ? now - a.latestHandshake : null;
-    const health = !a ? k.red('missing') : age === null ? k.red('no handshake') : age <= 180 ? k.green('ok') : k.yellow('stale');
-    return [p.node, a?.endpoint ?? p.endpoint ?? '-', p.allowedIps.join(','), humanAge(age), a ? humanBytes(a.rxBytes) : '-', a ? humanBytes(a.txBytes) : '-', health];
+    const direct = r.hidden && p.directSubnet !== undefined;
+    const v = direct ? byNode.get(p.node) : undefined;
+    const path: PeerLine['path'] = !direct ? 'planned' : v?.path === 'direct' ? 'direct' : 'relay';
+    return {
+      peer: p.node,
+      publicKey: p.publicKey,
+      endpoint: a?.endpoint ?? p.endpoint,
+      allowedIps: p.allowedIps,
+      configured: Boolean(a),
+      handshakeAgeSec: a && a.latestHandshake > 0 ? nowSec - a.latestHandshake : null,
+      rxBytes: a?.rxBytes ?? 0,
+      txBytes: a?.txBytes ?? 0,
+      path,
+      via: direct ? r.accessNode : null,
+      reason: path === 'relay' ? (v?.reason ?? null) : null,
+      retryAt: path === 'relay' ? (v?.retryAt ?? null) : null,
+    };
   });
+}
+
+/** The PATH column: planned, direct, or "relay via a (why)". */
+export function pathText(l: PeerLine, nowSec: number, k: ReturnType<typeof colour>): string {
+  if (l.path === 'planned') return 'planned';
+  if (l.path === 'direct') return k.green('direct');
+  const retry = l.retryAt !== null && l.reason !== 'probing' ? `, retry in ${Math.max(0, Math.ceil(l.retryAt / 1000 - nowSec))}s` : '';
+  const why = l.reason ? ` (${REASON_TEXT[l.reason]}${retry})` : '';
+  return `relay via ${l.via ?? '?'}${why}`;
+}
+
+export const PEER_HEADER = ['PEER', 'ENDPOINT', 'ALLOWED IPS', 'PATH', 'HANDSHAKE', 'RX', 'TX', 'HEALTH'];
+
+/**
+ * Table rows of `zmesh peers` and `zmesh net show`. A relayed direct peer has no allowed-ips and needs no
+ * handshake by design: its ALLOWED IPS say where its subnet goes and its HEALTH is "relayed" (the relay's health
+ * is the access node's row). A direct one is judged like any other peer.
+ */
+export function peerRows(d: NetworkDetail, views: PathView[], nowSec: number, k: ReturnType<typeof colour>): string[][] {
+  return peerLines(d, views, nowSec).map((l) => {
+    const age = l.handshakeAgeSec;
+    const relayed = l.path === 'relay';
+    const health = !l.configured ? k.red('missing') : relayed ? 'relayed' : age === null ? k.red('no handshake') : age <= 180 ? k.green('ok') : k.yellow('stale');
+    const allowed = relayed && l.allowedIps.length === 0 ? `(relayed via ${l.via ?? '?'})` : l.allowedIps.join(',') || '-';
+    return [l.peer, l.endpoint ?? '-', allowed, pathText(l, nowSec, k), humanAge(age), l.configured ? humanBytes(l.rxBytes) : '-', l.configured ? humanBytes(l.txBytes) : '-', health];
+  });
+}
+
+/** A network's detail and its direct paths (one extra call; an agent without GET /v1/paths shows none). */
+async function detailWithPaths(socket: string, name: string): Promise<{ d: NetworkDetail; views: PathView[] }> {
+  const [d, views] = await Promise.all([
+    call<NetworkDetail>(socket, 'GET', `/v1/networks/${encodeURIComponent(name)}`),
+    call<{ paths: PathView[] }>(socket, 'GET', `/v1/paths?${new URLSearchParams({ network: name })}`).then(
+      (r) => r.paths ?? [],
+      () => [] as PathView[],
+    ),
+  ]);
+  return { d, views };
 }
 
 export function registerOpsCommands(program: Command): void {
@@ -110,7 +186,7 @@ export function registerOpsCommands(program: Command): void {
     .argument('<name>', 'network id, tenant/blueprint/network, or a unique name')
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Json) => {
-      const d = await call<NetworkDetail>(sock(), 'GET', `/v1/networks/${encodeURIComponent(name)}`);
+      const { d, views } = await detailWithPaths(sock(), name);
       out(flags, d, () => {
         const r = d.desired.resource;
         const a = d.actual;
@@ -124,7 +200,7 @@ export function registerOpsCommands(program: Command): void {
           '',
           table([['ROUTE', 'DEV'], ...(a?.routes ?? []).map((x) => [x.dst, x.dev])]),
           '',
-          table([['PEER', 'ENDPOINT', 'ALLOWED IPS', 'HANDSHAKE', 'RX', 'TX', 'HEALTH'], ...peerRows(d)]),
+          table([PEER_HEADER, ...peerRows(d, views, Math.floor(Date.now() / 1000), c())]),
         ];
         return lines.join('\n');
       });
@@ -132,27 +208,14 @@ export function registerOpsCommands(program: Command): void {
 
   program
     .command('peers')
-    .description('peers of one network with handshake age and traffic')
+    .description('peers of one network with handshake age, traffic, and (hidden nodes) direct or relayed paths')
     .argument('<network>', 'network id, tenant/blueprint/network, or a unique name')
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Json) => {
-      const d = await call<NetworkDetail>(sock(), 'GET', `/v1/networks/${encodeURIComponent(name)}`);
+      const { d, views } = await detailWithPaths(sock(), name);
       const now = Math.floor(Date.now() / 1000);
-      const actual = new Map((d.actual?.wireguard?.peers ?? []).map((p) => [p.publicKey, p]));
-      const data = d.desired.resource.peers.map((p) => {
-        const a = actual.get(p.publicKey);
-        return {
-          peer: p.node,
-          publicKey: p.publicKey,
-          endpoint: a?.endpoint ?? p.endpoint,
-          allowedIps: p.allowedIps,
-          configured: Boolean(a),
-          handshakeAgeSec: a && a.latestHandshake > 0 ? now - a.latestHandshake : null,
-          rxBytes: a?.rxBytes ?? 0,
-          txBytes: a?.txBytes ?? 0,
-        };
-      });
-      out(flags, { network: d.desired.networkId, peers: data }, () => table([['PEER', 'ENDPOINT', 'ALLOWED IPS', 'HANDSHAKE', 'RX', 'TX', 'HEALTH'], ...peerRows(d)]));
+      const data = peerLines(d, views, now);
+      out(flags, { network: d.desired.networkId, peers: data }, () => table([PEER_HEADER, ...peerRows(d, views, now, c())]));
     });
 
   program

@@ -12,6 +12,8 @@ export interface CandidateReportNetwork {
   hidden: boolean;
   /** When hidden: the direct peers its plan part names (only these are sent to it). */
   directPeers: string[];
+  /** When hidden: its access node (only that node's observation of it counts). */
+  via: string | null;
   /** This node's own underlay endpoints for the network ("ip:port", the network's listen port). */
   local: string[];
   /** On an access node: hidden peer node → the endpoint its packets arrive from (post-NAT, "reflexive"). */
@@ -39,14 +41,23 @@ function host(ep: string): string {
 export function distributeCandidates(reports: CandidateReport[]): Map<string, CandidateSubmission> {
   const hiddenIn = new Map<string, { node: string; ipRange: string; local: string[]; directPeers: Set<string> }[]>();
   const reflexive = new Map<string, string>(); // `${networkId}/${node}` → endpoint
+  const via = new Map<string, string>(); // `${networkId}/${hidden node}` → the access node it names
   for (const r of reports) {
     for (const n of r.networks) {
-      if (n.hidden) {
-        const list = hiddenIn.get(n.networkId) ?? [];
-        list.push({ node: r.node, ipRange: n.ipRange, local: n.local.filter((e) => candidateProblem(e, n.ipRange) === null), directPeers: new Set(n.directPeers) });
-        hiddenIn.set(n.networkId, list);
+      if (!n.hidden) continue;
+      const list = hiddenIn.get(n.networkId) ?? [];
+      list.push({ node: r.node, ipRange: n.ipRange, local: n.local.filter((e) => candidateProblem(e, n.ipRange) === null), directPeers: new Set(n.directPeers) });
+      hiddenIn.set(n.networkId, list);
+      if (n.via) via.set(`${n.networkId}/${r.node}`, n.via);
+    }
+  }
+  // Where a hidden node's packets come from counts only as its own access node sees it.
+  for (const r of reports) {
+    for (const n of r.networks) {
+      if (n.hidden) continue;
+      for (const [peer, ep] of Object.entries(n.observed)) {
+        if (via.get(`${n.networkId}/${peer}`) === r.node && candidateProblem(ep, n.ipRange) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
       }
-      for (const [peer, ep] of Object.entries(n.observed)) if (candidateProblem(ep, n.ipRange) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
     }
   }
   const out = new Map<string, CandidateSubmission>();

@@ -20,6 +20,7 @@ import { vetRegistration } from './records.ts';
 import { readEnrollment, signPartEntries, type Enrollment, type EnrollmentRead } from './signed.ts';
 import type { Key } from '../crypto/keys.ts';
 import { nodeRole, Rbac } from './rbac.ts';
+import { CandidateRelay } from './candidate-relay.ts';
 
 export interface ControllerOptions {
   /** An etcd client, or how to connect one (the controller then owns it). */
@@ -220,6 +221,7 @@ export class Controller {
   private failures = 0;
   private readonly roundListeners = new Set<(r: RoundReport) => void>();
   private campaignLoop: Promise<void> | null = null;
+  private relay: CandidateRelay | null = null;
 
   // State mirrored from etcd.
   private tenants = new Map<string, string>();
@@ -314,6 +316,8 @@ export class Controller {
   }
 
   private teardown(): void {
+    void this.relay?.stop();
+    this.relay = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.clockTimer) clearTimeout(this.clockTimer);
     this.timer = this.clockTimer = null;
@@ -359,6 +363,16 @@ export class Controller {
     await this.ensureCluster();
     await this.loadAndWatch();
     this.schedule('leader', 0);
+    // Direct paths: candidates between hidden nodes, from the nodes' signed statuses.
+    this.relay = new CandidateRelay({
+      client: this.client,
+      keys: this.keys,
+      log: this.log,
+      pinned: (id) => this.goodEnrollments.get(id)?.publicKey,
+      signingKey: this.signingKey,
+      guard: () => this.guard(),
+    });
+    await this.relay.start().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'controller: candidate relay not started'));
   }
 
   private stepDown(): void {
@@ -815,6 +829,7 @@ export class Controller {
       blueprints: statuses,
     };
     this.lastRound = report;
+    this.relay?.poke();
     await this.client
       .put(k.controllerStatus())
       .value(JSON.stringify({ leader: this.id, ...report }))

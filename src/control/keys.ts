@@ -46,6 +46,13 @@ export class Keys {
   node(id: string): string {
     return `${this.nodes()}${id}`;
   }
+  // Written by the controller: what each hidden node is told about the others' endpoints (direct paths).
+  allCandidates(): string {
+    return `${this.prefix}/candidates/`;
+  }
+  candidates(node: string): string {
+    return `${this.allCandidates()}${node}`;
+  }
   statuses(): string {
     return `${this.prefix}/status/`;
   }

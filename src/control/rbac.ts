@@ -4,7 +4,7 @@
 //   zmesh-controller   the controller: role root (it plans every key, and grants each node read access to the
 //                      signed envelopes of the blueprints it takes part in)
 //   zmesh-node-<id>    one node: role zmesh-node-<id> = read-write on exactly nodes/<id> and status/<id>, read on
-//                      parts/<id>/ and control/cluster, and read on envelopes/<t>/<b>/<version> for each part it
+//                      parts/<id>/, candidates/<id> and control/cluster, and read on envelopes/<t>/<b>/<version> for each part it
 //                      has (the key its head points to: granted before the head is written, revoked after it
 //                      moved on or the part is gone; one key per version, so a watch opened while a grant held
 //                      never sees a later version)
@@ -37,6 +37,7 @@ export function nodePermissions(keys: Keys, id: string): Perm[] {
     { permType: 'Readwrite', key: keys.status(id) },
     prefix(keys.nodeParts(id)),
     { permType: 'Read', key: keys.cluster() },
+    { permType: 'Read', key: keys.candidates(id) },
   ];
 }
 

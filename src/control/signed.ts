@@ -131,3 +131,37 @@ export function checkPartSignature(partKey: string, entries: Entries, controller
 export function signerOf(secret: Key): string {
   return ed25519KeyPair(secret.bytes).publicKey.toString();
 }
+
+// ---- candidates/<node> -----------------------------------------------------------------------------
+// What the controller tells a hidden node about the other hidden nodes' endpoints (direct paths). Signed like
+// part heads: an agent with etcd.controllerKeys takes candidates only from its controller.
+
+export const CANDIDATES_FORMAT = 'zmesh-candidates/v1';
+
+export function candidatesMessage(key: string, candidates: unknown): Uint8Array {
+  return utf8(`${CANDIDATES_FORMAT}\n${key}\n${canonicalize(candidates)}`);
+}
+
+/** The value of candidates/<node>; signed when the controller has a signing key. */
+export function signCandidates(key: string, candidates: unknown, controller: Key | null): string {
+  if (!controller) return JSON.stringify({ format: CANDIDATES_FORMAT, candidates });
+  const signer = ed25519KeyPair(controller.bytes).publicKey.toString();
+  return JSON.stringify({ format: CANDIDATES_FORMAT, signer, candidates, signature: Buffer.from(ed25519Sign(candidatesMessage(key, candidates), controller)).toString('base64') });
+}
+
+/** Reads candidates/<node>: the submission, or the problem (with `controllerKeys`, only a controller's). */
+export function readCandidates(key: string, text: string, controllerKeys: ReadonlySet<string>): { candidates: unknown } | { problem: Problem } {
+  const bad = (code: string, message: string) => ({ problem: { code, path: key, message, hint: "nothing but the controller writes candidates; check the agent's etcd.controllerKeys" } });
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return bad('E_CANDIDATES', 'not JSON');
+  }
+  if (!v || typeof v !== 'object' || v.format !== CANDIDATES_FORMAT) return bad('E_CANDIDATES', `not a ${CANDIDATES_FORMAT} record`);
+  if (controllerKeys.size) {
+    if (typeof v.signer !== 'string' || !controllerKeys.has(v.signer)) return bad('E_CANDIDATES_SIGNER', 'not signed by one of the controller keys');
+    if (!verify(v.signer, v.signature, candidatesMessage(key, v.candidates))) return bad('E_CANDIDATES_SIGNATURE', "the controller's signature does not verify (forged or altered)");
+  }
+  return { candidates: v.candidates };
+}

@@ -21,6 +21,7 @@ const run = promisify(execFile);
 const SPEC = fileURLToPath(new URL('../../labs/examples/direct.yaml', import.meta.url));
 const root = mkdtempSync('/tmp/zmesh-lab-test-');
 process.env.ZMESH_LAB_DIR = root;
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const name = `dp-${randomBytes(3).toString('hex')}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,9 +159,40 @@ test('direct paths between hidden nodes: cone, same NAT, symmetric; flood off th
     assert.ok(matrixOk(m2), 'green after the faults');
   } finally {
     left.push(...(await downAndCheck(name, dir)));
-    rmSync(root, { recursive: true, force: true });
     mkdirSync(join(fileURLToPath(new URL('../../bench/results', import.meta.url))), { recursive: true });
     writeFileSync(fileURLToPath(new URL('../../bench/results/lab-direct.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), figures }, null, 2) + '\n');
+  }
+  assert.deepEqual(left, [], 'lab down left things behind');
+});
+
+test('direct paths on etcd: the controller carries candidates from the nodes\' signed statuses', { timeout: 600_000 }, async (t) => {
+  // The same topology with controlPlane: etcd (and so a second lab name, and its own spec file).
+  const ename = `de-${randomBytes(3).toString('hex')}`;
+  const specDir = mkdtempSync('/tmp/zmesh-lab-spec-');
+  const spec = join(specDir, 'direct-etcd.yaml');
+  const { readFileSync } = await import('node:fs');
+  writeFileSync(spec, readFileSync(SPEC, 'utf8').replace(/^name: direct$/m, `name: ${ename}\ncontrolPlane: etcd`));
+  const dir = labDir(ename);
+  const left: string[] = [];
+  const pathOfE = async (from: string, to: string) =>
+    (await call<{ paths: PathView[] }>(nodePaths(dir, from).socket, 'GET', '/v1/paths')).paths.find((p) => p.node === to);
+  try {
+    const s = await labUp(spec, { name: ename });
+    assert.ok(s.green, 'the etcd lab is green');
+    const t0 = Date.now();
+    let both: number | null = null;
+    while (Date.now() - t0 < 60_000 && both === null) {
+      const ps = await Promise.all([pathOfE('h1', 'h3'), pathOfE('h3', 'h1'), pathOfE('h2', 'h4'), pathOfE('h4', 'h2')]);
+      if (ps.every((p) => p?.path === 'direct')) both = (Date.now() - t0) / 1000;
+      else await sleep(500);
+    }
+    t.diagnostic(`etcd: h1 ↔ h3 and h2 ↔ h4 direct ${both === null ? 'NOT within 60 s' : `${both.toFixed(1)} s after lab up returned`}`);
+    assert.notEqual(both, null, `not direct: ${JSON.stringify(await pathOfE('h1', 'h3'))} ${JSON.stringify(await pathOfE('h2', 'h4'))}`);
+    assert.equal((await pathOfE('h5', 'h1'))?.path, 'relay', 'h5 (symmetric NAT) stays relayed');
+    assert.ok(matrixOk(await labMatrix(ename)), 'green with direct paths');
+  } finally {
+    left.push(...(await downAndCheck(ename, dir)));
+    rmSync(specDir, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');
 });

@@ -1,0 +1,163 @@
+// The etcd controller's candidate relay (direct paths, docs/paths.md): while the controller leads, it reads the
+// status records the nodes sign (status/<id>: a `candidates` report of their underlay endpoints and, on access
+// nodes, where their hidden peers' packets come from), takes them only from trusted nodes (signed with the
+// identity key pinned at enrollment), computes what each hidden node should try (src/control/candidates.ts,
+// the same function the lab uses) and writes candidates/<node> — signed by the controller's key, fenced by the
+// leadership like every controller write — when it changed. It grants each node's role read on its own key.
+import type { Etcd3, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Key } from '../crypto/keys.ts';
+import { distributeCandidates, type CandidateReport, type CandidateReportNetwork } from './candidates.ts';
+import { prefixEnd } from './etcd.ts';
+import type { Keys } from './keys.ts';
+import { nodeRole, Rbac } from './rbac.ts';
+import { openRecord } from './records.ts';
+import { signCandidates } from './signed.ts';
+
+/** Bounds on what one node's report may hold (a hostile node with valid credentials writes its own status). */
+const MAX_NETWORKS = 256;
+const MAX_LOCAL = 16;
+const MAX_PEERS = 4096;
+
+/** A node's report from its status record, bounded and shaped; null when there is none or it is malformed. */
+export function reportFrom(node: string, record: unknown): CandidateReport | null {
+  const list = (record as { candidates?: unknown } | null)?.candidates;
+  if (!Array.isArray(list) || list.length > MAX_NETWORKS) return null;
+  const str = (v: unknown, max = 64): v is string => typeof v === 'string' && v.length <= max;
+  const networks: CandidateReportNetwork[] = [];
+  for (const n of list as Record<string, unknown>[]) {
+    if (!n || typeof n !== 'object' || !str(n.networkId) || !str(n.ipRange) || typeof n.hidden !== 'boolean') return null;
+    const local = Array.isArray(n.local) && n.local.length <= MAX_LOCAL && n.local.every((e) => str(e)) ? (n.local as string[]) : null;
+    const peers = Array.isArray(n.directPeers) && n.directPeers.length <= MAX_PEERS && n.directPeers.every((e) => str(e)) ? (n.directPeers as string[]) : null;
+    const obs = n.observed && typeof n.observed === 'object' && !Array.isArray(n.observed) ? Object.entries(n.observed as Record<string, unknown>) : null;
+    if (!local || !peers || !obs || obs.length > MAX_PEERS || !obs.every(([k, v]) => str(k) && str(v))) return null;
+    if (n.via !== null && !str(n.via)) return null;
+    networks.push({ networkId: n.networkId, ipRange: n.ipRange, hidden: n.hidden, directPeers: peers, via: (n.via as string | null) ?? null, local, observed: Object.fromEntries(obs) as Record<string, string> });
+  }
+  return { node, networks };
+}
+
+export interface RelayOptions {
+  client: Etcd3;
+  keys: Keys;
+  log: Logger;
+  /** The identity key pinned for a node (its enrollment), or undefined: its reports are not taken. */
+  pinned: (node: string) => string | undefined;
+  signingKey: Key | null;
+  /** The leadership fence: a write happens only while `key` holds `value`. */
+  guard: () => { key: string; value: string };
+  debounceMs?: number;
+}
+
+export class CandidateRelay {
+  private watcher: Watcher | null = null;
+  private readonly texts = new Map<string, string>();
+  private readonly written = new Map<string, string>();
+  private readonly granted = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  rounds = 0;
+
+  constructor(private readonly o: RelayOptions) {}
+
+  /** Reads every status at one revision, then watches from the next one. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const k = this.o.keys;
+    const res = await this.o.client.kv.range({ key: Buffer.from(k.statuses()), range_end: prefixEnd(k.statuses()) });
+    for (const kv of res.kvs) this.texts.set(kv.key.toString().slice(k.statuses().length), kv.value.toString());
+    const cur = await this.o.client.kv.range({ key: Buffer.from(k.allCandidates()), range_end: prefixEnd(k.allCandidates()) });
+    for (const kv of cur.kvs) this.written.set(kv.key.toString().slice(k.allCandidates().length), kv.value.toString());
+    const next = (BigInt(res.header.revision) + 1n).toString();
+    const w = await this.o.client.watch().prefix(k.statuses()).startRevision(next).create();
+    w.on('data', (r) => {
+      for (const e of r.events) {
+        const id = e.kv.key.toString().slice(k.statuses().length);
+        if (e.type === 'Put') this.texts.set(id, e.kv.value.toString());
+        else this.texts.delete(id);
+      }
+      if (r.events.length) this.schedule();
+    });
+    w.on('error', (err) => this.o.log.warn({ err: err.message }, 'controller: status watch failed (candidates)'));
+    this.watcher = w;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** Computes again soon (after a planning round: enrollments or plans changed). */
+  poke(): void {
+    this.schedule();
+  }
+
+  private schedule(ms = this.o.debounceMs ?? 100): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.running = this.round()
+        .catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'controller: candidates not written'))
+        .finally(() => {
+          this.running = null;
+          if (this.again) {
+            this.again = false;
+            this.schedule();
+          }
+        });
+    }, ms);
+  }
+
+  /** The reports of trusted nodes now. */
+  reports(): CandidateReport[] {
+    const out: CandidateReport[] = [];
+    for (const [id, text] of this.texts) {
+      const pin = this.o.pinned(id);
+      if (!pin) continue;
+      try {
+        const { signer, record } = openRecord(this.o.keys.status(id), text);
+        if (signer !== pin) continue;
+        const r = reportFrom(id, record);
+        if (r) out.push(r);
+      } catch {
+        // unsigned, forged or malformed: not taken
+      }
+    }
+    return out;
+  }
+
+  private async round(): Promise<void> {
+    this.rounds++;
+    const subs = distributeCandidates(this.reports());
+    const rbac = new Rbac(this.o.client, this.o.keys);
+    for (const [node, sub] of subs) {
+      const key = this.o.keys.candidates(node);
+      const value = signCandidates(key, sub, this.o.signingKey);
+      if (this.written.get(node) === value) continue;
+      if (!this.granted.has(node)) {
+        // Roles made before candidates existed lack the read: add it (idempotent; nothing to do without RBAC).
+        await rbac.grant(nodeRole(node), { permType: 'Read', key }).catch(() => undefined);
+        this.granted.add(node);
+      }
+      const g = this.o.guard();
+      const res = await this.o.client.kv.txn({
+        compare: [{ key: Buffer.from(g.key), target: 'Value', result: 'Equal', value: Buffer.from(g.value) }],
+        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value) } }],
+      });
+      if (!res.succeeded) throw new Error('not the leader any more');
+      this.written.set(node, value);
+    }
+  }
+}
