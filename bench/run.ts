@@ -2,8 +2,9 @@
 // Each part is a script whose last stdout line is one JSON object; it runs in its own process with a time limit.
 // Results go to bench/results/latest.json (every part's JSON, its run time and the load average around it) and
 // bench/results/latest.md (a table per part), with SVG charts next to them: planner time against node count,
-// convergence time against lab size, data-plane throughput per setup. `npm run bench -- --render` only
-// rewrites latest.md and the charts from latest.json. See docs/benchmarks.md.
+// convergence time against lab size, data-plane throughput per setup; `paths` is one hidden pair relayed and
+// direct (bench/paths.ts). `npm run bench -- --render` only rewrites latest.md and the charts from latest.json.
+// See docs/benchmarks.md.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -21,6 +22,7 @@ const PARTS: Record<string, { script: string; limitS: number }> = {
   agent: { script: 'agent.ts', limitS: 420 },
   lab: { script: 'lab.ts', limitS: 600 },
   control: { script: 'control.ts', limitS: 400 },
+  paths: { script: 'paths.ts', limitS: 420 },
 };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const w of wanted) {
@@ -288,7 +290,30 @@ function agentMd(r: Obj): string[] {
 }
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-const FORMAT: Record<string, (r: Obj) => string[]> = { plan: planMd, dataplane: dataplaneMd, agent: agentMd, lab: labMd };
+/** bench/paths.ts: one hidden pair relayed (40 ms on the access node; and with the delay off) and direct. */
+function pathsMd(r: Obj): string[] {
+  type Phase = { rtt: Obj; tcp: Obj & { accessCpuS: Obj }; pathAfter: string };
+  const phases: [string, Phase | undefined][] = [
+    ['relayed (access node +40 ms)', r.relayed as Phase | undefined],
+    ['relayed, delay off', r.relayedNoDelay as Phase | undefined],
+    ['direct', (r.direct as Phase | null | undefined) ?? undefined],
+  ];
+  return [
+    `${cell(r.lab)}; pair ${cell(r.pair)}; delay by ${cell(r.delay)}.`,
+    '',
+    ...table(
+      ['path', 'RTT avg ms', 'RTT median / min / max ms', 'TCP 1 stream Mbit/s', 'retransmits', 'access node CPU s: wireguard-go / agent', "access node's counters for the pair MB", 'path after'],
+      phases.map(([n, p]) => (p ? [n, p.rtt.avgMs, `${cell(p.rtt.medianMs)} / ${cell(p.rtt.minMs)} / ${cell(p.rtt.maxMs)}`, p.tcp.mbps, p.tcp.retransmits, `${cell(p.tcp.accessCpuS.wireguardGo)} / ${cell(p.tcp.accessCpuS.agent)}`, p.tcp.accessRelayedMB, p.pathAfter] : [n])),
+    ),
+    `Time to direct path (carrier start → direct both ways): ${cell(r.timeToDirectS)} s (candidates on both nodes after ${cell(r.timeToCandidatesS)} s). ` +
+      `RTT direct / relayed: ${cell(r.rttRatio)} (medians ${cell(r.rttRatioMedian)}); TCP direct / relayed: ${cell(r.throughputDirectVsRelayed)}× (40 ms), ${cell(r.throughputDirectVsRelayedNoDelay)}× (delay off).`,
+    '',
+    `Goals: ${cell(r.goals)}; ${cell(r.pings)} pings, iperf3 -t ${cell(r.iperfSeconds)}; load ${cell(r.load)}; leftovers after lab down: ${cell((r.leftovers as unknown[] | undefined)?.length ?? null)}.`,
+    '',
+  ];
+}
+
+const FORMAT: Record<string, (r: Obj) => string[]> = { plan: planMd, dataplane: dataplaneMd, agent: agentMd, lab: labMd, paths: pathsMd };
 
 mkdirSync(here + 'results', { recursive: true });
 const date = new Date().toISOString();
