@@ -52,7 +52,10 @@ export interface RelayOptions {
 export class CandidateRelay {
   private watcher: Watcher | null = null;
   private readonly texts = new Map<string, string>();
+  private readonly opened = new Map<string, { text: string; signer: string | null; report: CandidateReport | null }>();
   private readonly written = new Map<string, string>();
+  /** node → the submission last written (JSON): unchanged ones are neither signed nor written again. */
+  private readonly sent = new Map<string, string>();
   private readonly granted = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -120,21 +123,27 @@ export class CandidateRelay {
     }, ms);
   }
 
-  /** The reports of trusted nodes now. */
+  /** The reports of trusted nodes now. A status is verified once per text (a node rewriting its own status
+   *  often costs the controller one verification per write, not one per node per round). */
   reports(): CandidateReport[] {
     const out: CandidateReport[] = [];
     for (const [id, text] of this.texts) {
       const pin = this.o.pinned(id);
       if (!pin) continue;
-      try {
-        const { signer, record } = openRecord(this.o.keys.status(id), text);
-        if (signer !== pin) continue;
-        const r = reportFrom(id, record);
-        if (r) out.push(r);
-      } catch {
-        // unsigned, forged or malformed: not taken
+      let v = this.opened.get(id);
+      if (!v || v.text !== text) {
+        v = { text, signer: null, report: null };
+        try {
+          const { signer, record } = openRecord(this.o.keys.status(id), text);
+          v = { text, signer, report: reportFrom(id, record) };
+        } catch {
+          // unsigned, forged or malformed: not taken
+        }
+        this.opened.set(id, v);
       }
+      if (v.signer === pin && v.report) out.push(v.report);
     }
+    for (const id of [...this.opened.keys()]) if (!this.texts.has(id)) this.opened.delete(id);
     return out;
   }
 
@@ -144,8 +153,13 @@ export class CandidateRelay {
     const rbac = new Rbac(this.o.client, this.o.keys);
     for (const [node, sub] of subs) {
       const key = this.o.keys.candidates(node);
+      const json = JSON.stringify(sub);
+      if (this.sent.get(node) === json) continue;
       const value = signCandidates(key, sub, this.o.signingKey);
-      if (this.written.get(node) === value) continue;
+      if (this.written.get(node) === value) {
+        this.sent.set(node, json);
+        continue;
+      }
       if (!this.granted.has(node)) {
         // Roles made before candidates existed lack the read: add it (idempotent; nothing to do without RBAC).
         await rbac.grant(nodeRole(node), { permType: 'Read', key }).catch(() => undefined);
@@ -158,6 +172,7 @@ export class CandidateRelay {
       });
       if (!res.succeeded) throw new Error('not the leader any more');
       this.written.set(node, value);
+      this.sent.set(node, json);
     }
   }
 }
