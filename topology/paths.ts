@@ -124,6 +124,8 @@ export function stepPath(prev: PathState, input: PathInput, p: PathParams = PATH
       if (session && firstRxAt !== null && lastRxAt !== null && lastRxAt - firstRxAt >= p.proofGapMs) {
         return { kind: 'direct', since: input.now, attempts: prev.attempts, rx, lastRxAt, candidates: key };
       }
+      // New candidates while nothing answered yet (e.g. the other node's post-NAT endpoint became known): try them now.
+      if (key !== prev.candidates && firstRxAt === null && prev.candidate >= 0 && input.candidates.length > 0) return probe(0, input, prev.attempts, key);
       // The peer answers (one growth so far): stay on this endpoint until the proof or the window's end.
       if (input.now - prev.since < p.probeWindowMs || (firstRxAt !== null && input.now - firstRxAt < p.probeWindowMs)) {
         return { ...prev, rx, firstRxAt, lastRxAt, candidates: key };

@@ -203,3 +203,15 @@ test('property: at every step every subnet of the network resolves to exactly on
     }
   }
 });
+
+test('new candidates while probing without an answer: the new list is tried from its first entry at once', () => {
+  let s = run(initialPath({ now: 0, candidates: [], rxBytes: 0, handshakeAt: 0 }), { now: 0, candidates: ['192.168.1.20:51820'] });
+  s = stepPath(s, { now: 1000, candidates: ['198.51.100.7:40001', '192.168.1.20:51820'], rxBytes: 0, handshakeAt: 0 });
+  assert.deepEqual(s.kind === 'probing' && [s.candidate, s.since], [0, 1000]);
+  assert.equal(directPeerConfig(s, ['198.51.100.7:40001', '192.168.1.20:51820']).endpoint, '198.51.100.7:40001');
+  // Once the peer answered, a candidate change does not interrupt the proof.
+  s = stepPath(s, { now: 1500, candidates: ['198.51.100.7:40001', '192.168.1.20:51820'], rxBytes: 92, handshakeAt: 1500 });
+  s = stepPath(s, { now: 2000, candidates: ['198.51.100.8:1'], rxBytes: 92, handshakeAt: 1500 });
+  assert.deepEqual(s.kind === 'probing' && s.candidate, 0);
+  assert.equal(s.kind === 'probing' && s.since, 1000);
+});
