@@ -79,6 +79,34 @@ export const BLUEPRINT_CODES = {
     meaning: 'an access device has egress: true on a network without egress',
     hint: 'set the network\'s egress: true, or remove the device\'s egress',
   },
+  E_POLICY_DEFAULT: {
+    meaning: "a network policy's default is not allow or deny",
+    hint: 'write default: deny (only what the rules allow) or default: allow',
+  },
+  E_POLICY_SELECTOR: {
+    meaning: 'a policy from/to entry is not workload:NAME, device:NAME, node:NAME, group:NAME, cidr:A.B.C.D/N or any',
+    hint: 'e.g. from: [group:web], to: [workload:db]; see docs/policy.md',
+  },
+  E_POLICY_REF: {
+    meaning: "a policy names a workload, device, node or group that is not in the network (a workload on another network, a group nobody in the network has)",
+    hint: 'name a workload on this network, one of its access devices or nodes, or a group one of them has',
+  },
+  E_POLICY_CIDR: {
+    meaning: 'a policy cidr: is not an IPv4 CIDR without host bits inside the network range',
+    hint: 'write a CIDR inside the network\'s ipRange, e.g. cidr:10.1.3.0/24',
+  },
+  E_POLICY_PORT: {
+    meaning: 'a policy port is not tcp/N, tcp/N-M, udp/N, udp/N-M (1-65535, N <= M), icmp or any',
+    hint: 'e.g. ports: [tcp/5432, udp/53, icmp]',
+  },
+  E_POLICY_TOO_MANY: {
+    meaning: 'a network policy has more than 1,000 rules, or a rule more than 1,000 selectors or ports',
+    hint: 'use groups instead of listing workloads one by one',
+  },
+  E_GROUP_FORMAT: {
+    meaning: 'a group name is not a DNS label, is listed twice, or a workload or device has more than 64 groups',
+    hint: 'groups are DNS labels, e.g. groups: [web, frontend]',
+  },
   E_RANGE_OVERLAP: {
     meaning: 'two networks of the blueprint have overlapping ranges',
     hint: 'give each network a disjoint ipRange',

@@ -10,6 +10,25 @@ export interface AccessSpec {
    * when true (absent: no egress), so blueprints signed before the field existed keep their normal form.
    */
   egress?: true;
+  /** Policy groups (docs/policy.md); present only when non-empty. */
+  groups?: string[];
+}
+
+/** "workload:NAME" | "device:NAME" | "node:NAME" | "group:NAME" | "cidr:A.B.C.D/N" | "any". */
+export type PolicySelector = string;
+/** "tcp/N" | "tcp/N-M" | "udp/N" | "udp/N-M" | "icmp" | "any". */
+export type PolicyPort = string;
+
+export interface PolicyRule {
+  from: PolicySelector[];
+  to: PolicySelector[];
+  ports: PolicyPort[];
+}
+
+/** Who may talk to whom inside a network, enforced where the packet arrives (docs/policy.md). */
+export interface NetworkPolicy {
+  default: 'allow' | 'deny';
+  rules: PolicyRule[];
 }
 
 export interface NetworkSpec {
@@ -23,6 +42,8 @@ export interface NetworkSpec {
   access: AccessSpec[];
   /** Whether workloads may reach the outside through the node (NAT). Default false. */
   egress: boolean;
+  /** Absent: everything inside the network may reach everything (and blueprints without it keep their form). */
+  policy?: NetworkPolicy;
 }
 
 export interface WorkloadVolume {
@@ -47,6 +68,8 @@ export interface WorkloadSpec {
    */
   disk?: number;
   volumes: WorkloadVolume[];
+  /** Policy groups (docs/policy.md); present only when non-empty. */
+  groups?: string[];
 }
 
 export interface VolumeSpec {

@@ -4,7 +4,8 @@ import { Key } from '../crypto/keys.ts';
 import { ValidationError, type Problem } from '../errors.ts';
 import { problem, type BlueprintCode } from './codes.ts';
 import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
-import type { AccessSpec, Blueprint, NetworkSpec, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
+import type { AccessSpec, Blueprint, NetworkPolicy, NetworkSpec, PolicyRule, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
+import { isGroupName, MAX_GROUPS, MAX_POLICY_RULES, MAX_RULE_ITEMS, parsePort, parseSelector } from './policy.ts';
 import { MiB, formatSize, parseSize } from './units.ts';
 
 export const MAX_ARRAY_ITEMS = 10_000;
@@ -187,9 +188,11 @@ function get(o: Raw, k: string): unknown {
 }
 
 const TOP_FIELDS = ['tenant', 'name', 'version', 'networks', 'workloads', 'volumes'] as const;
-const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'nodes', 'access', 'egress'] as const;
-const ACCESS_FIELDS = ['name', 'publicKey', 'egress'] as const;
-const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes'] as const;
+const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'nodes', 'access', 'egress', 'policy'] as const;
+const ACCESS_FIELDS = ['name', 'publicKey', 'egress', 'groups'] as const;
+const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes', 'groups'] as const;
+const POLICY_FIELDS = ['default', 'rules'] as const;
+const RULE_FIELDS = ['from', 'to', 'ports'] as const;
 const WORKLOAD_NETWORK_FIELDS = ['name', 'ip'] as const;
 const MOUNT_FIELDS = ['name', 'mount'] as const;
 const VOLUME_FIELDS = ['name', 'node', 'size'] as const;
@@ -203,10 +206,122 @@ interface NetworkFacts {
   range: Cidr | null;
   rangeText: string;
   nodes: Set<string>;
+  /** Named selectors of the policy, checked against the workloads once they are known. */
+  policyRefs: { kind: 'workload' | 'device' | 'node' | 'group'; name: string; path: string }[];
+  /** Device name → its groups. */
+  deviceGroups: Map<string, string[]>;
+}
+
+/** groups: a list of distinct DNS labels (at most MAX_GROUPS); undefined when absent or empty, null when bad. */
+function checkGroups(c: Checker, v: unknown, path: string): string[] | undefined | null {
+  if (v === undefined) return undefined;
+  const list = c.array(v, path);
+  if (!list) return null;
+  if (list.length > MAX_GROUPS) {
+    c.add('E_GROUP_FORMAT', path, `${list.length} groups; at most ${MAX_GROUPS}`);
+    return null;
+  }
+  let ok = true;
+  const seen = new Set<string>();
+  list.forEach((g, i) => {
+    if (!isGroupName(g)) {
+      c.add('E_GROUP_FORMAT', joinPath(path, i), `${typeof g === 'string' ? JSON.stringify(g.slice(0, 70)) : describe(g)} is not a group name (DNS label)`);
+      ok = false;
+    } else if (seen.has(g)) {
+      c.add('E_GROUP_FORMAT', joinPath(path, i), `group ${JSON.stringify(g)} is listed twice`);
+      ok = false;
+    } else seen.add(g);
+  });
+  if (!ok) return null;
+  return list.length ? (list as string[]) : undefined;
+}
+
+/** A list of strings for a policy rule: required, non-empty, bounded. */
+function ruleList(c: Checker, v: unknown, path: string): string[] | null {
+  const list = c.array(v, path);
+  if (!list) return null;
+  if (list.length === 0) {
+    c.add('E_REQUIRED', path, 'needs at least one entry');
+    return null;
+  }
+  if (list.length > MAX_RULE_ITEMS) {
+    c.add('E_POLICY_TOO_MANY', path, `${list.length} entries; at most ${MAX_RULE_ITEMS}`);
+    return null;
+  }
+  const out = list.map((x, i) => c.string(x, joinPath(path, i)));
+  return out.every((x) => x !== null) ? (out as string[]) : null;
+}
+
+/** The policy's shape, selectors and ports; named selectors are returned for the cross-check. */
+function checkPolicy(c: Checker, v: unknown, path: string, range: Cidr | null, rangeText: string, refs: NetworkFacts['policyRefs']): NetworkPolicy | null | undefined {
+  if (v === undefined) return undefined;
+  const o = c.object(v, path, POLICY_FIELDS);
+  if (!o) return null;
+  const dPath = joinPath(path, 'default');
+  const dRaw = get(o, 'default');
+  let dflt: 'allow' | 'deny' | null = 'deny';
+  if (dRaw !== undefined) {
+    if (dRaw !== 'allow' && dRaw !== 'deny') {
+      c.add('E_POLICY_DEFAULT', dPath, `${typeof dRaw === 'string' ? JSON.stringify(dRaw.slice(0, 40)) : describe(dRaw)} is not allow or deny`);
+      dflt = null;
+    } else dflt = dRaw;
+  }
+  const rPath = joinPath(path, 'rules');
+  const rulesRaw = c.array(get(o, 'rules'), rPath, []);
+  if (rulesRaw && rulesRaw.length > MAX_POLICY_RULES) {
+    c.add('E_POLICY_TOO_MANY', rPath, `${rulesRaw.length} rules; at most ${MAX_POLICY_RULES}`);
+    return null;
+  }
+  let ok = dflt !== null && rulesRaw !== null;
+  const rules: PolicyRule[] = [];
+  (rulesRaw ?? []).forEach((r, i) => {
+    const rp = joinPath(rPath, i);
+    const ro = c.object(r, rp, RULE_FIELDS);
+    if (!ro) {
+      ok = false;
+      return;
+    }
+    const sides: Record<'from' | 'to', string[] | null> = { from: null, to: null };
+    for (const side of ['from', 'to'] as const) {
+      const sp = joinPath(rp, side);
+      const list = ruleList(c, get(ro, side), sp);
+      if (!list) {
+        ok = false;
+        continue;
+      }
+      list.forEach((text, j) => {
+        const sel = parseSelector(text);
+        if ('error' in sel) {
+          c.add(sel.error, joinPath(sp, j), sel.message);
+          ok = false;
+        } else if (sel.kind === 'cidr') {
+          if (range && !(sel.cidr.prefix >= range.prefix && cidrContainsIp(range, sel.cidr.base))) {
+            c.add('E_POLICY_CIDR', joinPath(sp, j), `${sel.text} is not inside the network range ${rangeText}`);
+            ok = false;
+          }
+        } else if (sel.kind !== 'any') refs.push({ kind: sel.kind, name: sel.name, path: joinPath(sp, j) });
+      });
+      sides[side] = list;
+    }
+    const pp = joinPath(rp, 'ports');
+    const ports = ruleList(c, get(ro, 'ports'), pp);
+    if (!ports) ok = false;
+    else {
+      ports.forEach((text, j) => {
+        const port = parsePort(text);
+        if ('error' in port) {
+          c.add(port.error, joinPath(pp, j), port.message);
+          ok = false;
+        }
+      });
+    }
+    if (sides.from && sides.to && ports) rules.push({ from: sides.from, to: sides.to, ports });
+  });
+  return ok ? { default: dflt!, rules } : null;
 }
 
 function checkNetwork(c: Checker, v: unknown, path: string, index: number): NetworkFacts {
-  const facts: NetworkFacts = { index, spec: null, name: null, range: null, rangeText: '', nodes: new Set() };
+  const facts: NetworkFacts = { index, spec: null, name: null, range: null, rangeText: '', nodes: new Set(), policyRefs: [], deviceGroups: new Map() };
   const o = c.object(v, path, NETWORK_FIELDS);
   if (!o) return facts;
   const name = c.label(get(o, 'name'), joinPath(path, 'name'));
@@ -292,9 +407,12 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       // Present in the normalized form only when true, so envelopes signed before the field existed still verify.
       const devEgress = c.boolean(get(ao, 'egress'), joinPath(ap, 'egress'), false);
       if (devEgress) egressDevices.push(joinPath(ap, 'egress'));
-      if (aname === null || pk === null || devEgress === null) return null;
+      const groups = checkGroups(c, get(ao, 'groups'), joinPath(ap, 'groups'));
+      if (aname !== null && groups) facts.deviceGroups.set(aname, groups);
+      if (aname === null || pk === null || devEgress === null || groups === null) return null;
       const dev: AccessSpec = pk === undefined ? { name: aname } : { name: aname, publicKey: pk };
       if (devEgress) dev.egress = true;
+      if (groups) dev.groups = groups;
       return dev;
     });
     c.unique(names, 'E_DUPLICATE_NAME', 'access device name');
@@ -317,8 +435,9 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       c.add('E_DEVICE_EGRESS', at, 'an access device can have egress only on a network with egress: true', 'set the network\'s egress: true, or remove the device\'s');
     }
   }
-  if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null) {
-    facts.spec = { name, ipRange: rangeText, subnetPrefix, nodes, access, egress };
+  const policy = checkPolicy(c, get(o, 'policy'), joinPath(path, 'policy'), range, rangeText ?? '', facts.policyRefs);
+  if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null && policy !== null) {
+    facts.spec = policy ? { name, ipRange: rangeText, subnetPrefix, nodes, access, egress, policy } : { name, ipRange: rangeText, subnetPrefix, nodes, access, egress };
   }
   return facts;
 }
@@ -331,6 +450,7 @@ interface WorkloadFacts {
   ip: number | null;
   ipText: string | null;
   mounts: Array<{ volume: string | null; path: string }>;
+  groups: string[];
 }
 
 function checkMountPath(c: Checker, v: unknown, path: string): string | null {
@@ -352,7 +472,7 @@ function checkMountPath(c: Checker, v: unknown, path: string): string | null {
 }
 
 function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
-  const facts: WorkloadFacts = { spec: null, name: null, node: null, network: null, ip: null, ipText: null, mounts: [] };
+  const facts: WorkloadFacts = { spec: null, name: null, node: null, network: null, ip: null, ipText: null, mounts: [], groups: [] };
   const o = c.object(v, path, WORKLOAD_FIELDS);
   if (!o) return facts;
   const name = (facts.name = c.label(get(o, 'name'), joinPath(path, 'name')));
@@ -440,8 +560,11 @@ function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
     if (list.every((m) => m !== null)) volumes = list as WorkloadVolume[];
   }
 
-  if (name !== null && node !== null && image !== null && command && network && cpu !== null && memory !== null && disk !== null && volumes) {
+  const groups = checkGroups(c, get(o, 'groups'), joinPath(path, 'groups'));
+  facts.groups = groups ?? [];
+  if (name !== null && node !== null && image !== null && command && network && cpu !== null && memory !== null && disk !== null && volumes && groups !== null) {
     facts.spec = disk === undefined ? { name, node, image, command, network, cpu, memory, volumes } : { name, node, image, command, network, cpu, memory, disk, volumes };
+    if (groups) facts.spec.groups = groups;
   }
   return facts;
 }
@@ -550,6 +673,21 @@ export function validateBlueprint(raw: unknown, opts: ValidateOptions = {}): Blu
       }
     }
   });
+
+  // Policies: every named selector refers to something in its own network.
+  for (const n of nets) {
+    if (!n.policyRefs.length || n.name === null) continue;
+    const workloads = new Set(wls.filter((w) => w.network === n.name && w.name !== null).map((w) => w.name!));
+    const groups = new Set<string>([...wls.filter((w) => w.network === n.name).flatMap((w) => w.groups), ...[...n.deviceGroups.values()].flat()]);
+    const devices = new Set(n.spec?.access.map((a) => a.name) ?? []);
+    for (const r of n.policyRefs) {
+      const known = r.kind === 'workload' ? workloads : r.kind === 'device' ? devices : r.kind === 'node' ? n.nodes : groups;
+      if (!known.has(r.name)) {
+        const where = r.kind === 'workload' ? 'no workload of this network' : r.kind === 'device' ? 'no access device of this network' : r.kind === 'node' ? 'not a node of this network' : 'no workload or device of this network has it';
+        c.add('E_POLICY_REF', r.path, `${r.kind} ${JSON.stringify(r.name)}: ${where}`);
+      }
+    }
+  }
 
   if (c.problems.length > 0) throw new ValidationError(c.problems, opts.what ?? 'blueprint');
   return {
