@@ -1,7 +1,8 @@
 // The desired on-node layout of one network resource, as plain data: links, addresses, routes, WireGuard
 // configuration and nft tables. Pure: computed from a DesiredResource and a few host facts.
 import { Key } from '../src/crypto/index.ts';
-import type { NftTableSpec } from './build.ts';
+import type { NftRuleSpec, NftSetSpec, NftTableSpec } from './build.ts';
+import type { CompiledPolicy } from '../src/plan/policy.ts';
 import { egressBlocked, type BlockedSets } from './egress.ts';
 import { addressMac, canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
 import { isNetworkId, namesFor, type ResourceNames } from './names.ts';
@@ -136,7 +137,34 @@ export function overlayMtu(underlayMtu: number): number {
  * `egressDevices` (the subnets of access devices this node serves whose blueprint entry has `egress: true`):
  * egress is for this node's workloads, not for other nodes' or for devices that widen their AllowedIPs.
  */
-export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = []): NftTableSpec {
+/**
+ * The policy's chains and sets (docs/policy.md), one copy on the input hook (the node's own addresses) and one on
+ * forward (its workloads and devices): for a new IPv4 flow from inside the range to a destination this node
+ * guards, the first rule that matches accepts; else the default. Replies to allowed flows pass (conntrack).
+ * Every rule counts its packets (`r<index>-<proto>`, `default-drop`).
+ */
+export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftTableSpec['chains'] } {
+  const sets: NftSetSpec[] = [{ name: 'pol_local', type: 'ipv4_addr', elements: p.local }];
+  const rules: NftRuleSpec[] = [
+    { tag: 'pol-other-family', rule: 'meta nfproto != ipv4 accept' },
+    { tag: 'pol-not-guarded', rule: 'ip daddr != @pol_local accept' },
+    { tag: 'pol-outside', rule: `ip saddr != ${canonicalCidr(p.range)} accept` },
+    { tag: 'pol-established', rule: 'ct state established,related accept' },
+  ];
+  for (const r of p.rules) {
+    sets.push({ name: `r${r.index}_from`, type: 'ipv4_addr', elements: r.from }, { name: `r${r.index}_to`, type: 'ipv4_addr', elements: r.to });
+    const match = `ip saddr @r${r.index}_from ip daddr @r${r.index}_to`;
+    if (r.any) rules.push({ tag: `r${r.index}-any`, rule: `${match} counter accept` });
+    if (r.tcp.length) rules.push({ tag: `r${r.index}-tcp`, rule: `${match} tcp dport { ${r.tcp.join(', ')} } counter accept` });
+    if (r.udp.length) rules.push({ tag: `r${r.index}-udp`, rule: `${match} udp dport { ${r.udp.join(', ')} } counter accept` });
+    if (r.icmp) rules.push({ tag: `r${r.index}-icmp`, rule: `${match} meta l4proto icmp counter accept` });
+  }
+  rules.push(p.default === 'deny' ? { tag: 'default-drop', rule: 'counter drop' } : { tag: 'default-allow', rule: 'counter accept' });
+  const chain = (name: string, hook: 'input' | 'forward') => ({ name, type: 'filter' as const, hook, priority: 'filter' as const, policy: 'accept' as const, rules });
+  return { sets, chains: [chain('policy-in', 'input'), chain('policy-fwd', 'forward')] };
+}
+
+export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} drop` }] : []);
   const devices = [...new Set(egressDevices.map(canonicalCidr))].sort();
@@ -197,6 +225,10 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
       policy: 'accept',
       rules: [{ tag: 'egress-masquerade', rule: `oifname ${outside} masquerade` }],
     });
+  }
+  if (policy) {
+    const p = policyNft(policy);
+    return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, sets: p.sets, chains: [...chains, ...p.chains] };
   }
   return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, chains };
 }
@@ -308,7 +340,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? []),
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy),
     nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] })) : null,
   };
 }

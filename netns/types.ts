@@ -1,4 +1,5 @@
 // Public types of the netns driver: what it is asked for (DesiredResource) and what it reports.
+import type { CompiledPolicy } from '../src/plan/policy.ts';
 import type { Resource } from '../src/plan/types.ts';
 import type { SocketTuning } from './tuning.ts';
 
@@ -18,6 +19,8 @@ export interface DesiredResource {
    */
   egressDevices?: string[];
   resource: Resource;
+  /** The network policy this node enforces for its own destinations (src/plan/policy.ts); absent: none. */
+  policy?: CompiledPolicy;
 }
 
 export type BackendKind = 'kernel' | 'userspace';

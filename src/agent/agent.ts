@@ -18,6 +18,7 @@ import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 import { PathManager, type PathView } from './paths.ts';
+import { nodePolicy } from './policy.ts';
 import type { CandidateReport } from '../control/candidates.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -250,7 +251,10 @@ export class Agent {
         // Which devices may use this node's egress comes from the signed blueprint (never from the plan part).
         const spec = b.envelope.blueprint.networks.find((s) => s.name === n.name);
         const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
-        out.push({ tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, egressDevices, resource: n.resource });
+        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, egressDevices, resource: n.resource };
+        // The policy is the tenant's word (the signed blueprint); the plan part only says where its names are.
+        if (spec?.policy && n.members) d.policy = nodePolicy(b.envelope.blueprint, spec, n, b.part.workloads);
+        out.push(d);
       }
     }
     return out;

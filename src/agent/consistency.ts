@@ -123,6 +123,19 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     });
     if (sub) allowed.push(sub);
     if (findOverlap(allowed)) bad('E_PART_PEER', `${rp}.peers`, 'peers allowed-ips overlap each other or the own subnet');
+    // A policy's members: where its names are (the policy itself is the blueprint's). Only /32s inside the range.
+    if (spec.policy) {
+      const m = n.members as unknown;
+      const host = (v: unknown) => {
+        const c = parseCidr(String(v));
+        return c !== null && c.prefix === 32 && cidrContains(range, c);
+      };
+      const map = (v: unknown, list: boolean) =>
+        isObj(v) && Object.keys(v).length <= 100_000 && Object.values(v).every((x) => (list ? Array.isArray(x) && x.length <= 4 && x.every(host) : host(x)));
+      if (!isObj(m) || !map(m.nodes, true) || !map(m.workloads, false) || !map(m.devices, false)) {
+        bad('E_PART_POLICY', `${at}.members`, 'the network has a policy: the part must list its members as /32 addresses inside the range');
+      }
+    }
   });
   return out;
 }

@@ -154,6 +154,7 @@ export class NetnsDriverPort implements DriverPort {
         egress: d.egress,
         egressDevices: d.egressDevices ?? [],
         resource: d.resource,
+        ...(d.policy ? { policy: d.policy } : {}),
       })),
       this.identity,
       { egress },

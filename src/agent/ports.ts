@@ -1,6 +1,7 @@
 // What the agent needs from the data plane. netns/ implements it (see src/agent/netns-adapter.ts); tests may
 // pass a fake. Views are plain JSON, shown as they are by the admin socket (never holding private keys).
 import type { Resource } from '../plan/types.ts';
+import type { CompiledPolicy } from '../plan/policy.ts';
 import type { PeerCounters } from './paths.ts';
 
 export interface DesiredNetwork {
@@ -13,6 +14,8 @@ export interface DesiredNetwork {
   /** Subnets of the access devices this node serves that may use its egress (from the signed blueprint). */
   egressDevices?: string[];
   resource: Resource;
+  /** The network policy this node enforces (compiled from the signed blueprint and the part's members). */
+  policy?: CompiledPolicy;
 }
 
 export interface ResourceReport {

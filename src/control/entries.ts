@@ -111,7 +111,7 @@ export function partEntries(part: NodePlanPart): Entries {
   part.networks.forEach((n, i) => {
     out.set(
       `net/${n.name}`,
-      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(n.resource) }),
+      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(n.resource), ...(n.members ? { members: n.members } : {}) }),
     );
     for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
     for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
@@ -245,7 +245,7 @@ export function planEntries(plan: Plan, envelope: SignedBlueprint): Entries {
     JSON.stringify({
       generation: plan.generation,
       version: plan.version,
-      networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress })),
+      networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, ...(n.policy ? { policy: true } : {}) })),
       workloads: plan.workloads,
     }),
   );

@@ -2,7 +2,7 @@
 // every subnet of each network (for the node's own consistency checks) and the workloads placed on it.
 // Access devices' configs (which may hold generated private keys) are never included.
 import type { NetworkSpec } from '../blueprint/types.ts';
-import type { Plan, Resource, WorkloadPlan } from './types.ts';
+import type { NetworkPlan, Plan, Resource, WorkloadPlan } from './types.ts';
 
 export const NODE_PART_FORMAT = 'zmesh-node-plan/1';
 
@@ -15,6 +15,28 @@ export interface NodeNetworkPart {
   resource: Resource;
   /** Every subnet of the network (nodes and devices), sorted. */
   subnets: string[];
+  /**
+   * Present when the network has a policy (docs/policy.md): the addresses its selectors name. Nodes: their
+   * gateway and WireGuard addresses (/32); workloads and devices: their address (/32).
+   */
+  members?: PolicyMembers;
+}
+
+export interface PolicyMembers {
+  nodes: Record<string, string[]>;
+  workloads: Record<string, string>;
+  devices: Record<string, string>;
+}
+
+/** The addresses a network's policy selectors name, from the plan. */
+export function policyMembers(plan: Pick<Plan, 'workloads'>, n: Pick<NetworkPlan, 'name' | 'resources' | 'access'>): PolicyMembers {
+  const nodes: Record<string, string[]> = {};
+  for (const r of n.resources) nodes[r.node] = [`${r.gateway}/32`, r.wgAddress];
+  const workloads: Record<string, string> = {};
+  for (const w of plan.workloads) if (w.network === n.name) workloads[w.name] = `${w.ip}/32`;
+  const devices: Record<string, string> = {};
+  for (const d of n.access) devices[d.name] = d.address.includes('/') ? d.address : `${d.address}/32`;
+  return { nodes, workloads, devices };
 }
 
 export interface NodePlanPart {
@@ -55,6 +77,7 @@ export function nodePart(plan: Plan, node: string): NodePlanPart {
       egress: n.egress,
       resource,
       subnets: [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)].sort(),
+      ...(n.policy ? { members: policyMembers(plan, n) } : {}),
     });
   }
   return {

@@ -371,7 +371,9 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
   for (const r of resources) r.peers = mesh.get(r.node) ?? [];
   resources.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   access.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { name: net.name, id, ipRange: net.ipRange, subnetPrefix: net.subnetPrefix, egress: net.egress, resources, access };
+  const out: NetworkPlan = { name: net.name, id, ipRange: net.ipRange, subnetPrefix: net.subnetPrefix, egress: net.egress, resources, access };
+  if (net.policy) out.policy = true;
+  return out;
 }
 
 /** Addresses of the workloads on one network: explicit ones checked, previous ones kept, the rest allocated. */

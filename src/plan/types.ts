@@ -71,6 +71,8 @@ export interface NetworkPlan {
   ipRange: string;
   subnetPrefix: number;
   egress: boolean;
+  /** Present (true) when the blueprint's network has a policy: node parts then carry the network's members. */
+  policy?: true;
   resources: Resource[];
   access: AccessDevice[];
 }
