@@ -45,6 +45,7 @@ const ATTACKS: { name: string; label: string; what: string }[] = [
   { name: 'egress', label: 'egress', what: "tenants' egress toward the node, its LAN, private ranges, the mesh, the control plane, other tenants, over IPv6; devices and hidden nodes using an access node's egress" },
   { name: 'containers', label: 'containers', what: 'a workload as root in its container and, for the bridge filter, with every capability: raw sockets, forged ARP, sources, MACs, VLAN tags and IPv6 onto the tenant bridge; disk, volume, /dev/shm and pids limits; capability drift' },
   { name: 'candidates', label: 'candidate endpoints (direct paths)', what: 'PUT /v1/candidates to a hidden node: loopback, unspecified, multicast, broadcast, link-local and metadata, v4-mapped and v4-compatible, in-range and non-canonical endpoints; other tenants\' networks, non-direct peers, 10,000 candidates, peers or networks; wrong shapes and prototype keys; one bad entry among good ones; over 256 KiB; the read-only socket — each refused whole, no candidate, peer or `wg set` changed' },
+  { name: 'policy', label: 'network policies', what: 'blueprint policies with 10,000 rules, 1,001 selectors, unicode and surrogate names, nested lists, prototype keys, bad defaults, out-of-range and host-bit cidrs, bad ports, unknown names; 1,000 rules of 50 overlapping cidrs compiled within bounds' },
 ];
 const attacks = ATTACKS.map((a) => ({ ...a, part: part<AttackPart>(a.name) }));
 // A local user in the read-only socket's group floods it (test/torture/admin-flood.test.ts).
