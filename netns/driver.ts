@@ -8,7 +8,7 @@ import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts'
 import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
 import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layout } from './layout.ts';
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
-import type { IpLink, NftTable, WgDevice } from './parse.ts';
+import { policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
 import { CommandError, ExecaRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
 import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
@@ -618,6 +618,8 @@ export class Driver {
         nft.push({ table: t.name, where, rules: t.rules.length, current: t.rules.length > 0 && t.rules.every((r) => r.comment?.startsWith('zmesh:')) });
       }
     }
+    const tenantTable = (tenantNft ?? []).find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant);
+    const policy = tenantTable ? policyCounters(tenantTable.rules) : null;
     return {
       networkId: names.id,
       namespace: names.ns,
@@ -644,6 +646,7 @@ export class Driver {
       daemon,
       hostLink: hostLink ? toActualLink(hostLink) : null,
       nft,
+      ...(policy ? { policy } : {}),
     };
   }
 

@@ -70,6 +70,8 @@ export interface NftRule {
   chain: string;
   handle: number;
   comment: string | null;
+  /** The rule's `counter` statement (the first one), when it has one. */
+  counter?: { packets: number; bytes: number };
 }
 
 export interface NftSet {
@@ -301,7 +303,21 @@ function nftElement(e: unknown): string {
   return JSON.stringify(e);
 }
 
-/** `nft -j list ruleset` (or `list table`) → tables with their chains, rule comments and named sets. */
+/** The first `counter` statement of a rule's expressions, as `nft -j` prints it: {"counter": {packets, bytes}}. */
+function ruleCounter(expr: unknown): { packets: number; bytes: number } | null {
+  if (!Array.isArray(expr)) return null;
+  for (const e of expr as unknown[]) {
+    const c = (e as Json | null)?.counter as Json | undefined;
+    if (!c || typeof c !== 'object') continue;
+    const packets = num(c.packets);
+    const bytes = num(c.bytes);
+    if (packets === null || bytes === null || packets < 0 || bytes < 0) return null;
+    return { packets, bytes };
+  }
+  return null;
+}
+
+/** `nft -j list ruleset` (or `list table`) → tables with their chains, rules (comment, counter) and named sets. */
 export function parseNftRuleset(input: string | unknown): NftTable[] {
   const v = readJson(input, 'nft');
   if (v === EMPTY) return [];
@@ -327,8 +343,53 @@ export function parseNftRuleset(input: string | unknown): NftTable[] {
       tables.get(key(st.family, st.table))?.sets.push({ name: String(st.name), elements: Array.isArray(st.elem) ? (st.elem as unknown[]).map(nftElement) : [] });
     } else if (item.rule) {
       const r = item.rule as Json;
-      tables.get(key(r.family, r.table))?.rules.push({ chain: String(r.chain), handle: num(r.handle) ?? 0, comment: str(r.comment) });
+      const rule: NftRule = { chain: String(r.chain), handle: num(r.handle) ?? 0, comment: str(r.comment) };
+      const counter = ruleCounter(r.expr);
+      if (counter) rule.counter = counter;
+      tables.get(key(r.family, r.table))?.rules.push(rule);
     }
   }
   return [...tables.values()];
+}
+
+/** Packets and bytes a tenant network's policy counted (netns/layout.ts policyNft), since its table was written. */
+export interface PolicyCounters {
+  /** Per policy rule compiled on this node (its index in the blueprint): its protocols and both chains summed; by index. */
+  rules: { index: number; packets: number; bytes: number }[];
+  /** The default rule (`default-drop` or `default-allow`), both chains summed; null when the table has none. */
+  default: { action: 'drop' | 'accept'; packets: number; bytes: number } | null;
+}
+
+const POLICY_CHAINS = new Set(['policy-in', 'policy-fwd']);
+const POLICY_TAG = /^zmesh:[0-9a-f]{1,64}:(?:r(\d{1,6})-(?:tcp|udp|icmp|any)|default-(drop|allow))$/;
+
+/**
+ * The policy counters of a tenant table's rules: those of the chains `policy-in` and `policy-fwd` whose comment
+ * is a policy tag (`zmesh:<hash>:r<index>-<proto>`, `zmesh:<hash>:default-drop|allow`) and that have a counter.
+ * Null when there is none (no policy).
+ */
+export function policyCounters(rules: NftRule[]): PolicyCounters | null {
+  const byIndex = new Map<number, { index: number; packets: number; bytes: number }>();
+  let def: PolicyCounters['default'] = null;
+  let any = false;
+  for (const r of rules) {
+    if (!POLICY_CHAINS.has(r.chain) || !r.counter || r.comment === null) continue;
+    const m = POLICY_TAG.exec(r.comment);
+    if (!m) continue;
+    any = true;
+    if (m[1] !== undefined) {
+      const index = Number(m[1]);
+      const c = byIndex.get(index) ?? { index, packets: 0, bytes: 0 };
+      c.packets += r.counter.packets;
+      c.bytes += r.counter.bytes;
+      byIndex.set(index, c);
+    } else {
+      const action = m[2] === 'drop' ? 'drop' : 'accept';
+      def ??= { action, packets: 0, bytes: 0 };
+      def.packets += r.counter.packets;
+      def.bytes += r.counter.bytes;
+    }
+  }
+  if (!any) return null;
+  return { rules: [...byIndex.values()].sort((a, b) => a.index - b.index), default: def };
 }

@@ -12,7 +12,7 @@
 //     │                                                                                 │ proof
 //     └──────────(no packet from the peer for STALE: back to relay, backoff)──── direct ◀┘
 //
-// Proof of a direct path: a WireGuard session with the peer (a handshake, both ways, within 180 s) and packets
+// Proof of a direct path: a WireGuard handshake (both ways) completed during this probe, and packets
 // from the peer (its rx counter grows) at two readings at least PROOF_GAP apart.
 // A single growth can be a handshake answered by a peer that is not probing (it would drop our data); two
 // spaced growths mean the peer itself sends keepalives to us, i.e. it probes or uses the direct path too.
@@ -61,7 +61,9 @@ export type RelayReason =
 export type PathState =
   | { kind: 'relay'; reason: RelayReason; since: number; retryAt: number; attempts: number; rx: number; candidates: string }
   /** `candidate` −1: the endpoint WireGuard learnt from the peer's own packets. */
-  | { kind: 'probing'; candidate: number; since: number; attempts: number; rx: number; firstRxAt: number | null; lastRxAt: number | null; candidates: string }
+  /** `restarted`: this round already started over once for new candidates (once per round, so a reporter that
+   *  keeps changing them cannot keep the pair probing). */
+  | { kind: 'probing'; candidate: number; since: number; attempts: number; rx: number; firstRxAt: number | null; lastRxAt: number | null; candidates: string; restarted?: true }
   | { kind: 'direct'; since: number; attempts: number; rx: number; lastRxAt: number; candidates: string };
 
 export interface PathInput {
@@ -86,6 +88,8 @@ export interface DirectPeerConfig {
 
 /** WireGuard rejects a session's keys after 180 s: a handshake older than that is no session. */
 const SESSION_MS = 180_000;
+/** WireGuard reports handshake times in whole seconds. */
+const HANDSHAKE_SLACK_MS = 1000;
 
 function backoff(attempts: number, p: PathParams): number {
   return Math.min(p.backoffMaxMs, p.backoffBaseMs * 2 ** Math.max(0, Math.min(attempts - 1, 20)));
@@ -96,7 +100,7 @@ export function initialPath(input: PathInput): PathState {
   return { kind: 'relay', reason: 'no-candidate', since: input.now, retryAt: input.now, attempts: 0, rx: input.rxBytes, candidates: '' };
 }
 
-function probe(candidate: number, input: PathInput, attempts: number, key: string): PathState {
+function probe(candidate: number, input: PathInput, attempts: number, key: string): Extract<PathState, { kind: 'probing' }> {
   return { kind: 'probing', candidate, since: input.now, attempts, rx: input.rxBytes, firstRxAt: null, lastRxAt: null, candidates: key };
 }
 
@@ -108,11 +112,15 @@ export function stepPath(prev: PathState, input: PathInput, p: PathParams = PATH
   const rx = input.rxBytes;
   switch (prev.kind) {
     case 'relay': {
-      if (grew) return probe(-1, input, prev.attempts, key); // the other side probes us: answer at once
+      // The other side probes us: answer at once — but a peer that keeps failing its proof does not get to
+      // skip our backoff (after two failed attempts it waits like everything else).
+      if (grew && (prev.attempts < 2 || input.now >= prev.retryAt)) return probe(-1, input, prev.attempts, key);
       const changed = key !== prev.candidates;
       if (input.candidates.length === 0) return { ...prev, reason: 'no-candidate', rx, candidates: key };
-      if (changed || input.now >= prev.retryAt) return probe(0, input, prev.attempts, key);
-      return { ...prev, rx };
+      // New candidates are tried at once while the pair has failed at most once; after that they wait for the
+      // backoff too (a reporter rotating them cannot keep the pair probing).
+      if ((changed && prev.attempts < 2) || input.now >= prev.retryAt) return probe(0, input, prev.attempts, key);
+      return { ...prev, rx, candidates: prev.candidates };
     }
     case 'probing': {
       let { firstRxAt, lastRxAt } = prev;
@@ -120,19 +128,23 @@ export function stepPath(prev: PathState, input: PathInput, p: PathParams = PATH
         firstRxAt ??= input.now;
         lastRxAt = input.now;
       }
-      const session = input.handshakeAt > 0 && input.now - input.handshakeAt < SESSION_MS;
+      // A handshake completed during this probe (it needs both directions): a path that works one way only
+      // never passes, however many packets arrive.
+      const session = input.handshakeAt > 0 && input.handshakeAt >= prev.since - HANDSHAKE_SLACK_MS && input.now - input.handshakeAt < SESSION_MS;
       if (session && firstRxAt !== null && lastRxAt !== null && lastRxAt - firstRxAt >= p.proofGapMs) {
         return { kind: 'direct', since: input.now, attempts: prev.attempts, rx, lastRxAt, candidates: key };
       }
-      // New candidates while nothing answered yet (e.g. the other node's post-NAT endpoint became known): try them now.
-      if (key !== prev.candidates && firstRxAt === null && prev.candidate >= 0 && input.candidates.length > 0) return probe(0, input, prev.attempts, key);
+      // New candidates while nothing answered yet (e.g. the other node's post-NAT endpoint became known): try them
+      // now — once per round.
+      if (key !== prev.candidates && !prev.restarted && firstRxAt === null && prev.candidate >= 0 && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key), restarted: true };
       // The peer answers (one growth so far): stay on this endpoint until the proof or the window's end.
       if (input.now - prev.since < p.probeWindowMs || (firstRxAt !== null && input.now - firstRxAt < p.probeWindowMs)) {
         return { ...prev, rx, firstRxAt, lastRxAt, candidates: key };
       }
       const next = prev.candidate + 1;
-      if (next < input.candidates.length && key === prev.candidates) return probe(next, input, prev.attempts, key);
-      if (key !== prev.candidates && input.candidates.length > 0) return probe(0, input, prev.attempts, key);
+      const again = (i: number) => ({ ...probe(i, input, prev.attempts, key), ...(prev.restarted ? { restarted: true as const } : {}) });
+      if (next < input.candidates.length && (key === prev.candidates || prev.restarted)) return again(next);
+      if (key !== prev.candidates && !prev.restarted && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key), restarted: true };
       const attempts = prev.attempts + 1;
       return { kind: 'relay', reason: input.candidates.length ? 'no-handshake' : 'no-candidate', since: input.now, retryAt: input.now + backoff(attempts, p), attempts, rx, candidates: key };
     }

@@ -190,6 +190,32 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     },
     async (req) => heavy.run(req, () => agent.diagnose(req.query.network, req.query.peer)),
   );
+  // Network policy (docs/policy.md): which rule allows or drops a flow, and the rules' counters.
+  app.get<{ Querystring: { network: string; from: string; to: string; port?: string } }>(
+    '/v1/policy/check',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['network', 'from', 'to'],
+          additionalProperties: false,
+          properties: {
+            network: { type: 'string', minLength: 1, maxLength: 200 },
+            from: { type: 'string', minLength: 1, maxLength: 200 },
+            to: { type: 'string', minLength: 1, maxLength: 200 },
+            port: { type: 'string', minLength: 1, maxLength: 16 },
+          },
+        },
+      },
+    },
+    // No command runs, but it may compile a policy of up to 1,000 rules for another node: it takes a slot.
+    async (req) => heavy.run(req, async () => agent.policyCheck(req.query.network, req.query.from, req.query.to, req.query.port)),
+  );
+  app.get<{ Querystring: { network: string } }>(
+    '/v1/policy',
+    { schema: { querystring: { type: 'object', required: ['network'], additionalProperties: false, properties: { network: { type: 'string', minLength: 1, maxLength: 200 } } } } },
+    async (req) => heavy.run(req, () => agent.policy(req.query.network)),
+  );
   app.get<{ Querystring: { after?: number; limit?: number; follow?: boolean } }>(
     '/v1/events',
     {
@@ -282,7 +308,8 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   app.get<{ Querystring: { network?: string } }>(
     '/v1/paths',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: { network: { type: 'string', minLength: 1, maxLength: 200 } } } } },
-    async (req) => ({ paths: agent.pathViews(req.query.network) }),
+    // The read-only socket does not see other nodes' LAN and post-NAT addresses (GET /v1/candidates is refused there too).
+    async (req) => ({ paths: agent.pathViews(req.query.network, deps.readOnly === true) }),
   );
   // What this node tells the control plane, and what the control plane tells it: the admin socket only.
   app.get('/v1/candidates', async (req) => {

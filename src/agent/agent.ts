@@ -8,7 +8,7 @@ import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
 import { deviceEgressSources, type NodePlanPart } from '../plan/part.ts';
 import type { AgentConfig } from './config.ts';
 import { checkNodePart, type PortOwner } from './consistency.ts';
-import { diagnose, type Diagnosis } from './diagnose.ts';
+import { checkPolicyFlow, diagnose, policyView, type Diagnosis, type PolicyFlowCheck, type PolicyView } from './diagnose.ts';
 import { renderMetrics } from './metrics.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 import type { AgentEvent, State, StoredBlueprint } from './state.ts';
@@ -19,6 +19,7 @@ import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 import { PathManager, type PathView } from './paths.ts';
 import { nodePolicy } from './policy.ts';
+import type { CompiledPolicy } from '../plan/policy.ts';
 import type { CandidateReport } from '../control/candidates.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -150,6 +151,7 @@ export class Agent {
   /** Direct paths between hidden nodes (null when the driver cannot read peer counters). */
   readonly paths: PathManager | null;
   private pathTimer: NodeJS.Timeout | null = null;
+  private readonly policies = new Map<string, CompiledPolicy>();
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
@@ -253,7 +255,16 @@ export class Agent {
         const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
         const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, egressDevices, resource: n.resource };
         // The policy is the tenant's word (the signed blueprint); the plan part only says where its names are.
-        if (spec?.policy && n.members) d.policy = nodePolicy(b.envelope.blueprint, spec, n, b.part.workloads);
+        if (spec?.policy && n.members) {
+          // Compiled once per accepted version and generation (desired networks are built every path tick).
+          const k = `${b.tenant}/${b.name}/${b.version}/${b.generation}/${n.id}`;
+          let compiled = this.policies.get(k);
+          if (!compiled) {
+            if (this.policies.size > 1000) this.policies.clear();
+            this.policies.set(k, (compiled = nodePolicy(b.envelope.blueprint, spec, n, b.part.workloads)));
+          }
+          d.policy = compiled;
+        }
         out.push(d);
       }
     }
@@ -508,6 +519,37 @@ export class Agent {
     });
   }
 
+  /**
+   * Which policy rule (or the default) allows or drops a flow from A to B in a network (docs/policy.md), judged
+   * where it is enforced: the destination's node (this one, or computed for it from the stored blueprint and part).
+   */
+  policyCheck(key: string, from: string, to: string, port?: string): PolicyFlowCheck {
+    const { desired, stored } = this.findNetwork(key);
+    const part = stored.part.networks.find((n) => n.id === desired.networkId)!;
+    const spec = stored.envelope.blueprint.networks.find((s) => s.name === part.name);
+    if (!spec) throw new ZmeshError('E_INTERNAL', `network ${part.name} is not in the stored blueprint ${stored.tenant}/${stored.name}`, { kind: 'internal' });
+    return checkPolicyFlow({
+      blueprint: stored.envelope.blueprint,
+      spec,
+      part,
+      placed: stored.part.workloads ?? [],
+      node: this.nodeId,
+      compiled: desired.policy,
+      network: `${desired.tenant}/${desired.blueprint}/${desired.networkName}`,
+      from,
+      to,
+      port,
+    });
+  }
+
+  /** A network's policy rules with the packets and bytes this node counted for each (GET /v1/policy). */
+  async policy(key: string): Promise<PolicyView> {
+    const { desired, stored } = this.findNetwork(key);
+    const spec = stored.envelope.blueprint.networks.find((s) => s.name === desired.networkName);
+    const actual = spec?.policy ? await this.deps.driver.actual(desired.networkId).catch(() => null) : null;
+    return policyView({ network: `${desired.tenant}/${desired.blueprint}/${desired.networkName}`, node: this.nodeId, desired, spec, actual });
+  }
+
   status(): StatusView {
     return {
       node: this.nodeId,
@@ -522,9 +564,9 @@ export class Agent {
   }
 
   /** Direct paths of this node's hidden resources (GET /v1/paths), optionally of one network. */
-  pathViews(key?: string): PathView[] {
+  pathViews(key?: string, redact = false): PathView[] {
     if (!this.paths) return [];
-    return this.paths.views(key ? this.findNetwork(key).desired.networkId : undefined);
+    return this.paths.views(key ? this.findNetwork(key).desired.networkId : undefined, redact);
   }
 
   /** Takes candidates from the control plane (PUT /v1/candidates): all or nothing. */

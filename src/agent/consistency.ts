@@ -95,9 +95,18 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     if (!Array.isArray(r.peers)) return bad('E_PART_FORMAT', `${rp}.peers`, 'peers must be a list');
     const allowed: Cidr[] = [];
     const directs = new Set<string>();
+    const peerKeys = new Set<string>();
+    const peerNodes = new Set<string>();
     r.peers.forEach((p, j) => {
       const pp = `${rp}.peers[${j}]`;
       if (!isObj(p) || !Key.isValid(p.publicKey)) return bad('E_PART_PEER', pp, 'peer needs a valid publicKey');
+      // One entry per peer: a key or node listed twice (or the resource's own key) would let two entries share
+      // WireGuard state (a direct peer keyed like the relay would take the relay's endpoint and allowed-ips).
+      if (p.publicKey === r.publicKey) bad('E_PART_PEER', `${pp}.publicKey`, "a peer has the resource's own key");
+      if (peerKeys.has(p.publicKey)) bad('E_PART_PEER', `${pp}.publicKey`, 'two peers have the same key');
+      if (peerNodes.has(String(p.node))) bad('E_PART_PEER', `${pp}.node`, `peer ${String(p.node).slice(0, 64)} is listed twice`);
+      peerKeys.add(p.publicKey);
+      peerNodes.add(String(p.node));
       if (!Array.isArray(p.allowedIps)) return bad('E_PART_PEER', `${pp}.allowedIps`, 'allowedIps must be a list');
       for (const a of p.allowedIps) {
         const c = parseCidr(String(a));

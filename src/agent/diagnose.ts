@@ -4,9 +4,17 @@
 // direct path, warn while relayed (the relay still carries the traffic) with the reason. A relayed direct peer
 // has no endpoint, allowed-ips or handshake by design: those checks are skipped, and it is pinged through the
 // access node; on a direct path it is judged like any other peer.
-import type { Peer } from '../plan/types.ts';
-import { cidrContainsIp, firstHost, formatIPv4, parseCidr } from '../../topology/cidr.ts';
+// Network policy (docs/policy.md): `checkPolicyFlow` names the rule (or the default) that allows or drops a flow
+// A → B, judged where it is enforced (the destination's node); `policyView` lists the rules with the packets
+// and bytes this node's tenant table counted for each.
+import type { Blueprint, NetworkSpec, PolicyRule } from '../blueprint/types.ts';
+import { ZmeshError } from '../errors.ts';
+import type { NodeNetworkPart, PolicyMembers } from '../plan/part.ts';
+import { compilePolicy, evaluate, type CompiledPolicy, type LocalDestinations } from '../plan/policy.ts';
+import type { Peer, WorkloadPlan } from '../plan/types.ts';
+import { cidrContainsIp, firstHost, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
 import type { PathView } from './paths.ts';
+import { policyGroups } from './policy.ts';
 import type { ActualNetwork, ActualPeer, DesiredNetwork } from './ports.ts';
 
 export type Verdict = 'pass' | 'fail' | 'warn' | 'skip';
@@ -188,4 +196,382 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   for (const list of perPeer) checks.push(...list);
   const firstFailure = checks.find((c) => c.verdict === 'fail') ?? null;
   return { network: desired.networkName, networkId: desired.networkId, peer: input.peer ?? null, ok: firstFailure === null, firstFailure, checks };
+}
+
+// ---- Network policy ------------------------------------------------------------------------------------
+
+export type FlowProto = 'tcp' | 'udp' | 'icmp';
+type MemberKind = 'workload' | 'device' | 'node';
+
+/** One end of a flow as `checkPolicyFlow` resolved it. */
+export interface FlowEnd {
+  /** What was asked, as given. */
+  asked: string;
+  /** What it names: a member of the network, or an address. */
+  kind: MemberKind | 'address';
+  /** The member named, or the member whose address it is (null: an address that is no member's). */
+  name: string | null;
+  /**
+   * For an address: the member it belongs to (`exact`), or whose subnet holds it (not exact: a free address of
+   * a node's subnet, another address of a device's subnet); null when it is in no subnet of the network.
+   */
+  owner: { kind: MemberKind; name: string; exact: boolean } | null;
+  /** The address the flow uses (a node sends from its WireGuard address, or its gateway to its own workloads); null: not known here. */
+  address: string | null;
+  /** The node it lives on: a workload's node, the node itself, a device's access node; null when not known here. */
+  node: string | null;
+}
+
+export interface PolicyFlowCheck {
+  /** tenant/blueprint/network */
+  network: string;
+  networkId: string;
+  /** The node that answered. */
+  node: string;
+  from: FlowEnd;
+  to: FlowEnd;
+  flow: { proto: FlowProto; port: number | null };
+  /** The network's default, or null when it has no policy. */
+  default: 'allow' | 'deny' | null;
+  /** The node that enforces the flow (the destination's); null when that is not known here or no node owns the destination. */
+  enforcedOn: string | null;
+  /** Judged with this agent's own compiled rules (it is the destination's node). */
+  enforcedHere: boolean;
+  allowed: boolean;
+  /**
+   * How: a rule allows it, the default decides, the network has no policy, no node guards the destination, or
+   * it is a node's own traffic to its workloads and devices (it leaves by the output hook: no policy chain sees it).
+   */
+  by: 'rule' | 'default' | 'no-policy' | 'not-guarded' | 'own-traffic';
+  /** The rule that allows it (its index in the blueprint's list) and the rule as written; null otherwise. */
+  rule: number | null;
+  ruleSpec: PolicyRule | null;
+  reason: string;
+  notes: string[];
+}
+
+export const NO_POLICY = 'no policy: everything inside the network is allowed';
+const FLOW_HINT = 'name workload:NAME, device:NAME, node:NAME (or a bare name) or an address inside the range; ports are tcp/N, udp/N or icmp';
+
+function flowError(message: string): ZmeshError {
+  return new ZmeshError('E_FLOW', message, { hint: FLOW_HINT });
+}
+
+/** "tcp/5432", "udp/53", "icmp" (the default when absent). */
+export function parseFlowPort(text: string | undefined): { proto: FlowProto; port: number | null } {
+  if (text === undefined || text === 'icmp') return { proto: 'icmp', port: null };
+  const m = /^(tcp|udp)\/([1-9]\d{0,4})$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw flowError(`port ${JSON.stringify(text.slice(0, 40))} is not tcp/N, udp/N or icmp (N from 1 to 65535)`);
+  return { proto: m[1] as FlowProto, port: Number(m[2]) };
+}
+
+export function flowText(f: { proto: FlowProto; port: number | null }): string {
+  return f.port === null ? f.proto : `${f.proto}/${f.port}`;
+}
+
+export interface PolicyFlowInput {
+  blueprint: Blueprint;
+  /** The network in the signed blueprint. */
+  spec: NetworkSpec;
+  /** This node's part of the network (with a policy, its members cover the whole network). */
+  part: NodeNetworkPart;
+  /** The workloads placed on this node (the part's). */
+  placed: WorkloadPlan[];
+  /** This node's id. */
+  node: string;
+  /** This node's compiled policy for the network (DesiredNetwork.policy). */
+  compiled?: CompiledPolicy;
+  /** tenant/blueprint/network */
+  network: string;
+  from: string;
+  to: string;
+  port?: string;
+}
+
+const addrOf = (cidr: string | undefined): number | null => (cidr ? parseIPv4(cidr.split('/')[0]) : null);
+
+/** What this node knows of a network's members: names, addresses, where they live. */
+class Directory {
+  readonly nodes = new Map<string, { gateway: number; wg: number } | null>();
+  readonly workloads = new Map<string, { ip: number | null; node: string }>();
+  readonly devices = new Map<string, { ip: number | null }>();
+  readonly range: Cidr;
+  constructor(readonly input: PolicyFlowInput) {
+    const { spec, part, blueprint } = input;
+    this.range = parseCidr(part.ipRange)!;
+    // With a policy the part's members hold every address; without one only this node's own are known.
+    const members: PolicyMembers | undefined = part.members;
+    for (const n of spec.nodes) {
+      const own = n === input.node ? [`${part.resource.gateway}/32`, part.resource.wgAddress] : [];
+      const list = (members?.nodes[n] ?? own).map(addrOf).filter((x): x is number => x !== null);
+      // The gateway is the subnet's first host, the WireGuard address its last.
+      this.nodes.set(n, list.length === 2 ? { gateway: Math.min(...list), wg: Math.max(...list) } : null);
+    }
+    for (const w of blueprint.workloads) {
+      if (w.network.name !== spec.name) continue;
+      const placed = input.placed.find((p) => p.name === w.name && p.network === spec.name);
+      const ip = addrOf(members?.workloads[w.name]) ?? (placed ? parseIPv4(placed.ip) : w.network.ip ? parseIPv4(w.network.ip) : null);
+      this.workloads.set(w.name, { ip, node: w.node });
+    }
+    for (const a of spec.access) {
+      const peer = part.resource.peers.find((p) => p.kind === 'device' && p.node === a.name);
+      const subnet = peer?.allowedIps[0] ? parseCidr(peer.allowedIps[0]) : null;
+      this.devices.set(a.name, { ip: addrOf(members?.devices[a.name]) ?? (subnet ? firstHost(subnet) : null) });
+    }
+  }
+
+  /** The node serving an access device: this node, or (seen from a public node) the peer its subnet is routed to; null: not known here. */
+  deviceNode(name: string): string | null {
+    const r = this.input.part.resource;
+    if (r.peers.some((p) => p.kind === 'device' && p.node === name)) return this.input.node;
+    const ip = this.devices.get(name)?.ip ?? null;
+    // A hidden node sends the whole range to its access node: that says nothing about who serves the device.
+    if (ip === null || r.hidden) return null;
+    const routed = (p: Peer) => p.allowedIps.some((a) => {
+      const c = parseCidr(a, false);
+      return c !== null && cidrContainsIp(c, ip);
+    });
+    return r.peers.find((p) => p.kind === 'node' && routed(p))?.node ?? null;
+  }
+
+  /** The access devices a node serves, as far as this node knows. */
+  devicesOf(node: string): string[] {
+    return [...this.devices.keys()].filter((d) => this.deviceNode(d) === node);
+  }
+
+  /** Whose an address is: a member with that very address, else the node or device whose subnet holds it. */
+  ownerOf(ip: number): FlowEnd['owner'] {
+    for (const [name, w] of this.workloads) if (w.ip === ip) return { kind: 'workload', name, exact: true };
+    for (const [name, d] of this.devices) if (d.ip === ip) return { kind: 'device', name, exact: true };
+    for (const [name, n] of this.nodes) if (n && (n.gateway === ip || n.wg === ip)) return { kind: 'node', name, exact: true };
+    const prefix = this.input.part.subnetPrefix;
+    const within = (base: number) => cidrContainsIp(parseCidr(`${formatIPv4(base)}/${prefix}`, false)!, ip);
+    for (const [name, n] of this.nodes) if (n && within(n.gateway)) return { kind: 'node', name, exact: false };
+    for (const [name, d] of this.devices) if (d.ip !== null && within(d.ip)) return { kind: 'device', name, exact: false };
+    return null;
+  }
+
+  nodeOf(kind: MemberKind, name: string): string | null {
+    if (kind === 'workload') return this.workloads.get(name)?.node ?? null;
+    if (kind === 'device') return this.deviceNode(name);
+    return name;
+  }
+
+  /** A name or an address of the network (E_FLOW when it is neither). */
+  resolve(text: string): FlowEnd & { ip: number | null } {
+    const { spec, blueprint } = this.input;
+    const shown = JSON.stringify(text.slice(0, 80));
+    const member = (kind: MemberKind, name: string) => {
+      const ip = kind === 'workload' ? this.workloads.get(name)!.ip : kind === 'device' ? this.devices.get(name)!.ip : null;
+      return { asked: text, kind, name, owner: null, address: null, ip, node: this.nodeOf(kind, name) };
+    };
+    const m = /^(workload|device|node):(.*)$/s.exec(text);
+    if (m) {
+      const kind = m[1] as MemberKind;
+      const name = m[2];
+      const known = kind === 'workload' ? this.workloads.has(name) : kind === 'device' ? this.devices.has(name) : this.nodes.has(name);
+      if (known) return member(kind, name);
+      const other = kind === 'workload' ? blueprint.workloads.find((w) => w.name === name) : undefined;
+      if (other) throw flowError(`workload ${name} is on network ${other.network.name}, not ${spec.name}`);
+      throw flowError(`${shown}: network ${spec.name} has no ${kind} ${JSON.stringify(name.slice(0, 70))}`);
+    }
+    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) {
+      const ip = parseIPv4(text);
+      if (ip === null) throw flowError(`${shown} is not an IPv4 address`);
+      if (!cidrContainsIp(this.range, ip)) throw flowError(`${text} is outside network ${spec.name}'s range ${this.input.part.ipRange}`);
+      const owner = this.ownerOf(ip);
+      return { asked: text, kind: 'address', name: owner?.exact ? owner.name : null, owner, address: null, ip, node: owner ? this.nodeOf(owner.kind, owner.name) : null };
+    }
+    for (const kind of ['workload', 'device', 'node'] as const) {
+      if ((kind === 'workload' ? this.workloads : kind === 'device' ? this.devices : this.nodes).has(text)) return member(kind, text);
+    }
+    throw flowError(`${shown} is not a workload, device or node of network ${spec.name}, nor an address inside its range ${this.input.part.ipRange}`);
+  }
+}
+
+/** The device an end is or belongs to (the destination's guard is then its access node), or null. */
+function deviceOf(e: FlowEnd): string | null {
+  if (e.kind === 'device') return e.name;
+  return e.owner?.kind === 'device' ? e.owner.name : null;
+}
+
+/** The rule as the blueprint writes it: "from group:web to workload:db ports tcp/5432". */
+export function ruleText(r: PolicyRule): string {
+  return `from ${r.from.join(',')} to ${r.to.join(',')} ports ${r.ports.join(',')}`;
+}
+
+/**
+ * Which rule (or the default) allows or drops a flow A → B, judged where the policy is enforced: the
+ * destination's node. There with its own compiled rules; elsewhere compiled for that node from the signed
+ * blueprint and the part's members (its workloads from the blueprint's placement, the devices it serves from
+ * this node's routes). Bad names, addresses and ports throw E_FLOW.
+ */
+export function checkPolicyFlow(input: PolicyFlowInput): PolicyFlowCheck {
+  const { spec, blueprint: bp, part } = input;
+  const dir = new Directory(input);
+  const flow = parseFlowPort(input.port);
+  const src = dir.resolve(input.from);
+  const dst = dir.resolve(input.to);
+  const notes: string[] = [];
+  const enforcedOn = dst.node;
+  // A node as the destination: its gateway; as the source: its WireGuard address, or its gateway towards its
+  // own workloads and addresses (the addresses the kernel picks).
+  if (dst.kind === 'node') dst.ip = dir.nodes.get(dst.name!)?.gateway ?? null;
+  if (src.kind === 'node') {
+    const a = dir.nodes.get(src.name!);
+    const local = enforcedOn === src.name;
+    src.ip = a ? (local ? a.gateway : a.wg) : null;
+    if (a) notes.push(`node ${src.name} sends from ${formatIPv4(src.ip!)} (${local ? 'its gateway, to its own workloads and addresses' : 'its WireGuard address, to other nodes'})`);
+  }
+  const fin = ({ ip, ...e }: FlowEnd & { ip: number | null }): FlowEnd => ({ ...e, address: ip === null ? null : formatIPv4(ip) });
+  const from = fin(src);
+  const to = fin(dst);
+  const base = { network: input.network, networkId: part.id, node: input.node, from, to, flow };
+  const policy = spec.policy;
+  if (!policy) {
+    return { ...base, default: null, enforcedOn, enforcedHere: enforcedOn === input.node, allowed: true, by: 'no-policy', rule: null, ruleSpec: null, reason: NO_POLICY, notes };
+  }
+  const members = part.members;
+  if (!members || from.address === null || to.address === null) {
+    // checkNodePart refuses the part of a network with a policy without members: not reached with a stored part.
+    throw new ZmeshError('E_INTERNAL', `the part of network ${spec.name} names no address for ${from.address === null ? input.from : input.to}`, { kind: 'internal', hint: 're-plan with this version of zmesh' });
+  }
+  const device = deviceOf(to);
+  const here = enforcedOn === input.node && input.compiled !== undefined;
+  let compiled: CompiledPolicy;
+  if (here) compiled = input.compiled!;
+  else {
+    let local: LocalDestinations;
+    if (enforcedOn !== null) {
+      local = {
+        node: members.nodes[enforcedOn] ?? [],
+        workloads: bp.workloads.filter((w) => w.network.name === spec.name && w.node === enforcedOn).map((w) => w.name),
+        devices: dir.devicesOf(enforcedOn),
+      };
+    } else {
+      // Who serves the device is not known here: whichever node it is guards the device with the same rules.
+      local = { node: [], workloads: [], devices: device !== null && to.owner?.exact !== false ? [device] : [] };
+    }
+    compiled = compilePolicy(policy, part.ipRange, members, policyGroups(bp, spec), local);
+    if (enforcedOn !== null) notes.push(`judged on ${input.node} from the signed blueprint and the plan's members, compiled for ${enforcedOn}; ${enforcedOn} counts the packets (\`zmesh policy\` there)`);
+  }
+  if (enforcedOn === null && device !== null) {
+    const why = part.resource.hidden ? ` (a hidden node sends the whole range to its access node ${part.resource.accessNode ?? '?'})` : '';
+    notes.push(`the access node of device ${device} is not known on ${input.node}${why}: whichever node serves it judges the same; ask a public node of the network to name it`);
+  }
+  const v = evaluate(compiled, { src: from.address, dst: to.address, proto: flow.proto, ...(flow.port !== null ? { port: flow.port } : {}) });
+  const dstIp = dst.ip!;
+  const guarded = compiled.local.some((c) => cidrContainsIp(parseCidr(c)!, dstIp));
+  // The node's own packets to what it serves leave by the output hook; the chains are on input and forward.
+  const srcNode = from.kind === 'node' ? from.name : from.owner?.exact && from.owner.kind === 'node' ? from.owner.name : null;
+  const own = dir.nodes.get(srcNode ?? '');
+  const ownTraffic = srcNode !== null && srcNode === enforcedOn && own !== null && own !== undefined && dstIp !== own.gateway && dstIp !== own.wg;
+  let by: PolicyFlowCheck['by'];
+  let reason: string;
+  if (guarded && ownTraffic) {
+    by = 'own-traffic';
+    reason = `node ${srcNode}'s own packets to its workloads and devices leave by the output hook: the policy chains (input, forward) do not filter them`;
+  } else if (!guarded) {
+    by = 'not-guarded';
+    const whose = to.owner && !to.owner.exact ? `a free address of ${to.owner.kind} ${to.owner.name}'s subnet` : to.owner === null && to.kind === 'address' ? 'in no subnet of the network' : 'not a destination the policy guards';
+    reason = `${to.address} is ${whose}: no rule or default applies to it`;
+  } else if (v.rule !== null) {
+    by = 'rule';
+    reason = `rule ${v.rule} allows it: ${ruleText(policy.rules[v.rule])}`;
+  } else {
+    by = 'default';
+    reason = `no rule allows ${flowText(flow)} from ${from.address} to ${to.address}: the default (${policy.default}) ${policy.default === 'deny' ? 'drops it' : 'lets it through'}`;
+  }
+  return {
+    ...base,
+    default: policy.default,
+    enforcedOn,
+    enforcedHere: here,
+    allowed: by === 'not-guarded' || by === 'own-traffic' ? true : v.allowed,
+    by,
+    rule: by === 'rule' ? v.rule : null,
+    ruleSpec: by === 'rule' ? policy.rules[v.rule!] : null,
+    reason,
+    notes,
+  };
+}
+
+function endText(e: FlowEnd): string {
+  const parts: string[] = e.address === e.asked ? [] : [e.address ?? 'address not known here'];
+  if (e.kind === 'address') parts.push(e.owner ? (e.owner.exact ? `${e.owner.kind} ${e.owner.name}` : `in ${e.owner.kind} ${e.owner.name}'s subnet`) : 'in no subnet');
+  if (e.node) parts.push(`on ${e.node}`);
+  else if (deviceOf(e) !== null) parts.push('access node not known here');
+  return `${e.asked} (${parts.join(', ')})`;
+}
+
+/** The human lines of a flow check (`zmesh diagnose NET A B`). */
+export function policyCheckLines(c: PolicyFlowCheck): string[] {
+  const device = deviceOf(c.to);
+  const where =
+    c.by === 'no-policy'
+      ? `network ${c.network} has no policy`
+      : c.enforcedOn
+        ? `enforced on node ${c.enforcedOn}${c.enforcedHere ? ' (this node)' : ` (judged on ${c.node})`}`
+        : device !== null
+          ? `enforced on the access node of device ${device} (not known on ${c.node})`
+          : 'enforced on no node';
+  const verdict =
+    c.by === 'no-policy'
+      ? `ALLOWED: ${NO_POLICY}`
+      : c.by === 'rule'
+        ? `ALLOWED by rule ${c.rule}: ${ruleText(c.ruleSpec!)}`
+        : c.by === 'default'
+          ? `${c.allowed ? 'ALLOWED' : 'DENIED'} by the default (${c.default}): no rule allows it`
+          : `ALLOWED: ${c.reason}`;
+  return [`flow ${endText(c.from)} → ${endText(c.to)}, ${flowText(c.flow)}`, where, ...c.notes.map((n) => `note: ${n}`), `verdict: ${verdict}`];
+}
+
+/** GET /v1/policy: a network's rules on this node with what they counted. */
+export interface PolicyView {
+  network: string;
+  networkId: string;
+  node: string;
+  /** null: the network has no policy (everything inside it is allowed). */
+  policy: {
+    default: 'allow' | 'deny';
+    /** What the default does with a new flow no rule allows. */
+    defaultAction: 'drop' | 'accept';
+    /** Whether this node's counters were read (false: packets and bytes are null). */
+    counted: boolean;
+    /** The destinations this node guards (/32s). */
+    local: string[];
+    /** Every rule of the blueprint; `here`: it guards a destination of this node (only those count). */
+    rules: { index: number; from: string[]; to: string[]; ports: string[]; here: boolean; packets: number | null; bytes: number | null }[];
+    defaultPackets: number | null;
+    defaultBytes: number | null;
+  } | null;
+}
+
+/**
+ * The network's rules (as the blueprint writes them) with the packets and bytes this node counted for each
+ * (policy-in and policy-fwd summed, since its tenant table was last written).
+ */
+export function policyView(input: { network: string; node: string; desired: DesiredNetwork; spec: NetworkSpec | undefined; actual: ActualNetwork | null }): PolicyView {
+  const { desired, spec } = input;
+  const base = { network: input.network, networkId: desired.networkId, node: input.node };
+  if (!spec?.policy) return { ...base, policy: null };
+  const counters = input.actual?.policy;
+  const here = new Set((desired.policy?.rules ?? []).map((r) => r.index));
+  const byIndex = new Map((counters?.rules ?? []).map((r) => [r.index, r]));
+  return {
+    ...base,
+    policy: {
+      default: spec.policy.default,
+      defaultAction: spec.policy.default === 'deny' ? 'drop' : 'accept',
+      counted: counters !== undefined,
+      local: desired.policy?.local ?? [],
+      rules: spec.policy.rules.map((r, index) => {
+        const on = here.has(index);
+        const c = byIndex.get(index);
+        return { index, from: r.from, to: r.to, ports: r.ports, here: on, packets: on && counters ? (c?.packets ?? 0) : null, bytes: on && counters ? (c?.bytes ?? 0) : null };
+      }),
+      defaultPackets: counters ? (counters.default?.packets ?? 0) : null,
+      defaultBytes: counters ? (counters.default?.bytes ?? 0) : null,
+    },
+  };
 }

@@ -1,6 +1,6 @@
 // Prometheus text exposition (format 0.0.4) of the agent's state: networks, reconciles, per-peer health, and
 // the direct paths of a hidden node's direct peers (a relayed direct peer has no session by design: it is left
-// out of zmesh_peer_up, the relay's health is its access node's).
+// out of zmesh_peer_up, the relay's health is its access node's), and the network policy's rule counters.
 import type { NetworkSummary, ReconcileSummary } from './agent.ts';
 import type { PathView } from './paths.ts';
 import type { ActualNetwork } from './ports.ts';
@@ -79,5 +79,17 @@ export function renderMetrics(m: MetricsInput): string {
   family('zmesh_peer_path_probing', 'gauge', "Whether a direct path to a hidden node's direct peer is being probed (relayed meanwhile).", paths.map((p) => [p.l, p.probing]));
   family('zmesh_peer_receive_bytes_total', 'counter', 'Bytes received from a peer.', peers.map((p) => [p.l, p.rx]));
   family('zmesh_peer_transmit_bytes_total', 'counter', 'Bytes sent to a peer.', peers.map((p) => [p.l, p.tx]));
+  // Per policy rule that guards a destination of this node, and the default (docs/policy.md): new flows it
+  // accepted or dropped, counted since the tenant table was last written (a policy change starts them again).
+  const policy: { l: Record<string, string>; packets: number; bytes: number }[] = [];
+  for (const n of m.networks) {
+    const c = m.actual.get(n.id)?.policy;
+    if (!c) continue;
+    const network = `${n.tenant}/${n.blueprint}/${n.name}`;
+    for (const r of c.rules) policy.push({ l: { network, rule: String(r.index), action: 'accept' }, packets: r.packets, bytes: r.bytes });
+    if (c.default) policy.push({ l: { network, rule: 'default', action: c.default.action }, packets: c.default.packets, bytes: c.default.bytes });
+  }
+  family('zmesh_policy_packets_total', 'counter', 'Packets of new flows a network policy rule (or the default) accepted or dropped on this node.', policy.map((p) => [p.l, p.packets]));
+  family('zmesh_policy_bytes_total', 'counter', 'Bytes of new flows a network policy rule (or the default) accepted or dropped on this node.', policy.map((p) => [p.l, p.bytes]));
   return out.join('\n') + '\n';
 }

@@ -45,6 +45,7 @@ export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]
       : null,
     firewall: Object.fromEntries(a.nft.map((t) => [`${t.where}:${t.table}:rules`, t.rules])),
     ...daemon,
+    ...(a.policy ? { policy: a.policy } : {}),
   };
 }
 

@@ -47,7 +47,8 @@ export interface PathView {
   endpoint: string | null;
 }
 
-const key = (networkId: string, node: string) => `${networkId}/${node}`;
+/** A pair's state is kept per network, node AND planned key: a re-planned key starts over from the relay. */
+const key = (networkId: string, node: string, publicKey: string) => `${networkId}/${node}/${publicKey}`;
 
 export class PathManager {
   private candidates: CandidateMap = new Map();
@@ -87,26 +88,35 @@ export class PathManager {
     return false;
   }
 
-  private configs(networkId: string): Map<string, DirectPeerConfig> {
+  private configs(d: DesiredNetwork): Map<string, DirectPeerConfig> {
     const out = new Map<string, DirectPeerConfig>();
-    for (const [k, s] of this.states) {
-      if (!k.startsWith(`${networkId}/`)) continue;
-      const node = k.slice(networkId.length + 1);
-      out.set(node, directPeerConfig(s, this.candidatesOf(networkId, node), this.params));
+    for (const p of d.resource.peers) {
+      if (p.directSubnet === undefined) continue;
+      const s = this.states.get(key(d.networkId, p.node, p.publicKey));
+      if (s) out.set(p.node, directPeerConfig(s, this.candidatesOf(d.networkId, p.node), this.params));
     }
     return out;
   }
 
-  /** A desired network with the path decisions applied to its direct peers. */
+  /** A desired network with the path decisions applied to its direct peers (only a hidden node has any). */
   effective(d: DesiredNetwork): DesiredNetwork {
     if (!d.resource.hidden || !d.resource.peers.some((p) => p.directSubnet !== undefined)) return d;
-    return { ...d, resource: { ...d.resource, peers: withPaths(d.resource.peers, this.configs(d.networkId)) } };
+    return { ...d, resource: { ...d.resource, peers: withPaths(d.resource.peers, this.configs(d)) } };
   }
 
   /** Reads, steps every pair, applies what changed. Call under the agent's mutex. */
   async tick(): Promise<void> {
     const desired = this.deps.desired();
+    // Pairs that exist now: a hidden resource's direct peers. Any other state (a peer re-planned with another
+    // key, a node that became public) is dropped before anything is stepped.
     const live = new Set<string>();
+    for (const d of desired) if (d.resource.hidden) for (const p of d.resource.peers) if (p.directSubnet !== undefined) live.add(key(d.networkId, p.node, p.publicKey));
+    for (const k of [...this.states.keys()]) {
+      if (!live.has(k)) {
+        this.states.delete(k);
+        this.endpoints.delete(k);
+      }
+    }
     for (const d of desired) {
       const directs = d.resource.hidden ? d.resource.peers.filter((p) => p.directSubnet !== undefined) : [];
       if (!directs.length) continue;
@@ -116,8 +126,7 @@ export class PathManager {
       const now = this.deps.now();
       let changed = false;
       for (const p of directs) {
-        const k = key(d.networkId, p.node);
-        live.add(k);
+        const k = key(d.networkId, p.node, p.publicKey);
         const c = byKey.get(p.publicKey);
         const input = { now, candidates: this.candidatesOf(d.networkId, p.node), rxBytes: c?.rxBytes ?? 0, handshakeAt: (c?.latestHandshake ?? 0) * 1000 };
         const prev = this.states.get(k) ?? initialPath(input);
@@ -134,12 +143,6 @@ export class PathManager {
         if (lines.length) this.deps.event('info', 'path.applied', `${d.tenant}/${d.blueprint}/${d.networkName}`, lines.join('; '));
       }
     }
-    for (const k of [...this.states.keys()]) {
-      if (!live.has(k) && !desired.some((d) => k.startsWith(`${d.networkId}/`) && d.resource.peers.some((p) => k === key(d.networkId, p.node)))) {
-        this.states.delete(k);
-        this.endpoints.delete(k);
-      }
-    }
   }
 
   private transition(d: DesiredNetwork, node: string, prev: PathState, next: PathState): void {
@@ -149,15 +152,16 @@ export class PathManager {
     else if (next.kind === 'relay' && prev.kind === 'probing') this.deps.event('info', 'path.relay', subject, `no direct path to ${node} (${next.reason}); relayed, retried in ${Math.round((next.retryAt - next.since) / 1000)} s`, { node });
   }
 
-  /** Every pair of one network (or all), for `zmesh peers`, the admin API and metrics. */
-  views(networkId?: string): PathView[] {
+  /** Every pair of one network (or all), for `zmesh peers`, the admin API and metrics. `redact`: without the
+   *  candidates and endpoints (other nodes' LAN and post-NAT addresses), for the read-only socket. */
+  views(networkId?: string, redact = false): PathView[] {
     const out: PathView[] = [];
     for (const d of this.deps.desired()) {
       if (networkId && d.networkId !== networkId) continue;
       if (!d.resource.hidden) continue;
       for (const p of d.resource.peers) {
         if (p.directSubnet === undefined) continue;
-        const k = key(d.networkId, p.node);
+        const k = key(d.networkId, p.node, p.publicKey);
         const s = this.states.get(k);
         out.push({
           networkId: d.networkId,
@@ -168,8 +172,8 @@ export class PathManager {
           reason: !s ? 'no-candidate' : s.kind === 'direct' ? null : s.kind === 'probing' ? 'probing' : s.reason,
           since: s?.since ?? 0,
           retryAt: s?.kind === 'relay' && s.retryAt > this.deps.now() ? s.retryAt : null,
-          candidates: this.candidatesOf(d.networkId, p.node),
-          endpoint: this.endpoints.get(k) ?? null,
+          candidates: redact ? [] : this.candidatesOf(d.networkId, p.node),
+          endpoint: redact ? null : (this.endpoints.get(k) ?? null),
         });
       }
     }

@@ -3,6 +3,7 @@
 import type { Resource } from '../plan/types.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { PeerCounters } from './paths.ts';
+import type { PolicyCounters } from '../../netns/parse.ts';
 
 export interface DesiredNetwork {
   tenant: string;
@@ -51,6 +52,11 @@ export interface ActualNetwork {
    * datagram drop counter (receive buffer full, since the socket opened); absent with kernel WireGuard.
    */
   daemon?: { pid: number; alive: boolean; udpSockets: number; udpDrops: number } | null;
+  /**
+   * The network policy's rule counters in the tenant table (policy-in and policy-fwd summed, since the table was
+   * last written); absent when the network has no policy here or the driver does not read them.
+   */
+  policy?: PolicyCounters;
 }
 
 export interface DriverPort {

@@ -1,7 +1,7 @@
-// Operator commands over the agent's admin socket: status, net ls/show, peers, diagnose, apply, rm, events.
+// Operator commands over the agent's admin socket: status, net ls/show, peers, diagnose, policy, apply, rm, events.
 import type { Command } from 'commander';
 import type { NetworkSummary, StatusView, SubmitResult } from '../agent/agent.ts';
-import type { Diagnosis } from '../agent/diagnose.ts';
+import { policyCheckLines, type Diagnosis, type PolicyFlowCheck, type PolicyView } from '../agent/diagnose.ts';
 import type { PathView } from '../agent/paths.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/ports.ts';
 import type { AgentEvent } from '../agent/state.ts';
@@ -146,6 +146,41 @@ async function detailWithPaths(socket: string, name: string): Promise<{ d: Netwo
   return { d, views };
 }
 
+/** `zmesh diagnose NET A B`: the flow, where it is judged, notes, and the verdict (green allowed, red denied). */
+export function policyCheckText(r: PolicyFlowCheck, k: ReturnType<typeof colour>): string {
+  const lines = policyCheckLines(r);
+  const last = lines.length - 1;
+  lines[last] = r.allowed ? k.green(lines[last]) : k.red(lines[last]);
+  return lines.join('\n');
+}
+
+/** `zmesh policy NET`: the rules with what this node counted; a rule that guards nothing here shows "-". */
+export function policyTable(v: PolicyView, humanCounts = true): string {
+  const p = v.policy;
+  if (!p) return `network ${v.network} has no policy: everything inside the network is allowed`;
+  const n = (x: number | null, bytes: boolean) => (x === null ? '-' : bytes && humanCounts ? humanBytes(x) : String(x));
+  const rows = [
+    ['RULE', 'FROM', 'TO', 'PORTS', 'PACKETS', 'BYTES'],
+    ...p.rules.map((r) => [String(r.index), r.from.join(','), r.to.join(','), r.ports.join(','), n(r.packets, false), n(r.bytes, true)]),
+    [`default (${p.defaultAction})`, 'any', 'any', 'any', n(p.defaultPackets, false), n(p.defaultBytes, true)],
+  ];
+  const head = `policy of ${v.network} on ${v.node}: default ${p.default}; guards ${p.local.length ? p.local.join(' ') : 'nothing here'}`;
+  const foot = [
+    ...(p.rules.some((r) => !r.here) ? ['-: the rule guards no destination of this node (its node counts it)'] : []),
+    ...(p.counted ? ['counted since the tenant table was last written (a policy change starts again)'] : ['counters could not be read (the network is not applied here?)']),
+  ];
+  return [head, '', table(rows), '', ...foot].join('\n');
+}
+
+/** One line for `zmesh net show` when the network has a policy here. */
+export function policyLine(d: NetworkDetail): string | null {
+  const p = d.desired.policy;
+  if (!p) return null;
+  const c = d.actual?.policy;
+  const counted = c ? `; accepted ${c.rules.reduce((a, r) => a + r.packets, 0)} packet(s) by rules, ${c.default ? `${c.default.action === 'drop' ? 'dropped' : 'accepted'} ${c.default.packets} by the default` : 'no default counter'}` : '; counters not read';
+  return `policy: default ${p.default}, ${p.rules.length} rule(s) guard ${p.local.length} address(es) here${counted} (zmesh policy ${d.desired.networkName})`;
+}
+
 export function registerOpsCommands(program: Command): void {
   const sock = () => socketPath(program.opts().socket);
 
@@ -195,6 +230,7 @@ export function registerOpsCommands(program: Command): void {
           `range ${d.desired.ipRange}  subnet ${r.subnet}  gateway ${r.gateway}  wg ${r.wgAddress}  port ${r.listenPort}  MTU ${d.mtu}${d.desired.egress ? '  egress' : ''}`,
           `namespace ${a?.namespace ?? '-'}: ${a?.namespaceExists ? 'present' : 'MISSING'}`,
           ...(a?.daemon ? [daemonLine(a.daemon)] : []),
+          ...(policyLine(d) !== null ? [policyLine(d)!] : []),
           '',
           table([['INTERFACE', 'KIND', 'STATE', 'MTU', 'ADDRESSES'], ...(a?.interfaces ?? []).map((i) => [i.name, i.kind, i.up ? 'up' : 'down', String(i.mtu), i.addresses.join(' ')])]),
           '',
@@ -220,11 +256,23 @@ export function registerOpsCommands(program: Command): void {
 
   program
     .command('diagnose')
-    .description("why can't this node reach a peer: ordered checks, the first failure says why")
+    .description(
+      "why can't this node reach a peer: ordered checks, the first failure says why; with two names A B: which policy rule (or the default) allows or drops the flow A → B (exit 0 allowed, 1 denied)",
+    )
     .argument('<network>', 'network')
-    .argument('[peer]', 'peer node, device name or public key (default: every peer)')
+    .argument('[peer|A]', 'peer node, device name or public key (default: every peer); with B: the source of the flow (workload:NAME, device:NAME, node:NAME, a bare name or an address)')
+    .argument('[B]', 'the destination of the flow, judged on its node')
+    .option('--port <proto/port>', 'the flow: tcp/N, udp/N or icmp (default icmp); with A B only')
     .option('--json', 'print JSON')
-    .action(async (name: string, peer: string | undefined, flags: Json) => {
+    .action(async (name: string, peer: string | undefined, b: string | undefined, flags: Json & { port?: string }) => {
+      if (b !== undefined) {
+        const q = new URLSearchParams({ network: name, from: peer!, to: b, ...(flags.port !== undefined ? { port: flags.port } : {}) });
+        const r = await call<PolicyFlowCheck>(sock(), 'GET', `/v1/policy/check?${q}`);
+        out(flags, r, () => policyCheckText(r, c()));
+        if (!r.allowed) process.exitCode = 1;
+        return;
+      }
+      if (flags.port !== undefined) throw new ZmeshError('E_USAGE', '--port needs a flow: zmesh diagnose NET A B --port tcp/5432', { hint: 'name the source and the destination' });
       const q = new URLSearchParams({ network: name, ...(peer ? { peer } : {}) });
       const d = await call<Diagnosis>(sock(), 'GET', `/v1/diagnose?${q}`);
       out(flags, d, () => {
@@ -235,6 +283,16 @@ export function registerOpsCommands(program: Command): void {
         return lines.join('\n');
       });
       if (!d.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('policy')
+    .description("a network's policy rules with the packets and bytes this node counted for each, and the default")
+    .argument('<network>', 'network id, tenant/blueprint/network, or a unique name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Json) => {
+      const v = await call<PolicyView>(sock(), 'GET', `/v1/policy?${new URLSearchParams({ network: name })}`);
+      out(flags, v, () => policyTable(v));
     });
 
   program

@@ -18,21 +18,32 @@ import { signCandidates } from './signed.ts';
 const MAX_NETWORKS = 256;
 const MAX_LOCAL = 16;
 const MAX_PEERS = 4096;
+/** The shortest time between two relay rounds. */
+const MIN_ROUND_MS = 1000;
 
 /** A node's report from its status record, bounded and shaped; null when there is none or it is malformed. */
 export function reportFrom(node: string, record: unknown): CandidateReport | null {
   const list = (record as { candidates?: unknown } | null)?.candidates;
-  if (!Array.isArray(list) || list.length > MAX_NETWORKS) return null;
+  if (!Array.isArray(list)) return null;
   const str = (v: unknown, max = 64): v is string => typeof v === 'string' && v.length <= max;
+  // Over a bound: the extra entries are dropped (a host with many addresses, a node in many networks keeps its
+  // direct paths); a malformed network entry is dropped alone.
   const networks: CandidateReportNetwork[] = [];
-  for (const n of list as Record<string, unknown>[]) {
-    if (!n || typeof n !== 'object' || !str(n.networkId) || !str(n.ipRange) || typeof n.hidden !== 'boolean') return null;
-    const local = Array.isArray(n.local) && n.local.length <= MAX_LOCAL && n.local.every((e) => str(e)) ? (n.local as string[]) : null;
-    const peers = Array.isArray(n.directPeers) && n.directPeers.length <= MAX_PEERS && n.directPeers.every((e) => str(e)) ? (n.directPeers as string[]) : null;
-    const obs = n.observed && typeof n.observed === 'object' && !Array.isArray(n.observed) ? Object.entries(n.observed as Record<string, unknown>) : null;
-    if (!local || !peers || !obs || obs.length > MAX_PEERS || !obs.every(([k, v]) => str(k) && str(v))) return null;
-    if (n.via !== null && !str(n.via)) return null;
-    networks.push({ networkId: n.networkId, ipRange: n.ipRange, hidden: n.hidden, directPeers: peers, via: (n.via as string | null) ?? null, local, observed: Object.fromEntries(obs) as Record<string, string> });
+  for (const n of (list as Record<string, unknown>[]).slice(0, MAX_NETWORKS)) {
+    if (!n || typeof n !== 'object' || !str(n.networkId) || !str(n.ipRange) || typeof n.hidden !== 'boolean') continue;
+    const local = Array.isArray(n.local) ? n.local.filter((e): e is string => str(e)).slice(0, MAX_LOCAL) : null;
+    const peers = Array.isArray(n.directPeers) ? n.directPeers.filter((e): e is string => str(e)).slice(0, MAX_PEERS) : null;
+    const obs = n.observed && typeof n.observed === 'object' && !Array.isArray(n.observed) ? Object.entries(n.observed as Record<string, unknown>).slice(0, MAX_PEERS) : null;
+    if (!local || !peers || !obs || (n.via !== null && !str(n.via))) continue;
+    networks.push({
+      networkId: n.networkId,
+      ipRange: n.ipRange,
+      hidden: n.hidden,
+      directPeers: peers,
+      via: (n.via as string | null) ?? null,
+      local,
+      observed: Object.fromEntries(obs.filter(([k, v]) => str(k) && str(v))) as Record<string, string>,
+    });
   }
   return { node, networks };
 }
@@ -52,6 +63,8 @@ export interface RelayOptions {
 export class CandidateRelay {
   private watcher: Watcher | null = null;
   private readonly texts = new Map<string, string>();
+  private lastDigest = '';
+  private lastRoundAt = 0;
   private readonly opened = new Map<string, { text: string; signer: string | null; report: CandidateReport | null }>();
   private readonly written = new Map<string, string>();
   /** node → the submission last written (JSON): unchanged ones are neither signed nor written again. */
@@ -109,7 +122,10 @@ export class CandidateRelay {
       return;
     }
     if (this.timer) return;
+    // At most one round per MIN_ROUND_MS: a node rewriting its status in a loop costs one round per interval.
+    ms = Math.max(ms, this.lastRoundAt + MIN_ROUND_MS - Date.now());
     this.timer = setTimeout(() => {
+      this.lastRoundAt = Date.now();
       this.timer = null;
       this.running = this.round()
         .catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'controller: candidates not written'))
@@ -148,8 +164,13 @@ export class CandidateRelay {
   }
 
   private async round(): Promise<void> {
+    const reports = this.reports();
+    // Most status writes change no report (peer health every 15 s): nothing to compute then.
+    const digest = JSON.stringify(reports);
+    if (digest === this.lastDigest) return;
+    this.lastDigest = digest;
     this.rounds++;
-    const subs = distributeCandidates(this.reports());
+    const subs = distributeCandidates(reports);
     const rbac = new Rbac(this.o.client, this.o.keys);
     for (const [node, sub] of subs) {
       const key = this.o.keys.candidates(node);
@@ -174,5 +195,6 @@ export class CandidateRelay {
       this.written.set(node, value);
       this.sent.set(node, json);
     }
+
   }
 }

@@ -46,7 +46,7 @@ export function distributeCandidates(reports: CandidateReport[]): Map<string, Ca
     for (const n of r.networks) {
       if (!n.hidden) continue;
       const list = hiddenIn.get(n.networkId) ?? [];
-      list.push({ node: r.node, ipRange: n.ipRange, local: n.local.filter((e) => candidateProblem(e, n.ipRange) === null), directPeers: new Set(n.directPeers) });
+      list.push({ node: r.node, ipRange: n.ipRange, local: n.local, directPeers: new Set(n.directPeers) });
       hiddenIn.set(n.networkId, list);
       if (n.via) via.set(`${n.networkId}/${r.node}`, n.via);
     }
@@ -56,7 +56,7 @@ export function distributeCandidates(reports: CandidateReport[]): Map<string, Ca
     for (const n of r.networks) {
       if (n.hidden) continue;
       for (const [peer, ep] of Object.entries(n.observed)) {
-        if (via.get(`${n.networkId}/${peer}`) === r.node && candidateProblem(ep, n.ipRange) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
+        if (via.get(`${n.networkId}/${peer}`) === r.node) reflexive.set(`${n.networkId}/${peer}`, ep);
       }
     }
   }
@@ -66,11 +66,15 @@ export function distributeCandidates(reports: CandidateReport[]): Map<string, Ca
       const mine = reflexive.get(`${net}/${x.node}`);
       const peers: Record<string, string[]> = {};
       for (const y of members) {
-        if (y.node === x.node || !x.directPeers.has(y.node)) continue;
+        // Only between two nodes that each name the other as a direct peer (their plan parts say so): a node
+        // claiming to be in a network it is not in learns nothing of its members.
+        if (y.node === x.node || !x.directPeers.has(y.node) || !y.directPeers.has(x.node)) continue;
         const refl = reflexive.get(`${net}/${y.node}`);
         const sameNat = mine !== undefined && refl !== undefined && host(mine) === host(refl);
         const list = sameNat ? [...y.local, refl] : [...(refl ? [refl] : []), ...y.local];
-        const uniq = [...new Set(list.filter((e): e is string => e !== undefined))].slice(0, MAX_CANDIDATES);
+        // Checked with the RECEIVER's range (what the receiving agent checks them with): a sender that lies about
+        // its range cannot get the receiver's whole submission refused.
+        const uniq = [...new Set(list.filter((e): e is string => e !== undefined && candidateProblem(e, x.ipRange) === null))].slice(0, MAX_CANDIDATES);
         if (uniq.length) peers[y.node] = uniq;
       }
       const sub = out.get(x.node) ?? { networks: {} };

@@ -75,6 +75,9 @@ export function checkNetwork(
   if (res.size !== net.resources.length || nodes.length !== res.size || nodes.some((n) => !res.has(n))) {
     bad('E_PLAN_MEMBERS', at, 'resources are not exactly one per network node');
   }
+  // Every WireGuard key of the network is one member's: two members with one key would share a peer entry.
+  const keys = [...net.resources.map((r) => r.publicKey), ...net.access.map((d) => d.publicKey)];
+  if (new Set(keys).size !== keys.length) bad('E_PLAN_PEER_KEY', at, 'two members of the network have the same WireGuard key');
   for (const r of net.resources) {
     const c = parseCidr(r.subnet);
     if (!c || !cidrContains(range, c) || c.prefix !== net.subnetPrefix) bad('E_PLAN_SUBNET', `${at}.${r.node}`, `subnet ${r.subnet} is not a /${net.subnetPrefix} inside ${net.ipRange}`);

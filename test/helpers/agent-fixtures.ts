@@ -24,7 +24,7 @@ export function signed(bp: Blueprint, key: KeyPair = tenantKeys(bp.tenant)): Sig
 }
 
 export function planFor(bp: Blueprint, nodes: Parameters<typeof inventory>[0], previous?: Plan): Plan {
-  return planBlueprint(bp, inventory(nodes), { random: seededRandom(`plan:${bp.tenant}:${bp.version}`), previous });
+  return planBlueprint(bp, inventory(nodes), { random: seededRandom(`plan:${bp.tenant}:${bp.version}${previous ? `:after-${previous.generation}` : ""}`), previous });
 }
 
 export function part(plan: Plan, node: string): NodePlanPart {

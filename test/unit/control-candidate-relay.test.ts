@@ -41,17 +41,18 @@ test('candidates/<node>: signed by the controller, bound to the node, refused wh
 
 const net = (over: Record<string, unknown> = {}) => ({ networkId: 'abcdefghij', ipRange: '10.7.0.0/16', hidden: true, directPeers: ['h3'], via: 'a', local: ['198.51.100.2:51820'], observed: {}, ...over });
 
-test('reportFrom: a node report is shaped and bounded, or not taken at all', () => {
+test('reportFrom: a node report is shaped and bounded: extra entries dropped, a malformed network dropped alone', () => {
   assert.deepEqual(reportFrom('h1', { candidates: [net()] }), { node: 'h1', networks: [net()] });
   assert.equal(reportFrom('h1', {}), null);
   assert.equal(reportFrom('h1', { candidates: 'x' }), null);
-  assert.equal(reportFrom('h1', { candidates: Array.from({ length: 257 }, () => net()) }), null, 'more than 256 networks');
-  assert.equal(reportFrom('h1', { candidates: [net({ local: Array.from({ length: 17 }, (_, i) => `198.51.100.${i}:1`) })] }), null, 'more than 16 local endpoints');
-  assert.equal(reportFrom('h1', { candidates: [net({ observed: Object.fromEntries(Array.from({ length: 4097 }, (_, i) => [`n${i}`, '203.0.113.1:1'])) })] }), null);
-  assert.equal(reportFrom('h1', { candidates: [net({ hidden: 'yes' })] }), null);
-  assert.equal(reportFrom('h1', { candidates: [net({ via: 7 })] }), null);
-  assert.equal(reportFrom('h1', { candidates: [net({ local: ['x'.repeat(65)] })] }), null);
-  assert.equal(reportFrom('h1', { candidates: [net({ observed: ['203.0.113.1:1'] })] }), null);
+  assert.equal(reportFrom('h1', { candidates: Array.from({ length: 257 }, () => net()) })!.networks.length, 256, 'at most 256 networks');
+  assert.equal(reportFrom('h1', { candidates: [net({ local: Array.from({ length: 17 }, (_, i) => `198.51.100.${i}:1`) })] })!.networks[0].local.length, 16, 'at most 16 local endpoints');
+  assert.equal(Object.keys(reportFrom('h1', { candidates: [net({ observed: Object.fromEntries(Array.from({ length: 4097 }, (_, i) => [`n${i}`, '203.0.113.1:1'])) })] })!.networks[0].observed).length, 4096);
+  const good = net({ networkId: 'goodgoodgo' });
+  for (const bad of [net({ hidden: 'yes' }), net({ via: 7 }), net({ observed: ['203.0.113.1:1'] }), null, 'x']) {
+    assert.deepEqual(reportFrom('h1', { candidates: [bad, good] })!.networks, [good], JSON.stringify(bad));
+  }
+  assert.deepEqual(reportFrom('h1', { candidates: [net({ local: ['x'.repeat(65), '198.51.100.2:51820'] })] })!.networks[0].local, ['198.51.100.2:51820']);
 });
 
 test('the relay takes reports only from enrolled nodes, signed with the pinned key', () => {

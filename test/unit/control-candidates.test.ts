@@ -132,8 +132,9 @@ test('only direct peers are included; public nodes and nodes hidden elsewhere ge
   assert.deepEqual(plain(subs), {
     h1: { networks: { [M]: { h4: ['198.51.100.4:40004', '192.168.4.40:51830'] }, [N]: { h2: ['198.51.100.2:40002', '192.168.2.20:51820'] } } },
     h2: { networks: { [N]: { h1: ['198.51.100.1:40001', '192.168.1.10:51820'], h3: ['198.51.100.3:40003', '192.168.3.30:51820'] } } },
-    // h4 is in another network, pa is public, h3 is itself: none of them is sent.
-    h3: { networks: { [N]: { h1: ['198.51.100.1:40001', '192.168.1.10:51820'], h2: ['198.51.100.2:40002', '192.168.2.20:51820'] } } },
+    // h4 is in another network, pa is public, h3 is itself: none of them is sent; nor h1, which does not name
+    // h3 (only two nodes that name each other learn each other's endpoints).
+    h3: { networks: { [N]: { h2: ['198.51.100.2:40002', '192.168.2.20:51820'] } } },
     // In M nobody observed h1 (its reflexive endpoint in N is N's alone): its local endpoint of M only.
     h4: { networks: { [M]: { h1: ['192.168.1.10:51830'] } } },
   });
@@ -168,4 +169,18 @@ test("an observation counts only from the hidden node's own access node", () => 
     h1: { networks: { [N]: { h2: ['198.51.100.2:40002', '192.168.7.20:51821'] } } },
     h2: { networks: { [N]: { h1: ['192.168.1.10:51820'] } } },
   });
+});
+
+test('a sender lying about its range cannot get the receiver\'s submission refused; a node claiming membership learns nothing', () => {
+  const reports: CandidateReport[] = [
+    { node: 'pa', networks: [accessIn(N, { h1: '198.51.100.1:40001', h2: '198.51.100.2:40002' })] },
+    { node: 'h1', networks: [hiddenIn(N, ['192.168.1.10:51820'], ['h2'])] },
+    // h2 says its range is 10.9.0.0/16 to slip an endpoint inside the real range (10.1.0.0/16) past the check.
+    { node: 'h2', networks: [hiddenIn(N, ['10.1.0.7:51820', '192.168.2.20:51820'], ['h1'], '10.9.0.0/16')] },
+    // mallory is not in the network's plan (no part names it) but claims to be hidden in it.
+    { node: 'mallory', networks: [hiddenIn(N, ['192.0.2.66:1'], ['h1', 'h2'])] },
+  ];
+  const subs = plain(distributeCandidates(reports));
+  assert.deepEqual(subs.h1, { networks: { [N]: { h2: ['198.51.100.2:40002', '192.168.2.20:51820'] } } });
+  assert.deepEqual(subs.mallory, { networks: { [N]: {} } });
 });

@@ -108,18 +108,37 @@ test('a direct path that held for the stable time resets the backoff; a short on
   assert.equal(short.kind === 'relay' && short.attempts, 5);
 });
 
-test('relayed and the peer probes us (rx grows): probe back at once, at the endpoint WireGuard learnt', () => {
-  const s = run({ kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 3, rx: 0, candidates: C.join(',') }, { now: 1000, rxBytes: 148 });
+test('relayed and the peer probes us (rx grows): probe back at once, at the endpoint WireGuard learnt; not past our backoff after two failures', () => {
+  const late = run({ kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 2, rx: 0, candidates: C.join(',') }, { now: 1000, rxBytes: 148 });
+  assert.equal(late.kind, 'relay', 'a peer that keeps failing its proof does not skip the backoff');
+  assert.equal(run(late, { now: 100_000, rxBytes: 296 }).kind, 'probing');
+  const s = run({ kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 1, rx: 0, candidates: C.join(',') }, { now: 1000, rxBytes: 148 });
   assert.equal(s.kind === 'probing' && s.candidate, -1);
   assert.deepEqual(directPeerConfig(s, C), { endpoint: null, forceEndpoint: false, persistentKeepalive: P.probeKeepalive, direct: false });
   const none = stepPath({ kind: 'relay', reason: 'no-candidate', since: 0, retryAt: 0, attempts: 0, rx: 0, candidates: '' }, { now: 1, candidates: [], rxBytes: 148, handshakeAt: 0 });
   assert.equal(none.kind, 'probing', 'even without candidates of our own');
 });
 
-test('new candidates during a backoff are tried at once', () => {
-  const s = stepPath({ kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 3, rx: 0, candidates: C.join(',') }, { now: 1000, candidates: ['198.51.100.7:40999'], rxBytes: 0, handshakeAt: 0 });
+test('new candidates during a first backoff are tried at once; after two failures they wait for it too', () => {
+  const s = stepPath({ kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 1, rx: 0, candidates: C.join(',') }, { now: 1000, candidates: ['198.51.100.7:40999'], rxBytes: 0, handshakeAt: 0 });
   assert.equal(s.kind === 'probing' && s.candidate, 0);
   assert.equal(directPeerConfig(s, ['198.51.100.7:40999']).endpoint, '198.51.100.7:40999');
+  // A reporter rotating candidates every 2 s does not keep a pair that failed twice probing.
+  let r: PathState = { kind: 'relay', reason: 'no-handshake', since: 0, retryAt: 100_000, attempts: 2, rx: 0, candidates: C.join(',') };
+  for (let t = 2000; t < 100_000; t += 2000) {
+    r = stepPath(r, { now: t, candidates: [`198.51.100.7:${40000 + t / 2000}`], rxBytes: 0, handshakeAt: 0 });
+    assert.equal(r.kind, 'relay', `t=${t}`);
+  }
+  assert.equal(stepPath(r, { now: 100_000, candidates: ['198.51.100.7:1'], rxBytes: 0, handshakeAt: 0 }).kind, 'probing');
+});
+
+test('a path that works one way never passes the proof: the handshake must complete during the probe', () => {
+  // The peer's handshake initiations arrive (rx grows every 5 s) but ours never reach it: no new handshake.
+  let s = run(initialPath({ now: 0, candidates: [], rxBytes: 0, handshakeAt: 0 }), { now: 10_000 });
+  for (let t = 11_000; t < 16_000; t += 500) s = run(s, { now: t, rxBytes: s.rx + 148, handshakeAt: 2_000 });
+  assert.equal(s.kind, 'probing', 'a handshake from before the probe proves nothing');
+  s = run(s, { now: 16_000, rxBytes: s.rx + 32, handshakeAt: 15_000 });
+  assert.equal(s.kind, 'direct');
 });
 
 test('directAllowedIps: the two halves of the subnet', () => {
