@@ -2,9 +2,18 @@
 // a small echo service (busybox httpd) that answers with its identity, and every workload (a container the
 // node's agent runs; it serves its own identity page on port 80). Devices join their tenant network with the
 // planner's wg-quick config through real `wg-quick up` (wireguard-go when there is no kernel module).
+// In a network with a policy (docs/policy.md) every endpoint also listens on the TCP ports the rules name (at
+// most MAX_POLICY_PORTS): resources and devices with one more echo service per port, workloads with a small
+// httpd started inside their container (docker exec) answering their page.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodePolicy } from '../src/agent/policy.ts';
+import { parsePort } from '../src/blueprint/policy.ts';
+import type { Blueprint, NetworkPolicy } from '../src/blueprint/types.ts';
 import type { Plan } from '../src/plan/index.ts';
+import { nodePart } from '../src/plan/part.ts';
+import type { CompiledPolicy } from '../src/plan/policy.ts';
+import { containerName } from '../runtime/names.ts';
 import { ECHO_PORT, type HostLayout, type Layout } from './layout.ts';
 import type { LabState } from './state.ts';
 import { dockerClient, workloadPid } from './docker.ts';
@@ -27,8 +36,45 @@ export interface Endpoint {
   port?: number;
   /** A workload's key "tenant/blueprint/workload" (what its page names). */
   workload?: string;
-  /** Addresses this endpoint owns in its network (for telling an own answer from a foreign one). */
+  /** Addresses this endpoint owns in its network (for telling an own answer from a foreign one). A resource:
+   *  its gateway, then its WireGuard address. */
   owns: string[];
+  /** Present when its network has a policy: what guards it and the ports the rules name. */
+  policy?: EndpointPolicy;
+}
+
+export interface EndpointPolicy {
+  /** The node that enforces the policy for this endpoint (its own node; a device's access node), or null. */
+  node: string | null;
+  /** What that node compiled for the network (src/agent/policy.ts nodePolicy), or null when none guards it. */
+  guard: CompiledPolicy | null;
+  /** TCP ports the network's rules name (policyPorts): its listeners answer there, the matrix probes them. */
+  ports: number[];
+}
+
+/** At most this many TCP ports named by a network's rules get listeners and probes. */
+export const MAX_POLICY_PORTS = 8;
+
+/**
+ * The TCP ports a policy's rules name, for listeners and probes: every tcp/N, and both ends of every tcp/N-M,
+ * in rule order up to MAX_POLICY_PORTS, sorted. (udp, icmp and any name no TCP port.)
+ */
+export function policyPorts(p: NetworkPolicy): number[] {
+  const out = new Set<number>();
+  for (const r of p.rules) {
+    for (const text of r.ports) {
+      const q = parsePort(text);
+      if ('error' in q || q.proto !== 'tcp') continue;
+      for (const n of [q.from, q.to]) if (out.size < MAX_POLICY_PORTS) out.add(n);
+    }
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/** The ports an endpoint answers its identity on: its own port first, then its network's rule-named ones. */
+export function endpointPorts(e: Endpoint): number[] {
+  const own = e.port ?? ECHO_PORT;
+  return [own, ...(e.policy?.ports ?? []).filter((p) => p !== own)];
 }
 
 /** The port a workload endpoint serves its identity page on. */
@@ -61,18 +107,35 @@ export function netOfId(id: string): string | null {
   return parts.length === 3 || parts.length === 4 ? parts.slice(0, 3).join('/') : null;
 }
 
-export function endpointsOf(plans: { plan: Plan }[], layout: Layout): Endpoint[] {
+/**
+ * The endpoints of the plans. With the signed blueprint (`blueprint`), endpoints of a network with a policy
+ * carry what guards them: the policy compiled for their node exactly as that node's agent compiles it.
+ */
+export function endpointsOf(plans: { plan: Plan; blueprint?: Blueprint }[], layout: Layout): Endpoint[] {
   const out: Endpoint[] = [];
   const devices = new Set(layout.devices.map((d) => d.name));
-  for (const { plan } of plans) {
+  for (const { plan, blueprint } of plans) {
     for (const n of plan.networks) {
       const net = `${plan.tenant}/${plan.blueprint}/${n.name}`;
+      const spec = blueprint?.networks.find((s) => s.name === n.name);
+      const guards = new Map<string, CompiledPolicy>();
+      if (n.policy && spec?.policy && blueprint) {
+        for (const r of n.resources) {
+          const part = nodePart(plan, r.node);
+          const np = part.networks.find((x) => x.id === n.id);
+          if (np?.members) guards.set(r.node, nodePolicy(blueprint, spec, np, part.workloads));
+        }
+      }
+      const ports = spec?.policy ? policyPorts(spec.policy) : [];
+      const policyOf = (node: string | null): { policy?: EndpointPolicy } =>
+        spec?.policy ? { policy: { node, guard: (node && guards.get(node)) || null, ports } } : {};
       for (const r of n.resources) {
-        out.push({ id: `${net}@${r.node}`, net, tenant: plan.tenant, kind: 'resource', host: r.node, networkId: n.id, address: r.gateway, owns: [r.gateway, r.wgAddress.split('/')[0]] });
+        out.push({ id: `${net}@${r.node}`, net, tenant: plan.tenant, kind: 'resource', host: r.node, networkId: n.id, address: r.gateway, owns: [r.gateway, r.wgAddress.split('/')[0]], ...policyOf(r.node) });
       }
       for (const d of n.access) {
         if (!devices.has(d.name)) continue;
-        out.push({ id: `${net}@${d.name}`, net, tenant: plan.tenant, kind: 'device', host: d.name, networkId: n.id, address: d.address, owns: [d.address] });
+        const access = n.resources.find((r) => r.peers.some((p) => p.kind === 'device' && p.node === d.name))?.node ?? null;
+        out.push({ id: `${net}@${d.name}`, net, tenant: plan.tenant, kind: 'device', host: d.name, networkId: n.id, address: d.address, owns: [d.address], ...policyOf(access) });
       }
       for (const w of plan.workloads ?? []) {
         if (w.network !== n.name) continue;
@@ -87,6 +150,7 @@ export function endpointsOf(plans: { plan: Plan }[], layout: Layout): Endpoint[]
           port: WORKLOAD_PORT,
           workload: `${plan.tenant}/${plan.blueprint}/${w.name}`,
           owns: [w.ip],
+          ...policyOf(w.node),
         });
       }
     }
@@ -139,46 +203,99 @@ function endpointNetInode(e: Endpoint, host: HostLayout, state: LabState): numbe
 }
 
 const echoKey = (e: Endpoint) => (e.kind === 'device' ? `device:${e.host}/${e.networkId}` : `${e.host}/${e.networkId}`);
+/** The state key of an echo service: the identity port's is the endpoint's key, a rule-named port's "key#port". */
+const echoPortKey = (e: Endpoint, port: number) => (port === ECHO_PORT ? echoKey(e) : `${echoKey(e)}#${port}`);
 
-/** Starts (or restarts) each endpoint's echo service when it is missing or in a stale namespace. */
-export async function ensureEcho(endpoints: Endpoint[], layout: Layout, state: LabState, dir: string): Promise<{ started: number; missing: string[] }> {
+/** TCP ports listened on in the network namespace of `pid` (its /proc net/tcp: state 0A), or null. */
+export function listeningPorts(pid: number): Set<number> | null {
+  try {
+    const out = new Set<number>();
+    for (const line of readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 3 && f[3] === '0A') out.add(parseInt(f[1].split(':')[1], 16));
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts, inside a workload's container, a small httpd answering the workload's page on each rule-named port
+ * it does not listen on yet (docker exec through the node's engine; it goes with the container). Returns how
+ * many it started.
+ */
+async function ensureWorkloadPorts(e: Endpoint, pid: number, dir: string): Promise<number> {
+  const ports = endpointPorts(e).filter((p) => p !== (e.port ?? WORKLOAD_PORT));
+  if (!ports.length) return 0;
+  const listening = listeningPorts(pid);
+  if (!listening) return 0;
+  const missing = ports.filter((p) => !listening.has(p));
+  if (!missing.length) return 0;
+  const [tenant, blueprint, name] = e.workload!.split('/');
+  const c = dockerClient(dir, e.host, 5000).getContainer(containerName({ node: e.host, tenant, blueprint, name }));
+  const root = '/tmp/zmesh-lab-echo';
+  let started = 0;
+  for (const port of missing) {
+    try {
+      const x = await c.exec({ Cmd: ['sh', '-c', `mkdir -p ${root} && echo '${workloadText(e.workload!).trim()}' > ${root}/index.html && exec httpd -f -p ${port} -h ${root}`], AttachStdout: false, AttachStderr: false });
+      await x.start({ Detach: true });
+      started++;
+    } catch {
+      /* the container is going away: the next round tries again */
+    }
+  }
+  return started;
+}
+
+/**
+ * Starts (or restarts) each endpoint's echo services when missing or in a stale namespace: one per port it
+ * answers on (endpointPorts). Workloads serve their own page; on rule-named ports besides theirs (when `pids`
+ * gives their containers) a listener is started inside the container.
+ */
+export async function ensureEcho(endpoints: Endpoint[], layout: Layout, state: LabState, dir: string, pids?: Map<string, number>): Promise<{ started: number; missing: string[] }> {
   let started = 0;
   const missing: string[] = [];
-  const wanted = new Set(endpoints.filter((e) => e.kind !== 'workload').map(echoKey));
+  const wanted = new Set(endpoints.filter((e) => e.kind !== 'workload').flatMap((e) => endpointPorts(e).map((p) => echoPortKey(e, p))));
   for (const [k, p] of Object.entries(state.echo)) {
     if (!wanted.has(k)) {
       signal(p, 'SIGKILL');
       delete state.echo[k];
     }
   }
+  const workloads = endpoints.filter((e) => e.kind === 'workload' && e.policy && pids?.get(e.id));
+  const wl = Promise.all(workloads.map((e) => ensureWorkloadPorts(e, pids!.get(e.id)!, dir)));
   for (const e of endpoints) {
     if (e.kind === 'workload') continue; // the node's agent runs it
     const host = e.kind === 'resource' ? layout.nodes.find((n) => n.name === e.host) : layout.devices.find((d) => d.name === e.host);
     if (!host) continue;
-    const key = echoKey(e);
     const ino = endpointNetInode(e, host, state);
     if (ino === null) {
       missing.push(e.id);
       continue;
     }
-    const cur = state.echo[key];
-    if (cur && alive(cur) && nsInode(cur.pid, 'net') === ino) continue;
-    if (cur) {
-      signal(cur, 'SIGKILL');
-      await waitGone(cur, 2000);
+    const root = join(dir, 'echo', echoKey(e).replace(/[/:]/g, '-'));
+    for (const port of endpointPorts(e)) {
+      const key = echoPortKey(e, port);
+      const cur = state.echo[key];
+      if (cur && alive(cur) && nsInode(cur.pid, 'net') === ino) continue;
+      if (cur) {
+        signal(cur, 'SIGKILL');
+        await waitGone(cur, 2000);
+      }
+      mkdirSync(root, { recursive: true, mode: 0o755 });
+      writeFileSync(join(root, 'index.html'), echoText(e.id), { mode: 0o644 });
+      const argv = endpointArgv(e, layout, state, ['busybox', 'httpd', '-f', '-p', String(port), '-h', root]);
+      if (!argv) {
+        missing.push(e.id);
+        break;
+      }
+      const p: ProcRef = spawnDetached(argv, { logFile: join(root, port === ECHO_PORT ? 'httpd.log' : `httpd-${port}.log`) });
+      state.echo[key] = { ...p, net: ino };
+      started++;
     }
-    const root = join(dir, 'echo', key.replace(/[/:]/g, '-'));
-    mkdirSync(root, { recursive: true, mode: 0o755 });
-    writeFileSync(join(root, 'index.html'), echoText(e.id), { mode: 0o644 });
-    const argv = endpointArgv(e, layout, state, ['busybox', 'httpd', '-f', '-p', String(ECHO_PORT), '-h', root]);
-    if (!argv) {
-      missing.push(e.id);
-      continue;
-    }
-    const p: ProcRef = spawnDetached(argv, { logFile: join(root, 'httpd.log') });
-    state.echo[key] = { ...p, net: ino };
-    started++;
   }
+  started += (await wl).reduce((a, b) => a + b, 0);
   return { started, missing };
 }
 

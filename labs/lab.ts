@@ -3,6 +3,7 @@ import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, wri
 import { join, resolve } from 'node:path';
 import { call } from '../src/cli/client.ts';
 import { ZmeshError } from '../src/errors.ts';
+import type { Blueprint, SignedBlueprint } from '../src/blueprint/index.ts';
 import type { Plan } from '../src/plan/index.ts';
 import { agentAlive, ensureIdentity, startAgent, stopAgent, writeAgentConfig } from './agents.ts';
 import { downLab, killInside, nodeCgroups, releaseLoops, removeCgroups } from './cleanup.ts';
@@ -353,15 +354,16 @@ export async function waitGreen(
   let matrix: PairResult[] = [];
   let rounds = 0;
   for (; rounds < 200 && Date.now() < end; rounds++) {
-    const echo = await ensureEcho(endpoints, layout, state, dir);
-    if (echo.started) writeState(dir, state);
     const wl = await workloadPids(endpoints, dir);
+    const echo = await ensureEcho(endpoints, layout, state, dir, wl.pids);
+    if (echo.started) writeState(dir, state);
     const missing = echo.missing.length + wl.missing.length;
     const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids });
     const good = reach.filter((r) => r.ok).length;
     say(`waiting: ${good}/${reach.length} reachable pairs ok${missing ? `, ${missing} endpoint(s) not there yet` : ''}`);
     if (matrixOk(reach) || reach.length === 0) {
-      matrix = await runMatrix(endpoints, layout, state, { workloadPids: wl.pids });
+      // The whole matrix: what is expected isolated or denied, with the reachable checks just passed.
+      matrix = await runMatrix(endpoints, layout, state, { workloadPids: wl.pids, reuse: reach });
       if (matrixOk(matrix)) return { green: true, matrix, rounds: rounds + 1 };
       say(`matrix: ${matrix.filter((r) => !r.ok).length} unexpected result(s), retrying`);
     } else matrix = reach;
@@ -371,19 +373,29 @@ export async function waitGreen(
   return { green: false, matrix, rounds };
 }
 
-/** A running lab's spec, layout, endpoints and saved plans. */
-export function openLab(name: string): { dir: string; state: LabState; layout: Layout; plans: { key: string; plan: Plan }[]; endpoints: Endpoint[] } {
+/** The signed blueprint the lab last pushed for `key` (control.ts writes it beside the plan), or undefined. */
+function savedBlueprint(dir: string, key: string): Blueprint | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'signed', `${key.replace('/', '--')}.json`), 'utf8')) as SignedBlueprint).blueprint;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A running lab's spec, layout, endpoints and saved plans (with their signed blueprints: the policies). */
+export function openLab(name: string): { dir: string; state: LabState; layout: Layout; plans: { key: string; plan: Plan; blueprint?: Blueprint }[]; endpoints: Endpoint[] } {
   const { dir, state } = requireState(name);
   const layout = state.layout!;
-  const plans = savedPlans(dir, state);
+  const plans = savedPlans(dir, state).map((p) => ({ ...p, blueprint: savedBlueprint(dir, p.key) }));
   return { dir, state, layout, plans, endpoints: endpointsOf(plans, layout) };
 }
 
 export async function labMatrix(name: string): Promise<PairResult[]> {
   const { dir, state, layout, endpoints } = openLab(name);
-  const echo = await ensureEcho(endpoints, layout, state, dir);
+  const pids = (await workloadPids(endpoints, dir)).pids;
+  const echo = await ensureEcho(endpoints, layout, state, dir, pids);
   if (echo.started) writeState(dir, state);
-  return runMatrix(endpoints, layout, state, { workloadPids: (await workloadPids(endpoints, dir)).pids });
+  return runMatrix(endpoints, layout, state, { workloadPids: pids });
 }
 
 export interface HostStatus {

@@ -138,8 +138,8 @@ export function overlayMtu(underlayMtu: number): number {
  * egress is for this node's workloads, not for other nodes' or for devices that widen their AllowedIPs.
  */
 /**
- * The policy's chains and sets (docs/policy.md), one copy on the input hook (the node's own addresses) and one on
- * forward (its workloads and devices): for a new IPv4 flow from inside the range to a destination this node
+ * The policy's chains and sets (docs/policy.md), one copy on the input hook (the node's own addresses), one on
+ * forward (its workloads and devices) and one on output (the node itself to its workloads and devices): for a new IPv4 flow from inside the range to a destination this node
  * guards, the first rule that matches accepts; else the default. Replies to allowed flows pass (conntrack).
  * Every rule counts its packets (`r<index>-<proto>`, `default-drop`).
  */
@@ -160,8 +160,10 @@ export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftT
     if (r.icmp) rules.push({ tag: `r${r.index}-icmp`, rule: `${match} meta l4proto icmp counter accept` });
   }
   rules.push(p.default === 'deny' ? { tag: 'default-drop', rule: 'counter drop' } : { tag: 'default-allow', rule: 'counter accept' });
-  const chain = (name: string, hook: 'input' | 'forward') => ({ name, type: 'filter' as const, hook, priority: 'filter' as const, policy: 'accept' as const, rules });
-  return { sets, chains: [chain('policy-in', 'input'), chain('policy-fwd', 'forward')] };
+  const chain = (name: string, hook: 'input' | 'forward' | 'output', first: NftRuleSpec[] = []) => ({ name, type: 'filter' as const, hook, priority: 'filter' as const, policy: 'accept' as const, rules: [...first, ...rules] });
+  // Output: what the namespace sends itself (the node's own address to the workloads and devices it serves);
+  // traffic to itself over loopback is not a flow between members.
+  return { sets, chains: [chain('policy-in', 'input'), chain('policy-fwd', 'forward'), chain('policy-out', 'output', [{ tag: 'pol-loopback', rule: 'oifname "lo" accept' }])] };
 }
 
 export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy): NftTableSpec {

@@ -2,9 +2,9 @@
 # Quick start: install what is missing (Debian packages, npm dependencies, the build), then build the
 # quickstart lab (labs/quickstart.yaml) on this machine — three nodes in network namespaces, one behind a NAT
 # router, two tenants on the same range, one laptop with wg-quick, and per tenant a web server container on
-# every node (a private dockerd per node; the image is built offline from busybox) — wait until every pair of
-# endpoints is reached or isolated as it should be, print the matrix, and say how to look around and take it
-# down.
+# every node (a private dockerd per node; the image is built offline from busybox), blue's network under a policy
+# (its web tier reaches only the "database") — wait until every pair of endpoints is reached, denied by the
+# policy or isolated as it should be, print the matrix, and say how to look around and take it down.
 # Run as root. Running it again reconciles the running lab. Nothing leaves the machine: the lab's "internet"
 # is a namespace without a way out.
 set -euo pipefail

@@ -239,10 +239,9 @@ export interface PolicyFlowCheck {
   enforcedHere: boolean;
   allowed: boolean;
   /**
-   * How: a rule allows it, the default decides, the network has no policy, no node guards the destination, or
-   * it is a node's own traffic to its workloads and devices (it leaves by the output hook: no policy chain sees it).
+   * How: a rule allows it, the default decides, the network has no policy, or no node guards the destination.
    */
-  by: 'rule' | 'default' | 'no-policy' | 'not-guarded' | 'own-traffic';
+  by: 'rule' | 'default' | 'no-policy' | 'not-guarded';
   /** The rule that allows it (its index in the blueprint's list) and the rule as written; null otherwise. */
   rule: number | null;
   ruleSpec: PolicyRule | null;
@@ -462,16 +461,9 @@ export function checkPolicyFlow(input: PolicyFlowInput): PolicyFlowCheck {
   const v = evaluate(compiled, { src: from.address, dst: to.address, proto: flow.proto, ...(flow.port !== null ? { port: flow.port } : {}) });
   const dstIp = dst.ip!;
   const guarded = compiled.local.some((c) => cidrContainsIp(parseCidr(c)!, dstIp));
-  // The node's own packets to what it serves leave by the output hook; the chains are on input and forward.
-  const srcNode = from.kind === 'node' ? from.name : from.owner?.exact && from.owner.kind === 'node' ? from.owner.name : null;
-  const own = dir.nodes.get(srcNode ?? '');
-  const ownTraffic = srcNode !== null && srcNode === enforcedOn && own !== null && own !== undefined && dstIp !== own.gateway && dstIp !== own.wg;
   let by: PolicyFlowCheck['by'];
   let reason: string;
-  if (guarded && ownTraffic) {
-    by = 'own-traffic';
-    reason = `node ${srcNode}'s own packets to its workloads and devices leave by the output hook: the policy chains (input, forward) do not filter them`;
-  } else if (!guarded) {
+  if (!guarded) {
     by = 'not-guarded';
     const whose = to.owner && !to.owner.exact ? `a free address of ${to.owner.kind} ${to.owner.name}'s subnet` : to.owner === null && to.kind === 'address' ? 'in no subnet of the network' : 'not a destination the policy guards';
     reason = `${to.address} is ${whose}: no rule or default applies to it`;
@@ -487,7 +479,7 @@ export function checkPolicyFlow(input: PolicyFlowInput): PolicyFlowCheck {
     default: policy.default,
     enforcedOn,
     enforcedHere: here,
-    allowed: by === 'not-guarded' || by === 'own-traffic' ? true : v.allowed,
+    allowed: by === 'not-guarded' ? true : v.allowed,
     by,
     rule: by === 'rule' ? v.rule : null,
     ruleSpec: by === 'rule' ? policy.rules[v.rule!] : null,

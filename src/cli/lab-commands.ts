@@ -14,46 +14,63 @@ const c = () => colour(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
 interface Pair {
   from: string;
   to: string;
-  expect: 'reach' | 'isolated';
+  expect: 'reach' | 'denied' | 'isolated';
   ok: boolean;
   rttMs: number | null;
+  proto?: string;
+  port?: number | null;
+  rule?: number | null;
   seen: string | null;
   error?: string;
 }
 
-/** The matrix as a grid (one screen): rows are sources, columns targets. */
+const what = (p: Pair) => (p.proto === 'icmp' ? ' (icmp)' : p.proto === 'tcp' ? ` (tcp/${p.port})` : '');
+
+/** The matrix as a grid (one screen): rows are sources, columns targets; a pair with several checks (a network
+ *  with a policy: ICMP and TCP per port) is one cell. */
 export function matrixGrid(pairs: Pair[]): string {
   const k = c();
   const ids = [...new Set(pairs.flatMap((p) => [p.from, p.to]))].sort();
   const num = new Map(ids.map((id, i) => [id, String(i + 1)]));
-  const cell = new Map(pairs.map((p) => [`${p.from}→${p.to}`, p]));
+  const cell = new Map<string, Pair[]>();
+  for (const p of pairs) {
+    const key = `${p.from}→${p.to}`;
+    cell.set(key, [...(cell.get(key) ?? []), p]);
+  }
   const rows: string[][] = [['', ...ids.map((id) => num.get(id)!)]];
   for (const a of ids) {
     rows.push([
       `${num.get(a)} ${a}`,
       ...ids.map((b) => {
         if (a === b) return k.dim('-');
-        const p = cell.get(`${a}→${b}`);
-        if (!p) return ' ';
-        if (!p.ok) return k.red('X');
-        return p.expect === 'reach' ? k.green('✓') : k.dim('·');
+        const ps = cell.get(`${a}→${b}`);
+        if (!ps) return ' ';
+        if (ps.some((p) => !p.ok)) return k.red('X');
+        if (ps.every((p) => p.expect === 'isolated')) return k.dim('·');
+        if (ps.every((p) => p.expect === 'reach')) return k.green('✓');
+        return ps.some((p) => p.expect === 'reach') ? k.yellow('◐') : k.yellow('○');
       }),
     ]);
   }
   const bad = pairs.filter((p) => !p.ok);
-  const reach = pairs.filter((p) => p.expect === 'reach');
-  const rtts = reach.map((p) => p.rttMs).filter((r): r is number => r !== null);
+  const count = (e: Pair['expect']) => {
+    const all = pairs.filter((p) => p.expect === e);
+    return `${all.filter((p) => p.ok).length}/${all.length}`;
+  };
+  const rtts = pairs.filter((p) => p.expect === 'reach').map((p) => p.rttMs).filter((r): r is number => r !== null);
+  const denied = pairs.some((p) => p.expect === 'denied');
   const lines = [
     table(rows),
     '',
-    `✓ reached (same network)  · isolated (other tenant or network)  X unexpected`,
-    `${pairs.length} pairs: ${reach.filter((p) => p.ok).length}/${reach.length} reach, ${pairs.length - reach.length - bad.filter((p) => p.expect === 'isolated').length}/${pairs.length - reach.length} isolated` +
+    `✓ reached (same network)  · isolated (other tenant or network)${denied ? '  ◐ partly / ○ wholly denied by policy (as expected)' : ''}  X unexpected`,
+    `${pairs.length} ${denied ? 'checks' : 'pairs'}: ${count('reach')} reach, ${denied ? `${count('denied')} denied, ` : ''}${count('isolated')} isolated` +
       (rtts.length ? `; RTT median ${median(rtts).toFixed(2)} ms, max ${Math.max(...rtts).toFixed(2)} ms` : ''),
   ];
   if (bad.length) {
     lines.push('', k.red(`${bad.length} unexpected result(s):`));
     for (const p of bad.slice(0, 20)) {
-      lines.push(`  ${p.from} → ${p.to}: expected ${p.expect}, ${p.expect === 'reach' ? `not reached${p.seen ? ` (answered: ${p.seen})` : ''}` : `REACHED${p.seen ? ` (answered: ${p.seen})` : ''}`}${p.error ? ` [${p.error}]` : ''}`);
+      const got = p.expect === 'reach' ? `not reached${p.seen ? ` (answered: ${p.seen})` : ''}` : `REACHED${p.seen ? ` (answered: ${p.seen})` : ''}`;
+      lines.push(`  ${p.from} → ${p.to}${what(p)}: expected ${p.expect}, ${got}${p.error ? ` [${p.error}]` : ''}`);
     }
     if (bad.length > 20) lines.push(`  … and ${bad.length - 20} more (--json for all)`);
   }
@@ -68,8 +85,16 @@ function median(xs: number[]): number {
 function matrixList(pairs: Pair[]): string {
   const k = c();
   return table([
-    ['FROM', 'TO', 'EXPECT', 'RESULT', 'RTT'],
-    ...pairs.map((p) => [p.from, p.to, p.expect, p.ok ? k.green('ok') : k.red('FAIL'), p.rttMs === null ? '-' : `${p.rttMs.toFixed(2)} ms`]),
+    ['FROM', 'TO', 'PROBE', 'EXPECT', 'RULE', 'RESULT', 'RTT'],
+    ...pairs.map((p) => [
+      p.from,
+      p.to,
+      p.proto === 'tcp' ? `tcp/${p.port}` : (p.proto ?? 'icmp+tcp'),
+      p.expect,
+      p.rule === undefined ? '' : p.rule === null ? 'default' : `rule ${p.rule}`,
+      p.ok ? k.green('ok') : k.red('FAIL'),
+      p.rttMs === null ? '-' : `${p.rttMs.toFixed(2)} ms`,
+    ]),
   ]);
 }
 
@@ -127,9 +152,9 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('matrix')
-    .description('check every pair of endpoints (ping + TCP, by identity); non-zero exit on any unexpected result')
+    .description('check every pair of endpoints (ping + TCP, by identity; with a policy: per port, reach or denied); non-zero exit on any unexpected result')
     .argument('<name>', 'lab name')
-    .option('--json', 'print a JSON list of {from, to, expect, ok, rttMs}')
+    .option('--json', 'print a JSON list of {from, to, expect, ok, rttMs, proto, port, …}')
     .option('--list', 'print a list instead of a grid')
     .action(async (name: string, flags: Json & { list?: boolean }) => {
       const { labMatrix } = await import('../../labs/index.ts');

@@ -465,7 +465,7 @@ export class FakeOs implements Runner {
       } else if (table && !chain && (m = /^set (\w+) \{$/.exec(line))) {
         set = { name: m[1], type: '', elements: [] };
         table.sets.push(set);
-      } else if (table && !chain && (m = /^chain (\w+) \{$/.exec(line))) {
+      } else if (table && !chain && (m = /^chain ([\w-]+) \{$/.exec(line))) {
         chain = m[1];
       } else if (table && chain && (m = /^type (\w+) hook (\w+) priority (\w+); policy accept;$/.exec(line))) {
         const prio = { filter: 0, srcnat: 100, dstnat: -100, mangle: -150 }[m[3]] ?? 0;

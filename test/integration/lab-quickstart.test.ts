@@ -35,10 +35,23 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     t.diagnostic(`quickstart green in ${s.secondsToGreen?.toFixed(1)} s`);
     assert.ok(s.green, `not green: ${JSON.stringify(s.matrix.filter((p) => !p.ok).slice(0, 5))}`);
     assert.ok(s.secondsToGreen! < 45, `green only after ${s.secondsToGreen} s`);
-    // 6 tenant resources + 1 laptop + 6 web servers: 156 ordered pairs; 3 nodes + laptop + 3 web servers in
-    // blue (7 · 6 = 42), 3 nodes + 3 web servers in red (6 · 5 = 30) reach.
-    assert.equal(s.matrix.length, 156);
-    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 72);
+    // 6 tenant resources + 1 laptop + 6 web servers: 156 ordered pairs. Red (no policy): 6 · 5 = 30 pairs reach,
+    // one row each (ping + identity); the 84 pairs across tenants are isolated. Blue has a policy: per pair one
+    // ICMP row and one TCP row per port (echo 7777 and the rule-named 80 on nodes and the laptop, 80 on web
+    // servers): 42 pairs → 108 rows, of which 80 reach (every ping, the laptop's and the nodes' TCP, web-a and
+    // web-c to web-b on 80) and 28 are denied (the web servers' other TCP).
+    assert.equal(s.matrix.length, 108 + 30 + 84);
+    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 80 + 30);
+    assert.equal(s.matrix.filter((p) => p.expect === 'denied').length, 28);
+    assert.equal(s.matrix.filter((p) => p.expect === 'isolated').length, 84);
+    const row = (from: string, to: string, proto: string, port: number | null) => s.matrix.find((p) => p.from.endsWith(from) && p.to.endsWith(to) && p.proto === proto && p.port === port);
+    assert.deepEqual(row('lan/web-a@node-a', 'lan/web-b@node-b', 'tcp', 80), { ...row('lan/web-a@node-a', 'lan/web-b@node-b', 'tcp', 80), expect: 'reach', ok: true, rule: 0, seen: 'blue/office/lan/web-b@node-b' });
+    assert.deepEqual(row('lan/web-c@node-c', 'lan/web-b@node-b', 'tcp', 80), { ...row('lan/web-c@node-c', 'lan/web-b@node-b', 'tcp', 80), expect: 'reach', ok: true, rule: 0 });
+    assert.deepEqual(row('lan/web-b@node-b', 'lan/web-a@node-a', 'tcp', 80), { ...row('lan/web-b@node-b', 'lan/web-a@node-a', 'tcp', 80), expect: 'denied', ok: true, rule: null, reached: false, seen: null });
+    assert.deepEqual(row('lan/web-a@node-a', 'lan/web-b@node-b', 'icmp', null), { ...row('lan/web-a@node-a', 'lan/web-b@node-b', 'icmp', null), expect: 'reach', ok: true, rule: 3 });
+    assert.deepEqual(row('lan/web-a@node-a', 'lan@node-a', 'tcp', 7777), { ...row('lan/web-a@node-a', 'lan@node-a', 'tcp', 7777), expect: 'denied', ok: true });
+    assert.ok(s.matrix.filter((p) => p.from.endsWith('lan@laptop') && p.to.startsWith('blue/')).every((p) => p.expect === 'reach' && p.ok));
+    assert.ok(s.matrix.filter((p) => p.from.startsWith('red/') && p.to.startsWith('red/')).every((p) => p.proto === 'icmp+tcp' && p.expect === 'reach'));
     // Both tenants use 10.1.0.0/16: cross-tenant probes hit an endpoint of the prober's own network at the same
     // address (its resource, or its own web server there).
     const netOf = (id: string) => id.split('@')[0].split('/').slice(0, 3).join('/');
@@ -49,16 +62,19 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     assert.equal(Object.keys(st.holders).length, 4);
     assert.equal(Object.keys(st.agents).length, 3);
     assert.equal(Object.keys(st.dockerd).length, 3);
-    assert.equal(Object.keys(st.echo).length, 7);
+    // Echo services: blue's 3 nodes and laptop on 7777 and on 80 (the policy names tcp/80), red's 3 nodes on 7777.
+    assert.equal(Object.keys(st.echo).length, 4 * 2 + 3);
 
     const m = cli(['lab', 'matrix', name, '--json']);
     assert.equal(m.status, 0, m.stderr);
-    const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null }[];
-    assert.equal(pairs.length, 156);
+    const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null; proto: string; port: number | null }[];
+    assert.equal(pairs.length, 222);
     for (const p of pairs) {
-      assert.deepEqual(Object.keys(p).slice(0, 5), ['from', 'to', 'expect', 'ok', 'rttMs']);
-      if (p.expect === 'reach') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
+      assert.deepEqual(Object.keys(p).slice(0, 7), ['from', 'to', 'expect', 'ok', 'rttMs', 'proto', 'port']);
+      assert.ok(p.proto === 'icmp' ? p.port === null : typeof p.port === 'number', JSON.stringify(p));
+      if (p.expect === 'reach' && p.proto !== 'tcp') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
     }
+    assert.equal(pairs.filter((p) => p.expect === 'denied' && p.ok).length, 28);
 
     const sock = cli(['lab', 'socket', name, 'node-a']).stdout.trim();
     assert.equal(sock, `${dir}/nodes/node-a/admin.sock`);
@@ -105,6 +121,6 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     rmSync(root, { recursive: true, force: true });
   }
   assert.deepEqual(left, [], 'lab down left things behind');
-  // 4 holders, 3 agents, 7 echo services, 6 + 1 wireguard-go, 3 dockerd + 3 containerd, 6 shims, 6 web servers.
-  assert.ok(procs.length >= 21 + 18, `tracked ${procs.length} processes`);
+  // 4 holders, 3 agents, 11 echo services, 6 + 1 wireguard-go, 3 dockerd + 3 containerd, 6 shims, 6 web servers.
+  assert.ok(procs.length >= 25 + 18, `tracked ${procs.length} processes`);
 });

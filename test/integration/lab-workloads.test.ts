@@ -129,15 +129,21 @@ test('workloads in the quickstart: cross-node HTTP, isolation, healing, volume t
     assert.ok(s.green, `not green: ${JSON.stringify(s.matrix.filter((p) => !p.ok).slice(0, 5))}`);
     assert.ok(s.secondsToGreen! < 45, `green only after ${s.secondsToGreen} s`);
     assert.equal(s.workloads, 6);
-    assert.equal(s.matrix.length, 13 * 12);
+    assert.equal(new Set(s.matrix.map((p) => `${p.from} ${p.to}`)).size, 13 * 12);
 
     await t.test('the matrix checks workload to workload across nodes: reach within a tenant, isolation between', () => {
       const w2w = s.matrix.filter((p) => /\/web-.@/.test(p.from) && /\/web-.@/.test(p.to));
-      assert.equal(w2w.length, 30);
+      // Red (no policy): 6 pairs, one row each; blue (a policy): 6 pairs, an ICMP and a TCP/80 row each; 18
+      // pairs across tenants, one isolated row each.
+      assert.equal(w2w.length, 6 + 12 + 18);
       const same = w2w.filter((p) => p.expect === 'reach');
-      assert.equal(same.length, 12);
+      // Every ping, red's pages, and blue's web tier (web-a, web-c) to its "database" web-b.
+      assert.equal(same.length, 6 + 6 + 2);
       // Reached means the target's own page answered: the identity names it.
-      assert.ok(same.every((p) => p.ok && p.seen === p.to && p.rttMs !== null), JSON.stringify(same.filter((p) => p.seen !== p.to)));
+      assert.ok(same.every((p) => p.ok && (p.proto === 'icmp' || p.seen === p.to) && (p.proto === 'tcp' || p.rttMs !== null)), JSON.stringify(same.filter((p) => !p.ok || p.seen !== p.to)));
+      const denied = w2w.filter((p) => p.expect === 'denied');
+      assert.deepEqual(denied.map((p) => `${p.from.split('/')[3]} ${p.to.split('/')[3]} ${p.proto}/${p.port}`).sort(), ['web-a@node-a web-c@node-c tcp/80', 'web-b@node-b web-a@node-a tcp/80', 'web-b@node-b web-c@node-c tcp/80', 'web-c@node-c web-a@node-a tcp/80']);
+      assert.ok(denied.every((p) => p.ok && !p.reached && p.seen === null));
       const other = w2w.filter((p) => p.expect === 'isolated');
       assert.ok(other.every((p) => p.ok && !p.reached));
       // Both tenants' web servers have the same addresses: a probe of the other tenant's web-b lands on the
@@ -158,9 +164,12 @@ test('workloads in the quickstart: cross-node HTTP, isolation, healing, volume t
         const images = await dockerClient(dir, node).listImages();
         assert.ok(images.some((i) => i.RepoTags?.includes('zmesh/base:latest')), `${node} has the base image`);
       }
-      // Fetch by hand: blue's web-a reaches blue's web-c on the hidden node, by its page.
+      // Fetch by hand: blue's web-c on the hidden node reaches blue's web-b, by its page (blue's policy lets its
+      // web tier reach the "database" web-b on tcp/80); web-a to web-c it drops.
+      const b = (await ps(dir, 'node-b')).find((w) => w.tenant === 'blue')!;
       const c = (await ps(dir, 'node-c')).find((w) => w.tenant === 'blue')!;
-      assert.equal(await httpFrom(dir, web('blue', 'a'), c.address!.split('/')[0]), 'zmesh-wl blue/office/web-c');
+      assert.equal(await httpFrom(dir, web('blue', 'c'), b.address!.split('/')[0]), 'zmesh-wl blue/office/web-b');
+      assert.equal(await httpFrom(dir, web('blue', 'a'), c.address!.split('/')[0]), null);
     });
 
     await t.test('a killed container is back with its address within 15 s, by the agent alone', async () => {

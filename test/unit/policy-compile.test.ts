@@ -75,7 +75,9 @@ test('policyNft: the chains and sets it renders', () => {
       'r2_to=10.1.1.1/32,10.1.1.2/32,10.1.1.254/32',
     ],
   );
-  assert.deepEqual(chains.map((c) => `${c.name}:${c.hook}`), ['policy-in:input', 'policy-fwd:forward']);
+  assert.deepEqual(chains.map((c) => `${c.name}:${c.hook}`), ['policy-in:input', 'policy-fwd:forward', 'policy-out:output']);
+  assert.deepEqual(chains[2].rules[0], { tag: 'pol-loopback', rule: 'oifname "lo" accept' });
+  assert.deepEqual(chains[2].rules.slice(1), chains[0].rules);
   assert.deepEqual(
     chains[0].rules.map((r) => `${r.tag}: ${r.rule}`),
     [

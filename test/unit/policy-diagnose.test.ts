@@ -123,10 +123,9 @@ test('diagnose A B on node-a: the rule or the default, judged on the destination
     assert.deepEqual(verdict(fromNode), { allowed: true, by: 'rule', rule: 3, enforcedOn: 'node-h', enforcedHere: false, from: '10.1.0.254', to: '10.1.2.1' });
     assert.equal(fromNode.notes[0], 'node node-a sends from 10.1.0.254 (its WireGuard address, to other nodes)');
     assert.equal(a.policyCheck('net', 'node-a', 'node-h', 'udp/54').allowed, false);
-    // A node's own packets to its workloads and devices leave by the output hook: never filtered.
+    // A node's own packets to its workloads and devices are judged like any member's (the policy-out chain).
     const own = a.policyCheck('net', 'node-a', 'phone', 'tcp/22');
-    assert.deepEqual(verdict(own), { allowed: true, by: 'own-traffic', rule: null, enforcedOn: 'node-a', enforcedHere: true, from: '10.1.0.1', to: '10.1.4.1' });
-    assert.equal(own.reason, "node node-a's own packets to its workloads and devices leave by the output hook: the policy chains (input, forward) do not filter them");
+    assert.deepEqual(verdict(own), { allowed: false, by: 'default', rule: null, enforcedOn: 'node-a', enforcedHere: true, from: '10.1.0.1', to: '10.1.4.1' });
     // Devices: the one this node serves is judged here; the other's access node is the peer its subnet goes to.
     assert.deepEqual(verdict(a.policyCheck('net', 'web-1', 'phone')), { allowed: false, by: 'default', rule: null, enforcedOn: 'node-a', enforcedHere: true, from: '10.1.0.2', to: '10.1.4.1' });
     assert.deepEqual(verdict(a.policyCheck('net', 'device:laptop', 'web-2', 'udp/9')), { allowed: true, by: 'rule', rule: 1, enforcedOn: 'node-h', enforcedHere: false, from: '10.1.3.1', to: '10.1.2.2' });
@@ -284,22 +283,16 @@ test('nft -j: rules keep their counter; policyCounters sums both chains and ever
   assert.equal('policy' in toActualNetwork(base as unknown as ActualResource), false);
 });
 
-/**
- * The fake OS, with counters on the policy rules it lists (as the kernel would count them). The fake's nft
- * reader takes chain names of word characters only: policy-in and policy-fwd go in as policy_in, policy_fwd.
- */
+/** The fake OS, with counters on the policy rules it lists (as the kernel would count them). */
 class CountingOs extends FakeOs {
   counts = new Map<string, [number, number]>();
   override async run(argv: string[], opts: RunOptions): Promise<RunResult> {
     const a = argv.join(' ');
-    if (a === 'nft -f -' && opts.input) opts = { ...opts, input: opts.input.replace(/^(\s*chain policy)-(in|fwd) \{$/gm, '$1_$2 {') };
     const r = await super.run(argv, opts);
     if (a !== 'nft -j list ruleset' || !opts.netns) return r;
     const j = JSON.parse(r.stdout) as { nftables: { chain?: { name: string }; rule?: { chain: string; comment?: string; expr: unknown[] } }[] };
     for (const item of j.nftables) {
-      if (item.chain) item.chain.name = item.chain.name.replace(/^policy_/, 'policy-');
       if (!item.rule) continue;
-      item.rule.chain = item.rule.chain.replace(/^policy_/, 'policy-');
       const tag = item.rule.comment?.split(':')[2];
       if (tag && /^(r\d+-|default-)/.test(tag)) {
         const [p, b] = this.counts.get(`${item.rule.chain} ${tag}`) ?? [0, 0];
