@@ -9,6 +9,7 @@ import type { NetworkPolicy } from '../../src/blueprint/types.ts';
 import { policyNft } from '../../netns/layout.ts';
 import { renderNftTable } from '../../netns/build.ts';
 import { formatIPv4, parseCidr, parseIPv4 } from '../../topology/cidr.ts';
+import { rng } from '../helpers/rng.ts';
 
 const members: PolicyMembers = {
   nodes: { a: ['10.1.0.1/32', '10.1.0.254/32'], b: ['10.1.1.1/32', '10.1.1.254/32'] },
@@ -103,17 +104,6 @@ test('mergeCidrs drops what another element contains', () => {
 
 // ---- property test ---------------------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 test('property: the compiled rules allow a flow iff the policy, read directly over every address, does', () => {
   // Range 10.5.0.0/24, nodes n0..n3 with /28 subnets, workloads w0..w5 and devices d0, d1 (served by n0, n1).

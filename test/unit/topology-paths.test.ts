@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildMesh } from '../../topology/mesh.ts';
 import { cidrExclude, formatCidr, parseCidr, sizeOf, type Cidr } from '../../topology/cidr.ts';
+import { rng } from '../helpers/rng.ts';
 import {
   directAllowedIps,
   directPeerConfig,
@@ -169,18 +170,6 @@ test('buildMesh: a hidden node has its relay and one direct peer per other hidde
   );
 });
 
-// A small deterministic PRNG for the property test.
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 test('property: at every step every subnet of the network resolves to exactly one peer, the relay unless proven direct', () => {
   const range = parseCidr('10.9.0.0/16') as Cidr;
