@@ -104,7 +104,6 @@ test('mergeCidrs drops what another element contains', () => {
 
 // ---- property test ---------------------------------------------------------------------------------
 
-
 test('property: the compiled rules allow a flow iff the policy, read directly over every address, does', () => {
   // Range 10.5.0.0/24, nodes n0..n3 with /28 subnets, workloads w0..w5 and devices d0, d1 (served by n0, n1).
   const range = '10.5.0.0/24';

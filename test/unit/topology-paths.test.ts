@@ -170,7 +170,6 @@ test('buildMesh: a hidden node has its relay and one direct peer per other hidde
   );
 });
 
-
 test('property: at every step every subnet of the network resolves to exactly one peer, the relay unless proven direct', () => {
   const range = parseCidr('10.9.0.0/16') as Cidr;
   const subnets = Array.from({ length: 6 }, (_, i) => `10.9.${i}.0/24`);
