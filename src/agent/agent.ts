@@ -164,6 +164,7 @@ export class Agent {
             desired: () => this.planned(),
             read: (id) => drv.peerCounters!(id),
             setPeers: (id, peers) => drv.setPeers!(id, peers),
+            ...(drv.underlayAddresses ? { ownAddresses: () => drv.underlayAddresses!() } : {}),
             event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
           })
         : null;

@@ -24,6 +24,8 @@ export interface PathDeps {
   /** Applies a network's peers (as withPaths returns them); returns the change lines. */
   setPeers: (networkId: string, peers: DesiredNetwork['resource']['peers']) => Promise<string[]>;
   event: (level: 'info' | 'warn', kind: string, subject: string, message: string, data?: unknown) => void;
+  /** This host's own underlay addresses: candidates at them are never dialled (its own UDP services). */
+  ownAddresses?: () => Promise<string[]>;
   params?: PathParams;
 }
 
@@ -79,8 +81,10 @@ export class PathManager {
   }
 
   candidatesOf(networkId: string, node: string): string[] {
-    return this.candidates.get(networkId)?.get(node) ?? [];
+    const list = this.candidates.get(networkId)?.get(node) ?? [];
+    return this.own.size ? list.filter((e) => !this.own.has(e.startsWith('[') ? e.slice(1, e.indexOf(']')) : e.slice(0, e.lastIndexOf(':')))) : list;
   }
+  private own = new Set<string>();
 
   /** Whether any pair is being probed (the tick then runs faster). */
   probing(): boolean {
@@ -107,6 +111,7 @@ export class PathManager {
   /** Reads, steps every pair, applies what changed. Call under the agent's mutex. */
   async tick(): Promise<void> {
     const desired = this.deps.desired();
+    if (this.deps.ownAddresses && desired.some((d) => d.resource.hidden)) this.own = new Set(await this.deps.ownAddresses().catch(() => [...this.own]));
     // Pairs that exist now: a hidden resource's direct peers. Any other state (a peer re-planned with another
     // key, a node that became public) is dropped before anything is stepped.
     const live = new Set<string>();
