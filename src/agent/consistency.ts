@@ -19,6 +19,13 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A value of a hostile part in a message: never calls its toString (an object may carry a throwing one). */
+function str(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return Array.isArray(v) ? '<list>' : `<${typeof v}>`;
+}
+
 /**
  * Checks a node part against the blueprint, this node's identity and the ports other accepted blueprints use.
  * Never throws on malformed input: shape errors are problems too.
@@ -33,9 +40,9 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
   }
   const part = partRaw as unknown as NodePlanPart;
   if (part.tenant !== bp.tenant || part.blueprint !== bp.name || part.version !== bp.version) {
-    bad('E_PART_BLUEPRINT', 'part', `the part is for ${String(part.tenant)}/${String(part.blueprint)} v${String(part.version)}, not ${bp.tenant}/${bp.name} v${bp.version}`);
+    bad('E_PART_BLUEPRINT', 'part', `the part is for ${str(part.tenant)}/${str(part.blueprint)} v${str(part.version)}, not ${bp.tenant}/${bp.name} v${bp.version}`);
   }
-  if (part.node !== nodeId) bad('E_PART_NODE', 'part.node', `the part is for node ${String(part.node)}, this is ${nodeId}`, 'send this node its own part');
+  if (part.node !== nodeId) bad('E_PART_NODE', 'part.node', `the part is for node ${str(part.node)}, this is ${nodeId}`, 'send this node its own part');
   if (!Number.isInteger(part.generation) || part.generation < 1) bad('E_PART_FORMAT', 'part.generation', 'generation must be a positive integer');
   const mine = bp.networks.filter((n) => n.nodes.includes(nodeId));
   for (const spec of mine) {
@@ -46,7 +53,7 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     const at = `part.networks[${i}]`;
     if (!isObj(n) || !isObj(n.resource) || !Array.isArray(n.subnets)) return bad('E_PART_FORMAT', at, 'malformed network part');
     const spec = bp.networks.find((s) => s.name === n.name);
-    if (!spec) return bad('E_PART_NETWORK', `${at}.name`, `network ${String(n.name)} is not in the blueprint`);
+    if (!spec) return bad('E_PART_NETWORK', `${at}.name`, `network ${str(n.name)} is not in the blueprint`);
     if (!spec.nodes.includes(nodeId)) bad('E_PART_NETWORK', `${at}.name`, `network ${spec.name} does not span node ${nodeId}`);
     if (n.id !== networkId(bp.tenant, bp.name, spec.name)) bad('E_PART_NETWORK', `${at}.id`, 'network id does not derive from tenant, blueprint and network name');
     if (n.ipRange !== spec.ipRange || n.subnetPrefix !== spec.subnetPrefix || n.egress !== spec.egress) {
@@ -55,10 +62,10 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     const range = parseCidr(spec.ipRange)!;
     const r = n.resource;
     const rp = `${at}.resource`;
-    if (r.node !== nodeId) bad('E_PART_NODE', `${rp}.node`, `resource is for ${String(r.node)}`);
-    const sub = parseCidr(String(r.subnet));
+    if (r.node !== nodeId) bad('E_PART_NODE', `${rp}.node`, `resource is for ${str(r.node)}`);
+    const sub = parseCidr(str(r.subnet));
     if (!sub || sub.prefix !== spec.subnetPrefix || !cidrContains(range, sub)) {
-      bad('E_PART_SUBNET', `${rp}.subnet`, `subnet ${String(r.subnet)} is not a /${spec.subnetPrefix} inside ${spec.ipRange}`);
+      bad('E_PART_SUBNET', `${rp}.subnet`, `subnet ${str(r.subnet)} is not a /${spec.subnetPrefix} inside ${spec.ipRange}`);
     } else {
       if (r.gateway !== formatIPv4(firstHost(sub)) || r.wgAddress !== `${formatIPv4(lastHost(sub))}/32`) {
         bad('E_PART_SUBNET', rp, 'gateway or wgAddress do not derive from the subnet');
@@ -66,8 +73,8 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       const all: Cidr[] = [];
       let ownListed = false;
       for (const s of n.subnets as unknown[]) {
-        const c = parseCidr(String(s));
-        if (!c || !cidrContains(range, c)) bad('E_PART_SUBNET', `${at}.subnets`, `subnet ${String(s)} lies outside ${spec.ipRange}`);
+        const c = parseCidr(str(s));
+        if (!c || !cidrContains(range, c)) bad('E_PART_SUBNET', `${at}.subnets`, `subnet ${str(s)} lies outside ${spec.ipRange}`);
         else {
           all.push(c);
           if (c.base === sub.base && c.prefix === sub.prefix) ownListed = true;
@@ -84,7 +91,7 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     }
     if (r.sealedTo !== identity.publicKey.toString()) bad('E_PART_KEY', `${rp}.sealedTo`, 'the private key is sealed to another node identity');
     try {
-      const priv = openSealed(String(r.sealedPrivateKey), identity, sealContext(String(n.id), nodeId));
+      const priv = openSealed(str(r.sealedPrivateKey), identity, sealContext(str(n.id), nodeId));
       if (!Key.isValid(r.publicKey) || x25519PublicKey(priv).toString() !== r.publicKey) {
         bad('E_PART_KEY', `${rp}.publicKey`, 'the public key does not belong to the sealed private key');
       }
@@ -104,13 +111,13 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       // WireGuard state (a direct peer keyed like the relay would take the relay's endpoint and allowed-ips).
       if (p.publicKey === r.publicKey) bad('E_PART_PEER', `${pp}.publicKey`, "a peer has the resource's own key");
       if (peerKeys.has(p.publicKey)) bad('E_PART_PEER', `${pp}.publicKey`, 'two peers have the same key');
-      if (peerNodes.has(String(p.node))) bad('E_PART_PEER', `${pp}.node`, `peer ${String(p.node).slice(0, 64)} is listed twice`);
+      if (peerNodes.has(str(p.node))) bad('E_PART_PEER', `${pp}.node`, `peer ${str(p.node).slice(0, 64)} is listed twice`);
       peerKeys.add(p.publicKey);
-      peerNodes.add(String(p.node));
+      peerNodes.add(str(p.node));
       if (!Array.isArray(p.allowedIps)) return bad('E_PART_PEER', `${pp}.allowedIps`, 'allowedIps must be a list');
       for (const a of p.allowedIps) {
-        const c = parseCidr(String(a));
-        if (!c || !cidrContains(range, c)) bad('E_PART_PEER', `${pp}.allowedIps`, `allowed-ip ${String(a)} lies outside ${spec.ipRange}`);
+        const c = parseCidr(str(a));
+        if (!c || !cidrContains(range, c)) bad('E_PART_PEER', `${pp}.allowedIps`, `allowed-ip ${str(a)} lies outside ${spec.ipRange}`);
         else allowed.push(c);
       }
       if (p.endpoint !== null && (typeof p.endpoint !== 'string' || !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(p.endpoint))) {
@@ -121,12 +128,12 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       }
       if (p.directSubnet !== undefined) {
         // A direct peer (another hidden node): the node may move exactly that node's subnet onto it, nothing else.
-        const d = parseCidr(String(p.directSubnet));
+        const d = parseCidr(str(p.directSubnet));
         const listed = Array.isArray(n.subnets) && (n.subnets as unknown[]).some((s) => s === p.directSubnet);
         if (r.hidden !== true) bad('E_PART_PEER', `${pp}.directSubnet`, 'only a hidden node has direct peers');
-        if (!d || !listed || String(p.directSubnet) === String(r.subnet)) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${String(p.directSubnet)} is not another subnet of the network`);
-        else if (directs.has(String(p.directSubnet))) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${String(p.directSubnet)} is given to two peers`);
-        else directs.add(String(p.directSubnet));
+        if (!d || !listed || str(p.directSubnet) === str(r.subnet)) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${str(p.directSubnet)} is not another subnet of the network`);
+        else if (directs.has(str(p.directSubnet))) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${str(p.directSubnet)} is given to two peers`);
+        else directs.add(str(p.directSubnet));
         if (p.allowedIps.length || p.endpoint !== null || p.persistentKeepalive !== null) bad('E_PART_PEER', pp, 'a direct peer has no allowed-ips, endpoint or keepalive in the plan');
       }
     });
@@ -136,7 +143,7 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     if (spec.policy) {
       const m = n.members as unknown;
       const host = (v: unknown) => {
-        const c = parseCidr(String(v));
+        const c = parseCidr(str(v));
         return c !== null && c.prefix === 32 && cidrContains(range, c);
       };
       const map = (v: unknown, list: boolean) =>

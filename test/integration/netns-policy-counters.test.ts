@@ -59,7 +59,8 @@ test('policy counters: accepted per rule (its protocols summed), dropped by the 
     });
     // Every rule of the policy chains with a counter keeps it in the parse; rule 2 guards nothing here.
     const counted = table.rules.filter((r) => r.chain.startsWith('policy-') && r.counter).map((r) => `${r.chain} ${r.comment!.split(':')[2]} ${r.counter!.packets}`);
-    // Over the loopback every flow is delivered locally: the input chain counted them, forward none.
+    // Over the loopback every flow is delivered locally: the input chain counted them, forward none, and output
+    // (what the node itself sends its workloads and devices) none: every flow here came from 10.7.0.2.
     assert.deepEqual(counted, [
       'policy-in r0-tcp 1',
       'policy-in r0-udp 1',
@@ -71,6 +72,11 @@ test('policy counters: accepted per rule (its protocols summed), dropped by the 
       'policy-fwd r0-icmp 0',
       'policy-fwd r1-udp 0',
       'policy-fwd default-drop 0',
+      'policy-out r0-tcp 0',
+      'policy-out r0-udp 0',
+      'policy-out r0-icmp 0',
+      'policy-out r1-udp 0',
+      'policy-out default-drop 0',
     ]);
   } finally {
     await delNs(ns);

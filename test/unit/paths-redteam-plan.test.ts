@@ -180,3 +180,14 @@ test('defended: withPaths gives a direct peer only the halves of its own directS
   // No config: relayed, no allowed-ips.
   for (const p of withPaths(peers, new Map())) if (p.directSubnet !== undefined) assert.deepEqual(p.allowedIps, []);
 });
+
+test('checkNodePart names hostile values without calling them (an object whose toString is null or throws)', () => {
+  const p = structuredClone(h1Part) as unknown as Record<string, unknown>;
+  p.tenant = { toString: null };
+  p.node = -1;
+  (p.networks as Record<string, unknown>[])[0].resource = { ...(p.networks as { resource: object }[])[0].resource, subnet: { toString: () => { throw new Error('boom'); } } };
+  const got = checkNodePart(bp, p, 'h1', h1Secret, []).map((x) => `${x.code} ${x.path}`);
+  assert.ok(got.includes('E_PART_BLUEPRINT part'), JSON.stringify(got));
+  assert.ok(got.includes('E_PART_NODE part.node'), JSON.stringify(got));
+  assert.ok(got.some((g) => g.startsWith('E_PART_SUBNET')), JSON.stringify(got));
+});
