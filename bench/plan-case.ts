@@ -1,51 +1,52 @@
-// One planner benchmark case in a fresh process (so peak RSS is this case's own).
-// Usage: plan-case.ts plan N | replan N
+// Inputs of the planner benchmark (bench/plan.ts): a blueprint with one full-mesh network over N nodes (every
+// tenth hidden: no endpoints) and its inventory, as JSON files; `version` 2 and one more node for the re-plan.
+// Usage (for a look at the inputs): node --import tsx bench/plan-case.ts N DIR
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { seededRandom } from '../src/crypto/rng.ts';
 import { x25519KeyPair } from '../src/crypto/keys.ts';
-import { planBlueprint } from '../src/plan/planner.ts';
-import type { Inventory } from '../src/plan/inventory.ts';
-import type { Blueprint } from '../src/blueprint/types.ts';
 
-const [mode, nText] = process.argv.slice(2);
-const n = Number(nText);
+export interface PlanInputs {
+  blueprint: string;
+  inventory: string;
+}
 
-function setup(count: number): { bp: Blueprint; inv: Inventory } {
-  const rnd = seededRandom('bench-identities');
+const keyCache: string[] = [];
+/** Identity public keys of node i (deterministic; derived once per process). */
+function identityKey(i: number): string {
+  if (keyCache[i] === undefined) {
+    const rnd = seededRandom(`bench-identity-${i}`);
+    keyCache[i] = x25519KeyPair(rnd(32)).publicKey.toString();
+  }
+  return keyCache[i];
+}
+
+export function nodeId(i: number): string {
+  return `node-${String(i).padStart(5, '0')}`;
+}
+
+/** Writes blueprint and inventory files for `count` nodes into `dir`; returns their paths. */
+export function writePlanInputs(dir: string, count: number, version = 1): PlanInputs {
+  mkdirSync(dir, { recursive: true });
   const nodes = Array.from({ length: count }, (_, i) => ({
-    id: `node-${String(i).padStart(5, '0')}`,
-    publicKey: x25519KeyPair(rnd(32)).publicKey.toString(),
-    // 10% hidden (no endpoints)
+    id: nodeId(i),
+    publicKey: identityKey(i),
     endpoints: i % 10 === 9 ? [] : [`198.51.${100 + (i >> 8)}.${i & 255}`],
-    reservedPorts: [],
   }));
-  const bp: Blueprint = {
+  const bp = {
     tenant: 'bench',
     name: 'big',
-    version: 1,
-    // A /12 holds 4,096 /24s: larger cases take a /10 (the smaller ones keep the /12 their earlier figures had).
-    networks: [{ name: 'mesh', ipRange: count > 4000 ? '10.0.0.0/10' : '10.0.0.0/12', subnetPrefix: 24, nodes: nodes.map((x) => x.id), access: [], egress: false }],
-    workloads: [],
-    volumes: [],
+    version,
+    // A /12 holds 4,096 /24s: larger cases take a /10.
+    networks: [{ name: 'mesh', ipRange: count > 4000 ? '10.0.0.0/10' : '10.0.0.0/12', subnetPrefix: 24, nodes: nodes.map((x) => x.id) }],
   };
-  return { bp, inv: { nodes } };
+  const blueprint = join(dir, `bp-${count}-v${version}.json`);
+  const inventory = join(dir, `inv-${count}.json`);
+  writeFileSync(blueprint, JSON.stringify(bp));
+  writeFileSync(inventory, JSON.stringify({ nodes }));
+  return { blueprint, inventory };
 }
 
-const { bp, inv } = setup(n);
-let ms: number;
-let peers = 0;
-if (mode === 'plan') {
-  const t0 = performance.now();
-  const plan = planBlueprint(bp, inv, { random: seededRandom('bench') });
-  ms = performance.now() - t0;
-  for (const r of plan.networks[0].resources) peers += r.peers.length;
-} else {
-  const first = planBlueprint(bp, inv, { random: seededRandom('bench') });
-  const extra = setup(n + 1);
-  const bp2 = { ...extra.bp, version: 2 };
-  const t0 = performance.now();
-  const plan = planBlueprint(bp2, extra.inv, { random: seededRandom('bench2'), previous: first });
-  ms = performance.now() - t0;
-  for (const r of plan.networks[0].resources) peers += r.peers.length;
+if (process.argv[1]?.endsWith('plan-case.ts') && process.argv.length >= 4) {
+  console.log(writePlanInputs(process.argv[3], Number(process.argv[2])));
 }
-const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-process.stdout.write(JSON.stringify({ mode, nodes: n, ms: Math.round(ms * 10) / 10, peakRssMiB: Math.round(peakRssMiB), peerEntries: peers }) + '\n');

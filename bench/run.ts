@@ -15,7 +15,7 @@ import type { AgentFigures, NebulaFigures } from './agent.ts';
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** Part → script and time limit (seconds). lab and control are included when their scripts exist. */
 const PARTS: Record<string, { script: string; limitS: number }> = {
-  plan: { script: 'plan.ts', limitS: 300 },
+  plan: { script: 'plan.ts', limitS: 900 },
   apply: { script: 'apply.ts', limitS: 300 },
   dataplane: { script: 'dataplane.ts', limitS: 900 },
   admin: { script: 'admin.ts', limitS: 120 },
@@ -172,19 +172,26 @@ function chart(file: string, svg: string): string {
 }
 
 function planMd(r: Obj): string[] {
-  const curve = (r.curve as { nodes: number; ms: number; peakRssMiB: number; peerEntries: number }[] | undefined) ?? [];
-  const md = table(
-    ['nodes', 'plan ms (median)', 'peak RSS MiB', 'peer entries'],
-    curve.map((c) => [c.nodes, c.ms, c.peakRssMiB, c.peerEntries]),
-  );
-  const re = r.replan1000plus1 as Obj | undefined;
-  if (re) md.push(...table(['re-plan 1,000 + 1 node', 'ms', 'peak RSS MiB'], [['', re.ms, re.peakRssMiB]]));
+  type Run = { ms: number; cpuMs?: number; peakRssMiB: number; bytes: number };
+  type Point = Run & { nodes: number; part?: Run; replan?: Run; full?: Run; baseline?: Run };
+  const curve = (r.curve as Point[] | undefined) ?? [];
+  const t = (x: Run | undefined) => (x ? `${x.ms}${x.cpuMs !== undefined ? ` (${x.cpuMs})` : ''}` : '');
+  const mb = (x: Run | undefined) => (x?.bytes !== undefined ? (x.bytes / 2 ** 20).toFixed(x.bytes < 2 ** 20 ? 2 : 1) : '');
+  const md = [
+    '`zmesh plan` as a process (wall ms, CPU ms in parentheses; MiB written; peak RSS MiB). Compact plan (default), one node\'s part, re-plan n−1 + 1, full form (`--expand`), and the CLI before the compact form (baseline) where measured.',
+    '',
+    ...table(
+      ['nodes', 'plan ms', 'plan RSS', 'plan MiB', 'part ms', 'part MiB', 're-plan +1 ms', 'full ms', 'full RSS', 'full MiB', 'baseline ms', 'baseline RSS', 'baseline MiB'],
+      curve.map((c) => [c.nodes, t(c), c.peakRssMiB, mb(c), t(c.part), mb(c.part), t(c.replan), t(c.full), c.full?.peakRssMiB ?? '', mb(c.full), t(c.baseline), c.baseline?.peakRssMiB ?? '', mb(c.baseline)]),
+    ),
+  ];
   md.push(`Targets: ${cell(r.targets)}`, '');
   if (curve.length > 1) {
+    const series = (name: string, f: (c: Point) => number | undefined) => ({ name, points: curve.filter((c) => f(c) !== undefined).map((c): [number, number] => [c.nodes, f(c)!]) });
     md.push(
-      chart('plan-scale.svg', lineChart({ title: 'Planner: one full-mesh network', xLabel: 'nodes', yLabel: 'ms to plan', series: [{ name: 'plan time (ms)', points: curve.map((c) => [c.nodes, c.ms]) }] })),
+      chart('plan-scale.svg', lineChart({ title: 'zmesh plan (whole process)', xLabel: 'nodes', yLabel: 'ms', series: [series('compact plan', (c) => c.ms), series('part of one node', (c) => c.part?.ms), series('re-plan +1', (c) => c.replan?.ms), series('full form', (c) => c.full?.ms), series('before (full)', (c) => c.baseline?.ms)] })),
       '',
-      chart('plan-memory.svg', lineChart({ title: 'Planner: peak memory', xLabel: 'nodes', yLabel: 'MiB', series: [{ name: 'peak RSS (MiB)', points: curve.map((c) => [c.nodes, c.peakRssMiB]) }] })),
+      chart('plan-memory.svg', lineChart({ title: 'zmesh plan: peak memory and plan size', xLabel: 'nodes', yLabel: 'MiB', series: [series('peak RSS', (c) => c.peakRssMiB), series('plan size', (c) => c.bytes / 2 ** 20), series('peak RSS before', (c) => c.baseline?.peakRssMiB)] })),
       '',
     );
   }

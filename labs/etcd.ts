@@ -425,7 +425,7 @@ async function helperMain(cmd: string): Promise<void> {
     for (const [id, entries] of byBp) {
       const [t, b] = id.split('/');
       const a = assemblePlan(t, b, entries);
-      if (a) plans[id] = a.plan;
+      if (a) plans[id] = (await import('../src/plan/derive.ts')).expandPlan(a.plan); // stored compact: peers derived
     }
     const heads: Record<string, Record<string, number>> = {};
     const parts = await readPrefix(client, `${keys.prefix}/parts/`);

@@ -86,7 +86,7 @@ async function teardownHost(host: HostLayout, state: LabState, dir: string): Pro
     cgroups,
   );
   await run(['ip', 'netns', 'del', host.ns], { okCodes: [0, 1] });
-  await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1] });
+  await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1, 2] });
   if (host.role === 'node') {
     await releaseLoops(nodePaths(dir, host.name).dir);
     await removeCgroups(cgroups);
@@ -107,8 +107,8 @@ async function removeStale(prev: Layout | null, next: Layout, state: LabState, d
       if (!n || n.role !== h.role) await teardownHost(h, state, dir);
       else {
         // Same host, new attachment: drop its underlay link (the new one is made below).
-        await run(['ip', '-n', h.ns, 'link', 'del', 'eth0'], { okCodes: [0, 1] });
-        await run(['ip', '-n', h.upstreamNs, 'link', 'del', h.port], { okCodes: [0, 1] });
+        await run(['ip', '-n', h.ns, 'link', 'del', 'eth0'], { okCodes: [0, 1, 2] });
+        await run(['ip', '-n', h.upstreamNs, 'link', 'del', h.port], { okCodes: [0, 1, 2] });
       }
     }
   }
@@ -120,7 +120,7 @@ async function removeStale(prev: Layout | null, next: Layout, state: LabState, d
         return ino === null ? [] : [ino];
       });
       await run(['ip', 'netns', 'del', r.ns], { okCodes: [0, 1] });
-      await run(['ip', '-n', prev.internetNs, 'link', 'del', r.port], { okCodes: [0, 1] });
+      await run(['ip', '-n', prev.internetNs, 'link', 'del', r.port], { okCodes: [0, 1, 2] });
     }
   }
 }

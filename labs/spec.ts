@@ -6,7 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseYamlDocument } from '../src/yaml.ts';
 import { parseDuration } from '../src/agent/config.ts';
 import { loadBlueprintOrSigned, validateBlueprint, type Blueprint } from '../src/blueprint/index.ts';
-import { ValidationError, ZmeshError, type Problem } from '../src/errors.ts';
+import { ValidationError, ZmeshError, unknownField, type Problem } from '../src/errors.ts';
 import { parseCidr } from '../topology/cidr.ts';
 import { BASE_IMAGE } from '../runtime/image.ts';
 
@@ -126,7 +126,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   const raw = parseYamlDocument(text, 'lab spec');
   if (!isObj(raw)) throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'a lab spec is a YAML mapping', hint: 'see labs/README.md' }], 'lab spec');
   for (const k of Object.keys(raw)) {
-    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'].includes(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'see labs/README.md');
+    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'].includes(k)) problems.push(unknownField(k, k, ['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'], 'labs/README.md'));
   }
   const name = opts.name ?? raw.name;
   if (typeof name !== 'string' || !LAB_NAME_RE.test(name)) {
@@ -145,7 +145,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   list('nats').forEach((n, i) => {
     const at = `nats[${i}]`;
     if (!isObj(n) || typeof n.name !== 'string' || !LABEL.test(n.name)) return bad('E_NAME_FORMAT', at, 'a NAT router has a name (DNS label)', 'write {name: home}');
-    for (const k of Object.keys(n)) if (!['name', 'lan', 'type'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use name, lan, type');
+    for (const k of Object.keys(n)) if (!['name', 'lan', 'type'].includes(k)) problems.push(unknownField(`${at}.${k}`, k, ['name', 'lan', 'type'], 'labs/README.md'));
     if (n.type !== undefined && n.type !== 'cone' && n.type !== 'symmetric') bad('E_NAT_TYPE', `${at}.type`, `type ${JSON.stringify(n.type)} is not cone or symmetric`, 'write type: cone (the default) or type: symmetric');
     if (n.lan !== undefined) {
       const c = typeof n.lan === 'string' ? parseCidr(n.lan) : null;
@@ -161,7 +161,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
       return {};
     }
     const s: Shaping = {};
-    for (const k of Object.keys(v)) if (!['delay', 'loss', 'rate'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use delay, loss or rate');
+    for (const k of Object.keys(v)) if (!['delay', 'loss', 'rate'].includes(k)) problems.push(unknownField(`${at}.${k}`, k, ['delay', 'loss', 'rate'], 'labs/README.md'));
     if (v.delay !== undefined) {
       const d = parseDelay(v.delay);
       if (d === null) bad('E_SHAPING', `${at}.delay`, 'delay is a duration up to 10 s', 'e.g. 20ms');
@@ -185,7 +185,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   list('nodes').forEach((n, i) => {
     const at = `nodes[${i}]`;
     if (!isObj(n) || typeof n.name !== 'string' || !LABEL.test(n.name)) return bad('E_NAME_FORMAT', at, 'a node has a name (DNS label)', 'write {name: node-a}');
-    for (const k of Object.keys(n)) if (!['name', 'nat', 'shaping'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use name, nat, shaping');
+    for (const k of Object.keys(n)) if (!['name', 'nat', 'shaping'].includes(k)) problems.push(unknownField(`${at}.${k}`, k, ['name', 'nat', 'shaping'], 'labs/README.md'));
     if (n.nat !== undefined && (typeof n.nat !== 'string' || !natNames.has(n.nat))) bad('E_NAT_UNKNOWN', `${at}.nat`, `no NAT router ${String(n.nat)} in nats`, 'list it under nats');
     nodes.push({ name: n.name, nat: typeof n.nat === 'string' ? n.nat : undefined, shaping: shapingOf(n.shaping, `${at}.shaping`) });
   });
@@ -195,7 +195,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   list('tenants').forEach((t, i) => {
     const at = `tenants[${i}]`;
     if (!isObj(t) || typeof t.name !== 'string' || !LABEL.test(t.name)) return bad('E_NAME_FORMAT', at, 'a tenant has a name (DNS label)', 'write {name: acme, blueprints: [...]}');
-    for (const k of Object.keys(t)) if (!['name', 'key', 'blueprints'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use name, key, blueprints');
+    for (const k of Object.keys(t)) if (!['name', 'key', 'blueprints'].includes(k)) problems.push(unknownField(`${at}.${k}`, k, ['name', 'key', 'blueprints'], 'labs/README.md'));
     const tenant: TenantSpec = { name: t.name, blueprints: [] };
     if (t.key !== undefined) {
       if (typeof t.key !== 'string' || !t.key) bad('E_TYPE', `${at}.key`, 'key is a file name', 'name the tenant key file, or leave it out');
@@ -235,7 +235,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   list('devices').forEach((d, i) => {
     const at = `devices[${i}]`;
     if (!isObj(d) || typeof d.name !== 'string' || !LABEL.test(d.name)) return bad('E_NAME_FORMAT', at, 'a device has a name (DNS label)', 'write {name: laptop, tenant: acme, network: backend}');
-    for (const k of Object.keys(d)) if (!['name', 'tenant', 'blueprint', 'network', 'nat'].includes(k)) bad('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'use name, tenant, blueprint, network, nat');
+    for (const k of Object.keys(d)) if (!['name', 'tenant', 'blueprint', 'network', 'nat'].includes(k)) problems.push(unknownField(`${at}.${k}`, k, ['name', 'tenant', 'blueprint', 'network', 'nat'], 'labs/README.md'));
     const tenant = tenants.find((t) => t.name === d.tenant);
     if (!tenant) return bad('E_TENANT_UNKNOWN', `${at}.tenant`, `no tenant ${String(d.tenant)}`, 'name a tenant of this lab');
     if (d.nat !== undefined && (typeof d.nat !== 'string' || !natNames.has(d.nat))) bad('E_NAT_UNKNOWN', `${at}.nat`, `no NAT router ${String(d.nat)} in nats`, 'list it under nats');
@@ -285,7 +285,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
 
   const o = isObj(raw.options) ? raw.options : {};
   if (raw.options !== undefined && !isObj(raw.options)) bad('E_TYPE', 'options', 'options is a mapping', 'see labs/README.md');
-  for (const k of Object.keys(o)) if (!['reconcileInterval', 'convergeTimeout', 'logLevel'].includes(k)) bad('E_UNKNOWN_FIELD', `options.${k}`, `unknown field ${k}`, 'remove it');
+  for (const k of Object.keys(o)) if (!['reconcileInterval', 'convergeTimeout', 'logLevel'].includes(k)) problems.push(unknownField(`options.${k}`, k, ['reconcileInterval', 'convergeTimeout', 'logLevel'], 'labs/README.md'));
   const reconcileIntervalMs = durationOr(o.reconcileInterval, 10000);
   const convergeTimeoutMs = durationOr(o.convergeTimeout, 120000);
   if (reconcileIntervalMs === null) bad('E_DURATION', 'options.reconcileInterval', 'a duration like 10s', 'e.g. 10s');

@@ -1,6 +1,7 @@
 // The lab underlay: an "internet" namespace (one bridge, 203.0.113.0/24), NAT routers (SNAT with conntrack,
 // nftables) with a LAN bridge each, and per node or device a network namespace with a holder process that
 // owns a mount namespace with a private /run. Every step reads first and creates only what is missing.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ZmeshError } from '../src/errors.ts';
 import { INET_BRIDGE, INTERNET_GW, LAN_BRIDGE, UNDERLAY_IF, WAN_LINK, type HostLayout, type Layout, type NatLayout } from './layout.ts';
@@ -89,13 +90,22 @@ export function natRuleset(type: 'cone' | 'symmetric' = 'cone'): string {
   ].join('\n');
 }
 
+/** A NAT router's LAN bridge MAC: locally administered, fixed per router namespace. */
+export function lanBridgeMac(ns: string): string {
+  const h = createHash('sha256').update(ns).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
 export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
   const ns = nat.ns;
   await ensureNetns(ns);
   const l = await links(ns);
   const batch: string[] = [];
   if (!l.has(LAN_BRIDGE)) {
-    batch.push(`link add ${LAN_BRIDGE} type bridge`, `addr add ${nat.lanGateway}/${nat.lan.split('/')[1]} dev ${LAN_BRIDGE}`, `link set ${LAN_BRIDGE} up`);
+    // The bridge's MAC pinned (a bridge otherwise takes its lowest port's, and changes it when ports come and go —
+    // a reboot, a delay line spliced in —: hosts then send to a gateway MAC that is gone, the frames are bridged,
+    // and conntrack keeps an un-NATed entry for the flow that the hidden nodes' 25 s keepalives never let expire).
+    batch.push(`link add ${LAN_BRIDGE} address ${lanBridgeMac(nat.ns)} type bridge`, `addr add ${nat.lanGateway}/${nat.lan.split('/')[1]} dev ${LAN_BRIDGE}`, `link set ${LAN_BRIDGE} up`);
   }
   if (batch.length) await run(['ip', '-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
   if (!l.has(WAN_LINK)) {

@@ -16,12 +16,71 @@ function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/** Why a peer's endpoint is set, or left as it is (endpointDecision). */
+export type EndpointReason =
+  /** WireGuard already uses the planned endpoint. */
+  | 'current'
+  /** The plan names none: a learnt endpoint is never cleared. */
+  | 'not-planned'
+  /** A direct-path probe moves it (DesiredPeer.forceEndpoint). */
+  | 'forced'
+  /** The plan itself changed the endpoint since the last apply: the planned one wins at once. */
+  | 'replanned'
+  /** The plan names what it named before, and the peer had a handshake within the roam window: it roamed, keep it. */
+  | 'roamed'
+  /** No handshake within the roam window: the planned endpoint is set. */
+  | 'no-session';
+
+export interface EndpointInput {
+  /** The endpoint the plan names now (canonical), or null. */
+  planned: string | null;
+  /** The endpoint WireGuard uses (what `wg show endpoints` reports), or null. */
+  actual: string | null;
+  /** The peer's latest handshake, seconds since the epoch (0: none). */
+  latestHandshake: number;
+  /**
+   * The endpoint the plan named at the previous apply that reached this peer (the driver remembers it), or
+   * undefined when not known (a peer never configured by this driver's state directory): then the roam window
+   * alone decides.
+   */
+  plannedBefore: string | null | undefined;
+  force?: boolean;
+  nowSec: number;
+  roamWindowSec?: number;
+}
+
+/**
+ * Endpoint authority (issue #21): a roamed endpoint — WireGuard's differs from the plan's — is kept only while
+ * the plan still names the endpoint it named when the roaming was seen, and only while the peer had a handshake
+ * within the roam window (180 s); when the plan itself changes a peer's endpoint, the planned one wins at once.
+ * Pure.
+ */
+export function endpointDecision(i: EndpointInput): { set: boolean; reason: EndpointReason } {
+  if (i.planned === null) return { set: false, reason: 'not-planned' };
+  if (i.planned === i.actual) return { set: false, reason: 'current' };
+  if (i.force) return { set: true, reason: 'forced' };
+  if (i.plannedBefore !== undefined && i.plannedBefore !== i.planned) return { set: true, reason: 'replanned' };
+  const recent = i.latestHandshake > 0 && i.nowSec - i.latestHandshake < (i.roamWindowSec ?? ROAM_WINDOW_SEC);
+  return recent ? { set: false, reason: 'roamed' } : { set: true, reason: 'no-session' };
+}
+
+/** What the driver remembers after an apply that configured these peers: each one's planned endpoint. */
+export function plannedEndpoints(desired: DesiredPeer[]): Map<string, string | null> {
+  return new Map(desired.map((p) => [p.publicKey, p.endpoint]));
+}
+
 /**
  * Per-peer changes: add missing peers, update the fields that differ, remove peers not desired.
- * An endpoint is not overwritten while the peer had a handshake within `roamWindowSec` (it roamed), and a
- * desired null endpoint never clears a learnt one.
+ * The endpoint follows endpointDecision: `plannedBefore` holds the endpoints the plan named at the previous
+ * apply (by public key; a peer missing from it is judged by the roam window alone).
  */
-export function diffPeers(desired: DesiredPeer[], actual: WgPeer[], nowSec: number, roamWindowSec = ROAM_WINDOW_SEC): PeerOp[] {
+export function diffPeers(
+  desired: DesiredPeer[],
+  actual: WgPeer[],
+  nowSec: number,
+  roamWindowSec = ROAM_WINDOW_SEC,
+  plannedBefore: ReadonlyMap<string, string | null> = new Map(),
+): PeerOp[] {
   const have = new Map(actual.map((p) => [p.publicKey, p]));
   const want = new Set(desired.map((p) => p.publicKey));
   const ops: PeerOp[] = [];
@@ -37,12 +96,18 @@ export function diffPeers(desired: DesiredPeer[], actual: WgPeer[], nowSec: numb
     }
     const op: PeerOp = { op: 'update', publicKey: d.publicKey };
     let changed = false;
-    if (d.endpoint !== null && d.endpoint !== a.endpoint) {
-      const roamed = !d.forceEndpoint && a.latestHandshake > 0 && nowSec - a.latestHandshake < roamWindowSec;
-      if (!roamed) {
-        op.endpoint = d.endpoint;
-        changed = true;
-      }
+    const ep = endpointDecision({
+      planned: d.endpoint,
+      actual: a.endpoint,
+      latestHandshake: a.latestHandshake,
+      plannedBefore: plannedBefore.get(d.publicKey),
+      force: d.forceEndpoint === true,
+      nowSec,
+      roamWindowSec,
+    });
+    if (ep.set) {
+      op.endpoint = d.endpoint!;
+      changed = true;
     }
     if (!sameList(d.allowedIps, canonList(a.allowedIps))) {
       op.allowedIps = d.allowedIps;
@@ -70,8 +135,9 @@ export function diffWireguard(
   actual: WgDevice | null,
   nowSec: number,
   roamWindowSec = ROAM_WINDOW_SEC,
+  plannedBefore: ReadonlyMap<string, string | null> = new Map(),
 ): WgDiff {
-  const change: WgChange = { peers: diffPeers(desired.peers, actual?.peers ?? [], nowSec, roamWindowSec) };
+  const change: WgChange = { peers: diffPeers(desired.peers, actual?.peers ?? [], nowSec, roamWindowSec, plannedBefore) };
   if (!actual || actual.listenPort !== desired.listenPort) change.listenPort = desired.listenPort;
   return { change, needsPrivateKey: !actual || actual.publicKey !== desired.publicKey };
 }

@@ -3,15 +3,17 @@
 import { openSealed, X25519Secret, x25519PublicKey, type Key } from '../src/crypto/index.ts';
 import { sealContext } from '../src/plan/types.ts';
 import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
-import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent, ROAM_WINDOW_SEC } from './diff.ts';
+import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent, plannedEndpoints, ROAM_WINDOW_SEC } from './diff.ts';
+import { PlannedEndpoints } from './planned.ts';
 import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts';
 import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
 import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layout } from './layout.ts';
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
-import { policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
+import { firewallCounters, policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
 import { CommandError, ExecaRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
 import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
+import { join } from 'node:path';
 import type {
   ActualResource,
   ApplyReport,
@@ -114,9 +116,12 @@ export class Driver {
   private tuningInForce: Tuning;
   private build: WireguardGoBuild | null = null;
   private readonly tuner: SocketTuner;
+  /** Per network and peer, the endpoint the plan named at the last apply (endpoint authority, docs/netns.md). */
+  private readonly planned: PlannedEndpoints;
 
   constructor(opts: DriverOptions = {}) {
     this.opts = opts;
+    this.planned = new PlannedEndpoints(join(opts.stateDir ?? '/run/zmesh', 'endpoints'));
     this.runner = opts.runner ?? new ExecaRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
     this.tuningInForce = resolveTuning(opts.tuning);
     const problems = validateTuning(this.tuningInForce);
@@ -136,6 +141,11 @@ export class Driver {
   /** The wireguard-go build (userspace backend), once the backend is detected; null before or with the kernel. */
   get wireguardGo(): WireguardGoBuild | null {
     return this.build;
+  }
+
+  /** Live wireguard-go daemons still running a binary that was since replaced on disk (an upgrade). */
+  staleDaemons(): { ifname: string; pid: number }[] {
+    return this.daemons.staleDaemons();
   }
 
   /** Settles when background tuning (sockets of fresh daemons) is done. */
@@ -259,6 +269,7 @@ export class Driver {
     }
     // Nothing of a network that is still desired is removed, even when its desired entry was invalid.
     for (const id of [...removeIds].sort()) removed.push(await this.remove(run, host, hostNft, id));
+    this.planned.prune(desiredIds);
 
     return {
       ok: resources.every((r) => r.ok) && removed.every((r) => r.ok),
@@ -475,7 +486,7 @@ export class Driver {
     // WireGuard: key, port and peers, one by one, in one `wg set`.
     if (wgReady) {
       await step('wireguard configuration', ['wg'], async () => {
-        const diff = diffWireguard(layout.wg, wgDev, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC);
+        const diff = diffWireguard(layout.wg, wgDev, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC, this.planned.get(d.networkId));
         const change = diff.change;
         if (diff.needsPrivateKey) {
           const priv = openSealed(d.resource.sealedPrivateKey, secret, sealContext(d.networkId, d.resource.node));
@@ -488,6 +499,8 @@ export class Driver {
         for (const c of cmds) {
           await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
         }
+        // Remembered only once WireGuard took the peers (a failed `wg set` is judged as re-planned again).
+        this.planned.set(d.networkId, plannedEndpoints(layout.wg.peers));
         if (change.privateKey !== undefined) say([`wireguard: private key set (public ${layout.wg.publicKey})`]);
         if (change.listenPort !== undefined) say([`wireguard: listen-port ${change.listenPort}`]);
         const lines = change.peers.map(peerLine);
@@ -620,6 +633,7 @@ export class Driver {
     }
     const tenantTable = (tenantNft ?? []).find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant);
     const policy = tenantTable ? policyCounters(tenantTable.rules) : null;
+    const firewall = tenantTable ? firewallCounters(tenantTable.rules) : null;
     return {
       networkId: names.id,
       namespace: names.ns,
@@ -647,6 +661,7 @@ export class Driver {
       hostLink: hostLink ? toActualLink(hostLink) : null,
       nft,
       ...(policy ? { policy } : {}),
+      ...(firewall ? { firewall } : {}),
     };
   }
 
@@ -712,11 +727,14 @@ export class Driver {
       const names = namesFor(networkId);
       const dev = backend.kind === 'kernel' ? await readWg(run, names.wg, names.ns) : await readUapi(this.daemons.socket(names.wg)).catch(() => null);
       if (!dev) return [];
-      const ops = diffPeers(normalizePeers(peers), dev.peers, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC).filter((o) => o.op !== 'remove');
-      if (!ops.length) return [];
-      for (const c of buildWgSet(names.wg, { peers: ops }, SECRET_FILE)) {
+      const want = normalizePeers(peers);
+      const before = this.planned.get(networkId);
+      const ops = diffPeers(want, dev.peers, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC, before).filter((o) => o.op !== 'remove');
+      for (const c of ops.length ? buildWgSet(names.wg, { peers: ops }, SECRET_FILE) : []) {
         await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
       }
+      // The peers given here (all of them exist now); the others keep what the last apply remembered.
+      this.planned.set(networkId, new Map([...before, ...plannedEndpoints(want)]));
       return ops.map(peerLine);
     });
   }

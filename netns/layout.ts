@@ -168,13 +168,15 @@ export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftT
 
 export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
-  const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} drop` }] : []);
+  // Every drop rule counts what it drops (`zmesh diagnose` and GET /v1/networks show it): a counter is only
+  // touched by packets the rule matches, so the common path pays nothing.
+  const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} counter drop` }] : []);
   const devices = [...new Set(egressDevices.map(canonicalCidr))].sort();
   const tunnelEgress = egress
     ? [
         {
           tag: 'tunnel-egress',
-          rule: `iifname "${names.wg}" oifname ${outside} ${devices.length ? `ip saddr != { ${devices.join(', ')} } ` : ''}drop`,
+          rule: `iifname "${names.wg}" oifname ${outside} ${devices.length ? `ip saddr != { ${devices.join(', ')} } ` : ''}counter drop`,
         },
       ]
     : [];
@@ -185,7 +187,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
     egress
       ? [
           { tag: `${dir}-established`, rule: 'ct state established,related accept' },
-          { tag: `${dir}-drop-outside`, rule: `iifname ${outside} drop` },
+          { tag: `${dir}-drop-outside`, rule: `iifname ${outside} counter drop` },
         ]
       : [];
   const chains: NftTableSpec['chains'] = [

@@ -72,6 +72,8 @@ export interface NftRule {
   comment: string | null;
   /** The rule's `counter` statement (the first one), when it has one. */
   counter?: { packets: number; bytes: number };
+  /** The rule's verdict, when it ends in accept or drop. */
+  verdict?: 'accept' | 'drop';
 }
 
 export interface NftSet {
@@ -317,6 +319,18 @@ function ruleCounter(expr: unknown): { packets: number; bytes: number } | null {
   return null;
 }
 
+/** The verdict statement of a rule's expressions (`{"accept": null}`, `{"drop": null}`), when there is one. */
+function ruleVerdict(expr: unknown): 'accept' | 'drop' | null {
+  if (!Array.isArray(expr)) return null;
+  for (const e of expr as unknown[]) {
+    if (e && typeof e === 'object') {
+      if ('accept' in e) return 'accept';
+      if ('drop' in e) return 'drop';
+    }
+  }
+  return null;
+}
+
 /** `nft -j list ruleset` (or `list table`) → tables with their chains, rules (comment, counter) and named sets. */
 export function parseNftRuleset(input: string | unknown): NftTable[] {
   const v = readJson(input, 'nft');
@@ -346,6 +360,8 @@ export function parseNftRuleset(input: string | unknown): NftTable[] {
       const rule: NftRule = { chain: String(r.chain), handle: num(r.handle) ?? 0, comment: str(r.comment) };
       const counter = ruleCounter(r.expr);
       if (counter) rule.counter = counter;
+      const verdict = ruleVerdict(r.expr);
+      if (verdict) rule.verdict = verdict;
       tables.get(key(r.family, r.table))?.rules.push(rule);
     }
   }
@@ -392,4 +408,41 @@ export function policyCounters(rules: NftRule[]): PolicyCounters | null {
   }
   if (!any) return null;
   return { rules: [...byIndex.values()].sort((a, b) => a.index - b.index), default: def };
+}
+
+/** What a tenant table's counting rules matched since the table was written (`zmesh diagnose`). */
+export interface FirewallCounters {
+  /** Per rule tag (`fwd-spoof`, `tunnel-egress`, `r0-tcp`, `default-drop`, …; the chains of one tag summed), in table order. */
+  rules: { tag: string; verdict: 'accept' | 'drop'; packets: number; bytes: number }[];
+  /** Every counted drop, summed. */
+  dropped: { packets: number; bytes: number };
+  /** Every counted accept (the policy's rules, its default-allow), summed. */
+  accepted: { packets: number; bytes: number };
+}
+
+const ZMESH_TAG = /^zmesh:[0-9a-f]{1,64}:([a-z0-9-]{1,64})$/;
+
+/**
+ * The packet and byte counters of a zmesh table's rules: those with a counter, a verdict and a zmesh comment
+ * (`zmesh:<hash>:<tag>`). Null when there is none (a table written before its drop rules counted).
+ */
+export function firewallCounters(rules: NftRule[]): FirewallCounters | null {
+  const byTag = new Map<string, FirewallCounters['rules'][number]>();
+  const dropped = { packets: 0, bytes: 0 };
+  const accepted = { packets: 0, bytes: 0 };
+  for (const r of rules) {
+    if (!r.counter || !r.verdict || r.comment === null) continue;
+    const tag = ZMESH_TAG.exec(r.comment)?.[1];
+    if (!tag) continue;
+    const key = `${r.verdict} ${tag}`;
+    const c = byTag.get(key) ?? { tag, verdict: r.verdict, packets: 0, bytes: 0 };
+    c.packets += r.counter.packets;
+    c.bytes += r.counter.bytes;
+    byTag.set(key, c);
+    const sum = r.verdict === 'drop' ? dropped : accepted;
+    sum.packets += r.counter.packets;
+    sum.bytes += r.counter.bytes;
+  }
+  if (byTag.size === 0) return null;
+  return { rules: [...byTag.values()], dropped, accepted };
 }

@@ -1,7 +1,7 @@
 // Public types of the netns driver: what it is asked for (DesiredResource) and what it reports.
 import type { CompiledPolicy } from '../src/plan/policy.ts';
 import type { Resource } from '../src/plan/types.ts';
-import type { PolicyCounters } from './parse.ts';
+import type { FirewallCounters, PolicyCounters } from './parse.ts';
 import type { SocketTuning } from './tuning.ts';
 
 /** One network resource this node must host: a planned Resource plus the network-level facts it needs. */
@@ -88,6 +88,8 @@ export interface ActualResource {
   nft: { table: string; where: 'tenant' | 'host'; rules: number; current: boolean }[];
   /** The network policy's rule counters in the tenant table (docs/policy.md); absent when it has no policy. */
   policy?: PolicyCounters;
+  /** The tenant table's counting rules: packets and bytes each dropped or accepted (absent: none counted). */
+  firewall?: FirewallCounters;
   /** wireguard-go's UDP sockets as the driver tuned them, with their drop counter (userspace backend, tuning on). */
   tuning?: SocketTuning & { drops: number };
 }

@@ -7,7 +7,7 @@
 //    working after its tun moved (it notices up/down by polling, within ~1 s) and exits when the tun is deleted.
 // The daemon is supervised: a dead daemon is replaced at the next apply (and reported at once through
 // onDaemonExit), a driver restart adopts a live daemon it owns (pidfile + /proc cmdline) or replaces it.
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { buildIpBatch, ip } from './build.ts';
@@ -260,6 +260,36 @@ export class Daemons {
   }
 
   /** Sockets and pidfiles of w-<id> interfaces (two directory listings: cheap enough for every apply). */
+  /**
+   * Our live daemons that run another executable than the one installed now (a package upgrade replaced
+   * wireguard-go on disk; the running ones keep the old build until they are restarted). Compared by inode:
+   * /proc/PID/exe still names the old file after it was replaced.
+   */
+  staleDaemons(): { ifname: string; pid: number }[] {
+    const installed = resolveOnPath(this.binary);
+    if (installed === null) return [];
+    let want;
+    try {
+      want = statSync(installed);
+    } catch {
+      return [];
+    }
+    const out: { ifname: string; pid: number }[] = [];
+    for (const f of this.files()) {
+      if (f.kind !== 'pidfile') continue;
+      const ifname = basename(f.name, '.pid');
+      const pid = this.livePid(ifname);
+      if (pid === null) continue;
+      try {
+        const exe = statSync(`/proc/${pid}/exe`);
+        if (exe.ino !== want.ino || exe.dev !== want.dev) out.push({ ifname, pid });
+      } catch {
+        /* gone meanwhile, or not ours to read */
+      }
+    }
+    return out;
+  }
+
   files(): OwnedThing[] {
     const out: OwnedThing[] = [];
     for (const [dir, kind, ext] of [
@@ -385,4 +415,20 @@ export async function detectBackend(run: Runner, choice: BackendChoice = 'auto')
 export function makeBackend(kind: BackendKind, opts: BackendOptions = {}): WgBackend {
   const daemons = new Daemons(opts);
   return kind === 'kernel' ? new KernelBackend(daemons) : new UserspaceBackend(daemons);
+}
+
+/** An executable name resolved the way the runner's PATH does (a path with a slash is taken as it is). */
+export function resolveOnPath(bin: string, path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
+  if (bin.includes('/')) return bin;
+  for (const dir of path.split(':')) {
+    if (!dir) continue;
+    const f = join(dir, bin);
+    try {
+      accessSync(f, constants.X_OK);
+      return f;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
 }

@@ -37,6 +37,29 @@ if [[ "${ZMESH_WIREGUARD_GO:-batched}" != distro ]] && ! dpkg --compare-versions
   fi
 fi
 
+# Keep trixie's wireguard-go updated, and nothing else from trixie: a permanent source for trixie (with its
+# updates and security suites) pinned so that apt never picks a trixie package (priority -10) except wireguard-go
+# (990): `apt-get upgrade` then follows trixie's (security) updates of wireguard-go and moves nothing else.
+# `zmesh status` warns about daemons still running a replaced binary (docs/agent.md).
+TRIXIE_SOURCES=/etc/apt/sources.list.d/zmesh-trixie.sources
+TRIXIE_PIN=/etc/apt/preferences.d/zmesh-wireguard-go
+if [[ "${ZMESH_WIREGUARD_GO:-batched}" != distro ]] && dpkg --compare-versions "$(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null || echo 0)" ge "$WG_GO_BATCHED"; then
+  want_pin=$(for suite in trixie trixie-updates trixie-security; do
+    printf '%s\n' "Explanation: zmesh: nothing from $suite unless named below" 'Package: *' "Pin: release n=$suite" 'Pin-Priority: -10' ''
+    printf '%s\n' "Explanation: zmesh: wireguard-go follows $suite (batched I/O, security updates)" 'Package: wireguard-go' "Pin: release n=$suite" 'Pin-Priority: 990' ''
+  done)
+  want_sources=$(printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: trixie trixie-updates' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' 'Types: deb' 'URIs: http://deb.debian.org/debian-security' \
+    'Suites: trixie-security' 'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg')
+  # The pin first: a source without it would offer all of trixie to the next upgrade.
+  if [[ "$(cat "$TRIXIE_PIN" 2>/dev/null)" != "$want_pin" ]]; then printf '%s\n' "$want_pin" >"$TRIXIE_PIN"; fi
+  if [[ "$(cat "$TRIXIE_SOURCES" 2>/dev/null)" != "$want_sources" ]]; then
+    printf '%s\n' "$want_sources" >"$TRIXIE_SOURCES"
+    echo "zmesh: pinned wireguard-go to trixie ($TRIXIE_PIN); updating apt's lists" >&2
+    apt-get update -qq || echo "zmesh: apt-get update failed; wireguard-go updates will show after the next successful one" >&2
+  fi
+fi
+
 # Bookworm's wireguard-go (before batching), unpacked aside, not installed: the tests check the driver's tuning
 # for that build too, and the benchmark compares both builds.
 WG_GO_BOOKWORM=0.0.20220316-1+b4

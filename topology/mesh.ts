@@ -8,8 +8,11 @@
 //  - hidden H's entry for every other hidden node G of the network (a *direct peer*): no allowed-ips, no endpoint,
 //    and `directSubnet` = G's subnet. The node itself moves G's subnet onto it once a direct path to G is proven
 //    (topology/paths.ts); the plan never routes anything to it.
-// Work is O(members + public²) array slots; the entry for a public node is one shared object, the same in
-// every other public node's list (treat plans as immutable).
+// meshIndex does the shared work once per network (O(n log n)); memberPeers then gives one member's list in O(n)
+// (a node part), buildMesh every list: O(members + public²) array slots. The entry for a public node is one
+// shared object, the same in every other public node's list (treat plans as immutable). This is the only place
+// peers are made: the planner's full form, node parts, the etcd controller and `zmesh plan --expand/--part` all
+// come through memberPeers (src/plan/derive.ts).
 import type { Peer } from '../src/plan/types.ts';
 import { cidrExclude, formatCidr, parseCidr, type Cidr } from './cidr.ts';
 
@@ -44,23 +47,34 @@ function byId(a: { id: string }, b: { id: string }): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-function byNode(a: Peer, b: Peer): number {
-  return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
-}
-
 function sortCidrTexts(list: string[]): string[] {
   const parsed = list.map((t) => parseCidr(t) as Cidr);
   parsed.sort((a, b) => a.base - b.base || a.prefix - b.prefix);
   return parsed.map(formatCidr);
 }
 
-/** Peers of every node member (devices get their single peer in their wg-quick config, not here). */
-export function buildMesh(range: string, members: MeshMember[], opts: MeshOptions): Map<string, Peer[]> {
+/**
+ * What the peer lists of one network share, built once in O(n log n): the public nodes in order, who enters
+ * through each, and the entry of each public / hidden node as the others see it (shared, frozen objects).
+ */
+export interface MeshIndex {
+  range: Cidr;
+  keepalive: number;
+  byId: Map<string, MeshMember>;
+  /** Public nodes' entries as every other public node sees them, sorted by node. */
+  publicEntries: Peer[];
+  /** Hidden and device members behind each public node, sorted by id. */
+  behind: Map<string, MeshMember[]>;
+  /** Hidden nodes' direct-peer entries as every other hidden node sees them, sorted by node. */
+  directEntries: Peer[];
+}
+
+/** Indexes one network's members; throws MeshError when a member enters through anything but a public node. */
+export function meshIndex(range: string, members: MeshMember[], opts: MeshOptions): MeshIndex {
   const rangeCidr = parseCidr(range);
   if (!rangeCidr) throw new MeshError('E_CIDR_FORMAT', `bad range ${range}`, '');
   const publics = members.filter((m) => m.kind === 'node' && m.via === null).sort(byId);
-  const publicById = new Map(publics.map((p) => [p.id, p]));
-  const publicIds = new Set(publicById.keys());
+  const byIdMap = new Map(members.map((m) => [m.id, m]));
   const behind = new Map<string, MeshMember[]>();
   for (const p of publics) {
     if (!p.endpoint) throw new MeshError('E_PUBLIC_NO_ENDPOINT', `public node ${p.id} has no endpoint`, p.id);
@@ -68,95 +82,123 @@ export function buildMesh(range: string, members: MeshMember[], opts: MeshOption
   }
   for (const m of members) {
     if (m.via === null) continue;
-    if (!publicIds.has(m.via)) {
-      throw new MeshError('E_ACCESS_NODE', `${m.id} enters through ${m.via}, which is not a public node of the network`, m.id);
-    }
-    behind.get(m.via)!.push(m);
+    const list = behind.get(m.via);
+    if (!list) throw new MeshError('E_ACCESS_NODE', `${m.id} enters through ${m.via}, which is not a public node of the network`, m.id);
+    list.push(m);
   }
-
-  // One shared, frozen entry per public node, as every other public node sees it.
-  const publicEntry = new Map<string, Peer>();
-  for (const p of publics) {
+  for (const list of behind.values()) list.sort(byId);
+  const publicEntries = publics.map((p) => {
     const extra = behind.get(p.id)!.map((m) => m.subnet);
-    publicEntry.set(
-      p.id,
-      Object.freeze({
-        node: p.id,
-        kind: 'node',
-        publicKey: p.publicKey,
-        endpoint: p.endpoint,
-        allowedIps: Object.freeze(extra.length ? sortCidrTexts([p.subnet, ...extra]) : [p.subnet]) as string[],
-        persistentKeepalive: null,
-      }) as Peer,
-    );
-  }
-  const ordered = publics.map((p) => publicEntry.get(p.id)!);
-
-  const out = new Map<string, Peer[]>();
-  for (const p of publics) {
-    const local: Peer[] = behind
-      .get(p.id)!
-      .map((m) => ({
-        node: m.id,
-        kind: m.kind,
-        publicKey: m.publicKey,
-        endpoint: null,
-        allowedIps: [m.subnet],
-        persistentKeepalive: null,
-      }))
-      .sort(byNode);
-    // Merge the globally sorted public entries (minus self) with the sorted local ones.
-    const peers: Peer[] = new Array(ordered.length - 1 + local.length);
-    let i = 0;
-    let j = 0;
-    let k = 0;
-    while (i < ordered.length || j < local.length) {
-      if (i < ordered.length && ordered[i].node === p.id) {
-        i++;
-        continue;
-      }
-      if (j >= local.length || (i < ordered.length && ordered[i].node < local[j].node)) peers[k++] = ordered[i++];
-      else peers[k++] = local[j++];
-    }
-    out.set(p.id, peers);
-  }
-  const hidden = members.filter((m) => m.kind === 'node' && m.via !== null).sort(byId);
-  // One shared, frozen direct-peer entry per hidden node, as every other hidden node sees it.
-  const directEntry = hidden.map(
-    (m) =>
-      Object.freeze({
-        node: m.id,
-        kind: 'node',
-        publicKey: m.publicKey,
-        endpoint: null,
-        allowedIps: Object.freeze([]) as unknown as string[],
-        persistentKeepalive: null,
-        directSubnet: m.subnet,
-      }) as Peer,
-  );
-  for (const m of hidden) {
-    const access = publicById.get(m.via!)!;
-    const own = parseCidr(m.subnet) as Cidr;
-    const relay: Peer = {
-      node: access.id,
+    return Object.freeze({
+      node: p.id,
       kind: 'node',
-      publicKey: access.publicKey,
-      endpoint: access.endpoint,
-      allowedIps: cidrExclude(rangeCidr, own).map(formatCidr),
-      persistentKeepalive: opts.hiddenKeepalive,
-    };
-    const peers: Peer[] = [];
-    let placed = false;
-    for (const d of directEntry) {
-      if (d.node === m.id) continue;
-      if (!placed && relay.node < d.node) {
-        peers.push(relay);
-        placed = true;
-      }
-      peers.push(d);
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: Object.freeze(extra.length ? sortCidrTexts([p.subnet, ...extra]) : [p.subnet]) as string[],
+      persistentKeepalive: null,
+    }) as Peer;
+  });
+  const directEntries = members
+    .filter((m) => m.kind === 'node' && m.via !== null)
+    .sort(byId)
+    .map(
+      (m) =>
+        Object.freeze({
+          node: m.id,
+          kind: 'node',
+          publicKey: m.publicKey,
+          endpoint: null,
+          allowedIps: Object.freeze([]) as unknown as string[],
+          persistentKeepalive: null,
+          directSubnet: m.subnet,
+        }) as Peer,
+    );
+  return { range: rangeCidr, keepalive: opts.hiddenKeepalive, byId: byIdMap, publicEntries, behind, directEntries };
+}
+
+/**
+ * THE peer derivation: the peers of node member `id` (sorted by node), O(n). Devices get their single peer in
+ * their wg-quick config, not here ([] for a device or an unknown id). Entries shared between lists are frozen.
+ */
+export function memberPeers(ix: MeshIndex, id: string): Peer[] {
+  const m = ix.byId.get(id);
+  if (!m || m.kind !== 'node') return [];
+  return m.via === null ? publicPeers(ix, m) : hiddenPeers(ix, m);
+}
+
+/** memberPeers(ix, id).length without building the list, O(1). */
+export function memberPeerCount(ix: MeshIndex, id: string): number {
+  const m = ix.byId.get(id);
+  if (!m || m.kind !== 'node') return 0;
+  return m.via === null ? ix.publicEntries.length - 1 + ix.behind.get(m.id)!.length : ix.directEntries.length;
+}
+
+/** A public node's entries for the hidden nodes and devices that enter through it, sorted by node. */
+export function behindPeers(ix: MeshIndex, id: string): Peer[] {
+  return (ix.behind.get(id) ?? []).map((m) => ({
+    node: m.id,
+    kind: m.kind,
+    publicKey: m.publicKey,
+    endpoint: null,
+    allowedIps: [m.subnet],
+    persistentKeepalive: null,
+  }));
+}
+
+/** A hidden node's entry for its access node: the whole range minus its own subnet, with a keepalive. */
+export function relayPeer(ix: MeshIndex, id: string): Peer | null {
+  const m = ix.byId.get(id);
+  const access = m?.via ? ix.byId.get(m.via) : undefined;
+  if (!m || m.kind !== 'node' || !access) return null;
+  return {
+    node: access.id,
+    kind: 'node',
+    publicKey: access.publicKey,
+    endpoint: access.endpoint,
+    allowedIps: cidrExclude(ix.range, parseCidr(m.subnet) as Cidr).map(formatCidr),
+    persistentKeepalive: ix.keepalive,
+  };
+}
+
+function publicPeers(ix: MeshIndex, p: MeshMember): Peer[] {
+  const local = behindPeers(ix, p.id);
+  // Merge the sorted public entries (minus self) with the sorted local ones.
+  const ordered = ix.publicEntries;
+  const peers: Peer[] = new Array(ordered.length - 1 + local.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < ordered.length || j < local.length) {
+    if (i < ordered.length && ordered[i].node === p.id) {
+      i++;
+      continue;
     }
-    if (!placed) peers.push(relay);
-    out.set(m.id, peers);
+    if (j >= local.length || (i < ordered.length && ordered[i].node < local[j].node)) peers[k++] = ordered[i++];
+    else peers[k++] = local[j++];
   }
+  return peers;
+}
+
+function hiddenPeers(ix: MeshIndex, m: MeshMember): Peer[] {
+  const relay = relayPeer(ix, m.id)!;
+  const peers: Peer[] = [];
+  let placed = false;
+  for (const d of ix.directEntries) {
+    if (d.node === m.id) continue;
+    if (!placed && relay.node < d.node) {
+      peers.push(relay);
+      placed = true;
+    }
+    peers.push(d);
+  }
+  if (!placed) peers.push(relay);
+  return peers;
+}
+
+/** Peers of every node member: memberPeers for each (O(members + public²) array slots). */
+export function buildMesh(range: string, members: MeshMember[], opts: MeshOptions): Map<string, Peer[]> {
+  const ix = meshIndex(range, members, opts);
+  const out = new Map<string, Peer[]>();
+  for (const m of [...members].sort(byId)) if (m.kind === 'node') out.set(m.id, memberPeers(ix, m.id));
   return out;
 }

@@ -104,8 +104,28 @@ function probe(candidate: number, input: PathInput, attempts: number, key: strin
   return { kind: 'probing', candidate, since: input.now, attempts, rx: input.rxBytes, firstRxAt: null, lastRxAt: null, candidates: key };
 }
 
+/**
+ * The state with no time later than `now`: the wall clock stepped back (NTP, an RTC reset). Without this a
+ * direct path's last receive an hour "in the future" would keep a dead path (a black hole) for that hour;
+ * with it the stale time counts from the step. A retry is never further than the longest backoff.
+ */
+function notAfter(s: PathState, now: number, p: PathParams): PathState {
+  const cap = (t: number) => Math.min(t, now);
+  switch (s.kind) {
+    case 'relay':
+      return s.since <= now && s.retryAt <= now + p.backoffMaxMs ? s : { ...s, since: cap(s.since), retryAt: Math.min(s.retryAt, now + p.backoffMaxMs) };
+    case 'probing':
+      return s.since <= now && (s.firstRxAt ?? 0) <= now && (s.lastRxAt ?? 0) <= now
+        ? s
+        : { ...s, since: cap(s.since), firstRxAt: s.firstRxAt === null ? null : cap(s.firstRxAt), lastRxAt: s.lastRxAt === null ? null : cap(s.lastRxAt) };
+    case 'direct':
+      return s.since <= now && s.lastRxAt <= now ? s : { ...s, since: cap(s.since), lastRxAt: cap(s.lastRxAt) };
+  }
+}
+
 /** One step: the next state from the previous one and a fresh reading. Pure. */
-export function stepPath(prev: PathState, input: PathInput, p: PathParams = PATH_PARAMS): PathState {
+export function stepPath(before: PathState, input: PathInput, p: PathParams = PATH_PARAMS): PathState {
+  const prev = notAfter(before, input.now, p);
   const key = input.candidates.join(',');
   // A counter that went down means the peer was recreated: start counting from here.
   const grew = input.rxBytes > prev.rx;

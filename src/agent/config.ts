@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseYamlDocument } from '../yaml.ts';
 import { parseSize } from '../blueprint/units.ts';
 import { Key } from '../crypto/keys.ts';
-import { ValidationError, type Problem } from '../errors.ts';
+import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
 import { checkEgressCidrs } from '../../netns/egress.ts';
 
@@ -74,7 +74,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'the config is a YAML mapping', hint: 'see examples/agent.yaml' }], 'agent config');
   }
   const c = raw as Record<string, unknown>;
-  for (const k of Object.keys(c)) if (!FIELDS.has(k)) bad('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'remove it (see docs/agent.md)');
+  for (const k of Object.keys(c)) if (!FIELDS.has(k)) problems.push(unknownField(k, k, [...FIELDS], 'docs/agent.md'));
   const path = (v: unknown) => (typeof v === 'string' && v ? (isAbsolute(v) ? v : resolve(baseDir, v)) : '');
   if (typeof c.nodeId !== 'string' || !LABEL.test(c.nodeId)) bad('E_NAME_FORMAT', 'nodeId', 'nodeId is a DNS label', 'use the id the node has in the inventory');
   if (!path(c.identityKeyFile)) bad('E_REQUIRED', 'identityKeyFile', 'identityKeyFile is required', 'name a file; it is generated (0600) on first start');

@@ -101,6 +101,29 @@ export function directPathCheck(peer: Peer, via: string | null, view: PathView |
   return { verdict: 'warn', detail: `${relay}: no handshake on any candidate (${cands}): a symmetric NAT or filtering on one side, or ${peer.node} is down; ${retry}` };
 }
 
+/** "3 packets, 180 B" */
+function packetsText(c: { packets: number; bytes: number }): string {
+  return `${c.packets} packet${c.packets === 1 ? '' : 's'}, ${c.bytes} B`;
+}
+
+/**
+ * The firewall check's detail: the zmesh tables with their rule counts, then what the tenant table's counting
+ * rules matched since it was written — dropped (each dropping rule that counted something: spoofed sources,
+ * tunnel traffic toward egress, new connections from the outside, the policy's default) and accepted by policy rules.
+ */
+export function firewallText(actual: Pick<ActualNetwork, 'firewall' | 'firewallCounters'> | null): string {
+  const tables = Object.entries(actual?.firewall ?? {}).map(([k, v]) => `${k}=${v}`);
+  const c = actual?.firewallCounters;
+  const parts = [tables.length ? tables.join(', ') : 'no tables'];
+  if (!c) parts.push(tables.length ? 'packet counters not read' : 'no counters');
+  else {
+    const drops = c.rules.filter((r) => r.verdict === 'drop' && r.packets > 0).map((r) => `${r.tag} ${r.packets}`);
+    parts.push(`dropped ${packetsText(c.dropped)}${drops.length ? ` (${drops.join(', ')})` : ''}`);
+    if (c.rules.some((r) => r.verdict === 'accept')) parts.push(`accepted by policy rules ${packetsText(c.accepted)}`);
+  }
+  return parts.join('; ');
+}
+
 export function ageText(sec: number): string {
   if (sec < 60) return `${sec}s ago`;
   if (sec < 3600) return `${Math.floor(sec / 60)}m${sec % 60 ? ` ${sec % 60}s` : ''} ago`;
@@ -127,8 +150,7 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   add('mtu', mtu === undefined ? 'skip' : mtu === input.expectedMtu ? 'pass' : 'fail', mtu === undefined ? 'no interface' : `MTU ${mtu}${mtu === input.expectedMtu ? '' : `, expected ${input.expectedMtu} (underlay − 80)`}`);
   const route = actual?.routes.find((x) => x.dst === desired.ipRange && x.dev === wgName);
   add('route', route ? 'pass' : 'fail', route ? `${desired.ipRange} via ${wgName}` : `no route for ${desired.ipRange} via ${wgName}`);
-  const fwDrops = Object.entries(actual?.firewall ?? {});
-  add('firewall', 'pass', fwDrops.length ? fwDrops.map(([k, v]) => `${k}=${v}`).join(', ') : 'no counters');
+  add('firewall', 'pass', firewallText(actual));
 
   const peers = input.peer ? r.peers.filter((p) => p.node === input.peer || p.publicKey === input.peer) : r.peers;
   if (input.peer && peers.length === 0) add('peer', 'fail', `${input.peer} is not a peer of this node in network ${desired.networkName} (hidden nodes reach others through their access node)`);

@@ -9,7 +9,7 @@
 //     reservedPorts: [51820]                   # ports the planner must not give this node
 //     controllerKeys: [<ed25519 public key>]   # apply only parts signed by one of these controllers
 import { isAbsolute, resolve } from 'node:path';
-import type { Problem } from '../errors.ts';
+import { unknownField, type Problem } from '../errors.ts';
 import { Key } from '../crypto/keys.ts';
 
 export interface AgentEtcdConfig {
@@ -45,7 +45,7 @@ export function parseEtcdSection(raw: unknown, baseDir: string, problems: Proble
     return undefined;
   }
   const c = raw as Record<string, unknown>;
-  for (const k of Object.keys(c)) if (!FIELDS.has(k)) bad(k, `unknown field ${k}`, 'remove it (see docs/control-plane.md)', 'E_UNKNOWN_FIELD');
+  for (const k of Object.keys(c)) if (!FIELDS.has(k)) problems.push(unknownField(`etcd.${k}`, k, [...FIELDS], 'docs/control-plane.md'));
   const list = typeof c.endpoints === 'string' ? c.endpoints.split(',').map((s) => s.trim()).filter(Boolean) : c.endpoints ?? [];
   if (!Array.isArray(list) || list.some((u) => typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u))) {
     bad('endpoints', 'endpoints is a list of etcd client URLs', 'write [http://10.0.0.1:2379, …]');

@@ -68,6 +68,18 @@ export interface NodeStatus {
   candidates?: CandidateReportNetwork[];
 }
 
+/** Deadline of each call of a registration attempt (lease grant, put). */
+export const REGISTER_CALL_MS = 3000;
+export const REGISTER_RETRY_MIN_MS = 500;
+/** Registration attempts are at most this far apart (plus jitter), however long etcd has been unreachable. */
+export const REGISTER_RETRY_MAX_MS = 2000;
+
+/** The wait before the next registration attempt: doubling from REGISTER_RETRY_MIN_MS, capped, with ±20 % jitter. */
+export function registerRetryMs(previous: number, random: () => number = Math.random): number {
+  const base = Math.min(REGISTER_RETRY_MAX_MS, Math.max(REGISTER_RETRY_MIN_MS, previous * 2));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
 /** Handshake age → health: a handshake within 180 s is ok (WireGuard re-handshakes every 120 s under traffic). */
 export function peerHealth(latestHandshake: number, nowSec: number): PeerHealth {
   if (!latestHandshake) return 'down';
@@ -107,7 +119,8 @@ export class EtcdLink {
     this.owns = !o.client;
     this.keys = new Keys(o.prefix);
     this.status = { node: o.nodeId, agentVersion: AGENT_VERSION, blueprints: {}, peers: {} };
-    this.watch = new NodeWatch({ client: this.client, keys: this.keys, node: o.nodeId, log: o.log, onBatch: (b) => this.onBatch(b) });
+    // Full reads after errors at most 2 s apart: a node back from a partition gets its parts within seconds.
+    this.watch = new NodeWatch({ client: this.client, keys: this.keys, node: o.nodeId, log: o.log, onBatch: (b) => this.onBatch(b), retryMaxMs: 2000 });
   }
 
   /** Called after every batch is handled (tests wait on it). */
@@ -184,7 +197,7 @@ export class EtcdLink {
       this.candidateWatch = w;
     } catch (e) {
       this.o.log.debug({ err: (e as Error).message }, 'candidates not readable yet; retrying');
-      void this.watchCandidates(Math.min(10000, 1000 + delay * 2));
+      void this.watchCandidates(Math.min(2000, 500 + delay * 2));
     }
   }
 
@@ -217,24 +230,30 @@ export class EtcdLink {
     };
   }
 
-  /** Grants a lease and puts the registration under it; on loss (expired, etcd gone too long) does it again. */
+  /**
+   * Grants a lease and puts the registration under it; on loss (expired, etcd gone too long) does it again.
+   * A node that comes back after a partition must be live again within seconds of reaching etcd (issue #21), so
+   * every attempt is bounded (REGISTER_CALL_MS per call: a call into an unreachable network otherwise hangs for
+   * the client's 10 s deadline, three times over) and the attempts follow each other closely (at most
+   * REGISTER_RETRY_MAX_MS apart, with jitter so that a fleet coming back does not retry in step).
+   */
   private register(delay = 0): void {
     if (this.stopped || this.registering || this.regTimer) return;
     this.regTimer = setTimeout(() => {
       this.regTimer = null;
       this.registering = (async () => {
-        const lease = this.client.lease(this.o.leaseTtlSec ?? 10);
+        const lease = this.client.lease(this.o.leaseTtlSec ?? 10, { deadline: Date.now() + REGISTER_CALL_MS });
         lease.on('lost', (err) => {
           if (this.lease !== lease) return;
           this.o.log.warn({ err: err.message }, 'etcd registration lease lost; registering again');
           this.lease = null;
           this.registered = false;
           this.lastStatus = '';
-          this.register(500);
+          this.register(REGISTER_RETRY_MIN_MS);
         });
         try {
           const key = this.keys.node(this.o.nodeId);
-          await lease.put(key).value(signRecord(key, this.registration(), this.o.identity));
+          await lease.put(key).value(signRecord(key, this.registration(), this.o.identity)).options({ deadline: Date.now() + REGISTER_CALL_MS });
           if (this.stopped) {
             await lease.revoke().catch(() => undefined);
             return;
@@ -243,12 +262,14 @@ export class EtcdLink {
           this.registered = true;
           this.o.log.info({ node: this.o.nodeId }, 'registered in etcd');
           this.lastStatus = '';
+          // Back after a partition: read the parts again now rather than when the watch's backoff ends.
+          this.watch.reconnect();
           await this.writeStatus();
         } catch (e) {
           lease.release();
           this.o.log.warn({ err: (e as Error).message }, 'etcd registration failed; retrying');
           this.registering = null;
-          this.register(Math.min(10000, 1000 + delay * 2));
+          this.register(registerRetryMs(delay));
           return;
         } finally {
           this.registering = null;

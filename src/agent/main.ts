@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { startAdminSockets } from '../admin/serve.ts';
 import { X25519Secret, clampX25519 } from '../crypto/keys.ts';
 import { ZmeshError } from '../errors.ts';
-import { KeyFileError, parseSecretKeyFile } from '../crypto/keyfile.ts';
+import { KeyFileError, formatKeyFile, parseSecretKeyFile } from '../crypto/keyfile.ts';
 import { Agent } from './agent.ts';
 import { configBaseDir, parseAgentConfig, type AgentConfig } from './config.ts';
 import { withEtcdFlags } from './etcd-config.ts';
@@ -23,7 +23,7 @@ export function loadIdentity(file: string): X25519Secret {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const fd = openSync(file, 'wx', 0o600);
     try {
-      writeSync(fd, clampX25519(randomBytes(32)).toString() + '\n');
+      writeSync(fd, formatKeyFile('node', 'secret', clampX25519(randomBytes(32))));
     } finally {
       closeSync(fd);
     }
@@ -80,12 +80,14 @@ export async function runAgent(configFile: string, flags: { etcd?: string; etcdC
   const config = withEtcdFlags(parseAgentConfig(readFileSync(configFile, 'utf8'), configBaseDir(configFile)), flags);
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } }, pino.destination(2));
   const identity = loadIdentity(config.identityKeyFile);
-  const { db, versions } = openStore(config.stateDir, AGENT_MODULES);
+  const { db, versions, backup, steps } = openStore(config.stateDir, AGENT_MODULES);
+  if (backup) log.warn({ steps, backup, versions }, `state store migrated (${steps!.join(', ')}); the store as it was is kept in ${backup} for a rollback`);
   const state = new State(db);
   let agent: Agent | null = null;
   // Supervision: a wireguard-go daemon that dies triggers a reconcile at once, which restarts it.
   const driver = await makeNetnsDriver(config, identity, log, () => void agent?.reconcile('daemon exited').catch(() => undefined));
-  const runtime = makeRuntime(config, db);
+  // The runtime's commands go through the driver's runner, so a reconcile's cost counts them too.
+  const runtime = makeRuntime(config, db, driver.runner);
   agent = new Agent({ config, state, identity, driver, log, moduleVersions: versions, runtime });
   const unguard = guardExhaustion(log);
   // Root socket and read-only group socket, each with a budget of its own (docs/admin-api.md#limits).

@@ -46,6 +46,7 @@ export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]
     firewall: Object.fromEntries(a.nft.map((t) => [`${t.where}:${t.table}:rules`, t.rules])),
     ...daemon,
     ...(a.policy ? { policy: a.policy } : {}),
+    ...(a.firewall ? { firewallCounters: a.firewall } : {}),
   };
 }
 
@@ -214,7 +215,12 @@ export class NetnsDriverPort implements DriverPort {
     const backend = this.driver.knownBackend();
     if (!backend) return null;
     const userspace = backend === 'userspace';
-    return { backend, wireguardGo: userspace ? this.driver.wireguardGo : null, tuning: userspace ? this.driver.tuning : null };
+    return {
+      backend,
+      wireguardGo: userspace ? this.driver.wireguardGo : null,
+      tuning: userspace ? this.driver.tuning : null,
+      ...(userspace ? { staleDaemons: this.driver.staleDaemons() } : {}),
+    };
   }
 }
 

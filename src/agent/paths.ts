@@ -8,6 +8,9 @@ import { directPeerConfig, initialPath, PATH_PARAMS, stepPath, withPaths, type D
 import { validateCandidates, type CandidateMap, type DirectPeerIndex } from './candidates.ts';
 import type { DesiredNetwork } from './ports.ts';
 
+/** The slow cadence of a network's counter reads (ms; a little under the 1 s tick, for timer jitter). */
+const SLOW_READ_MS = 900;
+
 export interface PeerCounters {
   publicKey: string;
   rxBytes: number;
@@ -76,9 +79,15 @@ export class PathManager {
   setCandidates(body: unknown): Problem[] {
     const { candidates, problems } = validateCandidates(body, this.index());
     if (problems.length) return problems;
+    const text = (m: CandidateMap, id: string) => JSON.stringify([...(m.get(id) ?? new Map())]);
+    for (const id of new Set([...this.candidates.keys(), ...candidates.keys()])) if (text(this.candidates, id) !== text(candidates, id)) this.fresh.add(id);
     this.candidates = candidates;
     return [];
   }
+  /** Networks whose candidates changed since their last read (read on the next tick, whatever the cadence). */
+  private readonly fresh = new Set<string>();
+  /** networkId → when its counters were last read. */
+  private readonly readAt = new Map<string, number>();
 
   candidatesOf(networkId: string, node: string): string[] {
     const list = this.candidates.get(networkId)?.get(node) ?? [];
@@ -122,9 +131,18 @@ export class PathManager {
         this.endpoints.delete(k);
       }
     }
+    for (const id of [...this.readAt.keys()]) if (!desired.some((d) => d.networkId === id)) this.readAt.delete(id);
     for (const d of desired) {
       const directs = d.resource.hidden ? d.resource.peers.filter((p) => p.directSubnet !== undefined) : [];
       if (!directs.length) continue;
+      // The fast cadence (ticks every 500 ms while any pair probes) reads only networks with a probing pair or
+      // new candidates; the others keep one read a second (a peer kept probing elsewhere cannot double it).
+      const at = this.deps.now();
+      const last = this.readAt.get(d.networkId);
+      const probingHere = directs.some((p) => this.states.get(key(d.networkId, p.node, p.publicKey))?.kind === 'probing');
+      if (!probingHere && !this.fresh.has(d.networkId) && last !== undefined && at >= last && at - last < SLOW_READ_MS) continue;
+      this.readAt.set(d.networkId, at);
+      this.fresh.delete(d.networkId);
       const counters = await this.deps.read(d.networkId).catch(() => null);
       if (!counters) continue;
       const byKey = new Map(counters.map((c) => [c.publicKey, c]));

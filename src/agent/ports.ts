@@ -3,7 +3,7 @@
 import type { Resource } from '../plan/types.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { PeerCounters } from './paths.ts';
-import type { PolicyCounters } from '../../netns/parse.ts';
+import type { FirewallCounters, PolicyCounters } from '../../netns/parse.ts';
 
 export interface DesiredNetwork {
   tenant: string;
@@ -45,8 +45,14 @@ export interface ActualNetwork {
   interfaces: { name: string; kind: string; up: boolean; mtu: number; addresses: string[] }[];
   routes: { dst: string; dev: string }[];
   wireguard: { interface: string; publicKey: string; listenPort: number; peers: ActualPeer[] } | null;
-  /** Firewall counters by rule name (packets dropped etc.), when readable. */
+  /** The zmesh nft tables and their rule counts (`tenant:<table>:rules`, `host:<table>:rules`), when readable. */
   firewall: Record<string, number>;
+  /**
+   * The tenant table's packet counters: per counting rule (spoofing drops, tunnel-egress, drops from the outside,
+   * the policy's rules and default) and summed into dropped and accepted, since the table was last written;
+   * absent when the driver does not read them.
+   */
+  firewallCounters?: FirewallCounters;
   /**
    * The wireguard-go daemon (userspace backend): its PID and its UDP sockets on the listen port with their
    * datagram drop counter (receive buffer full, since the socket opened); absent with kernel WireGuard.
@@ -88,4 +94,6 @@ export interface DataplaneInfo {
   wireguardGo: { version: string | null; batched: boolean } | null;
   /** The tuning in force (userspace): socket buffer bytes, the daemon's session, its extra environment. */
   tuning: { socketBufferBytes: number; daemonOwnSession: boolean; daemonEnv: Record<string, string> } | null;
+  /** Userspace: live daemons whose wireguard-go binary was replaced on disk since they started (they run the old build). */
+  staleDaemons?: { ifname: string; pid: number }[];
 }

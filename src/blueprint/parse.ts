@@ -103,7 +103,7 @@ export function nestingExceeds(text: string, limit: number): boolean {
  * For text that JSON.parse accepted: the first duplicate key (JSON.parse silently keeps the last one) and
  * whether nesting passes the limit. Iterative; strings are skipped whole, so brackets in them do not count.
  */
-function scanJson(text: string, limit: number): { duplicate?: { key: string; offset: number }; tooDeep?: true } {
+export function scanJson(text: string, limit: number): { duplicate?: { key: string; offset: number }; tooDeep?: true } {
   const stack: Array<Set<string> | null> = [];
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
@@ -140,10 +140,9 @@ function scanJson(text: string, limit: number): { duplicate?: { key: string; off
   return {};
 }
 
-function lineCol(text: string, offset: number): string {
+function lineCol(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  return `line ${line}, column ${offset - before.lastIndexOf('\n')}`;
+  return { line: before.split('\n').length, column: offset - before.lastIndexOf('\n') };
 }
 
 /** JSON text is read by JSON.parse (fast), with duplicate keys and depth still checked; null when not JSON. */
@@ -160,7 +159,8 @@ function parseJson(text: string, what: string): { value: unknown } | null {
   if (scan.tooDeep) throw new ValidationError([problem('E_TOO_DEEP', '', `the text nests deeper than ${MAX_NESTING} levels`)], what);
   if (scan.duplicate) {
     const { key, offset } = scan.duplicate;
-    throw new ValidationError([syntax(`duplicate key ${JSON.stringify(key.slice(0, 64))} (${lineCol(text, offset)})`)], what);
+    const { line, column } = lineCol(text, offset);
+    throw new ValidationError([{ ...syntax(`duplicate key ${JSON.stringify(key.slice(0, 64))} (line ${line}, column ${column})`), line, column }], what);
   }
   return { value };
 }
@@ -207,7 +207,7 @@ export function parseText(text: string, opts: ParseOptions = {}): unknown {
       const where = pos ? ` (line ${pos.line}, column ${pos.col})` : '';
       // Keep the first line of the message; yaml's pretty form appends a source excerpt.
       const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-      problems.push(syntax(`${first}${where}`));
+      problems.push({ ...syntax(`${first}${where}`), ...(pos ? { line: pos.line, column: pos.col } : {}) });
     }
     if (problems.length === 0) {
       visit(doc, (_key, node) => {

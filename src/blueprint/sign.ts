@@ -3,7 +3,7 @@
 // a blueprint that is valid and already normalized, RFC 8032 strict signature checking (not ZIP-215).
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { Key, ed25519KeyPair, ed25519Sign } from '../crypto/keys.ts';
-import { ValidationError, type Problem } from '../errors.ts';
+import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { canonicalize } from './canonical.ts';
 import { problem } from './codes.ts';
 import type { Blueprint, SignedBlueprint } from './types.ts';
@@ -55,10 +55,10 @@ function envelopeProblem(path: string, message: string): Problem {
 /** Checks that a mapping has exactly the given fields; reports missing and extra ones. */
 function exactFields(o: Record<string, unknown>, path: string, fields: readonly string[], out: Problem[]): void {
   for (const k of Object.keys(o)) {
-    if (!fields.includes(k)) out.push(envelopeProblem(joinPath(path, k), `unknown field ${JSON.stringify(k.slice(0, 64))}`));
+    if (!fields.includes(k)) out.push(envelopeProblem(joinPath(path, k), unknownField('', k, fields).message));
   }
   for (const f of fields) {
-    if (!Object.hasOwn(o, f)) out.push(envelopeProblem(joinPath(path, f), 'is required'));
+    if (!Object.hasOwn(o, f)) out.push(envelopeProblem(joinPath(path, f), 'missing'));
   }
 }
 

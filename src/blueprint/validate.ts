@@ -1,7 +1,7 @@
 // Validation and normalization: unknown input → Blueprint (defaults filled, sizes in bytes, input order kept),
 // or a ValidationError that lists every problem found, each with a code, a path, a message and a hint.
 import { Key } from '../crypto/keys.ts';
-import { ValidationError, type Problem } from '../errors.ts';
+import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { problem, type BlueprintCode } from './codes.ts';
 import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
 import type { AccessSpec, Blueprint, NetworkPolicy, NetworkSpec, PolicyRule, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
@@ -72,7 +72,7 @@ class Checker {
   /** A mapping with only the allowed fields; unknown ones are reported. Null when not a mapping. */
   object(v: unknown, path: string, allowed: readonly string[]): Raw | null {
     if (v === undefined) {
-      this.add('E_REQUIRED', path, 'is required');
+      this.add('E_REQUIRED', path, 'missing');
       return null;
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
@@ -81,8 +81,7 @@ class Checker {
     }
     for (const k of Object.keys(v)) {
       if (!allowed.includes(k)) {
-        this.add('E_UNKNOWN_FIELD', joinPath(path, k), `unknown field ${JSON.stringify(k.slice(0, 64))}`,
-          `remove it or fix its spelling; allowed here: ${allowed.join(', ')}`);
+        this.problems.push(unknownField(joinPath(path, k), k, allowed, 'docs/blueprint-format.md'));
       }
     }
     return v as Raw;
@@ -92,7 +91,7 @@ class Checker {
   array(v: unknown, path: string, dflt?: unknown[]): unknown[] | null {
     if (v === undefined) {
       if (dflt) return dflt;
-      this.add('E_REQUIRED', path, 'is required');
+      this.add('E_REQUIRED', path, 'missing');
       return null;
     }
     if (!Array.isArray(v)) {
@@ -108,7 +107,7 @@ class Checker {
 
   string(v: unknown, path: string): string | null {
     if (v === undefined) {
-      this.add('E_REQUIRED', path, 'is required');
+      this.add('E_REQUIRED', path, 'missing');
       return null;
     }
     if (typeof v !== 'string') {
@@ -134,7 +133,7 @@ class Checker {
 
   number(v: unknown, path: string): number | null {
     if (v === undefined) {
-      this.add('E_REQUIRED', path, 'is required');
+      this.add('E_REQUIRED', path, 'missing');
       return null;
     }
     if (typeof v !== 'number' || !Number.isFinite(v)) {
@@ -156,7 +155,7 @@ class Checker {
   size(v: unknown, path: string, min: number, minText: string, dflt?: number): number | null {
     if (v === undefined) {
       if (dflt !== undefined) return dflt;
-      this.add('E_REQUIRED', path, 'is required');
+      this.add('E_REQUIRED', path, 'missing');
       return null;
     }
     const r = parseSize(v);

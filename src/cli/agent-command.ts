@@ -14,12 +14,17 @@ export function registerAgentCommand(program: Command): void {
       const { runAgent } = await import('../agent/main.ts');
       const running = await runAgent(flags.config, flags);
       await new Promise<void>((resolve) => {
+        let stopping = false;
         const onSignal = (sig: string) => {
+          if (stopping) return void process.stderr.write(`zmesh agent: ${sig} again, still stopping\n`);
+          stopping = true;
           process.stderr.write(`zmesh agent: ${sig}, stopping\n`);
           running.stop().then(resolve, resolve);
         };
-        process.once('SIGTERM', () => onSignal('SIGTERM'));
-        process.once('SIGINT', () => onSignal('SIGINT'));
+        // `on`, not `once`: while a command runs, execa's exit handler (signal-exit) re-raises any signal that no
+        // other listener takes, which ended the agent in the middle of its stop (store not closed).
+        process.on('SIGTERM', () => onSignal('SIGTERM'));
+        process.on('SIGINT', () => onSignal('SIGINT'));
       });
     });
 }

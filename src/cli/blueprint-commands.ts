@@ -5,24 +5,34 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   loadBlueprintOrSigned,
-  parseBlueprint,
-  parseText,
   signBlueprint,
   tenantPublicKey,
+  validateBlueprint,
   verifySigned,
   type LoadOptions,
   type Loaded,
 } from '../blueprint/index.ts';
 import { Key, clampX25519, x25519PublicKey } from '../crypto/keys.ts';
-import { KeyFileError, formatKeyFile, parseSecretKeyFile, type KeyKind, type KeyRole } from '../crypto/keyfile.ts';
+import { KeyFileError, describeKind, formatKeyFile, parsePublicKeyFile, parseSecretKeyFile, type KeyKind, type KeyRole } from '../crypto/keyfile.ts';
 import { ValidationError, ZmeshError, formatProblems } from '../errors.ts';
-import { EXIT_INVALID, readText, writeSecretFile } from './util.ts';
+import { readDocument } from './documents.ts';
+import { EXIT_INVALID, formatOneProblem, inFile, readText, writeFileAtomic, writeSecretFile } from './util.ts';
 
 export { loadBlueprintOrSigned, type LoadOptions, type Loaded };
 
-/** Reads a file holding a blueprint or a signed envelope (verified). `-` reads stdin. */
+/**
+ * Reads a file holding a blueprint or a signed envelope (verified). `-` reads stdin. Another kind of document
+ * (a plan, an inventory, a key) is one sentence (E_DOCUMENT_KIND); problems inside name the file.
+ */
 export function loadBlueprintFile(path: string, opts: LoadOptions = {}): Loaded {
-  return loadBlueprintOrSigned(readText(path), { what: path, ...opts });
+  const { text } = readDocument(path, ['blueprint', 'signed']);
+  return inFile(path, () => loadBlueprintOrSigned(text, { what: path, ...opts }));
+}
+
+/** Reads a file holding a plain blueprint and validates it (a signed envelope is refused with a pointer to verify). */
+function readPlainBlueprint(path: string) {
+  const { data } = readDocument(path, ['blueprint']);
+  return inFile(path, () => validateBlueprint(data, { what: path }));
 }
 
 /** Writes a new key file (0600 from creation) saying what it holds; refuses to replace an existing file. */
@@ -55,10 +65,35 @@ export function readSecretKeyFile(path: string, kinds: KeyKind[] = ['tenant']): 
     // readText reports a missing file below
   }
   try {
-    return parseSecretKeyFile(readText(path), kinds).key;
+    return parseSecretKeyFile(readText(path, `a ${kinds.map((k) => describeKind(k)).join(' or ')} file`), kinds).key;
   } catch (e) {
     if (!(e instanceof KeyFileError)) throw e;
-    throw new ZmeshError(e.code, `${path} ${e.message}`, { path, hint: `create one with \`zmesh keygen ${kinds[0]} FILE\``, cause: e });
+    const err = new ZmeshError(e.code, `${path} ${e.message}`, { hint: `create one with \`zmesh keygen ${kinds[0]} FILE\``, cause: e });
+    err.file = ''; // named in the message
+    throw err;
+  }
+}
+
+/**
+ * A public key given on the command line: its base64 text, or the name of a public key file of one of `kinds`
+ * (`zmesh keygen … --public-out`). A secret key file is refused (E_KEY_KIND) and never printed.
+ */
+export function publicKeyArg(value: string, option: string, kinds: KeyKind[] = ['tenant']): string {
+  if (Key.isValid(value)) return value;
+  let text: string;
+  try {
+    if (!statSync(value).isFile()) return value; // not a file: the caller reports the malformed key
+    text = readText(value);
+  } catch {
+    return value;
+  }
+  try {
+    return parsePublicKeyFile(text, kinds).toString();
+  } catch (e) {
+    if (!(e instanceof KeyFileError)) throw e;
+    const err = new ZmeshError(e.code, `${option} ${value} ${e.message}`, { hint: `pass the public key \`zmesh keygen ${kinds[0]}\` printed, or its --public-out file`, cause: e });
+    err.file = '';
+    throw err;
   }
 }
 
@@ -92,20 +127,26 @@ export function registerBlueprintCommands(program: Command): void {
     .description('validate a blueprint (YAML or JSON) and print it signed, as JSON')
     .argument('<blueprint>', 'blueprint file, or - for stdin')
     .requiredOption('--key <file>', 'tenant secret key file (from `zmesh keygen tenant`)')
-    .action((file: string, opts: { key: string }) => {
-      const blueprint = parseBlueprint(readText(file), { what: file });
+    .option('--out <file>', 'write the signed blueprint here (replaced whole: nothing is left behind on failure)')
+    .addHelpText('after', '\nExamples:\n  zmesh sign shop.yaml --key acme.key --out shop.signed.json\n  zmesh sign - --key acme.key < shop.yaml > shop.signed.json')
+    .action((file: string, opts: { key: string; out?: string }) => {
+      const blueprint = readPlainBlueprint(file);
       const signed = signBlueprint(blueprint, readSecretKeyFile(opts.key));
-      process.stdout.write(`${JSON.stringify(signed, null, 2)}\n`);
+      const json = `${JSON.stringify(signed, null, 2)}\n`;
+      if (opts.out) writeFileAtomic(opts.out, json);
+      else process.stdout.write(json);
     });
 
   program
     .command('verify')
     .description('verify a signed blueprint; exit 0 when valid, 2 otherwise')
     .argument('<signed>', 'signed blueprint file, or - for stdin')
-    .option('--tenant-key <pubkey>', 'require this tenant ed25519 public key (base64)')
+    .option('--tenant-key <pubkey>', 'require this tenant ed25519 public key (base64, or a --public-out file)')
+    .addHelpText('after', '\nExamples:\n  zmesh verify shop.signed.json --tenant-key acme.pub\n  zmesh verify shop.signed.json --tenant-key 3qkMm7V9/+Zx9wvfnncYa68FYdi3wAY4oFQ8igBQarw=')
     .action((file: string, opts: { tenantKey?: string }) => {
-      const envelope = parseText(readText(file), { what: file });
-      const bp = verifySigned(envelope, { tenantKey: opts.tenantKey });
+      const { data: envelope } = readDocument(file, ['signed']);
+      const tenantKey = opts.tenantKey === undefined ? undefined : publicKeyArg(opts.tenantKey, '--tenant-key');
+      const bp = inFile(file, () => verifySigned(envelope, { tenantKey }));
       const key = (envelope as { signature: { publicKey: string } }).signature.publicKey;
       process.stdout.write(`valid: ${bp.tenant}/${bp.name} version ${bp.version}, key ${key}\n`);
     });
@@ -115,10 +156,10 @@ export function registerBlueprintCommands(program: Command): void {
     .description('check a blueprint and print every problem (or "valid"); exit 2 on problems')
     .argument('<blueprint>', 'blueprint file, or - for stdin')
     .option('--json', 'print {valid, problems, blueprint} as JSON')
+    .addHelpText('after', '\nExamples:\n  zmesh validate shop.yaml\n  zmesh validate --json shop.yaml | jq .problems')
     .action((file: string, opts: { json?: boolean }) => {
-      const text = readText(file);
       try {
-        const blueprint = parseBlueprint(text, { what: file });
+        const blueprint = readPlainBlueprint(file);
         process.stdout.write(opts.json ? `${JSON.stringify({ valid: true, problems: [], blueprint }, null, 2)}\n` : 'valid\n');
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
@@ -126,7 +167,9 @@ export function registerBlueprintCommands(program: Command): void {
         process.stdout.write(
           opts.json
             ? `${JSON.stringify({ valid: false, problems: err.problems }, null, 2)}\n`
-            : `${file}: ${n} problem${n === 1 ? '' : 's'}:\n${formatProblems(err.problems)}\n`,
+            : n === 1
+              ? formatOneProblem(file === '-' ? 'stdin' : file, err.problems[0])
+              : `${file === '-' ? 'stdin' : file}: ${n} problems:\n${formatProblems(err.problems)}\n`,
         );
         process.exitCode = EXIT_INVALID;
       }

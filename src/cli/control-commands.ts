@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { parseDuration } from '../agent/config.ts';
 import { ZmeshError } from '../errors.ts';
-import { colour, table } from './format.ts';
-import { readText } from './util.ts';
-import { readSecretKeyFile } from './blueprint-commands.ts';
+import { colour, printList, table, withOutputOption } from './format.ts';
+import { readJsonDocument } from './documents.ts';
+import { publicKeyArg, readSecretKeyFile } from './blueprint-commands.ts';
 import { Key } from '../crypto/keys.ts';
 
 interface EtcdFlags {
@@ -88,7 +88,8 @@ export function registerControlCommands(program: Command): void {
         debounceMs: duration(flags.debounce, 'debounce'),
         maxTxnOps,
         signingKey: flags.signingKey ? readSecretKeyFile(flags.signingKey, ['controller']) : undefined,
-        operatorKeys: flags.operatorKey.map((k, i) => {
+        operatorKeys: flags.operatorKey.map((given, i) => {
+          const k = publicKeyArg(given, '--operator-key', ['operator']);
           if (!Key.isValid(k)) throw new ZmeshError('E_KEY_FORMAT', `--operator-key ${k} is not a base64 ed25519 public key`, { path: `operatorKey[${i}]`, hint: 'pass what `zmesh keygen operator` printed' });
           return k;
         }),
@@ -96,12 +97,16 @@ export function registerControlCommands(program: Command): void {
       controller.start();
       log.info({ id: controller.id }, 'controller started; campaigning for leadership');
       await new Promise<void>((resolve) => {
+        let stopping = false;
         const onSignal = (sig: string) => {
+          if (stopping) return void process.stderr.write(`zmesh controller: ${sig} again, still stopping\n`);
+          stopping = true;
           process.stderr.write(`zmesh controller: ${sig}, stopping\n`);
           controller.stop().then(resolve, resolve);
         };
-        process.once('SIGTERM', () => onSignal('SIGTERM'));
-        process.once('SIGINT', () => onSignal('SIGINT'));
+        // `on`, not `once` (as the agent): a second signal must not end the process in the middle of its stop.
+        process.on('SIGTERM', () => onSignal('SIGTERM'));
+        process.on('SIGINT', () => onSignal('SIGINT'));
       });
     });
 
@@ -111,18 +116,18 @@ export function registerControlCommands(program: Command): void {
   tenant
     .command('add')
     .argument('<name>')
-    .argument('<pubkey>', "the tenant's ed25519 public key (zmesh keygen tenant)")
+    .argument('<pubkey>', "the tenant's ed25519 public key (zmesh keygen tenant), or its --public-out file")
     .description('register a tenant (or replace its key)')
     .action(async (name: string, pubkey: string, _f: unknown, cmd: Command) => {
-      await withOps(g(cmd), (ops) => ops.addTenant(name, pubkey));
+      const key = publicKeyArg(pubkey, 'the tenant key');
+      await withOps(g(cmd), (ops) => ops.addTenant(name, key));
       process.stdout.write(`tenant ${name} registered\n`);
     });
-  tenant
-    .command('ls')
-    .option('--json', 'print JSON')
-    .action(async (flags: { json?: boolean }, cmd: Command) => {
+  withOutputOption(tenant.command('ls').description('registered tenants and their keys').option('--json', 'print JSON'))
+    .action(async (flags: { json?: boolean; output?: string }, cmd: Command) => {
       const t = await withOps(g(cmd), (ops) => ops.tenants());
-      process.stdout.write(flags.json ? JSON.stringify(t, null, 2) + '\n' : table([['TENANT', 'KEY'], ...Object.entries(t)]) + '\n');
+      const rows = Object.entries(t).map(([name, key]) => ({ tenant: name, key }));
+      printList(flags, t, rows, () => table([['TENANT', 'KEY'], ...Object.entries(t)]), 'no tenants');
     });
   tenant
     .command('rm')
@@ -136,12 +141,13 @@ export function registerControlCommands(program: Command): void {
   node
     .command('approve')
     .argument('<id>', 'the node id (nodeId in its agent config)')
-    .argument('<pubkey>', "the node's X25519 identity public key (zmesh keygen node, or `zmesh status` on the node)")
+    .argument('<pubkey>', "the node's X25519 identity public key (zmesh keygen node, or `zmesh status` on the node), or its --public-out file")
     .option('--replace', 'replace another key pinned for this node (a re-installed node: its resources get new keys)')
     .option('--sign <file>', 'sign the enrollment with this operator secret (zmesh keygen operator); needed when the controller runs with --operator-key')
     .option('--no-rbac', "do not create the node's etcd user and role (zmesh-node-ID: its own keys only)")
     .description("pin a node's identity key; registrations signed by any other key are refused and reported")
-    .action(async (id: string, pubkey: string, flags: { replace?: boolean; rbac: boolean; sign?: string }, cmd: Command) => {
+    .action(async (id: string, given: string, flags: { replace?: boolean; rbac: boolean; sign?: string }, cmd: Command) => {
+      const pubkey = publicKeyArg(given, 'the node key', ['node']);
       const operatorKey = flags.sign ? readSecretKeyFile(flags.sign, ['operator']) : undefined;
       const r = await withOps(g(cmd), async (ops) => {
         const res = await ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
@@ -169,11 +175,8 @@ export function registerControlCommands(program: Command): void {
       });
       process.stdout.write(`node ${id} revoked\n`);
     });
-  node
-    .command('ls')
-    .option('--json', 'print JSON')
-    .description('enrolled nodes and registrations: trusted, pending approval, or refused (and why)')
-    .action(async (flags: { json?: boolean }, cmd: Command) => {
+  withOutputOption(node.command('ls').option('--json', 'print JSON').description('enrolled nodes and registrations: trusted, pending approval, or refused (and why)'))
+    .action(async (flags: { json?: boolean; output?: string }, cmd: Command) => {
       const o = await withOps(g(cmd), (ops) => ops.overview());
       const untrusted = o.controller?.untrusted ?? {};
       const ids = [...new Set([...Object.keys(o.enrollments), ...Object.keys(o.registrations), ...Object.keys(untrusted)])].sort();
@@ -182,15 +185,9 @@ export function registerControlCommands(program: Command): void {
         const state = u ? u.state : o.registrations[id] ? 'trusted' : o.enrollments[id] ? 'not registered' : 'unknown';
         return { id, state, pinnedKey: o.enrollments[id]?.publicKey ?? null, signer: u?.signer ?? (o.registrations[id] ? o.enrollments[id]?.publicKey ?? null : null), problem: u?.problem ?? null };
       });
-      if (flags.json) {
-        process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-        return;
-      }
       const k = c();
       const paint = (s: string) => (s === 'trusted' ? k.green(s) : s === 'refused' ? k.red(s) : k.yellow(s));
-      process.stdout.write(
-        table([['NODE', 'STATE', 'PINNED KEY', 'PROBLEM'], ...rows.map((r) => [r.id, paint(r.state), r.pinnedKey ?? '-', r.problem ? `${r.problem.code}: ${r.problem.message}` : '-'])]) + '\n',
-      );
+      printList(flags, rows, rows, () => table([['NODE', 'STATE', 'PINNED KEY', 'PROBLEM'], ...rows.map((r) => [r.id, paint(r.state), r.pinnedKey ?? '-', r.problem ? `${r.problem.code}: ${r.problem.message}` : '-'])]), 'no nodes');
     });
 
   ctl
@@ -211,12 +208,7 @@ export function registerControlCommands(program: Command): void {
     .description('submit a signed blueprint (verified against the tenant key in etcd); the controller plans it')
     .argument('<signed>', 'signed envelope (zmesh sign), or - for stdin')
     .action(async (file: string, _f: unknown, cmd: Command) => {
-      let envelope: unknown;
-      try {
-        envelope = JSON.parse(readText(file));
-      } catch (e) {
-        throw new ZmeshError('E_ENVELOPE', `cannot read ${file}: ${(e as Error).message}`, { hint: 'pass the JSON `zmesh sign` printed', cause: e });
-      }
+      const envelope = readJsonDocument(file, ['signed']);
       const r = await withOps(g(cmd), (ops) => ops.submit(envelope));
       process.stdout.write(`submitted ${r.tenant}/${r.name} version ${r.version}\n`);
     });

@@ -1,4 +1,7 @@
-// Human formatting for operator commands: aligned tables, ages, byte sizes, colour only on a terminal.
+// Human formatting for operator commands: aligned tables, ages, byte sizes, colour only on a terminal (and not
+// with NO_COLOR or --no-color); `-o json|yaml|wide` for list commands.
+import { Option, type Command } from 'commander';
+import { stringify as stringifyYaml } from 'yaml';
 export function humanBytes(n: number): string {
   if (!Number.isFinite(n) || n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
@@ -31,4 +34,55 @@ export function table(rows: string[][]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, visible(c))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - visible(c)))).join('  ').trimEnd()).join('\n');
+}
+
+/** `-o json|yaml|wide` on list commands (beside `--json`, which stays): how to print a list. */
+export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
+
+/** Adds `-o, --output <format>` (json, yaml or wide) to a list command. */
+export function withOutputOption(cmd: Command): Command {
+  return cmd.addOption(new Option('-o, --output <format>', 'json, yaml, or wide (a table with every field)').choices(['json', 'yaml', 'wide']));
+}
+
+export function outputFormat(flags: { json?: boolean; output?: string }): OutputFormat {
+  if (flags.json) return 'json';
+  return (flags.output as OutputFormat | undefined) ?? 'table';
+}
+
+/** "listenPort" → "LISTEN PORT". */
+function header(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toUpperCase();
+}
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (Array.isArray(v)) return v.length ? v.map((x) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x))).join(',') : '-';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** A table with one column per field of the rows (in the order they first appear): what `-o wide` prints. */
+export function wideTable(rows: Record<string, unknown>[]): string {
+  const keys: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
+  return table([keys.map(header), ...rows.map((r) => keys.map((k) => cell(r[k])))]);
+}
+
+/**
+ * Prints a list as the flags ask: JSON (`--json` or `-o json`: `data` as the API returns it), YAML, a wide table
+ * of `rows` (every field), or the command's own table (`human`). `empty` when there are no rows.
+ */
+export function printList(flags: { json?: boolean; output?: string }, data: unknown, rows: Record<string, unknown>[], human: () => string, empty: string): void {
+  const f = outputFormat(flags);
+  const text =
+    f === 'json'
+      ? JSON.stringify(data, null, 2)
+      : f === 'yaml'
+        ? stringifyYaml(data).trimEnd()
+        : rows.length === 0
+          ? empty
+          : f === 'wide'
+            ? wideTable(rows)
+            : human();
+  process.stdout.write(text + '\n');
 }

@@ -8,8 +8,8 @@ import type { AgentEvent } from '../agent/state.ts';
 import { BATCHED_SINCE } from '../../netns/tuning.ts';
 import { ZmeshError } from '../errors.ts';
 import { call, socketPath, stream } from './client.ts';
-import { colour, humanAge, humanBytes, table } from './format.ts';
-import { readText } from './util.ts';
+import { colour, humanAge, humanBytes, printList, table, withOutputOption } from './format.ts';
+import { readJsonDocument } from './documents.ts';
 
 interface Json {
   json?: boolean;
@@ -37,7 +37,11 @@ export function dataplaneLine(d: DataplaneInfo | null, k: ReturnType<typeof colo
   const knobs = t
     ? [...Object.entries(t.daemonEnv).map(([n, v]) => `${n}=${v}`), ...(t.socketBufferBytes ? [`socket buffers ${humanBytes(t.socketBufferBytes)}`] : [])]
     : [];
-  return `${build}, ${wg?.batched ? 'batched I/O' : k.yellow(`one packet per system call: install a batched build (>= ${BATCHED_SINCE})`)}; tuning: ${knobs.length ? knobs.join(', ') : 'none'}`;
+  const stale = d.staleDaemons ?? [];
+  const warn = stale.length
+    ? `; ${k.yellow(`${stale.length} daemon(s) run a wireguard-go binary replaced on disk since they started (pid ${stale.slice(0, 5).map((x) => x.pid).join(', ')}${stale.length > 5 ? ', …' : ''}): \`kill PID\` one at a time and the agent restarts it on the installed build (its tunnels pause a few seconds)`)}`
+    : '';
+  return `${build}, ${wg?.batched ? 'batched I/O' : k.yellow(`one packet per system call: install a batched build (>= ${BATCHED_SINCE})`)}; tuning: ${knobs.length ? knobs.join(', ') : 'none'}${warn}`;
 }
 
 function netTable(nets: NetworkSummary[]): string {
@@ -207,13 +211,11 @@ export function registerOpsCommands(program: Command): void {
     });
 
   const net = program.command('net').description('tenant networks on this node');
-  net
-    .command('ls')
-    .description('list networks')
-    .option('--json', 'print JSON')
-    .action(async (flags: Json) => {
+  withOutputOption(net.command('ls').description('list networks').option('--json', 'print JSON'))
+    .addHelpText('after', '\nExamples:\n  zmesh net ls\n  zmesh net ls -o wide\n  zmesh net ls -o yaml')
+    .action(async (flags: Json & { output?: string }) => {
       const r = await call<{ networks: NetworkSummary[] }>(sock(), 'GET', '/v1/networks');
-      out(flags, r, () => (r.networks.length ? netTable(r.networks) : 'no networks'));
+      printList(flags, r, r.networks as unknown as Record<string, unknown>[], () => netTable(r.networks), 'no networks');
     });
   net
     .command('show')
@@ -303,13 +305,13 @@ export function registerOpsCommands(program: Command): void {
     .option('--node <id>', 'node id to cut the part for (default: the agent node)')
     .option('--json', 'print JSON')
     .action(async (signedFile: string, flags: Json & { plan: string; node?: string }) => {
-      const signed = JSON.parse(readText(signedFile));
-      const planData = JSON.parse(readText(flags.plan));
-      let part = planData;
-      if (planData?.format === 'zmesh-plan/1') {
+      const signed = readJsonDocument(signedFile, ['signed']);
+      const planData = readJsonDocument(flags.plan, ['plan', 'part'], '--plan') as { format?: string };
+      let part: unknown = planData;
+      if (planData.format?.startsWith('zmesh-plan/')) {
         const node = flags.node ?? (await call<{ node: string }>(sock(), 'GET', '/v1/status')).node;
         const { nodePart } = await import('../plan/part.ts');
-        part = nodePart(planData, node);
+        part = nodePart(planData as Parameters<typeof nodePart>[0], node);
       }
       const r = await call<SubmitResult>(sock(), 'POST', '/v1/blueprints', { signed, part });
       out(flags, r, () =>

@@ -6,7 +6,7 @@ import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../../runtime/image.ts';
 import { ZmeshError } from '../errors.ts';
 import { call, socketPath } from './client.ts';
-import { colour, humanBytes, table } from './format.ts';
+import { colour, humanBytes, printList, table, withOutputOption } from './format.ts';
 
 interface Json {
   json?: boolean;
@@ -76,13 +76,11 @@ function rawStream(socket: string, path: string, onData: (b: Buffer) => void): P
 export function registerRuntimeCommands(program: Command): void {
   const sock = () => socketPath(program.opts().socket);
 
-  program
-    .command('ps')
-    .description('workloads on this node: state, address, restarts, uptime')
-    .option('--json', 'print JSON')
-    .action(async (flags: Json) => {
+  withOutputOption(program.command('ps').description('workloads on this node: state, address, restarts, uptime').option('--json', 'print JSON'))
+    .addHelpText('after', '\nExamples:\n  zmesh ps\n  zmesh ps -o wide')
+    .action(async (flags: Json & { output?: string }) => {
       const r = await call<{ workloads: WorkloadView[] }>(sock(), 'GET', '/v1/workloads');
-      process.stdout.write(flags.json ? JSON.stringify(r, null, 2) + '\n' : (r.workloads.length ? psTable(r.workloads) : 'no workloads') + '\n');
+      printList(flags, r, r.workloads as unknown as Record<string, unknown>[], () => psTable(r.workloads), 'no workloads');
     });
 
   program
@@ -102,13 +100,10 @@ export function registerRuntimeCommands(program: Command): void {
     });
 
   const vol = program.command('vol').description('volumes on this node');
-  vol
-    .command('ls')
-    .description('list volumes with size and usage')
-    .option('--json', 'print JSON')
-    .action(async (flags: Json) => {
+  withOutputOption(vol.command('ls').description('list volumes with size and usage').option('--json', 'print JSON'))
+    .action(async (flags: Json & { output?: string }) => {
       const r = await call<{ volumes: VolumeView[] }>(sock(), 'GET', '/v1/volumes');
-      process.stdout.write(flags.json ? JSON.stringify(r, null, 2) + '\n' : (r.volumes.length ? volTable(r.volumes) : 'no volumes') + '\n');
+      printList(flags, r, r.volumes as unknown as Record<string, unknown>[], () => volTable(r.volumes), 'no volumes');
     });
 
   const image = program.command('image').description('container images');

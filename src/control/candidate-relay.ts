@@ -20,6 +20,13 @@ const MAX_LOCAL = 16;
 const MAX_PEERS = 4096;
 /** The shortest time between two relay rounds. */
 const MIN_ROUND_MS = 1000;
+/**
+ * How long a node's taken report stands before a change of it is taken (the first change after a quiet spell is
+ * taken at once). One node's change rewrites the records of every other hidden node of its networks (they carry
+ * its candidates) and makes them probe again: a node rewriting its status in a loop costs at most one such
+ * wave per interval.
+ */
+export const REPORT_HOLD_MS = 5000;
 
 /** A node's report from its status record, bounded and shaped; null when there is none or it is malformed. */
 export function reportFrom(node: string, record: unknown): CandidateReport | null {
@@ -58,6 +65,8 @@ export interface RelayOptions {
   /** The leadership fence: a write happens only while `key` holds `value`. */
   guard: () => { key: string; value: string };
   debounceMs?: number;
+  /** Clock (tests); default Date.now. */
+  now?: () => number;
 }
 
 export class CandidateRelay {
@@ -66,6 +75,9 @@ export class CandidateRelay {
   private lastDigest = '';
   private lastRoundAt = 0;
   private readonly opened = new Map<string, { text: string; signer: string | null; report: CandidateReport | null }>();
+  /** node → the report taken for it (JSON) and when: a change within REPORT_HOLD_MS waits (see there). */
+  private readonly taken = new Map<string, { json: string; report: CandidateReport; at: number }>();
+  private deferTimer: NodeJS.Timeout | null = null;
   private readonly written = new Map<string, string>();
   /** node → the submission last written (JSON): unchanged ones are neither signed nor written again. */
   private readonly sent = new Map<string, string>();
@@ -105,6 +117,8 @@ export class CandidateRelay {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
     await this.watcher?.cancel().catch(() => undefined);
     this.watcher = null;
     await this.running?.catch(() => undefined);
@@ -163,8 +177,37 @@ export class CandidateRelay {
     return out;
   }
 
+  /** The reports as taken: a node's changed report replaces its taken one only after REPORT_HOLD_MS. */
+  private held(reports: CandidateReport[]): CandidateReport[] {
+    const now = (this.o.now ?? Date.now)();
+    let wake = Infinity;
+    const out: CandidateReport[] = [];
+    const present = new Set<string>();
+    for (const r of reports) {
+      present.add(r.node);
+      const json = JSON.stringify(r);
+      const t = this.taken.get(r.node);
+      if (!t || t.json === json || now - t.at >= REPORT_HOLD_MS) {
+        if (!t || t.json !== json) this.taken.set(r.node, { json, report: r, at: now });
+        out.push(r);
+      } else {
+        out.push(t.report);
+        wake = Math.min(wake, t.at + REPORT_HOLD_MS - now);
+      }
+    }
+    for (const id of [...this.taken.keys()]) if (!present.has(id)) this.taken.delete(id);
+    if (wake !== Infinity && !this.deferTimer && !this.stopped) {
+      this.deferTimer = setTimeout(() => {
+        this.deferTimer = null;
+        this.schedule(0);
+      }, wake);
+      this.deferTimer.unref?.();
+    }
+    return out;
+  }
+
   private async round(): Promise<void> {
-    const reports = this.reports();
+    const reports = this.held(this.reports());
     // Most status writes change no report (peer health every 15 s): nothing to compute then.
     const digest = JSON.stringify(reports);
     if (digest === this.lastDigest) return;

@@ -9,9 +9,9 @@ import { verifySigned } from '../blueprint/index.ts';
 import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
 import type { RandomSource } from '../crypto/rng.ts';
 import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
-import { planBlueprint } from '../plan/planner.ts';
+import { planCompact } from '../plan/planner.ts';
 import type { InventoryNode } from '../plan/inventory.ts';
-import type { NetworkPlan, Plan, Resource } from '../plan/types.ts';
+import type { CompactPlan, NetworkPlan, Resource } from '../plan/types.ts';
 import { assemblePlan, diffEntries, packTxns, parseHead, planEntries, planPartEntries, type Entries, type Op } from './entries.ts';
 import { commit, connectEtcd, emptyStats, NotLeaderError, prefixEnd, readPrefix, type EtcdConnectOptions, type WriteStats } from './etcd.ts';
 import { blueprintId, Keys } from './keys.ts';
@@ -86,7 +86,8 @@ export interface UntrustedNode {
 }
 
 interface Current {
-  plan: Plan;
+  /** The compact plan: peers are derived (src/plan/derive.ts) when the parts are written, never kept. */
+  plan: CompactPlan;
   envelope: SignedBlueprint;
 }
 
@@ -175,7 +176,7 @@ function retainedResources(parts: Map<string, Entries>): Map<string, Map<string,
  * (a node back after the hold-down): the planner then gives them back their subnet, port and keys when the subnet
  * is still free (a subnet someone holds now is never taken back).
  */
-function withRetained(plan: Plan, retained: Map<string, Map<string, RetainedNet>> | undefined, members: Set<string>): Plan {
+function withRetained(plan: CompactPlan, retained: Map<string, Map<string, RetainedNet>> | undefined, members: Set<string>): CompactPlan {
   if (!retained) return plan;
   const networks = plan.networks.map((n) => ({ ...n, resources: [...n.resources] }));
   for (const [node, nets] of retained) {
@@ -185,7 +186,7 @@ function withRetained(plan: Plan, retained: Map<string, Map<string, RetainedNet>
       if (!n) networks.push((n = { ...r.header, resources: [], access: [] }));
       // Never at the expense of a member that holds the subnet now.
       const taken = n.resources.some((x) => x.node === node || x.subnet === r.resource.subnet) || n.access.some((d) => d.subnet === r.resource.subnet);
-      if (!taken) n.resources.push({ ...r.resource, peers: [] });
+      if (!taken) n.resources.push({ ...r.resource, endpoint: null });
     }
   }
   return { ...plan, networks };
@@ -656,7 +657,7 @@ export class Controller {
     const replanned: string[] = [];
     // node → blueprint → listen ports it uses there (kept up to date as blueprints are planned).
     const ports = new Map<string, Map<string, number[]>>();
-    const setPorts = (id: string, plan: Plan | null) => {
+    const setPorts = (id: string, plan: CompactPlan | null) => {
       for (const m of ports.values()) m.delete(id);
       if (!plan) return;
       for (const n of plan.networks) {
@@ -709,9 +710,9 @@ export class Controller {
         const inventory: InventoryNode[] = dec.inventory.map((n) => ({ ...n, reservedPorts: [...new Set([...n.reservedPorts, ...portsOn(n.id, id)])].sort((a, b) => a - b) }));
         let previous = prev ? withRetained(prev.plan, retained.get(id), memberSet) : undefined;
         if (previous && rebalance) previous = releaseAccess(previous, rebalanceRelease(previous, livePublic));
-        let plan: Plan;
+        let plan: CompactPlan;
         try {
-          plan = planBlueprint(overMembers(bp, memberSet), { nodes: inventory }, { random: this.random, previous });
+          plan = planCompact(overMembers(bp, memberSet), { nodes: inventory }, { random: this.random, previous });
         } catch (e) {
           if (!(e instanceof ValidationError)) throw e;
           status.problems.push(...e.problems);
@@ -737,7 +738,16 @@ export class Controller {
     const desired = new Map<string, Entries | undefined>();
     for (const [id, c] of current) {
       // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
-      const all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable);
+      let all: Map<string, Entries>;
+      try {
+        all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable);
+      } catch (e) {
+        // A stored plan that did not re-plan and cannot derive its peers (stored before the compact form, or
+        // damaged): the nodes keep the parts they have.
+        this.log.warn({ blueprint: id, err: (e as Error).message }, 'controller: no parts from a plan whose peers cannot be derived');
+        for (const pid of this.partMirror.keys()) if (pid.slice(pid.indexOf('/') + 1) === id) desired.set(pid, this.partMirror.get(pid));
+        continue;
+      }
       for (const [node, e] of all) {
         const signed = this.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, this.signingKey) : e;
         desired.set(`${node}/${id}`, signed);

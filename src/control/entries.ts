@@ -8,11 +8,13 @@
 //   subnets/<network>/<bucket> which of the network's /subnetPrefix slots [bucket*64, bucket*64+64) are taken:
 //                              a 64-bit mask in hex (16 characters; a join rewrites one such key per node)
 //   workloads                  the workloads placed on the node (absent when none)
-// A stored plan is the same idea under plans/<tenant>/<blueprint>/: meta, envelope, res/<network>/<node>
-// (resources without peers) and dev/<network>/<device> (devices without any wg-quick config).
+// A stored plan is the compact plan (docs/plan-format.md, `zmesh-plan/2`) under plans/<tenant>/<blueprint>/:
+// meta, envelope, res/<network>/<node> (compact resources: no peers, with the endpoint) and dev/<network>/<device>
+// (devices without any wg-quick config). Every part's peers come from the one derivation (src/plan/derive.ts).
 import type { SignedBlueprint } from '../blueprint/types.ts';
+import { peerLookup } from '../plan/derive.ts';
 import { NODE_PART_FORMAT, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
-import { PLAN_FORMAT, type AccessDevice, type NetworkPlan, type Peer, type Plan, type Resource, type WorkloadPlan } from '../plan/types.ts';
+import { COMPACT_PLAN_FORMAT, type AccessDevice, type AnyPlan, type CompactNetwork, type CompactPlan, type CompactResource, type Peer, type Resource, type WorkloadPlan } from '../plan/types.ts';
 import { cidrContains, formatIPv4, parseCidr, subnetIndex } from '../../topology/cidr.ts';
 import { SUBNET_BUCKET, type PartRef } from './keys.ts';
 
@@ -38,7 +40,7 @@ function byText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function withoutPeers(r: Resource): Omit<Resource, 'peers'> {
+function withoutPeers(r: Omit<Resource, 'peers'>): Omit<Resource, 'peers'> {
   return {
     node: r.node,
     subnet: r.subnet,
@@ -144,11 +146,12 @@ export function partWithHead(part: NodePlanPart, envelopeKey: string): Entries {
 
 /**
  * The entries of every node part of a plan at once (what partWithHead(nodePart(plan, node), …) gives for each
- * node), sharing the work: a network's subnet buckets are built once and a peer entry shared by many nodes is
- * serialized once. `only` limits the nodes.
+ * node), sharing the work: a network's subnet buckets and mesh index are built once and a peer entry shared by
+ * many nodes is serialized once. `only` limits the nodes. Peers come from the one derivation (peerLookup).
  */
-export function planPartEntries(plan: Plan, envelopeKey: string, only?: Set<string>): Map<string, Entries> {
+export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<string>): Map<string, Entries> {
   const out = new Map<string, Entries>();
+  const peersOf = peerLookup(plan);
   const peerJson = new WeakMap<Peer, string>();
   const counter = new Map<string, number>();
   const entriesOf = (node: string) => {
@@ -158,13 +161,13 @@ export function planPartEntries(plan: Plan, envelopeKey: string, only?: Set<stri
   };
   for (const n of plan.networks) {
     const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)]);
-    for (const r of n.resources) {
+    for (const r of n.resources as Omit<Resource, 'peers'>[]) {
       if (only && !only.has(r.node)) continue;
       const e = entriesOf(r.node);
       const i = counter.get(r.node) ?? 0;
       counter.set(r.node, i + 1);
       e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(r) }));
-      for (const p of r.peers) {
+      for (const p of peersOf(n.name, r.node) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
         e.set(`peer/${n.name}/${p.node}`, j);
@@ -237,21 +240,28 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
   };
 }
 
-/** The entries of a stored plan: no peers (they are derived) and never a wg-quick config. */
-export function planEntries(plan: Plan, envelope: SignedBlueprint): Entries {
+/** A resource as stored: the compact resource (no peers; the endpoint other nodes dial, null when hidden). */
+function storedResource(r: CompactResource): CompactResource {
+  const { node, subnet, gateway, wgAddress, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode } = r;
+  return { node, subnet, gateway, wgAddress, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode };
+}
+
+/** The entries of a stored (compact) plan: no peers (they are derived) and never a wg-quick config. */
+export function planEntries(plan: CompactPlan, envelope: SignedBlueprint): Entries {
   const out: Entries = new Map();
   out.set(
     'meta',
     JSON.stringify({
       generation: plan.generation,
       version: plan.version,
+      hiddenKeepalive: plan.hiddenKeepalive,
       networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, ...(n.policy ? { policy: true } : {}) })),
       workloads: plan.workloads,
     }),
   );
   out.set('envelope', JSON.stringify(envelope));
   for (const n of plan.networks) {
-    for (const r of n.resources) out.set(`res/${n.name}/${r.node}`, JSON.stringify(withoutPeers(r)));
+    for (const r of n.resources) out.set(`res/${n.name}/${r.node}`, JSON.stringify(storedResource(r)));
     for (const d of n.access) {
       const dev: AccessDevice = { name: d.name, subnet: d.subnet, address: d.address, via: d.via, publicKey: d.publicKey, generatedKey: d.generatedKey, ...(d.egress ? { egress: true as const } : {}) };
       out.set(`dev/${n.name}/${d.name}`, JSON.stringify(dev));
@@ -260,13 +270,16 @@ export function planEntries(plan: Plan, envelope: SignedBlueprint): Entries {
   return out;
 }
 
-/** A stored plan back as a Plan (peers empty: enough to re-plan stably) and the envelope it was planned from. */
-export function assemblePlan(tenant: string, blueprint: string, entries: Entries): { plan: Plan; envelope: SignedBlueprint } | null {
+/**
+ * A stored plan back as a compact plan and the envelope it was planned from. A resource stored before the compact
+ * form has no endpoint (null): enough to re-plan stably, and the next plan stores it again.
+ */
+export function assemblePlan(tenant: string, blueprint: string, entries: Entries): { plan: CompactPlan; envelope: SignedBlueprint } | null {
   const metaText = entries.get('meta');
   const envText = entries.get('envelope');
   if (metaText === undefined || envText === undefined) return null;
-  const meta = JSON.parse(metaText) as { generation: number; version: number; networks: Omit<NetworkPlan, 'resources' | 'access'>[]; workloads: WorkloadPlan[] };
-  const res = new Map<string, Resource[]>();
+  const meta = JSON.parse(metaText) as { generation: number; version: number; hiddenKeepalive?: number; networks: Omit<CompactNetwork, 'resources' | 'access'>[]; workloads: WorkloadPlan[] };
+  const res = new Map<string, CompactResource[]>();
   const dev = new Map<string, AccessDevice[]>();
   for (const [suffix, text] of entries) {
     const seg = suffix.split('/');
@@ -274,7 +287,8 @@ export function assemblePlan(tenant: string, blueprint: string, entries: Entries
     if (seg[0] === 'res') {
       let l = res.get(seg[1]);
       if (!l) res.set(seg[1], (l = []));
-      l.push({ ...(JSON.parse(text) as Omit<Resource, 'peers'>), peers: [] });
+      const r = JSON.parse(text) as CompactResource;
+      l.push({ ...r, endpoint: r.endpoint ?? null });
     } else if (seg[0] === 'dev') {
       let l = dev.get(seg[1]);
       if (!l) dev.set(seg[1], (l = []));
@@ -284,11 +298,12 @@ export function assemblePlan(tenant: string, blueprint: string, entries: Entries
   return {
     envelope: JSON.parse(envText) as SignedBlueprint,
     plan: {
-      format: PLAN_FORMAT,
+      format: COMPACT_PLAN_FORMAT,
       tenant,
       blueprint,
       version: meta.version,
       generation: meta.generation,
+      hiddenKeepalive: meta.hiddenKeepalive ?? 25,
       networks: meta.networks.map((n) => ({
         ...n,
         resources: (res.get(n.name) ?? []).sort((a, b) => byText(a.node, b.node)),

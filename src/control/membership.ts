@@ -9,7 +9,7 @@
 // A node that comes back is live again at once; hidden nodes that moved away stay where they are (no flapping)
 // until an explicit rebalance.
 import type { InventoryNode } from '../plan/inventory.ts';
-import type { Plan } from '../plan/types.ts';
+import type { AnyPlan } from '../plan/types.ts';
 
 /** What a node writes under its lease at nodes/<id>. */
 export interface Registration {
@@ -113,7 +113,7 @@ export function decideMembership(previous: Map<string, MemberRecord>, registrati
  * least loaded public nodes. Per network, an access node with more than ceil(hidden / public) hidden nodes
  * behind it releases the surplus (the last by id); nothing moves when the load is already even.
  */
-export function rebalanceRelease(plan: Plan, publicNodes: Set<string>): Map<string, Set<string>> {
+export function rebalanceRelease(plan: AnyPlan, publicNodes: Set<string>): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   for (const n of plan.networks) {
     const publics = n.resources.filter((r) => !r.hidden && publicNodes.has(r.node)).map((r) => r.node);
@@ -133,10 +133,10 @@ export function rebalanceRelease(plan: Plan, publicNodes: Set<string>): Map<stri
 }
 
 /** A copy of `plan` where the released hidden nodes have no access node (the planner picks one anew). */
-export function releaseAccess(plan: Plan, release: Map<string, Set<string>>): Plan {
+export function releaseAccess<P extends AnyPlan>(plan: P, release: Map<string, Set<string>>): P {
   return {
     ...plan,
-    networks: plan.networks.map((n) => {
+    networks: (plan.networks as P['networks'][number][]).map((n) => {
       const r = release.get(n.name);
       if (!r) return n;
       return { ...n, resources: n.resources.map((x) => (r.has(x.node) ? { ...x, accessNode: null } : x)) };

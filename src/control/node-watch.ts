@@ -73,6 +73,18 @@ export class NodeWatch {
     while (this.busy || this.pending) await new Promise((r) => setTimeout(r, 5));
   }
 
+  /**
+   * Reads again at once when the watch is waiting out its backoff after an error (e.g. the caller just reached
+   * etcd again); a running watch is left alone (etcd3 resumes it by itself).
+   */
+  reconnect(): void {
+    if (this.stopped || !this.retry) return;
+    clearTimeout(this.retry);
+    this.retry = null;
+    this.delay = this.o.retryMinMs ?? 500;
+    void this.resync();
+  }
+
   /** Hands these ids on again (as a watch batch), e.g. to retry parts that were refused or not readable. */
   poke(ids: Set<string>): void {
     if (ids.size && !this.stopped) this.enqueue(ids, false, this.revision ?? '0');

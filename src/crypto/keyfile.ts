@@ -50,3 +50,23 @@ export function parseSecretKeyFile(text: string, wanted: KeyKind[]): { key: Key;
   if (!wanted.includes(kind)) throw new KeyFileError('E_KEY_KIND', `holds a ${describeKind(kind)}: this needs a ${want}`);
   return { key: Key.parse(m[4]), kind };
 }
+
+/**
+ * The public key in `text`, a public key file of one of `wanted` (`zmesh keygen … --public-out`) or a bare base64
+ * line. A secret key file is refused (E_KEY_KIND): it must never be taken, or echoed, where a public key goes.
+ */
+export function parsePublicKeyFile(text: string, wanted: KeyKind[]): Key {
+  const t = text.replace(/\r\n/g, '\n').trim() + '\n';
+  const m = BLOCK.exec(t);
+  if (!m) {
+    const bare = t.trim();
+    if (Key.isValid(bare)) return Key.parse(bare);
+    throw new KeyFileError('E_KEY_FORMAT', 'does not hold a public key (a zmesh public key block, or 44 characters of base64 for 32 bytes)');
+  }
+  const kind = m[1].toLowerCase() as KeyKind;
+  const want = wanted.map((k) => describeKind(k, 'public')).join(' or ');
+  if (m[3] === 'SECRET') throw new KeyFileError('E_KEY_KIND', `holds a ${describeKind(kind)}: this needs a ${want}; never hand a secret key file out`);
+  if (!wanted.includes(kind)) throw new KeyFileError('E_KEY_KIND', `holds a ${describeKind(kind, 'public')}: this needs a ${want}`);
+  if (!Key.isValid(m[4])) throw new KeyFileError('E_KEY_FORMAT', 'the key block does not hold 44 characters of base64 for 32 bytes');
+  return Key.parse(m[4]);
+}

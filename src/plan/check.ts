@@ -1,10 +1,16 @@
-// An independent checker of every rule a plan must satisfy. Used by tests (property tests compare the planner
-// against it) and by the node agent before it applies anything. Returns problems; never throws on bad data.
+// An independent checker of every rule a plan must satisfy (docs/plan-format.md). Used by tests (property tests
+// compare the planner against it) and before a plan is used. Returns problems; never throws on bad data.
+//
+// A compact plan (`zmesh-plan/2`) is checked directly, in O(n log n) per network: subnets, keys, endpoints,
+// access nodes, ports and workloads. Its peer lists follow from those by the one derivation (topology/mesh.ts
+// memberPeers); the peer rules themselves (full mesh, relays, direct peers, allowed-ips that never overlap and
+// cover the network) are checked on a full plan (`zmesh-plan/1`, e.g. an expanded one) by checkPeers, which the
+// property tests run on every expanded plan: the derivation is checked against the rules, not against itself.
 import type { Blueprint } from '../blueprint/types.ts';
 import type { Problem } from '../errors.ts';
-import { cidrContains, cidrContainsIp, firstHost, formatEndpoint, lastHost, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
-import type { Inventory } from './inventory.ts';
-import type { NetworkPlan, Plan } from './types.ts';
+import { cidrContains, cidrContainsIp, firstHost, formatCidr, formatEndpoint, formatIPv4, lastHost, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
+import type { Inventory, InventoryNode } from './inventory.ts';
+import { COMPACT_PLAN_FORMAT, PLAN_FORMAT, type AnyPlan, type CompactResource, type NetworkPlan, type Resource } from './types.ts';
 
 /** Sorted by base; returns the first overlapping pair's indices in the input, or null. */
 export function findOverlap(cidrs: Cidr[]): [number, number] | null {
@@ -22,18 +28,31 @@ export function findOverlap(cidrs: Cidr[]): [number, number] | null {
   return null;
 }
 
-export function checkPlan(plan: Plan, bp: Blueprint, inv: Inventory): Problem[] {
+type Bad = (code: string, path: string, message: string) => void;
+
+function collector(): { out: Problem[]; bad: Bad } {
   const out: Problem[] = [];
-  const bad = (code: string, path: string, message: string) => out.push({ code, path, message, hint: 're-plan from the blueprint' });
+  return { out, bad: (code, path, message) => out.push({ code, path, message, hint: 're-plan from the blueprint' }) };
+}
+
+/** Every rule of docs/plan-format.md, for a plan of either form. */
+export function checkPlan(plan: AnyPlan, bp: Blueprint, inv: Inventory): Problem[] {
+  const { out, bad } = collector();
   const invNodes = new Map(inv.nodes.map((n) => [n.id, n]));
-  const portsOn = new Map<string, Set<number>>();
+  if (plan.format !== PLAN_FORMAT && plan.format !== COMPACT_PLAN_FORMAT) return [{ code: 'E_PLAN_FORMAT', path: 'format', message: `not a zmesh plan: ${String((plan as { format?: unknown }).format)}`, hint: 'pass a plan written by `zmesh plan`' }];
   if (plan.tenant !== bp.tenant || plan.blueprint !== bp.name) bad('E_PLAN_BLUEPRINT', '', 'plan is for another blueprint');
   if (plan.networks.length !== bp.networks.length) bad('E_PLAN_NETWORKS', 'networks', 'plan and blueprint have different networks');
+  if (plan.format === COMPACT_PLAN_FORMAT && !(Number.isInteger(plan.hiddenKeepalive) && plan.hiddenKeepalive > 0 && plan.hiddenKeepalive < 65536)) {
+    bad('E_PLAN_KEEPALIVE', 'hiddenKeepalive', 'a hidden node must keep its tunnel open with a keepalive (1-65535 s)');
+  }
+  const nets = new Map<string, AnyPlan['networks'][number]>(plan.networks.map((n) => [n.name, n]));
+  const portsOn = new Map<string, Set<number>>();
   bp.networks.forEach((spec, ni) => {
-    const net = plan.networks.find((n) => n.name === spec.name);
+    const net = nets.get(spec.name);
     const at = `networks[${ni}]`;
     if (!net) return bad('E_PLAN_NETWORKS', at, `network ${spec.name} is missing from the plan`);
-    out.push(...checkNetwork(net, at, spec.nodes, invNodes));
+    if (plan.format === COMPACT_PLAN_FORMAT) out.push(...checkCompactNetwork(net as { resources: CompactResource[] } & Omit<NetworkPlan, 'resources'>, at, spec.nodes, invNodes));
+    else out.push(...checkNetwork(net as NetworkPlan, at, spec.nodes, invNodes));
     for (const r of net.resources) {
       const n = invNodes.get(r.node);
       let used = portsOn.get(r.node);
@@ -43,34 +62,40 @@ export function checkPlan(plan: Plan, bp: Blueprint, inv: Inventory): Problem[] 
       if (n?.reservedPorts.includes(r.listenPort)) bad('E_PLAN_PORT', `${at}.${r.node}`, `port ${r.listenPort} is reserved on ${r.node}`);
     }
   });
-  // Workloads: inside their node's subnet, not gateway / wg address, unique per network.
+  checkWorkloads(plan, bad);
+  return out;
+}
+
+/** Workloads: inside their node's subnet, not network / gateway / WireGuard / broadcast address, unique per network. */
+function checkWorkloads(plan: AnyPlan, bad: Bad): void {
+  const subnetOf = new Map<string, Cidr | null>();
+  for (const n of plan.networks) for (const r of n.resources) subnetOf.set(`${n.name}\0${r.node}`, parseCidr(r.subnet));
   const seen = new Set<string>();
   for (const w of plan.workloads) {
-    const net = plan.networks.find((n) => n.name === w.network);
-    const r = net?.resources.find((x) => x.node === w.node);
     const ip = parseIPv4(w.ip);
-    const sub = r ? parseCidr(r.subnet) : null;
+    const sub = subnetOf.get(`${w.network}\0${w.node}`);
     if (!sub || ip === null || !cidrContainsIp(sub, ip) || ip <= firstHost(sub) || ip >= lastHost(sub)) {
       bad('E_PLAN_WORKLOAD', `workloads.${w.name}`, `workload ${w.name} address ${w.ip} is not a free host of its node subnet`);
     }
     if (seen.has(`${w.network}/${w.ip}`)) bad('E_PLAN_WORKLOAD', `workloads.${w.name}`, `address ${w.ip} used twice`);
     seen.add(`${w.network}/${w.ip}`);
   }
-  return out;
 }
 
-export function checkNetwork(
-  net: NetworkPlan,
-  at: string,
-  nodes: string[],
-  invNodes: Map<string, { endpoints: string[] }>,
-): Problem[] {
-  const out: Problem[] = [];
-  const bad = (code: string, path: string, message: string) => out.push({ code, path, message, hint: 're-plan from the blueprint' });
+type AnyResource = Omit<Resource, 'peers'>;
+type InvNode = Pick<InventoryNode, 'endpoints'> & Partial<Pick<InventoryNode, 'publicKey'>>;
+
+/**
+ * The rules on a network's members that hold in both forms: one resource per node, distinct keys, subnets of the
+ * right size inside the range and disjoint, addresses at the subnet's first and last host, the hidden flag and
+ * the sealing key from the inventory, hidden nodes and devices entering through a public member. O(n log n).
+ */
+function checkMembers(net: Omit<NetworkPlan, 'resources'> & { resources: AnyResource[] }, at: string, nodes: string[], invNodes: Map<string, InvNode>, bad: Bad): { range: Cidr; subnets: Cidr[] } | null {
   const range = parseCidr(net.ipRange);
-  if (!range) return [{ code: 'E_PLAN_RANGE', path: at, message: 'bad range', hint: '' }];
-  const all: Cidr[] = [];
-  const names: string[] = [];
+  if (!range) {
+    bad('E_PLAN_RANGE', at, 'bad range');
+    return null;
+  }
   const res = new Map(net.resources.map((r) => [r.node, r]));
   if (res.size !== net.resources.length || nodes.length !== res.size || nodes.some((n) => !res.has(n))) {
     bad('E_PLAN_MEMBERS', at, 'resources are not exactly one per network node');
@@ -78,13 +103,23 @@ export function checkNetwork(
   // Every WireGuard key of the network is one member's: two members with one key would share a peer entry.
   const keys = [...net.resources.map((r) => r.publicKey), ...net.access.map((d) => d.publicKey)];
   if (new Set(keys).size !== keys.length) bad('E_PLAN_PEER_KEY', at, 'two members of the network have the same WireGuard key');
+  const all: Cidr[] = [];
+  const names: string[] = [];
+  const publicMember = (id: string | null) => id !== null && res.has(id) && (invNodes.get(id)?.endpoints.length ?? 0) > 0;
   for (const r of net.resources) {
+    const p = `${at}.${r.node}`;
     const c = parseCidr(r.subnet);
-    if (!c || !cidrContains(range, c) || c.prefix !== net.subnetPrefix) bad('E_PLAN_SUBNET', `${at}.${r.node}`, `subnet ${r.subnet} is not a /${net.subnetPrefix} inside ${net.ipRange}`);
+    if (!c || !cidrContains(range, c) || c.prefix !== net.subnetPrefix) bad('E_PLAN_SUBNET', p, `subnet ${r.subnet} is not a /${net.subnetPrefix} inside ${net.ipRange}`);
     else {
       all.push(c);
       names.push(r.node);
+      if (r.gateway !== formatIPv4(firstHost(c)) || r.wgAddress !== `${formatIPv4(lastHost(c))}/32`) bad('E_PLAN_SUBNET', p, `gateway and WireGuard address must be the first and last host of ${formatCidr(c)}`);
     }
+    const n = invNodes.get(r.node);
+    if (r.hidden === publicMember(r.node)) bad('E_PLAN_HIDDEN', p, 'hidden flag does not match the inventory');
+    if (n?.publicKey !== undefined && r.sealedTo !== n.publicKey) bad('E_PLAN_SEALED', p, "the private key is sealed to another identity than the node's");
+    if (r.hidden && !publicMember(r.accessNode)) bad('E_PLAN_HIDDEN_PEER', p, 'a hidden node must enter through a public node of the network (accessNode)');
+    if (!r.hidden && r.accessNode !== null) bad('E_PLAN_HIDDEN_PEER', p, 'a public node has no access node');
   }
   for (const d of net.access) {
     const c = parseCidr(d.subnet);
@@ -93,9 +128,37 @@ export function checkNetwork(
       all.push(c);
       names.push(d.name);
     }
+    if (!publicMember(d.via)) bad('E_PLAN_MESH', `${at}.access.${d.name}`, `device ${d.name} must enter through a public node of the network`);
   }
   const ov = findOverlap(all);
   if (ov) bad('E_PLAN_OVERLAP', at, `subnets of ${names[ov[0]]} and ${names[ov[1]]} overlap`);
+  return { range, subnets: all };
+}
+
+/** A compact network: the member rules plus each public node's endpoint (its first inventory endpoint, its port). */
+export function checkCompactNetwork(net: Omit<NetworkPlan, 'resources'> & { resources: CompactResource[] }, at: string, nodes: string[], invNodes: Map<string, InvNode>): Problem[] {
+  const { out, bad } = collector();
+  if (!checkMembers(net, at, nodes, invNodes, bad)) return out;
+  for (const r of net.resources) {
+    const ep = invNodes.get(r.node)?.endpoints[0];
+    const want = r.hidden ? null : ep ? formatEndpoint(ep, r.listenPort) : undefined;
+    if (r.endpoint !== want) bad('E_PLAN_ENDPOINT', `${at}.${r.node}`, r.hidden ? 'a hidden node cannot be dialled but has an endpoint' : `endpoint ${String(r.endpoint)} is not the node's first endpoint and listen port`);
+  }
+  return out;
+}
+
+/** A full network: the member rules plus every peer rule. */
+export function checkNetwork(net: NetworkPlan, at: string, nodes: string[], invNodes: Map<string, InvNode>): Problem[] {
+  const { out, bad } = collector();
+  const members = checkMembers(net, at, nodes, invNodes, bad);
+  if (!members) return out;
+  checkPeers(net, at, members.subnets, invNodes, bad);
+  return out;
+}
+
+/** The peer rules of a full network (docs/plan-format.md): O(peer entries · log). */
+function checkPeers(net: NetworkPlan, at: string, all: Cidr[], invNodes: Map<string, InvNode>, bad: Bad): void {
+  const res = new Map(net.resources.map((r) => [r.node, r]));
   const publicIds = net.resources.filter((r) => (invNodes.get(r.node)?.endpoints.length ?? 0) > 0).map((r) => r.node);
   const publicSet = new Set(publicIds);
   const devices = new Map(net.access.map((d) => [d.name, d]));
@@ -103,8 +166,11 @@ export function checkNetwork(
   for (const r of net.resources) {
     const p = `${at}.${r.node}`;
     const isPublic = publicSet.has(r.node);
-    if (r.hidden === isPublic) bad('E_PLAN_HIDDEN', p, 'hidden flag does not match the inventory');
-    const peerNodes = new Set(r.peers.map((x) => x.node));
+    const peerNodes = new Set((r.peers ?? []).map((x) => x.node));
+    if (!Array.isArray(r.peers)) {
+      bad('E_PLAN_PEERS', p, 'a full plan lists the peers of every resource');
+      continue;
+    }
     if (peerNodes.size !== r.peers.length) bad('E_PLAN_PEERS', p, 'a peer is listed twice');
     if (peerNodes.has(r.node)) bad('E_PLAN_PEERS', p, 'a resource peers with itself');
     for (const x of r.peers) {
@@ -169,5 +235,4 @@ export function checkNetwork(
       }
     }
   }
-  return out;
 }

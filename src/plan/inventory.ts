@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { parseYamlDocument } from '../yaml.ts';
 import { Key } from '../crypto/keys.ts';
-import { ValidationError, type Problem } from '../errors.ts';
+import { ValidationError, unknownField, type Problem } from '../errors.ts';
 
 export interface InventoryNode {
   id: string;
@@ -19,7 +19,7 @@ export interface Inventory {
 }
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const NODE_FIELDS = new Set(['id', 'publicKey', 'endpoints', 'reservedPorts']);
+const NODE_FIELDS = ['id', 'publicKey', 'endpoints', 'reservedPorts'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -34,10 +34,11 @@ export function validateInventory(raw: unknown): Inventory {
   const problems: Problem[] = [];
   const p = (code: string, path: string, message: string, hint: string) => problems.push({ code, path, message, hint });
   if (!isPlainObject(raw) || !Array.isArray(raw.nodes)) {
-    p('E_TYPE', 'nodes', 'an inventory is an object with a list `nodes`', 'write `nodes: [{id, publicKey, endpoints}]`');
+    if (isPlainObject(raw) && raw.nodes === undefined) p('E_REQUIRED', 'nodes', 'missing', 'write `nodes: [{id, publicKey, endpoints}]`');
+    else p('E_TYPE', 'nodes', 'an inventory is an object with a list `nodes`', 'write `nodes: [{id, publicKey, endpoints}]`');
     throw new ValidationError(problems, 'inventory');
   }
-  for (const k of Object.keys(raw)) if (k !== 'nodes') p('E_UNKNOWN_FIELD', k, `unknown field ${k}`, 'remove it');
+  for (const k of Object.keys(raw)) if (k !== 'nodes') problems.push(unknownField(k, k, ['nodes']));
   const seen = new Set<string>();
   const nodes: InventoryNode[] = [];
   raw.nodes.forEach((n: unknown, i: number) => {
@@ -46,14 +47,16 @@ export function validateInventory(raw: unknown): Inventory {
       p('E_TYPE', at, 'a node is an object', 'write {id, publicKey, endpoints}');
       return;
     }
-    for (const k of Object.keys(n)) if (!NODE_FIELDS.has(k)) p('E_UNKNOWN_FIELD', `${at}.${k}`, `unknown field ${k}`, 'remove it');
+    for (const k of Object.keys(n)) if (!NODE_FIELDS.includes(k)) problems.push(unknownField(`${at}.${k}`, k, NODE_FIELDS));
     const id = n.id;
-    if (typeof id !== 'string' || !LABEL.test(id)) {
+    if (id === undefined) p('E_REQUIRED', `${at}.id`, 'missing', 'give the node its id');
+    else if (typeof id !== 'string' || !LABEL.test(id)) {
       p('E_NAME_FORMAT', `${at}.id`, 'a node id is a DNS label (a-z, 0-9, -; at most 63)', 'rename the node');
     } else if (seen.has(id)) {
       p('E_DUPLICATE_NODE', `${at}.id`, `node ${id} is listed twice`, 'keep one entry per node');
     } else seen.add(id);
-    if (!Key.isValid(n.publicKey)) {
+    if (n.publicKey === undefined) p('E_REQUIRED', `${at}.publicKey`, 'missing', 'add the key `zmesh keygen node` printed');
+    else if (!Key.isValid(n.publicKey)) {
       p('E_KEY_FORMAT', `${at}.publicKey`, 'publicKey must be a base64 X25519 key (44 characters)', 'use the key `zmesh keygen node` printed');
     }
     const endpoints = n.endpoints ?? [];

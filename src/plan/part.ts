@@ -1,8 +1,10 @@
 // A node's part of a plan: what one node receives. Holds only that node's resources (with sealed keys),
 // every subnet of each network (for the node's own consistency checks) and the workloads placed on it.
-// Access devices' configs (which may hold generated private keys) are never included.
+// Access devices' configs (which may hold generated private keys) are never included. Cut from a plan of either
+// form: the peers come from the one derivation (src/plan/derive.ts) for a compact plan, as stored for a full one.
 import type { NetworkSpec } from '../blueprint/types.ts';
-import type { NetworkPlan, Plan, Resource, WorkloadPlan } from './types.ts';
+import { expandResource, peerLookup } from './derive.ts';
+import type { AnyPlan, NetworkPlan, Plan, Resource, WorkloadPlan } from './types.ts';
 
 export const NODE_PART_FORMAT = 'zmesh-node-plan/1';
 
@@ -29,7 +31,7 @@ export interface PolicyMembers {
 }
 
 /** The addresses a network's policy selectors name, from the plan. */
-export function policyMembers(plan: Pick<Plan, 'workloads'>, n: Pick<NetworkPlan, 'name' | 'resources' | 'access'>): PolicyMembers {
+export function policyMembers(plan: Pick<Plan, 'workloads'>, n: Pick<NetworkPlan, 'name' | 'access'> & { resources: Pick<Resource, 'node' | 'gateway' | 'wgAddress'>[] }): PolicyMembers {
   const nodes: Record<string, string[]> = {};
   for (const r of n.resources) nodes[r.node] = [`${r.gateway}/32`, r.wgAddress];
   const workloads: Record<string, string> = {};
@@ -64,18 +66,26 @@ export function deviceEgressSources(spec: Pick<NetworkSpec, 'egress' | 'access'>
   return [...out].sort();
 }
 
-export function nodePart(plan: Plan, node: string): NodePlanPart {
+/** The nodes a plan has a resource for, sorted. */
+export function planNodes(plan: AnyPlan): string[] {
+  const s = new Set<string>();
+  for (const n of plan.networks) for (const r of n.resources) s.add(r.node);
+  return [...s].sort();
+}
+
+/** One node's part, O(n) per network it is in (plus an O(n log n) index when `peersOf` is not given). */
+export function nodePart(plan: AnyPlan, node: string, peersOf = peerLookup(plan)): NodePlanPart {
   const networks: NodeNetworkPart[] = [];
   for (const n of plan.networks) {
-    const resource = n.resources.find((r) => r.node === node);
-    if (!resource) continue;
+    const found = (n.resources as Omit<Resource, 'peers'>[]).find((r) => r.node === node);
+    if (!found) continue;
     networks.push({
       name: n.name,
       id: n.id,
       ipRange: n.ipRange,
       subnetPrefix: n.subnetPrefix,
       egress: n.egress,
-      resource,
+      resource: expandResource(found, peersOf(n.name, node) ?? []),
       subnets: [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)].sort(),
       ...(n.policy ? { members: policyMembers(plan, n) } : {}),
     });

@@ -1,5 +1,6 @@
-// The network-resource planner: blueprint + node inventory (+ previous plan) → plan.
-// Pure: randomness comes in as a RandomSource; no clocks, files or processes.
+// The network-resource planner: blueprint + node inventory (+ previous plan) → compact plan (planCompact), or
+// its full form (planBlueprint = expandPlan ∘ planCompact). Pure: randomness comes in as a RandomSource; no
+// clocks, files or processes. The planner never builds peer lists itself: src/plan/derive.ts does.
 //
 // Stability rules with a previous plan: a resource that still exists keeps its subnet, listen port, keys
 // (while the node's identity key is unchanged) and access node; a device keeps its subnet, key and access
@@ -25,22 +26,26 @@ import {
   subnetIndex,
   type Cidr,
 } from '../../topology/cidr.ts';
-import { buildMesh, MeshError, type MeshMember } from '../../topology/mesh.ts';
+import { expandPlan } from './derive.ts';
 import type { Inventory, InventoryNode } from './inventory.ts';
 import {
+  COMPACT_PLAN_FORMAT,
   PLAN_FORMAT,
   sealContext,
   type AccessDevice,
-  type NetworkPlan,
+  type AnyPlan,
+  type CompactNetwork,
+  type CompactPlan,
+  type CompactResource,
   type Plan,
-  type Resource,
   type WorkloadPlan,
 } from './types.ts';
 
 export interface PlanOptions {
   /** Source of key material and nonces; pass seededRandom(seed) for reproducible plans. */
   random: RandomSource;
-  previous?: Plan;
+  /** The previous plan, in either form (a full `zmesh-plan/1` plan is read, never written back). */
+  previous?: AnyPlan;
   /** Keepalive a hidden node sends to its access node; default 25 s. */
   hiddenKeepalive?: number;
   /** Lowest listen port handed out; default 51820. */
@@ -122,11 +127,16 @@ function problem(ctx: Ctx, code: string, path: string, message: string, hint: st
   ctx.problems.push({ code, path, message, hint });
 }
 
-/** Plans every network of a blueprint. Throws ValidationError listing every problem found. */
+/** The full form of the plan (every resource with its peers): expandPlan(planCompact(…)). */
 export function planBlueprint(bp: Blueprint, inventory: Inventory, opts: PlanOptions): Plan {
+  return expandPlan(planCompact(bp, inventory, opts));
+}
+
+/** Plans every network of a blueprint, compact. Throws ValidationError listing every problem found. */
+export function planCompact(bp: Blueprint, inventory: Inventory, opts: PlanOptions): CompactPlan {
   const prev = opts.previous;
   const problems: Problem[] = [];
-  if (prev && (prev.format !== PLAN_FORMAT || prev.tenant !== bp.tenant || prev.blueprint !== bp.name)) {
+  if (prev && ((prev.format !== PLAN_FORMAT && prev.format !== COMPACT_PLAN_FORMAT) || prev.tenant !== bp.tenant || prev.blueprint !== bp.name)) {
     throw new ValidationError(
       [
         {
@@ -169,7 +179,7 @@ export function planBlueprint(bp: Blueprint, inventory: Inventory, opts: PlanOpt
     }
   });
 
-  const networks: NetworkPlan[] = [];
+  const networks: CompactNetwork[] = [];
   const workloads: WorkloadPlan[] = [];
   bp.networks.forEach((net, ni) => {
     const np = planNetwork(ctx, net, ni, prevNets.get(net.name), keptPorts.get(net.name)!);
@@ -181,17 +191,18 @@ export function planBlueprint(bp: Blueprint, inventory: Inventory, opts: PlanOpt
   if (problems.length) throw new ValidationError(problems, 'plan');
   workloads.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return {
-    format: PLAN_FORMAT,
+    format: COMPACT_PLAN_FORMAT,
     tenant: bp.tenant,
     blueprint: bp.name,
     version: bp.version,
     generation: (prev?.generation ?? 0) + 1,
+    hiddenKeepalive: ctx.keepalive,
     networks,
     workloads,
   };
 }
 
-function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan | undefined, keptPorts: Map<string, number>): NetworkPlan | null {
+function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: AnyPlan['networks'][number] | undefined, keptPorts: Map<string, number>): CompactNetwork | null {
   const at = `networks[${ni}]`;
   const range = parseCidr(net.ipRange) as Cidr;
   const id = networkId(ctx.bp.tenant, ctx.bp.name, net.name);
@@ -218,7 +229,7 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
   }
   if (ctx.problems.length > before) return null;
 
-  const prevRes = new Map((prev?.resources ?? []).map((r) => [r.node, r]));
+  const prevRes = new Map<string, CompactResource | Plan['networks'][number]['resources'][number]>((prev?.resources ?? []).map((r) => [r.node, r]));
   const prevDev = new Map((prev?.access ?? []).map((d) => [d.name, d]));
   const samePrefix = prev?.subnetPrefix === net.subnetPrefix;
 
@@ -263,8 +274,7 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
   for (const d of net.access) pickVia(`d:${d.name}`);
 
   // Ports and keys per resource.
-  const resources: Resource[] = [];
-  const meshMembers: MeshMember[] = [];
+  const resources: CompactResource[] = [];
   net.nodes.forEach((nodeId, j) => {
     const n = ctx.nodes.get(nodeId)!;
     const used = ctx.ports.get(nodeId)!;
@@ -301,20 +311,12 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
       gateway: formatIPv4(firstHost(subnet)),
       wgAddress: `${formatIPv4(lastHost(subnet))}/32`,
       listenPort: port,
+      endpoint: hidden ? null : formatEndpoint(n.endpoints[0], port),
       publicKey,
       sealedPrivateKey: sealed,
       sealedTo: n.publicKey,
       hidden,
       accessNode: hidden ? via.get(`n:${nodeId}`)! : null,
-      peers: [],
-    });
-    meshMembers.push({
-      id: nodeId,
-      kind: 'node',
-      subnet: formatCidr(subnet),
-      publicKey,
-      endpoint: hidden ? null : formatEndpoint(n.endpoints[0], port),
-      via: hidden ? via.get(`n:${nodeId}`)! : null,
     });
   });
   if (ctx.problems.length > before) return null;
@@ -341,7 +343,6 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
         publicKey = kp.publicKey.toString();
       }
     }
-    meshMembers.push({ id: d.name, kind: 'device', subnet: formatCidr(subnet), publicKey, endpoint: null, via: v });
     const dev: AccessDevice = { name: d.name, subnet: formatCidr(subnet), address, via: v, publicKey, generatedKey: privateKey !== null };
     if (d.egress) dev.egress = true;
     if (privateKey !== null) {
@@ -358,26 +359,13 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: NetworkPlan |
     return dev;
   });
 
-  let mesh: Map<string, import('./types.ts').Peer[]>;
-  try {
-    mesh = buildMesh(net.ipRange, meshMembers, { hiddenKeepalive: ctx.keepalive });
-  } catch (e) {
-    if (e instanceof MeshError) {
-      problem(ctx, e.code, `${at}.nodes`, e.message, 'check the network members');
-      return null;
-    }
-    throw e;
-  }
-  for (const r of resources) r.peers = mesh.get(r.node) ?? [];
   resources.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   access.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const out: NetworkPlan = { name: net.name, id, ipRange: net.ipRange, subnetPrefix: net.subnetPrefix, egress: net.egress, resources, access };
-  if (net.policy) out.policy = true;
-  return out;
+  return { name: net.name, id, ipRange: net.ipRange, subnetPrefix: net.subnetPrefix, egress: net.egress, ...(net.policy ? { policy: true as const } : {}), resources, access };
 }
 
 /** Addresses of the workloads on one network: explicit ones checked, previous ones kept, the rest allocated. */
-function planWorkloads(ctx: Ctx, np: NetworkPlan, prev: Plan | undefined): WorkloadPlan[] {
+function planWorkloads(ctx: Ctx, np: CompactNetwork, prev: AnyPlan | undefined): WorkloadPlan[] {
   const prevIp = new Map((prev?.workloads ?? []).filter((w) => w.network === np.name).map((w) => [`${w.name}@${w.node}`, w.ip]));
   const resByNode = new Map(np.resources.map((r) => [r.node, r]));
   const taken = new Map<string, Set<number>>();

@@ -1,5 +1,6 @@
 // A human summary of a plan: one table per network, then access devices and workloads.
-import type { Plan } from './types.ts';
+import { peerCounter } from './derive.ts';
+import type { AnyPlan } from './types.ts';
 
 export function table(rows: string[][]): string {
   const widths: number[] = [];
@@ -7,7 +8,8 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
-export function summarizePlan(plan: Plan): string {
+export function summarizePlan(plan: AnyPlan): string {
+  const peers = peerCounter(plan);
   const out: string[] = [`plan ${plan.tenant}/${plan.blueprint} version ${plan.version} generation ${plan.generation}`];
   for (const n of plan.networks) {
     const hidden = n.resources.filter((r) => r.hidden).length;
@@ -17,7 +19,7 @@ export function summarizePlan(plan: Plan): string {
     );
     const rows = [['NODE', 'SUBNET', 'WG ADDRESS', 'PORT', 'ROLE', 'PEERS', 'PUBLIC KEY']];
     for (const r of n.resources) {
-      rows.push([r.node, r.subnet, r.wgAddress, String(r.listenPort), r.hidden ? `hidden via ${r.accessNode}` : 'public', String(r.peers.length), r.publicKey]);
+      rows.push([r.node, r.subnet, r.wgAddress, String(r.listenPort), r.hidden ? `hidden via ${r.accessNode}` : 'public', String(peers(n.name, r.node)), r.publicKey]);
     }
     out.push(table(rows));
     if (n.access.length) {

@@ -1,7 +1,15 @@
 // The plan: what every node must look like to give a blueprint. Plain, sorted, JSON-serializable data.
-// Documented in docs/plan-format.md.
+// Documented in docs/plan-format.md. Two forms:
+//  - the compact plan (`zmesh-plan/2`, CompactPlan): each resource once, no peer lists. What `zmesh plan` writes
+//    and the etcd controller stores; peers are derived by one pure function (src/plan/derive.ts).
+//  - the full plan (`zmesh-plan/1`, Plan): every resource with its peers. What `zmesh plan --expand` prints and
+//    what plans written before the compact form hold; still read (as `--previous`, by `plan part`), never written
+//    unless asked for.
 
+/** The full (expanded) form: every resource with its peer list. */
 export const PLAN_FORMAT = 'zmesh-plan/1';
+/** The compact form: resources without peers (they are derived). */
+export const COMPACT_PLAN_FORMAT = 'zmesh-plan/2';
 
 export interface Peer {
   /** Node id of the peer, or the access device's name. */
@@ -92,6 +100,35 @@ export interface Plan {
   generation: number;
   networks: NetworkPlan[];
   workloads: WorkloadPlan[];
+}
+
+/** A resource as the compact plan holds it: no peers, but the endpoint other nodes dial (null when hidden). */
+export type CompactResource = Omit<Resource, 'peers'> & {
+  /** "ip:port" ("[v6]:port") of a public node: its first inventory endpoint and its listen port; null when hidden. */
+  endpoint: string | null;
+};
+
+export interface CompactNetwork extends Omit<NetworkPlan, 'resources'> {
+  resources: CompactResource[];
+}
+
+export interface CompactPlan {
+  format: typeof COMPACT_PLAN_FORMAT;
+  tenant: string;
+  blueprint: string;
+  version: number;
+  generation: number;
+  /** Keepalive (seconds) a hidden node sends its access node: the one knob of the peer derivation. */
+  hiddenKeepalive: number;
+  networks: CompactNetwork[];
+  workloads: WorkloadPlan[];
+}
+
+/** A plan in either form. */
+export type AnyPlan = Plan | CompactPlan;
+
+export function isCompactPlan(p: AnyPlan): p is CompactPlan {
+  return p.format === COMPACT_PLAN_FORMAT;
 }
 
 /** The context string bound into a sealed private key: "<network id>/<node id>". */

@@ -102,6 +102,7 @@ test('agent in a real host: two tenants, drift repair, restart and reboot recove
         backend: 'userspace',
         wireguardGo: build,
         tuning: { socketBufferBytes: 0, daemonOwnSession: false, daemonEnv: { GOMAXPROCS: '1' } },
+        staleDaemons: [],
       });
       // A requested no-op reconcile: reads only, and its cost is reported.
       const r = await call<{ changes: number; cost: { agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number } }>(bed.socket, 'POST', '/v1/reconcile');

@@ -1,10 +1,15 @@
 // The agent's wireguard-go settings end to end (root): an agent configured with bookworm's wireguard-go (the
 // build before batching, unpacked aside by scripts/deps.sh) and wireguardGoMaxProcs: 2 reports that build and
 // its tuning in GET /v1/status, warns about it in its log, and starts exactly that binary with GOMAXPROCS=2 and
-// raised socket buffers for a submitted network, whose detail shows that daemon and its sockets.
+// raised socket buffers for a submitted network, whose detail shows that daemon and its sockets. When the binary
+// is then replaced on disk (as a package upgrade does), the status names the daemon still running the old file,
+// `zmesh status` warns, and killing that daemon gets it restarted on the installed file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { call } from '../../src/cli/client.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
@@ -16,7 +21,10 @@ const acme = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })]);
 const plan = planFor(acme, nodes);
 
 test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warning, the daemon it starts', { timeout: 120_000 }, async () => {
-  const binary = bookwormWireguardGo();
+  // A copy of its own (the test replaces it): named wireguard-go like the real one.
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-wggo-'));
+  const binary = join(dir, 'wireguard-go');
+  copyFileSync(bookwormWireguardGo(), binary);
   const bed = await makeAgentHost({ extra: { wireguardGo: binary, wireguardGoMaxProcs: 2 } });
   try {
     await startAgent(bed);
@@ -25,6 +33,7 @@ test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warni
       backend: 'userspace',
       wireguardGo: { version: '0.0.20220316', batched: false },
       tuning: { socketBufferBytes: 4194304, daemonOwnSession: false, daemonEnv: { GOMAXPROCS: '2' } },
+      staleDaemons: [],
     });
     assert.match(bed.log.join(''), /wireguard-go 0\.0\.20220316 reads and writes one packet per system call/);
 
@@ -49,7 +58,25 @@ test('agent with bookworm\'s wireguard-go and wireguardGoMaxProcs: status, warni
       const b = await rcvbufs();
       return b.length > 0 && b.every((x) => x === 8 * 1024 * 1024);
     }, 10_000, 'the old build\'s sockets to get 4 MiB buffers (8 MiB as the kernel shows them)');
+
+    // An upgrade replaces the file the way dpkg does (a new file renamed over the old one).
+    type Status = { dataplane: { staleDaemons: { ifname: string; pid: number }[] } };
+    assert.deepEqual((await call<Status>(bed.socket, 'GET', '/v1/status')).dataplane.staleDaemons, []);
+    copyFileSync(bookwormWireguardGo(), `${binary}.new`);
+    renameSync(`${binary}.new`, binary);
+    const stale = (await call<Status>(bed.socket, 'GET', '/v1/status')).dataplane.staleDaemons;
+    assert.deepEqual(stale.map((x) => x.pid), [pid]);
+    const cli = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'status', '--socket', bed.socket], { reject: false, env: { NO_COLOR: '1' } });
+    assert.equal(cli.exitCode, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`1 daemon\\(s\\) run a wireguard-go binary replaced on disk since they started \\(pid ${pid}\\)`));
+    // Killed (by its PID), the daemon is restarted by the agent on the installed file; nothing is stale after.
+    process.kill(pid, 'SIGTERM');
+    await waitFor(async () => {
+      const now = wgDaemonPids(bed);
+      return now.length === 1 && now[0] !== pid && (await call<Status>(bed.socket, 'GET', '/v1/status')).dataplane.staleDaemons.length === 0;
+    }, 20_000, 'the daemon restarted on the installed binary');
   } finally {
     await destroyAgentHost(bed);
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,7 @@
 // A hidden host behind a NAT router (nft masquerade) enters the mesh through its access node, kept open by
 // persistent keepalive; a public host reaches it through the access node. The endpoint the access node
-// learnt (the NAT's) is never overwritten by a later apply: roaming is respected.
+// learnt (the NAT's) is never overwritten by a later apply of the same plan (roaming is respected); a plan that
+// changes the endpoint wins at once (issue #21).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApplyReport } from '../../netns/index.ts';
@@ -73,16 +74,25 @@ test('hidden host behind NAT reaches the mesh through its access node', { timeou
       assert.ok(peer.latestHandshake !== null);
     });
 
-    await t.test('re-applying keeps the learnt endpoint (no-op), even when the plan names another one', async () => {
+    await t.test('re-applying keeps the learnt endpoint (no-op); a plan that names an endpoint wins at once', async () => {
       const r = await a.apply([net.desired.get('a')!], ids.a);
       okReport(r);
       assert.equal(r.commands.mutating, 0, r.mutations.join('\n'));
+      // Issue #21: the plan itself changed the peer's endpoint (from none to one): it is set at once, whatever
+      // the handshake.
       const moved = structuredClone(net.desired.get('a')!);
       moved.resource.peers.find((p) => p.publicKey === pubC)!.endpoint = '203.0.113.77:40000';
       const r2 = await a.apply([moved], ids.a);
       okReport(r2);
-      assert.equal(r2.commands.mutating, 0, `a peer with a recent handshake keeps its endpoint:\n${r2.mutations.join('\n')}`);
-      assert.ok(await b.waitPing(ns, '10.77.3.1'), 'b → c still works');
+      assert.deepEqual(r2.resources[0].changes, [`peer update ${pubC} endpoint 203.0.113.77:40000`]);
+      // Back to the plan without an endpoint: nothing is set (a learnt endpoint is never cleared), and the hidden
+      // node's keepalive (5 s) through its NAT teaches the access node its endpoint again.
+      const r3 = await a.apply([net.desired.get('a')!], ids.a);
+      okReport(r3);
+      assert.equal(r3.commands.mutating, 0, r3.mutations.join('\n'));
+      assert.ok(await b.waitPing(ns, '10.77.3.1', 15), 'b → c again once c\'s keepalive reached a');
+      const peer = (await a.readActual(net.networkId)).wireguard!.peers.find((p) => p.publicKey === pubC)!;
+      assert.match(peer.endpoint ?? '', /^203\.0\.113\.3:\d+$/, 'the access node learnt the NAT endpoint again');
     });
 
     await t.test('removal on every host leaves nothing behind', async () => {

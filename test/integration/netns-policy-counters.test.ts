@@ -6,16 +6,18 @@ import assert from 'node:assert/strict';
 import { buildNftReplace } from '../../netns/build.ts';
 import { tenantNftSpec } from '../../netns/layout.ts';
 import { namesFor } from '../../netns/names.ts';
-import { parseNftRuleset, policyCounters } from '../../netns/parse.ts';
+import { firewallCounters, parseNftRuleset, policyCounters } from '../../netns/parse.ts';
 import { compilePolicy } from '../../src/plan/policy.ts';
 import { delNs, makeNs, rand, sh } from '../helpers/host.ts';
 
 const ID = 'pctrtest01';
 
-test('policy counters: accepted per rule (its protocols summed), dropped by the default', { timeout: 60_000 }, async () => {
+test('policy counters: accepted per rule (its protocols summed), dropped by the default; spoofed sources counted', { timeout: 60_000 }, async () => {
   const ns = `zt-${rand()}`;
+  const outside = `zt-${rand()}`;
   try {
     await makeNs(ns);
+    await makeNs(outside);
     const members = { nodes: { a: ['10.7.1.1/32', '10.7.1.254/32'], b: ['10.7.2.1/32', '10.7.2.254/32'] }, workloads: { web: '10.7.0.2/32', db: '10.7.1.2/32' }, devices: {} };
     const compiled = compilePolicy(
       {
@@ -46,6 +48,14 @@ test('policy counters: accepted per rule (its protocols summed), dropped by the 
     await inNs(
       "const c = require('node:net').connect({ host: '10.7.1.2', port: 5432, localAddress: '10.7.0.2' }); c.on('error', () => {}); c.on('close', () => process.exit(0)); setTimeout(() => process.exit(0), 3000);",
     );
+    // A workload on the bridge b-<id> sending from an address outside the node's subnet (10.7.1.0/24): dropped
+    // by in-spoof, and counted (two pings of 84 bytes).
+    await sh(['ip', 'link', 'add', 'name', names.bridge, 'netns', ns, 'type', 'veth', 'peer', 'name', 'v0', 'netns', outside]);
+    await sh(['ip', '-n', ns, 'link', 'set', names.bridge, 'up']);
+    await sh(['ip', '-n', outside, 'link', 'set', 'v0', 'up']);
+    await sh(['ip', '-n', outside, 'addr', 'add', '10.9.9.9/32', 'dev', 'v0']);
+    await sh(['ip', '-n', outside, 'route', 'add', '10.7.1.1/32', 'dev', 'v0']);
+    await sh(['ip', 'netns', 'exec', outside, 'ping', '-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', '-I', '10.9.9.9', '10.7.1.1'], { okCodes: [1] });
     const listed = await sh(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'ruleset']);
     const table = parseNftRuleset(listed.stdout).find((t) => t.name === names.nftTenant)!;
     assert.ok(table, 'the tenant table is there');
@@ -78,7 +88,24 @@ test('policy counters: accepted per rule (its protocols summed), dropped by the 
       'policy-out r1-udp 0',
       'policy-out default-drop 0',
     ]);
+    // The whole table's counting rules (`zmesh diagnose`): the spoofed pings dropped by in-spoof, the policy's
+    // drops and accepts (three chains each), summed.
+    assert.deepEqual(firewallCounters(table.rules), {
+      rules: [
+        { tag: 'in-spoof', verdict: 'drop', packets: 2, bytes: 168 },
+        { tag: 'fwd-spoof', verdict: 'drop', packets: 0, bytes: 0 },
+        { tag: 'out-spoof', verdict: 'drop', packets: 0, bytes: 0 },
+        { tag: 'r0-tcp', verdict: 'accept', packets: 1, bytes: 60 },
+        { tag: 'r0-udp', verdict: 'accept', packets: 1, bytes: 32 },
+        { tag: 'r0-icmp', verdict: 'accept', packets: 1, bytes: 84 },
+        { tag: 'r1-udp', verdict: 'accept', packets: 1, bytes: 32 },
+        { tag: 'default-drop', verdict: 'drop', packets: 1, bytes: 32 },
+      ],
+      dropped: { packets: 3, bytes: 200 },
+      accepted: { packets: 4, bytes: 208 },
+    });
   } finally {
     await delNs(ns);
+    await delNs(outside);
   }
 });

@@ -180,7 +180,8 @@ test('10,000 direct peers in one network: validating their candidates, a tick, t
 
 test(
   'the path tick reads only what can change: many hidden networks, one pair probing',
-  { todo: 'finding: src/agent/paths.ts:110-113 reads every hidden network with direct peers on every tick, and agent.ts:197 ticks every 500 ms while ANY pair probes (a hostile peer keeps one pair probing): reads/s = 2 × networks, each a `wg show` process with kernel WireGuard, all under the agent mutex' },
+  // Was a finding (every network read on every 500 ms tick while any pair probed: 2 × networks reads/s): the fast
+  // cadence reads only networks with a probing pair or new candidates, the others once a second.
   async () => {
     const networks = 500;
     const desired = Array.from({ length: networks }, (_, i) => hiddenNetwork(`n${String(i).padStart(9, '0')}`, 3));
@@ -190,8 +191,15 @@ test(
     let t0 = performance.now();
     await m.tick();
     const tTick = ms(t0);
-    const perTick = stats.reads;
-    const interval = m.probing() ? 500 : 1000;
+    // Steady state over 5 s of ticks at the agent's cadence (500 ms while a pair probes).
+    const before = stats.reads;
+    let ticks = 0;
+    for (const end = clock.now + 5000; clock.now < end; ticks++) {
+      clock.now += m.probing() ? 500 : 1000;
+      await m.tick();
+    }
+    const interval = 5000 / ticks;
+    const perTick = (stats.reads - before) / ticks;
     clock.now += 1000;
     // All networks probing (each with one candidate pair): the tick's apply step is O(networks × states).
     m.setCandidates({ networks: Object.fromEntries(desired.map((d) => [d.networkId, { h0: ['198.51.100.7:40001'], h1: ['198.51.100.8:40001'], h2: ['198.51.100.9:40001'] }])) });
@@ -202,7 +210,8 @@ test(
     for (const d of desired) m.effective(d);
     const tEffective = ms(t0);
     console.log(`${networks} hidden networks × 3 direct peers: ${perTick} reads per tick, a tick every ${interval} ms → ${(perTick * 1000) / interval} reads/s; tick ${tTick} ms (instant reads); all probing: tick ${tAll} ms, ${stats.setPeers} setPeers; effective() over all networks (every reconcile, GET /v1/networks/:name, metrics) ${tEffective} ms`);
-    assert.ok((perTick * 1000) / interval <= networks, `${(perTick * 1000) / interval} device reads per second for one probing pair`);
+    // One read a second per network, and the probing network twice.
+    assert.ok((perTick * 1000) / interval <= networks + 1, `${(perTick * 1000) / interval} device reads per second for one probing pair`);
   },
 );
 

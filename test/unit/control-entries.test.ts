@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom } from '../../src/crypto/rng.ts';
-import { nodePart, planBlueprint, type Plan } from '../../src/plan/index.ts';
+import { expandPlan, nodePart, planBlueprint, planCompact, type Plan } from '../../src/plan/index.ts';
 import {
   assemblePart,
   assemblePlan,
@@ -92,10 +92,10 @@ test('subnets are bucketed by slot as 64-bit masks; anything else is kept as tex
   assert.throws(() => decodeSubnets('0', 'zz', '10.8.0.0/14', 24));
 });
 
-test('a stored plan holds no peers and no wg-quick config, and re-plans to the same plan', () => {
+test('a stored plan is the compact plan: no peers and no wg-quick config; it re-plans to the same plan and derives the same parts', () => {
   const b = blueprint([net({ nodes: ['n1', 'n2', 'h3'], access: [{ name: 'laptop', publicKey: 'GG2jGAkdzsbvvTFmyZRXuDzsvAd8cXmBAvoRzYakg1Q=' }] })]);
   const inv = inventory([pub('n1', 1), pub('n2', 2), { id: 'h3' }]);
-  const plan = planBlueprint(b, inv, { random: seededRandom('s') });
+  const plan = planCompact(b, inv, { random: seededRandom('s') });
   const entries = planEntries(plan, signed(b));
   for (const v of entries.values()) {
     assert.ok(!v.includes('"peers"'), 'no peers stored');
@@ -103,8 +103,10 @@ test('a stored plan holds no peers and no wg-quick config, and re-plans to the s
   }
   const back = assemblePlan('acme', 'shop', entries)!;
   assert.equal(back.envelope.blueprint.name, 'shop');
-  const again = planBlueprint(b, inv, { random: seededRandom('other'), previous: back.plan });
+  assert.deepEqual(back.plan, plan, 'the stored plan is the compact plan');
+  const again = planCompact(b, inv, { random: seededRandom('other'), previous: back.plan });
   assert.deepEqual({ ...again, generation: 1 }, plan, 'same subnets, ports, keys, access nodes and peers');
+  assert.deepEqual(planPartEntries(back.plan, 'ENV'), planPartEntries(expandPlan(plan), 'ENV'), 'parts from the stored plan = parts from the full plan');
 });
 
 function apply(cur: Entries | undefined, ops: Op[], prefix: string): Entries {

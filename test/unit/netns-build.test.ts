@@ -103,14 +103,14 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
       '\tchain input {\n' +
       '\t\ttype filter hook input priority filter; policy accept;\n' +
       `\t\tct state established,related accept comment "zmesh:${h}:in-established"\n` +
-      `\t\tiifname "eg-abcdefghij" drop comment "zmesh:${h}:in-drop-outside"\n` +
+      `\t\tiifname "eg-abcdefghij" counter drop comment "zmesh:${h}:in-drop-outside"\n` +
       '\t}\n' +
       '\tchain forward {\n' +
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
       `\t\ttcp flags syn tcp option maxseg size set rt mtu comment "zmesh:${h}:mss-clamp"\n` +
-      `\t\tiifname "w-abcdefghij" oifname "eg-abcdefghij" drop comment "zmesh:${h}:tunnel-egress"\n` +
+      `\t\tiifname "w-abcdefghij" oifname "eg-abcdefghij" counter drop comment "zmesh:${h}:tunnel-egress"\n` +
       `\t\tct state established,related accept comment "zmesh:${h}:fwd-established"\n` +
-      `\t\tiifname "eg-abcdefghij" drop comment "zmesh:${h}:fwd-drop-outside"\n` +
+      `\t\tiifname "eg-abcdefghij" counter drop comment "zmesh:${h}:fwd-drop-outside"\n` +
       '\t}\n' +
       '\tchain postrouting {\n' +
       '\t\ttype nat hook postrouting priority srcnat; policy accept;\n' +
@@ -185,14 +185,14 @@ test('nft: with egress, nothing from the tunnel leaves by the egress veth unless
   const forward = (devices: string[]) => tenantNftSpec(n, true, '10.1.2.0/24', devices).chains.find((c) => c.name === 'forward')!.rules;
   assert.deepEqual(forward([]), [
     { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
-    { tag: 'fwd-spoof', rule: 'iifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop' },
-    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" drop' },
+    { tag: 'fwd-spoof', rule: 'iifname "b-abcdefghij" ip saddr != 10.1.2.0/24 counter drop' },
+    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" counter drop' },
     { tag: 'fwd-established', rule: 'ct state established,related accept' },
-    { tag: 'fwd-drop-outside', rule: 'iifname "eg-abcdefghij" drop' },
+    { tag: 'fwd-drop-outside', rule: 'iifname "eg-abcdefghij" counter drop' },
   ]);
   assert.deepEqual(
     forward(['10.1.9.0/24', '10.1.7.5/24', '10.1.9.0/24']).find((r) => r.tag === 'tunnel-egress'),
-    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" ip saddr != { 10.1.7.0/24, 10.1.9.0/24 } drop' },
+    { tag: 'tunnel-egress', rule: 'iifname "w-abcdefghij" oifname "eg-abcdefghij" ip saddr != { 10.1.7.0/24, 10.1.9.0/24 } counter drop' },
     'canonical, sorted, unique',
   );
   assert.ok(!tenantNftSpec(n, false, '10.1.2.0/24', ['10.1.9.0/24']).chains.some((c) => c.rules.some((r) => r.tag === 'tunnel-egress')), 'no egress, no veth, no rule');
@@ -207,16 +207,16 @@ test('nft: the tenant table with its subnet drops spoofed sources from the bridg
       '\tcomment "zmesh:abcdefghij tenant namespace rules"\n' +
       '\tchain input {\n' +
       '\t\ttype filter hook input priority filter; policy accept;\n' +
-      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:in-spoof"\n` +
+      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 counter drop comment "zmesh:${h}:in-spoof"\n` +
       '\t}\n' +
       '\tchain forward {\n' +
       '\t\ttype filter hook forward priority filter; policy accept;\n' +
       `\t\ttcp flags syn tcp option maxseg size set rt mtu comment "zmesh:${h}:mss-clamp"\n` +
-      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:fwd-spoof"\n` +
+      `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 counter drop comment "zmesh:${h}:fwd-spoof"\n` +
       '\t}\n' +
       '\tchain output {\n' +
       '\t\ttype filter hook output priority filter; policy accept;\n' +
-      `\t\toifname "w-abcdefghij" ip saddr != 10.1.2.0/24 drop comment "zmesh:${h}:out-spoof"\n` +
+      `\t\toifname "w-abcdefghij" ip saddr != 10.1.2.0/24 counter drop comment "zmesh:${h}:out-spoof"\n` +
       '\t}\n' +
       '}\n',
   );

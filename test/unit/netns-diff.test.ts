@@ -1,7 +1,7 @@
-// Pure diffs (peers with the roaming window, links, routes, nft), IP helpers and egress block allocation.
+// Pure diffs (peers with endpoint authority and the roaming window, links, routes, nft), IP helpers and egress block allocation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent } from '../../netns/diff.ts';
+import { diffLink, diffPeers, diffRoutes, diffWireguard, endpointDecision, nftIsCurrent, plannedEndpoints, type EndpointInput } from '../../netns/diff.ts';
 import { allocateEgressBlock, canonicalCidr, canonicalEndpoint, egressBlock, EGRESS_BLOCK_COUNT, formatCidr, isEgressHostAddr, parseCidr } from '../../netns/ip.ts';
 import { hostNftSpec, tenantNftSpec, validateDesired } from '../../netns/layout.ts';
 import { renderNftTable } from '../../netns/build.ts';
@@ -76,6 +76,58 @@ const cases: { name: string; desired: Parameters<typeof diffPeers>[0]; actual: W
 for (const c of cases) {
   test(`diffPeers: ${c.name}`, () => assert.deepEqual(diffPeers(c.desired, c.actual, NOW), c.want));
 }
+
+// Endpoint authority (issue #21): who wins between the plan and WireGuard's roamed endpoint.
+const P1 = '203.0.113.1:51820'; // what the plan named
+const P2 = '203.0.113.2:51820'; // what the plan names after a re-plan (the peer moved)
+const R = '198.51.100.7:4444'; // where WireGuard saw the peer's packets come from (it roamed)
+const ep = (i: Partial<EndpointInput>): EndpointInput => ({ planned: P1, actual: P1, latestHandshake: NOW - 10, plannedBefore: P1, nowSec: NOW, ...i });
+const endpointCases: { name: string; input: EndpointInput; want: ReturnType<typeof endpointDecision> }[] = [
+  { name: 'WireGuard uses the planned endpoint', input: ep({}), want: { set: false, reason: 'current' } },
+  { name: 'the plan names none: a learnt endpoint is never cleared', input: ep({ planned: null, plannedBefore: null, actual: R }), want: { set: false, reason: 'not-planned' } },
+  { name: 'roamed, the plan unchanged, handshake 10 s ago: kept', input: ep({ actual: R }), want: { set: false, reason: 'roamed' } },
+  { name: 'roamed, the plan unchanged, handshake 179 s ago: kept', input: ep({ actual: R, latestHandshake: NOW - 179 }), want: { set: false, reason: 'roamed' } },
+  { name: 'roamed, the plan unchanged, handshake 180 s ago: the plan', input: ep({ actual: R, latestHandshake: NOW - 180 }), want: { set: true, reason: 'no-session' } },
+  { name: 'roamed, the plan unchanged, never a handshake: the plan', input: ep({ actual: R, latestHandshake: 0 }), want: { set: true, reason: 'no-session' } },
+  { name: 'the plan moved the endpoint, handshake 10 s ago with the old one: the plan at once', input: ep({ planned: P2, actual: P1 }), want: { set: true, reason: 'replanned' } },
+  { name: 'roamed, then the plan moved the endpoint: the plan at once', input: ep({ planned: P2, actual: R, latestHandshake: NOW - 1 }), want: { set: true, reason: 'replanned' } },
+  { name: 'the plan named none before and names one now: the plan at once', input: ep({ planned: P2, plannedBefore: null, actual: R }), want: { set: true, reason: 'replanned' } },
+  { name: 'nothing remembered (first apply by this state directory): the roam window decides', input: ep({ planned: P2, actual: P1, plannedBefore: undefined }), want: { set: false, reason: 'roamed' } },
+  { name: 'nothing remembered, no handshake for 181 s: the plan', input: ep({ planned: P2, actual: P1, plannedBefore: undefined, latestHandshake: NOW - 181 }), want: { set: true, reason: 'no-session' } },
+  { name: 'a direct-path probe moves it whatever the handshake', input: ep({ planned: P2, actual: R, plannedBefore: P2, force: true }), want: { set: true, reason: 'forced' } },
+  { name: 'a shorter roam window (option)', input: ep({ actual: R, latestHandshake: NOW - 30, roamWindowSec: 30 }), want: { set: true, reason: 'no-session' } },
+];
+for (const c of endpointCases) {
+  test(`endpointDecision: ${c.name}`, () => assert.deepEqual(endpointDecision(c.input), c.want));
+}
+
+test('diffPeers with remembered endpoints: a re-planned endpoint is set at once, a roamed one kept', () => {
+  const a = K('a');
+  const b = K('b');
+  const desired = [
+    { publicKey: a, endpoint: P2, allowedIps: ['10.0.1.0/24'], persistentKeepalive: null },
+    { publicKey: b, endpoint: P1, allowedIps: ['10.0.2.0/24'], persistentKeepalive: null },
+  ];
+  const actual = [
+    live({ publicKey: a, endpoint: P1, allowedIps: ['10.0.1.0/24'], latestHandshake: NOW - 5 }),
+    live({ publicKey: b, endpoint: R, allowedIps: ['10.0.2.0/24'], latestHandshake: NOW - 5 }),
+  ];
+  const before = new Map([
+    [a, P1],
+    [b, P1],
+  ]);
+  assert.deepEqual(diffPeers(desired, actual, NOW, 180, before), [{ op: 'update', publicKey: a, endpoint: P2 }]);
+  // Without the memory (the behaviour before issue #21): both left alone for 180 s.
+  assert.deepEqual(diffPeers(desired, actual, NOW), []);
+  assert.deepEqual(
+    [...plannedEndpoints([...desired, { publicKey: K('c'), endpoint: null, allowedIps: [], persistentKeepalive: 25 }])],
+    [
+      [a, P2],
+      [b, P1],
+      [K('c'), null],
+    ],
+  );
+});
 
 test('diffWireguard: a fresh device gets key and port; a matching one only peer changes', () => {
   const want = { publicKey: K('k'), listenPort: 51820, peers: [] };

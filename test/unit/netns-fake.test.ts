@@ -3,7 +3,7 @@
 // a re-apply issues no mutating command; the fake fails on any command it did not expect.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom, x25519KeyPair, type Key } from '../../src/crypto/index.ts';
@@ -259,7 +259,7 @@ test('changing one peer among 1,000 is one wg set call with that peer only', asy
   assert.deepEqual(r2.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${changed.resource.peers[10].publicKey} remove`]);
 });
 
-test("a peer's endpoint is not overwritten within 3 minutes of a handshake (injected clock)", async () => {
+test("a roamed peer's endpoint is not overwritten within 3 minutes of a handshake while the plan names the same (injected clock)", async () => {
   let now = 1_700_000_000_000;
   const os = new FakeOs();
   const driver = driverFor(os, () => now);
@@ -276,6 +276,51 @@ test("a peer's endpoint is not overwritten within 3 minutes of a handshake (inje
   now += 200_000; // 3 min 20 s after that handshake
   const r2 = await driver.apply([d], id);
   assert.deepEqual(r2.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${d.resource.peers[0].publicKey} endpoint 198.51.100.2:51821`]);
+});
+
+test('endpoint authority: a re-planned endpoint is set at once despite a recent handshake, also after a driver restart', async () => {
+  const now = 1_700_000_000_000;
+  const os = new FakeOs();
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-fake-ep-'));
+  try {
+    const mk = () => new Driver({ runner: os, backend: 'kernel', stateDir: dir, socketDir: join(dir, 'wg'), clock: () => now });
+    const driver = mk();
+    const plan = handPlan({ ipRange: '10.41.0.0/16', nodes: [{ node: 'h', underlay: '198.51.100.1' }, { node: 'p', underlay: '198.51.100.2' }, { node: 'q', underlay: '198.51.100.3' }], seed: 'replan' });
+    const d = plan.desired.get('h')!;
+    const id = plan.identity.get('h')!;
+    ok(await driver.apply([d], id), os);
+    const file = join(dir, 'endpoints', `${plan.networkId}.json`);
+    const [p, q] = d.resource.peers;
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), Object.fromEntries([[p.publicKey, p.endpoint], [q.publicKey, q.endpoint]].sort()));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const wg = os.namespaces.get(`n-${plan.networkId}`)!.links.get(`w-${plan.networkId}`)!.wg!;
+    // Both peers had a handshake 20 s ago; q roamed on its own (the plan still names its old address).
+    for (const k of [p.publicKey, q.publicKey]) wg.peers.get(k)!.latestHandshake = now / 1000 - 20;
+    wg.peers.get(q.publicKey)!.endpoint = '203.0.113.50:6000';
+    const mtime = statSync(file).mtimeMs;
+    const noop = await driver.apply([d], id);
+    assert.equal(noop.commands.mutating, 0, 'roamed peer left alone');
+    assert.equal(statSync(file).mtimeMs, mtime, 'a no-op apply writes nothing');
+    // The plan moves p (its node got a new address): set at once, q still left alone.
+    const moved = structuredClone(d);
+    moved.resource.peers[0].endpoint = '198.51.100.9:51821';
+    const r = await driver.apply([moved], id);
+    assert.deepEqual(r.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${p.publicKey} endpoint 198.51.100.9:51821`]);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8'))[p.publicKey], '198.51.100.9:51821');
+    // The peer then roams away from the new planned address: kept while the plan names 198.51.100.9.
+    wg.peers.get(p.publicKey)!.endpoint = '203.0.113.51:7000';
+    assert.equal((await driver.apply([moved], id)).commands.mutating, 0);
+    // A restarted driver (agent restart) remembers what the plan named: another move wins at once.
+    const again = structuredClone(moved);
+    again.resource.peers[0].endpoint = '198.51.100.10:51821';
+    const r2 = await mk().apply([again], id);
+    assert.deepEqual(r2.mutations, [`[n-${plan.networkId}] wg set w-${plan.networkId} peer ${p.publicKey} endpoint 198.51.100.10:51821`]);
+    // The network removed: its memory goes with it.
+    ok(await mk().apply([], id), os);
+    assert.equal(existsSync(file), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the driver leaves alone what it does not own, and rejects invalid input before any side effect', async () => {

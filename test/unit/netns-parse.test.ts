@@ -132,7 +132,7 @@ test('nft -j list ruleset → tables, chains and rule comments', () => {
         { name: 'postrouting', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' },
       ],
       rules: [
-        { chain: 'input', handle: 4, comment: 'zmesh:0123456789:in-established' },
+        { chain: 'input', handle: 4, comment: 'zmesh:0123456789:in-established', verdict: 'accept' },
         { chain: 'postrouting', handle: 8, comment: null },
       ],
       sets: [],

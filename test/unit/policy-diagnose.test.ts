@@ -261,9 +261,9 @@ const LISTED =
 test('nft -j: rules keep their counter; policyCounters sums both chains and every protocol per rule', () => {
   const rules = parseNftRuleset(LISTED)[0].rules;
   assert.deepEqual(rules.slice(0, 3), [
-    { chain: 'input', handle: 2, comment: 'zmesh:0123456789:in-spoof' },
-    { chain: 'policy-in', handle: 3, comment: 'zmesh:0123456789:pol-established' },
-    { chain: 'policy-in', handle: 4, comment: 'zmesh:0123456789:r0-tcp', counter: { packets: 3, bytes: 180 } },
+    { chain: 'input', handle: 2, comment: 'zmesh:0123456789:in-spoof', verdict: 'accept' },
+    { chain: 'policy-in', handle: 3, comment: 'zmesh:0123456789:pol-established', verdict: 'accept' },
+    { chain: 'policy-in', handle: 4, comment: 'zmesh:0123456789:r0-tcp', counter: { packets: 3, bytes: 180 }, verdict: 'accept' },
   ]);
   assert.deepEqual(policyCounters(rules), {
     rules: [

@@ -1,0 +1,168 @@
+// Peers from the compact plan: the one place a resource's peer list comes from. The CLI (`--expand`, `--part`,
+// `plan part`), the etcd controller (the parts it writes) and the checks all call these; topology/mesh.ts holds
+// the mesh rules themselves (memberPeers). Pure; O(n log n) per network, O(n) more per node.
+import { ZmeshError } from '../errors.ts';
+import { MeshError, meshIndex, memberPeerCount, memberPeers, type MeshIndex, type MeshMember } from '../../topology/mesh.ts';
+import {
+  COMPACT_PLAN_FORMAT,
+  PLAN_FORMAT,
+  type AnyPlan,
+  type CompactNetwork,
+  type CompactPlan,
+  type CompactResource,
+  type NetworkPlan,
+  type Peer,
+  type Plan,
+  type Resource,
+} from './types.ts';
+
+/** The mesh members of a compact network: its resources (public ones with their endpoint) and its devices. */
+export function meshMembers(net: Pick<CompactNetwork, 'resources' | 'access'>): MeshMember[] {
+  const out: MeshMember[] = net.resources.map((r) => ({
+    id: r.node,
+    kind: 'node',
+    subnet: r.subnet,
+    publicKey: r.publicKey,
+    endpoint: r.hidden ? null : r.endpoint,
+    via: r.hidden ? r.accessNode : null,
+  }));
+  for (const d of net.access) out.push({ id: d.name, kind: 'device', subnet: d.subnet, publicKey: d.publicKey, endpoint: null, via: d.via });
+  return out;
+}
+
+/** The mesh index of one compact network; a plan whose members do not form a mesh is an E_PLAN_MESH error. */
+export function networkMesh(net: CompactNetwork, hiddenKeepalive: number): MeshIndex {
+  try {
+    return meshIndex(net.ipRange, meshMembers(net), { hiddenKeepalive });
+  } catch (e) {
+    if (!(e instanceof MeshError)) throw e;
+    throw new ZmeshError('E_PLAN_MESH', `network ${net.name}: ${e.message} (${e.code})`, {
+      path: `networks.${net.name}.${e.member}`,
+      hint: 'the plan is damaged or hand-edited: re-plan from the blueprint (zmesh plan)',
+      cause: e,
+    });
+  }
+}
+
+/** The peers of one node in one compact network (what its part carries). */
+export function resourcePeers(net: CompactNetwork, node: string, hiddenKeepalive: number): Peer[] {
+  return memberPeers(networkMesh(net, hiddenKeepalive), node);
+}
+
+/** A compact resource with its peers, in the full form's field order. */
+export function expandResource(r: Omit<Resource, 'peers'>, peers: Peer[]): Resource {
+  return {
+    node: r.node,
+    subnet: r.subnet,
+    gateway: r.gateway,
+    wgAddress: r.wgAddress,
+    listenPort: r.listenPort,
+    publicKey: r.publicKey,
+    sealedPrivateKey: r.sealedPrivateKey,
+    sealedTo: r.sealedTo,
+    hidden: r.hidden,
+    accessNode: r.accessNode,
+    peers,
+  };
+}
+
+export function expandNetwork(net: CompactNetwork, hiddenKeepalive: number): NetworkPlan {
+  const ix = networkMesh(net, hiddenKeepalive);
+  const out: NetworkPlan = {
+    name: net.name,
+    id: net.id,
+    ipRange: net.ipRange,
+    subnetPrefix: net.subnetPrefix,
+    egress: net.egress,
+    resources: net.resources.map((r) => expandResource(r, memberPeers(ix, r.node))),
+    access: net.access,
+  };
+  if (net.policy) out.policy = true;
+  return out;
+}
+
+/** The full form (`zmesh-plan/1`) of a plan: every resource with its derived peers. A full plan is returned as is. */
+export function expandPlan(plan: AnyPlan): Plan {
+  if (plan.format === PLAN_FORMAT) return plan;
+  return {
+    format: PLAN_FORMAT,
+    tenant: plan.tenant,
+    blueprint: plan.blueprint,
+    version: plan.version,
+    generation: plan.generation,
+    networks: plan.networks.map((n) => expandNetwork(n, plan.hiddenKeepalive)),
+    workloads: plan.workloads,
+  };
+}
+
+/**
+ * The compact form of a full plan. A resource's endpoint is read from the peer entries other members hold for it
+ * (or `endpointOf`, e.g. from the inventory, when no member peers with it). Used to re-plan, check and diff plans
+ * written before the compact form; the planner itself never goes through it.
+ */
+export function compactPlan(plan: AnyPlan, endpointOf?: (node: string, listenPort: number) => string | null, hiddenKeepalive = 25): CompactPlan {
+  if (plan.format === COMPACT_PLAN_FORMAT) return plan;
+  let keepalive: number | null = null;
+  const networks = plan.networks.map((n): CompactNetwork => {
+    const seen = new Map<string, string | null>();
+    for (const r of n.resources) {
+      for (const p of r.peers ?? []) {
+        if (p.endpoint !== null && p.directSubnet === undefined && !seen.has(p.node)) seen.set(p.node, p.endpoint);
+        if (r.hidden && p.node === r.accessNode && typeof p.persistentKeepalive === 'number') keepalive ??= p.persistentKeepalive;
+      }
+    }
+    const resources = n.resources.map((r): CompactResource => {
+      const { peers: _peers, ...rest } = r;
+      const endpoint = r.hidden ? null : (seen.get(r.node) ?? endpointOf?.(r.node, r.listenPort) ?? null);
+      return { ...rest, endpoint };
+    });
+    return { ...withoutResources(n), resources, access: n.access };
+  });
+  return {
+    format: COMPACT_PLAN_FORMAT,
+    tenant: plan.tenant,
+    blueprint: plan.blueprint,
+    version: plan.version,
+    generation: plan.generation,
+    hiddenKeepalive: keepalive ?? hiddenKeepalive,
+    networks,
+    workloads: plan.workloads,
+  };
+}
+
+function withoutResources(n: NetworkPlan): Omit<CompactNetwork, 'resources' | 'access'> {
+  return { name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, ...(n.policy ? { policy: true as const } : {}) };
+}
+
+/**
+ * A per-network peer lookup over a plan of either form: derived (compact) or as stored (full). `peersOf(net,
+ * node)` is O(n) after an O(n log n) index built once per network.
+ */
+export function peerLookup(plan: AnyPlan): (network: string, node: string) => Peer[] | null {
+  if (plan.format === PLAN_FORMAT) {
+    const byNet = new Map(plan.networks.map((n) => [n.name, new Map(n.resources.map((r) => [r.node, r.peers]))]));
+    return (network, node) => byNet.get(network)?.get(node) ?? null;
+  }
+  const nets = new Map(plan.networks.map((n) => [n.name, n]));
+  const index = new Map<string, MeshIndex>();
+  return (network, node) => {
+    const n = nets.get(network);
+    if (!n) return null;
+    let ix = index.get(network);
+    if (!ix) index.set(network, (ix = networkMesh(n, plan.hiddenKeepalive)));
+    return ix.byId.get(node)?.kind === 'node' ? memberPeers(ix, node) : null;
+  };
+}
+
+/** How many peers each node has in each network, without building the lists: (network, node) → count. */
+export function peerCounter(plan: AnyPlan): (network: string, node: string) => number {
+  if (plan.format === PLAN_FORMAT) {
+    const lookup = peerLookup(plan);
+    return (network, node) => lookup(network, node)?.length ?? 0;
+  }
+  const index = new Map(plan.networks.map((n) => [n.name, networkMesh(n, plan.hiddenKeepalive)]));
+  return (network, node) => {
+    const ix = index.get(network);
+    return ix ? memberPeerCount(ix, node) : 0;
+  };
+}
