@@ -23,19 +23,9 @@ import { labFault, labUp, openLab } from './lab.ts';
 import { runMatrix, type PairResult } from './matrix.ts';
 import { labDir, readState, writeState } from './state.ts';
 import { alive, sleep } from './sys.ts';
+import { xorshift32 } from './rng.ts';
 
-/** xorshift32, as test/helpers/rng.ts: the same seed gives the same sequence of numbers in [0, 1). */
-export function xorshift32(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
+export { xorshift32 };
 
 export const SOAK_KINDS = ['cut', 'loss', 'delay', 'kill-agent', 'restart-agent', 'reboot', 'nat-restart', 'roam', 'docker-kill', 'blueprint'] as const;
 export type SoakKind = (typeof SOAK_KINDS)[number];

@@ -1,11 +1,12 @@
 // `zmesh version` (zmesh, Node, the wireguard-go found and its build) and `zmesh completion bash|zsh|fish`,
 // generated from the commander tree so that a new command or option completes without editing a script.
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Argument, type Command } from 'commander';
 import { execa } from 'execa';
 import { parseWireguardGoVersion } from '../../netns/tuning.ts';
+import { resolveOnPath } from '../../netns/wireguard.ts';
 
 /** zmesh's version, from the package.json above this file (src/cli in the repository, dist/src/cli when built). */
 export function zmeshVersion(): string {
@@ -22,20 +23,6 @@ export function zmeshVersion(): string {
   return 'unknown';
 }
 
-/** The first executable `name` on PATH, or null. */
-export function onPath(name: string, path = process.env.PATH ?? ''): string | null {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const file = join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
 
 export interface VersionInfo {
   zmesh: string;
@@ -44,7 +31,7 @@ export interface VersionInfo {
 }
 
 export async function versionInfo(wireguardGo?: string): Promise<VersionInfo> {
-  const path = wireguardGo ?? onPath('wireguard-go');
+  const path = wireguardGo ?? resolveOnPath('wireguard-go');
   const info: VersionInfo = { zmesh: zmeshVersion(), node: process.version, wireguardGo: { path, version: null, batched: null } };
   if (path) {
     const r = await execa(path, ['--version'], { reject: false, timeout: 15000, env: { LC_ALL: 'C' }, stdin: 'ignore' });

@@ -12,7 +12,7 @@
 // meta, envelope, res/<network>/<node> (compact resources: no peers, with the endpoint) and dev/<network>/<device>
 // (devices without any wg-quick config). Every part's peers come from the one derivation (src/plan/derive.ts).
 import type { SignedBlueprint } from '../blueprint/types.ts';
-import { peerLookup } from '../plan/derive.ts';
+import { peerLookup, resourceFields } from '../plan/derive.ts';
 import { NODE_PART_FORMAT, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
 import { COMPACT_PLAN_FORMAT, type AccessDevice, type AnyPlan, type CompactNetwork, type CompactPlan, type CompactResource, type Peer, type Resource, type WorkloadPlan } from '../plan/types.ts';
 import { cidrContains, formatIPv4, parseCidr, subnetIndex } from '../../topology/cidr.ts';
@@ -40,20 +40,6 @@ function byText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function withoutPeers(r: Omit<Resource, 'peers'>): Omit<Resource, 'peers'> {
-  return {
-    node: r.node,
-    subnet: r.subnet,
-    gateway: r.gateway,
-    wgAddress: r.wgAddress,
-    listenPort: r.listenPort,
-    publicKey: r.publicKey,
-    sealedPrivateKey: r.sealedPrivateKey,
-    sealedTo: r.sealedTo,
-    hidden: r.hidden,
-    accessNode: r.accessNode,
-  };
-}
 
 /** The bucket of a subnet inside its network range ("x" when it is not a slot of the range: kept as text). */
 export function subnetBucket(ipRange: string, subnet: string, subnetPrefix?: number): string {
@@ -113,7 +99,7 @@ export function partEntries(part: NodePlanPart): Entries {
   part.networks.forEach((n, i) => {
     out.set(
       `net/${n.name}`,
-      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(n.resource), ...(n.members ? { members: n.members } : {}) }),
+      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: resourceFields(n.resource), ...(n.members ? { members: n.members } : {}) }),
     );
     for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
     for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
@@ -166,7 +152,7 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
       const e = entriesOf(r.node);
       const i = counter.get(r.node) ?? 0;
       counter.set(r.node, i + 1);
-      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: withoutPeers(r) }));
+      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: resourceFields(r) }));
       for (const p of peersOf(n.name, r.node) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));

@@ -49,8 +49,8 @@ export function resourcePeers(net: CompactNetwork, node: string, hiddenKeepalive
   return memberPeers(networkMesh(net, hiddenKeepalive), node);
 }
 
-/** A compact resource with its peers, in the full form's field order. */
-export function expandResource(r: Omit<Resource, 'peers'>, peers: Peer[]): Resource {
+/** A resource's fields without its peers, in the full form's field order (compact plans, etcd entries). */
+export function resourceFields(r: Omit<Resource, 'peers'>): Omit<Resource, 'peers'> {
   return {
     node: r.node,
     subnet: r.subnet,
@@ -62,8 +62,12 @@ export function expandResource(r: Omit<Resource, 'peers'>, peers: Peer[]): Resou
     sealedTo: r.sealedTo,
     hidden: r.hidden,
     accessNode: r.accessNode,
-    peers,
   };
+}
+
+/** A compact resource with its peers, in the full form's field order. */
+export function expandResource(r: Omit<Resource, 'peers'>, peers: Peer[]): Resource {
+  return { ...resourceFields(r), peers };
 }
 
 export function expandNetwork(net: CompactNetwork, hiddenKeepalive: number): NetworkPlan {

@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { Command } from 'commander';
 import { buildProgram } from '../../src/cli/program.ts';
-import { runMain } from '../../src/cli/util.ts';
+import { runCaptured } from '../helpers/cli-capture.ts';
 import { bashCompletion, commandTable, fishCompletion, zshCompletion } from '../../src/cli/meta-commands.ts';
 import { nearest, unknownField, ValidationError } from '../../src/errors.ts';
 import { parseBlueprint, verifySigned } from '../../src/blueprint/index.ts';
@@ -25,27 +25,7 @@ const EXAMPLE = join(ROOT, 'examples/tenant-blueprint.yaml');
 
 /** Runs `zmesh ARGS` in this process: exit code, stdout and stderr (commander's and zmesh's own). */
 async function zmesh(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const program = await buildProgram();
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (c: Command): void => {
-    c.configureOutput({ writeErr: (t) => err.push(t), writeOut: (t) => out.push(t) });
-    c.commands.forEach(capture);
-  };
-  capture(program);
-  const [ow, ew] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = ((t: string | Uint8Array) => out.push(String(t)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((t: string | Uint8Array) => err.push(String(t)) > 0) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    await runMain(program, ['node', 'zmesh', ...args]);
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-  const code = (process.exitCode as number | undefined) ?? 0;
-  process.exitCode = undefined;
-  return { code, out: out.join(''), err: err.join('') };
+  return runCaptured(await buildProgram(), args);
 }
 
 async function inTempDir(f: (dir: string) => Promise<void>): Promise<void> {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerPlanCommands } from '../../src/cli/plan-commands.ts';
-import { runMain } from '../../src/cli/util.ts';
+import { runCaptured } from '../helpers/cli-capture.ts';
 import { expandPlan, nodePart, type CompactPlan, type Plan } from '../../src/plan/index.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -18,21 +18,7 @@ const INV = join(ROOT, 'examples/nodes.yaml');
 async function zmesh(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const program = new Command().name('zmesh');
   registerPlanCommands(program);
-  const out: string[] = [];
-  const err: string[] = [];
-  const [ow, ew] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = ((t: string | Uint8Array) => out.push(String(t)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((t: string | Uint8Array) => err.push(String(t)) > 0) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    await runMain(program, ['node', 'zmesh', ...args]);
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-  const code = (process.exitCode as number | undefined) ?? 0;
-  process.exitCode = undefined;
-  return { code, out: out.join(''), err: err.join('') };
+  return runCaptured(program, args);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'zmesh-plan-cli-'));
