@@ -28,7 +28,7 @@ import {
   type NodePlanPart,
   type Plan,
 } from '../plan/index.ts';
-import { readText } from './util.ts';
+import { readText, writeSecretFile } from './util.ts';
 import { loadBlueprintFile } from './blueprint-commands.ts';
 import { readInventoryFile } from './documents.ts';
 
@@ -115,16 +115,6 @@ export function writeJson(doc: AnyPlan | NodePlanPart, out: string | undefined, 
   }
 }
 
-function writePrivateText(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, 'w', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, text);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The previous plan in compact form (an old full plan's endpoints come from its peers or the inventory). */
 function previousCompact(prev: AnyPlan, inventory: Inventory) {
@@ -180,7 +170,7 @@ export function registerPlanCommands(program: Command): void {
       if (flags.accessOut) {
         for (const n of compact.networks) {
           for (const d of n.access) {
-            if (d.wgQuickConfig) writePrivateText(join(flags.accessOut, `${n.name}-${d.name}.conf`), d.wgQuickConfig);
+            if (d.wgQuickConfig) writeSecretFile(join(flags.accessOut, `${n.name}-${d.name}.conf`), d.wgQuickConfig, { overwrite: true });
           }
         }
       }

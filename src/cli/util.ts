@@ -81,10 +81,11 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
-/** Writes a file created with mode 0600 from the start (no window where it is wider). */
-export function writeSecretFile(path: string, content: string): void {
+/** Writes a file created with mode 0600 from the start (no window where it is wider); `overwrite`: an existing
+ *  file is truncated (and made 0600) instead of refused. */
+export function writeSecretFile(path: string, content: string, o: { overwrite?: boolean } = {}): void {
   mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, 'wx', 0o600);
+  const fd = openSync(path, o.overwrite ? 'w' : 'wx', 0o600);
   try {
     fchmodSync(fd, 0o600);
     writeSync(fd, content);
