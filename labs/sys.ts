@@ -3,9 +3,9 @@
 // checking they are ours.
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { ExecaRunner, type RunResult } from '../netns/runner.ts';
+import { ProcessRunner, type RunResult } from '../netns/runner.ts';
 
-export const runner = new ExecaRunner();
+export const runner = new ProcessRunner();
 
 export interface LabRunOptions {
   input?: string;

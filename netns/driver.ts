@@ -11,7 +11,7 @@ import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layo
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
 import { firewallCounters, policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
-import { CommandError, ExecaRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
+import { CommandError, ProcessRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
 import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
 import { join } from 'node:path';
 import type {
@@ -29,7 +29,7 @@ import { Daemons, detectBackend, KernelBackend, UserspaceBackend, type BackendOp
 import { parseWireguardGoVersion, resolveTuning, SocketTuner, validateTuning, type Tuning, type WireguardGoBuild } from './tuning.ts';
 
 export interface DriverOptions extends BackendOptions {
-  /** The command runner (default: an ExecaRunner). */
+  /** The command runner (default: a ProcessRunner). */
   runner?: Runner;
   /** WireGuard backend: auto (kernel when it works, else wireguard-go), kernel or userspace. */
   backend?: BackendChoice;
@@ -122,7 +122,7 @@ export class Driver {
   constructor(opts: DriverOptions = {}) {
     this.opts = opts;
     this.planned = new PlannedEndpoints(join(opts.stateDir ?? '/run/zmesh', 'endpoints'));
-    this.runner = opts.runner ?? new ExecaRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
+    this.runner = opts.runner ?? new ProcessRunner({ secretDir: `${opts.stateDir ?? '/run/zmesh'}/secrets` });
     this.tuningInForce = resolveTuning(opts.tuning);
     const problems = validateTuning(this.tuningInForce);
     if (problems.length) throw new TypeError(`tuning: ${problems.join('; ')}`);

@@ -30,7 +30,7 @@ export type {
 } from './types.ts';
 export { Driver, createDriver, apply, readActual, listOwned, type DriverOptions, type ApplyOptions, type NodeIdentity } from './driver.ts';
 export {
-  ExecaRunner,
+  ProcessRunner,
   TallyRunner,
   CommandError,
   inNetns,

@@ -1,16 +1,14 @@
-// The one command runner: every process netns starts goes through a Runner. The real one is over execa:
+// The one command runner: every process netns starts goes through a Runner. The real one is over node's child_process:
 // argv arrays only (never a shell), LC_ALL=C, a list of acceptable exit codes, commands counted (reads vs
 // mutating) and optionally recorded. Input marked secret is never logged, recorded or put in an error.
 // A fake Runner (an in-memory OS) replaces it in unit tests.
 // A process that cannot be started (out of descriptors: EMFILE/ENFILE, out of processes or memory: EAGAIN,
 // ENOMEM, or a missing binary: ENOENT) is an ordinary CommandError with code E_SPAWN, never a crash (see
-// withChild below).
-import type { ChildProcess } from 'node:child_process';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+// runProcess below).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { ZmeshError } from '../src/errors.ts';
 
 export interface RunOptions {
@@ -143,52 +141,97 @@ export function spawnError(argv: string[], cause: unknown, netns?: string): Comm
   return new CommandError(argv, -1, message, { cause, netns, code: 'E_SPAWN', hint: SPAWN_HINTS[code] ?? 'the next apply retries' });
 }
 
-/**
- * Runs `start`, which starts one process synchronously (an execa call), and returns what it returned or threw
- * together with the ChildProcess node made for it, taken from node's `child_process` diagnostics channel while
- * `start` runs (synchronously, so it is ours). Why: execa 9 throws synchronously when spawn() fails with
- * EMFILE/ENFILE (node then returns a ChildProcess without stdio, and execa reads `subprocess.stdio`), and node's
- * queued 'error' event on that ChildProcess has no listener: an unhandled 'error' event, which ended the agent.
- */
-export function withChild<T>(start: () => T): { ok: true; value: T; child: ChildProcess | null } | { ok: false; error: unknown; child: ChildProcess | null } {
-  let child: ChildProcess | null = null;
-  const onChild = (m: unknown) => {
-    child ??= (m as { process: ChildProcess }).process;
-  };
-  subscribe('child_process', onChild);
-  try {
-    const value = start();
-    return { ok: true, value, child };
-  } catch (error) {
-    return { ok: false, error, child };
-  } finally {
-    unsubscribe('child_process', onChild);
-  }
+/** What one finished (or unstartable) process gave back. */
+interface ProcessOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** The process could not be started (ENOENT, EMFILE, EAGAIN…): node's spawn error. */
+  spawnError?: Error;
+}
+
+/** The environment of every command: LC_ALL=C and PATH only (nothing of the agent's own environment). */
+function commandEnv(extra?: Record<string, string>): Record<string, string> {
+  return { LC_ALL: 'C', PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...extra };
 }
 
 /**
- * After `start` threw: consumes the spawn error node emits on the next tick (so it is never unhandled) and
- * returns the E_SPAWN error. The listener is attached before anything is awaited.
+ * Runs one process to its end with node's child_process (no wrapper: execa cost ~3 ms and ~6 MiB per agent,
+ * docs/benchmarks.md). Never rejects: a process that cannot be started settles with `spawnError`. Out of
+ * descriptors node returns a ChildProcess without stdio and emits 'error' on the next tick; the listener is
+ * attached before that, so it is never an unhandled 'error' event.
  */
-export function spawnFailure(argv: string[], thrown: unknown, child: ChildProcess | null, netns?: string): Promise<CommandError> {
-  if (!child || child.pid !== undefined) return Promise.resolve(thrown instanceof CommandError ? thrown : spawnError(argv, thrown, netns));
+export function runProcess(argv: string[], input: string | undefined, timeoutMs: number): Promise<ProcessOutcome> {
   return new Promise((resolve) => {
-    // node emits it in the very next tick; setImmediate runs after every pending tick.
-    const t = setImmediate(() => resolve(spawnError(argv, syncSpawnCause(thrown), netns)));
-    child.once('error', (e) => {
-      clearImmediate(t);
-      resolve(spawnError(argv, e, netns));
+    let child: ChildProcess;
+    try {
+      child = spawn(argv[0], argv.slice(1), { env: commandEnv(), stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      resolve({ exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, spawnError: e instanceof Error ? e : new Error(String(e)) });
+      return;
+    }
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    let failed: Error | undefined;
+    let done = false;
+    const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ exitCode, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut, spawnError: failed });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      // Not started: there is no 'close' to wait for when node made no stdio (EMFILE).
+      if (child.pid === undefined) {
+        failed = e;
+        finish(null, null);
+      }
     });
+    child.on('close', (code, signal) => finish(code, signal));
+    if (input !== undefined && child.stdin) {
+      // A command that exits without reading its input closes the pipe: EPIPE is not the command's failure.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(input);
+    }
   });
 }
 
-/** The cause of a synchronous spawn failure, before node says which: only EMFILE and ENFILE end spawn() that early. */
+/** The cause of a spawn that failed before node says why, with the binary present: the descriptor or process limits. */
 function syncSpawnCause(thrown: unknown): Error {
-  return Object.assign(new Error(`out of file descriptors (EMFILE or ENFILE): ${thrown instanceof Error ? thrown.message : String(thrown)}`), {
+  return Object.assign(new Error(`out of file descriptors or processes (EMFILE, ENFILE or EAGAIN): ${thrown instanceof Error ? thrown.message : String(thrown)}`), {
     code: 'EMFILE',
     syscall: 'spawn',
     cause: thrown,
   });
+}
+
+/** An executable name resolved the way the runner's PATH does (a path with a slash is taken as it is). */
+export function resolveOnPath(bin: string, path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
+  if (bin.includes('/')) return bin;
+  for (const dir of path.split(':')) {
+    if (!dir) continue;
+    const f = join(dir, bin);
+    if (isExecutable(f)) return f;
+  }
+  return null;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where a command runs when it is given a namespace: setns only (no /sys remount, faster than `ip netns exec`). */
@@ -197,7 +240,7 @@ export function inNetns(netns: string, argv: string[]): string[] {
   return ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv];
 }
 
-export interface ExecaRunnerOptions {
+export interface ProcessRunnerOptions {
   /** Directory for secret files (default /run/zmesh/secrets). */
   secretDir?: string;
   /** Keep a log of every command (for tests). */
@@ -206,12 +249,12 @@ export interface ExecaRunnerOptions {
   onCommand?: (c: RecordedCommand) => void;
 }
 
-export class ExecaRunner implements Runner {
+export class ProcessRunner implements Runner {
   readonly counts: CommandCounts = { reads: 0, mutating: 0 };
   readonly log: RecordedCommand[] = [];
-  private readonly opts: ExecaRunnerOptions;
+  private readonly opts: ProcessRunnerOptions;
 
-  constructor(opts: ExecaRunnerOptions = {}) {
+  constructor(opts: ProcessRunnerOptions = {}) {
     this.opts = opts;
   }
 
@@ -238,20 +281,7 @@ export class ExecaRunner implements Runner {
         throw spawnError(full, e, opts.netns);
       }
       const exec = secretPath === null ? full : full.map((a) => (a === SECRET_FILE ? secretPath! : a));
-      const s = withChild(() =>
-        execa(exec[0], exec.slice(1), {
-          input: opts.input,
-          stdin: opts.input === undefined ? 'ignore' : 'pipe',
-          env: { LC_ALL: 'C', PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-          extendEnv: false,
-          reject: false,
-          stripFinalNewline: false,
-          timeout: opts.timeoutMs ?? 15_000,
-          killSignal: 'SIGKILL',
-        }),
-      );
-      if (!s.ok) throw await spawnFailure(full, s.error, s.child, opts.netns);
-      r = await s.value;
+      r = await runProcess(exec, opts.input, opts.timeoutMs ?? 15_000);
     } finally {
       if (secretPath !== null) rmSync(secretPath, { force: true });
     }
@@ -267,14 +297,12 @@ export class ExecaRunner implements Runner {
     };
     if (this.opts.record) this.log.push(rec);
     this.opts.onCommand?.(rec);
-    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
-    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+    const { stdout, stderr } = r;
     const ok = opts.okCodes ?? [0];
-    // Could not start (ENOENT, EAGAIN…: execa reports these as a failed result with the spawn error as cause).
-    if (r.failed && !r.timedOut && typeof r.exitCode !== 'number' && spawnErrorCode(r.cause) !== null) throw spawnError(full, r.cause, opts.netns);
-    if (r.failed && (r.timedOut || exitCode < 0 || !ok.includes(exitCode))) {
-      const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 15_000} ms` : stderr || (r.cause instanceof Error ? r.cause.message : '');
-      throw new CommandError(full, exitCode, why, { cause: r.cause ?? r, netns: opts.netns });
+    if (r.spawnError) throw spawnError(full, r.spawnError, opts.netns);
+    if (r.timedOut || exitCode < 0 || !ok.includes(exitCode)) {
+      const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 15_000} ms` : stderr || (r.signal ? `killed by ${r.signal}` : '');
+      throw new CommandError(full, exitCode, why, { netns: opts.netns });
     }
     return { argv: full, exitCode, stdout, stderr };
   }
@@ -288,37 +316,35 @@ export class ExecaRunner implements Runner {
       throw spawnError(argv, e);
     }
     try {
-      const s = withChild(() => execa(argv[0], argv.slice(1), {
-        env: { LC_ALL: 'C', PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...opts.env },
-        extendEnv: false,
-        detached: opts.newSession !== false,
-        cleanup: false,
-        reject: false,
-        stdin: 'ignore',
-        // A file descriptor handed straight to the child (execa supports it; its types only list 'ignore' here),
-        // so the daemon's output never flows through this process and survives its exit.
-        stdout: (fd ?? 'ignore') as 'ignore',
-        stderr: (fd ?? 'ignore') as 'ignore',
-      }));
-      if (!s.ok) {
-        // Synchronous API: node's spawn error (next tick) is consumed by spawnFailure and not waited for.
-        void spawnFailure(argv, s.error, s.child);
-        throw s.error instanceof CommandError ? s.error : spawnError(argv, s.child && s.child.pid === undefined ? syncSpawnCause(s.error) : s.error);
+      let child: ChildProcess;
+      try {
+        child = spawn(argv[0], argv.slice(1), {
+          env: commandEnv(opts.env),
+          detached: opts.newSession !== false,
+          // A file descriptor handed straight to the child, so the daemon's output never flows through this
+          // process and survives its exit.
+          stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
+        });
+      } catch (e) {
+        throw spawnError(argv, e);
       }
-      const child = s.value;
+      if (child.pid === undefined) {
+        // Not started. Node emits the reason on the next tick (consumed here, never unhandled); this API is
+        // synchronous, so the reason is told from what can be seen now: a missing or non-executable binary, or
+        // else the process or descriptor limits (the only other ways spawn fails this early).
+        child.once('error', () => undefined);
+        const bin = resolveOnPath(argv[0]);
+        const cause = bin === null || !existsSync(bin) ? Object.assign(new Error(`spawn ${argv[0]} ENOENT`), { code: 'ENOENT', syscall: `spawn ${argv[0]}` }) : isExecutable(bin) ? syncSpawnCause(new Error(`spawn ${argv[0]} failed`)) : Object.assign(new Error(`spawn ${argv[0]} EACCES`), { code: 'EACCES', syscall: `spawn ${argv[0]}` });
+        throw spawnError(argv, cause);
+      }
       const rec: RecordedCommand = { argv, mutating: true, exitCode: 0, ms: 0 };
       if (this.opts.record) this.log.push(rec);
       this.opts.onCommand?.(rec);
-      if (child.pid === undefined) {
-        // Failed asynchronously (ENOENT, EAGAIN…): execa settles with the cause; nothing is left unhandled.
-        void child.catch(() => undefined);
-        throw spawnError(argv, new Error('could not start'));
-      }
       child.unref();
-      const exited = child.then(
-        (r) => ({ exitCode: typeof r.exitCode === 'number' ? r.exitCode : null, signal: r.signal ?? null }),
-        () => ({ exitCode: null, signal: null }),
-      );
+      const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+        child.once('error', () => resolve({ exitCode: null, signal: null }));
+        child.once('exit', (code, signal) => resolve({ exitCode: code, signal: signal ?? null }));
+      });
       return { pid: child.pid, exited };
     } finally {
       if (fd !== undefined) closeSync(fd);

@@ -7,11 +7,11 @@
 //    working after its tun moved (it notices up/down by polling, within ~1 s) and exits when the tun is deleted.
 // The daemon is supervised: a dead daemon is replaced at the next apply (and reported at once through
 // onDaemonExit), a driver restart adopts a live daemon it owns (pidfile + /proc cmdline) or replaces it.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { buildIpBatch, ip } from './build.ts';
-import { CommandError, type Runner } from './runner.ts';
+import { CommandError, resolveOnPath, type Runner } from './runner.ts';
 import type { ActualDaemon, BackendChoice, BackendKind, OwnedThing } from './types.ts';
 import { idFromName } from './names.ts';
 import type { WgDevice } from './parse.ts';
@@ -417,18 +417,3 @@ export function makeBackend(kind: BackendKind, opts: BackendOptions = {}): WgBac
   return kind === 'kernel' ? new KernelBackend(daemons) : new UserspaceBackend(daemons);
 }
 
-/** An executable name resolved the way the runner's PATH does (a path with a slash is taken as it is). */
-export function resolveOnPath(bin: string, path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
-  if (bin.includes('/')) return bin;
-  for (const dir of path.split(':')) {
-    if (!dir) continue;
-    const f = join(dir, bin);
-    try {
-      accessSync(f, constants.X_OK);
-      return f;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
-}

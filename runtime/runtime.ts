@@ -3,7 +3,7 @@
 // GC), then volumes no blueprint has any more (after the containers that mounted them are gone).
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ExecaRunner, type Runner } from '../netns/runner.ts';
+import { ProcessRunner, type Runner } from '../netns/runner.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { Attacher } from './attach.ts';
 import { Compute } from './compute.ts';
@@ -53,7 +53,7 @@ export class Runtime {
   private watching: Promise<void> | null = null;
 
   constructor(private readonly opts: RuntimeOptions) {
-    this.runner = opts.runner ?? new ExecaRunner();
+    this.runner = opts.runner ?? new ProcessRunner();
     this.engine = opts.engine ?? new DockerEngine(opts.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
     this.attacher = new Attacher(this.runner);
     this.compute = new Compute({ engine: this.engine, attacher: this.attacher, store: opts.store, etc: new EtcFiles(join(opts.stateDir, 'etc'), opts.node), node: opts.node, netnsPath: opts.netnsPath, now: opts.now, maxBackoffMs: opts.maxBackoffMs });

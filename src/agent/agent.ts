@@ -191,8 +191,18 @@ export class Agent {
     this.stopped = false;
     this.started = true;
     this.event('info', 'agent.start', this.nodeId, `agent ${AGENT_VERSION} starting; reconciling ${this.deps.state.blueprints().length} blueprints from the store`);
-    this.schedule(0);
-    this.schedulePaths();
+    if (!this.paths) {
+      this.schedule(0);
+      return;
+    }
+    // Direct paths the previous agent proved are adopted before the first reconcile (which would undo them).
+    this.mutex
+      .run(() => this.paths!.adopt())
+      .catch((e: unknown) => this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'adopting direct paths failed'))
+      .finally(() => {
+        this.schedule(0);
+        this.schedulePaths();
+      });
   }
 
   /** Direct paths: a tick every second, every half second while a pair is probed (docs/paths.md). */

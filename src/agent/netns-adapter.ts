@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
-import { ExecaRunner, inNetns } from '../../netns/runner.ts';
+import { ProcessRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
 import type { EgressPolicy } from '../../netns/egress.ts';
 import { BATCHED_SINCE, NO_TUNING, readUdpSockets } from '../../netns/tuning.ts';
@@ -111,7 +111,7 @@ async function systemLookup(host: string): Promise<string[]> {
 
 export class NetnsDriverPort implements DriverPort {
   private underlayMtu: number | null;
-  readonly runner = new ExecaRunner();
+  readonly runner = new ProcessRunner();
   readonly driver: Driver;
   /** Last addresses of each control-plane name (kept when a lookup fails). */
   private readonly resolved = new Map<string, string[]>();
@@ -196,7 +196,7 @@ export class NetnsDriverPort implements DriverPort {
 
   async peerCounters(networkId: string): Promise<PeerCounters[] | null> {
     const dev = await this.driver.readDevice(networkId);
-    return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint })) : null;
+    return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint, allowedIps: p.allowedIps })) : null;
   }
 
   setPeers(networkId: string, peers: Resource['peers']): Promise<string[]> {

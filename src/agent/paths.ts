@@ -4,7 +4,7 @@
 // read with wireguard-go, no process), steps every pair, and when a pair's configuration changes applies just
 // that network's peers in one `wg set`. Public nodes never tick.
 import type { Problem } from '../errors.ts';
-import { directPeerConfig, initialPath, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
+import { directAllowedIps, directPeerConfig, initialPath, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
 import { validateCandidates, type CandidateMap, type DirectPeerIndex } from './candidates.ts';
 import type { DesiredNetwork } from './ports.ts';
 
@@ -17,6 +17,8 @@ export interface PeerCounters {
   /** Seconds since the epoch; 0: never. */
   latestHandshake: number;
   endpoint: string | null;
+  /** The peer's allowed-ips now (read at start to adopt a direct path a previous agent proved). */
+  allowedIps?: string[];
 }
 
 export interface PathDeps {
@@ -51,6 +53,9 @@ export interface PathView {
   /** The endpoint WireGuard uses for the direct peer now, or null. */
   endpoint: string | null;
 }
+
+/** WireGuard rejects a session's keys after 180 s: an older handshake is no session. */
+const SESSION_MS = 180_000;
 
 /** A pair's state is kept per network, node AND planned key: a re-planned key starts over from the relay. */
 const key = (networkId: string, node: string, publicKey: string) => `${networkId}/${node}/${publicKey}`;
@@ -115,6 +120,40 @@ export class PathManager {
   effective(d: DesiredNetwork): DesiredNetwork {
     if (!d.resource.hidden || !d.resource.peers.some((p) => p.directSubnet !== undefined)) return d;
     return { ...d, resource: { ...d.resource, peers: withPaths(d.resource.peers, this.configs(d)) } };
+  }
+
+  /**
+   * At the agent's start, before its first reconcile: a pair whose direct peer holds the other node's subnet
+   * halves now, with a live session, is a direct path the previous agent proved. It is adopted as direct (with
+   * no packet counted yet: it goes stale like any other if nothing arrives), so the first reconcile keeps it
+   * with zero mutating commands. Without this the restarted side took the subnet back to the relay while the
+   * other side kept sending direct: its packets were dropped (cryptokey routing) until a rekey, ~80 s in the
+   * soak. Returns the number of pairs adopted.
+   */
+  async adopt(): Promise<number> {
+    let n = 0;
+    const now = this.deps.now();
+    for (const d of this.deps.desired()) {
+      const directs = d.resource.hidden ? d.resource.peers.filter((p) => p.directSubnet !== undefined) : [];
+      if (!directs.length) continue;
+      const counters = await this.deps.read(d.networkId).catch(() => null);
+      if (!counters) continue;
+      const byKey = new Map(counters.map((c) => [c.publicKey, c]));
+      for (const p of directs) {
+        const c = byKey.get(p.publicKey);
+        const k = key(d.networkId, p.node, p.publicKey);
+        if (!c?.allowedIps || this.states.has(k)) continue;
+        const halves = directAllowedIps(p.directSubnet!);
+        const held = c.allowedIps.length === halves.length && halves.every((h) => c.allowedIps!.includes(h));
+        const session = c.latestHandshake > 0 && now - c.latestHandshake * 1000 < SESSION_MS;
+        if (!held || !session) continue;
+        this.states.set(k, { kind: 'direct', since: now, attempts: 0, rx: c.rxBytes, lastRxAt: now, candidates: this.candidatesOf(d.networkId, p.node).join(',') });
+        this.endpoints.set(k, c.endpoint);
+        this.deps.event('info', 'path.adopted', `${d.tenant}/${d.blueprint}/${d.networkName}`, `direct path to ${p.node} kept from before the restart`, { node: p.node });
+        n++;
+      }
+    }
+    return n;
   }
 
   /** Reads, steps every pair, applies what changed. Call under the agent's mutex. */

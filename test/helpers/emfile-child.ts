@@ -1,12 +1,12 @@
 // A child process for the descriptor-exhaustion tests: waits until its parent lowered its RLIMIT_NOFILE
-// (prlimit --pid), then fills every free descriptor and runs commands through the real ExecaRunner while none
+// (prlimit --pid), then fills every free descriptor and runs commands through the real ProcessRunner while none
 // is left, then frees some and runs again. Prints one JSON line with what happened; exits 0 if it survived.
 //   node --import tsx test/helpers/emfile-child.ts
 import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { ExecaRunner } from '../../netns/runner.ts';
+import { ProcessRunner } from '../../netns/runner.ts';
 
-const runner = new ExecaRunner({ secretDir: process.env.SECRET_DIR });
+const runner = new ProcessRunner({ secretDir: process.env.SECRET_DIR });
 const held: number[] = [];
 const out: Record<string, unknown> = {};
 const describe = (e: unknown) => {

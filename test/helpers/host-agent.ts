@@ -4,9 +4,9 @@
 //   response: {"id": 1, "result": ...} | {"id": 1, "error": {"message": ..., "code": ...}}
 import { createInterface } from 'node:readline';
 import { Key } from '../../src/crypto/index.ts';
-import { Driver, ExecaRunner, type BackendChoice, type DesiredResource, type EgressPolicy } from '../../netns/index.ts';
+import { Driver, ProcessRunner, type BackendChoice, type DesiredResource, type EgressPolicy } from '../../netns/index.ts';
 
-const runner = new ExecaRunner({ record: true });
+const runner = new ProcessRunner({ record: true });
 const exits: { ifname: string; pid: number; exitCode: number | null; signal: string | null }[] = [];
 let driver: Driver | null = null;
 let underlayMtu: number | undefined;

@@ -22,7 +22,7 @@ import { execa } from 'execa';
 import { BASE_IMAGE, MemoryRuntimeStore, PIDS_LIMIT, Runtime, addressMac, baseImageTar, containerName, importImage, vethNames, type DesiredVolume, type DesiredWorkload, type RuntimeReport } from '../../runtime/index.ts';
 import { dexec, loopsOf, startDockerd, type PrivateDockerd } from '../helpers/dockerd.ts';
 import { delNs, makeNs, rand, sh } from '../helpers/host.ts';
-import { ExecaRunner, type Runner } from '../../netns/runner.ts';
+import { ProcessRunner, type Runner } from '../../netns/runner.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -124,7 +124,7 @@ test('containers: no raw sockets, no forged ARP or sources through the bridge, d
     await importImage(docker, baseImageTar(), BASE_IMAGE);
     // Every command the runtime runs, so a no-op reconcile can be shown to run no mutating one.
     const commands: { argv: string[]; mutating: boolean }[] = [];
-    const base = new ExecaRunner();
+    const base = new ProcessRunner();
     const runner: Runner = {
       run: (argv, o) => (commands.push({ argv, mutating: o.mutating }), base.run(argv, o)),
       spawnDaemon: (argv, o) => base.spawnDaemon(argv, o),

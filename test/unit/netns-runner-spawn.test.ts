@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ExecaRunner, spawnErrorCode } from '../../netns/runner.ts';
+import { ProcessRunner, spawnErrorCode } from '../../netns/runner.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -51,7 +51,7 @@ test('out of descriptors: E_SPAWN (EMFILE, retryable), no crash, and recovery', 
 });
 
 test('a missing binary is E_SPAWN with ENOENT; spawnErrorCode reads spawn errors only', async () => {
-  const r = new ExecaRunner();
+  const r = new ProcessRunner();
   await assert.rejects(r.run(['/nonexistent/zmesh-binary'], { mutating: false }), (e: unknown) => {
     const err = e as { code: string; exitCode: number; message: string; hint: string };
     assert.equal(err.code, 'E_SPAWN');
@@ -63,4 +63,21 @@ test('a missing binary is E_SPAWN with ENOENT; spawnErrorCode reads spawn errors
   assert.equal(spawnErrorCode(Object.assign(new Error('x'), { code: 'EMFILE', syscall: 'spawn ip' })), 'EMFILE');
   assert.equal(spawnErrorCode(Object.assign(new Error('x'), { code: 'EMFILE', syscall: 'open' })), null);
   assert.equal(spawnErrorCode(null), null);
+});
+
+test('daemons: a missing binary is E_SPAWN with ENOENT at once; a started one reports its exit', async () => {
+  const r = new ProcessRunner();
+  assert.throws(() => r.spawnDaemon(['/nonexistent/zmesh-daemon']), (e: unknown) => {
+    const err = e as { code: string; message: string; hint: string };
+    assert.equal(err.code, 'E_SPAWN');
+    assert.match(err.message, /^\/nonexistent\/zmesh-daemon could not be started: .*ENOENT/);
+    assert.match(err.hint, /not installed/);
+    return true;
+  });
+  const d = r.spawnDaemon(['sh', '-c', 'exit 7']);
+  assert.ok(d.pid > 0);
+  assert.deepEqual(await d.exited, { exitCode: 7, signal: null });
+  const k = r.spawnDaemon(['sleep', '30']);
+  process.kill(k.pid, 'SIGTERM');
+  assert.deepEqual(await k.exited, { exitCode: null, signal: 'SIGTERM' });
 });
