@@ -75,6 +75,12 @@ async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames):
   return { ns, wg, nft };
 }
 
+/** What a namespace looks like right after `ip netns add` and marking its loopback. */
+function freshNamespace(marker: string): NsState {
+  const lo: IpLink = { index: 1, name: 'lo', kind: 'loopback', mtu: 65536, up: true, operstate: 'UNKNOWN', alias: marker, master: null, mac: '00:00:00:00:00:00', addrs: [] };
+  return { links: new Map([['lo', lo]]), routes: [], forwarding: false };
+}
+
 interface Dirty {
   ns: boolean;
   wg: boolean;
@@ -351,7 +357,10 @@ export class Driver {
       for (const l of lines) rep.changes.push(l);
     };
 
-    // Namespace, with the marker on its loopback.
+    // Namespace, with the marker on its loopback. One we just created holds only that loopback: it is not read
+    // (three processes fewer on the way to a new network's first packet; phase A creates links and phase B
+    // reads it then).
+    let created: NsRead | null = null;
     if (!host.netns.has(names.ns)) {
       const ok = await step('namespace', ['ns'], async () => {
         await run.run(['ip', 'netns', 'add', names.ns], { mutating: true });
@@ -360,13 +369,14 @@ export class Driver {
         say([`created namespace ${names.ns}`]);
       });
       if (!ok) return this.finish(run, backend, rep, names, before, null);
+      created = { ns: freshNamespace(names.marker), wg: null, nft: [] };
     }
 
     let ns: NsState;
     let wgDev: WgDevice | null;
     let tenantNft: NftTable[];
     try {
-      const r = early instanceof Error || early === null ? await readNsAll(run, backend, names) : early;
+      const r = created ?? (early instanceof Error || early === null ? await readNsAll(run, backend, names) : early);
       [ns, wgDev, tenantNft] = [r.ns, r.wg, r.nft];
     } catch (e) {
       rep.failures.push(failureOf('read namespace', e));
