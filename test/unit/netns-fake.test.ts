@@ -429,3 +429,42 @@ test('devices with egress: their subnets in the tenant table, carried per networ
   assert.match(bad.resources[0].failures[0].message, /egressDevices: "10.99.0.0\/24" is not a CIDR inside the range/);
   assert.equal(bad.commands.mutating, 0);
 });
+
+test('the processes one new network costs are counted: a first apply, and a no-op after it (issue #18: batching must not regress)', async () => {
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const plan = handPlan({ ipRange: '10.40.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'count' });
+  const d = plan.desired.get('a')!;
+  os.commands.length = 0;
+  const r = await driver.apply([d], plan.identity.get('a')!);
+  ok(r, os);
+  const first = os.commands.map((c) => `${c.mutating ? 'M' : 'r'} ${c.argv.slice(0, 3).join(' ')}`);
+  // Reads: the host and the (not yet existing) namespace prefetched together; the namespace after its links
+  // exist; what changed, for the report. Writes: namespace, marker, links, keys and peers, addresses and routes,
+  // forwarding, the firewall: one process each.
+  assert.deepEqual(first, [
+    'r ip -d -json',
+    'r wg show w-' + plan.networkId,
+    'r nft -j list',
+    'r ip -d -json',
+    'M ip netns add',
+    'M ip link set',
+    'M ip -batch -',
+    'M ip -batch -',
+    'r ip -d -json',
+    'M wg set w-' + plan.networkId,
+    'M ip -force -batch',
+    'M sysctl -q -w',
+    'M nft -f -',
+    'r ip -d -json',
+    'r wg show w-' + plan.networkId,
+    'r nft -j list',
+    'r ip -d -json',
+    'r nft -j list',
+  ]);
+  os.commands.length = 0;
+  const again = await driver.apply([d], plan.identity.get('a')!);
+  ok(again, os);
+  assert.deepEqual(again.commands, { reads: 4, mutating: 0 });
+  assert.equal(os.commands.length, 4);
+});
