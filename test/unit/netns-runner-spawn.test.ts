@@ -65,7 +65,7 @@ test('a missing binary is E_SPAWN with ENOENT; spawnErrorCode reads spawn errors
   assert.equal(spawnErrorCode(null), null);
 });
 
-test('daemons: a missing binary is E_SPAWN with ENOENT at once; a started one reports its exit', async () => {
+test('daemons: a missing binary is E_SPAWN with ENOENT at once; a started one reports its exit', async (t) => {
   const r = new ProcessRunner();
   assert.throws(() => r.spawnDaemon(['/nonexistent/zmesh-daemon']), (e: unknown) => {
     const err = e as { code: string; message: string; hint: string };
@@ -74,6 +74,9 @@ test('daemons: a missing binary is E_SPAWN with ENOENT at once; a started one re
     assert.match(err.hint, /not installed/);
     return true;
   });
+  // Daemons are unreferenced (they must not keep the agent alive): this timer keeps the test's loop running.
+  const keep = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keep));
   const d = r.spawnDaemon(['sh', '-c', 'exit 7']);
   assert.ok(d.pid > 0);
   assert.deepEqual(await d.exited, { exitCode: 7, signal: null });
