@@ -1,7 +1,8 @@
 // The soak (issue #21, docs/soak.md): one lab under a seeded random schedule of faults for N minutes, the
 // connectivity matrix checked between faults. Faults: cut, loss, delay (each restored after a short hold),
 // kill-agent (started again after a hold), restart-agent, reboot, nat-restart, roam, docker kill of a workload,
-// and blueprint changes that add a node and a workload and take them away again. After each fault the soak
+// blueprint changes that add a node and a workload and take them away again, and on the etcd variant
+// (`controlPlane: etcd`) controller-kill (the lab's controller SIGKILLed, started again after a hold). After each fault the soak
 // waits (bounded) for a green matrix and records the time; every pair is tracked for how long it stays wrong.
 // At the end the lab goes down and whatever is left of it (namespaces, links, mounts, loop devices, cgroups,
 // files, and every process the lab ever ran) is a leak; the agents' memory (VmRSS) is compared between the
@@ -22,12 +23,15 @@ import { ensureEcho, workloadPids } from './endpoints.ts';
 import { labFault, labUp, openLab } from './lab.ts';
 import { runMatrix, type PairResult } from './matrix.ts';
 import { labDir, readState, writeState } from './state.ts';
+import { readCp, startController, stopController } from './etcd.ts';
 import { alive, sleep } from './sys.ts';
 import { xorshift32 } from './rng.ts';
 
 export { xorshift32 };
 
-export const SOAK_KINDS = ['cut', 'loss', 'delay', 'kill-agent', 'restart-agent', 'reboot', 'nat-restart', 'roam', 'docker-kill', 'blueprint'] as const;
+// controller-kill comes last and has targets only on the etcd variant: the embedded schedule of a seed is the
+// one it was before the kind existed (drawStep picks among the kinds that have targets).
+export const SOAK_KINDS = ['cut', 'loss', 'delay', 'kill-agent', 'restart-agent', 'reboot', 'nat-restart', 'roam', 'docker-kill', 'blueprint', 'controller-kill'] as const;
 export type SoakKind = (typeof SOAK_KINDS)[number];
 
 /** How long the soak waits for green after each kind (seconds), from its last action. */
@@ -43,7 +47,11 @@ export const SOAK_BOUNDS: Record<SoakKind | 'roam-replan', number> = {
   'roam-replan': 120,
   'docker-kill': 30,
   blueprint: 120,
+  'controller-kill': 45,
 };
+
+/** The target of controller-kill (the lab has one controller). */
+export const CONTROLLER = 'controller';
 
 /** What a step can pick from: the running lab's members, sorted. */
 export interface SoakContext {
@@ -58,15 +66,17 @@ export interface SoakContext {
   sentinels: string[];
   /** The blueprint change is applied (the extra node and workload are there). */
   variant: boolean;
+  /** The lab's control plane (default embedded): controller-kill only on etcd. */
+  controlPlane?: 'embedded' | 'etcd';
 }
 
 export interface SoakStep {
   kind: SoakKind;
-  /** A node, device, NAT router or workload endpoint id; for `blueprint`: add | remove. */
+  /** A node, device, NAT router or workload endpoint id; for `blueprint`: add | remove; for controller-kill: CONTROLLER. */
   target: string;
   /** loss: percent (20–50); delay: milliseconds (50–200). */
   value?: number;
-  /** How long cut, loss, delay and a killed agent last before the restore (3–8 s). */
+  /** How long cut, loss, delay, a killed agent and a killed controller last before the restore (3–8 s). */
   holdMs: number;
   /** Time from this step's start to the next one's (10–20 s by default; later when recovery takes longer). */
   gapMs: number;
@@ -94,6 +104,8 @@ export function targetsOf(kind: SoakKind, ctx: SoakContext): string[] {
       return ctx.workloads;
     case 'blueprint':
       return [ctx.variant ? 'remove' : 'add'];
+    case 'controller-kill':
+      return ctx.controlPlane === 'etcd' ? [CONTROLLER] : [];
   }
 }
 
@@ -116,7 +128,7 @@ export function drawStep(r: () => number, ctx: SoakContext, gapMs: [number, numb
 
 export function describeStep(s: SoakStep): string {
   const v = s.value === undefined ? '' : s.kind === 'loss' ? ` ${s.value}%` : ` ${s.value} ms`;
-  const hold = ['cut', 'loss', 'delay', 'kill-agent'].includes(s.kind) ? ` for ${(s.holdMs / 1000).toFixed(1)} s` : '';
+  const hold = ['cut', 'loss', 'delay', 'kill-agent', 'controller-kill'].includes(s.kind) ? ` for ${(s.holdMs / 1000).toFixed(1)} s` : '';
   return `${s.kind} ${s.target}${v}${hold}`;
 }
 
@@ -166,6 +178,22 @@ export function variantSpec(text: string): string {
       return stringify(doc);
     }
   }
+  return stringify(doc);
+}
+
+/** The control plane a spec asks for (`controlPlane`, default embedded). Pure. */
+export function controlPlaneOf(text: string): 'embedded' | 'etcd' {
+  return (parse(text) as SpecDoc).controlPlane === 'etcd' ? 'etcd' : 'embedded';
+}
+
+/**
+ * The spec with its control plane overridden (the soak's etcd variant runs the same spec file as the embedded
+ * one, so the two cannot drift): the text unchanged when it already asks for `cp`. Pure.
+ */
+export function withControlPlane(text: string, cp: 'embedded' | 'etcd'): string {
+  if (controlPlaneOf(text) === cp) return text;
+  const doc = parse(text) as SpecDoc;
+  doc.controlPlane = cp;
   return stringify(doc);
 }
 
@@ -318,9 +346,9 @@ export interface StepRecord extends SoakStep {
   boundSec: number;
   /** roam of a public node: seconds from the re-plan (`lab up`) to green. */
   replanSec?: number | null;
-  /** kill-agent: the data plane stayed green while the agent was dead. */
+  /** kill-agent, controller-kill: the data plane stayed green while the agent (controller) was dead. */
   heldGreen?: boolean;
-  /** How long the fault lasted before its restore (cut, loss, delay, kill-agent). */
+  /** How long the fault lasted before its restore (cut, loss, delay, kill-agent, controller-kill). */
   heldSec?: number;
   message?: string;
   error?: string;
@@ -331,6 +359,8 @@ export interface SoakReport {
   minutes: number;
   lab: string;
   spec: string;
+  /** The lab's control plane: embedded, or etcd (3 members and a controller; controller-kill in the schedule). */
+  controlPlane: 'embedded' | 'etcd';
   /** Seconds from `lab up` to its green matrix. */
   upSec: number | null;
   endpoints: number;
@@ -383,6 +413,8 @@ export interface SoakOptions {
   sentinels?: string[];
   /** RSS warm-up (s); default a quarter of the run, 30–300 s. */
   warmupSec?: number;
+  /** Overrides the spec's `controlPlane` (the etcd variant: `npm run soak -- --etcd`). */
+  controlPlane?: 'embedded' | 'etcd';
   signal?: AbortSignal;
 }
 
@@ -402,7 +434,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const name = opts.name;
   const dir = labDir(name);
   const work = mkdtempSync(join(tmpdir(), 'zmesh-soak-'));
-  const baseText = readFileSync(opts.specFile, 'utf8');
+  const specText = readFileSync(opts.specFile, 'utf8');
+  const baseText = opts.controlPlane ? withControlPlane(specText, opts.controlPlane) : specText;
+  const controlPlane = controlPlaneOf(baseText);
   const baseFile = join(work, 'base.yaml');
   const variantFile = join(work, 'variant.yaml');
   const errors: string[] = [];
@@ -506,6 +540,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       workloads: sorted(eps.filter((e) => e.kind === 'workload').map((e) => e.id)),
       sentinels,
       variant,
+      controlPlane,
     };
   };
 
@@ -546,6 +581,23 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       case 'roam':
         rec.message = await labFault(name, step.target, 'roam');
         break;
+      case 'controller-kill': {
+        // SIGKILL by PID (labs/etcd.ts); while it is dead the data plane is watched as for kill-agent, then the
+        // controller starts again (same etcd, same keys) and must resume.
+        const pid = readCp(dir)?.controller?.pid ?? null;
+        if (pid === null) throw new Error('the lab has no controller running');
+        await stopController(dir, { kill: true });
+        rec.message = `controller PID ${pid} killed (SIGKILL); the data plane keeps running`;
+        const t = Date.now();
+        try {
+          rec.heldGreen = await watch(t + step.holdMs);
+        } finally {
+          rec.heldSec = round1((Date.now() - t) / 1000);
+          action = Date.now();
+          startController(openLab(name).layout, dir);
+        }
+        break;
+      }
       case 'docker-kill': {
         const e = openLab(name).endpoints.find((x) => x.id === step.target);
         if (!e?.workload) throw new Error(`no workload ${step.target}`);
@@ -578,7 +630,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   try {
     writeFileSync(baseFile, baseText);
     writeFileSync(variantFile, variantSpec(baseText));
-    stamp(`lab ${name} up (${opts.specFile}); RSS sentinels: ${sentinels.join(', ') || 'none'}`);
+    stamp(`lab ${name} up (${opts.specFile}, control plane ${controlPlane}); RSS sentinels: ${sentinels.join(', ') || 'none'}`);
     const s = await labUp(baseFile, { name, progress: (l) => stamp(`  ${l.trim()}`) });
     upSec = s.secondsToGreen === null ? null : round1(s.secondsToGreen);
     if (!s.green) throw new Error(`the lab did not start green: ${s.matrix.filter((p) => !p.ok).slice(0, 3).map((p) => `${p.from} → ${p.to}`).join('; ')}`);
@@ -616,7 +668,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       current = null;
       steps.push(rec);
       const extra = rec.replanSec !== undefined ? `, re-planned: green after ${rec.replanSec ?? '—'} s` : '';
-      stamp(`#${i} ${rec.error ? `error (${rec.error}); ` : ''}${rec.greenSec === null ? `NOT green within ${rec.boundSec} s` : `green after ${rec.greenSec} s`}${extra}${rec.heldGreen === false ? ' (the data plane broke while the agent was dead)' : ''}`);
+      stamp(`#${i} ${rec.error ? `error (${rec.error}); ` : ''}${rec.greenSec === null ? `NOT green within ${rec.boundSec} s` : `green after ${rec.greenSec} s`}${extra}${rec.heldGreen === false ? ` (the data plane broke while the ${step.kind === 'controller-kill' ? 'controller' : 'agent'} was dead)` : ''}`);
     }
     stamp(`faults over; ${tracker.open.size ? `${tracker.open.size} pair(s) wrong, waiting` : 'checking the whole matrix'}`);
     greenAtEnd = (await waitGreen(Date.now(), Math.max(hardEnd, Math.min(Date.now() + 30_000, wallEnd)), true)) !== null;
@@ -667,6 +719,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       minutes: opts.minutes,
       lab: name,
       spec: opts.specFile,
+      controlPlane,
       upSec,
       endpoints,
       faults: steps.filter((s) => !s.error).length,

@@ -1,4 +1,6 @@
 // The soak (as root; docs/soak.md): `npm run soak -- --minutes N --seed S [--spec FILE] [--name LAB] [--out FILE]`.
+// --etcd (or --control-plane etcd): the same spec on the etcd control plane (3 members and a controller in the
+// lab; the schedule adds controller-kill); --control-plane embedded forces the other way.
 // --grace SEC (default 60): how long after the last moment a fault may start the soak still waits for green;
 // --wall SEC: the whole run's budget, lab up and down included (the faults stop early enough to keep it).
 // Prints the seed first (a failing run is replayed with the same seed), a line per fault, and as its last line
@@ -22,6 +24,8 @@ const { values } = parseArgs({
     grace: { type: 'string', default: '60' },
     wall: { type: 'string' },
     'max-rss-drift': { type: 'string', default: '10' },
+    etcd: { type: 'boolean', default: false },
+    'control-plane': { type: 'string' },
   },
 });
 const minutes = Number(values.minutes);
@@ -29,12 +33,18 @@ const graceSec = Number(values.grace);
 const wallSec = values.wall === undefined ? undefined : Number(values.wall);
 const seed = values.seed === undefined ? randomInt(1, 2 ** 31) : Number(values.seed);
 if (!(minutes > 0 && minutes <= 24 * 60) || !Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32 || !(graceSec >= 0 && graceSec <= 600) || (wallSec !== undefined && !(wallSec >= 60))) {
-  console.error('usage: npm run soak -- [--minutes N (default 30)] [--seed S (0 ≤ S < 2^32)] [--spec FILE] [--name LAB] [--out FILE] [--grace SEC (default 60)] [--wall SEC] [--max-rss-drift PCT (default 10)]');
+  console.error('usage: npm run soak -- [--minutes N (default 30)] [--seed S (0 ≤ S < 2^32)] [--spec FILE] [--name LAB] [--out FILE] [--grace SEC (default 60)] [--wall SEC] [--max-rss-drift PCT (default 10)] [--etcd | --control-plane embedded|etcd]');
+  process.exit(2);
+}
+const cpFlag = values['control-plane'];
+const controlPlane = values.etcd ? 'etcd' : cpFlag === 'etcd' || cpFlag === 'embedded' ? cpFlag : undefined;
+if ((cpFlag !== undefined && controlPlane !== cpFlag) || (values.etcd && cpFlag === 'embedded')) {
+  console.error('soak: --control-plane is embedded or etcd (--etcd is --control-plane etcd)');
   process.exit(2);
 }
 const name = values.name ?? `soak-${randomBytes(3).toString('hex')}`;
-console.log(`soak: seed ${seed} (replay: npm run soak -- --minutes ${minutes} --seed ${seed})`);
-console.log(`soak: lab ${name}, ${values.spec}, ${minutes} min; lab root ${process.env.ZMESH_LAB_DIR ?? '/var/lib/zmesh-labs'}`);
+console.log(`soak: seed ${seed} (replay: npm run soak -- --minutes ${minutes} --seed ${seed}${controlPlane ? ` --control-plane ${controlPlane}` : ''})`);
+console.log(`soak: lab ${name}, ${values.spec}${controlPlane ? ` (control plane: ${controlPlane})` : ''}, ${minutes} min; lab root ${process.env.ZMESH_LAB_DIR ?? '/var/lib/zmesh-labs'}`);
 
 const stop = new AbortController();
 let signals = 0;
@@ -49,7 +59,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const report = await runSoak({ specFile: values.spec, name, minutes, seed, graceSec, wallSec, log: (l) => console.log(l), signal: stop.signal });
+const report = await runSoak({ specFile: values.spec, name, minutes, seed, graceSec, wallSec, ...(controlPlane ? { controlPlane } : {}), log: (l) => console.log(l), signal: stop.signal });
 if (values.out) writeFileSync(values.out, JSON.stringify(report, null, 2) + '\n');
 const { steps: _steps, ...last } = report;
 void _steps;

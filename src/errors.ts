@@ -1,7 +1,21 @@
-// One registry of error codes (see docs/errors.md). Every zmesh error carries a stable code, a kind
-// (invalid input, retryable, internal), an optional path into the input, a hint saying what to do, and `cause`.
+// zmesh's error classes. Every zmesh error carries a stable code from the one registry (src/codes.ts, listed in
+// docs/errors.md), a kind (invalid input, retryable, internal), an optional path into the input, a hint saying what
+// to do, and `cause`.
+import { isRegistered } from './codes.ts';
 
 export type ErrorKind = 'invalid' | 'retryable' | 'internal';
+
+/**
+ * Under the test runner (or ZMESH_STRICT_CODES=1), an error whose code (or a problem's) the registry lacks is a
+ * defect: constructing it throws. In production an unknown code passes through unchanged.
+ */
+const STRICT_CODES = typeof process !== 'undefined' && (process.env.NODE_TEST_CONTEXT !== undefined || process.env.ZMESH_STRICT_CODES === '1');
+
+function assertRegistered(code: string, problems: readonly Problem[] | undefined): void {
+  for (const c of [code, ...(problems ?? []).map((p) => p.code)]) {
+    if (!isRegistered(c)) throw new Error(`error code ${String(c)} is not in the registry: add it to src/codes.ts (then node --import tsx scripts/gen-errors-doc.ts)`);
+  }
+}
 
 export interface Problem {
   code: string;
@@ -28,6 +42,7 @@ export class ZmeshError extends Error {
     message: string,
     opts: { kind?: ErrorKind; path?: string; hint?: string; problems?: Problem[]; cause?: unknown } = {},
   ) {
+    if (STRICT_CODES) assertRegistered(code, opts.problems);
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ZmeshError';
     this.code = code;

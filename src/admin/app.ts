@@ -6,6 +6,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Agent } from '../agent/agent.ts';
+import { CODES, httpStatus } from '../codes.ts';
 import { ZmeshError } from '../errors.ts';
 import { DEFAULT_ADMIN, DEFAULT_READ, type SocketLimits } from './limits.ts';
 import type { ConnectionStats } from './listen.ts';
@@ -93,18 +94,15 @@ export function renderConnectionMetrics(list: AdminSocketFigures[]): string {
   return out.join('\n') + '\n';
 }
 
-function statusFor(e: ZmeshError): number {
-  if (e.code === 'E_NOT_FOUND') return 404;
-  if (e.code === 'E_AMBIGUOUS' || e.code === 'E_REPLAY') return 409;
-  if (e.code === 'E_READ_ONLY') return 403;
-  if (e.kind === 'invalid') return 400;
-  if (e.kind === 'retryable') return 503;
-  return 500;
-}
-
+/** An error's HTTP status is its code's in the registry (src/codes.ts, docs/errors.md). */
 function sendError(reply: FastifyReply, e: ZmeshError) {
   if (e.code === 'E_BUSY') reply.header('retry-after', '1');
-  return reply.code(statusFor(e)).send({ error: e.toJSON() });
+  return reply.code(httpStatus(e.code, e.kind)).send({ error: e.toJSON() });
+}
+
+/** The error body for an error fastify raised (not a ZmeshError), in the same shape as ours (kind from the registry). */
+function frameworkError(code: 'E_TOO_LARGE' | 'E_REQUEST' | 'E_INTERNAL', message: string) {
+  return { error: { code, kind: CODES[code].kind, message, problems: [] } };
 }
 
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
@@ -130,10 +128,11 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     // On close: the read-only socket drops every connection; the admin socket lets requests in flight finish.
     forceCloseConnections: deps.readOnly ? true : 'idle',
     routerOptions: { maxParamLength: 256 },
-    // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too.
+    // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too; an
+    // over-long URL parameter is E_TOO_LARGE with 414 (URI too long) rather than the code's 413.
     frameworkErrors: (err, _req, reply) => {
-      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'E_TOO_LARGE' : 'E_REQUEST';
-      (reply as FastifyReply).code(err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400).send({ error: { code, kind: 'invalid', message: err.message.slice(0, 300), problems: [] } });
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      (reply as FastifyReply).code(tooLong ? 414 : httpStatus('E_REQUEST', 'invalid')).send(frameworkError(tooLong ? 'E_TOO_LARGE' : 'E_REQUEST', err.message.slice(0, 300)));
     },
   });
   const { agent } = deps;
@@ -150,7 +149,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     if (body && typeof body.error === 'object' && body.error !== null) return payload;
     reply.header('content-type', 'application/json; charset=utf-8');
     const code = reply.statusCode === 414 ? 'E_TOO_LARGE' : reply.statusCode >= 500 ? 'E_INTERNAL' : 'E_REQUEST';
-    return JSON.stringify({ error: { code, kind: reply.statusCode >= 500 ? 'internal' : 'invalid', message: String(body?.message ?? 'bad request'), problems: [] } });
+    return JSON.stringify(frameworkError(code, String(body?.message ?? 'bad request')));
   });
 
   app.setErrorHandler((err, _req, reply) => {
@@ -159,11 +158,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     if (fe.validation) {
       return sendError(reply, new ZmeshError('E_REQUEST', `bad request: ${fe.message}`, { hint: 'see docs/admin-api.md for the request shape' }));
     }
-    if (fe.statusCode === 413) return reply.code(413).send({ error: { code: 'E_TOO_LARGE', kind: 'invalid', message: fe.message, problems: [] } });
-    if (fe.statusCode && fe.statusCode < 500) {
-      return reply.code(fe.statusCode).send({ error: { code: 'E_REQUEST', kind: 'invalid', message: fe.message, problems: [] } });
-    }
-    return reply.code(500).send({ error: { code: 'E_INTERNAL', kind: 'internal', message: fe.message, problems: [] } });
+    if (fe.statusCode === 413) return reply.code(httpStatus('E_TOO_LARGE', 'invalid')).send(frameworkError('E_TOO_LARGE', fe.message));
+    // Other 4xx fastify answers (415 for another content type, …) keep their status, with our code.
+    if (fe.statusCode && fe.statusCode < 500) return reply.code(fe.statusCode).send(frameworkError('E_REQUEST', fe.message));
+    return reply.code(httpStatus('E_INTERNAL', 'internal')).send(frameworkError('E_INTERNAL', fe.message));
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ZmeshError('E_NOT_FOUND', `no route ${req.method} ${req.url}`, { hint: 'routes are under /v1; see docs/admin-api.md' })),

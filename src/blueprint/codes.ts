@@ -1,5 +1,5 @@
-// The blueprint's error codes: one registry, each code with what it means and what to do.
-// docs/errors.md lists the same codes (a unit test checks that every code here is documented there).
+// The blueprint's error codes, each with what it means and what to do. They join the one registry of codes,
+// src/codes.ts (kind, HTTP status, area), from which docs/errors.md's tables are generated.
 import type { Problem } from '../errors.ts';
 
 export const BLUEPRINT_CODES = {

@@ -1,6 +1,11 @@
 // Text → plain data, defensively: YAML 1.2 (core schema; JSON is a subset) with duplicate keys rejected,
 // one document only, no explicit tags, no merge keys, few aliases, and size limits checked before parsing.
-import { CST, Lexer, parseAllDocuments, visit } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+
+/** The yaml package, loaded the first time a text is not JSON (JSON blueprints and inventories never load it). */
+let yamlLib: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
 import { ValidationError, type Problem } from '../errors.ts';
 import { problem } from './codes.ts';
 import type { Blueprint } from './types.ts';
@@ -44,6 +49,7 @@ export function nestingExceeds(text: string, limit: number): boolean {
   let leading = false;
   let skipValue = false;
   let blockScalar = false;
+  const { CST, Lexer } = yaml();
   for (const tok of new Lexer().lex(text)) {
     if (skipValue) {
       skipValue = false;
@@ -185,6 +191,7 @@ export function parseText(text: string, opts: ParseOptions = {}): unknown {
   if (nestingExceeds(text, MAX_NESTING)) {
     throw new ValidationError([problem('E_TOO_DEEP', '', `the text nests deeper than ${MAX_NESTING} levels`)], what);
   }
+  const { parseAllDocuments, visit } = yaml();
   try {
     const docs = parseAllDocuments(text, {
       version: '1.2',

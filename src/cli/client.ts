@@ -1,8 +1,9 @@
 // HTTP over the agent's unix socket, with clear messages when the socket is missing or access is denied.
 import { request } from 'node:http';
 import { ZmeshError } from '../errors.ts';
+import { DEFAULT_SOCKET, resolveSocket } from './config.ts';
 
-export const DEFAULT_SOCKET = '/run/zmesh/admin.sock';
+export { DEFAULT_SOCKET };
 
 export interface ApiError {
   code: string;
@@ -11,8 +12,9 @@ export interface ApiError {
   problems?: { code: string; path: string; message: string; hint: string }[];
 }
 
+/** --socket, $ZMESH_SOCKET, the CLI config's socket (docs/cli-config.md), /run/zmesh/admin.sock. */
 export function socketPath(opt?: string): string {
-  return opt ?? process.env.ZMESH_SOCKET ?? DEFAULT_SOCKET;
+  return resolveSocket(opt);
 }
 
 function connectError(socket: string, e: NodeJS.ErrnoException): ZmeshError {

@@ -1,13 +1,9 @@
 // `zmesh controller …`: the etcd control plane. `zmesh controller --etcd URLS` runs the controller in the
 // foreground; the subcommands manage tenants and blueprints, ask for a rebalance, and show the state.
 import type { Command } from 'commander';
-import pino from 'pino';
-import { parseDuration } from '../agent/config.ts';
 import { ZmeshError } from '../errors.ts';
-import { colour, printList, table, withOutputOption } from './format.ts';
-import { readJsonDocument } from './documents.ts';
-import { publicKeyArg, readSecretKeyFile } from './blueprint-commands.ts';
-import { Key } from '../crypto/keys.ts';
+import { printList, readJsonDocument } from './lazy.ts';
+import { colour, table, withOutputOption } from './text.ts';
 
 interface EtcdFlags {
   etcd?: string;
@@ -35,13 +31,16 @@ export function printable(v: unknown): string {
   return String(v).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120);
 }
 
-function etcdOptions(f: EtcdFlags) {
-  const urls = f.etcd ?? process.env.ZMESH_ETCD;
-  if (!urls) throw new ZmeshError('E_ETCD_URLS', 'no etcd URLs', { hint: 'pass --etcd http://host:2379[,…] or set ZMESH_ETCD' });
-  return { urls, cacert: f.cacert, cert: f.cert, key: f.key };
+/** URLs and TLS files: each from its flag, its variable (ZMESH_ETCD, ZMESH_ETCD_CACERT, …), the CLI config file. */
+async function etcdOptions(f: EtcdFlags) {
+  const { resolveEtcd } = await import('./config.ts');
+  const { urls, ...tls } = resolveEtcd(f);
+  if (!urls) throw new ZmeshError('E_ETCD_URLS', 'no etcd URLs', { hint: 'pass --etcd http://host:2379[,…], set ZMESH_ETCD, or write etcd.endpoints in the CLI config (docs/cli-config.md)' });
+  return { urls, ...tls };
 }
 
-function duration(v: string, what: string): number {
+async function duration(v: string, what: string): Promise<number> {
+  const { parseDuration } = await import('../agent/config.ts');
   const ms = v === '0' ? 0 : parseDuration(v);
   if (ms === null) throw new ZmeshError('E_DURATION', `${what} is a duration like 30s, 15m`, { path: what, hint: 'write e.g. 5s' });
   return ms;
@@ -50,7 +49,7 @@ function duration(v: string, what: string): number {
 async function withOps<T>(f: EtcdFlags, fn: (ops: import('../control/ops.ts').ControlOps) => Promise<T>): Promise<T> {
   const { connectEtcd } = await import('../control/etcd.ts');
   const { ControlOps } = await import('../control/ops.ts');
-  const client = connectEtcd(etcdOptions(f));
+  const client = connectEtcd(await etcdOptions(f));
   try {
     return await fn(new ControlOps(client, f.prefix));
   } finally {
@@ -62,7 +61,7 @@ export function registerControlCommands(program: Command): void {
   const ctl = program
     .command('controller')
     .description('the etcd control plane: run the controller (no subcommand), or manage tenants and blueprints')
-    .option('--etcd <urls>', 'etcd client URLs, comma-separated (default $ZMESH_ETCD)')
+    .option('--etcd <urls>', 'etcd client URLs, comma-separated (default $ZMESH_ETCD, then the CLI config)')
     .option('--cacert <file>', 'CA of the etcd servers (https URLs)')
     .option('--cert <file>', 'client certificate for etcd')
     .option('--key <file>', 'client key for etcd')
@@ -76,16 +75,19 @@ export function registerControlCommands(program: Command): void {
     .option('--operator-key <pubkey>', 'an operator ed25519 public key (zmesh keygen operator); only enrollments it signed count (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (flags: RunFlags) => {
       const { Controller } = await import('../control/controller.ts');
+      const { default: pino } = await import('pino');
+      const { publicKeyArg, readSecretKeyFile } = await import('./blueprint-actions.ts');
+      const { Key } = await import('../crypto/keys.ts');
       const log = pino({ level: flags.logLevel, base: { component: 'controller' } }, pino.destination(2));
       const maxTxnOps = Number(flags.maxTxnOps);
       if (!Number.isInteger(maxTxnOps) || maxTxnOps < 8) throw new ZmeshError('E_USAGE', '--max-txn-ops is an integer ≥ 8', { hint: 'use the value etcd runs with (default 128)' });
       const controller = new Controller({
-        etcd: etcdOptions(flags),
+        etcd: await etcdOptions(flags),
         prefix: flags.prefix,
         log,
-        graceMs: duration(flags.grace, 'grace'),
-        holdDownMs: duration(flags.holdDown, 'hold-down'),
-        debounceMs: duration(flags.debounce, 'debounce'),
+        graceMs: await duration(flags.grace, 'grace'),
+        holdDownMs: await duration(flags.holdDown, 'hold-down'),
+        debounceMs: await duration(flags.debounce, 'debounce'),
         maxTxnOps,
         signingKey: flags.signingKey ? readSecretKeyFile(flags.signingKey, ['controller']) : undefined,
         operatorKeys: flags.operatorKey.map((given, i) => {
@@ -119,6 +121,7 @@ export function registerControlCommands(program: Command): void {
     .argument('<pubkey>', "the tenant's ed25519 public key (zmesh keygen tenant), or its --public-out file")
     .description('register a tenant (or replace its key)')
     .action(async (name: string, pubkey: string, _f: unknown, cmd: Command) => {
+      const { publicKeyArg } = await import('./blueprint-actions.ts');
       const key = publicKeyArg(pubkey, 'the tenant key');
       await withOps(g(cmd), (ops) => ops.addTenant(name, key));
       process.stdout.write(`tenant ${name} registered\n`);
@@ -127,7 +130,7 @@ export function registerControlCommands(program: Command): void {
     .action(async (flags: { json?: boolean; output?: string }, cmd: Command) => {
       const t = await withOps(g(cmd), (ops) => ops.tenants());
       const rows = Object.entries(t).map(([name, key]) => ({ tenant: name, key }));
-      printList(flags, t, rows, () => table([['TENANT', 'KEY'], ...Object.entries(t)]), 'no tenants');
+      await printList(flags, t, rows, () => table([['TENANT', 'KEY'], ...Object.entries(t)]), 'no tenants');
     });
   tenant
     .command('rm')
@@ -147,6 +150,7 @@ export function registerControlCommands(program: Command): void {
     .option('--no-rbac', "do not create the node's etcd user and role (zmesh-node-ID: its own keys only)")
     .description("pin a node's identity key; registrations signed by any other key are refused and reported")
     .action(async (id: string, given: string, flags: { replace?: boolean; rbac: boolean; sign?: string }, cmd: Command) => {
+      const { publicKeyArg, readSecretKeyFile } = await import('./blueprint-actions.ts');
       const pubkey = publicKeyArg(given, 'the node key', ['node']);
       const operatorKey = flags.sign ? readSecretKeyFile(flags.sign, ['operator']) : undefined;
       const r = await withOps(g(cmd), async (ops) => {
@@ -187,7 +191,7 @@ export function registerControlCommands(program: Command): void {
       });
       const k = c();
       const paint = (s: string) => (s === 'trusted' ? k.green(s) : s === 'refused' ? k.red(s) : k.yellow(s));
-      printList(flags, rows, rows, () => table([['NODE', 'STATE', 'PINNED KEY', 'PROBLEM'], ...rows.map((r) => [r.id, paint(r.state), r.pinnedKey ?? '-', r.problem ? `${r.problem.code}: ${r.problem.message}` : '-'])]), 'no nodes');
+      await printList(flags, rows, rows, () => table([['NODE', 'STATE', 'PINNED KEY', 'PROBLEM'], ...rows.map((r) => [r.id, paint(r.state), r.pinnedKey ?? '-', r.problem ? `${r.problem.code}: ${r.problem.message}` : '-'])]), 'no nodes');
     });
 
   ctl
@@ -208,7 +212,7 @@ export function registerControlCommands(program: Command): void {
     .description('submit a signed blueprint (verified against the tenant key in etcd); the controller plans it')
     .argument('<signed>', 'signed envelope (zmesh sign), or - for stdin')
     .action(async (file: string, _f: unknown, cmd: Command) => {
-      const envelope = readJsonDocument(file, ['signed']);
+      const envelope = await readJsonDocument(file, ['signed']);
       const r = await withOps(g(cmd), (ops) => ops.submit(envelope));
       process.stdout.write(`submitted ${r.tenant}/${r.name} version ${r.version}\n`);
     });

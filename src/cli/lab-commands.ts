@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ZmeshError } from '../errors.ts';
-import { colour, table } from './format.ts';
+import { colour, table } from './text.ts';
 
 interface Json {
   json?: boolean;

@@ -7,9 +7,8 @@ import type { ActualNetwork, DataplaneInfo, DesiredNetwork } from '../agent/port
 import type { AgentEvent } from '../agent/state.ts';
 import { BATCHED_SINCE } from '../../netns/tuning.ts';
 import { ZmeshError } from '../errors.ts';
-import { call, socketPath, stream } from './client.ts';
-import { colour, humanAge, humanBytes, printList, table, withOutputOption } from './format.ts';
-import { readJsonDocument } from './documents.ts';
+import { call, printList, readJsonDocument, socketPath, stream } from './lazy.ts';
+import { colour, humanAge, humanBytes, table, withOutputOption } from './text.ts';
 
 interface Json {
   json?: boolean;
@@ -193,7 +192,7 @@ export function registerOpsCommands(program: Command): void {
     .description("the agent's status: node, modules, networks, last reconcile, errors")
     .option('--json', 'print JSON')
     .action(async (flags: Json) => {
-      const s = await call<StatusView>(sock(), 'GET', '/v1/status');
+      const s = await call<StatusView>(await sock(), 'GET', '/v1/status');
       out(flags, s, () => {
         const k = c();
         const lr = s.lastReconcile;
@@ -212,10 +211,9 @@ export function registerOpsCommands(program: Command): void {
 
   const net = program.command('net').description('tenant networks on this node');
   withOutputOption(net.command('ls').description('list networks').option('--json', 'print JSON'))
-    .addHelpText('after', '\nExamples:\n  zmesh net ls\n  zmesh net ls -o wide\n  zmesh net ls -o yaml')
     .action(async (flags: Json & { output?: string }) => {
-      const r = await call<{ networks: NetworkSummary[] }>(sock(), 'GET', '/v1/networks');
-      printList(flags, r, r.networks as unknown as Record<string, unknown>[], () => netTable(r.networks), 'no networks');
+      const r = await call<{ networks: NetworkSummary[] }>(await sock(), 'GET', '/v1/networks');
+      await printList(flags, r, r.networks as unknown as Record<string, unknown>[], () => netTable(r.networks), 'no networks');
     });
   net
     .command('show')
@@ -223,7 +221,7 @@ export function registerOpsCommands(program: Command): void {
     .argument('<name>', 'network id, tenant/blueprint/network, or a unique name')
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Json) => {
-      const { d, views } = await detailWithPaths(sock(), name);
+      const { d, views } = await detailWithPaths(await sock(), name);
       out(flags, d, () => {
         const r = d.desired.resource;
         const a = d.actual;
@@ -250,7 +248,7 @@ export function registerOpsCommands(program: Command): void {
     .argument('<network>', 'network id, tenant/blueprint/network, or a unique name')
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Json) => {
-      const { d, views } = await detailWithPaths(sock(), name);
+      const { d, views } = await detailWithPaths(await sock(), name);
       const now = Math.floor(Date.now() / 1000);
       const data = peerLines(d, views, now);
       out(flags, { network: d.desired.networkId, peers: data }, () => table([PEER_HEADER, ...peerRows(d, views, now, c())]));
@@ -269,14 +267,14 @@ export function registerOpsCommands(program: Command): void {
     .action(async (name: string, peer: string | undefined, b: string | undefined, flags: Json & { port?: string }) => {
       if (b !== undefined) {
         const q = new URLSearchParams({ network: name, from: peer!, to: b, ...(flags.port !== undefined ? { port: flags.port } : {}) });
-        const r = await call<PolicyFlowCheck>(sock(), 'GET', `/v1/policy/check?${q}`);
+        const r = await call<PolicyFlowCheck>(await sock(), 'GET', `/v1/policy/check?${q}`);
         out(flags, r, () => policyCheckText(r, c()));
         if (!r.allowed) process.exitCode = 1;
         return;
       }
       if (flags.port !== undefined) throw new ZmeshError('E_USAGE', '--port needs a flow: zmesh diagnose NET A B --port tcp/5432', { hint: 'name the source and the destination' });
       const q = new URLSearchParams({ network: name, ...(peer ? { peer } : {}) });
-      const d = await call<Diagnosis>(sock(), 'GET', `/v1/diagnose?${q}`);
+      const d = await call<Diagnosis>(await sock(), 'GET', `/v1/diagnose?${q}`);
       out(flags, d, () => {
         const k = c();
         const mark = { pass: k.green('PASS'), fail: k.red('FAIL'), warn: k.yellow('WARN'), skip: k.dim('SKIP') };
@@ -293,7 +291,7 @@ export function registerOpsCommands(program: Command): void {
     .argument('<network>', 'network id, tenant/blueprint/network, or a unique name')
     .option('--json', 'print JSON')
     .action(async (name: string, flags: Json) => {
-      const v = await call<PolicyView>(sock(), 'GET', `/v1/policy?${new URLSearchParams({ network: name })}`);
+      const v = await call<PolicyView>(await sock(), 'GET', `/v1/policy?${new URLSearchParams({ network: name })}`);
       out(flags, v, () => policyTable(v));
     });
 
@@ -305,15 +303,15 @@ export function registerOpsCommands(program: Command): void {
     .option('--node <id>', 'node id to cut the part for (default: the agent node)')
     .option('--json', 'print JSON')
     .action(async (signedFile: string, flags: Json & { plan: string; node?: string }) => {
-      const signed = readJsonDocument(signedFile, ['signed']);
-      const planData = readJsonDocument(flags.plan, ['plan', 'part'], '--plan') as { format?: string };
+      const signed = await readJsonDocument(signedFile, ['signed']);
+      const planData = await readJsonDocument(flags.plan, ['plan', 'part'], '--plan') as { format?: string };
       let part: unknown = planData;
       if (planData.format?.startsWith('zmesh-plan/')) {
-        const node = flags.node ?? (await call<{ node: string }>(sock(), 'GET', '/v1/status')).node;
+        const node = flags.node ?? (await call<{ node: string }>(await sock(), 'GET', '/v1/status')).node;
         const { nodePart } = await import('../plan/part.ts');
         part = nodePart(planData as Parameters<typeof nodePart>[0], node);
       }
-      const r = await call<SubmitResult>(sock(), 'POST', '/v1/blueprints', { signed, part });
+      const r = await call<SubmitResult>(await sock(), 'POST', '/v1/blueprints', { signed, part });
       out(flags, r, () =>
         [
           `applied ${r.tenant}/${r.name} version ${r.version} (generation ${r.generation})`,
@@ -331,7 +329,7 @@ export function registerOpsCommands(program: Command): void {
     .action(async (id: string, flags: Json) => {
       const m = /^([^/]+)\/([^/]+)$/.exec(id);
       if (!m) throw new ZmeshError('E_USAGE', `expected TENANT/NAME, got ${id}`, { hint: 'e.g. zmesh rm acme/shop' });
-      const r = await call(sock(), 'DELETE', `/v1/blueprints/${encodeURIComponent(m[1])}/${encodeURIComponent(m[2])}`);
+      const r = await call(await sock(), 'DELETE', `/v1/blueprints/${encodeURIComponent(m[1])}/${encodeURIComponent(m[2])}`);
       out(flags, r, () => `removed ${id}`);
     });
 
@@ -348,12 +346,12 @@ export function registerOpsCommands(program: Command): void {
         return `${e.ts} ${lvl} ${e.kind.padEnd(20)} ${e.subject}: ${e.message}`;
       };
       if (flags.follow) {
-        await stream(sock(), `/v1/events?follow=true&after=${Number(flags.after) || 0}`, (e) =>
+        await stream(await sock(), `/v1/events?follow=true&after=${Number(flags.after) || 0}`, (e) =>
           process.stdout.write((flags.json ? JSON.stringify(e) : fmt(e as AgentEvent)) + '\n'),
         );
         return;
       }
-      const r = await call<{ events: AgentEvent[] }>(sock(), 'GET', `/v1/events?after=${Number(flags.after) || 0}&limit=1000`);
+      const r = await call<{ events: AgentEvent[] }>(await sock(), 'GET', `/v1/events?after=${Number(flags.after) || 0}&limit=1000`);
       if (flags.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else process.stdout.write(r.events.map(fmt).join('\n') + (r.events.length ? '\n' : 'no events\n'));
     });

@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../../runtime/image.ts';
 import { ZmeshError } from '../errors.ts';
-import { call, socketPath } from './client.ts';
-import { colour, humanBytes, printList, table, withOutputOption } from './format.ts';
+import { call, printList, socketPath } from './lazy.ts';
+import { colour, humanBytes, table, withOutputOption } from './text.ts';
 
 interface Json {
   json?: boolean;
@@ -77,10 +77,9 @@ export function registerRuntimeCommands(program: Command): void {
   const sock = () => socketPath(program.opts().socket);
 
   withOutputOption(program.command('ps').description('workloads on this node: state, address, restarts, uptime').option('--json', 'print JSON'))
-    .addHelpText('after', '\nExamples:\n  zmesh ps\n  zmesh ps -o wide')
     .action(async (flags: Json & { output?: string }) => {
-      const r = await call<{ workloads: WorkloadView[] }>(sock(), 'GET', '/v1/workloads');
-      printList(flags, r, r.workloads as unknown as Record<string, unknown>[], () => psTable(r.workloads), 'no workloads');
+      const r = await call<{ workloads: WorkloadView[] }>(await sock(), 'GET', '/v1/workloads');
+      await printList(flags, r, r.workloads as unknown as Record<string, unknown>[], () => psTable(r.workloads), 'no workloads');
     });
 
   program
@@ -96,14 +95,14 @@ export function registerRuntimeCommands(program: Command): void {
         if (!/^\d+$/.test(flags.tail)) throw new ZmeshError('E_USAGE', `--tail takes a number, got ${flags.tail}`);
         q.set('tail', flags.tail);
       }
-      await rawStream(sock(), `/v1/workloads/${encodeURIComponent(name)}/logs${q.size ? `?${q}` : ''}`, (b) => process.stdout.write(b));
+      await rawStream(await sock(), `/v1/workloads/${encodeURIComponent(name)}/logs${q.size ? `?${q}` : ''}`, (b) => process.stdout.write(b));
     });
 
   const vol = program.command('vol').description('volumes on this node');
   withOutputOption(vol.command('ls').description('list volumes with size and usage').option('--json', 'print JSON'))
     .action(async (flags: Json & { output?: string }) => {
-      const r = await call<{ volumes: VolumeView[] }>(sock(), 'GET', '/v1/volumes');
-      printList(flags, r, r.volumes as unknown as Record<string, unknown>[], () => volTable(r.volumes), 'no volumes');
+      const r = await call<{ volumes: VolumeView[] }>(await sock(), 'GET', '/v1/volumes');
+      await printList(flags, r, r.volumes as unknown as Record<string, unknown>[], () => volTable(r.volumes), 'no volumes');
     });
 
   const image = program.command('image').description('container images');
