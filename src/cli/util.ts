@@ -7,22 +7,35 @@ import { ZmeshError, formatProblems, messageWithoutPosition, type Problem } from
 /** Exit code for invalid input / failed verification. */
 export const EXIT_INVALID = 2;
 
+/** Errors as JSON: ZMESH_JSON_ERRORS=1, or a command asked for JSON output (`--json`, `-o json`, `--output json`
+ *  before any `--`), so that a script reading JSON gets its errors as JSON too. */
+let jsonMode = false;
+export function jsonErrors(): boolean {
+  return jsonMode || process.env.ZMESH_JSON_ERRORS === '1';
+}
+export function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const args = end === -1 ? argv : argv.slice(0, end);
+  return args.some((a, i) => a === '--json' || a === '-ojson' || a === '--output=json' || a === '-o=json' || ((a === '-o' || a === '--output') && args[i + 1] === 'json'));
+}
+
 /** Commander's usage errors exit 2 like every other invalid input: its exit is overridden on every command. */
 export function overrideExits(cmd: Command): void {
   cmd.exitOverride();
   // With ZMESH_JSON_ERRORS=1 a usage error is printed as JSON too (runMain), not as commander's line.
-  if (process.env.ZMESH_JSON_ERRORS === '1') cmd.configureOutput({ ...cmd.configureOutput(), outputError: () => undefined });
+  if (jsonErrors()) cmd.configureOutput({ ...cmd.configureOutput(), outputError: () => undefined });
   for (const c of cmd.commands) overrideExits(c);
 }
 
 export async function runMain(program: Command, argv: string[]): Promise<void> {
+  jsonMode = wantsJson(argv.slice(2));
   overrideExits(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : EXIT_INVALID;
-      if (err.exitCode !== 0 && process.env.ZMESH_JSON_ERRORS === '1') {
+      if (err.exitCode !== 0 && jsonErrors()) {
         const message = err.message.replace(/^error: /, '');
         process.stderr.write(JSON.stringify({ code: 'E_USAGE', kind: 'invalid', message, problems: [{ code: 'E_USAGE', path: '', message, hint: 'see --help' }] }) + '\n');
       }
@@ -59,10 +72,10 @@ export function formatOneProblem(file: string | undefined, p: Problem): string {
   return `${at}: ${p.code}: ${p.path ? p.path + ': ' : ''}${file ? messageWithoutPosition(p) : p.message}\n${p.hint ? `  → ${p.hint}\n` : ''}`;
 }
 
-/** Prints an error for a human (or as JSON with ZMESH_JSON_ERRORS=1) and returns the exit code. */
+/** Prints an error for a human (or as JSON: jsonErrors()) and returns the exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof ZmeshError) {
-    if (process.env.ZMESH_JSON_ERRORS === '1') {
+    if (jsonErrors()) {
       process.stderr.write(JSON.stringify(err.toJSON()) + '\n');
     } else if (err.problems.length > 1) {
       process.stderr.write(`${err.file || 'zmesh'}: ${err.problems.length} problems:\n${formatProblems(err.problems)}\n`);
@@ -73,7 +86,7 @@ export function reportError(err: unknown): number {
     return err.kind === 'invalid' ? EXIT_INVALID : 1;
   }
   const e = err as NodeJS.ErrnoException;
-  if (process.env.ZMESH_JSON_ERRORS === '1') {
+  if (jsonErrors()) {
     // A system error (a file that cannot be written, …) is E_IO with its errno in the message; anything else is a bug.
     const code = typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) ? 'E_IO' : 'E_INTERNAL';
     process.stderr.write(JSON.stringify({ code, kind: code === 'E_IO' ? 'retryable' : 'internal', message: e?.message ?? String(err), problems: [] }) + '\n');

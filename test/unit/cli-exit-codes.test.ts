@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/program.ts';
-import { runMain } from '../../src/cli/util.ts';
+import { runMain, wantsJson } from '../../src/cli/util.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -144,6 +144,34 @@ test('whole processes: help and version exit 0; the plan fixes', () => {
     const tk = zmesh(dir, 'plan', mine, '--nodes', nodes, '--tenant-key', keys[0]);
     assert.equal(tk.code, 2);
     assert.match(tk.err, /E_TENANT_KEY_UNSIGNED/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--json (or -o json) makes errors JSON too, as ZMESH_JSON_ERRORS=1 does; text otherwise', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-jsonerr-'));
+  try {
+    const env = { ...process.env, ZMESH_JSON_ERRORS: '', ZMESH_SOCKET: join(dir, 'none.sock') };
+    const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30000, env });
+    const missing = run('validate', 'nothere-zmesh.yaml', '--json');
+    assert.equal(missing.status, 2);
+    const e = JSON.parse(missing.stderr.trim());
+    assert.equal(e.code, 'E_FILE');
+    assert.equal(e.kind, 'invalid');
+    assert.match(e.message, /nothere-zmesh\.yaml does not exist/);
+    const usage = run('net', 'ls', '-o', 'json', '--bogus');
+    assert.equal(usage.status, 2);
+    assert.equal(JSON.parse(usage.stderr.trim()).code, 'E_USAGE');
+    const down = run('net', 'ls', '-o', 'json');
+    assert.equal(down.status, 1);
+    assert.equal(typeof JSON.parse(down.stderr.trim()).code, 'string');
+    const text = run('validate', 'nothere-zmesh.yaml');
+    assert.equal(text.status, 2);
+    assert.match(text.stderr, /^zmesh: E_FILE: nothere-zmesh\.yaml does not exist/);
+    // After `--` it is an operand, not a request for JSON.
+    assert.equal(wantsJson(['lab', 'exec', 'x', 'n', '--', 'tool', '--json']), false);
+    assert.equal(wantsJson(['status', '--output=json']), true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
