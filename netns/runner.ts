@@ -30,7 +30,12 @@ export interface RunOptions {
   secretFile?: string;
   /** Kill the command after this long (default 15 s). */
   timeoutMs?: number;
+  /** Kill the command when its stdout or stderr grows past this many bytes (default MAX_BUFFER, execa's 100 MB). */
+  maxBuffer?: number;
 }
+
+/** The most output (bytes, each of stdout and stderr) a command may give before it is killed: execa's default. */
+export const MAX_BUFFER = 100_000_000;
 
 export interface RunResult {
   argv: string[];
@@ -148,6 +153,8 @@ interface ProcessOutcome {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** The stream that went over maxBuffer (the process was killed), if one did. */
+  overflow?: 'stdout' | 'stderr';
   /** The process could not be started (ENOENT, EMFILE, EAGAIN…): node's spawn error. */
   spawnError?: Error;
 }
@@ -163,7 +170,7 @@ function commandEnv(extra?: Record<string, string>): Record<string, string> {
  * descriptors node returns a ChildProcess without stdio and emits 'error' on the next tick; the listener is
  * attached before that, so it is never an unhandled 'error' event.
  */
-export function runProcess(argv: string[], input: string | undefined, timeoutMs: number): Promise<ProcessOutcome> {
+export function runProcess(argv: string[], input: string | undefined, timeoutMs: number, maxBuffer = MAX_BUFFER): Promise<ProcessOutcome> {
   return new Promise((resolve) => {
     let child: ChildProcess;
     try {
@@ -175,20 +182,38 @@ export function runProcess(argv: string[], input: string | undefined, timeoutMs:
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    let overflow: 'stdout' | 'stderr' | undefined;
     let failed: Error | undefined;
     let done = false;
     const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve({ exitCode, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut, spawnError: failed });
+      resolve({ exitCode, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut, overflow, spawnError: failed });
+    };
+    // Killed (timeout, too much output): SIGKILL, and our ends of the pipes closed, so that 'close' comes even when
+    // a process the command started (and that outlives it) still holds them.
+    const kill = () => {
+      child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.stdin?.destroy();
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      kill();
     }, timeoutMs);
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    const sizes = { stdout: 0, stderr: 0 };
+    const collect = (name: 'stdout' | 'stderr', into: Buffer[]) => (b: Buffer) => {
+      if (overflow) return;
+      sizes[name] += b.length;
+      if (sizes[name] > maxBuffer) {
+        overflow = name;
+        kill();
+      } else into.push(b);
+    };
+    child.stdout?.on('data', collect('stdout', out));
+    child.stderr?.on('data', collect('stderr', err));
     child.on('error', (e) => {
       // Not started: there is no 'close' to wait for when node made no stdio (EMFILE).
       if (child.pid === undefined) {
@@ -281,7 +306,7 @@ export class ProcessRunner implements Runner {
         throw spawnError(full, e, opts.netns);
       }
       const exec = secretPath === null ? full : full.map((a) => (a === SECRET_FILE ? secretPath! : a));
-      r = await runProcess(exec, opts.input, opts.timeoutMs ?? 15_000);
+      r = await runProcess(exec, opts.input, opts.timeoutMs ?? 15_000, opts.maxBuffer ?? MAX_BUFFER);
     } finally {
       if (secretPath !== null) rmSync(secretPath, { force: true });
     }
@@ -297,9 +322,13 @@ export class ProcessRunner implements Runner {
     };
     if (this.opts.record) this.log.push(rec);
     this.opts.onCommand?.(rec);
-    const { stdout, stderr } = r;
+    const { stdout } = r;
+    // A command may echo what it was given (wg quotes a malformed key on stderr): a secret never reaches an error.
+    const secrets = [opts.secretInput ? opts.input : undefined, opts.secretFile].map((x) => x?.trim()).filter((x): x is string => !!x && x.length >= 8);
+    const stderr = secrets.reduce((t, x) => t.split(x).join('<secret>'), r.stderr);
     const ok = opts.okCodes ?? [0];
     if (r.spawnError) throw spawnError(full, r.spawnError, opts.netns);
+    if (r.overflow) throw new CommandError(full, exitCode, `its ${r.overflow} went over ${opts.maxBuffer ?? MAX_BUFFER} bytes: killed`, { netns: opts.netns });
     if (r.timedOut || exitCode < 0 || !ok.includes(exitCode)) {
       const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 15_000} ms` : stderr || (r.signal ? `killed by ${r.signal}` : '');
       throw new CommandError(full, exitCode, why, { netns: opts.netns });

@@ -11,7 +11,7 @@
 //     key: root-key.pem
 //   output: wide                   # table | wide | json | yaml: the default of -o on list commands
 //   color: false                   # false: never; true (default): on a terminal, unless NO_COLOR or --no-color
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { unknownField, ValidationError, ZmeshError, type Problem } from '../errors.ts';
@@ -47,6 +47,8 @@ const FIELDS = ['socket', 'etcd', 'output', 'color'] as const;
 const ETCD_FIELDS = ['endpoints', 'cacert', 'cert', 'key'] as const;
 const URL = /^https?:\/\/[^/\s]+\/?$/;
 const DOCS = 'docs/cli-config.md';
+/** A CLI config is a few lines: a bigger file is refused unread. */
+export const MAX_CONFIG_BYTES = 1 << 20;
 
 /** Checks a config document strictly; relative paths resolve against `baseDir` (the file's directory). */
 export function parseCliConfig(raw: unknown, baseDir: string): CliConfig {
@@ -132,19 +134,73 @@ export function loadCliConfig(env: Env = process.env, systemFile = SYSTEM_CONFIG
   }
   if (path === '/dev/null') return { file: path, config: {}, warnings: [] };
   if (!st!.isFile()) refuse('E_CLI_CONFIG_MISSING', 'is not a regular file', 'name a YAML file');
-  const warnings: string[] = [];
-  const uid = process.getuid?.();
-  if (st!.mode & 0o002) refuse('E_CLI_CONFIG_UNSAFE', 'is writable by every user: refused (anyone could point zmesh at their own socket or etcd)', `chmod o-w ${path}`);
-  if (uid !== undefined && st!.uid !== 0 && st!.uid !== uid) refuse('E_CLI_CONFIG_UNSAFE', `is owned by uid ${st!.uid}, neither root nor you (uid ${uid}): refused`, `chown it to yourself or root, or set ZMESH_CONFIG`);
-  if (st!.mode & 0o020) warnings.push(`${path}: group-writable; every member of its group can change where zmesh connects (chmod g-w ${path})`);
-  let text = '';
+  // Checked and read through one descriptor (a file swapped after the checks is not read), opened without
+  // blocking (a FIFO put in its place cannot hang zmesh) and read up to a bound.
+  let fd = -1;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     refuse('E_FILE', `cannot be read: ${(e as Error).message}`, 'run as a user who may read it, or fix its mode', e);
   }
+  let text = '';
+  const warnings: string[] = [];
+  try {
+    st = fstatSync(fd);
+    if (!st.isFile()) refuse('E_CLI_CONFIG_MISSING', 'is not a regular file', 'name a YAML file');
+    const uid = process.getuid?.();
+    if (st.mode & 0o002) refuse('E_CLI_CONFIG_UNSAFE', 'is writable by every user: refused (anyone could point zmesh at their own socket or etcd)', `chmod o-w ${path}`);
+    if (uid !== undefined && st.uid !== 0 && st.uid !== uid) refuse('E_CLI_CONFIG_UNSAFE', `is owned by uid ${st.uid}, neither root nor you (uid ${uid}): refused`, `chown it to yourself or root, or set ZMESH_CONFIG`);
+    if (st.mode & 0o020) warnings.push(`${path}: group-writable; every member of its group can change where zmesh connects (chmod g-w ${path})`);
+    if (uid !== undefined) checkDirectories(path, uid, refuse, warnings);
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    try {
+      for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    } catch (e) {
+      refuse('E_FILE', `cannot be read: ${(e as Error).message}`, 'run as a user who may read it, or fix its mode', e);
+    }
+    if (n > MAX_CONFIG_BYTES) refuse('E_FILE', `is larger than ${MAX_CONFIG_BYTES} bytes: refused unread`, 'a CLI config is a few lines; name the right file');
+    text = buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
   const config = inFile(path, () => parseCliConfig(parseYamlDocument(text, 'CLI config'), dirname(path)));
   return { file: path, config, warnings };
+}
+
+/**
+ * Like ssh's StrictModes: whoever may replace the file decides where zmesh connects, so every directory above it
+ * (as named, and as its symlinks resolve) belongs to root or to the user running zmesh, and only a sticky
+ * directory (/tmp) may be writable by every user. A group-writable directory is a warning, as a group-writable
+ * file is. Without this root, run with another user's HOME (sudo keeps it in some setups), would read a file that
+ * user can swap, or a root-owned file symlinked from that user's directory with relative paths resolved there.
+ */
+function checkDirectories(path: string, uid: number, refuse: (code: string, message: string, hint: string) => never, warnings: string[]): void {
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // checked as named only
+  }
+  const dirs = new Set<string>();
+  for (const p of new Set([resolve(path), real])) {
+    for (let d = dirname(p); ; d = dirname(d)) {
+      dirs.add(d);
+      if (dirname(d) === d) break;
+    }
+  }
+  for (const d of dirs) {
+    let st: Stats;
+    try {
+      st = statSync(d);
+    } catch {
+      continue; // not there (any more): the open or the read says so
+    }
+    const sticky = (st.mode & 0o1000) !== 0;
+    if (st.uid !== 0 && st.uid !== uid) refuse('E_CLI_CONFIG_UNSAFE', `lies in ${d}, owned by uid ${st.uid}, neither root nor you (uid ${uid}): refused (its owner could replace the file)`, 'keep the config in a directory of yours or root\'s, or set ZMESH_CONFIG');
+    if (st.mode & 0o002 && !sticky) refuse('E_CLI_CONFIG_UNSAFE', `lies in ${d}, writable by every user: refused (anyone could replace the file)`, `chmod o-w ${d}`);
+    if (st.mode & 0o020 && !sticky) warnings.push(`${d}: group-writable; every member of its group can replace ${path} (chmod g-w ${d})`);
+  }
 }
 
 // ---- resolution: flag > environment > config file > built-in default ----------------------------------------
