@@ -145,7 +145,9 @@ export class PathManager {
         if (!c?.allowedIps || this.states.has(k)) continue;
         const halves = directAllowedIps(p.directSubnet!);
         const held = c.allowedIps.length === halves.length && halves.every((h) => c.allowedIps!.includes(h));
-        const session = c.latestHandshake > 0 && now - c.latestHandshake * 1000 < SESSION_MS;
+        // A handshake in the future (the wall clock stepped back) proves nothing about now.
+        const age = now - c.latestHandshake * 1000;
+        const session = c.latestHandshake > 0 && age >= -1000 && age < SESSION_MS;
         if (!held || !session) continue;
         this.states.set(k, { kind: 'direct', since: now, attempts: 0, rx: c.rxBytes, lastRxAt: now, candidates: this.candidatesOf(d.networkId, p.node).join(',') });
         this.endpoints.set(k, c.endpoint);

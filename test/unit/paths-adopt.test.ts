@@ -59,6 +59,7 @@ test('not adopted: no live session, one half only, a probing peer, or a driver t
   const cases: [string, Partial<PeerCounters>][] = [
     ['session older than 180 s', { allowedIps: halves, latestHandshake: Math.floor((T0 - 181_000) / 1000) }],
     ['never a handshake', { allowedIps: halves, latestHandshake: 0 }],
+    ['a handshake an hour in the future (the clock stepped back)', { allowedIps: halves, latestHandshake: Math.floor((T0 + 3_600_000) / 1000) }],
     ['one half', { allowedIps: [halves[0]] }],
     ['probing (no subnet on the peer)', { allowedIps: [] }],
     ['halves plus something else', { allowedIps: [...halves, '10.99.0.0/24'] }],
