@@ -19,7 +19,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { call } from '../src/cli/client.ts';
+import { call } from '../src/admin/client.ts';
 import { zmeshArgv } from '../labs/agents.ts';
 import { blueprint, net, type NodeDef } from '../test/helpers/fixtures.ts';
 import { part, planFor, signed } from '../test/helpers/agent-fixtures.ts';

@@ -26,7 +26,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { call } from '../src/cli/client.ts';
+import { call } from '../src/admin/client.ts';
 import type { PathView } from '../src/agent/paths.ts';
 import { ensureCarrier, stopCarrier } from '../labs/candidates.ts';
 import { downAndCheck, labDir, labFault, labUp, labWaitGreen, nodePaths, openLab, readState } from '../labs/index.ts';

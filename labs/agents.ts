@@ -6,16 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { call } from '../src/cli/client.ts';
+import { call } from '../src/admin/client.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
-import { writePrivateFile } from '../src/cli/util.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { LAB_POOL_SIZE, dockerPaths } from './docker.ts';
 import { agentEtcdSection } from './etcd.ts';
 import type { HostLayout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
 import { nodePaths, type LabState } from './state.ts';
-import { alive, inHolder, nsInode, signal, spawnDetached, waitFor, waitGone, type ProcRef } from './sys.ts';
+import { alive, inHolder, nsInode, signal, spawnDetached, waitFor, waitGone, writePrivateFile, type ProcRef } from './sys.ts';
 
 /** Longest unix socket path (sun_path is 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;

@@ -5,7 +5,7 @@
 // /v1/candidates) when it changed, and at least every RESEND_MS (an agent that restarted has forgotten).
 // `zmesh lab up` starts it for labs with hidden nodes and the embedded control plane; `lab down` ends it by PID.
 import { dirname, join } from 'node:path';
-import { call } from '../src/cli/client.ts';
+import { call } from '../src/admin/client.ts';
 import { distributeCandidates, type CandidateReport } from '../src/control/candidates.ts';
 import type { Layout } from './layout.ts';
 import { nodePaths, readState, writeState, type LabState } from './state.ts';

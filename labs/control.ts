@@ -5,14 +5,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize, signBlueprint, tenantPublicKey, type Blueprint, type SignedBlueprint } from '../src/blueprint/index.ts';
-import { call } from '../src/cli/client.ts';
-import { writePrivateFile } from '../src/cli/util.ts';
+import { call } from '../src/admin/client.ts';
 import { Key } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { nodePart, planBlueprint, type Inventory, type Plan } from '../src/plan/index.ts';
 import type { Layout } from './layout.ts';
 import type { LabSpec, TenantSpec } from './spec.ts';
 import { nodePaths, type BlueprintRecord, type LabState } from './state.ts';
+import { writePrivateFile } from './sys.ts';
 
 export interface BlueprintPlan {
   key: string;

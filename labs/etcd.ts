@@ -12,8 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { call } from '../src/cli/client.ts';
-import { writePrivateFile } from '../src/cli/util.ts';
+import { call } from '../src/admin/client.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Plan } from '../src/plan/index.ts';
@@ -25,7 +24,7 @@ import type { BlueprintPlan, PushResult } from './control.ts';
 import { INTERNET_GW, type Layout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
 import { nodePaths, type LabState } from './state.ts';
-import { alive, inNs, signal, sleep, spawnDetached, waitGone, type ProcRef } from './sys.ts';
+import { alive, inNs, signal, sleep, spawnDetached, waitGone, writePrivateFile, type ProcRef } from './sys.ts';
 
 export const ETCD_MEMBERS = 3;
 /** Agents' lease TTL and the controller's grace in a lab: a dead access node is re-planned after ≈ 5 + 1 s. */

@@ -1,7 +1,7 @@
 // The lab runner: `up` (build or reconcile), wait for a green matrix, faults, and the views (status, exec).
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { call } from '../src/cli/client.ts';
+import { call } from '../src/admin/client.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Blueprint, SignedBlueprint } from '../src/blueprint/index.ts';
 import type { Plan } from '../src/plan/index.ts';

@@ -4,7 +4,7 @@
 // Parsing is pure but for the injected file reader (blueprint files are named relative to the spec).
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseYamlDocument } from '../src/yaml.ts';
-import { parseDuration } from '../src/agent/config.ts';
+import { parseDuration } from '../src/units.ts';
 import { loadBlueprintOrSigned, validateBlueprint, type Blueprint } from '../src/blueprint/index.ts';
 import { ValidationError, ZmeshError, unknownField, type Problem } from '../src/errors.ts';
 import { parseCidr } from '../topology/cidr.ts';

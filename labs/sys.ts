@@ -1,11 +1,24 @@
-// Side effects of labs: commands (through the one netns runner), entering namespaces, detached processes,
-// and /proc inspection (namespace inodes, start times) so processes are only ever signalled by PID after
-// checking they are ours.
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+// Side effects of labs: commands (through the one netns runner), entering namespaces, detached processes, private
+// (0600) files, and /proc inspection (namespace inodes, start times) so processes are only ever signalled by PID
+// after checking they are ours.
+import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { spawn } from 'node:child_process';
 import { ProcessRunner, type RunResult } from '../netns/runner.ts';
 
 export const runner = new ProcessRunner();
+
+/** Writes a file 0600, replacing an existing one. */
+export function writePrivateFile(path: string, content: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export interface LabRunOptions {
   input?: string;

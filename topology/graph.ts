@@ -1,6 +1,6 @@
 // Graph export of a network plan in Graphviz DOT: nodes (public boxes, hidden ellipses), devices, tunnels.
 // An optional health map colours each tunnel (green: recent handshake, orange: stale, red: none).
-import type { NetworkPlan } from '../src/plan/types.ts';
+import type { NetworkPlan } from './types.ts';
 
 export type TunnelHealth = 'ok' | 'stale' | 'down' | 'unknown';
 

@@ -8,3 +8,4 @@
 export * from './cidr.ts';
 export * from './mesh.ts';
 export * from './graph.ts';
+export * from './types.ts';

@@ -13,7 +13,7 @@
 // shared object, the same in every other public node's list (treat plans as immutable). This is the only place
 // peers are made: the planner's full form, node parts, the etcd controller and `zmesh plan --expand/--part` all
 // come through memberPeers (src/plan/derive.ts).
-import type { Peer } from '../src/plan/types.ts';
+import type { Peer } from './types.ts';
 import { cidrExclude, formatCidr, parseCidr, type Cidr } from './cidr.ts';
 
 export interface MeshMember {

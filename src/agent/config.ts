@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { parseYamlDocument } from '../yaml.ts';
 import { parseSize } from '../blueprint/units.ts';
+import { parseDuration } from '../units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
@@ -54,17 +55,6 @@ const FIELDS = new Set([
   'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning', 'wireguardGo', 'wireguardGoMaxProcs', 'egress',
 ]);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** "30s", "2m", "500ms" or a number of seconds → milliseconds. */
-export function parseDuration(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.round(v * 1000);
-  if (typeof v !== 'string') return null;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
-  if (!m) return null;
-  const mult = { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  const ms = Math.round(Number(m[1]) * mult);
-  return ms > 0 ? ms : null;
-}
 
 export function parseAgentConfig(text: string, baseDir: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): AgentConfig {
   const problems: Problem[] = [];

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
+import { isNetworkId, namesFor } from '../../netns/names.ts';
 import { ProcessRunner, inNetns } from '../../netns/runner.ts';
 import type { ActualResource, ApplyReport } from '../../netns/types.ts';
 import type { EgressPolicy } from '../../netns/egress.ts';
@@ -29,7 +30,7 @@ export function toActualNetwork(a: ActualResource, sockets?: { drops: number }[]
     routes: a.routes.map((r) => ({ dst: r.dst, dev: r.dev ?? '' })),
     wireguard: a.wireguard
       ? {
-          interface: `w-${a.networkId}`,
+          interface: namesFor(a.networkId).wg,
           publicKey: a.wireguard.publicKey ?? '',
           listenPort: a.wireguard.listenPort,
           peers: a.wireguard.peers.map((p) => ({
@@ -173,9 +174,9 @@ export class NetnsDriverPort implements DriverPort {
   }
 
   async ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }> {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return { ok: false, rttMs: null };
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address) || !isNetworkId(networkId)) return { ok: false, rttMs: null };
     const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-    const r = await this.runner.run(inNetns(`n-${networkId}`, ['ping', '-n', '-q', '-c', '1', '-W', secs, address]), {
+    const r = await this.runner.run(inNetns(namesFor(networkId).ns, ['ping', '-n', '-q', '-c', '1', '-W', secs, address]), {
       mutating: false,
       okCodes: [0, 1, 2],
       timeoutMs: timeoutMs + 2000,

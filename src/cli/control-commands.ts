@@ -40,7 +40,7 @@ async function etcdOptions(f: EtcdFlags) {
 }
 
 async function duration(v: string, what: string): Promise<number> {
-  const { parseDuration } = await import('../agent/config.ts');
+  const { parseDuration } = await import('../units.ts');
   const ms = v === '0' ? 0 : parseDuration(v);
   if (ms === null) throw new ZmeshError('E_DURATION', `${what} is a duration like 30s, 15m`, { path: what, hint: 'write e.g. 5s' });
   return ms;

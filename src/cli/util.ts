@@ -107,18 +107,6 @@ export function writeSecretFile(path: string, content: string, o: { overwrite?: 
   }
 }
 
-/** Writes a file 0600, replacing an existing one. */
-export function writePrivateFile(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, 'w', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * A file's text; `-` reads stdin. A missing file, a directory or an unreadable one is one sentence (E_FILE, exit 2)
  * naming the file and saying what the running command wants (`want`, e.g. "a blueprint (YAML or JSON)").

@@ -5,85 +5,16 @@
 //  - the full plan (`zmesh-plan/1`, Plan): every resource with its peers. What `zmesh plan --expand` prints and
 //    what plans written before the compact form hold; still read (as `--previous`, by `plan part`), never written
 //    unless asked for.
+// One network's shapes (Peer, Resource, AccessDevice, NetworkPlan) live beside the peer mesh that makes them, in
+// topology/types.ts, so that topology/ imports nothing from here; they are re-exported as part of the plan.
+import type { AccessDevice, NetworkPlan, Peer, Resource } from '../../topology/types.ts';
+
+export type { AccessDevice, NetworkPlan, Peer, Resource };
 
 /** The full (expanded) form: every resource with its peer list. */
 export const PLAN_FORMAT = 'zmesh-plan/1';
 /** The compact form: resources without peers (they are derived). */
 export const COMPACT_PLAN_FORMAT = 'zmesh-plan/2';
-
-export interface Peer {
-  /** Node id of the peer, or the access device's name. */
-  node: string;
-  /** "node" or "device". */
-  kind: 'node' | 'device';
-  /** WireGuard public key (base64). */
-  publicKey: string;
-  /** "ip:port" ("[v6]:port"), or null when the peer cannot be dialled (hidden node, device). */
-  endpoint: string | null;
-  /** CIDRs routed to this peer; never overlapping within one resource. */
-  allowedIps: string[];
-  /** Seconds, or null. */
-  persistentKeepalive: number | null;
-  /**
-   * Only on a hidden node's peer for another hidden node of the network (a *direct peer*): that node's subnet.
-   * The plan gives a direct peer no allowed-ips and no endpoint; the node moves this subnet onto it at run time
-   * once a handshake proves a direct path (topology/paths.ts), and back to its access node when the path goes stale.
-   */
-  directSubnet?: string;
-}
-
-export interface Resource {
-  node: string;
-  /** This node's subnet of the network range, e.g. "10.1.3.0/24". */
-  subnet: string;
-  /** Workloads' gateway on the node's bridge: the subnet's first host, e.g. "10.1.3.1". */
-  gateway: string;
-  /** Address of the WireGuard interface: the subnet's last host as /32, e.g. "10.1.3.254/32". */
-  wgAddress: string;
-  listenPort: number;
-  /** WireGuard public key of this resource. */
-  publicKey: string;
-  /** The WireGuard private key sealed to the node identity key (see src/crypto/seal.ts). */
-  sealedPrivateKey: string;
-  /** The node identity public key the private key is sealed to. */
-  sealedTo: string;
-  hidden: boolean;
-  /** For a hidden node: the public node it enters the mesh through; otherwise null. */
-  accessNode: string | null;
-  peers: Peer[];
-}
-
-export interface AccessDevice {
-  name: string;
-  /** The device's subnet of the range (it takes one slot) and its address (first host, /32). */
-  subnet: string;
-  address: string;
-  /** The public node the device dials. */
-  via: string;
-  publicKey: string;
-  /** True when the planner generated the key pair (the private key is only in wgQuickConfig). */
-  generatedKey: boolean;
-  /**
-   * Present (true) when the blueprint gives the device egress through its access node. The node takes this from
-   * the signed blueprint, not from the plan: a plan cannot grant egress the tenant did not sign.
-   */
-  egress?: true;
-  /** wg-quick config for the device; holds a private key only when generatedKey. Never sent to nodes. */
-  wgQuickConfig?: string;
-}
-
-export interface NetworkPlan {
-  name: string;
-  /** Short deterministic id (10 chars, [a-z0-9]) from tenant, blueprint and network name: n-<id>, w-<id>. */
-  id: string;
-  ipRange: string;
-  subnetPrefix: number;
-  egress: boolean;
-  /** Present (true) when the blueprint's network has a policy: node parts then carry the network's members. */
-  policy?: true;
-  resources: Resource[];
-  access: AccessDevice[];
-}
 
 export interface WorkloadPlan {
   name: string;

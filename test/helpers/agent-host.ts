@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { identity } from './fixtures.ts';
 import { tenantKeys } from './agent-fixtures.ts';
 import { NodeHost, waitFor } from './node-host.ts';

@@ -14,7 +14,7 @@ import { buildAdminApp } from '../../src/admin/app.ts';
 import { DEFAULT_READ, type SocketLimits } from '../../src/admin/limits.ts';
 import { listenUnix } from '../../src/admin/listen.ts';
 import { peerCredReader } from '../../src/admin/peercred.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { agentBed } from '../helpers/agent-fixtures.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;

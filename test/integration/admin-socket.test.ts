@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { buildAdminApp } from '../../src/admin/app.ts';
 import { listenUnix } from '../../src/admin/listen.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { agentBed } from '../helpers/agent-fixtures.ts';
 
 test('admin and read-only sockets: modes, access, stale sockets', async () => {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { ZmeshError } from '../../src/errors.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { ROOT, destroyAgentHost, makeAgentHost, netnsList, waitFor, wgDaemonPids } from '../helpers/agent-host.ts';

@@ -28,7 +28,7 @@ import { dockerClient, downAndCheck, labDir, labUp, openLab } from '../../labs/i
 import { zmeshArgv } from '../../labs/agents.ts';
 import { nodePaths, readState, writeState } from '../../labs/state.ts';
 import { alive, fileInode, inHolder, inTenant, nsInode, signal, sleep, startTime, waitGone } from '../../labs/sys.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const root = mkdtempSync('/tmp/zmesh-upg-');

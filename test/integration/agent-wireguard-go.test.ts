@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readlinkSync, renameSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { destroyAgentHost, makeAgentHost, startAgent, waitFor, wgDaemonPids } from '../helpers/agent-host.ts';

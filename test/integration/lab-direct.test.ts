@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import type { PathView } from '../../src/agent/paths.ts';
 import { downAndCheck, labDir, labExecArgv, labFault, labMatrix, labUp, matrixOk, nodePaths, openLab } from '../../labs/index.ts';
 

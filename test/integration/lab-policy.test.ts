@@ -25,7 +25,7 @@ import { checksOf, judge, parseProbe, runMatrix, sourceAddress } from '../../lab
 import { loadLabSpec } from '../../labs/spec.ts';
 import { nodePaths, writeState } from '../../labs/state.ts';
 import type { NetworkPolicy } from '../../src/blueprint/types.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { nodePart } from '../../src/plan/part.ts';
 import { compilePolicy, evaluate, type CompiledPolicy } from '../../src/plan/policy.ts';
 

@@ -35,7 +35,7 @@ import { netOfId, parseEcho, type Endpoint } from '../../labs/endpoints.ts';
 import { judge, parseProbe, probeTarget } from '../../labs/matrix.ts';
 import { parseLabSpec, workloadNodes } from '../../labs/spec.ts';
 import { ValidationError } from '../../src/errors.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import type { WorkloadView, VolumeView } from '../../runtime/types.ts';
 
 const SPEC = fileURLToPath(new URL('../../labs/quickstart.yaml', import.meta.url));

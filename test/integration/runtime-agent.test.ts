@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { validateBlueprint } from '../../src/blueprint/index.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import type { WorkloadView, VolumeView } from '../../runtime/types.ts';
 import { identity } from '../helpers/fixtures.ts';
 import { part, planFor, signed, tenantKeys } from '../helpers/agent-fixtures.ts';

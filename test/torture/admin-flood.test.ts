@@ -17,7 +17,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, writeFil
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { adminBudget } from '../../src/admin/limits.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { blueprint, net, type NodeDef } from '../helpers/fixtures.ts';
 import { part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { ROOT, destroyAgentHost, makeAgentHost, startAgent, waitFor } from '../helpers/agent-host.ts';

@@ -34,7 +34,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { execa } from 'execa';
 import { validateBlueprint } from '../../src/blueprint/index.ts';
 import type { Blueprint } from '../../src/blueprint/types.ts';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { seededRandom } from '../../src/crypto/rng.ts';
 import { ZmeshError } from '../../src/errors.ts';
 import type { Plan } from '../../src/plan/index.ts';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { seededRandom } from '../../src/crypto/rng.ts';
 import { networkId, type Plan } from '../../src/plan/index.ts';
 import { blueprint, net, type NodeDef } from '../helpers/fixtures.ts';

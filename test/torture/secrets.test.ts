@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { call } from '../../src/cli/client.ts';
+import { call } from '../../src/admin/client.ts';
 import { openSealed } from '../../src/crypto/seal.ts';
 import { sealContext } from '../../src/plan/index.ts';
 import { blueprint, net, secretOf, type NodeDef } from '../helpers/fixtures.ts';

@@ -1,20 +1,13 @@
-// HTTP over the agent's unix socket, with clear messages when the socket is missing or access is denied.
+// The admin API's client: HTTP over the agent's unix socket, with clear messages when the socket is missing or
+// access is denied. Which socket to use is the caller's (the CLI resolves it from its flags and config).
 import { request } from 'node:http';
 import { ZmeshError } from '../errors.ts';
-import { DEFAULT_SOCKET, resolveSocket } from './config.ts';
-
-export { DEFAULT_SOCKET };
 
 export interface ApiError {
   code: string;
   kind?: string;
   message: string;
   problems?: { code: string; path: string; message: string; hint: string }[];
-}
-
-/** --socket, $ZMESH_SOCKET, the CLI config's socket (docs/cli-config.md), /run/zmesh/admin.sock. */
-export function socketPath(opt?: string): string {
-  return resolveSocket(opt);
 }
 
 function connectError(socket: string, e: NodeJS.ErrnoException): ZmeshError {
