@@ -109,7 +109,7 @@ export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
   }
   if (batch.length) await run(['ip', '-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
   if (!l.has(WAN_LINK)) {
-    await run(['ip', '-n', layout.internetNs, 'link', 'del', nat.port], { okCodes: [0, 1] });
+    await run(['ip', '-n', layout.internetNs, 'link', 'del', nat.port], { okCodes: [0, 1, 2] });
     await run(['ip', '-n', ns, 'link', 'add', WAN_LINK, 'type', 'veth', 'peer', 'name', nat.port, 'netns', layout.internetNs]);
   }
   if (!(await addrs(ns, WAN_LINK)).includes(`${nat.wanAddress}/24`)) {
@@ -184,7 +184,8 @@ export async function ensureHolder(host: HostLayout, state: LabState, logFile: s
 export async function ensureHostLink(host: HostLayout): Promise<void> {
   const l = await links(host.ns);
   if (!l.has(UNDERLAY_IF)) {
-    await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1] });
+    // 2: the port went away by itself meanwhile (a deleted namespace takes its veth pair asynchronously).
+    await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1, 2] });
     await run(['ip', '-n', host.ns, 'link', 'add', UNDERLAY_IF, 'type', 'veth', 'peer', 'name', host.port, 'netns', host.upstreamNs]);
   }
   if (!(await addrs(host.ns, UNDERLAY_IF)).includes(`${host.address}/${host.prefix}`)) {
