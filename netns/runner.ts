@@ -328,10 +328,12 @@ export class ProcessRunner implements Runner {
     const stderr = secrets.reduce((t, x) => t.split(x).join('<secret>'), r.stderr);
     const ok = opts.okCodes ?? [0];
     if (r.spawnError) throw spawnError(full, r.spawnError, opts.netns);
-    if (r.overflow) throw new CommandError(full, exitCode, `its ${r.overflow} went over ${opts.maxBuffer ?? MAX_BUFFER} bytes: killed`, { netns: opts.netns });
+    // The cause says how the process ended (STYLE.md: errors carry argv, exit code, stderr and cause).
+    const ended = () => Object.assign(new Error(r.signal ? `ended by ${r.signal}` : `exited with ${exitCode}`), { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut });
+    if (r.overflow) throw new CommandError(full, exitCode, `its ${r.overflow} went over ${opts.maxBuffer ?? MAX_BUFFER} bytes: killed`, { netns: opts.netns, cause: ended() });
     if (r.timedOut || exitCode < 0 || !ok.includes(exitCode)) {
       const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 15_000} ms` : stderr || (r.signal ? `killed by ${r.signal}` : '');
-      throw new CommandError(full, exitCode, why, { netns: opts.netns });
+      throw new CommandError(full, exitCode, why, { netns: opts.netns, cause: ended() });
     }
     return { argv: full, exitCode, stdout, stderr };
   }

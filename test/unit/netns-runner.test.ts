@@ -27,7 +27,7 @@ test('runs argv with LC_ALL=C, counts reads and mutating commands, records them'
   assert.deepEqual(r.counts, { reads: 0, mutating: 0 });
 });
 
-test('acceptable exit codes; otherwise a CommandError with argv, exit code and stderr', async () => {
+test('acceptable exit codes; otherwise a CommandError with argv, exit code, stderr and cause', async () => {
   const r = new ProcessRunner();
   assert.equal((await r.run(['false'], { mutating: false, okCodes: [0, 1] })).exitCode, 1);
   await assert.rejects(r.run(['ls', '/nonexistent-zmesh-path'], { mutating: false }), (e: unknown) => {
@@ -37,6 +37,7 @@ test('acceptable exit codes; otherwise a CommandError with argv, exit code and s
     assert.match(e.stderr, /No such file or directory/);
     assert.equal(e.code, 'E_NETNS_COMMAND');
     assert.match(e.message, /^ls \/nonexistent-zmesh-path failed with exit code 2: /);
+    assert.deepEqual({ message: (e.cause as Error).message, ...(e.cause as object) }, { message: 'exited with 2', exitCode: 2, signal: null, timedOut: false });
     return true;
   });
   await assert.rejects(r.run(['/nonexistent/binary'], { mutating: false }), (e: unknown) => e instanceof CommandError && e.exitCode === -1);
