@@ -57,6 +57,12 @@ export interface ApplyOptions {
   underlayMtu?: number;
   /** Overrides DriverOptions.egress for this apply (e.g. control-plane addresses resolved again). */
   egress?: EgressPolicy;
+  /**
+   * Network ids read and ensured before the others are even read (the agent names a submission's own networks).
+   * Every process start blocks this process for a few ms (fork): with N networks the 3N prefetch reads came
+   * first, and a changed rule waited behind them (issue #16). The result is the same apply.
+   */
+  first?: string[];
 }
 
 export type NodeIdentity = Key | X25519Secret;
@@ -241,10 +247,16 @@ export class Driver {
     // The reads of each resource's namespace start together with the host read (they are what a no-op
     // apply consists of); a namespace that turns out not to exist just makes its prefetch fail.
     const prefetch = new Map<string, Promise<NsRead | Error>>();
-    for (const d of valid) {
-      const names = namesFor(d.networkId);
-      prefetch.set(d.networkId, readNsAll(run, backend, names).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
-    }
+    const startReads = (ds: DesiredResource[]) => {
+      for (const d of ds) {
+        const names = namesFor(d.networkId);
+        prefetch.set(d.networkId, readNsAll(run, backend, names).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+      }
+    };
+    const firstIds = new Set(opts.first ?? []);
+    const early = valid.filter((d) => firstIds.has(d.networkId));
+    const late = early.length ? valid.filter((d) => !firstIds.has(d.networkId)) : valid;
+    startReads(early.length ? early : valid);
     const host = await readHost(run);
     const desiredIds = new Set(desired.map((d) => d?.networkId).filter(isNetworkId));
     const removeIds = this.removalCandidates(host, desiredIds);
@@ -270,7 +282,11 @@ export class Driver {
         )
       : null;
 
-    for (const d of valid) {
+    for (const d of early) {
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked));
+    }
+    if (early.length) startReads(late);
+    for (const d of late) {
       resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked));
     }
     // Nothing of a network that is still desired is removed, even when its desired entry was invalid.

@@ -40,9 +40,10 @@ export class ZmeshError extends Error {
   constructor(
     code: string,
     message: string,
-    opts: { kind?: ErrorKind; path?: string; hint?: string; problems?: Problem[]; cause?: unknown } = {},
+    opts: { kind?: ErrorKind; path?: string; hint?: string; problems?: Problem[]; cause?: unknown; received?: boolean } = {},
   ) {
-    if (STRICT_CODES) assertRegistered(code, opts.problems);
+    // `received`: the code came from another process (an agent of another version may know codes this build does not).
+    if (STRICT_CODES && !opts.received) assertRegistered(code, opts.problems);
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ZmeshError';
     this.code = code;

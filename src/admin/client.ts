@@ -48,13 +48,20 @@ export function call<T = unknown>(socket: string, method: string, path: string, 
           const isJson = (res.headers['content-type'] ?? '').includes('json');
           const data = isJson && text ? JSON.parse(text) : text;
           if ((res.statusCode ?? 500) >= 400) {
-            const err: ApiError = data?.error ?? { code: 'E_HTTP', message: `HTTP ${res.statusCode}` };
+            // zmesh's error body is {error: {code, kind, message, problems}}; anything else (a proxy, the web
+            // framework's own 404 {error: "Not Found", message}) is E_HTTP with what it said.
+            const body = data?.error;
+            const zmesh = body !== null && typeof body === 'object' && typeof body.code === 'string' && typeof body.message === 'string';
+            const said = typeof data?.message === 'string' ? `: ${String(data.message).slice(0, 200)}` : '';
+            const err: ApiError = zmesh ? body : { code: 'E_HTTP', message: `HTTP ${res.statusCode}${said}` };
+            const problems = zmesh && Array.isArray(err.problems) && err.problems.length ? err.problems : undefined;
             reject(
               new ZmeshError(err.code, err.message, {
-                kind: (err.kind as 'invalid') ?? 'internal',
-                problems: err.problems?.length ? err.problems : undefined,
-                hint: err.problems?.[0]?.hint,
-                path: err.problems?.[0]?.path,
+                kind: err.kind === 'invalid' || err.kind === 'retryable' ? err.kind : 'internal',
+                problems,
+                hint: problems?.[0]?.hint,
+                path: problems?.[0]?.path,
+                received: zmesh,
               }),
             );
           } else resolve(data as T);

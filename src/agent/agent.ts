@@ -287,7 +287,8 @@ export class Agent {
     return this.mutex.run(() => this.reconcileLocked(reason));
   }
 
-  private async reconcileLocked(reason: string): Promise<ReconcileSummary> {
+  /** `first`: network ids the data plane applies before it reads the others (a submission's own networks). */
+  private async reconcileLocked(reason: string, first?: string[]): Promise<ReconcileSummary> {
     const t0 = this.now();
     const cpu0 = process.cpuUsage();
     const children0 = childrenCpuMs();
@@ -298,7 +299,7 @@ export class Agent {
     let changes = 0;
     let reports: ResourceReport[] = [];
     try {
-      reports = await this.deps.driver.apply(desired);
+      reports = await this.deps.driver.apply(desired, first ? { first } : undefined);
     } catch (e) {
       errors.push({ networkId: '*', message: (e as Error).message });
       this.event('error', 'reconcile.failed', this.nodeId, `reconcile failed: ${(e as Error).message}`);
@@ -427,7 +428,10 @@ export class Agent {
       const p = part as NodePlanPart;
       this.deps.state.accept({ format: env.format, blueprint: bp, signature: env.signature }, p);
       this.event('info', 'blueprint.accepted', `${bp.tenant}/${bp.name}`, `accepted version ${bp.version} (plan generation ${p.generation}), ${p.networks.length} network(s)`);
-      const summary = await this.reconcileLocked(`submit ${bp.tenant}/${bp.name}`);
+      const summary = await this.reconcileLocked(
+        `submit ${bp.tenant}/${bp.name}`,
+        p.networks.map((n) => n.id),
+      );
       const applied = new Map(this.deps.state.applied().map((a) => [a.networkId, a]));
       return {
         tenant: bp.tenant,

@@ -146,7 +146,7 @@ export class NetnsDriverPort implements DriverPort {
     return { allow: this.egress.allow, deny: this.egress.deny, controlPlane, nodeAddresses: this.egress.nodeAddresses ?? [] };
   }
 
-  async apply(desired: DesiredNetwork[]): Promise<ResourceReport[]> {
+  async apply(desired: DesiredNetwork[], opts: { first?: string[] } = {}): Promise<ResourceReport[]> {
     const egress = desired.some((d) => d.egress) ? await this.egressPolicy() : undefined;
     const rep = await this.driver.apply(
       desired.map((d) => ({
@@ -160,7 +160,7 @@ export class NetnsDriverPort implements DriverPort {
         ...(d.policy ? { policy: d.policy } : {}),
       })),
       this.identity,
-      { egress },
+      { egress, ...(opts.first ? { first: opts.first } : {}) },
     );
     this.underlayMtu = rep.underlayMtu;
     this.log?.debug({ ms: rep.ms, commands: rep.commands, backend: rep.backend }, 'data plane applied');

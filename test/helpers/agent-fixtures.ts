@@ -34,6 +34,8 @@ export function part(plan: Plan, node: string): NodePlanPart {
 /** A data plane that remembers what it was asked and reports success (or a scripted failure). */
 export class FakeDriver implements DriverPort {
   calls: DesiredNetwork[][] = [];
+  /** The `first` option of each call (undefined when none). */
+  firsts: (string[] | undefined)[] = [];
   current = new Map<string, DesiredNetwork>();
   failNext: string | null = null;
   /** Like the real driver's counts: one read per desired network, one mutating command per change. */
@@ -41,8 +43,9 @@ export class FakeDriver implements DriverPort {
   commandCounts(): { reads: number; mutating: number } {
     return { ...this.counts };
   }
-  async apply(desired: DesiredNetwork[]): Promise<ResourceReport[]> {
+  async apply(desired: DesiredNetwork[], opts?: { first?: string[] }): Promise<ResourceReport[]> {
     this.calls.push(desired);
+    this.firsts.push(opts?.first);
     this.counts.reads += desired.length;
     if (this.failNext) {
       const m = this.failNext;

@@ -30,6 +30,10 @@ test('a valid signed blueprint is recorded, then applied', async () => {
     assert.ok(r.networks[0].ok);
     assert.equal(bed.driver.calls.length, 1);
     assert.equal(bed.driver.calls[0][0].resource.node, 'node-a');
+    // The submission's own networks go first in the data plane (issue #16); a plain reconcile names none.
+    assert.deepEqual(bed.driver.firsts, [part(plan, 'node-a').networks.map((n) => n.id)]);
+    await bed.agent.reconcile('test');
+    assert.deepEqual(bed.driver.firsts.at(-1), undefined);
     assert.equal(bed.state.blueprints().length, 1);
     assert.deepEqual(bed.state.events().map((e) => e.kind), ['blueprint.accepted', 'network.changed']);
   } finally {

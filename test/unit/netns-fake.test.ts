@@ -468,3 +468,31 @@ test('the processes one new network costs are counted: a first apply, and a no-o
   assert.deepEqual(again.commands, { reads: 4, mutating: 0 });
   assert.equal(os.commands.length, 4);
 });
+
+test('`first`: those networks are read and applied before the others are even read; the same host results', async () => {
+  const planA = handPlan({ ipRange: '10.41.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'first-a' });
+  const planB = handPlan({ ipRange: '10.42.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'first-b', identity: planA.identity, basePort: 51900 });
+  const a = planA.desired.get('a')!;
+  const b = planB.desired.get('a')!;
+  const id = planA.identity.get('a')!;
+  const plain = new FakeOs();
+  ok(await driverFor(plain).apply([a, b], id), plain);
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  ok(await driver.apply([a], id), os);
+  // A policy-like change on b: only its nft table differs (egress turned on would be more; a new peer is enough).
+  const b2 = structuredClone(b);
+  os.commands.length = 0;
+  const r = await driver.apply([a, b2], id, { first: [b2.networkId] });
+  ok(r, os);
+  const order = os.commands.map((c) => c.netns ?? 'host');
+  const firstA = order.indexOf(`n-${a.networkId}`);
+  const lastB = order.lastIndexOf(`n-${b2.networkId}`);
+  assert.ok(firstA > 0, 'a was read');
+  assert.ok(lastB < firstA, `every command of b (the first) ran before a was read: ${order.join(' ')}`);
+  assert.deepEqual(r.resources.map((x) => x.networkId), [b2.networkId, a.networkId]);
+  assert.equal(os.dump(), plain.dump(), 'the same host as an apply without `first`');
+  // A no-op with `first` is still a no-op.
+  const again = await driver.apply([a, b2], id, { first: [b2.networkId] });
+  assert.equal(again.commands.mutating, 0);
+});
