@@ -87,9 +87,9 @@ export interface DirectPeerConfig {
 }
 
 /** WireGuard rejects a session's keys after 180 s: a handshake older than that is no session. */
-const SESSION_MS = 180_000;
+export const SESSION_MS = 180_000;
 /** WireGuard reports handshake times in whole seconds. */
-const HANDSHAKE_SLACK_MS = 1000;
+export const HANDSHAKE_SLACK_MS = 1000;
 
 function backoff(attempts: number, p: PathParams): number {
   return Math.min(p.backoffMaxMs, p.backoffBaseMs * 2 ** Math.max(0, Math.min(attempts - 1, 20)));

@@ -4,7 +4,7 @@
 // read with wireguard-go, no process), steps every pair, and when a pair's configuration changes applies just
 // that network's peers in one `wg set`. Public nodes never tick.
 import type { Problem } from '../errors.ts';
-import { directAllowedIps, directPeerConfig, initialPath, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
+import { directAllowedIps, directPeerConfig, HANDSHAKE_SLACK_MS, initialPath, SESSION_MS, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
 import { validateCandidates, type CandidateMap, type DirectPeerIndex } from './candidates.ts';
 import type { DesiredNetwork } from './ports.ts';
 
@@ -53,9 +53,6 @@ export interface PathView {
   /** The endpoint WireGuard uses for the direct peer now, or null. */
   endpoint: string | null;
 }
-
-/** WireGuard rejects a session's keys after 180 s: an older handshake is no session. */
-const SESSION_MS = 180_000;
 
 /** A pair's state is kept per network, node AND planned key: a re-planned key starts over from the relay. */
 const key = (networkId: string, node: string, publicKey: string) => `${networkId}/${node}/${publicKey}`;
@@ -147,7 +144,7 @@ export class PathManager {
         const held = c.allowedIps.length === halves.length && halves.every((h) => c.allowedIps!.includes(h));
         // A handshake in the future (the wall clock stepped back) proves nothing about now.
         const age = now - c.latestHandshake * 1000;
-        const session = c.latestHandshake > 0 && age >= -1000 && age < SESSION_MS;
+        const session = c.latestHandshake > 0 && age >= -HANDSHAKE_SLACK_MS && age < SESSION_MS;
         if (!held || !session) continue;
         this.states.set(k, { kind: 'direct', since: now, attempts: 0, rx: c.rxBytes, lastRxAt: now, candidates: this.candidatesOf(d.networkId, p.node).join(',') });
         this.endpoints.set(k, c.endpoint);
