@@ -12,6 +12,8 @@ export interface DesiredResource {
   networkName: string;
   /** The network's whole range, routed through the WireGuard interface, e.g. "10.1.0.0/16". */
   ipRange: string;
+  /** Dual-stack networks: the network's whole IPv6 range, also routed through the WireGuard interface; absent: IPv4-only. */
+  ipRange6?: string;
   /** Whether workloads may reach the outside through this host (veth + NAT). */
   egress: boolean;
   /**

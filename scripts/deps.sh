@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(wireguard-tools wireguard-go iproute2 nftables iputils-ping iperf3 busybox-static procps util-linux prometheus graphviz python3-minimal docker.io btrfs-progs etcd-server etcd-client nebula perl-base man-db groff-base zsh fish)
+APT_PACKAGES=(wireguard-tools wireguard-go iproute2 nftables iputils-ping iperf3 busybox-static procps util-linux prometheus graphviz python3-minimal docker.io btrfs-progs etcd-server etcd-client nebula perl-base man-db groff-base zsh fish dnsmasq-base)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,6 +22,8 @@ export interface Peer {
    * once a handshake proves a direct path (topology/paths.ts), and back to its access node when the path goes stale.
    */
   directSubnet?: string;
+  /** With directSubnet on a dual-stack network: that node's IPv6 subnet, moved together with directSubnet. */
+  directSubnet6?: string;
 }
 
 export interface Resource {
@@ -32,6 +34,16 @@ export interface Resource {
   gateway: string;
   /** Address of the WireGuard interface: the subnet's last host as /32, e.g. "10.1.3.254/32". */
   wgAddress: string;
+  /**
+   * Dual-stack networks only (absent when the network has `ipv6: false`, and in plans written before IPv6):
+   * this node's IPv6 subnet, the same slot index as `subnet` in the network's ipv6Range (docs/plan-format.md#ipv6),
+   * e.g. "fd12:3456:789a:3::/64".
+   */
+  subnet6?: string;
+  /** Workloads' IPv6 gateway: subnet6's host 1, e.g. "fd12:3456:789a:3::1". */
+  gateway6?: string;
+  /** The WireGuard interface's IPv6 address: subnet6's host with wgAddress's host index, as /128. */
+  wgAddress6?: string;
   listenPort: number;
   /** WireGuard public key of this resource. */
   publicKey: string;
@@ -50,6 +62,9 @@ export interface AccessDevice {
   /** The device's subnet of the range (it takes one slot) and its address (first host, /32). */
   subnet: string;
   address: string;
+  /** Dual-stack only: the device's IPv6 subnet (same slot index as subnet) and its address (host 1, /128). */
+  subnet6?: string;
+  address6?: string;
   /** The public node the device dials. */
   via: string;
   publicKey: string;
@@ -70,6 +85,13 @@ export interface NetworkPlan {
   id: string;
   ipRange: string;
   subnetPrefix: number;
+  /**
+   * Dual-stack only: the network's IPv6 range (a ULA /48 derived from tenant and network, or the blueprint's
+   * ipv6Range, /48 to /56 inside fc00::/7) and the prefix of each node's IPv6 subnet (64, or longer when the
+   * IPv4 slots outnumber the /64s). Absent: the network is IPv4-only.
+   */
+  ipv6Range?: string;
+  subnet6Prefix?: number;
   egress: boolean;
   /** Present (true) when the blueprint's network has a policy: node parts then carry the network's members. */
   policy?: true;

@@ -40,6 +40,13 @@ export interface NetworkSpec {
   /** Node ids this network spans. */
   nodes: string[];
   access: AccessSpec[];
+  /**
+   * The network's IPv6 range: a /48 to /56 inside fc00::/7. Absent: a ULA /48 derived from tenant and network
+   * (docs/blueprint-format.md#ipv6). Present only when given.
+   */
+  ipv6Range?: string;
+  /** Present (false) only to make the network IPv4-only; absent: dual-stack. */
+  ipv6?: false;
   /** Whether workloads may reach the outside through the node (NAT). Default false. */
   egress: boolean;
   /** Absent: everything inside the network may reach everything (and blueprints without it keep their form). */
@@ -57,7 +64,7 @@ export interface WorkloadSpec {
   node: string;
   image: string;
   command: string[];
-  network: { name: string; ip?: string };
+  network: { name: string; ip?: string; ip6?: string };
   /** CPU cores (may be fractional), > 0. */
   cpu: number;
   /** Memory limit in bytes (the YAML may say "256Mi", "1G", ...). */

@@ -21,6 +21,8 @@ export interface WorkloadPlan {
   node: string;
   network: string;
   ip: string;
+  /** Dual-stack networks: the workload's IPv6 address (its IPv4 host index in the node's subnet6, or the blueprint's ip6). */
+  ip6?: string;
 }
 
 export interface Plan {
