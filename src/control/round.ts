@@ -1,0 +1,358 @@
+// One controller round's decisions, as a pure function (issue #18; as Kilo keeps NewTopology pure): from what the
+// controller has read (registrations vetted against the enrollments, stored member records, submitted blueprints,
+// the stored plans and parts) and the clock, it computes the member records, the plans, every node's part, the
+// envelope copies and grants, and the etcd operations that write them. The Controller (controller.ts) reads,
+// calls planRound, writes what it returns in order, and logs its warnings. No etcd, no clock, no randomness that
+// is not injected.
+import { verifySigned } from '../blueprint/index.ts';
+import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
+import type { Key } from '../crypto/keys.ts';
+import type { RandomSource } from '../crypto/rng.ts';
+import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
+import type { InventoryNode } from '../plan/inventory.ts';
+import { planCompact } from '../plan/planner.ts';
+import type { CompactPlan, NetworkPlan, Resource } from '../plan/types.ts';
+import { assemblePlan, diffEntries, parseHead, planEntries, planPartEntries, type Entries, type Op } from './entries.ts';
+import { blueprintId, type Keys } from './keys.ts';
+import { decideMembership, rebalanceRelease, releaseAccess, type HoldDown, type MemberRecord, type MembershipDecision, type Registration } from './membership.ts';
+import { signPartEntries } from './signed.ts';
+
+export interface BlueprintStatus {
+  version: number | null;
+  generation: number | null;
+  /** The submitted envelope is refused (signature, tenant, version, device keys) or does not plan. */
+  problems: Problem[];
+}
+
+export interface Current {
+  /** The compact plan: peers are derived (src/plan/derive.ts) when the parts are written, never kept. */
+  plan: CompactPlan;
+  envelope: SignedBlueprint;
+}
+
+/** Every node a blueprint lists in any network. */
+function listedNodes(bp: Blueprint): Set<string> {
+  return new Set(bp.networks.flatMap((n) => n.nodes));
+}
+
+/** The blueprint as planned now: each network over the members only (the signed one is untouched). */
+function overMembers(bp: Blueprint, members: Set<string>): Blueprint {
+  return { ...bp, networks: bp.networks.map((n) => ({ ...n, nodes: n.nodes.filter((x) => members.has(x)) })) };
+}
+
+/** Problems that keep a submitted envelope from being planned in etcd mode (beyond the signature). */
+export function etcdModeProblems(bp: Blueprint): Problem[] {
+  const out: Problem[] = [];
+  bp.networks.forEach((n, i) =>
+    n.access.forEach((d, j) => {
+      if (!d.publicKey) {
+        out.push({
+          code: 'E_DEVICE_KEY_REQUIRED',
+          path: `networks[${i}].access[${j}].publicKey`,
+          message: `access device ${d.name} has no publicKey; with etcd the controller never generates device private keys (they would have to be stored)`,
+          hint: 'generate the key pair on the device (wg genkey | wg pubkey) and put its public key in the blueprint',
+        });
+      }
+    }),
+  );
+  return out;
+}
+
+/** Verifies a submitted envelope against the tenant key and the etcd-mode rules; returns the blueprint. */
+export function checkSubmitted(envelope: unknown, tenantKey: string | undefined, planned: SignedBlueprint | undefined): Blueprint {
+  const bp = verifySigned(envelope);
+  const problems: Problem[] = [];
+  if (!tenantKey) problems.push({ code: 'E_TENANT_UNTRUSTED', path: 'tenant', message: `tenant ${bp.tenant} is not registered with the controller`, hint: 'add it: zmesh controller tenant add NAME --key PUBKEY' });
+  else if (tenantKey !== (envelope as SignedBlueprint).signature.publicKey) {
+    problems.push({ code: 'E_TENANT_KEY', path: 'signature.publicKey', message: `signed by a key that is not tenant ${bp.tenant}'s`, hint: "sign with the tenant's own key" });
+  }
+  if (planned) {
+    const pv = planned.blueprint.version;
+    if (bp.version < pv || (bp.version === pv && (envelope as SignedBlueprint).signature.signature !== planned.signature.signature)) {
+      problems.push({ code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${pv} already planned`, hint: 'raise the version and sign again' });
+    }
+  }
+  problems.push(...etcdModeProblems(bp));
+  if (problems.length) throw new ValidationError(problems, 'blueprint');
+  return bp;
+}
+
+type RetainedNet = { header: Omit<NetworkPlan, 'resources' | 'access'>; resource: Omit<Resource, 'peers'> };
+
+/** blueprint id → node → network → the network header and resource in that node's stored part. */
+function retainedResources(parts: Map<string, Entries>): Map<string, Map<string, Map<string, RetainedNet>>> {
+  const out = new Map<string, Map<string, Map<string, RetainedNet>>>();
+  for (const [pid, entries] of parts) {
+    const [node, tenant, name] = pid.split('/');
+    for (const [suffix, text] of entries) {
+      if (!suffix.startsWith('net/')) continue;
+      try {
+        const { resource, name: net, id, ipRange, subnetPrefix, egress } = JSON.parse(text) as NetworkPlan & { resource: Omit<Resource, 'peers'> };
+        if (!resource || resource.node !== node || !Number.isInteger(resource.listenPort)) continue;
+        const bid = blueprintId(tenant, name);
+        let byNode = out.get(bid);
+        if (!byNode) out.set(bid, (byNode = new Map()));
+        let nets = byNode.get(node);
+        if (!nets) byNode.set(node, (nets = new Map()));
+        nets.set(net, { header: { name: net, id, ipRange, subnetPrefix, egress }, resource });
+      } catch {
+        // an unreadable entry is rewritten by the next change
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The previous plan, plus the resources members still hold in parts left on them while they were out of the plan
+ * (a node back after the hold-down): the planner then gives them back their subnet, port and keys when the subnet
+ * is still free (a subnet someone holds now is never taken back).
+ */
+function withRetained(plan: CompactPlan, retained: Map<string, Map<string, RetainedNet>> | undefined, members: Set<string>): CompactPlan {
+  if (!retained) return plan;
+  const networks = plan.networks.map((n) => ({ ...n, resources: [...n.resources] }));
+  for (const [node, nets] of retained) {
+    if (!members.has(node)) continue;
+    for (const [name, r] of nets) {
+      let n = networks.find((x) => x.name === name);
+      if (!n) networks.push((n = { ...r.header, resources: [], access: [] }));
+      // Never at the expense of a member that holds the subnet now.
+      const taken = n.resources.some((x) => x.node === node || x.subnet === r.resource.subnet) || n.access.some((d) => d.subnet === r.resource.subnet);
+      if (!taken) n.resources.push({ ...r.resource, endpoint: null });
+    }
+  }
+  return { ...plan, networks };
+}
+
+
+export interface RoundInput {
+  keys: Keys;
+  /** The round's clock reading (ms). */
+  now: number;
+  hd: HoldDown;
+  random: RandomSource;
+  /** An operator asked to rebalance hidden nodes over the live public nodes. */
+  rebalance: boolean;
+  /** Registrations signed by their node's pinned key, and stored member records whose key is still pinned. */
+  registrations: Map<string, Registration>;
+  members: Map<string, MemberRecord>;
+  /** The member records as stored now (to write only the changed ones). */
+  storedMembers: Map<string, MemberRecord>;
+  /** tenant → its registered ed25519 key. */
+  tenants: Map<string, string>;
+  /** blueprint id → the envelope submitted for it (unverified). */
+  submitted: Map<string, unknown>;
+  /** blueprint id → its stored plan entries; part id ("node/tenant/name") → its stored part entries. */
+  planMirror: Map<string, Entries>;
+  partMirror: Map<string, Entries>;
+  /** Envelope copies stored now (keys). */
+  envelopes: ReadonlySet<string>;
+  /** Nodes with a good enrollment (a node without one has been revoked). */
+  enrolled: ReadonlySet<string>;
+  /** Signs every part head when present. */
+  signingKey: Key | null;
+}
+
+export interface RoundPlan {
+  dec: MembershipDecision;
+  statuses: Record<string, BlueprintStatus>;
+  /** Blueprints whose plan changed. */
+  replanned: string[];
+  /** Blueprints removed (submitted no more). */
+  removed: Set<string>;
+  /** The plans after this round. */
+  current: Map<string, Current>;
+  /** Written first, in one go: member records, plans (one group per blueprint), new envelope copies. */
+  memberOps: Op[];
+  planOps: Op[][];
+  envelopeOps: Op[];
+  /** Each node's part changes (removals before updates), one group per node, sorted by node. */
+  partGroups: Op[][];
+  /** Part id → its entries after this round (undefined: deleted). */
+  desired: Map<string, Entries | undefined>;
+  /** node → the envelope keys its parts point to (the read grants it needs). */
+  wantGrants: Map<string, Set<string>>;
+  /** Envelope copies to delete last (no head points to them). */
+  staleEnvelopes: Op[];
+  /** What the controller should log (stored plans it could not read or derive parts from). */
+  warnings: { fields: Record<string, unknown>; message: string }[];
+}
+
+/** One planning round's decisions: membership → plans → parts → operations. Pure. */
+export function planRound(input: RoundInput): RoundPlan {
+  const k = input.keys;
+  const warnings: RoundPlan['warnings'] = [];
+
+  // 1. Membership: only nodes whose signed registration carries their pinned identity key.
+  const dec = decideMembership(input.members, input.registrations, input.now, input.hd);
+  const memberOps: Op[] = [];
+  for (const [id, m] of dec.members) {
+    const v = JSON.stringify(m);
+    if (JSON.stringify(input.storedMembers.get(id)) !== v) memberOps.push({ type: 'put', key: k.member(id), value: v });
+  }
+  for (const id of input.storedMembers.keys()) if (!dec.members.has(id)) memberOps.push({ type: 'delete', key: k.member(id) });
+  const memberSet = new Set(dec.members.keys());
+  const livePublic = new Set(dec.inventory.filter((n) => n.endpoints.length > 0).map((n) => n.id));
+
+  // 2. Plans, blueprint by blueprint, each with the other blueprints' ports reserved.
+  const current = new Map<string, Current>();
+  for (const [id, entries] of input.planMirror) {
+    const [tenant, name] = id.split('/');
+    try {
+      const a = assemblePlan(tenant, name, entries);
+      if (a) current.set(id, a);
+    } catch (e) {
+      warnings.push({ fields: { blueprint: id, err: (e as Error).message }, message: 'controller: unreadable stored plan ignored' });
+    }
+  }
+  const statuses: Record<string, BlueprintStatus> = {};
+  const ids = [...new Set([...input.submitted.keys(), ...current.keys()])].sort();
+  const removed = new Set(ids.filter((id) => !input.submitted.has(id)));
+  const planOps: Op[][] = [];
+  const replanned: string[] = [];
+  // node → blueprint → listen ports it uses there (kept up to date as blueprints are planned).
+  const ports = new Map<string, Map<string, number[]>>();
+  const setPorts = (id: string, plan: CompactPlan | null) => {
+    for (const m of ports.values()) m.delete(id);
+    if (!plan) return;
+    for (const n of plan.networks) {
+      for (const r of n.resources) {
+        let m = ports.get(r.node);
+        if (!m) ports.set(r.node, (m = new Map()));
+        let l = m.get(id);
+        if (!l) m.set(id, (l = []));
+        l.push(r.listenPort);
+      }
+    }
+  };
+  for (const [id, c] of current) if (!removed.has(id)) setPorts(id, c.plan);
+  // What nodes outside a plan still run: the parts left on them (a dropped node's part is kept).
+  const retained = retainedResources(input.partMirror);
+  const inPlan = (id: string, node: string) => ports.get(node)?.has(id) ?? false;
+  const portsOn = (node: string, except: string): number[] => {
+    const out: number[] = [];
+    for (const [id, l] of ports.get(node) ?? []) if (id !== except) out.push(...l);
+    for (const [id, byNode] of retained) {
+      if (id === except || removed.has(id) || inPlan(id, node)) continue;
+      for (const r of byNode.get(node)?.values() ?? []) out.push(r.resource.listenPort);
+    }
+    return out;
+  };
+  for (const id of ids) {
+    if (removed.has(id)) {
+      planOps.push(diffEntries(k.plans() + id + '/', input.planMirror.get(id), undefined, 'meta'));
+      current.delete(id);
+      continue;
+    }
+    const prev = current.get(id);
+    const status: BlueprintStatus = { version: prev?.plan.version ?? null, generation: prev?.plan.generation ?? null, problems: [] };
+    statuses[id] = status;
+    const raw = input.submitted.get(id);
+    const [tenant] = id.split('/');
+    const candidates: SignedBlueprint[] = [];
+    try {
+      const bp = checkSubmitted(raw, input.tenants.get(tenant), prev?.envelope);
+      if (blueprintId(bp.tenant, bp.name) !== id) {
+        throw new ZmeshError('E_BLUEPRINT_KEY', `the blueprint at ${id} is ${bp.tenant}/${bp.name}`, { hint: 'store a blueprint under its own tenant/name' });
+      }
+      candidates.push(raw as SignedBlueprint);
+    } catch (e) {
+      status.problems.push(...(e instanceof ZmeshError ? e.problems : [{ code: 'E_INTERNAL', path: '', message: String(e), hint: '' }]));
+    }
+    if (prev && !candidates.some((c) => c.signature.signature === prev.envelope.signature.signature)) candidates.push(prev.envelope);
+    for (const envelope of candidates) {
+      const bp = envelope.blueprint;
+      const inventory: InventoryNode[] = dec.inventory.map((n) => ({ ...n, reservedPorts: [...new Set([...n.reservedPorts, ...portsOn(n.id, id)])].sort((a, b) => a - b) }));
+      let previous = prev ? withRetained(prev.plan, retained.get(id), memberSet) : undefined;
+      if (previous && input.rebalance) previous = releaseAccess(previous, rebalanceRelease(previous, livePublic));
+      let plan: CompactPlan;
+      try {
+        plan = planCompact(overMembers(bp, memberSet), { nodes: inventory }, { random: input.random, previous });
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e;
+        status.problems.push(...e.problems);
+        continue;
+      }
+      const entries = planEntries(plan, envelope);
+      const ops = diffEntries(k.plan(bp.tenant, bp.name), input.planMirror.get(id), entries, 'meta');
+      if (!ops.length && prev) {
+        plan.generation = prev.plan.generation;
+      } else {
+        planOps.push(ops);
+        replanned.push(id);
+      }
+      current.set(id, { plan, envelope });
+      setPorts(id, plan);
+      status.version = plan.version;
+      status.generation = plan.generation;
+      break;
+    }
+  }
+
+  // 3. Parts: for reachable nodes, what their part should be; removed blueprints and unlisted nodes: nothing.
+  const desired = new Map<string, Entries | undefined>();
+  for (const [id, c] of current) {
+    // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
+    let all: Map<string, Entries>;
+    try {
+      all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable);
+    } catch (e) {
+      // A stored plan that did not re-plan and cannot derive its peers (stored before the compact form, or
+      // damaged): the nodes keep the parts they have.
+      warnings.push({ fields: { blueprint: id, err: (e as Error).message }, message: 'controller: no parts from a plan whose peers cannot be derived' });
+      for (const pid of input.partMirror.keys()) if (pid.slice(pid.indexOf('/') + 1) === id) desired.set(pid, input.partMirror.get(pid));
+      continue;
+    }
+    for (const [node, e] of all) {
+      const signed = input.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, input.signingKey) : e;
+      desired.set(`${node}/${id}`, signed);
+    }
+  }
+  for (const pid of input.partMirror.keys()) {
+    if (desired.has(pid)) continue;
+    const [node, tenant, name] = pid.split('/');
+    const id = blueprintId(tenant, name);
+    const c = current.get(id);
+    // A node that is not reachable keeps what it has (it may come back); a node the blueprint no longer
+    // lists, a removed blueprint, or a node no longer enrolled (revoked: it tears its networks down, and
+    // its envelope grants go) loses its part.
+    const revoked = !input.enrolled.has(node);
+    if (!c || revoked || !listedNodes(c.envelope.blueprint).has(node) || (dec.reachable.has(node) && !c.plan.networks.some((n) => n.resources.some((r) => r.node === node)))) {
+      desired.set(pid, undefined);
+    }
+  }
+  const byNode = new Map<string, { removals: Op[]; updates: Op[] }>();
+  for (const [pid, next] of desired) {
+    const [node, tenant, name] = pid.split('/');
+    const ops = diffEntries(k.part({ node, tenant, blueprint: name }), input.partMirror.get(pid), next, 'gen');
+    if (!ops.length) continue;
+    let g = byNode.get(node);
+    if (!g) byNode.set(node, (g = { removals: [], updates: [] }));
+    (next ? g.updates : g.removals).push(...ops);
+  }
+  const partGroups = [...byNode.keys()].sort().map((node) => [...byNode.get(node)!.removals, ...byNode.get(node)!.updates]);
+
+  // 4. Envelopes and grants. With etcd RBAC, a node may read an envelope from before its head points to it until
+  // after its part is gone. What each node's part will point to once written: the envelope key of its head.
+  const wantGrants = new Map<string, Set<string>>();
+  const referenced = new Set<string>();
+  for (const pid of new Set([...input.partMirror.keys(), ...desired.keys()])) {
+    const entries = desired.has(pid) ? desired.get(pid) : input.partMirror.get(pid);
+    const head = parseHead(entries?.get('gen'));
+    if (!head) continue;
+    const node = pid.split('/')[0];
+    let set = wantGrants.get(node);
+    if (!set) wantGrants.set(node, (set = new Set()));
+    set.add(head.envelope);
+    referenced.add(head.envelope);
+  }
+  const envelopeOps: Op[] = [];
+  for (const [, c] of current) {
+    const key = k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version);
+    referenced.add(key);
+    if (!input.envelopes.has(key)) envelopeOps.push({ type: 'put', key, value: JSON.stringify(c.envelope) });
+  }
+  const staleEnvelopes = [...input.envelopes].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
+
+  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, staleEnvelopes, warnings };
+}

@@ -1,0 +1,136 @@
+// The controller round's decisions as a pure function (src/control/round.ts): exact operations for a first
+// round, nothing at all for a second round over what the first wrote, and what a refused or removed blueprint
+// does. The Controller's own tests (integration, real etcd) cover the writes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { seededRandom } from '../../src/crypto/rng.ts';
+import { planEntries, type Entries } from '../../src/control/entries.ts';
+import { Keys } from '../../src/control/keys.ts';
+import type { Registration } from '../../src/control/membership.ts';
+import { planRound, type RoundInput, type RoundPlan } from '../../src/control/round.ts';
+import { blueprint, identity, net } from '../helpers/fixtures.ts';
+import { signed, tenantKeys } from '../helpers/agent-fixtures.ts';
+
+const k = new Keys('/t');
+const reg = (id: string, endpoints: string[]): Registration => ({ id, publicKey: identity(id).publicKey.toString(), endpoints, reservedPorts: [] });
+const registrations = new Map([
+  ['a', reg('a', ['203.0.113.1'])],
+  ['b', reg('b', ['203.0.113.2'])],
+  ['c', reg('c', [])],
+]);
+const bp = blueprint([net({ nodes: ['a', 'b', 'c'] })]);
+const envelope = signed(bp);
+
+function input(over: Partial<RoundInput> = {}): RoundInput {
+  return {
+    keys: k,
+    now: 1_000_000,
+    hd: { graceMs: 5000, holdDownMs: 900_000 },
+    random: seededRandom('round-test'),
+    rebalance: false,
+    registrations,
+    members: new Map(),
+    storedMembers: new Map(),
+    tenants: new Map([['acme', tenantKeys('acme').publicKey.toString()]]),
+    submitted: new Map([['acme/shop', envelope]]),
+    planMirror: new Map(),
+    partMirror: new Map(),
+    envelopes: new Set(),
+    enrolled: new Set(['a', 'b', 'c']),
+    signingKey: null,
+    ...over,
+  };
+}
+
+/** What the controller's mirrors hold after writing a round's operations. */
+function after(p: RoundPlan, prev: RoundInput): RoundInput {
+  const planMirror = new Map<string, Entries>();
+  for (const [id, c] of p.current) planMirror.set(id, planEntries(c.plan, c.envelope));
+  const partMirror = new Map<string, Entries>();
+  for (const [pid, e] of p.desired) if (e) partMirror.set(pid, e);
+  const envelopes = new Set([...prev.envelopes, ...p.envelopeOps.map((o) => o.key)]);
+  for (const o of p.staleEnvelopes) envelopes.delete(o.key);
+  return { ...prev, members: p.dec.members, storedMembers: p.dec.members, planMirror, partMirror, envelopes, random: seededRandom('round-test-2') };
+}
+
+test('a first round: member records, one plan, one part per node, the envelope and its grants', () => {
+  const p = planRound(input());
+  assert.deepEqual(p.warnings, []);
+  assert.deepEqual(p.statuses, { 'acme/shop': { version: 1, generation: 1, problems: [] } });
+  assert.deepEqual(p.replanned, ['acme/shop']);
+  assert.deepEqual(
+    p.memberOps.map((o) => [o.type, o.key]),
+    [
+      ['put', '/t/members/a'],
+      ['put', '/t/members/b'],
+      ['put', '/t/members/c'],
+    ],
+  );
+  assert.equal(p.planOps.length, 1);
+  assert.ok(p.planOps[0].every((o) => o.type === 'put' && o.key.startsWith('/t/plans/acme/shop/')));
+  const env = k.envelopeAt('acme', 'shop', 1);
+  assert.deepEqual(p.envelopeOps, [{ type: 'put', key: env, value: JSON.stringify(envelope) }]);
+  // One group per node, sorted; each only puts under that node's own part prefix.
+  assert.equal(p.partGroups.length, 3);
+  p.partGroups.forEach((g, i) => {
+    const prefix = k.part({ node: ['a', 'b', 'c'][i], tenant: 'acme', blueprint: 'shop' });
+    assert.ok(g.length > 0 && g.every((o) => o.type === 'put' && o.key.startsWith(prefix)), `group ${i}`);
+  });
+  assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
+    ['a', [env]],
+    ['b', [env]],
+    ['c', [env]],
+  ]);
+  assert.deepEqual(p.staleEnvelopes, []);
+  // The hidden node is planned behind a public one.
+  const c = p.current.get('acme/shop')!.plan.networks[0].resources.find((r) => r.node === 'c')!;
+  assert.equal(c.hidden, true);
+  assert.ok(c.accessNode === 'a' || c.accessNode === 'b');
+});
+
+test('the same inputs give the same decisions (pure), and a second round over what the first wrote writes nothing', () => {
+  const first = planRound(input());
+  const again = planRound(input());
+  assert.deepEqual(again.planOps, first.planOps);
+  assert.deepEqual(again.partGroups, first.partGroups);
+  const second = planRound(after(first, input()));
+  assert.deepEqual(second.memberOps, []);
+  assert.deepEqual(second.planOps, []);
+  assert.deepEqual(second.envelopeOps, []);
+  assert.deepEqual(second.partGroups, []);
+  assert.deepEqual(second.staleEnvelopes, []);
+  assert.deepEqual(second.replanned, []);
+  assert.deepEqual(second.statuses, { 'acme/shop': { version: 1, generation: 1, problems: [] } });
+});
+
+test('a blueprint of an unregistered tenant is refused with its code and plans nothing', () => {
+  const p = planRound(input({ tenants: new Map() }));
+  assert.deepEqual(p.statuses['acme/shop'].problems.map((x) => x.code), ['E_TENANT_UNTRUSTED']);
+  assert.deepEqual(p.planOps, []);
+  assert.deepEqual(p.partGroups, []);
+  assert.deepEqual(p.envelopeOps, []);
+});
+
+test('a removed blueprint: its plan, every part and the envelope copy are deleted', () => {
+  const first = planRound(input());
+  const was = after(first, input());
+  const p = planRound({ ...was, submitted: new Map() });
+  assert.deepEqual(p.replanned, []);
+  assert.deepEqual([...p.removed], ['acme/shop']);
+  assert.equal(p.planOps.length, 1);
+  assert.ok(p.planOps[0].length > 0 && p.planOps[0].every((o) => o.type === 'delete'));
+  assert.equal(p.partGroups.length, 3);
+  assert.ok(p.partGroups.every((g) => g.every((o) => o.type === 'delete')));
+  assert.deepEqual(p.staleEnvelopes, [{ type: 'delete', key: k.envelopeAt('acme', 'shop', 1) }]);
+  assert.deepEqual(p.wantGrants, new Map());
+});
+
+test('a revoked node loses its part; the others keep theirs untouched', () => {
+  const was = after(planRound(input()), input());
+  const p = planRound({ ...was, enrolled: new Set(['a', 'b']), registrations: new Map([...registrations].filter(([id]) => id !== 'c')), members: new Map([...was.members].filter(([id]) => id !== 'c')) });
+  const touched = p.partGroups.flat().map((o) => o.key.split('/')[3]);
+  assert.ok(touched.includes('c'));
+  assert.ok(p.partGroups.flat().filter((o) => o.key.split('/')[3] === 'c').every((o) => o.type === 'delete'));
+  assert.equal(p.desired.get('c/acme/shop'), undefined);
+  assert.ok(p.desired.has('c/acme/shop'));
+});
