@@ -30,7 +30,9 @@ export const ip = {
   },
   linkNetns: (name: string, ns: string) => `link set dev ${tok(name)} netns ${tok(ns)}`,
   linkDel: (name: string) => `link del dev ${tok(name)}`,
-  addrAdd: (cidr: string, dev: string) => `address add ${tok(cidr)} dev ${tok(dev)}`,
+  /** IPv6 addresses are added `nodad`: usable at once (no 1–2 s of duplicate address detection before the
+   *  first packet, issue #18); zmesh alone assigns the addresses of a tenant bridge and WireGuard interface. */
+  addrAdd: (cidr: string, dev: string) => `address add ${tok(cidr)} dev ${tok(dev)}${cidr.includes(':') ? ' nodad' : ''}`,
   addrDel: (cidr: string, dev: string) => `address del ${tok(cidr)} dev ${tok(dev)}`,
   routeReplace: (r: { dst: string; dev: string; gateway?: string | null }) =>
     `route replace ${tok(r.dst)}${r.gateway ? ` via ${tok(r.gateway)}` : ''} dev ${tok(r.dev)} proto static`,

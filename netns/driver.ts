@@ -11,6 +11,7 @@ import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layo
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
 import { firewallCounters, policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
+import { Resolvers } from './dns.ts';
 import { CommandError, ProcessRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
 import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
 import { join } from 'node:path';
@@ -75,16 +76,16 @@ interface NsRead {
   nft: NftTable[];
 }
 
-/** The three reads of a resource's namespace, in parallel. */
-async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames): Promise<NsRead> {
-  const [ns, wg, nft] = await Promise.all([readNs(run, names.ns), backend.readDevice(run, names.wg, names.ns), readNft(run, names.ns)]);
+/** The three reads of a resource's namespace, in parallel (`dual`: with the IPv6 routes). */
+async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames, dual = false): Promise<NsRead> {
+  const [ns, wg, nft] = await Promise.all([readNs(run, names.ns, dual), backend.readDevice(run, names.wg, names.ns), readNft(run, names.ns)]);
   return { ns, wg, nft };
 }
 
 /** What a namespace looks like right after `ip netns add` and marking its loopback. */
 function freshNamespace(marker: string): NsState {
   const lo: IpLink = { index: 1, name: 'lo', kind: 'loopback', mtu: 65536, up: true, operstate: 'UNKNOWN', alias: marker, master: null, mac: '00:00:00:00:00:00', addrs: [] };
-  return { links: new Map([['lo', lo]]), routes: [], forwarding: false };
+  return { links: new Map([['lo', lo]]), routes: [], forwarding: false, forwarding6: false };
 }
 
 interface Dirty {
@@ -250,7 +251,7 @@ export class Driver {
     const startReads = (ds: DesiredResource[]) => {
       for (const d of ds) {
         const names = namesFor(d.networkId);
-        prefetch.set(d.networkId, readNsAll(run, backend, names).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+        prefetch.set(d.networkId, readNsAll(run, backend, names, d.ipRange6 !== undefined).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }
     };
     const firstIds = new Set(opts.first ?? []);
@@ -343,6 +344,8 @@ export class Driver {
     blocked: BlockedSets | null,
   ): Promise<ResourceReport> {
     const names = namesFor(d.networkId);
+    // Dual-stack (validated: the range and the resource's IPv6 fields come together): IPv6 routes are read too.
+    const dual = d.ipRange6 !== undefined;
     const early = host.netns.has(names.ns) ? await prefetched : null;
     const rep: ResourceReport = {
       networkId: d.networkId,
@@ -384,7 +387,7 @@ export class Driver {
         host.netns.add(names.ns);
         say([`created namespace ${names.ns}`]);
       });
-      if (!ok) return this.finish(run, backend, rep, names, before, null);
+      if (!ok) return this.finish(run, backend, rep, names, before, null, undefined, dual);
       created = { ns: freshNamespace(names.marker), wg: null, nft: [] };
     }
 
@@ -392,26 +395,26 @@ export class Driver {
     let wgDev: WgDevice | null;
     let tenantNft: NftTable[];
     try {
-      const r = created ?? (early instanceof Error || early === null ? await readNsAll(run, backend, names) : early);
+      const r = created ?? (early instanceof Error || early === null ? await readNsAll(run, backend, names, dual) : early);
       [ns, wgDev, tenantNft] = [r.ns, r.wg, r.nft];
     } catch (e) {
       rep.failures.push(failureOf('read namespace', e));
-      return this.finish(run, backend, rep, names, before, null);
+      return this.finish(run, backend, rep, names, before, null, undefined, dual);
     }
     const lo = ns.links.get('lo');
     if (lo?.alias !== names.marker) {
       const empty = ns.links.size === 1 && lo && lo.alias === null;
       if (!empty) {
         rep.failures.push(failureOf('ownership', new Error(`namespace ${names.ns} exists but carries no zmesh marker: left alone`)));
-        return this.finish(run, backend, rep, names, before, null);
+        return this.finish(run, backend, rep, names, before, null, undefined, dual);
       }
       // An empty namespace of our name without the marker: we crashed between creating and marking it.
       const ok = await step('namespace marker', ['ns'], async () => {
         await run.run(['ip', 'link', 'set', 'dev', 'lo', 'alias', names.marker, 'up'], { netns: names.ns, mutating: true });
         say([`adopted empty namespace ${names.ns}`]);
       });
-      if (!ok) return this.finish(run, backend, rep, names, before, null);
-      ns = await readNs(run, names.ns);
+      if (!ok) return this.finish(run, backend, rep, names, before, null, undefined, dual);
+      ns = await readNs(run, names.ns, dual);
     }
 
     const egress = d.egress ? this.egressFor(host, names) : null;
@@ -500,12 +503,15 @@ export class Driver {
       });
     }
 
-    if (relinked) {
+    // A network that became IPv4-only (`ipv6: false`) still holds IPv6 addresses: its IPv6 routes are read too,
+    // so that they go with the addresses (only then: an IPv4-only read has no IPv6 routes).
+    const stale6 = !dual && [...ns.links.values()].some((l) => l.name !== 'lo' && l.addrs.some((a) => a.family === 'inet6' && a.scope !== 'link'));
+    if (relinked || stale6) {
       try {
-        ns = await readNs(run, names.ns);
+        ns = await readNs(run, names.ns, dual || stale6);
       } catch (e) {
         rep.failures.push(failureOf('read namespace', e));
-        return this.finish(run, backend, rep, names, before, null);
+        return this.finish(run, backend, rep, names, before, null, undefined, dual);
       }
     }
 
@@ -544,10 +550,13 @@ export class Driver {
       });
     }
 
-    if (!ns.forwarding) {
+    // Dual-stack: IPv6 forwarding in the same process, and router advertisements never configure the namespace
+    // (a forwarding interface ignores them already; accept_ra=0 for the links made later too).
+    if (!ns.forwarding || (dual && !ns.forwarding6)) {
+      const settings = ['net.ipv4.ip_forward=1', ...(dual ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0'] : [])];
       await step('forwarding', ['ns'], async () => {
-        await run.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { netns: names.ns, mutating: true });
-        say(['net.ipv4.ip_forward=1']);
+        await run.run(['sysctl', '-q', '-w', ...settings], { netns: names.ns, mutating: true });
+        say(settings);
       });
     }
 
@@ -581,7 +590,7 @@ export class Driver {
       if (pid !== null) say(await this.tuner.ensure(run, names.wg, pid, layout.wg.listenPort));
     }
 
-    return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft, host, hostNft }, dirty);
+    return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft, host, hostNft }, dirty, dual);
   }
 
   /** Lines for the tenant namespace: loopback, link properties, then address adds, routes, address deletes. */
@@ -614,15 +623,16 @@ export class Driver {
     mutatingBefore: number,
     snap: Snapshot | null,
     dirty?: Dirty,
+    dual = false,
   ): Promise<ResourceReport> {
     rep.ok = rep.failures.length === 0;
     try {
       if (snap === null || !dirty) {
-        rep.actual = run.counts.mutating !== mutatingBefore || snap === null ? await this.readActualWith(run, names.id, backend) : null;
+        rep.actual = run.counts.mutating !== mutatingBefore || snap === null ? await this.readActualWith(run, names.id, backend, dual) : null;
       } else {
         // Read back only what this apply changed; the rest is what was just read.
         const [ns, wg, tenantNft, host, hostNft] = await Promise.all([
-          dirty.ns ? readNs(run, names.ns) : snap.ns,
+          dirty.ns ? readNs(run, names.ns, dual) : snap.ns,
           dirty.wg ? backend.readDevice(run, names.wg, names.ns) : snap.wg,
           dirty.nft ? readNft(run, names.ns) : snap.tenantNft,
           dirty.host ? readHost(run) : snap.host,
@@ -691,7 +701,8 @@ export class Driver {
     };
   }
 
-  private async readActualWith(run: Runner, networkId: string, backend: WgBackend | null): Promise<ActualResource> {
+  /** `dual`: with the namespace's IPv6 routes (operators' reads always: a network may be dual-stack). */
+  private async readActualWith(run: Runner, networkId: string, backend: WgBackend | null, dual = true): Promise<ActualResource> {
     const names = namesFor(networkId);
     const host = await readHost(run);
     const hostNft = await readNft(run);
@@ -699,7 +710,7 @@ export class Driver {
     if (!host.netns.has(names.ns)) {
       return this.actualFrom(names, false, null, null, daemon, host.links.get(names.hostVeth) ?? null, null, hostNft);
     }
-    const ns = await readNs(run, names.ns);
+    const ns = await readNs(run, names.ns, dual);
     const link = ns.links.get(names.wg);
     // How to read the device follows the link actually there: a kernel device inside the namespace, else a
     // wireguard-go daemon's socket.
@@ -833,6 +844,7 @@ export class Driver {
         out.push({ kind: 'nft-table', name: `${t.family} ${t.name}`, where: 'host', networkId: idFromName(t.name), marked: true });
       }
       out.push(...this.daemons.owned());
+      out.push(...new Resolvers(this.runner, this.opts.stateDir ? { stateDir: this.opts.stateDir } : {}).owned());
       return out;
     });
   }

@@ -88,12 +88,26 @@ export function validateDesired(d: DesiredResource): string[] {
   if (!Number.isInteger(r.listenPort) || r.listenPort < 1 || r.listenPort > 65535) p.push(`listenPort ${r.listenPort} is not a port`);
   if (!Key.isValid(r.publicKey)) p.push('publicKey is not a WireGuard key');
   if (typeof r.sealedPrivateKey !== 'string' || r.sealedPrivateKey === '') p.push('sealedPrivateKey is missing');
+  // Dual-stack: the IPv6 range and the resource's three IPv6 fields come together (netns/types.ts).
+  let range6: ReturnType<typeof parseCidr> = null;
+  if (d.ipRange6 !== undefined) {
+    range6 = parseCidr(d.ipRange6);
+    if (!range6 || range6.family !== 6) p.push(`ipRange6 ${JSON.stringify(d.ipRange6)} is not an IPv6 CIDR`);
+    const subnet6 = parseCidr(r.subnet6 as string);
+    if (!subnet6 || subnet6.family !== 6) p.push(`subnet6 ${JSON.stringify(r.subnet6)} is not an IPv6 CIDR`);
+    else if (range6 && range6.family === 6 && !cidrContains(range6, subnet6)) p.push(`subnet6 ${r.subnet6} is not inside the range ${d.ipRange6}`);
+    const gw6 = parseIp(r.gateway6 as string);
+    if (!gw6 || !subnet6 || !cidrContains(subnet6, { family: gw6.family, value: gw6.value, prefix: 128 })) p.push(`gateway6 ${JSON.stringify(r.gateway6)} is not an address of subnet6`);
+    const wga6 = parseCidr(r.wgAddress6 as string);
+    if (!wga6 || wga6.prefix !== 128 || !subnet6 || !cidrContains(subnet6, wga6)) p.push(`wgAddress6 ${JSON.stringify(r.wgAddress6)} is not a /128 of subnet6`);
+  }
   if (d.egressDevices !== undefined) {
     if (!Array.isArray(d.egressDevices)) p.push('egressDevices must be a list of CIDRs');
     else {
       for (const e of d.egressDevices) {
         const c = parseCidr(e);
-        if (!c || !range || !cidrContains(range, c)) p.push(`egressDevices: ${JSON.stringify(e)} is not a CIDR inside the range`);
+        const inside = c !== null && ((range !== null && cidrContains(range, c)) || (range6 !== null && cidrContains(range6, c)));
+        if (!inside) p.push(`egressDevices: ${JSON.stringify(e)} is not a CIDR inside the range`);
       }
     }
   }
@@ -144,34 +158,71 @@ export function overlayMtu(underlayMtu: number): number {
  * Every rule counts its packets (`r<index>-<proto>`, `default-drop`).
  */
 export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftTableSpec['chains'] } {
-  const sets: NftSetSpec[] = [{ name: 'pol_local', type: 'ipv4_addr', elements: p.local }];
-  const rules: NftRuleSpec[] = [
-    { tag: 'pol-other-family', rule: 'meta nfproto != ipv4 accept' },
-    { tag: 'pol-not-guarded', rule: 'ip daddr != @pol_local accept' },
-    { tag: 'pol-outside', rule: `ip saddr != ${canonicalCidr(p.range)} accept` },
-    { tag: 'pol-established', rule: 'ct state established,related accept' },
-  ];
+  // Dual-stack (p.range6): each family has its own sets and rules (an `ip …` match never matches an IPv6 packet
+  // in an inet table, nor `ip6 …` an IPv4 one); neighbour discovery is never a flow between members.
+  const dual = p.range6 !== undefined;
+  const v4 = (l: string[]) => (dual ? l.filter((x) => !x.includes(':')) : l);
+  const v6 = (l: string[]) => l.filter((x) => x.includes(':'));
+  const sets: NftSetSpec[] = [{ name: 'pol_local', type: 'ipv4_addr', elements: v4(p.local) }];
+  if (dual) sets.push({ name: 'pol_local6', type: 'ipv6_addr', elements: v6(p.local) });
+  const rules: NftRuleSpec[] = dual
+    ? [
+        { tag: 'pol-nd', rule: 'icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept' },
+        { tag: 'pol-not-guarded', rule: 'ip daddr != @pol_local accept' },
+        // Link-local addresses (the bridge's, a workload's) are the node's and its members' too: guarded, and
+        // policed as sources, so that fe80:: is no way around the rules (no rule names them: the default decides).
+        { tag: 'pol-not-guarded6', rule: 'ip6 daddr != @pol_local6 ip6 daddr != fe80::/10 accept' },
+        { tag: 'pol-outside', rule: `ip saddr != ${canonicalCidr(p.range)} accept` },
+        { tag: 'pol-outside6', rule: `ip6 saddr != { ${canonicalCidr(p.range6!)}, fe80::/10 } accept` },
+        { tag: 'pol-established', rule: 'ct state established,related accept' },
+      ]
+    : [
+        { tag: 'pol-other-family', rule: 'meta nfproto != ipv4 accept' },
+        { tag: 'pol-not-guarded', rule: 'ip daddr != @pol_local accept' },
+        { tag: 'pol-outside', rule: `ip saddr != ${canonicalCidr(p.range)} accept` },
+        { tag: 'pol-established', rule: 'ct state established,related accept' },
+      ];
+  const family = (r: CompiledPolicy['rules'][number], six: boolean) => {
+    const from = six ? v6(r.from) : v4(r.from);
+    const to = six ? v6(r.to) : v4(r.to);
+    // A rule with no source or no destination in this family has nothing to match in it.
+    if (dual && (from.length === 0 || to.length === 0)) return;
+    const [f, s, ip, type] = six ? ['6', '6', 'ip6', 'ipv6_addr' as const] : ['', '', 'ip', 'ipv4_addr' as const];
+    sets.push({ name: `r${r.index}_from${s}`, type, elements: from }, { name: `r${r.index}_to${s}`, type, elements: to });
+    const match = `${ip} saddr @r${r.index}_from${s} ${ip} daddr @r${r.index}_to${s}`;
+    if (r.any) rules.push({ tag: `r${r.index}-any${f}`, rule: `${match} counter accept` });
+    if (r.tcp.length) rules.push({ tag: `r${r.index}-tcp${f}`, rule: `${match} tcp dport { ${r.tcp.join(', ')} } counter accept` });
+    if (r.udp.length) rules.push({ tag: `r${r.index}-udp${f}`, rule: `${match} udp dport { ${r.udp.join(', ')} } counter accept` });
+    if (r.icmp) rules.push({ tag: `r${r.index}-icmp${f}`, rule: `${match} meta l4proto ${six ? 'ipv6-icmp' : 'icmp'} counter accept` });
+  };
   for (const r of p.rules) {
-    sets.push({ name: `r${r.index}_from`, type: 'ipv4_addr', elements: r.from }, { name: `r${r.index}_to`, type: 'ipv4_addr', elements: r.to });
-    const match = `ip saddr @r${r.index}_from ip daddr @r${r.index}_to`;
-    if (r.any) rules.push({ tag: `r${r.index}-any`, rule: `${match} counter accept` });
-    if (r.tcp.length) rules.push({ tag: `r${r.index}-tcp`, rule: `${match} tcp dport { ${r.tcp.join(', ')} } counter accept` });
-    if (r.udp.length) rules.push({ tag: `r${r.index}-udp`, rule: `${match} udp dport { ${r.udp.join(', ')} } counter accept` });
-    if (r.icmp) rules.push({ tag: `r${r.index}-icmp`, rule: `${match} meta l4proto icmp counter accept` });
+    family(r, false);
+    if (dual) family(r, true);
   }
   rules.push(p.default === 'deny' ? { tag: 'default-drop', rule: 'counter drop' } : { tag: 'default-allow', rule: 'counter accept' });
   const chain = (name: string, hook: 'input' | 'forward' | 'output', first: NftRuleSpec[] = []) => ({ name, type: 'filter' as const, hook, priority: 'filter' as const, policy: 'accept' as const, rules: [...first, ...rules] });
   // Output: what the namespace sends itself (the node's own address to the workloads and devices it serves);
   // traffic to itself over loopback is not a flow between members.
-  return { sets, chains: [chain('policy-in', 'input'), chain('policy-fwd', 'forward'), chain('policy-out', 'output', [{ tag: 'pol-loopback', rule: 'oifname "lo" accept' }])] };
+  // Input: the node's resolver (netns/dns.ts; it serves only this network's names) stays reachable whatever the
+  // policy: a deny-by-default network still resolves names (docs/dns.md#policy).
+  return { sets, chains: [chain('policy-in', 'input', [{ tag: 'pol-dns', rule: 'meta l4proto { tcp, udp } th dport 53 accept' }]), chain('policy-fwd', 'forward'), chain('policy-out', 'output', [{ tag: 'pol-loopback', rule: 'oifname "lo" accept' }])] };
 }
 
-export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy): NftTableSpec {
+/**
+ * With `subnet6` (dual-stack: the node's IPv6 subnet) the same anti-spoofing covers IPv6 sources (`…6` rules;
+ * the bridge's input also admits link-local sources: neighbour and router solicitations), and no IPv6 packet
+ * goes out by the egress veth (`egress-v6`): egress is IPv4 only (docs/netns.md#dual-stack).
+ */
+export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy, subnet6?: string): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   // Every drop rule counts what it drops (`zmesh diagnose` and GET /v1/networks show it): a counter is only
   // touched by packets the rule matches, so the common path pays nothing.
-  const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => (subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} counter drop` }] : []);
-  const devices = [...new Set(egressDevices.map(canonicalCidr))].sort();
+  const spoof = (tag: string, dir: 'iifname' | 'oifname', ifname: string) => [
+    ...(subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} counter drop` }] : []),
+    ...(subnet6 ? [{ tag: `${tag}6`, rule: `${dir} "${ifname}" ip6 saddr != ${tag === 'in-spoof' ? `{ ${subnet6}, fe80::/10 }` : subnet6} counter drop` }] : []),
+  ];
+  // Egress is IPv4: IPv6 sources never get an exception (they are dropped by egress-v6 anyway).
+  const devices = [...new Set(egressDevices.filter((c) => !c.includes(':')).map(canonicalCidr))].sort();
   const tunnelEgress = egress
     ? [
         {
@@ -213,6 +264,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
         ...spoof('fwd-spoof', 'iifname', names.bridge),
         // Before the established-accept: a device whose egress was taken away loses its open connections too.
         ...tunnelEgress,
+        ...(egress && subnet6 ? [{ tag: 'egress-v6', rule: `oifname ${outside} meta nfproto ipv6 counter drop` }] : []),
         ...outsideOnly('fwd'),
       ],
     },
@@ -317,13 +369,19 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
   const subnet = parseCidr(r.subnet)!;
   const gatewayIp = formatIp(parseIp(r.gateway)!);
   const gateway = `${gatewayIp}/${subnet.prefix}`;
+  // Dual-stack: the bridge also holds gateway6 (with subnet6's prefix: the kernel adds its connected route, as
+  // for IPv4), the WireGuard interface wgAddress6 (/128), and the IPv6 range goes through the tunnel too.
+  const dual = d.ipRange6 !== undefined && r.subnet6 !== undefined && r.gateway6 !== undefined && r.wgAddress6 !== undefined;
+  const subnet6 = dual ? canonicalCidr(r.subnet6!) : undefined;
+  const gateway6 = dual ? [canonicalIfAddr(`${r.gateway6}/${parseCidr(r.subnet6!)!.prefix}`)] : [];
   const links: DesiredLink[] = [
     // The bridge's own MAC: without one it borrows its lowest port's, and changes it when that workload goes.
-    { name: names.bridge, kind: 'bridge', mtu, alias: names.marker, mac: addressMac(gatewayIp), addrs: [canonicalIfAddr(gateway)] },
-    { name: names.wg, kind: ctx.wgKind, mtu, alias: names.marker, addrs: [canonicalIfAddr(r.wgAddress)] },
+    { name: names.bridge, kind: 'bridge', mtu, alias: names.marker, mac: addressMac(gatewayIp), addrs: [canonicalIfAddr(gateway), ...gateway6] },
+    { name: names.wg, kind: ctx.wgKind, mtu, alias: names.marker, addrs: [canonicalIfAddr(r.wgAddress), ...(dual ? [canonicalIfAddr(r.wgAddress6!)] : [])] },
   ];
   const range = canonicalCidr(d.ipRange);
   const routes: DesiredRoute[] = [{ dst: range, dev: names.wg, gateway: null }];
+  if (dual) routes.push({ dst: canonicalCidr(d.ipRange6!), dev: names.wg, gateway: null });
   let egress: EgressLayout | null = null;
   if (d.egress) {
     if (!ctx.egressAddrs) throw new Error('egress needs transfer addresses');
@@ -344,7 +402,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy),
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy, subnet6),
     nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] })) : null,
   };
 }

@@ -236,6 +236,12 @@ export function parseIpv4Forwarding(input: string | unknown): boolean {
   return all.forwarding === true;
 }
 
+/** `ip -json netconf show` → whether IPv6 forwarding ("all") is on; false without an inet6 entry (no IPv6). */
+export function parseIpv6Forwarding(input: string | unknown): boolean {
+  const all = asArray(input, 'ip netconf').find((e) => e.family === 'inet6' && e.interface === 'all');
+  return all?.forwarding === true;
+}
+
 /** `ip -json netns list` → namespace names. */
 export function parseNetnsList(input: string | unknown): string[] {
   return asArray(input, 'ip netns').map((e) => {
@@ -377,7 +383,7 @@ export interface PolicyCounters {
 }
 
 const POLICY_CHAINS = new Set(['policy-in', 'policy-fwd']);
-const POLICY_TAG = /^zmesh:[0-9a-f]{1,64}:(?:r(\d{1,6})-(?:tcp|udp|icmp|any)|default-(drop|allow))$/;
+const POLICY_TAG = /^zmesh:[0-9a-f]{1,64}:(?:r(\d{1,6})-(?:tcp|udp|icmp|any)6?|default-(drop|allow))$/;
 
 /**
  * The policy counters of a tenant table's rules: those of the chains `policy-in` and `policy-fwd` whose comment

@@ -5,6 +5,7 @@ import {
   parseIpLinks,
   parseIpRoutes,
   parseIpv4Forwarding,
+  parseIpv6Forwarding,
   parseNetnsList,
   parseNftRuleset,
   parseWgDump,
@@ -30,6 +31,8 @@ export interface NsState {
   links: Map<string, IpLink>;
   routes: IpRoute[];
   forwarding: boolean;
+  /** IPv6 forwarding ("all"); false when the namespace has no IPv6. */
+  forwarding6?: boolean;
 }
 
 function byName(links: IpLink[]): Map<string, IpLink> {
@@ -39,6 +42,11 @@ function byName(links: IpLink[]): Map<string, IpLink> {
 // `netns list` prints nothing at all (not even []) while /run/netns does not exist: it goes last.
 export const HOST_READ = 'address show\nroute show default\nnetconf show\nnetns list\n';
 export const NS_READ = 'address show\nroute show table main\nnetconf show\n';
+/**
+ * A dual-stack namespace's read: `route show` with a table names one family (IPv4) and `ip -batch` cannot switch
+ * families, so every table of both is listed and the main table's routes kept (still one process).
+ */
+export const NS_READ6 = 'address show\nroute show table all\nnetconf show\n';
 
 /** One process: namespaces, links with addresses, the default route, IPv4 forwarding of the host. */
 export async function readHost(run: Runner): Promise<HostState> {
@@ -67,12 +75,21 @@ export async function readHostRoutes(run: Runner): Promise<IpRoute[]> {
   return [...parseIpRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseIpRoutes(v6.stdout, 6) : [])];
 }
 
-/** One process: links with addresses, main-table routes and IPv4 forwarding inside a namespace. */
-export async function readNs(run: Runner, ns: string): Promise<NsState> {
-  const r = await run.run(['ip', '-d', '-json', '-batch', '-'], { netns: ns, input: NS_READ, mutating: false });
+/**
+ * One process: links with addresses, main-table routes and forwarding inside a namespace. `dual`: the routes of
+ * both families (NS_READ6); else IPv4's only.
+ */
+export async function readNs(run: Runner, ns: string, dual = false): Promise<NsState> {
+  const r = await run.run(['ip', '-d', '-json', '-batch', '-'], { netns: ns, input: dual ? NS_READ6 : NS_READ, mutating: false });
   const v = splitJsonValues(r.stdout);
   if (v.length !== 3) throw new ParseError(`namespace read: expected 3 JSON values, got ${v.length}`);
-  return { links: byName(parseIpLinks(v[0])), routes: parseIpRoutes(v[1]), forwarding: parseIpv4Forwarding(v[2]) };
+  // `table all` prints a "table" field on every route not of the main table; the kernel's link-local routes
+  // (fe80::/64 on every link with IPv6) are left out like link-local addresses.
+  const routes =
+    dual && Array.isArray(v[1])
+      ? (v[1] as { table?: unknown; dst?: unknown }[]).filter((x) => (x.table === undefined || x.table === 'main') && !(typeof x.dst === 'string' && /^fe80::\/64$/i.test(x.dst)))
+      : v[1];
+  return { links: byName(parseIpLinks(v[0])), routes: parseIpRoutes(routes), forwarding: parseIpv4Forwarding(v[2]), forwarding6: parseIpv6Forwarding(v[2]) };
 }
 
 /** `wg show <if> dump`, or null when there is no such WireGuard interface (or its daemon is gone). */

@@ -141,7 +141,7 @@ export interface ApplyReport {
 
 /** Something zmesh owns on this host (for leak checks and operators). */
 export interface OwnedThing {
-  kind: 'namespace' | 'link' | 'daemon' | 'socket' | 'pidfile' | 'nft-table';
+  kind: 'namespace' | 'link' | 'daemon' | 'socket' | 'pidfile' | 'nft-table' | 'file';
   name: string;
   /** "host", or the namespace the thing lives in. */
   where: string;

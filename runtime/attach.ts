@@ -31,6 +31,8 @@ export interface LiveLink {
   mac: string | null;
   /** inet addresses "a.b.c.d/p". */
   inet: string[];
+  /** inet6 addresses of global scope "x:y::z/p" (link-local ones left out). */
+  inet6: string[];
 }
 
 export interface LiveRoute {
@@ -56,6 +58,9 @@ export function parseLinks(v: unknown): LiveLink[] {
     mac: typeof l.address === 'string' ? l.address : null,
     inet: Array.isArray(l.addr_info)
       ? (l.addr_info as J[]).filter((a) => a.family === 'inet').map((a) => `${String(a.local)}/${Number(a.prefixlen)}`)
+      : [],
+    inet6: Array.isArray(l.addr_info)
+      ? (l.addr_info as J[]).filter((a) => a.family === 'inet6' && a.scope === 'global').map((a) => `${String(a.local)}/${Number(a.prefixlen)}`)
       : [],
   }));
 }
@@ -90,6 +95,10 @@ export interface AttachRequest {
   ip: string;
   prefix: number;
   gateway: string;
+  /** Dual-stack: the IPv6 address, the subnet6 prefix and the IPv6 gateway. */
+  ip6?: string;
+  prefix6?: number;
+  gateway6?: string;
 }
 
 /** The container end's MAC for its planned address (netns/ip.ts): whatever holds an address on a tenant
@@ -114,6 +123,19 @@ export function containerAddLines(r: AttachRequest): string[] {
   ];
 }
 
+/**
+ * Dual-stack: the container's IPv6 address (no duplicate address detection: the plan gives each address once, and
+ * DAD would hold it tentative for a second) and its default route via gateway6; [] without ip6. Run after
+ * `ipv6Sysctl` (Docker may start a container without networking with IPv6 disabled).
+ */
+export function containerAddLines6(r: AttachRequest): string[] {
+  if (r.ip6 === undefined || r.prefix6 === undefined || r.gateway6 === undefined) return [];
+  return [`addr add ${r.ip6}/${r.prefix6} dev ${CONTAINER_IF} nodad`, `route replace default via ${r.gateway6} dev ${CONTAINER_IF}`];
+}
+
+/** IPv6 on in the container's namespace, no router advertisements taken (the route is ours). */
+export const IPV6_SYSCTL = ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0', `net.ipv6.conf.${CONTAINER_IF}.disable_ipv6=0`, `net.ipv6.conf.${CONTAINER_IF}.accept_ra=0`];
+
 /** What differs between a stored attachment and the live state (empty: healthy). Pure. */
 export function compareAttachment(a: Attachment, pid: number, host: LiveLink | null, container: LiveLink[] | null, routes: LiveRoute[] | null): string[] {
   const p: string[] = [];
@@ -134,6 +156,7 @@ export function compareAttachment(a: Attachment, pid: number, host: LiveLink | n
   else {
     if (!eth.up) p.push(`${a.containerIf} is down`);
     if (eth.inet.length !== 1 || eth.inet[0] !== a.address) p.push(`${a.containerIf} has [${eth.inet.join(', ')}], expected ${a.address}`);
+    if (a.address6 !== undefined && (eth.inet6.length !== 1 || eth.inet6[0] !== a.address6)) p.push(`${a.containerIf} has IPv6 [${eth.inet6.join(', ')}], expected ${a.address6}`);
     if (eth.mtu !== a.mtu) p.push(`${a.containerIf} MTU ${eth.mtu} ≠ ${a.mtu}`);
     if (host && (eth.linkIndex !== host.index || host.linkIndex !== eth.index)) p.push(`${a.containerIf} is not the peer of ${a.hostIf}`);
   }
@@ -195,12 +218,17 @@ export class Attacher {
     }
     const l2 = await this.l2State(r.netns);
     if (!l2) throw new ZmeshError('E_NETWORK_NOT_READY', `${r.netns} is gone`, { kind: 'retryable' });
-    await this.bind(r.netns, l2, [{ ifname: r.names.host, mac: addressMac(r.ip), ip: r.ip }]);
+    await this.bind(r.netns, l2, [{ ifname: r.names.host, mac: addressMac(r.ip), ip: r.ip, ...(r.ip6 !== undefined ? { ip6: r.ip6 } : {}) }]);
     await this.delLink(r.netns, r.names.host);
     const mtu = bridge.mtu;
     await this.run.run(inTenantNs(r.netns, ['ip', '-batch', '-']), { input: tenantAddLines(r, mtu).join('\n') + '\n', mutating: true });
     try {
       await this.run.run(inContainer(r.pid, ['ip', '-batch', '-']), { input: containerAddLines(r).join('\n') + '\n', mutating: true });
+      const six = containerAddLines6(r);
+      if (six.length) {
+        await this.run.run(inContainer(r.pid, IPV6_SYSCTL), { mutating: true });
+        await this.run.run(inContainer(r.pid, ['ip', '-batch', '-']), { input: six.join('\n') + '\n', mutating: true });
+      }
     } catch (e) {
       await this.delLink(r.netns, r.names.host).catch(() => undefined);
       throw e;
@@ -222,6 +250,7 @@ export class Attacher {
       containerIfIndex: eth.index,
       address: `${r.ip}/${r.prefix}`,
       gateway: r.gateway,
+      ...(containerAddLines6(r).length ? { address6: `${r.ip6}/${r.prefix6}`, gateway6: r.gateway6 } : {}),
       mtu,
       mac: eth.mac ?? '',
       at: now.toISOString(),
@@ -235,7 +264,7 @@ export class Attacher {
     const p = compareAttachment(a, pid, host, cs?.links ?? null, cs?.routes ?? null);
     const l2 = await this.l2State(a.netns);
     const ip = a.address.split('/')[0];
-    if (l2) p.push(...compareBinding(l2, { ifname: a.hostIf, mac: addressMac(ip), ip }));
+    if (l2) p.push(...compareBinding(l2, { ifname: a.hostIf, mac: addressMac(ip), ip, ...(a.address6 ? { ip6: a.address6.split('/')[0] } : {}) }));
     return p;
   }
 

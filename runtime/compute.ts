@@ -281,7 +281,9 @@ export class Compute {
     // Running: CHECK the stored attachment against the live state; repair what differs.
     const a = rec.attachment;
     if (a && a.containerId === st.id) {
-      const problems = await this.attacher.check(a, st.pid);
+      // A re-plan that gave the network IPv6 (or took it away) re-attaches: the stored result says the old family set.
+      const want6 = w.network.ip6 !== undefined ? `${w.network.ip6}/${w.network.prefix6}` : undefined;
+      const problems = a.address6 !== want6 ? [`IPv6 address ${a.address6 ?? 'none'}, the plan says ${want6 ?? 'none'}`] : await this.attacher.check(a, st.pid);
       if (problems.length === 0) return;
       await this.attacher.del(a);
       rec.attachment = null;
@@ -311,6 +313,7 @@ export class Compute {
       ip: w.network.ip,
       prefix: w.network.prefix,
       gateway: w.network.gateway,
+      ...(w.network.ip6 !== undefined ? { ip6: w.network.ip6, prefix6: w.network.prefix6, gateway6: w.network.gateway6 } : {}),
     }, new Date(this.now()));
     rec.attachment = att;
     res.changes++;

@@ -21,7 +21,7 @@
 export type { DesiredWorkload, DesiredVolume, Attachment, ExitInfo, RuntimeEvent, RuntimeReport, WorkloadView, VolumeView, WorkloadStateName } from './types.ts';
 export { Runtime, DEFAULT_DOCKER_SOCKET, type RuntimeOptions, type Desired } from './runtime.ts';
 export { Compute, exitReason, MIN_ENGINE_MEMORY, type ComputeOptions, type ComputeResult } from './compute.ts';
-export { Attacher, addressMac, compareAttachment, containerAddLines, tenantAddLines, parseLinks, parseRoutes, inContainer, inTenantNs, type AttachRequest, type AttachPort, type LiveLink, type LiveRoute } from './attach.ts';
+export { Attacher, addressMac, compareAttachment, containerAddLines, containerAddLines6, IPV6_SYSCTL, tenantAddLines, parseLinks, parseRoutes, inContainer, inTenantNs, type AttachRequest, type AttachPort, type LiveLink, type LiveRoute } from './attach.ts';
 export { DockerEngine, createOptions, securityDrift, containerProcsFile, killContainerProcesses, WORKLOAD_CAPS, PIDS_LIMIT, NO_NEW_PRIVILEGES, NO_STORAGE_OPT, type Engine, type ContainerSpec, type ContainerSecurity, type ContainerState, type ContainerSummary, type EngineEvent } from './engine.ts';
 export { EtcFiles, etcContents, ETC_TARGETS, type EtcPort, type EtcMount } from './etc.ts';
 export { L2_FAMILY, L2_TABLE, L2_SET, L2_CHAIN, L2_HASH, L2_FINGERPRINT, l2TableText, l2ReplaceText, l2DeleteTableText, l2ElementText, l2Plan, parseL2, compareBinding, type PortBinding, type L2State } from './l2.ts';

@@ -3,11 +3,16 @@
 // sends and lets a workload port (v-<hash>, see names.ts) send only
 //   IPv4   from its planned MAC and its planned address,
 //   ARP    (Ethernet/IPv4 requests and replies) from its planned MAC, announcing its own MAC and address,
+//   IPv6   (dual-stack workloads only) from its planned MAC and its planned IPv6 address, a neighbour
+//          advertisement only for that address (its target), so NDP works and cannot be spoofed,
 // and drops everything else it sends: other source MACs or addresses (a neighbour's, the gateway's, 0.0.0.0),
-// IPv6 (no IPv6 is planned; this also drops NDP and router advertisements), VLAN-tagged frames, other
-// ethertypes. Frames to the workloads, and frames of ports that are not workloads (none today), pass.
-// Which port may send as what is data: one set element "ifname . MAC . IPv4" per workload port. A port that has
-// no element (yet) sends nothing at all, so ADD binds the port before it creates the veth.
+// IPv6 from any other address (link-local too: router advertisements and redirects never leave a workload),
+// VLAN-tagged frames, other ethertypes. Frames to the workloads, and frames of ports that are not workloads
+// (none today), pass.
+// Which port may send as what is data: one set element "ifname . MAC . IPv4" per workload port, and for a
+// dual-stack workload "ifname . MAC . IPv6" and "ifname . MAC . <IPv6 as a 128-bit integer>" (the ND target:
+// nft 1.0.6 has no `icmpv6 taddr`, so the target is read as raw bits at offset 64 of the ICMPv6 header). A port
+// that has no element (yet) sends nothing at all, so ADD binds the port before it creates the veth.
 //   ADD    one nft transaction: the table (when missing or not current, rebuilt with the elements it held), the
 //          port's element (and away with a stale one of the same port)
 //   DEL    the port's element (idempotent)
@@ -15,11 +20,16 @@
 //   GC     elements of ports no workload wants; the table itself when no workload of the namespace is left
 // Builders and the parser are pure; a no-op reconcile only reads (`nft -j list table`).
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { canonicalIPv6, parseIPv6 } from '../topology/cidr6.ts';
 
 export const L2_FAMILY = 'bridge';
 export const L2_TABLE = 'zmesh-wl';
 export const L2_SET = 'ports';
 export const L2_CHAIN = 'ports-in';
+/** Dual-stack ports: "ifname . MAC . IPv6" and the neighbour-advertisement targets they may announce. */
+export const L2_SET6 = 'ports6';
+export const L2_ND_SET = 'nd6';
 /** Names of workload ports (names.ts: v-<hash10>). */
 export const PORT_GLOB = 'v-*';
 const COMMENT_PREFIX = 'zmesh-wl:';
@@ -30,6 +40,8 @@ export interface PortBinding {
   /** Lower-case, colon-separated. */
   mac: string;
   ip: string;
+  /** Dual-stack workloads: the planned IPv6 address (canonical text). */
+  ip6?: string;
 }
 
 interface L2Rule {
@@ -46,6 +58,8 @@ const RULES: L2Rule[] = [
       'ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation { request, reply } ' +
       `iifname . ether saddr . arp saddr ip @${L2_SET} iifname . arp saddr ether . arp saddr ip @${L2_SET} accept`,
   },
+  { tag: 'nd-advert', rule: `ether type ip6 icmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @${L2_ND_SET} drop` },
+  { tag: 'ipv6', rule: `ether type ip6 iifname . ether saddr . ip6 saddr @${L2_SET6} accept` },
   { tag: 'drop', rule: 'counter drop' },
 ];
 
@@ -62,12 +76,28 @@ function check(b: PortBinding): PortBinding {
   if (!/^[a-z0-9-]{1,15}$/.test(b.ifname)) throw new TypeError(`bad port name ${JSON.stringify(b.ifname)}`);
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(b.mac)) throw new TypeError(`bad MAC ${JSON.stringify(b.mac)}`);
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(b.ip)) throw new TypeError(`bad IPv4 address ${JSON.stringify(b.ip)}`);
+  if (b.ip6 !== undefined && (!isIPv6(b.ip6) || canonicalIPv6(b.ip6) !== b.ip6)) throw new TypeError(`bad IPv6 address ${JSON.stringify(b.ip6)}`);
   return b;
 }
 
 function element(b: PortBinding): string {
   check(b);
   return `"${b.ifname}" . ${b.mac} . ${b.ip}`;
+}
+
+function element6(b: PortBinding): string {
+  check(b);
+  return `"${b.ifname}" . ${b.mac} . ${b.ip6}`;
+}
+
+/** The ND target element: the address as nft prints a 128-bit integer. */
+function elementNd(b: PortBinding): string {
+  check(b);
+  return `"${b.ifname}" . ${b.mac} . ${ndHex(b.ip6!)}`;
+}
+
+function ndHex(ip6: string): string {
+  return `0x${parseIPv6(ip6)!.toString(16).padStart(32, '0')}`;
 }
 
 /** Sorted, so the same bindings always render the same text. */
@@ -78,12 +108,21 @@ function sorted(bs: PortBinding[]): PortBinding[] {
 /** The table with these elements (nft -f syntax). */
 export function l2TableText(elements: PortBinding[]): string {
   const els = sorted(elements);
+  const six = els.filter((b) => b.ip6 !== undefined);
   const lines = [
     `table ${L2_FAMILY} ${L2_TABLE} {`,
-    '\tcomment "zmesh runtime: workload ports send only from their planned MAC and IPv4 address"',
+    '\tcomment "zmesh runtime: workload ports send only from their planned MAC and addresses"',
     `\tset ${L2_SET} {`,
     '\t\ttype ifname . ether_addr . ipv4_addr',
     ...(els.length ? [`\t\telements = { ${els.map(element).join(', ')} }`] : []),
+    '\t}',
+    `\tset ${L2_SET6} {`,
+    '\t\ttype ifname . ether_addr . ipv6_addr',
+    ...(six.length ? [`\t\telements = { ${six.map(element6).join(', ')} }`] : []),
+    '\t}',
+    `\tset ${L2_ND_SET} {`,
+    '\t\ttypeof iifname . ether saddr . @th,64,128',
+    ...(six.length ? [`\t\telements = { ${six.map(elementNd).join(', ')} }`] : []),
     '\t}',
     `\tchain ${L2_CHAIN} {`,
     '\t\ttype filter hook prerouting priority filter; policy accept;',
@@ -106,8 +145,12 @@ export function l2DeleteTableText(): string {
 /** `delete element` lines, then `add element` lines (one transaction when given to nft -f together). */
 export function l2ElementText(del: PortBinding[], add: PortBinding[]): string {
   const out: string[] = [];
-  for (const b of sorted(del)) out.push(`delete element ${L2_FAMILY} ${L2_TABLE} ${L2_SET} { ${element(b)} }`);
-  for (const b of sorted(add)) out.push(`add element ${L2_FAMILY} ${L2_TABLE} ${L2_SET} { ${element(b)} }`);
+  const lines = (op: string, b: PortBinding) => [
+    `${op} element ${L2_FAMILY} ${L2_TABLE} ${L2_SET} { ${element(b)} }`,
+    ...(b.ip6 !== undefined ? [`${op} element ${L2_FAMILY} ${L2_TABLE} ${L2_SET6} { ${element6(b)} }`, `${op} element ${L2_FAMILY} ${L2_TABLE} ${L2_ND_SET} { ${elementNd(b)} }`] : []),
+  ];
+  for (const b of sorted(del)) out.push(...lines('delete', b));
+  for (const b of sorted(add)) out.push(...lines('add', b));
   return out.length ? out.join('\n') + '\n' : '';
 }
 
@@ -140,8 +183,18 @@ export function parseL2(text: string): L2State {
   let chainOk = false;
   let chains = 0;
   let setOk = false;
+  let set6Ok = false;
+  let ndOk = false;
   const comments: string[] = [];
   const elements: PortBinding[] = [];
+  const six = new Map<string, string>();
+  const nd = new Map<string, string>();
+  const triples = (s: J, each: (c: string[]) => void) => {
+    for (const e of Array.isArray(s.elem) ? s.elem : []) {
+      const c = concatOf(e);
+      if (c && c.length === 3 && c.every((x) => typeof x === 'string')) each([c[0] as string, (c[1] as string).toLowerCase(), (c[2] as string).toLowerCase()]);
+    }
+  };
   for (const item of v.nftables as J[]) {
     if (item.table) {
       const t = item.table as J;
@@ -152,6 +205,16 @@ export function parseL2(text: string): L2State {
       if (c.name === L2_CHAIN && c.type === 'filter' && c.hook === 'prerouting' && c.prio === -200 && c.policy === 'accept') chainOk = true;
     } else if (item.set) {
       const s = item.set as J;
+      if (s.name === L2_SET6) {
+        set6Ok = Array.isArray(s.type) && s.type.join(',') === 'ifname,ether_addr,ipv6_addr';
+        triples(s, ([i, m, a]) => six.set(`${i} ${m}`, canonicalIPv6(a) ?? a));
+        continue;
+      }
+      if (s.name === L2_ND_SET) {
+        ndOk = Array.isArray(s.type) && s.type.join(',') === 'ifname,ether_addr,integer';
+        triples(s, ([i, m, a]) => nd.set(`${i} ${m}`, a));
+        continue;
+      }
       if (s.name !== L2_SET) continue;
       setOk = Array.isArray(s.type) && s.type.join(',') === 'ifname,ether_addr,ipv4_addr';
       for (const e of Array.isArray(s.elem) ? s.elem : []) {
@@ -165,11 +228,23 @@ export function parseL2(text: string): L2State {
       if (r.chain === L2_CHAIN) comments.push(typeof r.comment === 'string' ? r.comment : '');
     }
   }
-  const current = exists && chainOk && chains === 1 && setOk && comments.length === L2_FINGERPRINT.length && comments.every((c, i) => c === L2_FINGERPRINT[i]);
+  // IPv6 elements join their port's IPv4 one; the ND set must hold exactly the same ports and addresses.
+  let sixOk = nd.size === six.size;
+  for (const e of elements) {
+    const k = `${e.ifname} ${e.mac}`;
+    const a = six.get(k);
+    if (a === undefined) continue;
+    e.ip6 = a;
+    const t = nd.get(k);
+    if (t === undefined || !/^0x[0-9a-f]{1,32}$/.test(t) || BigInt(t) !== parseIPv6(a)) sixOk = false;
+  }
+  if (elements.filter((e) => e.ip6 !== undefined).length !== six.size) sixOk = false;
+  const current =
+    exists && chainOk && chains === 1 && setOk && set6Ok && ndOk && sixOk && comments.length === L2_FINGERPRINT.length && comments.every((c, i) => c === L2_FINGERPRINT[i]);
   return { exists, current, elements: sorted(elements) };
 }
 
-const same = (a: PortBinding, b: PortBinding) => a.ifname === b.ifname && a.mac === b.mac && a.ip === b.ip;
+const same = (a: PortBinding, b: PortBinding) => a.ifname === b.ifname && a.mac === b.mac && a.ip === b.ip && a.ip6 === b.ip6;
 
 /**
  * The nft -f text that binds `want` in a namespace whose table reads `live` (and unbinds `unbind`, port names),
@@ -194,7 +269,8 @@ export function compareBinding(live: L2State, want: PortBinding): string[] {
   if (!live.current) p.push(`nft table ${L2_FAMILY} ${L2_TABLE} is not current`);
   const mine = live.elements.filter((e) => e.ifname === want.ifname);
   if (mine.length !== 1 || !same(mine[0], want)) {
-    p.push(`${want.ifname} is bound to [${mine.map((e) => `${e.mac} ${e.ip}`).join(', ')}], expected ${want.mac} ${want.ip}`);
+    const show = (e: PortBinding) => `${e.mac} ${e.ip}${e.ip6 ? ` ${e.ip6}` : ''}`;
+    p.push(`${want.ifname} is bound to [${mine.map(show).join(', ')}], expected ${show(want)}`);
   }
   return p;
 }

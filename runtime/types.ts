@@ -24,6 +24,10 @@ export interface DesiredWorkload {
     prefix: number;
     /** The subnet's gateway on the node bridge (its first host). */
     gateway: string;
+    /** Dual-stack networks: the workload's IPv6 address, the prefix of the node's subnet6 and its gateway6. */
+    ip6?: string;
+    prefix6?: number;
+    gateway6?: string;
   };
   /** Volumes of the same blueprint mounted into the container. */
   mounts: { volume: string; path: string }[];
@@ -68,6 +72,9 @@ export interface Attachment {
   /** "10.1.3.2/24". */
   address: string;
   gateway: string;
+  /** Dual-stack: "fd12:3456:789a:3::2/64" and the IPv6 gateway. */
+  address6?: string;
+  gateway6?: string;
   mtu: number;
   mac: string;
   at: string;

@@ -108,6 +108,9 @@ const ENTRIES = {
   E_DUPLICATE_MOUNT: bp('E_DUPLICATE_MOUNT'),
   E_WORKLOAD_NETWORK: bp('E_WORKLOAD_NETWORK'),
   E_WORKLOAD_NODE: bp('E_WORKLOAD_NODE'),
+  E_IPV6_RANGE: bp('E_IPV6_RANGE', { more: 'Host bits set are `E_RANGE_HOST_BITS`, with the range meant' }),
+  E_IPV6_OFF: bp('E_IPV6_OFF'),
+  E_WORKLOAD_IP6: bp('E_WORKLOAD_IP6', { more: "The planner then checks the node's subnet6, its base, gateway6 and WireGuard address" }),
   E_WORKLOAD_IP: bp('E_WORKLOAD_IP', { more: "The planner then checks the node's subnet, the gateway and reserved addresses" }),
   E_WORKLOAD_IP_TAKEN: bp('E_WORKLOAD_IP_TAKEN', { more: 'Reported on the second; the planner checks it again for addresses it must keep' }),
   E_VOLUME_UNKNOWN: bp('E_VOLUME_UNKNOWN'),
@@ -195,6 +198,8 @@ const ENTRIES = {
   E_WORKLOAD_IP_SUBNET: invalid('plan', 'a workload\'s fixed address lies outside its node\'s subnet', 'pick an address inside that subnet, or leave `ip` out'),
   E_WORKLOAD_IP_GATEWAY: invalid('plan', 'a workload\'s fixed address is the subnet gateway (`.1`)', 'pick another address'),
   E_WORKLOAD_IP_RESERVED: invalid('plan', 'a workload\'s fixed address is the network, broadcast or WireGuard (last host) address', 'pick another address'),
+  E_WORKLOAD_IP6_SUBNET: invalid('plan', 'a workload\'s fixed IPv6 address (`ip6`) lies outside its node\'s subnet6', 'pick an address inside that subnet6, or leave `ip6` out'),
+  E_WORKLOAD_IP6_RESERVED: invalid('plan', 'a workload\'s fixed IPv6 address (`ip6`) is its subnet6\'s base, gateway6 or WireGuard address', 'pick another address'),
   E_SUBNET_FULL: invalid('plan', 'a node\'s subnet has no free address for another workload', 'use a shorter subnet prefix or move workloads'),
   E_PREVIOUS_MISMATCH: invalid('plan', '`--previous` is a plan of another blueprint', 'pass the previous plan of this blueprint'),
   E_PLAN_FILE: invalid(
@@ -210,6 +215,11 @@ const ENTRIES = {
   E_PLAN_SUBNET: invalid(
     'plan',
     'a resource\'s subnet is not a `/subnetPrefix` inside the range, its gateway and WireGuard address are not the first and last host of it, or a device subnet lies outside the range',
+    're-plan from the blueprint; a tampered plan is refused',
+  ),
+  E_PLAN_IPV6: invalid(
+    'plan',
+    'a dual-stack network\'s IPv6 fields are wrong: ipv6Range not a ULA /48 to /56 (or not the blueprint\'s), subnet6Prefix not derived, a subnet6 that is not the mirror of its IPv4 slot, gateway6 / wgAddress6 / address6 not the mirrored hosts, or IPv6 fields on some members and not others',
     're-plan from the blueprint; a tampered plan is refused',
   ),
   E_PLAN_OVERLAP: invalid('plan', 'subnets of two members of a plan network overlap', 're-plan from the blueprint; a tampered plan is refused'),
@@ -280,6 +290,11 @@ const ENTRIES = {
     'agent',
     'the blueprint\'s network has a policy but the part carries no `members`, or a member address is not a /32 inside the range',
     're-plan with this version of zmesh (parts of networks with a policy carry their members)',
+  ),
+  E_PART_NAMES: invalid(
+    'agent',
+    'the part\'s `names` (what the network\'s resolver serves, docs/dns.md) are malformed, more than 30 000, name a workload, device or node that is not the network\'s in the blueprint, give an address outside the network\'s ranges (or an IPv6 address on an IPv4-only network), a workload of this node at another address than the part places it, or this node at another address than its gateway. Nothing changes',
+    're-plan with this version of zmesh and send this node its new part',
   ),
   E_PART_WORKLOAD: invalid(
     'agent',
@@ -481,6 +496,7 @@ const ENTRIES = {
   E_LAB_HOST: invalid('lab', 'the lab has no node, device or NAT router of that name', 'the hint lists the lab\'s hosts'),
   E_LAB_HOST_DOWN: retryable('lab', 'a lab host\'s namespaces are not running', '`zmesh lab up` again, or `zmesh lab fault LAB HOST reboot`'),
   E_LAB_IMAGE: invalid('lab', 'a lab workload uses another image than `zmesh/base:latest` (lab engines have no registry)', 'use `image: zmesh/base:latest` (busybox: sh, httpd, nc, …)'),
+  E_LAB_UNDERLAY: invalid('lab', 'the lab spec combines `underlay: ipv6` with something that needs IPv4 on the lab internet (`controlPlane: etcd`)', 'write `underlay: dual`, or leave `controlPlane` out'),
   E_LAB_DOCKER: retryable(
     'lab',
     'a lab node\'s Docker engine did not come up, or (kind `invalid`) the lab runs workloads but dockerd is not installed',

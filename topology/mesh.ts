@@ -6,8 +6,12 @@
 //  - public P's entry for hidden H / device D that enters through P: that member's subnet, endpoint null;
 //  - hidden H's entry for its access node: the whole range minus H's own subnet, with a keepalive;
 //  - hidden H's entry for every other hidden node G of the network (a *direct peer*): no allowed-ips, no endpoint,
-//    and `directSubnet` = G's subnet. The node itself moves G's subnet onto it once a direct path to G is proven
-//    (topology/paths.ts); the plan never routes anything to it.
+//    and `directSubnet` = G's subnet (and `directSubnet6` = G's subnet6 on a dual-stack network). The node itself
+//    moves G's subnet onto it once a direct path to G is proven (topology/paths.ts); the plan never routes anything
+//    to it.
+// On a dual-stack network (a range6, members with subnet6) every rule holds in both families: an entry's allowed-ips
+// are its IPv4 CIDRs sorted by address, then its IPv6 CIDRs sorted by address; the relay entry is the range minus
+// the own subnet, then range6 minus the own subnet6.
 // meshIndex does the shared work once per network (O(n log n)); memberPeers then gives one member's list in O(n)
 // (a node part), buildMesh every list: O(members + public²) array slots. The entry for a public node is one
 // shared object, the same in every other public node's list (treat plans as immutable). This is the only place
@@ -15,12 +19,15 @@
 // come through memberPeers (src/plan/derive.ts).
 import type { Peer } from './types.ts';
 import { cidrExclude, formatCidr, parseCidr, type Cidr } from './cidr.ts';
+import { cidr6Exclude, compareCidr6, formatCidr6, parseCidr6, type Cidr6 } from './cidr6.ts';
 
 export interface MeshMember {
   /** Node id, or access device name. */
   id: string;
   kind: 'node' | 'device';
   subnet: string;
+  /** Dual-stack networks: the member's IPv6 subnet (same slot as subnet). */
+  subnet6?: string;
   publicKey: string;
   /** "ip:port" for public nodes; null for hidden nodes and devices. */
   endpoint: string | null;
@@ -31,6 +38,8 @@ export interface MeshMember {
 export interface MeshOptions {
   /** Keepalive a hidden node sends to its access node (seconds). */
   hiddenKeepalive: number;
+  /** The network's IPv6 range on a dual-stack network; absent or null: IPv4 only. */
+  range6?: string | null;
 }
 
 export class MeshError extends Error {
@@ -53,12 +62,27 @@ function sortCidrTexts(list: string[]): string[] {
   return parsed.map(formatCidr);
 }
 
+function sortCidr6Texts(list: string[]): string[] {
+  const parsed = list.map((t) => parseCidr6(t) as Cidr6);
+  parsed.sort(compareCidr6);
+  return parsed.map(formatCidr6);
+}
+
+/** A member's allowed-ips: its IPv4 subnets sorted, then (dual-stack) its IPv6 subnets sorted. */
+function bothFamilies(v4: string[], v6: string[]): string[] {
+  const a = v4.length > 1 ? sortCidrTexts(v4) : v4;
+  if (!v6.length) return a;
+  return [...a, ...(v6.length > 1 ? sortCidr6Texts(v6) : v6)];
+}
+
 /**
  * What the peer lists of one network share, built once in O(n log n): the public nodes in order, who enters
  * through each, and the entry of each public / hidden node as the others see it (shared, frozen objects).
  */
 export interface MeshIndex {
   range: Cidr;
+  /** The IPv6 range of a dual-stack network, else null. */
+  range6: Cidr6 | null;
   keepalive: number;
   byId: Map<string, MeshMember>;
   /** Public nodes' entries as every other public node sees them, sorted by node. */
@@ -73,6 +97,9 @@ export interface MeshIndex {
 export function meshIndex(range: string, members: MeshMember[], opts: MeshOptions): MeshIndex {
   const rangeCidr = parseCidr(range);
   if (!rangeCidr) throw new MeshError('E_CIDR_FORMAT', `bad range ${range}`, '');
+  const range6 = opts.range6 ? parseCidr6(opts.range6) : null;
+  if (opts.range6 && !range6) throw new MeshError('E_CIDR_FORMAT', `bad IPv6 range ${opts.range6}`, '');
+  const v6 = (m: MeshMember): string[] => (range6 && m.subnet6 !== undefined ? [m.subnet6] : []);
   const publics = members.filter((m) => m.kind === 'node' && m.via === null).sort(byId);
   const byIdMap = new Map(members.map((m) => [m.id, m]));
   const behind = new Map<string, MeshMember[]>();
@@ -88,13 +115,15 @@ export function meshIndex(range: string, members: MeshMember[], opts: MeshOption
   }
   for (const list of behind.values()) list.sort(byId);
   const publicEntries = publics.map((p) => {
-    const extra = behind.get(p.id)!.map((m) => m.subnet);
+    const list = behind.get(p.id)!;
+    const four = [p.subnet, ...list.map((m) => m.subnet)];
+    const six = range6 ? [...v6(p), ...list.flatMap(v6)] : [];
     return Object.freeze({
       node: p.id,
       kind: 'node',
       publicKey: p.publicKey,
       endpoint: p.endpoint,
-      allowedIps: Object.freeze(extra.length ? sortCidrTexts([p.subnet, ...extra]) : [p.subnet]) as string[],
+      allowedIps: Object.freeze(bothFamilies(four, six)) as string[],
       persistentKeepalive: null,
     }) as Peer;
   });
@@ -111,9 +140,10 @@ export function meshIndex(range: string, members: MeshMember[], opts: MeshOption
           allowedIps: Object.freeze([]) as unknown as string[],
           persistentKeepalive: null,
           directSubnet: m.subnet,
+          ...(range6 && m.subnet6 !== undefined ? { directSubnet6: m.subnet6 } : {}),
         }) as Peer,
     );
-  return { range: rangeCidr, keepalive: opts.hiddenKeepalive, byId: byIdMap, publicEntries, behind, directEntries };
+  return { range: rangeCidr, range6, keepalive: opts.hiddenKeepalive, byId: byIdMap, publicEntries, behind, directEntries };
 }
 
 /**
@@ -140,12 +170,12 @@ export function behindPeers(ix: MeshIndex, id: string): Peer[] {
     kind: m.kind,
     publicKey: m.publicKey,
     endpoint: null,
-    allowedIps: [m.subnet],
+    allowedIps: ix.range6 && m.subnet6 !== undefined ? [m.subnet, m.subnet6] : [m.subnet],
     persistentKeepalive: null,
   }));
 }
 
-/** A hidden node's entry for its access node: the whole range minus its own subnet, with a keepalive. */
+/** A hidden node's entry for its access node: the whole range minus its own subnet (each family), with a keepalive. */
 export function relayPeer(ix: MeshIndex, id: string): Peer | null {
   const m = ix.byId.get(id);
   const access = m?.via ? ix.byId.get(m.via) : undefined;
@@ -155,9 +185,16 @@ export function relayPeer(ix: MeshIndex, id: string): Peer | null {
     kind: 'node',
     publicKey: access.publicKey,
     endpoint: access.endpoint,
-    allowedIps: cidrExclude(ix.range, parseCidr(m.subnet) as Cidr).map(formatCidr),
+    allowedIps: relayAllowed(ix, m),
     persistentKeepalive: ix.keepalive,
   };
+}
+
+function relayAllowed(ix: MeshIndex, m: MeshMember): string[] {
+  const four = cidrExclude(ix.range, parseCidr(m.subnet) as Cidr).map(formatCidr);
+  const own6 = ix.range6 && m.subnet6 !== undefined ? parseCidr6(m.subnet6) : null;
+  if (!ix.range6 || !own6) return four;
+  return [...four, ...cidr6Exclude(ix.range6, own6).map(formatCidr6)];
 }
 
 function publicPeers(ix: MeshIndex, p: MeshMember): Peer[] {

@@ -19,6 +19,7 @@
 // A node that is not probing and sees its direct peer's rx grow probes back at once, at the endpoint WireGuard
 // learnt from those packets.
 import { cidrContainsIp, formatCidr, parseCidr, type Cidr } from './cidr.ts';
+import { formatCidr6, parseCidr6 } from './cidr6.ts';
 
 export interface PathParams {
   /** Keepalive (s) while probing: keeps both NATs' mappings open while the handshake is tried. */
@@ -192,8 +193,17 @@ export function directPeerConfig(s: PathState, candidates: string[], p: PathPara
   }
 }
 
-/** The allowed-ips a proven direct path takes: the subnet's two halves (more specific than any relay block). */
+/**
+ * The allowed-ips a proven direct path takes: the subnet's two halves (more specific than any relay block). An
+ * IPv6 subnet (a dual-stack node's subnet6) likewise: its two halves, e.g. a /64 → two /65s.
+ */
 export function directAllowedIps(subnet: string): string[] {
+  if (subnet.includes(':')) {
+    const c6 = parseCidr6(subnet);
+    if (!c6) throw new Error(`bad subnet ${subnet}`);
+    if (c6.prefix >= 128) return [formatCidr6(c6)];
+    return [formatCidr6({ base: c6.base, prefix: c6.prefix + 1 }), formatCidr6({ base: c6.base + (1n << BigInt(128 - c6.prefix - 1)), prefix: c6.prefix + 1 })];
+  }
   const c = parseCidr(subnet);
   if (!c) throw new Error(`bad subnet ${subnet}`);
   if (c.prefix >= 32) return [formatCidr(c)];
@@ -211,8 +221,9 @@ export function routeOf(address: number, peers: RoutablePeer[]): string | null {
   let best: { key: string; prefix: number } | null = null;
   for (const peer of peers) {
     for (const a of peer.allowedIps) {
-      const c = parseCidr(a) as Cidr;
-      if (cidrContainsIp(c, address) && (!best || c.prefix > best.prefix)) best = { key: peer.publicKey, prefix: c.prefix };
+      // An IPv4 address: a dual-stack peer's IPv6 entries are not candidates.
+      const c = parseCidr(a) as Cidr | null;
+      if (c && cidrContainsIp(c, address) && (!best || c.prefix > best.prefix)) best = { key: peer.publicKey, prefix: c.prefix };
     }
   }
   return best?.key ?? null;
@@ -225,11 +236,21 @@ export interface PlannedPeer {
   allowedIps: string[];
   persistentKeepalive: number | null;
   directSubnet?: string;
+  /** Dual-stack: the node's IPv6 subnet, moved with directSubnet (in the same `wg set`, on the same peer). */
+  directSubnet6?: string;
+}
+
+/** Everything a proven direct path to a peer takes: both families' halves, IPv4 first. */
+export function directPeerAllowedIps(peer: Pick<PlannedPeer, 'directSubnet' | 'directSubnet6'>): string[] {
+  if (peer.directSubnet === undefined) return [];
+  return [...directAllowedIps(peer.directSubnet), ...(peer.directSubnet6 !== undefined ? directAllowedIps(peer.directSubnet6) : [])];
 }
 
 /**
  * A resource's peers with the path decisions applied: each direct peer (one with `directSubnet`) is configured
- * from its node's DirectPeerConfig (none: relay). Every other peer is returned as planned. Pure.
+ * from its node's DirectPeerConfig (none: relay). Every other peer is returned as planned. Pure. On a dual-stack
+ * network a move takes both families at once: the direct peer's allowed-ips become (or stop being) the halves of
+ * directSubnet and directSubnet6 together, so the driver's one `wg set` on that peer moves both.
  */
 export function withPaths<P extends PlannedPeer>(peers: P[], configs: ReadonlyMap<string, DirectPeerConfig>): (P & { forceEndpoint?: true })[] {
   return peers.map((peer) => {
@@ -240,7 +261,7 @@ export function withPaths<P extends PlannedPeer>(peers: P[], configs: ReadonlyMa
       ...peer,
       endpoint: c.endpoint,
       persistentKeepalive: c.persistentKeepalive,
-      allowedIps: c.direct ? directAllowedIps(peer.directSubnet) : [],
+      allowedIps: c.direct ? directPeerAllowedIps(peer) : [],
     };
     if (c.forceEndpoint && c.endpoint !== null) out.forceEndpoint = true;
     return out;

@@ -174,6 +174,8 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   app.get('/v1/status', async () => agent.status());
   app.get('/v1/networks', async () => ({ networks: agent.networks() }));
   app.get<{ Params: { name: string } }>('/v1/networks/:name', async (req) => heavy.run(req, () => agent.network(req.params.name)));
+  // The names the network's resolver serves on this node (docs/dns.md). Read-only, no command.
+  app.get<{ Params: { name: string } }>('/v1/networks/:name/dns', async (req) => agent.dns(req.params.name));
   app.get<{ Querystring: { network: string; peer?: string } }>(
     '/v1/diagnose',
     {

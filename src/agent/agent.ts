@@ -6,6 +6,7 @@ import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { ValidationError, ZmeshError, type Problem } from '../errors.ts';
 import { deviceEgressSources, type NodePlanPart } from '../plan/part.ts';
+import { nameRecords, namesProblems, networkNames, type NameRecord } from '../plan/names.ts';
 import type { AgentConfig } from './config.ts';
 import { checkNodePart, type PortOwner } from './consistency.ts';
 import { checkPolicyFlow, diagnose, policyView, type Diagnosis, type PolicyFlowCheck, type PolicyView } from './diagnose.ts';
@@ -114,6 +115,20 @@ export function replayProblem(bp: Blueprint, part: unknown, last: number, stored
   return { code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${last} already accepted`, hint: 'raise the blueprint version and sign again' };
 }
 
+/** The names of the workloads this node runs against their placement (checked by checkRuntimePart before). */
+function placedNamesProblems(bp: Blueprint, part: NodePlanPart): Problem[] {
+  const out: Problem[] = [];
+  part.networks.forEach((n, i) => {
+    const spec = bp.networks.find((s) => s.name === n.name);
+    if (!spec || n.names === undefined) return;
+    const placed = part.workloads.filter((w) => w.network === n.name);
+    // Only the placement comparison here: the rest was checked with the part (src/agent/consistency.ts).
+    const bounds = { ipRange: '0.0.0.0/0', ipRange6: '::/0' };
+    out.push(...namesProblems(spec, bp.workloads, bounds, n.names, `part.networks[${i}].names`, placed));
+  });
+  return out;
+}
+
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(fn: () => Promise<T>): Promise<T> {
@@ -121,6 +136,19 @@ class Mutex {
     this.tail = next.catch(() => undefined);
     return next;
   }
+}
+
+/** GET /v1/networks/:name/dns: what the network's resolver serves here (docs/dns.md). */
+export interface DnsView {
+  /** tenant/blueprint/network */
+  network: string;
+  networkId: string;
+  node: string;
+  /** Where the resolver listens: this node's gateway addresses in the network. */
+  listen: string[];
+  /** The dnsmasq process; null when none was started (or the driver runs none). */
+  resolver: { pid: number; alive: boolean } | null;
+  records: NameRecord[];
 }
 
 /** GET /v1/status. */
@@ -264,7 +292,9 @@ export class Agent {
         // Which devices may use this node's egress comes from the signed blueprint (never from the plan part).
         const spec = b.envelope.blueprint.networks.find((s) => s.name === n.name);
         const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
-        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, egress: n.egress, egressDevices, resource: n.resource };
+        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, ...(n.ipv6Range !== undefined ? { ipRange6: n.ipv6Range } : {}), egress: n.egress, egressDevices, resource: n.resource };
+        // The resolver's names (docs/dns.md; checked against the blueprint at submit). A part from before names: its own.
+        d.names = n.names ?? networkNames({ workloads: b.part.workloads }, { name: n.name, access: [], resources: [n.resource] });
         // The policy is the tenant's word (the signed blueprint); the plan part only says where its names are.
         if (spec?.policy && n.members) {
           // Compiled once per accepted version and generation (desired networks are built every path tick).
@@ -420,6 +450,8 @@ export class Agent {
       if (replay) problems.push(replay);
       if (!problems.length) problems.push(...checkNodePart(bp, part, this.nodeId, this.deps.identity, this.usedPorts(bp)));
       if (!problems.length) problems.push(...checkRuntimePart(bp, part as NodePlanPart, this.nodeId));
+      // Once this node's workloads are placed right (above), the names of those workloads must say the same.
+      if (!problems.length) problems.push(...placedNamesProblems(bp, part as NodePlanPart));
       if (problems.length) {
         const err = new ValidationError(problems, 'submission');
         this.rejected(envelope, err);
@@ -531,7 +563,23 @@ export class Agent {
       nowSec: Math.floor(this.now() / 1000),
       ping: (addr) => this.deps.driver.ping(desired.networkId, addr, 2000),
       paths: this.paths ? this.paths.views(desired.networkId) : null,
+      ...(this.deps.driver.lookupName ? { lookup: (name: string, server: string, type: 'A' | 'AAAA') => this.deps.driver.lookupName!(desired.networkId, name, server, type) } : {}),
+      resolver: this.deps.driver.resolver?.(desired.networkId) ?? null,
     });
+  }
+
+  /** The records a network's resolver serves on this node and the resolver's state (GET /v1/networks/:name/dns). */
+  dns(key: string): DnsView {
+    const { desired } = this.findNetwork(key);
+    const r = desired.resource;
+    return {
+      network: `${desired.tenant}/${desired.blueprint}/${desired.networkName}`,
+      networkId: desired.networkId,
+      node: this.nodeId,
+      listen: [r.gateway, ...(r.gateway6 ? [r.gateway6] : [])],
+      resolver: this.deps.driver.resolver?.(desired.networkId) ?? null,
+      records: desired.names ? nameRecords(desired.networkName, desired.names) : [],
+    };
   }
 
   /**

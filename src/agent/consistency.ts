@@ -6,9 +6,11 @@ import { openSealed, SealError } from '../crypto/seal.ts';
 import type { Problem } from '../errors.ts';
 import { findOverlap } from '../plan/check.ts';
 import { NODE_PART_FORMAT, type NodePlanPart } from '../plan/part.ts';
-import { networkId } from '../plan/planner.ts';
+import { namesProblems } from '../plan/names.ts';
+import { networkId, subnet6PrefixOf, ulaRange } from '../plan/planner.ts';
 import { sealContext } from '../plan/types.ts';
-import { cidrContains, firstHost, formatIPv4, lastHost, parseCidr, type Cidr } from '../../topology/cidr.ts';
+import { cidrContains, firstHost, formatIPv4, lastHost, parseCidr, subnetIndex, type Cidr } from '../../topology/cidr.ts';
+import { cidr6Contains, findOverlap6, formatCidr6, formatIPv6, nthSubnet6, parseCidr6, type Cidr6 } from '../../topology/cidr6.ts';
 
 export interface PortOwner {
   port: number;
@@ -62,6 +64,20 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     const range = parseCidr(spec.ipRange)!;
     const r = n.resource;
     const rp = `${at}.resource`;
+    // IPv6 (docs/plan-format.md#ipv6): the range the blueprint gives or derives; the part carries IPv6 fields all
+    // or none (a part planned before IPv6 has none), and each is the mirror of its IPv4 twin.
+    const range6 = spec.ipv6 === false ? null : parseCidr6(spec.ipv6Range ?? ulaRange(bp.tenant, bp.name, spec.name))!;
+    const prefix6 = range6 ? subnet6PrefixOf(range6.prefix, range.prefix, spec.subnetPrefix) : 0;
+    const dual = range6 !== null && r.subnet6 !== undefined;
+    const n6 = n as { ipv6Range?: unknown; subnet6Prefix?: unknown };
+    if (range6 === null && (n6.ipv6Range !== undefined || n6.subnet6Prefix !== undefined || r.subnet6 !== undefined || r.gateway6 !== undefined || r.wgAddress6 !== undefined)) {
+      bad('E_PART_NETWORK', at, `network ${spec.name} is IPv4-only (ipv6: false) but the part gives it IPv6`);
+    } else if (range6 !== null && ((n6.ipv6Range !== undefined && n6.ipv6Range !== formatCidr6(range6)) || (n6.subnet6Prefix !== undefined && n6.subnet6Prefix !== prefix6))) {
+      bad('E_PART_NETWORK', at, `ipv6Range or subnet6Prefix differ from network ${spec.name}'s ${formatCidr6(range6)} and /${prefix6}`);
+    }
+    if (range6 !== null && !dual && (r.gateway6 !== undefined || r.wgAddress6 !== undefined)) bad('E_PART_SUBNET', rp, 'gateway6 or wgAddress6 without subnet6');
+    /** The IPv6 twin of an IPv4 slot of the range. */
+    const mirror = (c: Cidr): Cidr6 => nthSubnet6(range6!, prefix6, subnetIndex(range, c));
     if (r.node !== nodeId) bad('E_PART_NODE', `${rp}.node`, `resource is for ${str(r.node)}`);
     const sub = parseCidr(str(r.subnet));
     if (!sub || sub.prefix !== spec.subnetPrefix || !cidrContains(range, sub)) {
@@ -69,6 +85,15 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     } else {
       if (r.gateway !== formatIPv4(firstHost(sub)) || r.wgAddress !== `${formatIPv4(lastHost(sub))}/32`) {
         bad('E_PART_SUBNET', rp, 'gateway or wgAddress do not derive from the subnet');
+      }
+      if (dual) {
+        const sub6 = mirror(sub);
+        const host6 = (ip: number) => formatIPv6(sub6.base + BigInt(ip - sub.base));
+        if (r.subnet6 !== formatCidr6(sub6)) {
+          bad('E_PART_SUBNET', `${rp}.subnet6`, `subnet6 ${str(r.subnet6)} is not ${formatCidr6(sub6)}, the slot of ${str(r.subnet)} in ${formatCidr6(range6!)}`);
+        } else if (r.gateway6 !== host6(firstHost(sub)) || r.wgAddress6 !== `${host6(lastHost(sub))}/128`) {
+          bad('E_PART_SUBNET', rp, 'gateway6 or wgAddress6 do not derive from the subnet6 (the IPv4 hosts mirrored)');
+        }
       }
       const all: Cidr[] = [];
       let ownListed = false;
@@ -101,6 +126,7 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     }
     if (!Array.isArray(r.peers)) return bad('E_PART_FORMAT', `${rp}.peers`, 'peers must be a list');
     const allowed: Cidr[] = [];
+    const allowed6: Cidr6[] = [];
     const directs = new Set<string>();
     const peerKeys = new Set<string>();
     const peerNodes = new Set<string>();
@@ -116,6 +142,12 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       peerNodes.add(str(p.node));
       if (!Array.isArray(p.allowedIps)) return bad('E_PART_PEER', `${pp}.allowedIps`, 'allowedIps must be a list');
       for (const a of p.allowedIps) {
+        if (typeof a === 'string' && a.includes(':')) {
+          const c6 = dual ? parseCidr6(a) : null;
+          if (!c6 || !cidr6Contains(range6!, c6)) bad('E_PART_PEER', `${pp}.allowedIps`, dual ? `allowed-ip ${a.slice(0, 64)} lies outside ${formatCidr6(range6!)}` : `IPv6 allowed-ip ${a.slice(0, 64)} on a part without IPv6`);
+          else allowed6.push(c6);
+          continue;
+        }
         const c = parseCidr(str(a));
         if (!c || !cidrContains(range, c)) bad('E_PART_PEER', `${pp}.allowedIps`, `allowed-ip ${str(a)} lies outside ${spec.ipRange}`);
         else allowed.push(c);
@@ -135,10 +167,16 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
         else if (directs.has(str(p.directSubnet))) bad('E_PART_PEER', `${pp}.directSubnet`, `direct subnet ${str(p.directSubnet)} is given to two peers`);
         else directs.add(str(p.directSubnet));
         if (p.allowedIps.length || p.endpoint !== null || p.persistentKeepalive !== null) bad('E_PART_PEER', pp, 'a direct peer has no allowed-ips, endpoint or keepalive in the plan');
-      }
+        // Its IPv6 twin moves with it: exactly the mirror of directSubnet, on a dual-stack part only.
+        const want6 = dual && d && d.prefix === spec.subnetPrefix && cidrContains(range, d) ? formatCidr6(mirror(d)) : undefined;
+        if (p.directSubnet6 !== want6) bad('E_PART_PEER', `${pp}.directSubnet6`, `direct subnet6 ${str(p.directSubnet6)} is not the IPv6 twin of ${str(p.directSubnet)}`);
+      } else if (p.directSubnet6 !== undefined) bad('E_PART_PEER', `${pp}.directSubnet6`, 'directSubnet6 without directSubnet');
     });
     if (sub) allowed.push(sub);
     if (findOverlap(allowed)) bad('E_PART_PEER', `${rp}.peers`, 'peers allowed-ips overlap each other or the own subnet');
+    const own6 = dual ? parseCidr6(str(r.subnet6)) : null;
+    if (own6) allowed6.push(own6);
+    if (findOverlap6(allowed6)) bad('E_PART_PEER', `${rp}.peers`, 'peers IPv6 allowed-ips overlap each other or the own subnet6');
     // A policy's members: where its names are (the policy itself is the blueprint's). Only /32s inside the range.
     if (spec.policy) {
       const m = n.members as unknown;
@@ -151,6 +189,25 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       if (!isObj(m) || !map(m.nodes, true) || !map(m.workloads, false) || !map(m.devices, false)) {
         bad('E_PART_POLICY', `${at}.members`, 'the network has a policy: the part must list its members as /32 addresses inside the range');
       }
+      // Their IPv6 addresses (dual-stack parts only): /128s inside the network's ipv6Range.
+      const host6 = (v: unknown) => {
+        const c = typeof v === 'string' ? parseCidr6(v) : null;
+        return c !== null && c.prefix === 128 && range6 !== null && cidr6Contains(range6, c);
+      };
+      const map6 = (v: unknown, list: boolean) =>
+        v === undefined || (dual && isObj(v) && Object.keys(v).length <= 100_000 && Object.values(v).every((x) => (list ? Array.isArray(x) && x.length <= 4 && x.every(host6) : host6(x))));
+      if (isObj(m) && (!map6(m.nodes6, true) || !map6(m.workloads6, false) || !map6(m.devices6, false))) {
+        bad('E_PART_POLICY', `${at}.members`, 'IPv6 members must be /128 addresses inside the network\'s ipv6Range, on a dual-stack part only');
+      }
+    }
+    // The names its resolver serves (docs/dns.md): only this network's own workloads, devices and nodes of the
+    // signed blueprint, inside its ranges; this node's own name is its gateway. Absent (older parts): own names only.
+    if (n.names !== undefined) {
+      const ipRange6 = spec.ipv6 === false ? null : (spec.ipv6Range ?? ulaRange(bp.tenant, bp.name, spec.name));
+      const np = namesProblems(spec, bp.workloads, { ipRange: spec.ipRange, ipRange6 }, n.names, `${at}.names`);
+      out.push(...np);
+      const self = np.length ? undefined : Object.hasOwn(n.names.nodes, nodeId) ? n.names.nodes[nodeId] : undefined;
+      if (self && (self.ip !== r.gateway || (self.ip6 ?? null) !== (r.gateway6 ?? null))) bad('E_PART_NAMES', `${at}.names.nodes.${nodeId}`, "this node's name must be its gateway address(es)");
     }
   });
   return out;

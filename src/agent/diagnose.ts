@@ -47,6 +47,34 @@ export interface DiagnoseInput {
   ping: (address: string) => Promise<{ ok: boolean; rttMs: number | null }>;
   /** The network's direct paths (PathManager views); null: this agent does not try direct paths. */
   paths?: PathView[] | null;
+  /** Asks the network's resolver (docs/dns.md) from inside the tenant namespace; absent: the driver runs none. */
+  lookup?: (name: string, server: string, type: 'A' | 'AAAA') => Promise<{ answered: boolean; nxdomain: boolean; addresses: string[]; ms: number }>;
+  /** The resolver's process, when the driver runs one. */
+  resolver?: { pid: number; alive: boolean } | null;
+}
+
+/**
+ * The "resolver" check (docs/dns.md): the node's own name `<node>.<network>` asked at each gateway address must
+ * answer that address, and a name of no network must be NXDOMAIN (nothing is forwarded).
+ */
+export async function resolverCheck(input: Pick<DiagnoseInput, 'desired' | 'lookup' | 'resolver'>): Promise<{ verdict: Verdict; detail: string }> {
+  const { desired, lookup, resolver } = input;
+  const r = desired.resource;
+  if (!lookup || !desired.names) return { verdict: 'skip', detail: 'this agent runs no resolver for the network' };
+  const who = resolver ? `dnsmasq pid ${resolver.pid}` : 'dnsmasq';
+  if (resolver && !resolver.alive) return { verdict: 'fail', detail: `${who} is not running (the agent restarts it on its next reconcile)` };
+  const name = `${r.node}.${desired.networkName}`;
+  const asks: [string, 'A' | 'AAAA'][] = [[r.gateway, 'A'], ...(r.gateway6 ? [[r.gateway6, 'AAAA'] as [string, 'A' | 'AAAA']] : [])];
+  const said: string[] = [];
+  for (const [gw, type] of asks) {
+    const a = await lookup(name, gw, type);
+    if (!a.answered) return { verdict: 'fail', detail: `${who}: no answer on ${gw} port 53 for ${name} (the agent restarts a dead resolver on its next reconcile)` };
+    if (!a.addresses.includes(gw)) return { verdict: 'fail', detail: `${who} on ${gw}: ${name} ${type} is ${a.nxdomain ? 'NXDOMAIN' : a.addresses.join(', ') || 'empty'}, expected ${gw}` };
+    said.push(`${name} ${type} ${gw} (${a.ms.toFixed(0)} ms)`);
+  }
+  const outside = await lookup('zmesh-probe.invalid', r.gateway, 'A');
+  if (!outside.nxdomain) return { verdict: 'fail', detail: `${who}: a name of no network (zmesh-probe.invalid) is not NXDOMAIN: ${outside.addresses.join(', ') || 'no answer'}` };
+  return { verdict: 'pass', detail: `${who} answers ${said.join(', ')}; other names NXDOMAIN` };
 }
 
 /** The peer longest-prefix match sends an address to (WireGuard's cryptokey routing), or null. */
@@ -151,6 +179,8 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   const route = actual?.routes.find((x) => x.dst === desired.ipRange && x.dev === wgName);
   add('route', route ? 'pass' : 'fail', route ? `${desired.ipRange} via ${wgName}` : `no route for ${desired.ipRange} via ${wgName}`);
   add('firewall', 'pass', firewallText(actual));
+  const dns = await resolverCheck(input);
+  add('resolver', dns.verdict, dns.detail);
 
   const peers = input.peer ? r.peers.filter((p) => p.node === input.peer || p.publicKey === input.peer) : r.peers;
   if (input.peer && peers.length === 0) add('peer', 'fail', `${input.peer} is not a peer of this node in network ${desired.networkName} (hidden nodes reach others through their access node)`);

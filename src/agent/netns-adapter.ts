@@ -14,6 +14,9 @@ import type { AgentConfig } from './config.ts';
 import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, ResourceReport } from './ports.ts';
 import type { PeerCounters } from './paths.ts';
 import type { Resource } from '../plan/types.ts';
+import { Resolvers } from '../../netns/dns.ts';
+import { parseNslookup } from '../../netns/dns-build.ts';
+import { nameRecords } from '../plan/names.ts';
 
 const WG_OVERHEAD = 80;
 
@@ -116,6 +119,8 @@ export class NetnsDriverPort implements DriverPort {
   readonly driver: Driver;
   /** Last addresses of each control-plane name (kept when a lookup fails). */
   private readonly resolved = new Map<string, string[]>();
+  /** Each network's resolver (docs/dns.md): started after the driver applied the network, stopped before it goes. */
+  readonly resolvers: Resolvers;
 
   constructor(
     private readonly identity: X25519Secret,
@@ -126,6 +131,12 @@ export class NetnsDriverPort implements DriverPort {
   ) {
     this.underlayMtu = opts.underlayMtu ?? null;
     this.driver = new Driver({ ...opts, runner: this.runner });
+    this.resolvers = new Resolvers(this.runner, {
+      // /run/zmesh-dns (not the driver's /run/zmesh, 0700 under the agent's umask): dnsmasq re-reads its hosts
+      // file as nobody. A driver given a state directory keeps them under it.
+      ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+      onExit: (networkId, info) => this.log?.warn({ networkId, ...info }, 'resolver (dnsmasq) exited; the next reconcile restarts it'),
+    });
   }
 
   /** The egress policy for this apply: names of the control plane looked up again (bounded, cached on failure). */
@@ -147,6 +158,8 @@ export class NetnsDriverPort implements DriverPort {
   }
 
   async apply(desired: DesiredNetwork[], opts: { first?: string[] } = {}): Promise<ResourceReport[]> {
+    // A resolver stops before the driver deletes its namespace: a process inside would keep it (and its links) alive.
+    const removing = await this.resolvers.stopExcept(new Set(desired.map((d) => d.networkId)));
     const egress = desired.some((d) => d.egress) ? await this.egressPolicy() : undefined;
     const rep = await this.driver.apply(
       desired.map((d) => ({
@@ -154,6 +167,8 @@ export class NetnsDriverPort implements DriverPort {
         networkId: d.networkId,
         networkName: d.networkName,
         ipRange: d.ipRange,
+        // Dual-stack only when the resource carries its IPv6 fields too (a part planned before IPv6 has none).
+        ...(d.ipRange6 !== undefined && d.resource.subnet6 !== undefined ? { ipRange6: d.ipRange6 } : {}),
         egress: d.egress,
         egressDevices: d.egressDevices ?? [],
         resource: d.resource,
@@ -164,7 +179,46 @@ export class NetnsDriverPort implements DriverPort {
     );
     this.underlayMtu = rep.underlayMtu;
     this.log?.debug({ ms: rep.ms, commands: rep.commands, backend: rep.backend }, 'data plane applied');
-    return toReports(rep);
+    const reports = toReports(rep);
+    await this.applyResolvers(desired, reports, removing);
+    return reports;
+  }
+
+  /**
+   * After the driver: each applied network's resolver brought to its names (nothing when unchanged); the
+   * resolvers of networks about to go were stopped before the driver ran (`removing`: their change lines).
+   */
+  private async applyResolvers(desired: DesiredNetwork[], reports: ResourceReport[], removing: { networkId: string; changes: string[] }[]): Promise<void> {
+    const byId = new Map(reports.map((r) => [r.networkId, r]));
+    for (const x of removing) {
+      const r = byId.get(x.networkId);
+      if (r) r.changes.unshift(...x.changes);
+      else if (x.changes.length) reports.push({ networkId: x.networkId, ok: true, changes: x.changes, errors: [] });
+    }
+    for (const d of desired) {
+      const r = byId.get(d.networkId);
+      if (!r || !d.names) continue;
+      const listen = [d.resource.gateway, ...(d.resource.gateway6 ? [d.resource.gateway6] : [])];
+      try {
+        r.changes.push(...(await this.resolvers.ensure({ networkId: d.networkId, network: d.networkName, listen, records: nameRecords(d.networkName, d.names) })));
+      } catch (e) {
+        r.ok = false;
+        const c = e as { argv?: string[]; stderr?: string };
+        r.errors.push({ message: `resolver: ${(e as Error).message}`, ...(c.argv ? { argv: c.argv } : {}), ...(c.stderr ? { stderr: c.stderr } : {}) });
+      }
+    }
+  }
+
+  resolver(networkId: string): { pid: number; alive: boolean } | null {
+    return isNetworkId(networkId) ? this.resolvers.status(networkId) : null;
+  }
+
+  /** `busybox nslookup -type=A|AAAA NAME SERVER` inside the tenant namespace (busybox-static, scripts/deps.sh). */
+  async lookupName(networkId: string, name: string, server: string, type: 'A' | 'AAAA' = 'A'): Promise<{ answered: boolean; nxdomain: boolean; addresses: string[]; ms: number }> {
+    if (!isNetworkId(networkId) || isIP(server) === 0 || !/^[a-z0-9.-]{1,253}$/.test(name)) return { answered: false, nxdomain: false, addresses: [], ms: 0 };
+    const t0 = performance.now();
+    const r = await this.runner.run(inNetns(namesFor(networkId).ns, ['busybox', 'nslookup', `-type=${type}`, name, server]), { mutating: false, okCodes: [0, 1], timeoutMs: 8000 });
+    return { ...parseNslookup(r.stdout, r.stderr, r.exitCode), ms: performance.now() - t0 };
   }
 
   async actual(networkId: string): Promise<ActualNetwork | null> {
@@ -174,7 +228,8 @@ export class NetnsDriverPort implements DriverPort {
   }
 
   async ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }> {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address) || !isNetworkId(networkId)) return { ok: false, rttMs: null };
+    // An IPv4 or IPv6 address (dual-stack networks); iputils' ping picks the family from it.
+    if (isIP(address) === 0 || !isNetworkId(networkId)) return { ok: false, rttMs: null };
     const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
     const r = await this.runner.run(inNetns(namesFor(networkId).ns, ['ping', '-n', '-q', '-c', '1', '-W', secs, address]), {
       mutating: false,

@@ -4,7 +4,7 @@
 // read with wireguard-go, no process), steps every pair, and when a pair's configuration changes applies just
 // that network's peers in one `wg set`. Public nodes never tick.
 import type { Problem } from '../errors.ts';
-import { directAllowedIps, directPeerConfig, HANDSHAKE_SLACK_MS, initialPath, SESSION_MS, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
+import { directPeerAllowedIps, directPeerConfig, HANDSHAKE_SLACK_MS, initialPath, SESSION_MS, PATH_PARAMS, stepPath, withPaths, type DirectPeerConfig, type PathParams, type PathState, type RelayReason } from '../../topology/paths.ts';
 import { validateCandidates, type CandidateMap, type DirectPeerIndex } from './candidates.ts';
 import type { DesiredNetwork } from './ports.ts';
 
@@ -140,7 +140,8 @@ export class PathManager {
         const c = byKey.get(p.publicKey);
         const k = key(d.networkId, p.node, p.publicKey);
         if (!c?.allowedIps || this.states.has(k)) continue;
-        const halves = directAllowedIps(p.directSubnet!);
+        // Both families' halves (dual-stack): a path held in one family only is not adopted (the next move fixes both).
+        const halves = directPeerAllowedIps(p);
         const held = c.allowedIps.length === halves.length && halves.every((h) => c.allowedIps!.includes(h));
         // A handshake in the future (the wall clock stepped back) proves nothing about now.
         const age = now - c.latestHandshake * 1000;

@@ -16,9 +16,18 @@ export function policyGroups(bp: Blueprint, spec: NetworkSpec): PolicyGroups {
 
 export function nodePolicy(bp: Blueprint, spec: NetworkSpec, n: NodeNetworkPart, placed: WorkloadPlan[]): CompiledPolicy {
   const r = n.resource;
-  return compilePolicy(spec.policy!, n.ipRange, n.members!, policyGroups(bp, spec), {
-    node: [`${r.gateway}/32`, r.wgAddress],
-    workloads: placed.filter((w) => w.network === n.name).map((w) => w.name),
-    devices: r.peers.filter((p) => p.kind === 'device').map((p) => p.node),
-  });
+  // Dual-stack: the node's own IPv6 addresses are destinations it guards too, and the policy covers both families.
+  const dual = n.ipv6Range !== undefined && r.gateway6 !== undefined && r.wgAddress6 !== undefined;
+  return compilePolicy(
+    spec.policy!,
+    n.ipRange,
+    n.members!,
+    policyGroups(bp, spec),
+    {
+      node: [`${r.gateway}/32`, r.wgAddress, ...(dual ? [`${r.gateway6}/128`, r.wgAddress6!] : [])],
+      workloads: placed.filter((w) => w.network === n.name).map((w) => w.name),
+      devices: r.peers.filter((p) => p.kind === 'device').map((p) => p.node),
+    },
+    dual ? n.ipv6Range : undefined,
+  );
 }

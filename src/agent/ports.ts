@@ -4,6 +4,7 @@ import type { Resource } from '../plan/types.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { PeerCounters } from './paths.ts';
 import type { FirewallCounters, PolicyCounters } from '../../netns/parse.ts';
+import type { NetworkNames } from '../plan/names.ts';
 
 export interface DesiredNetwork {
   tenant: string;
@@ -11,12 +12,22 @@ export interface DesiredNetwork {
   networkId: string;
   networkName: string;
   ipRange: string;
+  /** Dual-stack networks: the network's IPv6 range (the part's ipv6Range); absent: IPv4-only. */
+  ipRange6?: string;
   egress: boolean;
   /** Subnets of the access devices this node serves that may use its egress (from the signed blueprint). */
   egressDevices?: string[];
   resource: Resource;
   /** The network policy this node enforces (compiled from the signed blueprint and the part's members). */
   policy?: CompiledPolicy;
+  /** The names the network's resolver serves on this node (docs/dns.md; checked against the signed blueprint). */
+  names?: NetworkNames;
+}
+
+/** A network's resolver on this node (docs/dns.md). */
+export interface ResolverState {
+  pid: number;
+  alive: boolean;
 }
 
 export interface ResourceReport {
@@ -86,6 +97,10 @@ export interface DriverPort {
   setPeers?(networkId: string, peers: Resource['peers']): Promise<string[]>;
   /** The host's underlay addresses (on the devices of its default routes). */
   underlayAddresses?(): Promise<string[]>;
+  /** The network's resolver (dnsmasq; docs/dns.md), or null when none runs. */
+  resolver?(networkId: string): ResolverState | null;
+  /** Asks the network's resolver at `server` (a gateway address) for `name`, from inside the tenant namespace. */
+  lookupName?(networkId: string, name: string, server: string, type?: 'A' | 'AAAA'): Promise<{ answered: boolean; nxdomain: boolean; addresses: string[]; ms: number }>;
 }
 
 /** What carries this node's tunnels (GET /v1/status → dataplane). */

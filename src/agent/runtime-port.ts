@@ -47,7 +47,17 @@ export function runtimeDesired(blueprints: StoredBlueprint[], node: string): Des
         cpu: w.cpu,
         memory: w.memory,
         disk: w.disk ?? DEFAULT_DISK,
-        network: { id: n.id, name: n.name, ip: p.ip, prefix: Number(n.resource.subnet.split('/')[1]), gateway: n.resource.gateway },
+        network: {
+          id: n.id,
+          name: n.name,
+          ip: p.ip,
+          prefix: Number(n.resource.subnet.split('/')[1]),
+          gateway: n.resource.gateway,
+          // Dual-stack (docs/dns.md, docs/plan-format.md#ipv6): the workload's ip6 on the node's subnet6.
+          ...(p.ip6 !== undefined && n.resource.subnet6 !== undefined && n.resource.gateway6 !== undefined
+            ? { ip6: p.ip6, prefix6: Number(n.resource.subnet6.split('/')[1]), gateway6: n.resource.gateway6 }
+            : {}),
+        },
         mounts: w.volumes.map((v) => ({ volume: v.name, path: v.mount })),
       });
     }

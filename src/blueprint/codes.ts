@@ -56,7 +56,7 @@ export const BLUEPRINT_CODES = {
     hint: 'write four decimal octets (no leading zeros), a slash and a prefix length',
   },
   E_RANGE_HOST_BITS: {
-    meaning: 'ipRange has bits set after its prefix',
+    meaning: 'ipRange (or ipv6Range) has bits set after its prefix',
     hint: 'use the network address of the range (the suggested value is in the message)',
   },
   E_RANGE_PREFIX: {
@@ -108,8 +108,8 @@ export const BLUEPRINT_CODES = {
     hint: 'groups are DNS labels, e.g. groups: [web, frontend]',
   },
   E_RANGE_OVERLAP: {
-    meaning: 'two networks of the blueprint have overlapping ranges',
-    hint: 'give each network a disjoint ipRange',
+    meaning: 'two networks of the blueprint have overlapping ranges (ipRange, or the ipv6Range they give)',
+    hint: 'give each network a disjoint ipRange (and ipv6Range)',
   },
   E_KEY_FORMAT: {
     meaning: 'a public key is not 44 characters of canonical base64 for 32 bytes',
@@ -150,6 +150,18 @@ export const BLUEPRINT_CODES = {
   E_WORKLOAD_NODE: {
     meaning: 'a workload\'s node is not one of its network\'s nodes',
     hint: 'add the node to the network, or run the workload on a node of the network',
+  },
+  E_IPV6_RANGE: {
+    meaning: 'a network\'s ipv6Range is not an IPv6 CIDR, not a /48 to /56, or not inside fc00::/7 (unique local addresses)',
+    hint: 'write a ULA range like fd12:3456:789a::/48, or leave ipv6Range out to get one derived from tenant and network',
+  },
+  E_IPV6_OFF: {
+    meaning: 'an IPv6 field on an IPv4-only network: ipv6Range together with ipv6: false, or a workload ip6 on a network with ipv6: false',
+    hint: 'remove the IPv6 field, or ipv6: false',
+  },
+  E_WORKLOAD_IP6: {
+    meaning: 'a workload ip6 is not an IPv6 address, or lies outside its network\'s ipv6Range',
+    hint: 'use an address inside the node\'s subnet6 (see the plan), or leave ip6 out to get the IPv4 host mirrored',
   },
   E_WORKLOAD_IP: {
     meaning: 'a workload ip is not an IPv4 address, or lies outside its network\'s range',

@@ -4,6 +4,7 @@ import { Key } from '../crypto/keys.ts';
 import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { problem, type BlueprintCode } from './codes.ts';
 import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
+import { cidr6Contains, cidr6ContainsIp, cidrs6Overlap, compareCidr6, formatCidr6, formatIPv6, parseCidr6, parseIPv6, ULA, type Cidr6 } from '../../topology/cidr6.ts';
 import type { AccessSpec, Blueprint, NetworkPolicy, NetworkSpec, PolicyRule, VolumeSpec, WorkloadSpec, WorkloadVolume } from './types.ts';
 import { isGroupName, MAX_GROUPS, MAX_POLICY_RULES, MAX_RULE_ITEMS, parsePort, parseSelector } from './policy.ts';
 import { MiB, formatSize, parseSize } from './units.ts';
@@ -13,6 +14,9 @@ export const MIN_RANGE_PREFIX = 8;
 export const MAX_RANGE_PREFIX = 22;
 export const MAX_SUBNET_PREFIX = 29;
 export const DEFAULT_SUBNET_PREFIX = 24;
+/** A network's ipv6Range: a /48 to /56 inside fc00::/7 (docs/blueprint-format.md#ipv6). */
+export const MIN_RANGE6_PREFIX = 48;
+export const MAX_RANGE6_PREFIX = 56;
 export const DEFAULT_CPU = 1;
 export const MAX_CPU = 256;
 export const DEFAULT_MEMORY = 256 * MiB;
@@ -187,12 +191,12 @@ function get(o: Raw, k: string): unknown {
 }
 
 const TOP_FIELDS = ['tenant', 'name', 'version', 'networks', 'workloads', 'volumes'] as const;
-const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'nodes', 'access', 'egress', 'policy'] as const;
+const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'ipv6Range', 'ipv6', 'nodes', 'access', 'egress', 'policy'] as const;
 const ACCESS_FIELDS = ['name', 'publicKey', 'egress', 'groups'] as const;
 const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes', 'groups'] as const;
 const POLICY_FIELDS = ['default', 'rules'] as const;
 const RULE_FIELDS = ['from', 'to', 'ports'] as const;
-const WORKLOAD_NETWORK_FIELDS = ['name', 'ip'] as const;
+const WORKLOAD_NETWORK_FIELDS = ['name', 'ip', 'ip6'] as const;
 const MOUNT_FIELDS = ['name', 'mount'] as const;
 const VOLUME_FIELDS = ['name', 'node', 'size'] as const;
 
@@ -204,6 +208,9 @@ interface NetworkFacts {
   /** The range when it is fully valid (format, prefix, host bits), and its text. */
   range: Cidr | null;
   rangeText: string;
+  /** IPv6: false when the network is IPv4-only (or its IPv6 fields are bad); the blueprint's ipv6Range when valid. */
+  dual: boolean;
+  range6: Cidr6 | null;
   nodes: Set<string>;
   /** Named selectors of the policy, checked against the workloads once they are known. */
   policyRefs: { kind: 'workload' | 'device' | 'node' | 'group'; name: string; path: string }[];
@@ -298,7 +305,7 @@ function checkPolicy(c: Checker, v: unknown, path: string, range: Cidr | null, r
             c.add('E_POLICY_CIDR', joinPath(sp, j), `${sel.text} is not inside the network range ${rangeText}`);
             ok = false;
           }
-        } else if (sel.kind !== 'any') refs.push({ kind: sel.kind, name: sel.name, path: joinPath(sp, j) });
+        } else if (sel.kind !== 'any' && sel.kind !== 'cidr6') refs.push({ kind: sel.kind, name: sel.name, path: joinPath(sp, j) });
       });
       sides[side] = list;
     }
@@ -320,7 +327,7 @@ function checkPolicy(c: Checker, v: unknown, path: string, range: Cidr | null, r
 }
 
 function checkNetwork(c: Checker, v: unknown, path: string, index: number): NetworkFacts {
-  const facts: NetworkFacts = { index, spec: null, name: null, range: null, rangeText: '', nodes: new Set(), policyRefs: [], deviceGroups: new Map() };
+  const facts: NetworkFacts = { index, spec: null, name: null, range: null, rangeText: '', dual: false, range6: null, nodes: new Set(), policyRefs: [], deviceGroups: new Map() };
   const o = c.object(v, path, NETWORK_FIELDS);
   if (!o) return facts;
   const name = c.label(get(o, 'name'), joinPath(path, 'name'));
@@ -362,6 +369,43 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       subnetPrefix = null;
     }
   }
+
+  // IPv6: dual-stack unless `ipv6: false`. Present in the normalized form only when given (ipv6Range, canonical
+  // text) or false (ipv6), so envelopes signed before IPv6 still verify; `ipv6: true` is the default, left out.
+  const v6Path = joinPath(path, 'ipv6');
+  const ipv6 = c.boolean(get(o, 'ipv6'), v6Path, true);
+  const r6Path = joinPath(path, 'ipv6Range');
+  const r6Raw = get(o, 'ipv6Range');
+  let range6Text: string | null | undefined;
+  if (r6Raw !== undefined) {
+    range6Text = c.string(r6Raw, r6Path);
+    if (range6Text !== null) {
+      const cidr = parseCidr6(range6Text, false);
+      const exact = parseCidr6(range6Text, true);
+      if (!cidr) {
+        c.add('E_IPV6_RANGE', r6Path, `${JSON.stringify(range6Text.slice(0, 60))} is not an IPv6 CIDR like fd12:3456:789a::/48`);
+        range6Text = null;
+      } else if (cidr.prefix < MIN_RANGE6_PREFIX || cidr.prefix > MAX_RANGE6_PREFIX) {
+        c.add('E_IPV6_RANGE', r6Path, `/${cidr.prefix} is outside /${MIN_RANGE6_PREFIX} to /${MAX_RANGE6_PREFIX}`);
+        range6Text = null;
+      } else if (!exact) {
+        const fixed = formatCidr6(cidr);
+        c.add('E_RANGE_HOST_BITS', r6Path, `${range6Text} has host bits set; did you mean ${fixed}?`, `write ${fixed}`);
+        range6Text = null;
+      } else if (!cidr6Contains(ULA, cidr)) {
+        c.add('E_IPV6_RANGE', r6Path, `${range6Text} is not a unique local range (inside fc00::/7)`);
+        range6Text = null;
+      } else {
+        range6Text = formatCidr6(cidr);
+        facts.range6 = cidr;
+      }
+    }
+    if (ipv6 === false) {
+      c.add('E_IPV6_OFF', r6Path, 'a network with ipv6: false has no ipv6Range', 'remove ipv6Range, or ipv6: false');
+      range6Text = null;
+    }
+  }
+  facts.dual = ipv6 !== false;
 
   const nodesPath = joinPath(path, 'nodes');
   const nodesRaw = c.array(get(o, 'nodes'), nodesPath);
@@ -435,8 +479,19 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
     }
   }
   const policy = checkPolicy(c, get(o, 'policy'), joinPath(path, 'policy'), range, rangeText ?? '', facts.policyRefs);
-  if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null && policy !== null) {
-    facts.spec = policy ? { name, ipRange: rangeText, subnetPrefix, nodes, access, egress, policy } : { name, ipRange: rangeText, subnetPrefix, nodes, access, egress };
+  if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null && policy !== null && ipv6 !== null && range6Text !== null) {
+    const spec: NetworkSpec = {
+      name,
+      ipRange: rangeText,
+      subnetPrefix,
+      ...(range6Text !== undefined ? { ipv6Range: range6Text } : {}),
+      ...(ipv6 === false ? { ipv6: false as const } : {}),
+      nodes,
+      access,
+      egress,
+    };
+    if (policy) spec.policy = policy;
+    facts.spec = spec;
   }
   return facts;
 }
@@ -448,6 +503,9 @@ interface WorkloadFacts {
   network: string | null;
   ip: number | null;
   ipText: string | null;
+  /** The blueprint's ip6 when valid, and its canonical text. */
+  ip6: bigint | null;
+  ip6Text: string | null;
   mounts: Array<{ volume: string | null; path: string }>;
   groups: string[];
 }
@@ -471,7 +529,7 @@ function checkMountPath(c: Checker, v: unknown, path: string): string | null {
 }
 
 function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
-  const facts: WorkloadFacts = { spec: null, name: null, node: null, network: null, ip: null, ipText: null, mounts: [], groups: [] };
+  const facts: WorkloadFacts = { spec: null, name: null, node: null, network: null, ip: null, ipText: null, ip6: null, ip6Text: null, mounts: [], groups: [] };
   const o = c.object(v, path, WORKLOAD_FIELDS);
   if (!o) return facts;
   const name = (facts.name = c.label(get(o, 'name'), joinPath(path, 'name')));
@@ -517,7 +575,23 @@ function checkWorkload(c: Checker, v: unknown, path: string): WorkloadFacts {
       facts.ipText = ip === null ? null : ipText;
       ipOk = ip !== null;
     }
-    if (nname !== null && ipOk) network = facts.ipText === null ? { name: nname } : { name: nname, ip: facts.ipText };
+    const ip6Raw = get(no, 'ip6');
+    if (ip6Raw !== undefined) {
+      const ip6Path = joinPath(netPath, 'ip6');
+      const ip6Text = c.string(ip6Raw, ip6Path);
+      const ip6 = ip6Text === null ? null : parseIPv6(ip6Text);
+      if (ip6Text !== null && ip6 === null) {
+        c.add('E_WORKLOAD_IP6', ip6Path, `${JSON.stringify(ip6Text.slice(0, 60))} is not an IPv6 address`);
+      }
+      facts.ip6 = ip6;
+      // Normalized to the canonical text (RFC 5952), as the plan writes it.
+      facts.ip6Text = ip6 === null ? null : formatIPv6(ip6);
+      if (ip6 === null) ipOk = false;
+    }
+    if (nname !== null && ipOk) {
+      network = facts.ipText === null ? { name: nname } : { name: nname, ip: facts.ipText };
+      if (facts.ip6Text !== null) network.ip6 = facts.ip6Text;
+    }
   }
 
   const cpuPath = joinPath(path, 'cpu');
@@ -602,6 +676,21 @@ function checkOverlaps(c: Checker, nets: NetworkFacts[]): void {
   }
 }
 
+/** Reports pairs of overlapping ipv6Ranges the blueprint gives (derived ULAs are per network and do not collide). */
+function checkOverlaps6(c: Checker, nets: NetworkFacts[]): void {
+  const valid = nets.filter((n) => n.range6 !== null).sort((a, b) => compareCidr6(a.range6!, b.range6!) || a.index - b.index);
+  const reported: Array<[number, number]> = [];
+  let holder: NetworkFacts | null = null;
+  for (const n of valid) {
+    if (holder && cidrs6Overlap(holder.range6!, n.range6!)) reported.push([Math.min(holder.index, n.index), Math.max(holder.index, n.index)]);
+    if (!holder || !cidr6Contains(holder.range6!, n.range6!)) holder = n;
+  }
+  reported.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  for (const [i, j] of reported) {
+    c.add('E_RANGE_OVERLAP', `networks[${j}].ipv6Range`, `${formatCidr6(nets[j].range6!)} overlaps networks[${i}].ipv6Range ${formatCidr6(nets[i].range6!)}`);
+  }
+}
+
 export interface ValidateOptions {
   /** What the input is, for the error message. Default "blueprint". */
   what?: string;
@@ -628,6 +717,7 @@ export function validateBlueprint(raw: unknown, opts: ValidateOptions = {}): Blu
   const nets = (netsRaw ?? []).map((n, i) => checkNetwork(c, n, `networks[${i}]`, i));
   c.unique(nets.map((n, i) => ({ value: n.name, path: `networks[${i}].name` })), 'E_DUPLICATE_NAME', 'network');
   checkOverlaps(c, nets);
+  checkOverlaps6(c, nets);
   const netByName = new Map<string, NetworkFacts>();
   for (const n of nets) if (n.name !== null && !netByName.has(n.name)) netByName.set(n.name, n);
 
@@ -661,6 +751,19 @@ export function validateBlueprint(raw: unknown, opts: ValidateOptions = {}): Blu
         const first = taken.get(key);
         if (first !== undefined) c.add('E_WORKLOAD_IP_TAKEN', ipPath, `${w.ipText} is already asked for at ${first}`);
         else taken.set(key, ipPath);
+      }
+    }
+    if (net && w.ip6 !== null) {
+      const ip6Path = `${path}.network.ip6`;
+      if (!net.dual) {
+        c.add('E_IPV6_OFF', ip6Path, `network ${JSON.stringify(net.name)} has ipv6: false`, 'remove ip6, or ipv6: false');
+      } else if (net.range6 && !cidr6ContainsIp(net.range6, w.ip6)) {
+        c.add('E_WORKLOAD_IP6', ip6Path, `${w.ip6Text} is outside network ${JSON.stringify(net.name)}'s ipv6Range ${formatCidr6(net.range6)}`);
+      } else {
+        const key = `${net.name}\n6\n${w.ip6}`;
+        const first = taken.get(key);
+        if (first !== undefined) c.add('E_WORKLOAD_IP_TAKEN', ip6Path, `${w.ip6Text} is already asked for at ${first}`);
+        else taken.set(key, ip6Path);
       }
     }
     for (const m of w.mounts) {

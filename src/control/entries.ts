@@ -8,13 +8,26 @@
 //   subnets/<network>/<bucket> which of the network's /subnetPrefix slots [bucket*64, bucket*64+64) are taken:
 //                              a 64-bit mask in hex (16 characters; a join rewrites one such key per node)
 //   workloads                  the workloads placed on the node (absent when none)
+//   names/<network>            the names the network's resolver serves (docs/dns.md), the same for each node
 // A stored plan is the compact plan (docs/plan-format.md, `zmesh-plan/2`) under plans/<tenant>/<blueprint>/:
 // meta, envelope, res/<network>/<node> (compact resources: no peers, with the endpoint) and dev/<network>/<device>
 // (devices without any wg-quick config). Every part's peers come from the one derivation (src/plan/derive.ts).
 import type { SignedBlueprint } from '../blueprint/types.ts';
-import { peerLookup, resourceFields } from '../plan/derive.ts';
+import { ipv6Fields, peerLookup, resourceFields } from '../plan/derive.ts';
 import { NODE_PART_FORMAT, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
-import { COMPACT_PLAN_FORMAT, type AccessDevice, type AnyPlan, type CompactNetwork, type CompactPlan, type CompactResource, type Peer, type Resource, type WorkloadPlan } from '../plan/types.ts';
+import { networkNames, type NetworkNames } from '../plan/names.ts';
+import {
+  COMPACT_PLAN_FORMAT,
+  type AccessDevice,
+  type AnyPlan,
+  type CompactNetwork,
+  type CompactPlan,
+  type CompactResource,
+  type NetworkPlan,
+  type Peer,
+  type Resource,
+  type WorkloadPlan,
+} from '../plan/types.ts';
 import { cidrContains, formatIPv4, parseCidr, subnetIndex } from '../../topology/cidr.ts';
 import { SUBNET_BUCKET, type PartRef } from './keys.ts';
 
@@ -99,10 +112,22 @@ export function partEntries(part: NodePlanPart): Entries {
   part.networks.forEach((n, i) => {
     out.set(
       `net/${n.name}`,
-      JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: resourceFields(n.resource), ...(n.members ? { members: n.members } : {}) }),
+      JSON.stringify({
+        i,
+        name: n.name,
+        id: n.id,
+        ipRange: n.ipRange,
+        subnetPrefix: n.subnetPrefix,
+        // Dual-stack networks (a part that carries them): ipv6Range and subnet6Prefix.
+        ...ipv6Fields(n as Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'>),
+        egress: n.egress,
+        resource: resourceFields(n.resource),
+        ...(n.members ? { members: n.members } : {}),
+      }),
     );
     for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
     for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
+    if (n.names) out.set(`names/${n.name}`, JSON.stringify(n.names));
   });
   if (part.workloads.length) out.set('workloads', JSON.stringify(part.workloads));
   return out;
@@ -147,18 +172,20 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
   };
   for (const n of plan.networks) {
     const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)]);
+    const namesJson = JSON.stringify(networkNames(plan, n));
     for (const r of n.resources as Omit<Resource, 'peers'>[]) {
       if (only && !only.has(r.node)) continue;
       const e = entriesOf(r.node);
       const i = counter.get(r.node) ?? 0;
       counter.set(r.node, i + 1);
-      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, resource: resourceFields(r) }));
+      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, resource: resourceFields(r) }));
       for (const p of peersOf(n.name, r.node) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
         e.set(`peer/${n.name}/${p.node}`, j);
       }
       for (const [k, v] of bucketJson) e.set(k, v);
+      e.set(`names/${n.name}`, namesJson);
     }
   }
   const wl = new Map<string, WorkloadPlan[]>();
@@ -184,6 +211,7 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
   const peers = new Map<string, Peer[]>();
   const subnets = new Map<string, { bucket: string; value: unknown }[]>();
   let workloads: WorkloadPlan[] = [];
+  const names = new Map<string, NetworkNames>();
   for (const [suffix, text] of entries) {
     const seg = suffix.split('/');
     let v: unknown;
@@ -204,12 +232,14 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
       if (!list) subnets.set(seg[1], (list = []));
       list.push({ bucket: seg[2], value: v });
     } else if (suffix === 'workloads') workloads = v as WorkloadPlan[];
+    else if (seg[0] === 'names' && seg.length === 2) names.set(seg[1], v as NetworkNames);
   }
   nets.sort((a, b) => a.i - b.i);
   const networks: NodeNetworkPart[] = nets.map(({ i: _i, ...n }) => ({
     ...n,
     resource: { ...n.resource, peers: (peers.get(n.name) ?? []).sort((a, b) => byText(a.node, b.node)) },
     subnets: (subnets.get(n.name) ?? []).flatMap((b) => decodeSubnets(b.bucket, b.value, n.ipRange, n.subnetPrefix)).sort(),
+    ...(names.has(n.name) ? { names: names.get(n.name) } : {}),
   }));
   return {
     head,
@@ -228,8 +258,9 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
 
 /** A resource as stored: the compact resource (no peers; the endpoint other nodes dial, null when hidden). */
 function storedResource(r: CompactResource): CompactResource {
-  const { node, subnet, gateway, wgAddress, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode } = r;
-  return { node, subnet, gateway, wgAddress, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode };
+  const { node, subnet, gateway, wgAddress, subnet6, gateway6, wgAddress6, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode } = r;
+  const six = subnet6 !== undefined ? { subnet6, gateway6, wgAddress6 } : {};
+  return { node, subnet, gateway, wgAddress, ...six, listenPort, endpoint, publicKey, sealedPrivateKey, sealedTo, hidden, accessNode };
 }
 
 /** The entries of a stored (compact) plan: no peers (they are derived) and never a wg-quick config. */
@@ -241,7 +272,7 @@ export function planEntries(plan: CompactPlan, envelope: SignedBlueprint): Entri
       generation: plan.generation,
       version: plan.version,
       hiddenKeepalive: plan.hiddenKeepalive,
-      networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, ...(n.policy ? { policy: true } : {}) })),
+      networks: plan.networks.map((n) => ({ name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, ...(n.policy ? { policy: true } : {}) })),
       workloads: plan.workloads,
     }),
   );
@@ -249,7 +280,16 @@ export function planEntries(plan: CompactPlan, envelope: SignedBlueprint): Entri
   for (const n of plan.networks) {
     for (const r of n.resources) out.set(`res/${n.name}/${r.node}`, JSON.stringify(storedResource(r)));
     for (const d of n.access) {
-      const dev: AccessDevice = { name: d.name, subnet: d.subnet, address: d.address, via: d.via, publicKey: d.publicKey, generatedKey: d.generatedKey, ...(d.egress ? { egress: true as const } : {}) };
+      const dev: AccessDevice = {
+        name: d.name,
+        subnet: d.subnet,
+        address: d.address,
+        ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, address6: d.address6 } : {}),
+        via: d.via,
+        publicKey: d.publicKey,
+        generatedKey: d.generatedKey,
+        ...(d.egress ? { egress: true as const } : {}),
+      };
       out.set(`dev/${n.name}/${d.name}`, JSON.stringify(dev));
     }
   }

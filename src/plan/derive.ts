@@ -22,18 +22,21 @@ export function meshMembers(net: Pick<CompactNetwork, 'resources' | 'access'>): 
     id: r.node,
     kind: 'node',
     subnet: r.subnet,
+    ...(r.subnet6 !== undefined ? { subnet6: r.subnet6 } : {}),
     publicKey: r.publicKey,
     endpoint: r.hidden ? null : r.endpoint,
     via: r.hidden ? r.accessNode : null,
   }));
-  for (const d of net.access) out.push({ id: d.name, kind: 'device', subnet: d.subnet, publicKey: d.publicKey, endpoint: null, via: d.via });
+  for (const d of net.access) {
+    out.push({ id: d.name, kind: 'device', subnet: d.subnet, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6 } : {}), publicKey: d.publicKey, endpoint: null, via: d.via });
+  }
   return out;
 }
 
 /** The mesh index of one compact network; a plan whose members do not form a mesh is an E_PLAN_MESH error. */
 export function networkMesh(net: CompactNetwork, hiddenKeepalive: number): MeshIndex {
   try {
-    return meshIndex(net.ipRange, meshMembers(net), { hiddenKeepalive });
+    return meshIndex(net.ipRange, meshMembers(net), { hiddenKeepalive, range6: net.ipv6Range ?? null });
   } catch (e) {
     if (!(e instanceof MeshError)) throw e;
     throw new ZmeshError('E_PLAN_MESH', `network ${net.name}: ${e.message} (${e.code})`, {
@@ -56,6 +59,7 @@ export function resourceFields(r: Omit<Resource, 'peers'>): Omit<Resource, 'peer
     subnet: r.subnet,
     gateway: r.gateway,
     wgAddress: r.wgAddress,
+    ...(r.subnet6 !== undefined ? { subnet6: r.subnet6, gateway6: r.gateway6, wgAddress6: r.wgAddress6 } : {}),
     listenPort: r.listenPort,
     publicKey: r.publicKey,
     sealedPrivateKey: r.sealedPrivateKey,
@@ -77,6 +81,7 @@ export function expandNetwork(net: CompactNetwork, hiddenKeepalive: number): Net
     id: net.id,
     ipRange: net.ipRange,
     subnetPrefix: net.subnetPrefix,
+    ...ipv6Fields(net),
     egress: net.egress,
     resources: net.resources.map((r) => expandResource(r, memberPeers(ix, r.node))),
     access: net.access,
@@ -135,7 +140,12 @@ export function compactPlan(plan: AnyPlan, endpointOf?: (node: string, listenPor
 }
 
 function withoutResources(n: NetworkPlan): Omit<CompactNetwork, 'resources' | 'access'> {
-  return { name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, egress: n.egress, ...(n.policy ? { policy: true as const } : {}) };
+  return { name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, ...(n.policy ? { policy: true as const } : {}) };
+}
+
+/** A network's IPv6 fields (ipv6Range, subnet6Prefix) when it is dual-stack, in the plan's field order; else none. */
+export function ipv6Fields(n: Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'>): Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'> {
+  return n.ipv6Range !== undefined ? { ipv6Range: n.ipv6Range, subnet6Prefix: n.subnet6Prefix } : {};
 }
 
 /**

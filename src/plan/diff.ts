@@ -73,6 +73,7 @@ function resourceLines(a: CompactResource, b: CompactResource): string[] {
   const out: string[] = [];
   if (a.hidden !== b.hidden) out.push(`~ ${a.hidden ? 'hidden' : 'public'} → ${b.hidden ? 'hidden' : 'public'}`);
   if (a.subnet !== b.subnet) out.push(`~ subnet ${a.subnet} → ${b.subnet}`);
+  if (a.subnet6 !== b.subnet6) out.push(`~ subnet6 ${a.subnet6 ?? 'none'} → ${b.subnet6 ?? 'none'}`);
   if (a.listenPort !== b.listenPort) out.push(`~ listen port ${a.listenPort} → ${b.listenPort}`);
   if (a.endpoint !== b.endpoint) out.push(`~ endpoint ${a.endpoint ?? 'none'} → ${b.endpoint ?? 'none'}`);
   if (a.publicKey !== b.publicKey) out.push(`~ new key pair${a.sealedTo !== b.sealedTo ? ' (sealed to a new identity key)' : ''}`);
@@ -96,6 +97,7 @@ function peerLines(ixA: MeshIndex, ixB: MeshIndex, a: CompactResource, b: Compac
 function deviceLines(a: AccessDevice, b: AccessDevice): string[] {
   const out: string[] = [];
   if (a.subnet !== b.subnet) out.push(`~ subnet ${a.subnet} → ${b.subnet}`);
+  if (a.subnet6 !== b.subnet6) out.push(`~ subnet6 ${a.subnet6 ?? 'none'} → ${b.subnet6 ?? 'none'}`);
   if (a.via !== b.via) out.push(`~ access node ${a.via} → ${b.via}`);
   if (a.publicKey !== b.publicKey) out.push('~ new key');
   if (!!a.egress !== !!b.egress) out.push(`~ egress ${a.egress ? 'yes' : 'no'} → ${b.egress ? 'yes' : 'no'}`);
@@ -150,6 +152,7 @@ function diffWorkloads(a: WorkloadPlan[], b: WorkloadPlan[]): MemberDiff[] {
     if (!y) out.push({ network: w.network, kind: 'workload', name: w.name, op: '-', lines: [] });
     else if (!x) out.push({ network: w.network, kind: 'workload', name: w.name, op: '+', lines: [`${y.ip} on ${y.node}`] });
     else if (x.ip !== y.ip || x.node !== y.node) out.push({ network: w.network, kind: 'workload', name: w.name, op: '~', lines: [`~ ${x.ip} on ${x.node} → ${y.ip} on ${y.node}`] });
+    else if (x.ip6 !== y.ip6) out.push({ network: w.network, kind: 'workload', name: w.name, op: '~', lines: [`~ ip6 ${x.ip6 ?? 'none'} → ${y.ip6 ?? 'none'}`] });
   }
   return out;
 }

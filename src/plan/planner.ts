@@ -5,6 +5,11 @@
 // Stability rules with a previous plan: a resource that still exists keeps its subnet, listen port, keys
 // (while the node's identity key is unchanged) and access node; a device keeps its subnet, key and access
 // node; a workload keeps its address. New members take the lowest free subnet / port / address.
+//
+// IPv6 (docs/plan-format.md#ipv6): a dual-stack network's IPv6 fields are a pure function of its IPv4 ones, so they
+// are as stable as those: subnet6 is the slot of subnet's index in the ipv6Range, every IPv6 host is subnet6's
+// base plus the IPv4 host index. A previous plan's IPv6 fields are never read (an IPv4-only previous plan gains
+// IPv6 without any IPv4 field moving; a changed ipv6Range simply wins).
 import { createHash } from 'node:crypto';
 import type { Blueprint, NetworkSpec } from '../blueprint/types.ts';
 import { Key, x25519KeyPair } from '../crypto/keys.ts';
@@ -26,6 +31,7 @@ import {
   subnetIndex,
   type Cidr,
 } from '../../topology/cidr.ts';
+import { cidr6ContainsIp, formatCidr6, formatIPv6, nthSubnet6, parseCidr6, parseIPv6, type Cidr6 } from '../../topology/cidr6.ts';
 import { expandPlan } from './derive.ts';
 import type { Inventory, InventoryNode } from './inventory.ts';
 import {
@@ -73,17 +79,57 @@ export function networkId(tenant: string, blueprint: string, network: string): s
   return out;
 }
 
-function wgQuickConfig(o: { name: string; privateKey: string; address: string; peerKey: string; endpoint: string; range: string; context: string }): string {
+/**
+ * The default IPv6 range of a dual-stack network: the ULA /48 (RFC 4193) fd00::/8 + a 40-bit global ID, the first
+ * 5 bytes of SHA-256("zmesh-ula-v1\0<tenant>\0<blueprint>\0<network>"). The same inputs as the network's id
+ * (networkId): one network, one id, one /48.
+ */
+export function ulaRange(tenant: string, blueprint: string, network: string): string {
+  const h = createHash('sha256').update(`zmesh-ula-v1\0${tenant}\0${blueprint}\0${network}`).digest();
+  let base = 0xfdn;
+  for (let i = 0; i < 5; i++) base = (base << 8n) | BigInt(h[i]);
+  return formatCidr6({ base: base << 80n, prefix: 48 });
+}
+
+/** The IPv6 subnet length of a dual-stack network: one slot per IPv4 slot, /64 unless the slots outnumber the /64s. */
+export function subnet6PrefixOf(range6Prefix: number, ipRangePrefix: number, subnetPrefix: number): number {
+  return Math.max(64, range6Prefix + (subnetPrefix - ipRangePrefix));
+}
+
+/** The IPv6 twin of an IPv4 subnet: the slot with the same index in range6. */
+function mirrorSubnet(range: Cidr, range6: Cidr6, prefix6: number, sub: Cidr): Cidr6 {
+  return nthSubnet6(range6, prefix6, subnetIndex(range, sub));
+}
+
+/** The IPv6 twin of an IPv4 host: subnet6's base plus the host's index in its subnet. */
+function mirrorHost(sub: Cidr, sub6: Cidr6, ip: number): bigint {
+  return sub6.base + BigInt(ip - sub.base);
+}
+
+function wgQuickConfig(o: {
+  name: string;
+  privateKey: string;
+  address: string;
+  address6: string | null;
+  peerKey: string;
+  endpoint: string;
+  range: string;
+  range6: string | null;
+  dns: string[];
+  network: string;
+  context: string;
+}): string {
   return [
     '[Interface]',
     `# zmesh access device ${o.name} (${o.context})`,
     `PrivateKey = ${o.privateKey}`,
-    `Address = ${o.address}/32`,
+    `Address = ${o.address}/32${o.address6 ? `, ${o.address6}/128` : ''}`,
+    `DNS = ${[...o.dns, o.network].join(', ')}`,
     '',
     '[Peer]',
     `PublicKey = ${o.peerKey}`,
     `Endpoint = ${o.endpoint}`,
-    `AllowedIPs = ${o.range}`,
+    `AllowedIPs = ${o.range}${o.range6 ? `, ${o.range6}` : ''}`,
     `PersistentKeepalive = ${DEFAULT_KEEPALIVE}`,
     '',
   ].join('\n');
@@ -206,6 +252,9 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: AnyPlan['netw
   const at = `networks[${ni}]`;
   const range = parseCidr(net.ipRange) as Cidr;
   const id = networkId(ctx.bp.tenant, ctx.bp.name, net.name);
+  const range6 = net.ipv6 === false ? null : (parseCidr6(net.ipv6Range ?? ulaRange(ctx.bp.tenant, ctx.bp.name, net.name)) as Cidr6);
+  const range6Text = range6 === null ? null : formatCidr6(range6); // canonical, whatever the caller's text
+  const prefix6 = range6 ? subnet6PrefixOf(range6.prefix, range.prefix, net.subnetPrefix) : 0;
   const slots = new SlotAllocator(2 ** (net.subnetPrefix - range.prefix));
   const before = ctx.problems.length;
 
@@ -305,11 +354,19 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: AnyPlan['netw
     }
     const subnet = subnetOf.get(`n:${nodeId}`)!;
     const hidden = !publicSet.has(nodeId);
+    const sub6 = range6 ? mirrorSubnet(range, range6, prefix6, subnet) : null;
     resources.push({
       node: nodeId,
       subnet: formatCidr(subnet),
       gateway: formatIPv4(firstHost(subnet)),
       wgAddress: `${formatIPv4(lastHost(subnet))}/32`,
+      ...(sub6
+        ? {
+            subnet6: formatCidr6(sub6),
+            gateway6: formatIPv6(mirrorHost(subnet, sub6, firstHost(subnet))),
+            wgAddress6: `${formatIPv6(mirrorHost(subnet, sub6, lastHost(subnet)))}/128`,
+          }
+        : {}),
       listenPort: port,
       endpoint: hidden ? null : formatEndpoint(n.endpoints[0], port),
       publicKey,
@@ -343,16 +400,31 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: AnyPlan['netw
         publicKey = kp.publicKey.toString();
       }
     }
-    const dev: AccessDevice = { name: d.name, subnet: formatCidr(subnet), address, via: v, publicKey, generatedKey: privateKey !== null };
+    const sub6 = range6 ? mirrorSubnet(range, range6, prefix6, subnet) : null;
+    const address6 = sub6 ? formatIPv6(mirrorHost(subnet, sub6, firstHost(subnet))) : null;
+    const dev: AccessDevice = {
+      name: d.name,
+      subnet: formatCidr(subnet),
+      address,
+      ...(sub6 ? { subnet6: formatCidr6(sub6), address6: address6! } : {}),
+      via: v,
+      publicKey,
+      generatedKey: privateKey !== null,
+    };
     if (d.egress) dev.egress = true;
     if (privateKey !== null) {
       dev.wgQuickConfig = wgQuickConfig({
         name: d.name,
         privateKey,
         address,
+        address6,
         peerKey: vr.publicKey,
         endpoint,
         range: net.ipRange,
+        range6: range6Text,
+        // The network's resolver answers on the access node's gateway addresses; the search domain is the network.
+        dns: vr.gateway6 !== undefined ? [vr.gateway, vr.gateway6] : [vr.gateway],
+        network: net.name,
         context: `${ctx.bp.tenant}/${ctx.bp.name} network ${net.name}`,
       });
     }
@@ -361,7 +433,17 @@ function planNetwork(ctx: Ctx, net: NetworkSpec, ni: number, prev: AnyPlan['netw
 
   resources.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   access.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { name: net.name, id, ipRange: net.ipRange, subnetPrefix: net.subnetPrefix, egress: net.egress, ...(net.policy ? { policy: true as const } : {}), resources, access };
+  return {
+    name: net.name,
+    id,
+    ipRange: net.ipRange,
+    subnetPrefix: net.subnetPrefix,
+    ...(range6Text !== null ? { ipv6Range: range6Text, subnet6Prefix: prefix6 } : {}),
+    egress: net.egress,
+    ...(net.policy ? { policy: true as const } : {}),
+    resources,
+    access,
+  };
 }
 
 /** Addresses of the workloads on one network: explicit ones checked, previous ones kept, the rest allocated. */
@@ -422,5 +504,47 @@ function planWorkloads(ctx: Ctx, np: CompactNetwork, prev: AnyPlan | undefined):
     used.add(ip);
     out.push({ name: p.name, node: p.node, network: np.name, ip: formatIPv4(ip) });
   }
+  if (np.ipv6Range !== undefined) planWorkloads6(ctx, np, list, out);
   return out;
+}
+
+/**
+ * IPv6 addresses of a dual-stack network's workloads: the blueprint's ip6 (checked: inside the node's subnet6, not
+ * its base, gateway6 or wgAddress6, not another workload's), else the IPv4 host index mirrored into subnet6.
+ */
+function planWorkloads6(ctx: Ctx, np: CompactNetwork, list: { w: Blueprint['workloads'][number]; wi: number }[], out: WorkloadPlan[]): void {
+  const resByNode = new Map(np.resources.map((r) => [r.node, r]));
+  const spec = new Map(list.map((x) => [x.w.name, x]));
+  const taken = new Map<string, string>();
+  const mirrored: { wp: WorkloadPlan; ip6: bigint }[] = [];
+  const explicit: { wp: WorkloadPlan; ip6: bigint; path: string; text: string }[] = [];
+  for (const wp of out) {
+    const r = resByNode.get(wp.node)!;
+    const s = spec.get(wp.name)!;
+    const sub6 = parseCidr6(r.subnet6!)!;
+    if (s.w.network.ip6 !== undefined) {
+      const path = `workloads[${s.wi}].network.ip6`;
+      const ip6 = parseIPv6(s.w.network.ip6);
+      if (ip6 === null || !cidr6ContainsIp(sub6, ip6)) {
+        problem(ctx, 'E_WORKLOAD_IP6_SUBNET', path, `${s.w.network.ip6} is outside node ${wp.node}'s subnet6 ${r.subnet6!}`, `pick an address inside ${r.subnet6!}, or leave ip6 out to get one`);
+      } else if (ip6 === sub6.base || ip6 === parseIPv6(r.gateway6!) || `${formatIPv6(ip6)}/128` === r.wgAddress6) {
+        problem(ctx, 'E_WORKLOAD_IP6_RESERVED', path, `${s.w.network.ip6} is reserved in ${r.subnet6!} (its base, gateway6 or WireGuard address)`, 'pick another address');
+      } else explicit.push({ wp, ip6, path, text: s.w.network.ip6 });
+    } else {
+      const sub = parseCidr(r.subnet)!;
+      mirrored.push({ wp, ip6: mirrorHost(sub, sub6, parseIPv4(wp.ip)!) });
+    }
+  }
+  for (const m of mirrored) taken.set(`${m.wp.node}\0${m.ip6}`, m.wp.name);
+  for (const e of explicit) {
+    const key = `${e.wp.node}\0${e.ip6}`;
+    const other = taken.get(key);
+    if (other !== undefined) {
+      problem(ctx, 'E_WORKLOAD_IP_TAKEN', e.path, `${e.text} is taken by workload ${other}`, 'give each workload its own address (a workload without ip6 gets its IPv4 host in subnet6)');
+      continue;
+    }
+    taken.set(key, e.wp.name);
+    e.wp.ip6 = formatIPv6(e.ip6);
+  }
+  for (const m of mirrored) m.wp.ip6 = formatIPv6(m.ip6);
 }

@@ -6,6 +6,7 @@
 import { parsePort, parseSelector, type Port } from '../blueprint/policy.ts';
 import type { NetworkPolicy } from '../blueprint/types.ts';
 import { cidrContains, formatCidr, parseCidr, sizeOf, type Cidr } from '../../topology/cidr.ts';
+import { cidr6Contains, cidr6ContainsIp, compareCidr6, formatCidr6, parseCidr6, parseIPv6, type Cidr6 } from '../../topology/cidr6.ts';
 import type { PolicyMembers } from './part.ts';
 
 export interface CompiledRule {
@@ -24,6 +25,8 @@ export interface CompiledRule {
 
 export interface CompiledPolicy {
   range: string;
+  /** Dual-stack networks: the IPv6 range; `local` and the rules' `from`/`to` then hold IPv6 CIDRs (/128s) too. */
+  range6?: string;
   default: 'allow' | 'deny';
   /** Every destination of the network this node owns (what the policy guards here): /32s, sorted. */
   local: string[];
@@ -38,7 +41,7 @@ export interface PolicyGroups {
 }
 
 export interface LocalDestinations {
-  /** This node's gateway and WireGuard address (/32). */
+  /** This node's gateway and WireGuard address (/32); dual-stack: also gateway6 and wgAddress6 (/128). */
   node: string[];
   /** Workloads of this network placed on this node (names). */
   workloads: string[];
@@ -48,7 +51,7 @@ export interface LocalDestinations {
 
 const byBase = (a: Cidr, b: Cidr) => a.base - b.base || a.prefix - b.prefix;
 
-/** CIDRs with every one contained in another removed, sorted by address. */
+/** CIDRs with every one contained in another removed, sorted by address: IPv4 first, then IPv6. */
 export function mergeCidrs(list: string[]): string[] {
   const parsed = [...new Set(list)].map((t) => parseCidr(t)).filter((c): c is Cidr => c !== null).sort(byBase);
   const out: Cidr[] = [];
@@ -57,7 +60,25 @@ export function mergeCidrs(list: string[]): string[] {
     if (last && cidrContains(last, c)) continue;
     out.push(c);
   }
-  return out.map(formatCidr);
+  const parsed6 = [...new Set(list)].filter((t) => t.includes(':')).map((t) => parseCidr6(t)).filter((c): c is Cidr6 => c !== null).sort(compareCidr6);
+  const out6: Cidr6[] = [];
+  for (const c of parsed6) {
+    const last = out6[out6.length - 1];
+    if (last && cidr6Contains(last, c)) continue;
+    out6.push(c);
+  }
+  return [...out.map(formatCidr), ...out6.map(formatCidr6)];
+}
+
+/** Whether CIDR text `outer` contains CIDR text `inner` (same family). */
+function contains(outer: string, inner: string): boolean {
+  if (outer.includes(':') !== inner.includes(':')) return false;
+  if (outer.includes(':')) {
+    const [o, i] = [parseCidr6(outer), parseCidr6(inner)];
+    return o !== null && i !== null && cidr6Contains(o, i);
+  }
+  const [o, i] = [parseCidr(outer), parseCidr(inner)];
+  return o !== null && i !== null && cidrContains(o, i);
 }
 
 function mergePorts(ranges: [number, number][]): string[] {
@@ -74,36 +95,39 @@ function mergePorts(ranges: [number, number][]): string[] {
 /**
  * Compiles a network's policy for one node. Selectors the members do not know resolve to nothing (validation
  * already refused unknown names; a member without an address yet matches nothing rather than everything).
+ * Dual-stack (`range6`, and the members' IPv6 maps): every name resolves to its addresses in both families, `any`
+ * to both ranges, an IPv6 `cidr:` to what of it lies inside range6; without range6 the IPv4 policy of before.
  */
-export function compilePolicy(policy: NetworkPolicy, range: string, members: PolicyMembers, groups: PolicyGroups, local: LocalDestinations): CompiledPolicy {
-  const localSet = mergeCidrs([
-    ...local.node,
-    ...local.workloads.map((w) => members.workloads[w]).filter((x): x is string => !!x),
-    ...local.devices.map((d) => members.devices[d]).filter((x): x is string => !!x),
-  ]);
+export function compilePolicy(policy: NetworkPolicy, range: string, members: PolicyMembers, groups: PolicyGroups, local: LocalDestinations, range6?: string): CompiledPolicy {
+  const r6 = range6 !== undefined ? parseCidr6(range6) : null;
+  const six = <T>(v: T | undefined): T[] => (r6 && v !== undefined ? [v] : []);
+  const workload = (w: string) => [members.workloads[w], ...six(members.workloads6?.[w])].filter((x): x is string => !!x);
+  const device = (d: string) => [members.devices[d], ...six(members.devices6?.[d])].filter((x): x is string => !!x);
+  const localSet = mergeCidrs([...local.node.filter((x) => r6 || !x.includes(':')), ...local.workloads.flatMap(workload), ...local.devices.flatMap(device)]);
   const resolve = (text: string): string[] => {
     const s = parseSelector(text);
     if ('error' in s) return [];
     switch (s.kind) {
       case 'any':
-        return [range];
+        return [range, ...(r6 ? [formatCidr6(r6)] : [])];
       case 'cidr':
         return [formatCidr(s.cidr)];
+      case 'cidr6':
+        return r6 && cidr6Contains(r6, s.cidr) ? [formatCidr6(s.cidr)] : r6 && cidr6Contains(s.cidr, r6) ? [formatCidr6(r6)] : [];
       case 'workload':
-        return members.workloads[s.name] ? [members.workloads[s.name]] : [];
+        return workload(s.name);
       case 'device':
-        return members.devices[s.name] ? [members.devices[s.name]] : [];
+        return device(s.name);
       case 'node':
-        return members.nodes[s.name] ?? [];
+        return [...(members.nodes[s.name] ?? []), ...(r6 ? (members.nodes6?.[s.name] ?? []) : [])];
       case 'group':
-        return [...(groups.workloads[s.name] ?? []).map((w) => members.workloads[w]), ...(groups.devices[s.name] ?? []).map((d) => members.devices[d])].filter((x): x is string => !!x);
+        return [...(groups.workloads[s.name] ?? []).flatMap(workload), ...(groups.devices[s.name] ?? []).flatMap(device)];
     }
   };
-  const localCidrs = localSet.map((t) => parseCidr(t)!);
   const rules: CompiledRule[] = [];
   policy.rules.forEach((r, index) => {
-    const targets = mergeCidrs(r.to.flatMap(resolve)).map((t) => parseCidr(t)!);
-    const to = localCidrs.filter((l) => targets.some((t) => cidrContains(t, l))).map(formatCidr);
+    const targets = mergeCidrs(r.to.flatMap(resolve));
+    const to = localSet.filter((l) => targets.some((t) => contains(t, l)));
     if (!to.length) return;
     const from = mergeCidrs(r.from.flatMap(resolve));
     if (!from.length) return;
@@ -114,18 +138,26 @@ export function compilePolicy(policy: NetworkPolicy, range: string, members: Pol
     const icmp = !any && ports.some((p) => p.proto === 'icmp');
     rules.push({ index, from, to, tcp, udp, icmp, any });
   });
-  return { range, default: policy.default, local: localSet, rules };
+  return { range, ...(r6 ? { range6: formatCidr6(r6) } : {}), default: policy.default, local: localSet, rules };
 }
 
 export type Verdict = { allowed: boolean; rule: number | null; reason: string };
 
-function ipToInt(ip: string): number | null {
+type Addr = number | bigint;
+
+function ipToInt(ip: string): Addr | null {
+  if (ip.includes(':')) return parseIPv6(ip);
   const c = parseCidr(`${ip}/32`);
   return c ? c.base : null;
 }
 
-function inList(list: string[], ip: number): boolean {
+function inList(list: string[], ip: Addr): boolean {
   return list.some((t) => {
+    if (typeof ip === 'bigint') {
+      const c6 = t.includes(':') ? parseCidr6(t) : null;
+      return c6 !== null && cidr6ContainsIp(c6, ip);
+    }
+    if (t.includes(':')) return false;
     const c = parseCidr(t)!;
     return ip >= c.base && ip < c.base + sizeOf(c.prefix);
   });
@@ -146,9 +178,14 @@ function inPorts(list: string[], port: number): boolean {
 export function evaluate(p: CompiledPolicy, flow: { src: string; dst: string; proto: 'tcp' | 'udp' | 'icmp'; port?: number }): Verdict {
   const src = ipToInt(flow.src);
   const dst = ipToInt(flow.dst);
-  if (src === null || dst === null) return { allowed: false, rule: null, reason: 'not IPv4 addresses' };
-  if (!inList(p.local, dst)) return { allowed: true, rule: null, reason: `${flow.dst} is not a destination this node guards` };
-  if (!inList([p.range], src)) return { allowed: true, rule: null, reason: `${flow.src} is outside the network` };
+  if (src === null || dst === null || typeof src !== typeof dst) return { allowed: false, rule: null, reason: 'not IP addresses of one family' };
+  // Without range6 the IPv4 policy alone exists: IPv6 is not its business (pol-other-family accepts it).
+  if (typeof dst === 'bigint' && p.range6 === undefined) return { allowed: true, rule: null, reason: 'the policy covers IPv4 only on this network' };
+  // Link-local (fe80::/10) destinations and sources are guarded and policed like the node's and members' own
+  // (pol-not-guarded6, pol-outside6): no rule names them, so the default decides.
+  const linkLocal = (ip: Addr) => typeof ip === 'bigint' && ip >> 118n === 0x3fan;
+  if (!inList(p.local, dst) && !linkLocal(dst)) return { allowed: true, rule: null, reason: `${flow.dst} is not a destination this node guards` };
+  if (!inList([typeof src === 'bigint' ? p.range6! : p.range], src) && !linkLocal(src)) return { allowed: true, rule: null, reason: `${flow.src} is outside the network` };
   for (const r of p.rules) {
     if (!inList(r.from, src) || !inList(r.to, dst)) continue;
     const portOk =

@@ -6,7 +6,7 @@
 // Any command it does not know is recorded in `unexpected` and fails. `dump()` prints the state as text.
 import { Key, x25519PublicKey } from '../../src/crypto/index.ts';
 import { canonicalCidr, cidrContains, parseCidr, parseIp } from '../../netns/ip.ts';
-import { HOST_READ, NS_READ } from '../../netns/state.ts';
+import { HOST_READ, NS_READ, NS_READ6 } from '../../netns/state.ts';
 import type { DaemonHandle, RunOptions, RunResult, Runner } from '../../netns/runner.ts';
 
 export interface FakeLink {
@@ -59,6 +59,9 @@ export interface FakeNs {
   /** IPv6 routes (only the host's are ever read, for the egress blocked set). */
   routes6: FakeRoute[];
   forwarding: boolean;
+  /** IPv6 forwarding and accept_ra ("all" and "default"), as the dual-stack sysctl sets them. */
+  forwarding6: boolean;
+  acceptRa: boolean;
   nft: Map<string, FakeNftTable>;
 }
 
@@ -72,7 +75,7 @@ class CmdFail extends Error {
 }
 
 function newNs(name: string): FakeNs {
-  return { name, links: new Map(), routes: [], routes6: [], forwarding: false, nft: new Map() };
+  return { name, links: new Map(), routes: [], routes6: [], forwarding: false, forwarding6: false, acceptRa: true, nft: new Map() };
 }
 
 export class FakeOs implements Runner {
@@ -128,7 +131,7 @@ export class FakeOs implements Runner {
       if (!l.up || l.kind === 'loopback') continue;
       for (const a of l.addrs) {
         const c = parseCidr(a)!;
-        if (c.prefix < 32) out.push({ dst: canonicalCidr(a), dev: l.name });
+        if (c.prefix < (c.family === 4 ? 32 : 128)) out.push({ dst: canonicalCidr(a), dev: l.name });
       }
     }
     return out;
@@ -167,7 +170,7 @@ export class FakeOs implements Runner {
     const a = argv.join(' ');
     // Reads.
     if (a === 'ip -d -json -batch -') {
-      const want = opts.netns ? NS_READ : HOST_READ;
+      const want = opts.netns ? (opts.input === NS_READ6 ? NS_READ6 : NS_READ) : HOST_READ;
       if (opts.input !== want) this.fail(argv, opts, 'unexpected batch read');
       return this.readBatch(this.nsOf(opts.netns), want);
     }
@@ -226,6 +229,13 @@ export class FakeOs implements Runner {
       this.nsOf(opts.netns).forwarding = true;
       return '';
     }
+    if (a === 'sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0') {
+      const ns = this.nsOf(opts.netns);
+      ns.forwarding = true;
+      ns.forwarding6 = true;
+      ns.acceptRa = false;
+      return '';
+    }
     if (a === 'nft -f -') {
       this.nftScript(this.nsOf(opts.netns), opts.input ?? '', argv, opts);
       return '';
@@ -254,6 +264,7 @@ export class FakeOs implements Runner {
     if (withAddrs) {
       j.addr_info = l.addrs.map((c) => {
         const [local, prefixlen] = c.split('/');
+        if (local.includes(':')) return { family: 'inet6', local, prefixlen: Number(prefixlen), scope: 'global', ...(l.kind === 'wireguard' ? {} : { nodad: true }), valid_life_time: 4294967295 };
         return { family: 'inet', local, prefixlen: Number(prefixlen), scope: 'global', label: l.name, valid_life_time: 4294967295 };
       });
     }
@@ -265,13 +276,27 @@ export class FakeOs implements Runner {
     for (const line of input.split('\n').filter((l) => l !== '')) {
       if (line === 'address show') out.push(JSON.stringify([...ns.links.values()].sort((x, y) => x.index - y.index).map((l) => this.linkJson(l, true))));
       else if (line === 'route show default') out.push(JSON.stringify(ns.routes.filter((r) => r.dst === 'default').map((r) => ({ dst: 'default', gateway: r.gateway, dev: r.dev, flags: [] }))));
-      else if (line === 'route show table main') {
+      else if (line === 'route show table main' || line === 'route show table all') {
+        // `table main` is IPv4's alone; `table all` lists both families and the local table (with a "table" field).
+        const all = line === 'route show table all';
         const rows = [
           ...ns.routes.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), dev: r.dev, protocol: 'static', ...(r.gateway ? {} : { scope: 'link' }), flags: [] })),
           ...this.kernelRoutes(ns).map((r) => ({ dst: r.dst, dev: r.dev, protocol: 'kernel', scope: 'link', flags: [] })),
-        ];
+        ].filter((r) => all || !r.dst.includes(':'));
+        if (all) {
+          for (const l of ns.links.values()) for (const c of l.addrs) rows.push({ type: 'local', dst: c.split('/')[0], table: 'local', dev: l.name, protocol: 'kernel', scope: 'host', flags: [] } as (typeof rows)[number]);
+        }
         out.push(JSON.stringify(rows));
-      } else if (line === 'netconf show') out.push(JSON.stringify([{ family: 'inet', interface: 'all', forwarding: ns.forwarding }, { family: 'inet', interface: 'default', forwarding: ns.forwarding }]));
+      } else if (line === 'netconf show') {
+        out.push(
+          JSON.stringify([
+            { family: 'inet', interface: 'all', forwarding: ns.forwarding },
+            { family: 'inet', interface: 'default', forwarding: ns.forwarding },
+            { family: 'inet6', interface: 'all', forwarding: ns.forwarding6 },
+            { family: 'inet6', interface: 'default', forwarding: ns.forwarding6 },
+          ]),
+        );
+      }
       else if (line === 'netns list') {
         if (this.namespaces.size > 0) out.push(JSON.stringify([...this.namespaces.keys()].map((name) => ({ name }))));
       } else throw new Error(`fake OS: unexpected batch read line ${line}`);
@@ -332,9 +357,11 @@ export class FakeOs implements Runner {
       this.removeLink(this.link(ns, m[1]));
       return;
     }
-    if ((m = /^address (add|del) (\S+) dev (\S+)$/.exec(line))) {
+    if ((m = /^address (add|del) (\S+) dev (\S+)( nodad)?$/.exec(line))) {
       const l = this.link(ns, m[3]);
       const cidr = m[2];
+      // IPv6 addresses are added nodad (usable at once), IPv4 ones never carry the flag.
+      if (m[1] === 'add' && cidr.includes(':') !== (m[4] !== undefined)) this.fail(argv, opts, `unexpected ip line "${line}"`);
       if (m[1] === 'add') {
         if (l.addrs.includes(cidr)) throw new CmdFail('RTNETLINK answers: File exists', 2);
         l.addrs.push(cidr);
@@ -509,6 +536,7 @@ export class FakeOs implements Runner {
         const routes = [...ns.routes.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} static`), ...this.kernelRoutes(ns).map((r) => `${r.dst} dev ${r.dev} kernel`)];
         for (const r of routes.sort()) out.push(`  route ${r}`);
         out.push(`  forwarding ${ns.forwarding ? 'on' : 'off'}`);
+        if (ns.forwarding6) out.push(`  forwarding6 on accept_ra ${ns.acceptRa ? 'on' : 'off'}`);
       }
       for (const t of [...ns.nft.values()].sort((x, y) => (x.name < y.name ? -1 : 1))) {
         out.push(`  nft ${t.family} ${t.name}`);

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Sealer, seededRandom, x25519KeyPair, x25519PublicKey, type Key } from '../../src/crypto/index.ts';
 import { sealContext, type Peer, type Resource } from '../../src/plan/types.ts';
 import type { DesiredResource } from '../../netns/index.ts';
+import { formatCidr, formatIp, parseCidr } from '../../netns/ip.ts';
 
 export interface NodeSpec {
   node: string;
@@ -47,6 +48,21 @@ export interface HandPlanOptions {
   basePort?: number;
   /** Node identity secrets to seal to (a node has one identity for all its networks); generated when absent. */
   identity?: Map<string, Key>;
+  /**
+   * Dual-stack: the network's IPv6 range, a /48 (e.g. "fd00:42::/48"). Node i then gets the /64 of the same slot
+   * index as its IPv4 subnet ("fd00:42:0:<i+1>::/64"), gateway6 host 1, wgAddress6 host 254 (/128), and every
+   * allowed-ip its IPv6 twin (IPv4 CIDRs first, then IPv6), as the planner emits them (docs/plan-format.md#ipv6).
+   */
+  ipv6Range?: string;
+}
+
+/** The IPv6 twin of a /24 slot of a /16 range in a /48: the /64 with the same index. */
+export function twin6(ipv6Range: string, ipRange: string, cidr: string): string {
+  const r6 = parseCidr(ipv6Range)!;
+  const r4 = parseCidr(ipRange)!;
+  const c = parseCidr(cidr)!;
+  const slot = (c.value - r4.value) >> 8n;
+  return formatCidr({ family: 6, value: r6.value + (slot << 64n), prefix: 64 });
 }
 
 export function handPlan(o: HandPlanOptions): HandNetwork {
@@ -104,6 +120,9 @@ export function handPlan(o: HandPlanOptions): HandNetwork {
     }
     const sn = subnet.get(n.node)!;
     const base = sn.split('.').slice(0, 3).join('.');
+    const v6 = o.ipv6Range;
+    if (v6) for (const p of peers) p.allowedIps = [...p.allowedIps, ...p.allowedIps.map((c) => twin6(v6, o.ipRange, c))];
+    const sn6 = v6 ? parseCidr(twin6(v6, o.ipRange, sn))! : null;
     const resource: Resource = {
       node: n.node,
       subnet: sn,
@@ -116,12 +135,20 @@ export function handPlan(o: HandPlanOptions): HandNetwork {
       hidden: n.hidden ?? false,
       accessNode: n.hidden ? n.accessNode! : null,
       peers,
+      ...(sn6
+        ? {
+            subnet6: formatCidr(sn6),
+            gateway6: formatIp({ family: 6, value: sn6.value + 1n }),
+            wgAddress6: `${formatIp({ family: 6, value: sn6.value + 254n })}/128`,
+          }
+        : {}),
     };
     desired.set(n.node, {
       tenant: o.tenant ?? 'acme',
       networkId,
       networkName: o.name ?? 'net',
       ipRange: o.ipRange,
+      ...(o.ipv6Range ? { ipRange6: o.ipv6Range } : {}),
       egress: o.egress ?? false,
       resource,
     });

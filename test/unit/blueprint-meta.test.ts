@@ -8,7 +8,7 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 const DIR = 'src/blueprint';
 /** Everything src/blueprint may import; anything else (execa, dockerode, node:fs, netns/, runtime/, ...) fails.
  *  node:module: createRequire, so that yaml loads only when a text is not JSON (CLI start, docs/benchmarks.md). */
-const ALLOWED = [/^node:module$/, /^\.\/[a-z0-9-]+\.ts$/, /^\.\.\/crypto\/[a-z0-9-]+\.ts$/, /^\.\.\/errors\.ts$/, /^\.\.\/\.\.\/topology\/cidr\.ts$/, /^yaml$/, /^@noble\/(curves|hashes)\/[a-z0-9/.-]+$/];
+const ALLOWED = [/^node:module$/, /^\.\/[a-z0-9-]+\.ts$/, /^\.\.\/crypto\/[a-z0-9-]+\.ts$/, /^\.\.\/errors\.ts$/, /^\.\.\/\.\.\/topology\/cidr6?\.ts$/, /^yaml$/, /^@noble\/(curves|hashes)\/[a-z0-9/.-]+$/];
 
 function importsOf(text: string): string[] {
   const re = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]|require\s*\(\s*['"]([^'"]+)['"]\s*\)/g;

@@ -149,10 +149,11 @@ test('one public node joining 50: each existing node gets its new peer, one subn
     if (node === 'n99') continue;
     const hidden = node.startsWith('h');
     const suffixes = ops.map((o) => o.key.slice(node.length + 2)).sort();
-    // A hidden node's only peer (its access node) does not change; its subnet list does.
-    assert.deepEqual(suffixes, hidden ? ['gen', 'subnets/net/0'] : ['gen', 'peer/net/n99', 'subnets/net/0'], node);
+    // A hidden node's only peer (its access node) does not change; its subnet list does, and the names (the new
+    // node's gateway: n99.net).
+    assert.deepEqual(suffixes, hidden ? ['gen', 'names/net', 'subnets/net/0'] : ['gen', 'names/net', 'peer/net/n99', 'subnets/net/0'], node);
   }
-  assert.ok(puts < 3 * 50 + now.get('n99')!.size, `${puts} puts`);
+  assert.ok(puts < 4 * 50 + now.get('n99')!.size, `${puts} puts`);
 });
 
 test('packing: a node group stays in one transaction when it fits; a big one is split in order', () => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PathManager, type PeerCounters } from '../../src/agent/paths.ts';
 import type { DesiredNetwork } from '../../src/agent/ports.ts';
-import { directAllowedIps, PATH_PARAMS as P } from '../../topology/paths.ts';
+import { directPeerAllowedIps, PATH_PARAMS as P } from '../../topology/paths.ts';
 import { part, planFor } from '../helpers/agent-fixtures.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 
@@ -33,11 +33,11 @@ function manager(device: Partial<PeerCounters>) {
 const onH2 = (m: PathManager) => m.effective(desired).resource.peers.find((p) => p.node === 'h2')!;
 
 test('a direct peer holding the subnet halves with a live session is adopted as direct: the first reconcile keeps it', async () => {
-  const t = manager({ allowedIps: directAllowedIps(h2Peer.directSubnet!) });
+  const t = manager({ allowedIps: directPeerAllowedIps(h2Peer) });
   assert.deepEqual(onH2(t.m).allowedIps, [], 'before adoption the plan alone puts the subnet on the relay');
   assert.equal(await t.m.adopt(), 1);
   assert.deepEqual(t.events, ['path.adopted']);
-  assert.deepEqual(onH2(t.m).allowedIps, directAllowedIps(h2Peer.directSubnet!));
+  assert.deepEqual(onH2(t.m).allowedIps, directPeerAllowedIps(h2Peer));
   assert.equal(onH2(t.m).persistentKeepalive, P.directKeepalive);
   assert.equal(onH2(t.m).endpoint, null, 'the endpoint WireGuard learnt is left alone');
   assert.equal(t.m.views()[0].path, 'direct');
@@ -55,7 +55,7 @@ test('a direct peer holding the subnet halves with a live session is adopted as 
 });
 
 test('not adopted: no live session, one half only, a probing peer, or a driver that reads no allowed-ips', async () => {
-  const halves = directAllowedIps(h2Peer.directSubnet!);
+  const halves = directPeerAllowedIps(h2Peer);
   const cases: [string, Partial<PeerCounters>][] = [
     ['session older than 180 s', { allowedIps: halves, latestHandshake: Math.floor((T0 - 181_000) / 1000) }],
     ['never a handshake', { allowedIps: halves, latestHandshake: 0 }],

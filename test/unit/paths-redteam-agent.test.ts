@@ -17,7 +17,7 @@ import { openStore } from '../../src/agent/store.ts';
 import { X25519Secret } from '../../src/crypto/keys.ts';
 import type { Peer, Resource } from '../../src/plan/types.ts';
 import { parseCidr } from '../../topology/cidr.ts';
-import { directAllowedIps, routeOf } from '../../topology/paths.ts';
+import { directPeerAllowedIps, routeOf } from '../../topology/paths.ts';
 import { FakeDriver, part, planFor, signed, tenantKeys } from '../helpers/agent-fixtures.ts';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 
@@ -221,7 +221,7 @@ test('defended: a restarted agent (candidates forgotten) hands a direct subnet b
     await b.agent.paths!.tick();
     for (let i = 0; i < 4; i++) await h2Sends(b, b.agent);
     assert.equal(routeOf(h2Host, applied(b.driver)), h2.publicKey, 'direct before the restart');
-    assert.deepEqual(applied(b.driver).find((p) => p.node === 'h2')!.allowedIps, directAllowedIps(h2.directSubnet!));
+    assert.deepEqual(applied(b.driver).find((p) => p.node === 'h2')!.allowedIps, directPeerAllowedIps(h2));
     await b.agent.stop();
     // The device keeps its peers (halves included) across the restart; the new agent has no candidates.
     second = b.make();

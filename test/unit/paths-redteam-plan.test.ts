@@ -175,7 +175,8 @@ test('defended: withPaths gives a direct peer only the halves of its own directS
   for (const [i, p] of out.entries()) {
     const planned = peers[i];
     if (planned.directSubnet === undefined) assert.deepEqual(p, planned, `relay ${p.node} untouched`);
-    else assert.deepEqual(p.allowedIps, directAllowedIps(planned.directSubnet), `${p.node}: halves of its own subnet only`);
+    // Dual-stack: the halves of its own IPv6 subnet (directSubnet6) too, and nothing else.
+    else assert.deepEqual(p.allowedIps, [...directAllowedIps(planned.directSubnet), ...(planned.directSubnet6 ? directAllowedIps(planned.directSubnet6) : [])], `${p.node}: halves of its own subnet only`);
   }
   // No config: relayed, no allowed-ips.
   for (const p of withPaths(peers, new Map())) if (p.directSubnet !== undefined) assert.deepEqual(p.allowedIps, []);

@@ -8,7 +8,7 @@ import { PathManager, type PeerCounters } from '../../src/agent/paths.ts';
 import type { DesiredNetwork } from '../../src/agent/ports.ts';
 import type { Peer } from '../../src/plan/types.ts';
 import { parseCidr } from '../../topology/cidr.ts';
-import { directAllowedIps, directPeerConfig, initialPath, PATH_PARAMS as P, routeOf, stepPath, type PathInput, type PathState } from '../../topology/paths.ts';
+import { directPeerAllowedIps, directPeerConfig, initialPath, PATH_PARAMS as P, routeOf, stepPath, type PathInput, type PathState } from '../../topology/paths.ts';
 import { part, planFor } from '../helpers/agent-fixtures.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 
@@ -264,7 +264,7 @@ test('defended: whatever the counters and candidates, a PathManager only ever gi
         assert.deepEqual(p, planned);
         continue;
       }
-      assert.ok(p.allowedIps.length === 0 || JSON.stringify(p.allowedIps) === JSON.stringify(directAllowedIps(planned.directSubnet)), JSON.stringify(p));
+      assert.ok(p.allowedIps.length === 0 || JSON.stringify(p.allowedIps) === JSON.stringify(directPeerAllowedIps(planned)), JSON.stringify(p));
       if (p.endpoint !== null) assert.ok(C.includes(p.endpoint), p.endpoint);
     }
   }

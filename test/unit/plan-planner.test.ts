@@ -29,11 +29,15 @@ test('two public nodes: subnets, ports, endpoints and a mutual peer', () => {
   );
   assert.deepEqual([b.subnet, b.gateway, b.wgAddress, b.listenPort], ['10.1.1.0/24', '10.1.1.1', '10.1.1.254/32', 51820]);
   assert.deepEqual(a.peers, [
-    { node: 'node-b', kind: 'node', publicKey: b.publicKey, endpoint: '203.0.113.2:51820', allowedIps: ['10.1.1.0/24'], persistentKeepalive: null },
+    { node: 'node-b', kind: 'node', publicKey: b.publicKey, endpoint: '203.0.113.2:51820', allowedIps: ['10.1.1.0/24', 'fdc2:65b9:9864:1::/64'], persistentKeepalive: null },
   ]);
   assert.deepEqual(b.peers, [
-    { node: 'node-a', kind: 'node', publicKey: a.publicKey, endpoint: '203.0.113.1:51820', allowedIps: ['10.1.0.0/24'], persistentKeepalive: null },
+    { node: 'node-a', kind: 'node', publicKey: a.publicKey, endpoint: '203.0.113.1:51820', allowedIps: ['10.1.0.0/24', 'fdc2:65b9:9864::/64'], persistentKeepalive: null },
   ]);
+  // Dual-stack by default: the ULA /48 of acme/shop/net, /64s in the IPv4 slots, hosts mirrored.
+  assert.deepEqual([plan.networks[0].ipv6Range, plan.networks[0].subnet6Prefix], ['fdc2:65b9:9864::/48', 64]);
+  assert.deepEqual([a.subnet6, a.gateway6, a.wgAddress6], ['fdc2:65b9:9864::/64', 'fdc2:65b9:9864::1', 'fdc2:65b9:9864::fe/128']);
+  assert.deepEqual([b.subnet6, b.gateway6, b.wgAddress6], ['fdc2:65b9:9864:1::/64', 'fdc2:65b9:9864:1::1', 'fdc2:65b9:9864:1::fe/128']);
   assert.deepEqual(checkPlan(plan, bp, inventory(['node-a', 'node-b'])), []);
 });
 
@@ -63,10 +67,24 @@ test('hidden node: one peer (its access node) carrying the rest of the range, wi
   const h = res(plan, 'node-h');
   assert.deepEqual([h.hidden, h.accessNode, h.subnet], [true, 'node-a', '10.1.1.0/24']);
   assert.deepEqual(h.peers, [
-    { node: 'node-a', kind: 'node', publicKey: a.publicKey, endpoint: '203.0.113.1:51820', allowedIps: ['10.1.0.0/24', '10.1.2.0/23'], persistentKeepalive: 25 },
+    {
+      node: 'node-a',
+      kind: 'node',
+      publicKey: a.publicKey,
+      endpoint: '203.0.113.1:51820',
+      // The range minus the own subnet in each family: IPv4 first, then the /48 minus the own /64 (16 CIDRs).
+      allowedIps: [
+        '10.1.0.0/24', '10.1.2.0/23',
+        'fdc2:65b9:9864::/64', 'fdc2:65b9:9864:2::/63', 'fdc2:65b9:9864:4::/62', 'fdc2:65b9:9864:8::/61',
+        'fdc2:65b9:9864:10::/60', 'fdc2:65b9:9864:20::/59', 'fdc2:65b9:9864:40::/58', 'fdc2:65b9:9864:80::/57',
+        'fdc2:65b9:9864:100::/56', 'fdc2:65b9:9864:200::/55', 'fdc2:65b9:9864:400::/54', 'fdc2:65b9:9864:800::/53',
+        'fdc2:65b9:9864:1000::/52', 'fdc2:65b9:9864:2000::/51', 'fdc2:65b9:9864:4000::/50', 'fdc2:65b9:9864:8000::/49',
+      ],
+      persistentKeepalive: 25,
+    },
   ]);
   assert.deepEqual(a.peers, [
-    { node: 'node-h', kind: 'node', publicKey: h.publicKey, endpoint: null, allowedIps: ['10.1.1.0/24'], persistentKeepalive: null },
+    { node: 'node-h', kind: 'node', publicKey: h.publicKey, endpoint: null, allowedIps: ['10.1.1.0/24', 'fdc2:65b9:9864:1::/64'], persistentKeepalive: null },
   ]);
 });
 
@@ -77,7 +95,7 @@ test('public peers route the subnets of the hidden nodes behind them; hidden nod
   assert.equal(res(plan, 'node-h1').accessNode, 'node-a');
   assert.equal(res(plan, 'node-h2').accessNode, 'node-b');
   const aEntryAtB = res(plan, 'node-b').peers.find((p) => p.node === 'node-a')!;
-  assert.deepEqual(aEntryAtB.allowedIps, ['10.1.0.0/24', '10.1.2.0/24']);
+  assert.deepEqual(aEntryAtB.allowedIps, ['10.1.0.0/24', '10.1.2.0/24', 'fdc2:65b9:9864::/64', 'fdc2:65b9:9864:2::/64']);
   assert.deepEqual(res(plan, 'node-a').peers.map((p) => p.node), ['node-b', 'node-h1']);
   assert.deepEqual(checkPlan(plan, bp, inv), []);
 });
@@ -89,12 +107,17 @@ test('access device without a key gets a generated wg-quick config; node parts n
   const dev = plan.networks[0].access[0];
   assert.deepEqual([dev.name, dev.subnet, dev.address, dev.via, dev.generatedKey], ['laptop', '10.1.2.0/24', '10.1.2.1', 'node-a', true]);
   const a = res(plan, 'node-a');
-  assert.match(dev.wgQuickConfig!, /^\[Interface\]\n# zmesh access device laptop \(acme\/shop network net\)\nPrivateKey = [A-Za-z0-9+/]{43}=\nAddress = 10\.1\.2\.1\/32\n\n\[Peer\]\n/);
-  assert.ok(dev.wgQuickConfig!.endsWith(`PublicKey = ${a.publicKey}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 10.1.0.0/16\nPersistentKeepalive = 25\n`));
+  assert.deepEqual([dev.subnet6, dev.address6], ['fdc2:65b9:9864:2::/64', 'fdc2:65b9:9864:2::1']);
+  // Both families; DNS: the resolver on the access node's gateways, then the network name as search domain.
+  assert.match(
+    dev.wgQuickConfig!,
+    /^\[Interface\]\n# zmesh access device laptop \(acme\/shop network net\)\nPrivateKey = [A-Za-z0-9+/]{43}=\nAddress = 10\.1\.2\.1\/32, fdc2:65b9:9864:2::1\/128\nDNS = 10\.1\.0\.1, fdc2:65b9:9864::1, net\n\n\[Peer\]\n/,
+  );
+  assert.ok(dev.wgQuickConfig!.endsWith(`PublicKey = ${a.publicKey}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 10.1.0.0/16, fdc2:65b9:9864::/48\nPersistentKeepalive = 25\n`));
   assert.deepEqual(a.peers.find((p) => p.node === 'laptop'), {
-    node: 'laptop', kind: 'device', publicKey: dev.publicKey, endpoint: null, allowedIps: ['10.1.2.0/24'], persistentKeepalive: null,
+    node: 'laptop', kind: 'device', publicKey: dev.publicKey, endpoint: null, allowedIps: ['10.1.2.0/24', 'fdc2:65b9:9864:2::/64'], persistentKeepalive: null,
   });
-  assert.deepEqual(res(plan, 'node-b').peers[0].allowedIps, ['10.1.0.0/24', '10.1.2.0/24']);
+  assert.deepEqual(res(plan, 'node-b').peers[0].allowedIps, ['10.1.0.0/24', '10.1.2.0/24', 'fdc2:65b9:9864::/64', 'fdc2:65b9:9864:2::/64']);
   const part = nodePart(plan, 'node-a');
   const devicePrivate = /PrivateKey = (\S+)/.exec(dev.wgQuickConfig!)![1];
   assert.ok(!JSON.stringify(part).includes(devicePrivate));
@@ -123,9 +146,9 @@ test('workload addresses: explicit kept, the rest from .2 up, skipping taken one
   const bp = blueprint([net({ nodes: ['node-a'] })], { workloads: [w('web'), w('db', '10.1.0.2'), w('cache')] });
   const plan = planBlueprint(bp, inv, { random: rnd() });
   assert.deepEqual(plan.workloads, [
-    { name: 'cache', node: 'node-a', network: 'net', ip: '10.1.0.4' },
-    { name: 'db', node: 'node-a', network: 'net', ip: '10.1.0.2' },
-    { name: 'web', node: 'node-a', network: 'net', ip: '10.1.0.3' },
+    { name: 'cache', node: 'node-a', network: 'net', ip: '10.1.0.4', ip6: 'fdc2:65b9:9864::4' },
+    { name: 'db', node: 'node-a', network: 'net', ip: '10.1.0.2', ip6: 'fdc2:65b9:9864::2' },
+    { name: 'web', node: 'node-a', network: 'net', ip: '10.1.0.3', ip6: 'fdc2:65b9:9864::3' },
   ]);
 });
 

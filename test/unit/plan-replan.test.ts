@@ -93,8 +93,8 @@ test('generated device keys and workload addresses survive re-planning', () => {
   const second = planBlueprint(bp2, inventory([pub('n1', 1)]), { random: seededRandom('b'), previous: first });
   assert.deepEqual(second.networks[0].access, first.networks[0].access);
   assert.deepEqual(second.workloads, [
-    { name: 'api', node: 'n1', network: 'net', ip: '10.1.0.3' },
-    { name: 'web', node: 'n1', network: 'net', ip: '10.1.0.2' },
+    { name: 'api', node: 'n1', network: 'net', ip: '10.1.0.3', ip6: 'fdc2:65b9:9864::3' },
+    { name: 'web', node: 'n1', network: 'net', ip: '10.1.0.2', ip6: 'fdc2:65b9:9864::2' },
   ]);
 });
 

@@ -78,10 +78,14 @@ test('policyNft: the chains and sets it renders', () => {
   );
   assert.deepEqual(chains.map((c) => `${c.name}:${c.hook}`), ['policy-in:input', 'policy-fwd:forward', 'policy-out:output']);
   assert.deepEqual(chains[2].rules[0], { tag: 'pol-loopback', rule: 'oifname "lo" accept' });
-  assert.deepEqual(chains[2].rules.slice(1), chains[0].rules);
+  // The node's resolver (port 53 to the namespace itself) answers whatever the policy says: input only.
+  assert.deepEqual(chains[0].rules[0], { tag: 'pol-dns', rule: 'meta l4proto { tcp, udp } th dport 53 accept' });
+  assert.deepEqual(chains[2].rules.slice(1), chains[0].rules.slice(1));
+  assert.deepEqual(chains[1].rules, chains[0].rules.slice(1));
   assert.deepEqual(
     chains[0].rules.map((r) => `${r.tag}: ${r.rule}`),
     [
+      'pol-dns: meta l4proto { tcp, udp } th dport 53 accept',
       'pol-other-family: meta nfproto != ipv4 accept',
       'pol-not-guarded: ip daddr != @pol_local accept',
       'pol-outside: ip saddr != 10.1.0.0/16 accept',

@@ -372,7 +372,8 @@ test('GET /v1/policy/check and /v1/policy; schema limits; metrics with the rule 
         default: 'deny',
         defaultAction: 'drop',
         counted: true,
-        local: ['10.1.0.1/32', '10.1.0.2/32', '10.1.0.254/32', '10.1.4.1/32'],
+        // Dual-stack (the planner's default): the same destinations' IPv6 addresses are guarded too.
+        local: ['10.1.0.1/32', '10.1.0.2/32', '10.1.0.254/32', '10.1.4.1/32', 'fdc2:65b9:9864::1/128', 'fdc2:65b9:9864::2/128', 'fdc2:65b9:9864::fe/128', 'fdc2:65b9:9864:4::1/128'],
         rules: [
           { index: 0, from: ['group:web'], to: ['workload:db'], ports: ['tcp/5432'], here: false, packets: null, bytes: null },
           { index: 1, from: ['group:admins'], to: ['any'], ports: ['any'], here: true, packets: 0, bytes: 0 },
@@ -444,7 +445,7 @@ test('zmesh policy, net show and diagnose A B: exact text', async () => {
     assert.equal(
       policyTable(v),
       [
-        'policy of acme/shop/net on node-a: default deny; guards 10.1.0.1/32 10.1.0.2/32 10.1.0.254/32 10.1.4.1/32',
+        'policy of acme/shop/net on node-a: default deny; guards 10.1.0.1/32 10.1.0.2/32 10.1.0.254/32 10.1.4.1/32 fdc2:65b9:9864::1/128 fdc2:65b9:9864::2/128 fdc2:65b9:9864::fe/128 fdc2:65b9:9864:4::1/128',
         '',
         'RULE            FROM          TO              PORTS         PACKETS  BYTES',
         '0               group:web     workload:db     tcp/5432      -        -',
@@ -459,8 +460,8 @@ test('zmesh policy, net show and diagnose A B: exact text', async () => {
     );
     assert.equal(policyTable({ ...v, policy: null }), 'network acme/shop/net has no policy: everything inside the network is allowed');
     const d = (await bed.agent.network('net')) as NetworkDetail;
-    assert.equal(policyLine(d), 'policy: default deny, 2 rule(s) guard 4 address(es) here; accepted 12 packet(s) by rules, dropped 40 by the default (zmesh policy net)');
-    assert.equal(policyLine({ ...d, actual: null }), 'policy: default deny, 2 rule(s) guard 4 address(es) here; counters not read (zmesh policy net)');
+    assert.equal(policyLine(d), 'policy: default deny, 2 rule(s) guard 8 address(es) here; accepted 12 packet(s) by rules, dropped 40 by the default (zmesh policy net)');
+    assert.equal(policyLine({ ...d, actual: null }), 'policy: default deny, 2 rule(s) guard 8 address(es) here; counters not read (zmesh policy net)');
     assert.equal(policyLine({ ...d, desired: { ...d.desired, policy: undefined } }), null);
     assert.equal(policyCheckText(bed.agent.policyCheck('net', 'db', 'web-1', 'tcp/22'), k).split('\n').at(-1), 'verdict: DENIED by the default (deny): no rule allows it');
   } finally {

@@ -14,7 +14,7 @@ import { ZmeshError } from '../../src/errors.ts';
 import { CommandError, MAX_BUFFER, ProcessRunner, SECRET_FILE } from '../../netns/runner.ts';
 import { PathManager, type PeerCounters } from '../../src/agent/paths.ts';
 import type { DesiredNetwork } from '../../src/agent/ports.ts';
-import { directAllowedIps } from '../../topology/paths.ts';
+import { directPeerAllowedIps } from '../../topology/paths.ts';
 import { planFor } from '../helpers/agent-fixtures.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 
@@ -273,14 +273,14 @@ function adopter(device: PeerCounters[], plan: DesiredNetwork = desired) {
 const live = Math.floor((T0 - 5000) / 1000);
 
 test('defended: adoption: the hostile peer h2 holding the third node h3\'s subnet halves (live session) is not adopted', async () => {
-  const h3Halves = directAllowedIps(peer('h3').directSubnet!);
-  assert.notDeepEqual(h3Halves, directAllowedIps(peer('h2').directSubnet!));
+  const h3Halves = directPeerAllowedIps(peer('h3'));
+  assert.notDeepEqual(h3Halves, directPeerAllowedIps(peer('h2')));
   const t = adopter([{ publicKey: peer('h2').publicKey, rxBytes: 9, latestHandshake: live, endpoint: '198.51.100.2:1', allowedIps: h3Halves }]);
   assert.equal(await t.m.adopt(), 0);
   assert.deepEqual(t.events, []);
   assert.deepEqual([t.on('h2').allowedIps, t.on('h3').allowedIps], [[], []]);
   // Both its own and h3's halves: not exactly its own, not adopted either.
-  const u = adopter([{ publicKey: peer('h2').publicKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: [...directAllowedIps(peer('h2').directSubnet!), ...h3Halves] }]);
+  const u = adopter([{ publicKey: peer('h2').publicKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: [...directPeerAllowedIps(peer('h2')), ...h3Halves] }]);
   assert.equal(await u.m.adopt(), 0);
   assert.deepEqual(u.on('h2').allowedIps, []);
 });
@@ -290,7 +290,7 @@ test('defended: adoption: a direct peer whose key was re-planned (device still h
   const p2 = replanned.resource.peers.find((p) => p.node === 'h2')!;
   const oldKey = p2.publicKey;
   p2.publicKey = peer('h3').publicKey === oldKey ? 'x' : 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
-  const t = adopter([{ publicKey: oldKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: directAllowedIps(p2.directSubnet!) }], replanned);
+  const t = adopter([{ publicKey: oldKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: directPeerAllowedIps(p2) }], replanned);
   assert.equal(await t.m.adopt(), 0);
   assert.deepEqual(t.on('h2').allowedIps, []);
   assert.deepEqual(t.m.views().map((v) => v.path), ['relay', 'relay']);
@@ -298,11 +298,11 @@ test('defended: adoption: a direct peer whose key was re-planned (device still h
 
 test('defended: adoption: an adopted pair gives the peer only the halves of its PLANNED subnet, whatever the device held', async () => {
   const t = adopter([
-    { publicKey: peer('h2').publicKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: directAllowedIps(peer('h2').directSubnet!) },
-    { publicKey: peer('h3').publicKey, rxBytes: 9, latestHandshake: 0, endpoint: null, allowedIps: directAllowedIps(peer('h3').directSubnet!) },
+    { publicKey: peer('h2').publicKey, rxBytes: 9, latestHandshake: live, endpoint: null, allowedIps: directPeerAllowedIps(peer('h2')) },
+    { publicKey: peer('h3').publicKey, rxBytes: 9, latestHandshake: 0, endpoint: null, allowedIps: directPeerAllowedIps(peer('h3')) },
   ]);
   assert.equal(await t.m.adopt(), 1, 'h3 has no session: not adopted');
-  assert.deepEqual(t.on('h2').allowedIps, directAllowedIps(peer('h2').directSubnet!));
+  assert.deepEqual(t.on('h2').allowedIps, directPeerAllowedIps(peer('h2')));
   assert.deepEqual(t.on('h3').allowedIps, []);
   assert.deepEqual(t.events, ['path.adopted']);
 });

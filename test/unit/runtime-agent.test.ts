@@ -91,7 +91,12 @@ test('the runtime gets this node workloads (planned address, subnet prefix, gate
     assert.deepEqual(d.workloads, [
       {
         tenant: 'acme', blueprint: 'shop', name: 'web', node: 'node-a', image: 'zmesh/base:latest', command: ['httpd', '-f'], cpu: 0.5, memory: 64 * 1024 * 1024, disk: 1024 * 1024 * 1024,
-        network: { id: plan.networks[0].id, name: 'backend', ip: '10.20.0.10', prefix: 24, gateway: '10.20.0.1' }, mounts: [{ volume: 'data', path: '/data' }],
+        network: {
+          id: plan.networks[0].id, name: 'backend', ip: '10.20.0.10', prefix: 24, gateway: '10.20.0.1',
+          // Dual-stack (docs/dns.md): the planned ip6 on node-a's subnet6, and its gateway6.
+          ip6: plan.workloads.find((w) => w.name === 'web')!.ip6, prefix6: 64, gateway6: plan.networks[0].resources.find((r) => r.node === 'node-a')!.gateway6,
+        },
+        mounts: [{ volume: 'data', path: '/data' }],
       },
     ]);
     assert.deepEqual(d.volumes, [{ tenant: 'acme', blueprint: 'shop', name: 'data', node: 'node-a', size: 16 * 1024 * 1024 }]);

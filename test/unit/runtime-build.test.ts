@@ -12,6 +12,7 @@ import {
   baseRootfs,
   compareAttachment,
   containerAddLines,
+  containerAddLines6,
   containerName,
   exitReason,
   findMount,
@@ -120,6 +121,8 @@ test('attach builders: exact ip -batch lines', () => {
     'link set dev eth0 up',
     'route replace default via 10.1.0.1 dev eth0',
   ]);
+  assert.deepEqual(containerAddLines6(req), [], 'IPv4-only: no IPv6 lines');
+  assert.deepEqual(containerAddLines6({ ...req, ip6: 'fd00:1::2', prefix6: 64, gateway6: 'fd00:1::1' }), ['addr add fd00:1::2/64 dev eth0 nodad', 'route replace default via fd00:1::1 dev eth0']);
 });
 
 // Real `ip -j -d addr show` output (iproute2 6.1), trimmed.
@@ -129,9 +132,12 @@ const ROUTES_JSON = `[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags"
 
 test('parsers: links with peer index, alias and inet addresses; routes', () => {
   const [h] = parseLinks(JSON.parse(HOST_JSON));
-  assert.deepEqual(h, { index: 7, name: 'v-aaaaaaaaaa', kind: 'veth', mtu: 1420, up: true, master: 'b-abcdefghij', linkIndex: 2, alias: 'zmesh-wl:acme/shop/web', mac: '56:c0:4b:86:8f:b3', inet: [] });
+  assert.deepEqual(h, { index: 7, name: 'v-aaaaaaaaaa', kind: 'veth', mtu: 1420, up: true, master: 'b-abcdefghij', linkIndex: 2, alias: 'zmesh-wl:acme/shop/web', mac: '56:c0:4b:86:8f:b3', inet: [], inet6: [] });
   const c = parseLinks(JSON.parse(CONT_JSON));
   assert.deepEqual(c.map((l) => [l.name, l.linkIndex, l.inet]), [['lo', null, ['127.0.0.1/8']], ['eth0', 7, ['10.1.0.2/24']]]);
+  // Global IPv6 addresses only (the link-local fe80::1 is left out).
+  const six = parseLinks([{ ifindex: 2, ifname: 'eth0', flags: [], mtu: 1420, addr_info: [{ family: 'inet6', local: 'fd00:1::2', prefixlen: 64, scope: 'global' }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] }]);
+  assert.deepEqual(six[0].inet6, ['fd00:1::2/64']);
   assert.deepEqual(parseRoutes(JSON.parse(ROUTES_JSON))[0], { dst: 'default', gateway: '10.1.0.1', dev: 'eth0' });
 });
 

@@ -421,7 +421,14 @@ test('/etc files: exact contents, written once, read-only mounts, GC of this nod
     assert.deepEqual(etcContents(w), {
       '/etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.1.0.2\tweb\n',
       '/etc/hostname': 'web\n',
-      '/etc/resolv.conf': '# zmesh: tenant networks have no DNS\n',
+      '/etc/resolv.conf': `# zmesh: the names of network ${w.network.name} (docs/dns.md)\nnameserver ${w.network.gateway}\nsearch ${w.network.name}\noptions timeout:2 attempts:1\n`,
+    });
+    // Dual-stack: the IPv6 address in hosts, the IPv6 gateway as the second name server.
+    const w6 = { ...w, network: { ...w.network, name: 'net', gateway: '10.1.0.1', ip6: 'fd00:1::2', prefix6: 64, gateway6: 'fd00:1::1' } };
+    assert.deepEqual(etcContents(w6), {
+      '/etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.1.0.2\tweb\nfd00:1::2\tweb\n',
+      '/etc/hostname': 'web\n',
+      '/etc/resolv.conf': '# zmesh: the names of network net (docs/dns.md)\nnameserver 10.1.0.1\nnameserver fd00:1::1\nsearch net\noptions timeout:2 attempts:1\n',
     });
     const d = join(dir, 'zmesh.node-a.acme.shop.web');
     assert.deepEqual(etc.ensure(w), [

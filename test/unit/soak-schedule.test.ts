@@ -79,7 +79,7 @@ test('the blueprint change of the soak spec: one node and one workload more, a v
   assert.throws(() => variantSpec(v), /already has a node/);
 });
 
-const row = (from: string, to: string, ok: boolean, expect: PairResult['expect'] = 'reach'): PairResult => ({ from, to, ok, expect, rttMs: null, proto: 'icmp+tcp', port: 7777, reached: ok, ping: ok, seen: null });
+const row = (from: string, to: string, ok: boolean, expect: PairResult['expect'] = 'reach'): PairResult => ({ from, to, ok, expect, rttMs: null, proto: 'icmp+tcp', port: 7777, family: 4, reached: ok, ping: ok, seen: null });
 
 test('wrong pairs: from the first round seen wrong to the first seen right; open ones counted at the end', () => {
   const w = new WrongTracker(60, 0);
