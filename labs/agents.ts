@@ -11,7 +11,7 @@ import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { LAB_POOL_SIZE, dockerPaths } from './docker.ts';
 import { agentEtcdSection } from './etcd.ts';
-import type { HostLayout } from './layout.ts';
+import { hostEndpoints, type HostLayout } from './layout.ts';
 import type { LabSpec } from './spec.ts';
 import { nodePaths, type LabState } from './state.ts';
 import { alive, inHolder, nsInode, signal, spawnDetached, waitFor, waitGone, writePrivateFile, type ProcRef } from './sys.ts';
@@ -35,7 +35,7 @@ export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, truste
       identityKeyFile: p.identity,
       stateDir: p.stateDir,
       adminSocket: p.socket,
-      endpoints: host.attach.kind === 'internet' ? [host.address] : [],
+      endpoints: hostEndpoints(host, spec.underlay === 'ipv4' ? undefined : spec.underlay),
       wireguardBackend: 'auto',
       reconcileInterval: `${Math.round(spec.options.reconcileIntervalMs / 1000)}s`,
       logLevel: spec.options.logLevel,

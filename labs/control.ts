@@ -9,7 +9,7 @@ import { call } from '../src/admin/client.ts';
 import { Key } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { nodePart, planBlueprint, type Inventory, type Plan } from '../src/plan/index.ts';
-import type { Layout } from './layout.ts';
+import { hostEndpoints, type Layout } from './layout.ts';
 import type { LabSpec, TenantSpec } from './spec.ts';
 import { nodePaths, type BlueprintRecord, type LabState } from './state.ts';
 import { writePrivateFile } from './sys.ts';
@@ -69,7 +69,7 @@ export function planLab(spec: LabSpec, layout: Layout, dir: string, state: LabSt
           .map((n) => ({
             id: n.name,
             publicKey: identities.get(n.name)!,
-            endpoints: n.attach.kind === 'internet' ? [n.address] : [],
+            endpoints: hostEndpoints(n, layout.underlay),
             reservedPorts: [...used.get(n.name)!].sort((a, b) => a - b),
           })),
       };

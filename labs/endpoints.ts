@@ -41,6 +41,16 @@ export interface Endpoint {
   owns: string[];
   /** Present when its network has a policy: what guards it and the ports the rules name. */
   policy?: EndpointPolicy;
+  /** Dual-stack networks (the plan's gateway6, address6, ip6): the IPv6 address the matrix dials, and the IPv6
+   *  addresses it owns (a resource: gateway6, then its WireGuard address6). */
+  address6?: string;
+  owns6?: string[];
+  /** The name the network's resolver serves for it ("<workload>.<network>", "<node>.<network>",
+   *  "<device>.<network>"); absent when an endpoint of an earlier kind (workload, then device) took the label. */
+  dnsName?: string;
+  /** The resolver this endpoint asks: its node's resource (a device: its access node's) — the node and the
+   *  gateway address it answers on. */
+  resolver?: { node: string; address: string };
 }
 
 export interface EndpointPolicy {
@@ -75,6 +85,17 @@ export function policyPorts(p: NetworkPolicy): number[] {
 export function endpointPorts(e: Endpoint): number[] {
   const own = e.port ?? ECHO_PORT;
   return [own, ...(e.policy?.ports ?? []).filter((p) => p !== own)];
+}
+
+/** The address without a prefix length ("fd00::1/128" → "fd00::1"). */
+const bare = (a: string) => a.split('/')[0];
+
+/** The endpoint as seen in one family: its IPv6 address and owned addresses in place of the IPv4 ones, or null
+ *  when it has none (an IPv4-only network). */
+export function inFamily(e: Endpoint, family: 4 | 6): Endpoint | null {
+  if (family === 4) return e;
+  if (!e.address6) return null;
+  return { ...e, address: e.address6, owns: e.owns6 ?? [e.address6] };
 }
 
 /** The port a workload endpoint serves its identity page on. */
@@ -129,13 +150,52 @@ export function endpointsOf(plans: { plan: Plan; blueprint?: Blueprint }[], layo
       const ports = spec?.policy ? policyPorts(spec.policy) : [];
       const policyOf = (node: string | null): { policy?: EndpointPolicy } =>
         spec?.policy ? { policy: { node, guard: (node && guards.get(node)) || null, ports } } : {};
+      // Names as the network's resolver serves them: workloads first, then devices, then nodes (src/plan/names.ts).
+      const taken = new Set<string>();
+      const nameOf = (label: string): { dnsName?: string } => {
+        if (taken.has(label)) return {};
+        taken.add(label);
+        return { dnsName: `${label}.${n.name}` };
+      };
+      const workloadNames = new Map((plan.workloads ?? []).filter((w) => w.network === n.name).map((w) => [w.name, nameOf(w.name)]));
+      const deviceNames = new Map(n.access.map((d) => [d.name, nameOf(d.name)]));
+      const resolverOf = (node: string | null): { resolver?: { node: string; address: string } } => {
+        const r = node ? n.resources.find((x) => x.node === node) : undefined;
+        return r ? { resolver: { node: r.node, address: r.gateway } } : {};
+      };
       for (const r of n.resources) {
-        out.push({ id: `${net}@${r.node}`, net, tenant: plan.tenant, kind: 'resource', host: r.node, networkId: n.id, address: r.gateway, owns: [r.gateway, r.wgAddress.split('/')[0]], ...policyOf(r.node) });
+        out.push({
+          id: `${net}@${r.node}`,
+          net,
+          tenant: plan.tenant,
+          kind: 'resource',
+          host: r.node,
+          networkId: n.id,
+          address: r.gateway,
+          owns: [r.gateway, bare(r.wgAddress)],
+          ...policyOf(r.node),
+          ...(r.gateway6 ? { address6: r.gateway6, owns6: [r.gateway6, ...(r.wgAddress6 ? [bare(r.wgAddress6)] : [])] } : {}),
+          ...nameOf(r.node),
+          ...resolverOf(r.node),
+        });
       }
       for (const d of n.access) {
         if (!devices.has(d.name)) continue;
         const access = n.resources.find((r) => r.peers.some((p) => p.kind === 'device' && p.node === d.name))?.node ?? null;
-        out.push({ id: `${net}@${d.name}`, net, tenant: plan.tenant, kind: 'device', host: d.name, networkId: n.id, address: d.address, owns: [d.address], ...policyOf(access) });
+        out.push({
+          id: `${net}@${d.name}`,
+          net,
+          tenant: plan.tenant,
+          kind: 'device',
+          host: d.name,
+          networkId: n.id,
+          address: d.address,
+          owns: [d.address],
+          ...policyOf(access),
+          ...(d.address6 ? { address6: bare(d.address6), owns6: [bare(d.address6)] } : {}),
+          ...deviceNames.get(d.name),
+          ...resolverOf(access),
+        });
       }
       for (const w of plan.workloads ?? []) {
         if (w.network !== n.name) continue;
@@ -151,6 +211,9 @@ export function endpointsOf(plans: { plan: Plan; blueprint?: Blueprint }[], layo
           workload: `${plan.tenant}/${plan.blueprint}/${w.name}`,
           owns: [w.ip],
           ...policyOf(w.node),
+          ...(w.ip6 ? { address6: w.ip6, owns6: [w.ip6] } : {}),
+          ...workloadNames.get(w.name),
+          ...resolverOf(w.node),
         });
       }
     }
@@ -206,18 +269,37 @@ const echoKey = (e: Endpoint) => (e.kind === 'device' ? `device:${e.host}/${e.ne
 /** The state key of an echo service: the identity port's is the endpoint's key, a rule-named port's "key#port". */
 const echoPortKey = (e: Endpoint, port: number) => (port === ECHO_PORT ? echoKey(e) : `${echoKey(e)}#${port}`);
 
-/** TCP ports listened on in the network namespace of `pid` (its /proc net/tcp: state 0A), or null. */
-export function listeningPorts(pid: number): Set<number> | null {
+/** Ports of sockets in state `st` in /proc/<pid>/net/<table> ("0A": TCP listening, "07": UDP bound). */
+function socketPorts(pid: number, tables: string[], st: string): Set<number> | null {
   try {
     const out = new Set<number>();
-    for (const line of readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 3 && f[3] === '0A') out.add(parseInt(f[1].split(':')[1], 16));
+    for (const t of tables) {
+      for (const line of readFileSync(`/proc/${pid}/net/${t}`, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length > 3 && f[3] === st) out.add(parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16));
+      }
     }
     return out;
   } catch {
     return null;
   }
+}
+
+/** TCP ports listened on in the network namespace of `pid` (its /proc net/tcp and net/tcp6: state 0A), or null.
+ *  (busybox httpd listens on [::], which only net/tcp6 shows.) */
+export function listeningPorts(pid: number): Set<number> | null {
+  return socketPorts(pid, ['tcp', 'tcp6'], '0A');
+}
+
+/**
+ * Whether a node's resolver is running for a tenant network: something bound to UDP port 53 in its tenant
+ * namespace n-<id> (seen through the echo service, which lives there). null: not known (no echo service yet).
+ */
+export function resolverRunning(state: LabState, node: string, networkId: string): boolean | null {
+  const echo = state.echo[`${node}/${networkId}`];
+  if (!echo || !alive(echo)) return null;
+  const udp = socketPorts(echo.pid, ['udp', 'udp6'], '07');
+  return udp === null ? null : udp.has(53);
 }
 
 /**
@@ -301,6 +383,11 @@ export async function ensureEcho(endpoints: Endpoint[], layout: Layout, state: L
 
 export const WG_DEVICE_IF = 'zl0';
 
+/** A device's wg-quick config as the lab brings it up: the planner's, without `DNS =` lines. */
+export function deviceTunnelConfig(config: string): string {
+  return config.replace(/^DNS\s*=.*(\r?\n|$)/gm, '');
+}
+
 /** Brings an access device's tunnel up with `wg-quick` (again when its config changed or it is down). */
 export async function ensureDeviceTunnel(device: HostLayout, config: string, state: LabState, dir: string): Promise<boolean> {
   const h = liveHolder(device, state);
@@ -308,6 +395,9 @@ export async function ensureDeviceTunnel(device: HostLayout, config: string, sta
   const ddir = join(dir, 'devices', device.name);
   mkdirSync(ddir, { recursive: true, mode: 0o700 });
   const conf = join(ddir, `${WG_DEVICE_IF}.conf`);
+  // Without its `DNS =` line: wg-quick would hand it to resolvconf, which is not there (exit 127) and would write
+  // the host's /etc/resolv.conf (a device shares the host's /etc). The matrix asks the resolver by address.
+  config = deviceTunnelConfig(config);
   const old = existsSync(conf) ? readFileSync(conf, 'utf8') : null;
   if (old !== config) writeFileSync(conf, config, { mode: 0o600 });
   const env = ['env', 'WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go', 'WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1'];

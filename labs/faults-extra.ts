@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { ZmeshError } from '../src/errors.ts';
 import { formatIPv4, parseCidr, parseIPv4 } from '../topology/cidr.ts';
-import { INTERNET, INTERNET_GW, UNDERLAY_IF, WAN_LINK, hostByName, type HostLayout, type Layout, type NatLayout } from './layout.ts';
+import { INTERNET, INTERNET6_GW, INTERNET_GW, UNDERLAY_IF, WAN_LINK, hostByName, mirror6, underlayFamilies, type HostLayout, type Layout, type NatLayout } from './layout.ts';
 import { writeState, type LabState } from './state.ts';
 import { inNs, run } from './sys.ts';
-import { natRuleset } from './underlay.ts';
+import { ipv6LinkBatch, natRulesetFor } from './underlay.ts';
 
 export type ExtraFaultKind = 'nat-restart' | 'roam';
 export const EXTRA_FAULTS: ExtraFaultKind[] = ['nat-restart', 'roam'];
@@ -72,18 +72,25 @@ export function roamAddress(layout: Layout): string {
   throw new ZmeshError('E_LAB_FULL', `no free address left on the lab's internet (${INTERNET})`, { kind: 'retryable' });
 }
 
-/** Moves an interface of a namespace to a new address on the internet (default route through its gateway). */
-async function readdress(ns: string, ifname: string, address: string): Promise<void> {
-  await run(['ip', '-n', ns, '-batch', '-'], {
-    input: [`addr flush dev ${ifname}`, `addr add ${address}/24 dev ${ifname}`, `link set ${ifname} up`, `route replace default via ${INTERNET_GW}`].join('\n') + '\n',
-  });
+/** Moves an interface of a namespace to a new address on the internet (default route through its gateway), in
+ *  the families of the lab's underlay (the IPv6 address mirrors the IPv4 one); returns the IPv6 address or null. */
+async function readdress(ns: string, ifname: string, address: string, underlay: Layout['underlay']): Promise<string | null> {
+  const fam = underlayFamilies({ underlay });
+  const a6 = fam.v6 ? mirror6(address, 24) : null;
+  if (fam.v4) {
+    await run(['ip', '-n', ns, '-batch', '-'], {
+      input: [`addr flush dev ${ifname}`, `addr add ${address}/24 dev ${ifname}`, `link set ${ifname} up`, `route replace default via ${INTERNET_GW}`].join('\n') + '\n',
+    });
+  }
+  if (a6) await run(['ip', '-n', ns, '-6', '-batch', '-'], { input: ipv6LinkBatch(ifname, a6, INTERNET6_GW).join('\n') + '\n' });
+  return a6;
 }
 
 /** A NAT router restarts: conntrack flushed (its mappings are gone), neighbours forgotten, nftables rebuilt. */
-async function natRestart(nat: NatLayout): Promise<string> {
+async function natRestart(nat: NatLayout, layout: Layout): Promise<string> {
   const r = await run(inNs(nat.ns, [python(), '-I', '-S', '-c', CONNTRACK_FLUSH_PY]));
   await run(['ip', '-n', nat.ns, 'neigh', 'flush', 'all'], { okCodes: [0, 1, 2] });
-  await run(inNs(nat.ns, ['nft', '-f', '-']), { input: natRuleset(nat.type) });
+  await run(inNs(nat.ns, ['nft', '-f', '-']), { input: natRulesetFor(layout, nat.type) });
   return `NAT router ${nat.name} restarted: ${Number(r.stdout.trim()) || 0} conntrack entries lost, nftables rebuilt`;
 }
 
@@ -97,17 +104,19 @@ async function roam(layout: Layout, target: string): Promise<string> {
   if (host && host.attach.kind === 'internet') {
     const old = host.address;
     const next = roamAddress(layout);
-    await readdress(host.ns, UNDERLAY_IF, next);
+    const a6 = await readdress(host.ns, UNDERLAY_IF, next, layout.underlay);
     (host as HostLayout).address = next;
-    return `${target}: roamed from ${old} to ${next} (peers learn it from its packets; \`lab up\` re-plans with it)`;
+    if (a6) (host as HostLayout).address6 = a6;
+    return `${target}: roamed from ${old} to ${next}${a6 ? ` (${a6})` : ''} (peers learn it from its packets; \`lab up\` re-plans with it)`;
   }
   const nat = natOf(layout, target);
   if (!nat) throw new ZmeshError('E_LAB_HOST', `lab ${layout.lab} has no node, device or NAT router ${target}`, { hint: 'one of: ' + [...layout.nodes, ...layout.devices, ...layout.nats].map((h) => h.name).join(', ') });
   const old = nat.wanAddress;
   const next = roamAddress(layout);
   // Removing the old address also drops the router's masquerade mappings (the kernel does so for a lost address).
-  await readdress(nat.ns, WAN_LINK, next);
+  const a6 = await readdress(nat.ns, WAN_LINK, next, layout.underlay);
   nat.wanAddress = next;
+  if (a6) nat.wanAddress6 = a6;
   const behind = [...layout.nodes, ...layout.devices].filter((h) => h.attach.kind === 'nat' && h.attach.nat === nat.name).map((h) => h.name);
   return `NAT router ${nat.name} (${behind.join(', ') || 'nobody'} behind it): WAN address ${old} → ${next}`;
 }
@@ -118,7 +127,7 @@ export async function extraFault(dir: string, state: LabState, target: string, k
   if (kind === 'nat-restart') {
     const nat = natOf(layout, target);
     if (!nat) throw new ZmeshError('E_USAGE', `${target} is neither a NAT router nor behind one`, { hint: `one of: ${layout.nats.map((n) => n.name).join(', ') || '(this lab has no NAT router)'}` });
-    return natRestart(nat);
+    return natRestart(nat, layout);
   }
   try {
     return await roam(layout, target);

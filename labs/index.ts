@@ -2,14 +2,16 @@
  * labs — multi-node test beds on one machine, built for real: network namespaces, real `zmesh agent`s,
  * real WireGuard (wireguard-go here), real NAT, real containers.
  *
- * Does: parse lab specs (labs/README.md); build an "internet" namespace (one bridge, 203.0.113.0/24), NAT
- * routers (nftables SNAT with conntrack) and, per node or access device, a network namespace plus a mount
+ * Does: parse lab specs (labs/README.md); build an "internet" namespace (one bridge, 203.0.113.0/24; with
+ * `underlay: ipv6 | dual` 2001:db8:cb00:7100::/64 instead or besides), NAT routers (nftables SNAT with conntrack;
+ * NAT66 on IPv6) and, per node or access device, a network namespace plus a mount
  * namespace with a private /run held by a small holder process; run one agent per node with its own state
  * directory and admin socket in the lab directory; for nodes hosting workloads or volumes, a private dockerd
  * inside the node's namespaces with the offline base image (the agent runs the containers and the storage
  * pool); make node identities, tenant keys, signed blueprints and plans, and push each node its part (the
  * embedded control plane); bring access devices up with `wg-quick`; run an identity-checked connectivity
- * matrix (ping + TCP to an echo service in every tenant namespace and device, and to every workload's page);
+ * matrix (ping + TCP to an echo service in every tenant namespace and device, and to every workload's page, in
+ * both families on dual-stack networks; names asked at each node's resolver);
  * shape underlays (delay, loss, rate); inject faults (cut, restore, loss, delay, kill-agent, restart-agent,
  * reboot); draw the lab with graphviz; and tear everything down by namespace inode, container cgroup and PID,
  * also after a crash (loop devices and cgroups included).

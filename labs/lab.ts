@@ -150,7 +150,7 @@ async function ensureHost(host: HostLayout, state: LabState, dir: string): Promi
     for (const k of Object.keys(state.echo)) if (k.startsWith(`${host.name}/`) || k.startsWith(`device:${host.name}/`)) delete state.echo[k];
   }
   const h = await ensureHolder(host, state, join(logs, `holder-${host.name}.log`));
-  await ensureHostLink(host);
+  await ensureHostLink(host, state.layout?.underlay);
   await applyShaping(host, h.pid, state, join(logs, `delay-${host.port}.log`));
 }
 
@@ -404,6 +404,8 @@ export interface HostStatus {
   namespace: string;
   attach: string;
   address: string;
+  /** `underlay: dual`: the IPv6 address besides the IPv4 one. */
+  address6?: string;
   holder: number | null;
   agent: number | null;
   /** The node's private Docker engine (PID), when it has one. */
@@ -442,7 +444,9 @@ export async function labStatus(name: string): Promise<{
       role: h.role,
       namespace: h.ns,
       attach: h.attach.kind === 'internet' ? 'internet' : `nat ${h.attach.nat}`,
-      address: h.address,
+      // The address it is dialled at (IPv6 on an IPv6-only underlay); with `underlay: dual` also the IPv6 one.
+      address: layout.underlay === 'ipv6' ? h.address6! : h.address,
+      ...(layout.underlay === 'dual' ? { address6: h.address6 } : {}),
       holder: holder?.pid ?? null,
       agent: h.role === 'node' && agentAlive(state, h.name) ? state.agents[h.name].pid : null,
       dockerd: h.role === 'node' && dockerdAlive(state, h.name) ? state.dockerd[h.name].pid : null,

@@ -2,6 +2,9 @@
 // Addresses and indexes are stable across `lab up` runs: what a previous layout assigned is kept, new members
 // take the lowest free slot. Only documentation ranges are used: 203.0.113.0/24 is the "internet",
 // 198.51.100.0/24 is split into /27 LANs, one per NAT router.
+// An IPv6 underlay (`underlay: ipv6 | dual`) mirrors the IPv4 layout into 2001:db8::/32 (documentation, never
+// inside a tenant's fc00::/7): the IPv4 subnet a.b.c.d/p becomes 2001:db8:<a.b>:<c.d>::/64 and host offset h
+// its host h (mirror6), so IPv6 addresses are as stable as the IPv4 slots they mirror.
 import { formatIPv4, parseCidr, parseIPv4, type Cidr } from '../topology/cidr.ts';
 import type { LabSpec, Shaping } from './spec.ts';
 
@@ -21,6 +24,8 @@ export const LAN_BRIDGE = 'lan';
 export const WAN_LINK = 'wan';
 /** The underlay interface inside a node or device namespace. */
 export const UNDERLAY_IF = 'eth0';
+/** Prefix length of every IPv6 underlay link (the internet and each NAT LAN). */
+export const UNDERLAY6_PREFIX = 64;
 /** TCP port of the echo service in every tenant namespace and device. */
 export const ECHO_PORT = 7777;
 
@@ -41,6 +46,10 @@ export interface HostLayout {
   upstreamNs: string;
   port: string;
   shaping: Shaping;
+  /** IPv6 underlay (`underlay: ipv6 | dual`): the address mirroring `address` (/64) and its gateway. With
+   *  `underlay: ipv6` only these are configured (`address` is then the slot it mirrors). */
+  address6?: string;
+  gateway6?: string;
 }
 
 export interface NatLayout {
@@ -54,10 +63,16 @@ export interface NatLayout {
   lanGateway: string;
   /** cone or symmetric (labs/underlay.ts natRuleset). */
   type: 'cone' | 'symmetric';
+  /** IPv6 underlay: WAN address, LAN /64 and LAN gateway, mirroring the IPv4 ones (NAT66: masquerade). */
+  wanAddress6?: string;
+  lan6?: string;
+  lanGateway6?: string;
 }
 
 export interface Layout {
   lab: string;
+  /** The underlay's families: absent = IPv4 only (as before the option existed); ipv6: IPv6 only; dual: both. */
+  underlay?: 'ipv6' | 'dual';
   internetNs: string;
   nats: NatLayout[];
   nodes: HostLayout[];
@@ -216,7 +231,60 @@ export function layoutFor(spec: LabSpec, previous?: Layout | null): Layout {
   };
   const nodes = spec.nodes.map((n) => host('node', n));
   const devices = spec.devices.map((d) => host('device', { name: d.name, nat: d.nat }));
-  return { lab, internetNs: internetNs(lab), nats, nodes, devices };
+  const layout: Layout = { lab, internetNs: internetNs(lab), nats, nodes, devices };
+  const underlay = spec.underlay ?? 'ipv4';
+  return underlay === 'ipv4' ? layout : withUnderlay6(layout, underlay);
+}
+
+/**
+ * The IPv6 address mirroring an IPv4 address of a subnet /prefix: 2001:db8:<network's upper 16 bits>:<lower
+ * 16 bits>::<host offset> (hex), e.g. 203.0.113.5 in /24 → 2001:db8:cb00:7100::5. Pure.
+ */
+export function mirror6(ipv4: string, prefix: number): string {
+  const n = parseIPv4(ipv4);
+  if (n === null || prefix < 1 || prefix > 32) throw new TypeError(`not an IPv4 address in a /${prefix}: ${ipv4}`);
+  const mask = prefix === 32 ? 0xffffffff : (0xffffffff << (32 - prefix)) >>> 0;
+  const net = (n & mask) >>> 0;
+  const off = (n - net) >>> 0;
+  const hex = (v: number) => v.toString(16);
+  const hostPart = off === 0 ? '' : off > 0xffff ? `${hex(off >>> 16)}:${hex(off & 0xffff)}` : hex(off);
+  return `2001:db8:${hex(net >>> 16)}:${hex(net & 0xffff)}::${hostPart}`;
+}
+
+/** The /64 mirroring an IPv4 subnet ("198.51.100.32/27" → "2001:db8:c633:6420::/64"). */
+export function mirrorSubnet6(cidr: string): string {
+  const [ip, p] = cidr.split('/');
+  return `${mirror6(ip, Number(p))}/${UNDERLAY6_PREFIX}`;
+}
+
+export const INTERNET6 = mirrorSubnet6(INTERNET);
+export const INTERNET6_GW = mirror6(INTERNET_GW, 24);
+
+/** Adds the IPv6 underlay to a layout (or refreshes it after an IPv4 address moved: a roam). Pure. */
+export function withUnderlay6(layout: Layout, underlay: 'ipv6' | 'dual'): Layout {
+  const host = (h: HostLayout): HostLayout => {
+    const nat = h.attach.kind === 'nat' ? layout.nats.find((n) => n.name === (h.attach as { nat: string }).nat) : undefined;
+    return { ...h, address6: mirror6(h.address, h.prefix), gateway6: nat ? mirror6(nat.lanGateway, h.prefix) : INTERNET6_GW };
+  };
+  const nats = layout.nats.map((n) => ({ ...n, wanAddress6: mirror6(n.wanAddress, 24), lan6: mirrorSubnet6(n.lan), lanGateway6: mirror6(n.lanGateway, Number(n.lan.split('/')[1])) }));
+  const next: Layout = { ...layout, underlay, nats };
+  return { ...next, nodes: layout.nodes.map(host), devices: layout.devices.map(host) };
+}
+
+/** Which families a layout's underlay links carry. */
+export function underlayFamilies(layout: Pick<Layout, 'underlay'>): { v4: boolean; v6: boolean } {
+  return { v4: layout.underlay !== 'ipv6', v6: layout.underlay === 'ipv6' || layout.underlay === 'dual' };
+}
+
+/**
+ * The addresses a public node is dialled at (its inventory endpoints; the planner dials the first): IPv4, or its
+ * IPv6 address with `underlay: ipv6`, or both with `dual` (IPv4 first: peers dial IPv4). Hidden: none.
+ */
+export function hostEndpoints(host: HostLayout, underlay: Layout['underlay']): string[] {
+  if (host.attach.kind !== 'internet') return [];
+  if (underlay === 'ipv6') return [host.address6!];
+  if (underlay === 'dual') return [host.address, host.address6!];
+  return [host.address];
 }
 
 export function hostByName(layout: Layout, name: string): HostLayout | undefined {

@@ -230,7 +230,7 @@ export class WrongTracker {
   /** `since`: no round ran since then (a fault was injected): a known pair newly wrong counts as wrong from then. */
   observe(rows: PairResult[], at: number, step: number | null, since?: number): void {
     const wrong = new Map<string, boolean>();
-    for (const r of rows) wrong.set(pairKey(r), (wrong.get(pairKey(r)) ?? false) || !r.ok);
+    for (const r of rows) wrong.set(pairKey(r), (wrong.get(pairKey(r)) ?? false) || (!r.ok && !r.skip));
     for (const [k, w] of wrong) {
       const o = this.open.get(k);
       if (w && !o) this.open.set(k, { at: since !== undefined && this.known.has(k) ? since : at, step });

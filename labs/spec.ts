@@ -61,6 +61,10 @@ export interface DeviceSpec {
   nat?: string;
 }
 
+/** The lab internet's families (labs/README.md "IPv6 underlay"): ipv4 (default), ipv6 only, or both. */
+export type Underlay = 'ipv4' | 'ipv6' | 'dual';
+export const UNDERLAYS: Underlay[] = ['ipv4', 'ipv6', 'dual'];
+
 export interface LabOptions {
   reconcileIntervalMs: number;
   convergeTimeoutMs: number;
@@ -77,6 +81,9 @@ export interface LabSpec {
   /** `embedded` (default): the lab pushes plans over admin sockets; `etcd`: a 3-member etcd cluster and a
    *  controller in the lab (labs/etcd.ts). */
   controlPlane: 'embedded' | 'etcd';
+  /** ipv4 (default): as before; ipv6: the internet, NAT routers (NAT66) and endpoints are IPv6 only; dual: both,
+   *  public nodes dialled at IPv4. */
+  underlay: Underlay;
 }
 
 type Raw = Record<string, unknown>;
@@ -126,7 +133,7 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
   const raw = parseYamlDocument(text, 'lab spec');
   if (!isObj(raw)) throw new ValidationError([{ code: 'E_TYPE', path: '', message: 'a lab spec is a YAML mapping', hint: 'see labs/README.md' }], 'lab spec');
   for (const k of Object.keys(raw)) {
-    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'].includes(k)) problems.push(unknownField(k, k, ['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane'], 'labs/README.md'));
+    if (!['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane', 'underlay'].includes(k)) problems.push(unknownField(k, k, ['name', 'nodes', 'nats', 'tenants', 'devices', 'options', 'controlPlane', 'underlay'], 'labs/README.md'));
   }
   const name = opts.name ?? raw.name;
   if (typeof name !== 'string' || !LAB_NAME_RE.test(name)) {
@@ -294,9 +301,15 @@ export function parseLabSpec(text: string, opts: ParseSpecOptions): LabSpec {
 
   const controlPlane = raw.controlPlane ?? 'embedded';
   if (controlPlane !== 'embedded' && controlPlane !== 'etcd') bad('E_TYPE', 'controlPlane', 'controlPlane is embedded or etcd', 'write controlPlane: etcd');
+  const underlay = raw.underlay ?? 'ipv4';
+  if (!UNDERLAYS.includes(underlay as Underlay)) bad('E_TYPE', 'underlay', `underlay ${JSON.stringify(underlay)} is not ipv4, ipv6 or dual`, 'write underlay: ipv6 (or dual; ipv4 is the default)');
+  else if (underlay === 'ipv6' && controlPlane === 'etcd') {
+    bad('E_LAB_UNDERLAY', 'underlay', 'controlPlane: etcd needs IPv4 on the lab internet (its members listen on 203.0.113.1)', 'write underlay: dual, or leave controlPlane out');
+  }
   if (problems.length) throw new ValidationError(problems, 'lab spec');
   return {
     controlPlane: controlPlane as 'embedded' | 'etcd',
+    underlay: underlay as Underlay,
     name: name as string,
     nodes,
     nats,

@@ -1,10 +1,13 @@
 // The lab underlay: an "internet" namespace (one bridge, 203.0.113.0/24), NAT routers (SNAT with conntrack,
 // nftables) with a LAN bridge each, and per node or device a network namespace with a holder process that
 // owns a mount namespace with a private /run. Every step reads first and creates only what is missing.
+// `underlay: ipv6 | dual` (labs/layout.ts mirror6) adds or puts IPv6 in place of IPv4 on every link: the
+// internet bridge 2001:db8:cb00:7100::1/64, NAT routers doing NAT66 (nft masquerade in the ip6 family, the same
+// rules as for IPv4), hosts with a /64 and a default route to their gateway; addresses `nodad` (usable at once).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ZmeshError } from '../src/errors.ts';
-import { INET_BRIDGE, INTERNET_GW, LAN_BRIDGE, UNDERLAY_IF, WAN_LINK, type HostLayout, type Layout, type NatLayout } from './layout.ts';
+import { INET_BRIDGE, INTERNET6_GW, INTERNET_GW, LAN_BRIDGE, UNDERLAY6_PREFIX, UNDERLAY_IF, WAN_LINK, underlayFamilies, type HostLayout, type Layout, type NatLayout } from './layout.ts';
 import type { LabState } from './state.ts';
 import { holderRunSource } from './cleanup.ts';
 import { alive, cmdline, fileInode, inNs, nsInode, run, spawnDetached, waitFor, type ProcRef } from './sys.ts';
@@ -23,11 +26,18 @@ export async function links(ns: string): Promise<Map<string, LinkInfo>> {
   return new Map(list.map((l) => [l.ifname, l]));
 }
 
-async function addrs(ns: string, dev: string): Promise<string[]> {
+/** The addresses of a link (IPv4; with `family: 'inet6'` the global IPv6 ones), as "addr/prefix". */
+async function addrs(ns: string, dev: string, family: 'inet' | 'inet6' = 'inet'): Promise<string[]> {
   const r = await run(['ip', '-n', ns, '-j', 'addr', 'show', 'dev', dev], { okCodes: [0, 1, 255] });
   if (r.exitCode !== 0) return [];
-  const list = JSON.parse(r.stdout || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
-  return list.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`));
+  const list = JSON.parse(r.stdout || '[]') as { addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[] }[];
+  return list.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === family && (family === 'inet' || a.scope === 'global')).map((a) => `${a.local}/${a.prefixlen}`));
+}
+
+/** `ip -6 -batch` lines giving an IPv6 underlay link its address (global ones replaced; link-local kept) and,
+ *  with `gateway`, the default route. */
+export function ipv6LinkBatch(dev: string, address: string, gateway?: string): string[] {
+  return [`addr flush dev ${dev} scope global`, `addr add ${address}/${UNDERLAY6_PREFIX} dev ${dev} nodad`, `link set ${dev} up`, ...(gateway ? [`route replace default via ${gateway}`] : [])];
 }
 
 /** Creates a named network namespace (accepting "exists"), loopback up. */
@@ -50,11 +60,35 @@ export async function ensureInternet(layout: Layout): Promise<void> {
   const ns = layout.internetNs;
   await ensureNetns(ns);
   const l = await links(ns);
+  const fam = underlayFamilies(layout);
   if (!l.has(INET_BRIDGE)) {
     await run(['ip', '-n', ns, '-batch', '-'], {
-      input: [`link add ${INET_BRIDGE} type bridge`, `addr add ${INTERNET_GW}/24 dev ${INET_BRIDGE}`, `link set ${INET_BRIDGE} up`].join('\n') + '\n',
+      input: [`link add ${INET_BRIDGE} type bridge`, ...(fam.v4 ? [`addr add ${INTERNET_GW}/24 dev ${INET_BRIDGE}`] : []), `link set ${INET_BRIDGE} up`].join('\n') + '\n',
     });
   }
+  if (fam.v6 && !(await addrs(ns, INET_BRIDGE, 'inet6')).includes(`${INTERNET6_GW}/${UNDERLAY6_PREFIX}`)) {
+    await run(['ip', '-n', ns, '-6', '-batch', '-'], { input: ipv6LinkBatch(INET_BRIDGE, INTERNET6_GW).join('\n') + '\n' });
+  }
+}
+
+/**
+ * nftables of a NAT router's IPv6 side (NAT66, as a home router that masquerades IPv6 too): the same rules as
+ * natRuleset in the ip6 family, and neighbour discovery accepted on the WAN (the router must answer for its
+ * address; ND is not tracked by conntrack). Hidden nodes are unreachable from outside except by replies.
+ */
+export function natRuleset6(type: 'cone' | 'symmetric' = 'cone'): string {
+  return natRuleset(type)
+    .replaceAll('table ip zlab_nat', 'table ip6 zlab_nat6')
+    .replace(
+      `    iifname "${WAN_LINK}" drop`,
+      `    iifname "${WAN_LINK}" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n    iifname "${WAN_LINK}" drop`,
+    );
+}
+
+/** The NAT router's whole ruleset for the layout's families (IPv4 alone: natRuleset, exactly as before). */
+export function natRulesetFor(layout: Pick<Layout, 'underlay'>, type: 'cone' | 'symmetric' = 'cone'): string {
+  const fam = underlayFamilies(layout);
+  return (fam.v4 ? natRuleset(type) : '') + (fam.v6 ? natRuleset6(type) : '');
 }
 
 /**
@@ -100,8 +134,11 @@ export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
   const ns = nat.ns;
   await ensureNetns(ns);
   const l = await links(ns);
+  const fam = underlayFamilies(layout);
   const batch: string[] = [];
-  if (!l.has(LAN_BRIDGE)) {
+  if (!l.has(LAN_BRIDGE) && !fam.v4) {
+    batch.push(`link add ${LAN_BRIDGE} address ${lanBridgeMac(nat.ns)} type bridge`, `link set ${LAN_BRIDGE} up`);
+  } else if (!l.has(LAN_BRIDGE)) {
     // The bridge's MAC pinned (a bridge otherwise takes its lowest port's, and changes it when ports come and go —
     // a reboot, a delay line spliced in —: hosts then send to a gateway MAC that is gone, the frames are bridged,
     // and conntrack keeps an un-NATed entry for the flow that the hidden nodes' 25 s keepalives never let expire).
@@ -112,14 +149,21 @@ export async function ensureNat(nat: NatLayout, layout: Layout): Promise<void> {
     await run(['ip', '-n', layout.internetNs, 'link', 'del', nat.port], { okCodes: [0, 1, 2] });
     await run(['ip', '-n', ns, 'link', 'add', WAN_LINK, 'type', 'veth', 'peer', 'name', nat.port, 'netns', layout.internetNs]);
   }
-  if (!(await addrs(ns, WAN_LINK)).includes(`${nat.wanAddress}/24`)) {
+  if (fam.v4 && !(await addrs(ns, WAN_LINK)).includes(`${nat.wanAddress}/24`)) {
     await run(['ip', '-n', ns, '-batch', '-'], {
       input: [`addr flush dev ${WAN_LINK}`, `addr add ${nat.wanAddress}/24 dev ${WAN_LINK}`, `link set ${WAN_LINK} up`, `route replace default via ${INTERNET_GW}`].join('\n') + '\n',
     });
   }
+  if (fam.v6) {
+    const b: string[] = [];
+    if (!(await addrs(ns, WAN_LINK, 'inet6')).includes(`${nat.wanAddress6}/${UNDERLAY6_PREFIX}`)) b.push(...ipv6LinkBatch(WAN_LINK, nat.wanAddress6!, INTERNET6_GW));
+    if (!(await addrs(ns, LAN_BRIDGE, 'inet6')).includes(`${nat.lanGateway6}/${UNDERLAY6_PREFIX}`)) b.push(...ipv6LinkBatch(LAN_BRIDGE, nat.lanGateway6!));
+    if (b.length) await run(['ip', '-n', ns, '-6', '-batch', '-'], { input: b.join('\n') + '\n' });
+  }
   await run(['ip', '-n', layout.internetNs, 'link', 'set', nat.port, 'master', INET_BRIDGE, 'up']);
-  await sysctl(ns, 'net.ipv4.ip_forward', '1');
-  await run(inNs(ns, ['nft', '-f', '-']), { input: natRuleset(nat.type) });
+  if (fam.v4) await sysctl(ns, 'net.ipv4.ip_forward', '1');
+  if (fam.v6) await sysctl(ns, 'net.ipv6.conf.all.forwarding', '1');
+  await run(inNs(ns, ['nft', '-f', '-']), { input: natRulesetFor(layout, nat.type) });
 }
 
 /** The shell a holder runs: drop the copies of the host's /run mounts, mount a private tmpfs on /run (its
@@ -180,18 +224,22 @@ export async function ensureHolder(host: HostLayout, state: LabState, logFile: s
   return holder;
 }
 
-/** The underlay veth of a node or device: eth0 inside, its port on the internet bridge or a NAT's LAN bridge. */
-export async function ensureHostLink(host: HostLayout): Promise<void> {
+/** The underlay veth of a node or device: eth0 inside, its port on the internet bridge or a NAT's LAN bridge;
+ *  its addresses in the families of the lab's underlay. */
+export async function ensureHostLink(host: HostLayout, underlay?: Layout['underlay']): Promise<void> {
   const l = await links(host.ns);
   if (!l.has(UNDERLAY_IF)) {
     // 2: the port went away by itself meanwhile (a deleted namespace takes its veth pair asynchronously).
     await run(['ip', '-n', host.upstreamNs, 'link', 'del', host.port], { okCodes: [0, 1, 2] });
     await run(['ip', '-n', host.ns, 'link', 'add', UNDERLAY_IF, 'type', 'veth', 'peer', 'name', host.port, 'netns', host.upstreamNs]);
   }
-  if (!(await addrs(host.ns, UNDERLAY_IF)).includes(`${host.address}/${host.prefix}`)) {
+  if (underlayFamilies({ underlay }).v4 && !(await addrs(host.ns, UNDERLAY_IF)).includes(`${host.address}/${host.prefix}`)) {
     await run(['ip', '-n', host.ns, '-batch', '-'], {
       input: [`addr flush dev ${UNDERLAY_IF}`, `addr add ${host.address}/${host.prefix} dev ${UNDERLAY_IF}`, `link set ${UNDERLAY_IF} up`, `route replace default via ${host.gateway}`].join('\n') + '\n',
     });
+  }
+  if (underlayFamilies({ underlay }).v6 && host.address6 && !(await addrs(host.ns, UNDERLAY_IF, 'inet6')).includes(`${host.address6}/${UNDERLAY6_PREFIX}`)) {
+    await run(['ip', '-n', host.ns, '-6', '-batch', '-'], { input: ipv6LinkBatch(UNDERLAY_IF, host.address6, host.gateway6).join('\n') + '\n' });
   }
 }
 

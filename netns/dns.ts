@@ -76,6 +76,22 @@ function confOf(argv: string[] | null): string | null {
   return argv[2].slice('--conf-file='.length);
 }
 
+/**
+ * Whether process `pid` sees `dir` as the same directory we do (device and inode through /proc/<pid>/root). Lab
+ * nodes share one PID namespace but each has a /run of its own, so another node's dnsmasq names the same conf
+ * path (/run/zmesh-dns/n-<id>.conf, the network id is the same on every node) in a directory that is not ours:
+ * without this check one node's agent stopped the others' resolvers on every reconcile.
+ */
+function sameView(pid: number, dir: string): boolean {
+  try {
+    const theirs = statSync(`/proc/${pid}/root${dir}`);
+    const ours = statSync(dir);
+    return theirs.dev === ours.dev && theirs.ino === ours.ino;
+  } catch {
+    return false;
+  }
+}
+
 /** The inode of a network namespace handle: a /run/netns/<name> file or /proc/<pid>/ns/net. */
 function netnsInode(path: string): number | null {
   try {
@@ -124,7 +140,7 @@ export class Resolvers {
     } catch {
       return null;
     }
-    if (!Number.isInteger(pid) || pid <= 1 || confOf(procArgv(pid)) !== this.file(id, 'conf')) return null;
+    if (!Number.isInteger(pid) || pid <= 1 || confOf(procArgv(pid)) !== this.file(id, 'conf') || !sameView(pid, this.dir)) return null;
     const want = netnsInode(`/run/netns/${namesFor(id).ns}`);
     return want !== null && netnsInode(`/proc/${pid}/ns/net`) === want ? pid : null;
   }
@@ -256,7 +272,7 @@ export class Resolvers {
   /** A dnsmasq with our conf file recorded in the pidfile but in another namespace (its namespace was recreated). */
   private adoptable(id: string): number | null {
     const pid = Number(read(this.file(id, 'pid'))?.trim());
-    return Number.isInteger(pid) && pid > 1 && confOf(procArgv(pid)) === this.file(id, 'conf') ? pid : null;
+    return Number.isInteger(pid) && pid > 1 && confOf(procArgv(pid)) === this.file(id, 'conf') && sameView(pid, this.dir) ? pid : null;
   }
 
   /** Stops a network's resolver and removes all its files. */
@@ -310,7 +326,7 @@ export class Resolvers {
     for (const p of pids) {
       const pid = Number(p);
       const conf = confOf(procArgv(pid));
-      if (conf === null || !conf.startsWith(prefix) || !conf.endsWith('.conf')) continue;
+      if (conf === null || !conf.startsWith(prefix) || !conf.endsWith('.conf') || !sameView(pid, this.dir)) continue;
       const ppid = procStat(pid)?.ppid ?? 0;
       if (ppid > 1 && confOf(procArgv(ppid)) === conf) continue;
       const id = basename(conf, '.conf').slice(2);

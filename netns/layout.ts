@@ -177,7 +177,10 @@ export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftT
         { tag: 'pol-established', rule: 'ct state established,related accept' },
       ]
     : [
-        { tag: 'pol-other-family', rule: 'meta nfproto != ipv4 accept' },
+        // IPv4-only: IPv6 passes, but for link-local destinations (the bridge's fe80:: address is the node's too:
+        // a way around the policy to what listens on [::]), which the default decides; neighbour discovery passes.
+        { tag: 'pol-other-family', rule: 'ip6 daddr != fe80::/10 accept' },
+        { tag: 'pol-nd', rule: 'icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept' },
         { tag: 'pol-not-guarded', rule: 'ip daddr != @pol_local accept' },
         { tag: 'pol-outside', rule: `ip saddr != ${canonicalCidr(p.range)} accept` },
         { tag: 'pol-established', rule: 'ct state established,related accept' },
@@ -249,6 +252,9 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
       priority: 'filter',
       policy: 'accept',
       rules: [
+        // IPv4-only: no IPv6 forwarding makes the kernel ignore them, so a workload's router advertisement would give
+        // the bridge an address and a default route via the workload (accept_ra is per link; red team of issue #20).
+        ...(subnet6 ? [] : [{ tag: 'in-ra', rule: `iifname "${names.bridge}" icmpv6 type { nd-router-advert, nd-redirect } counter drop` }]),
         ...spoof('in-spoof', 'iifname', names.bridge),
         ...outsideOnly('in'),
       ],

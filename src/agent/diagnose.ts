@@ -503,7 +503,7 @@ export function checkPolicyFlow(input: PolicyFlowInput): PolicyFlowCheck {
       // Who serves the device is not known here: whichever node it is guards the device with the same rules.
       local = { node: [], workloads: [], devices: device !== null && to.owner?.exact !== false ? [device] : [] };
     }
-    compiled = compilePolicy(policy, part.ipRange, members, policyGroups(bp, spec), local);
+    compiled = compilePolicy(policy, part.ipRange, members, policyGroups(bp, spec), local, part.ipv6Range);
     if (enforcedOn !== null) notes.push(`judged on ${input.node} from the signed blueprint and the plan's members, compiled for ${enforcedOn}; ${enforcedOn} counts the packets (\`zmesh policy\` there)`);
   }
   if (enforcedOn === null && device !== null) {
@@ -512,7 +512,11 @@ export function checkPolicyFlow(input: PolicyFlowInput): PolicyFlowCheck {
   }
   const v = evaluate(compiled, { src: from.address, dst: to.address, proto: flow.proto, ...(flow.port !== null ? { port: flow.port } : {}) });
   const dstIp = dst.ip!;
-  const guarded = compiled.local.some((c) => cidrContainsIp(parseCidr(c)!, dstIp));
+  // (IPv4 flows: the IPv6 entries of a dual-stack network's guarded list never hold an IPv4 address.)
+  const guarded = compiled.local.some((c) => {
+    const cidr = parseCidr(c);
+    return cidr !== null && cidrContainsIp(cidr, dstIp);
+  });
   let by: PolicyFlowCheck['by'];
   let reason: string;
   if (!guarded) {

@@ -22,9 +22,19 @@ interface Pair {
   rule?: number | null;
   seen: string | null;
   error?: string;
+  /** 4 or 6 (absent in rows from before IPv6). */
+  family?: number;
+  /** Name rows (proto dns): the name asked, what the resolver answered; `skip`: not checked. */
+  name?: string;
+  answer?: string[];
+  skip?: string;
 }
 
-const what = (p: Pair) => (p.proto === 'icmp' ? ' (icmp)' : p.proto === 'tcp' ? ` (tcp/${p.port})` : '');
+const what = (p: Pair) => {
+  const probe = p.proto === 'icmp' ? 'icmp' : p.proto === 'tcp' ? `tcp/${p.port}` : p.proto === 'dns' ? `name ${p.name}` : '';
+  const parts = [probe, p.family === 6 ? 'IPv6' : ''].filter(Boolean);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+};
 
 /** The matrix as a grid (one screen): rows are sources, columns targets; a pair with several checks (a network
  *  with a policy: ICMP and TCP per port) is one cell. */
@@ -43,8 +53,8 @@ export function matrixGrid(pairs: Pair[]): string {
       `${num.get(a)} ${a}`,
       ...ids.map((b) => {
         if (a === b) return k.dim('-');
-        const ps = cell.get(`${a}→${b}`);
-        if (!ps) return ' ';
+        const ps = cell.get(`${a}→${b}`)?.filter((p) => !p.skip);
+        if (!ps?.length) return ' ';
         if (ps.some((p) => !p.ok)) return k.red('X');
         if (ps.every((p) => p.expect === 'isolated')) return k.dim('·');
         if (ps.every((p) => p.expect === 'reach')) return k.green('✓');
@@ -52,9 +62,10 @@ export function matrixGrid(pairs: Pair[]): string {
       }),
     ]);
   }
-  const bad = pairs.filter((p) => !p.ok);
+  const bad = pairs.filter((p) => !p.ok && !p.skip);
+  const skipped = pairs.filter((p) => p.skip);
   const count = (e: Pair['expect']) => {
-    const all = pairs.filter((p) => p.expect === e);
+    const all = pairs.filter((p) => p.expect === e && !p.skip);
     return `${all.filter((p) => p.ok).length}/${all.length}`;
   };
   const rtts = pairs.filter((p) => p.expect === 'reach').map((p) => p.rttMs).filter((r): r is number => r !== null);
@@ -66,10 +77,20 @@ export function matrixGrid(pairs: Pair[]): string {
     `${pairs.length} ${denied ? 'checks' : 'pairs'}: ${count('reach')} reach, ${denied ? `${count('denied')} denied, ` : ''}${count('isolated')} isolated` +
       (rtts.length ? `; RTT median ${median(rtts).toFixed(2)} ms, max ${Math.max(...rtts).toFixed(2)} ms` : ''),
   ];
+  const families = new Set(pairs.map((p) => p.family ?? 4));
+  const names = pairs.filter((p) => p.proto === 'dns' && !p.skip);
+  if (families.size > 1 || names.length) {
+    lines.push(`IPv4 ${pairs.filter((p) => p.family !== 6 && p.proto !== 'dns').length} checks, IPv6 ${pairs.filter((p) => p.family === 6).length}; names ${names.filter((p) => p.ok).length}/${names.length} as expected`);
+  }
+  if (skipped.length) {
+    const why = [...new Set(skipped.map((p) => p.skip))].join(', ');
+    lines.push(k.yellow(`${skipped.length} check(s) not run: ${why}`));
+  }
   if (bad.length) {
     lines.push('', k.red(`${bad.length} unexpected result(s):`));
     for (const p of bad.slice(0, 20)) {
-      const got = p.expect === 'reach' ? `not reached${p.seen ? ` (answered: ${p.seen})` : ''}` : `REACHED${p.seen ? ` (answered: ${p.seen})` : ''}`;
+      const ans = p.proto === 'dns' ? ` (answered: ${p.answer?.length ? p.answer.join(', ') : 'nothing'})` : p.seen ? ` (answered: ${p.seen})` : '';
+      const got = p.expect === 'reach' ? `not reached${ans}` : `REACHED${ans}`;
       lines.push(`  ${p.from} → ${p.to}${what(p)}: expected ${p.expect}, ${got}${p.error ? ` [${p.error}]` : ''}`);
     }
     if (bad.length > 20) lines.push(`  … and ${bad.length - 20} more (--json for all)`);
@@ -85,14 +106,15 @@ function median(xs: number[]): number {
 function matrixList(pairs: Pair[]): string {
   const k = c();
   return table([
-    ['FROM', 'TO', 'PROBE', 'EXPECT', 'RULE', 'RESULT', 'RTT'],
+    ['FROM', 'TO', 'PROBE', 'FAMILY', 'EXPECT', 'RULE', 'RESULT', 'RTT'],
     ...pairs.map((p) => [
       p.from,
       p.to,
-      p.proto === 'tcp' ? `tcp/${p.port}` : (p.proto ?? 'icmp+tcp'),
+      p.proto === 'tcp' ? `tcp/${p.port}` : p.proto === 'dns' ? `name ${p.name}` : (p.proto ?? 'icmp+tcp'),
+      `IPv${p.family ?? 4}`,
       p.expect,
       p.rule === undefined ? '' : p.rule === null ? 'default' : `rule ${p.rule}`,
-      p.ok ? k.green('ok') : k.red('FAIL'),
+      p.skip ? k.yellow(p.skip) : p.ok ? k.green('ok') : k.red('FAIL'),
       p.rttMs === null ? '-' : `${p.rttMs.toFixed(2)} ms`,
     ]),
   ]);
@@ -161,7 +183,7 @@ export function registerLabCommands(program: Command): void {
       const pairs = await labMatrix(name);
       if (flags.json) process.stdout.write(JSON.stringify(pairs, null, 2) + '\n');
       else process.stdout.write((flags.list ? matrixList(pairs) : matrixGrid(pairs)) + '\n');
-      if (!pairs.length || pairs.some((p) => !p.ok)) process.exitCode = 1;
+      if (!pairs.length || pairs.some((p) => !p.ok && !p.skip)) process.exitCode = 1;
     });
 
   lab
@@ -202,7 +224,7 @@ export function registerLabCommands(program: Command): void {
           h.name,
           h.role,
           h.attach,
-          h.address,
+          h.address6 ? `${h.address} ${h.address6}` : h.address,
           h.holder ? String(h.holder) : k.red('down'),
           h.role === 'node' ? (h.agent ? String(h.agent) : k.red('down')) : '-',
           h.role === 'node' ? (h.node?.reachable ? `${applied}/${nets.length} applied` : k.red('no answer')) : '-',
@@ -216,7 +238,7 @@ export function registerLabCommands(program: Command): void {
         '',
         table([['HOST', 'ROLE', 'ATTACHED', 'ADDRESS', 'HOLDER', 'AGENT', 'NETWORKS', 'WORKLOADS', 'SHAPING', 'FAULTS'], ...rows]),
       ];
-      if (s.nats.length) lines.push('', table([['NAT', 'WAN', 'LAN'], ...s.nats.map((n) => [n.name, n.wanAddress, n.lan])]));
+      if (s.nats.length) lines.push('', table([['NAT', 'WAN', 'LAN'], ...s.nats.map((n) => [n.name, [n.wanAddress, n.wanAddress6].filter(Boolean).join(' '), [n.lan, n.lan6].filter(Boolean).join(' ')])]));
       if (s.controlPlane) {
         const cp = s.controlPlane;
         lines.push('', `control plane: etcd; controller ${cp.controller ? `PID ${cp.controller}` : k.red('down')}`, table([['ETCD MEMBER', 'URL', 'PID'], ...cp.members.map((m) => [m.name, m.url, m.pid ? String(m.pid) : k.red('down')])]));

@@ -179,11 +179,15 @@ export function evaluate(p: CompiledPolicy, flow: { src: string; dst: string; pr
   const src = ipToInt(flow.src);
   const dst = ipToInt(flow.dst);
   if (src === null || dst === null || typeof src !== typeof dst) return { allowed: false, rule: null, reason: 'not IP addresses of one family' };
-  // Without range6 the IPv4 policy alone exists: IPv6 is not its business (pol-other-family accepts it).
-  if (typeof dst === 'bigint' && p.range6 === undefined) return { allowed: true, rule: null, reason: 'the policy covers IPv4 only on this network' };
   // Link-local (fe80::/10) destinations and sources are guarded and policed like the node's and members' own
   // (pol-not-guarded6, pol-outside6): no rule names them, so the default decides.
   const linkLocal = (ip: Addr) => typeof ip === 'bigint' && ip >> 118n === 0x3fan;
+  // Without range6 the IPv4 policy alone exists: IPv6 is not its business (pol-other-family accepts it), but for
+  // link-local destinations (the node's bridge too), which the default decides.
+  if (typeof dst === 'bigint' && p.range6 === undefined) {
+    if (linkLocal(dst)) return { allowed: p.default === 'allow', rule: null, reason: `no rule matches: the default (${p.default})` };
+    return { allowed: true, rule: null, reason: 'the policy covers IPv4 only on this network' };
+  }
   if (!inList(p.local, dst) && !linkLocal(dst)) return { allowed: true, rule: null, reason: `${flow.dst} is not a destination this node guards` };
   if (!inList([typeof src === 'bigint' ? p.range6! : p.range], src) && !linkLocal(src)) return { allowed: true, rule: null, reason: `${flow.src} is outside the network` };
   for (const r of p.rules) {

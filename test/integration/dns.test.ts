@@ -202,3 +202,32 @@ print(sent, got, round(time.time() - t0, 2))
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test("another node's resolver (same conf path, its own /run) is never ours: not listed, not stopped", { timeout: 60_000 }, async () => {
+  // Lab nodes share the PID namespace; each has its own /run, where the same network id gives the same conf path.
+  const dir = mkdtempSync(join(tmpdir(), 'h3view-'));
+  chmodSync(dir, 0o755);
+  const id = rid();
+  const conf = join(dir, `n-${id}.conf`);
+  const script = `mount -t tmpfs none '${dir}' && printf 'port=5399\\nlisten-address=127.0.0.1\\nbind-interfaces\\nno-resolv\\nno-hosts\\n' > '${conf}' && ip link set lo up && exec dnsmasq --keep-in-foreground --conf-file='${conf}'`;
+  const { spawn } = await import('node:child_process');
+  const other = spawn('unshare', ['--mount', '--propagation', 'private', '--net', 'sh', '-c', script], { stdio: 'ignore' });
+  const resolvers = new Resolvers(new ProcessRunner(), { dir });
+  try {
+    // Wait (bounded) until the other "node's" dnsmasq runs.
+    let pid: number | null = null;
+    for (let i = 0; i < 200 && pid === null; i++) {
+      const p = other.pid!;
+      if (existsSync(`/proc/${p}/cmdline`) && readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('dnsmasq\0')) pid = p;
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(pid !== null, 'the other dnsmasq started');
+    assert.deepEqual(resolvers.owned().filter((x) => x.kind === 'daemon'), [], 'not listed as ours');
+    assert.deepEqual(await resolvers.stop(id), [], 'stop finds nothing of ours');
+    assert.ok(alive(pid), 'the other dnsmasq still runs');
+  } finally {
+    other.kill('SIGKILL');
+    await new Promise((r) => (other.exitCode !== null || other.signalCode !== null ? r(null) : other.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -40,22 +40,35 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
     // ICMP row and one TCP row per port (echo 7777 and the rule-named 80 on nodes and the laptop, 80 on web
     // servers): 42 pairs → 108 rows, of which 80 reach (every ping, the laptop's and the nodes' TCP, web-a and
     // web-c to web-b on 80) and 28 are denied (the web servers' other TCP).
-    assert.equal(s.matrix.length, 108 + 30 + 84);
-    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 80 + 30);
-    assert.equal(s.matrix.filter((p) => p.expect === 'denied').length, 28);
-    assert.equal(s.matrix.filter((p) => p.expect === 'isolated').length, 84);
-    const row = (from: string, to: string, proto: string, port: number | null) => s.matrix.find((p) => p.from.endsWith(from) && p.to.endsWith(to) && p.proto === proto && p.port === port);
+    // Both networks are dual-stack: every check is made in IPv4 and again in IPv6 (`family`), with the same
+    // expectations. Names: 72 pairs inside a network (the target's name resolves to its addresses) and 84 across
+    // (no answer); skipped, not passed, on nodes without a resolver.
+    const m4 = s.matrix.filter((p) => p.family === 4 && p.proto !== 'dns');
+    const m6 = s.matrix.filter((p) => p.family === 6);
+    const names = s.matrix.filter((p) => p.proto === 'dns');
+    assert.equal(s.matrix.length, 2 * (108 + 30 + 84) + 72 + 84);
+    assert.equal(m4.length, 108 + 30 + 84);
+    assert.equal(m4.filter((p) => p.expect === 'reach').length, 80 + 30);
+    assert.equal(m4.filter((p) => p.expect === 'denied').length, 28);
+    assert.equal(m4.filter((p) => p.expect === 'isolated').length, 84);
+    assert.deepEqual(
+      m6.map((p) => [p.from, p.to, p.proto, p.port, p.expect, p.ok]),
+      m4.map((p) => [p.from, p.to, p.proto, p.port, p.expect, p.ok]),
+    );
+    assert.deepEqual([names.filter((p) => p.expect === 'reach').length, names.filter((p) => p.expect === 'isolated').length], [72, 84]);
+    assert.ok(names.every((p) => p.ok || p.skip === 'resolver not running'), JSON.stringify(names.filter((p) => !p.ok && !p.skip).slice(0, 3)));
+    const row = (from: string, to: string, proto: string, port: number | null) => m4.find((p) => p.from.endsWith(from) && p.to.endsWith(to) && p.proto === proto && p.port === port);
     assert.deepEqual(row('lan/web-a@node-a', 'lan/web-b@node-b', 'tcp', 80), { ...row('lan/web-a@node-a', 'lan/web-b@node-b', 'tcp', 80), expect: 'reach', ok: true, rule: 0, seen: 'blue/office/lan/web-b@node-b' });
     assert.deepEqual(row('lan/web-c@node-c', 'lan/web-b@node-b', 'tcp', 80), { ...row('lan/web-c@node-c', 'lan/web-b@node-b', 'tcp', 80), expect: 'reach', ok: true, rule: 0 });
     assert.deepEqual(row('lan/web-b@node-b', 'lan/web-a@node-a', 'tcp', 80), { ...row('lan/web-b@node-b', 'lan/web-a@node-a', 'tcp', 80), expect: 'denied', ok: true, rule: null, reached: false, seen: null });
     assert.deepEqual(row('lan/web-a@node-a', 'lan/web-b@node-b', 'icmp', null), { ...row('lan/web-a@node-a', 'lan/web-b@node-b', 'icmp', null), expect: 'reach', ok: true, rule: 3 });
     assert.deepEqual(row('lan/web-a@node-a', 'lan@node-a', 'tcp', 7777), { ...row('lan/web-a@node-a', 'lan@node-a', 'tcp', 7777), expect: 'denied', ok: true });
     assert.ok(s.matrix.filter((p) => p.from.endsWith('lan@laptop') && p.to.startsWith('blue/')).every((p) => p.expect === 'reach' && p.ok));
-    assert.ok(s.matrix.filter((p) => p.from.startsWith('red/') && p.to.startsWith('red/')).every((p) => p.proto === 'icmp+tcp' && p.expect === 'reach'));
+    assert.ok(s.matrix.filter((p) => p.from.startsWith('red/') && p.to.startsWith('red/') && p.proto !== 'dns').every((p) => p.proto === 'icmp+tcp' && p.expect === 'reach'));
     // Both tenants use 10.1.0.0/16: cross-tenant probes hit an endpoint of the prober's own network at the same
     // address (its resource, or its own web server there).
     const netOf = (id: string) => id.split('@')[0].split('/').slice(0, 3).join('/');
-    const sameAddr = s.matrix.filter((p) => p.expect === 'isolated' && p.seen !== null);
+    const sameAddr = m4.filter((p) => p.expect === 'isolated' && p.seen !== null);
     assert.ok(sameAddr.length > 0 && sameAddr.every((p) => netOf(p.seen!) === netOf(p.from)), JSON.stringify(sameAddr.filter((p) => netOf(p.seen!) !== netOf(p.from)).slice(0, 3)));
 
     const st = readState(dir)!;
@@ -67,14 +80,15 @@ test('quickstart: green matrix, the commands around it, reconcile, and a clean d
 
     const m = cli(['lab', 'matrix', name, '--json']);
     assert.equal(m.status, 0, m.stderr);
-    const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null; proto: string; port: number | null }[];
-    assert.equal(pairs.length, 222);
+    const pairs = JSON.parse(m.stdout) as { from: string; to: string; expect: string; ok: boolean; rttMs: number | null; proto: string; port: number | null; family: number }[];
+    assert.equal(pairs.length, 600);
     for (const p of pairs) {
-      assert.deepEqual(Object.keys(p).slice(0, 7), ['from', 'to', 'expect', 'ok', 'rttMs', 'proto', 'port']);
+      assert.deepEqual(Object.keys(p).slice(0, 8), ['from', 'to', 'expect', 'ok', 'rttMs', 'proto', 'port', 'family']);
       assert.ok(p.proto === 'icmp' ? p.port === null : typeof p.port === 'number', JSON.stringify(p));
-      if (p.expect === 'reach' && p.proto !== 'tcp') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
+      if (p.expect === 'reach' && p.proto !== 'tcp' && p.proto !== 'dns') assert.ok(typeof p.rttMs === 'number' && p.rttMs > 0);
     }
-    assert.equal(pairs.filter((p) => p.expect === 'denied' && p.ok).length, 28);
+    assert.equal(pairs.filter((p) => p.expect === 'denied' && p.ok && p.family === 4).length, 28);
+    assert.equal(pairs.filter((p) => p.expect === 'denied' && p.ok && p.family === 6).length, 28);
 
     const sock = cli(['lab', 'socket', name, 'node-a']).stdout.trim();
     assert.equal(sock, `${dir}/nodes/node-a/admin.sock`);

@@ -102,6 +102,7 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
       '\tcomment "zmesh:abcdefghij tenant namespace rules"\n' +
       '\tchain input {\n' +
       '\t\ttype filter hook input priority filter; policy accept;\n' +
+      `\t\tiifname "b-abcdefghij" icmpv6 type { nd-router-advert, nd-redirect } counter drop comment "zmesh:${h}:in-ra"\n` +
       `\t\tct state established,related accept comment "zmesh:${h}:in-established"\n` +
       `\t\tiifname "eg-abcdefghij" counter drop comment "zmesh:${h}:in-drop-outside"\n` +
       '\t}\n' +
@@ -125,6 +126,7 @@ test('nft: the tenant table, replaced atomically, with fingerprinted rule commen
     `forward\tzmesh:${h}:tunnel-egress`,
     `input\tzmesh:${h}:in-drop-outside`,
     `input\tzmesh:${h}:in-established`,
+    `input\tzmesh:${h}:in-ra`,
     `postrouting\tzmesh:${h}:egress-masquerade`,
   ]);
   assert.notEqual(renderNftTable(tenantNftSpec(namesFor('abcdefghij'), false)).hash, h, 'the hash follows the content');
@@ -207,6 +209,7 @@ test('nft: the tenant table with its subnet drops spoofed sources from the bridg
       '\tcomment "zmesh:abcdefghij tenant namespace rules"\n' +
       '\tchain input {\n' +
       '\t\ttype filter hook input priority filter; policy accept;\n' +
+      `\t\tiifname "b-abcdefghij" icmpv6 type { nd-router-advert, nd-redirect } counter drop comment "zmesh:${h}:in-ra"\n` +
       `\t\tiifname "b-abcdefghij" ip saddr != 10.1.2.0/24 counter drop comment "zmesh:${h}:in-spoof"\n` +
       '\t}\n' +
       '\tchain forward {\n' +

@@ -222,7 +222,7 @@ test('policy: each family its sets and rules; neighbour discovery passes; IPv4-o
   const v4 = policyNft({ ...p, range6: undefined, local: ['10.40.1.1/32'], rules: [{ ...p.rules[0], from: ['10.40.2.0/24'], to: ['10.40.1.1/32'] }] });
   assert.deepEqual(v4.chains[0].rules.slice(0, 2), [
     { tag: 'pol-dns', rule: 'meta l4proto { tcp, udp } th dport 53 accept' },
-    { tag: 'pol-other-family', rule: 'meta nfproto != ipv4 accept' },
+    { tag: 'pol-other-family', rule: 'ip6 daddr != fe80::/10 accept' },
   ]);
   assert.deepEqual(v4.sets.map((s) => s.name), ['pol_local', 'r0_from', 'r0_to']);
 });

@@ -71,7 +71,7 @@ function expectedDump(desired: DesiredResource[]): string {
       '  forwarding on',
       `  nft inet zmesh_${id}`,
       // Connection tracking (the outside rules) only in namespaces with an egress veth.
-      `    input filter/input: in-spoof${eg ? ' in-established in-drop-outside' : ''}`,
+      `    input filter/input: ${d.ipRange6 ? '' : 'in-ra '}in-spoof${d.ipRange6 ? ' in-spoof6' : ''}${eg ? ' in-established in-drop-outside' : ''}`,
       `    forward filter/forward: mss-clamp fwd-spoof${eg ? ' tunnel-egress fwd-established fwd-drop-outside' : ''}`,
       '    output filter/output: out-spoof',
     );

@@ -86,7 +86,8 @@ test('policyNft: the chains and sets it renders', () => {
     chains[0].rules.map((r) => `${r.tag}: ${r.rule}`),
     [
       'pol-dns: meta l4proto { tcp, udp } th dport 53 accept',
-      'pol-other-family: meta nfproto != ipv4 accept',
+      'pol-other-family: ip6 daddr != fe80::/10 accept',
+      'pol-nd: icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept',
       'pol-not-guarded: ip daddr != @pol_local accept',
       'pol-outside: ip saddr != 10.1.0.0/16 accept',
       'pol-established: ct state established,related accept',

@@ -36,3 +36,15 @@ test('evaluate: link-local sources and destinations fall to the default; the rul
   assert.deepEqual(evaluate({ ...P, default: 'allow' }, { src: 'fe80::1', dst: 'fd00:40:0:1::1', proto: 'tcp', port: 8023 }), { allowed: true, rule: null, reason: 'no rule matches: the default (allow)' });
   assert.deepEqual(v('10.40.1.50', '10.40.1.1', 8023), { allowed: false, rule: null, reason: 'no rule matches: the default (deny)' });
 });
+
+test('IPv4-only policy: IPv6 passes but for link-local destinations (the default decides); neighbour discovery passes', () => {
+  const v4: CompiledPolicy = { range: '10.40.0.0/16', default: 'deny', local: ['10.40.1.1/32'], rules: [] };
+  const rules = policyNft(v4).chains[1].rules.map((r) => `${r.tag}: ${r.rule}`);
+  assert.deepEqual(rules.slice(0, 2), [
+    'pol-other-family: ip6 daddr != fe80::/10 accept',
+    'pol-nd: icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept',
+  ]);
+  assert.deepEqual(evaluate(v4, { src: 'fe80::2', dst: 'fe80::5a:aff:fe28:101', proto: 'tcp', port: 22 }), { allowed: false, rule: null, reason: 'no rule matches: the default (deny)' });
+  assert.deepEqual(evaluate({ ...v4, default: 'allow' }, { src: 'fe80::2', dst: 'fe80::1', proto: 'tcp', port: 22 }), { allowed: true, rule: null, reason: 'no rule matches: the default (allow)' });
+  assert.deepEqual(evaluate(v4, { src: 'fd00::2', dst: 'fd00::1', proto: 'tcp', port: 22 }), { allowed: true, rule: null, reason: 'the policy covers IPv4 only on this network' });
+});
