@@ -1,8 +1,9 @@
 // A tenant network's resolver: one dnsmasq per tenant namespace n-<id> (docs/dns.md), answering the network's
 // names (src/plan/names.ts) on this node's gateway addresses only, NXDOMAIN for everything else.
-//  - Files in /run/zmesh-dns/ (or <stateDir>/dns/ when a state directory is given; 0755, so dnsmasq can re-read
-//    its hosts file after it dropped to nobody: /run/zmesh itself is 0700 under the agent's umask):
-//    n-<id>.conf (0600, read once at start as root), n-<id>.hosts (0644: names and addresses, no secrets),
+//  - Files in /run/zmesh-dns/ (or <stateDir>/dns/ when a state directory is given; root:nogroup 0750, so dnsmasq
+//    can re-read its hosts file after it dropped to nobody:nogroup and no other local user can; /run/zmesh itself
+//    is 0700 under the agent's umask): n-<id>.conf (0600, read once at start as root), n-<id>.hosts (0640, group
+//    nogroup: names and addresses),
 //    n-<id>.pid (ours), n-<id>.log (dnsmasq's stderr).
 //  - Started through the runner as `nsenter --net=/run/netns/n-<id> -- dnsmasq --keep-in-foreground
 //    --conf-file=<ours>` in a session of its own, so it outlives the agent; it binds port 53 on the gateway
@@ -13,7 +14,7 @@
 //    changed records → the hosts file rewritten (rename) and SIGHUP (dnsmasq re-reads it); changed config or a
 //    dead daemon → (re)start. stop(): SIGTERM (then SIGKILL), files removed. It must stop before its namespace is
 //    deleted: a process inside keeps a deleted namespace (and the WireGuard socket in it) alive.
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CommandError, inNetns, type Runner } from './runner.ts';
 import { isNetworkId, namesFor } from './names.ts';
@@ -174,7 +175,7 @@ export class Resolvers {
     if (pid !== null && confNow === conf && hostsNow === hosts) return [];
     this.ensureDir();
     const changes: string[] = [];
-    if (hostsNow !== hosts) writeAtomic(this.file(id, 'hosts'), hosts, 0o644);
+    if (hostsNow !== hosts) writeAtomic(this.file(id, 'hosts'), hosts, 0o640, this.gid());
     if (pid !== null && confNow === conf) {
       // Only the records changed: dnsmasq re-reads its hosts files on SIGHUP (and answers from them at once).
       process.kill(pid, 'SIGHUP');
@@ -190,12 +191,33 @@ export class Resolvers {
     return changes;
   }
 
-  /** The state directory, and every directory above it, must let dnsmasq (nobody) through to the hosts file. */
+  /** The group dnsmasq drops to, as a number (from /etc/group), or null when there is none of that name. */
+  private gid(): number | null {
+    try {
+      for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+        const f = line.split(':');
+        if (f[0] === this.group && /^\d+$/.test(f[2] ?? '')) return Number(f[2]);
+      }
+    } catch {
+      /* no /etc/group */
+    }
+    return null;
+  }
+
+  /**
+   * The directory is root's, group `group` (the one dnsmasq drops to), mode 0750, and the hosts files 0640 in that
+   * group: dnsmasq can re-read them after it dropped its privileges, and no other local user can list or read
+   * which names and addresses the tenants of this node have. Every directory above must let others through.
+   */
   private ensureDir(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const gid = this.gid();
+    if (gid === null) throw new CommandError([this.binary], -1, `no group ${this.group} in /etc/group: dnsmasq drops to it and must read its hosts file`, { hint: `create the group, or run the resolvers with another group` });
+    mkdirSync(this.dir, { recursive: true, mode: 0o750 });
     // The agent runs with umask 077: the mode asked for at creation is not the mode made.
-    if ((statSync(this.dir).mode & 0o777) !== 0o755) chmodSync(this.dir, 0o755);
-    for (let p = this.dir; ; p = dirname(p)) {
+    const st = statSync(this.dir);
+    if (st.gid !== gid || st.uid !== process.getuid!()) chownSync(this.dir, process.getuid!(), gid);
+    if ((st.mode & 0o777) !== 0o750) chmodSync(this.dir, 0o750);
+    for (let p = dirname(this.dir); ; p = dirname(p)) {
       const mode = statSync(p).mode;
       if ((mode & 0o001) === 0) {
         throw new CommandError([this.binary], -1, `${p} is not searchable by others (mode ${(mode & 0o777).toString(8)}): dnsmasq, once it dropped to ${this.user}, could not re-read its hosts file`, {
@@ -354,10 +376,11 @@ function read(path: string): string | null {
   }
 }
 
-function writeAtomic(path: string, text: string, mode: number): void {
+function writeAtomic(path: string, text: string, mode: number, gid: number | null = null): void {
   const tmp = `${path}.tmp`;
   rmSync(tmp, { force: true });
   writeFileSync(tmp, text, { mode });
+  if (gid !== null) chownSync(tmp, process.getuid!(), gid);
   chmodSync(tmp, mode);
   renameSync(tmp, path);
 }

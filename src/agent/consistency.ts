@@ -76,6 +76,11 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
       bad('E_PART_NETWORK', at, `ipv6Range or subnet6Prefix differ from network ${spec.name}'s ${formatCidr6(range6)} and /${prefix6}`);
     }
     if (range6 !== null && !dual && (r.gateway6 !== undefined || r.wgAddress6 !== undefined)) bad('E_PART_SUBNET', rp, 'gateway6 or wgAddress6 without subnet6');
+    // All or none: a resource with IPv6 needs the network's IPv6 range and prefix in the part (the data plane routes
+    // the range through the tunnel), and a range without a resource subnet6 is half a dual-stack part.
+    if (range6 !== null && (dual !== (n6.ipv6Range !== undefined) || dual !== (n6.subnet6Prefix !== undefined))) {
+      bad('E_PART_NETWORK', at, 'the part gives IPv6 only in part: the network\'s ipv6Range and subnet6Prefix come with the resource\'s subnet6, or none of them');
+    }
     /** The IPv6 twin of an IPv4 slot of the range. */
     const mirror = (c: Cidr): Cidr6 => nthSubnet6(range6!, prefix6, subnetIndex(range, c));
     if (r.node !== nodeId) bad('E_PART_NODE', `${rp}.node`, `resource is for ${str(r.node)}`);

@@ -8,7 +8,9 @@
 //   subnets/<network>/<bucket> which of the network's /subnetPrefix slots [bucket*64, bucket*64+64) are taken:
 //                              a 64-bit mask in hex (16 characters; a join rewrites one such key per node)
 //   workloads                  the workloads placed on the node (absent when none)
-//   names/<network>            the names the network's resolver serves (docs/dns.md), the same for each node
+//   names/<network>            the workloads' and devices' names the network's resolver serves (docs/dns.md)
+//   names/<network>/<bucket>   the nodes' names, bucketed like subnets (a node's gateway's slot): a join rewrites
+//                              one small key per node, not every node's list of every node
 // A stored plan is the compact plan (docs/plan-format.md, `zmesh-plan/2`) under plans/<tenant>/<blueprint>/:
 // meta, envelope, res/<network>/<node> (compact resources: no peers, with the endpoint) and dev/<network>/<device>
 // (devices without any wg-quick config). Every part's peers come from the one derivation (src/plan/derive.ts).
@@ -28,7 +30,7 @@ import {
   type Resource,
   type WorkloadPlan,
 } from '../plan/types.ts';
-import { cidrContains, formatIPv4, parseCidr, subnetIndex } from '../../topology/cidr.ts';
+import { cidrContains, formatIPv4, parseCidr, parseIPv4, subnetIndex } from '../../topology/cidr.ts';
 import { SUBNET_BUCKET, type PartRef } from './keys.ts';
 
 /** suffix → JSON text. */
@@ -106,6 +108,20 @@ export function decodeSubnets(bucket: string, value: unknown, ipRange: string, s
   return out;
 }
 
+/** A network's names as entries: workloads and devices in one key, the nodes in buckets of their subnet slot. */
+export function nameEntries(network: string, ipRange: string, subnetPrefix: number, names: NetworkNames): [string, string][] {
+  const range = parseCidr(ipRange);
+  const buckets = new Map<string, Record<string, NetworkNames['nodes'][string]>>();
+  for (const [node, addrs] of Object.entries(names.nodes)) {
+    const ip = parseIPv4(addrs.ip);
+    const b = range && ip !== null && Number.isInteger(subnetPrefix) && subnetPrefix >= range.prefix && subnetPrefix <= 32 && ((ip - range.base) >>> 0) < 2 ** (32 - range.prefix) ? String(Math.floor(Math.floor(((ip - range.base) >>> 0) / 2 ** (32 - subnetPrefix)) / SUBNET_BUCKET)) : 'x';
+    let m = buckets.get(b);
+    if (!m) buckets.set(b, (m = {}));
+    m[node] = addrs;
+  }
+  return [[`names/${network}`, JSON.stringify({ workloads: names.workloads, devices: names.devices })], ...[...buckets].map(([b, m]): [string, string] => [`names/${network}/${b}`, JSON.stringify(m)])];
+}
+
 /** The entries of one node part (the head is built apart: it carries the generation). */
 export function partEntries(part: NodePlanPart): Entries {
   const out: Entries = new Map();
@@ -127,7 +143,7 @@ export function partEntries(part: NodePlanPart): Entries {
     );
     for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
     for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
-    if (n.names) out.set(`names/${n.name}`, JSON.stringify(n.names));
+    if (n.names) for (const [k, v] of nameEntries(n.name, n.ipRange, n.subnetPrefix, n.names)) out.set(k, v);
   });
   if (part.workloads.length) out.set('workloads', JSON.stringify(part.workloads));
   return out;
@@ -172,7 +188,7 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
   };
   for (const n of plan.networks) {
     const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)]);
-    const namesJson = JSON.stringify(networkNames(plan, n));
+    const namesJson = nameEntries(n.name, n.ipRange, n.subnetPrefix, networkNames(plan, n));
     for (const r of n.resources as Omit<Resource, 'peers'>[]) {
       if (only && !only.has(r.node)) continue;
       const e = entriesOf(r.node);
@@ -185,7 +201,7 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
         e.set(`peer/${n.name}/${p.node}`, j);
       }
       for (const [k, v] of bucketJson) e.set(k, v);
-      e.set(`names/${n.name}`, namesJson);
+      for (const [k, v] of namesJson) e.set(k, v);
     }
   }
   const wl = new Map<string, WorkloadPlan[]>();
@@ -212,6 +228,7 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
   const subnets = new Map<string, { bucket: string; value: unknown }[]>();
   let workloads: WorkloadPlan[] = [];
   const names = new Map<string, NetworkNames>();
+  const nodeNames = new Map<string, Record<string, NetworkNames['nodes'][string]>>();
   for (const [suffix, text] of entries) {
     const seg = suffix.split('/');
     let v: unknown;
@@ -233,6 +250,11 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
       list.push({ bucket: seg[2], value: v });
     } else if (suffix === 'workloads') workloads = v as WorkloadPlan[];
     else if (seg[0] === 'names' && seg.length === 2) names.set(seg[1], v as NetworkNames);
+    else if (seg[0] === 'names' && seg.length === 3) nodeNames.set(seg[1], { ...nodeNames.get(seg[1]), ...(v as Record<string, NetworkNames['nodes'][string]>) });
+  }
+  for (const [net, base] of names) {
+    const nodes = nodeNames.get(net) ?? {};
+    names.set(net, { workloads: base.workloads ?? {}, devices: base.devices ?? {}, nodes: Object.fromEntries(Object.keys(nodes).sort(byText).map((k) => [k, nodes[k]])) });
   }
   nets.sort((a, b) => a.i - b.i);
   const networks: NodeNetworkPart[] = nets.map(({ i: _i, ...n }) => ({

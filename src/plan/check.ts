@@ -329,22 +329,28 @@ function checkPeers(net: NetworkPlan, at: string, all: Cidr[], invNodes: Map<str
     const cover = own ? [...allowed, own].sort((a, b) => a.base - b.base) : allowed;
     for (const s of subnetsSorted) {
       // the covering CIDR is the last one with base <= s.base
-      let lo = 0;
-      let hi = cover.length - 1;
-      let found = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (cover[mid].base <= s.base) {
-          found = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
+      const found = lastAtOrBelow(cover, s.base);
       if (found < 0 || !cidrContains(cover[found], s)) {
         bad('E_PLAN_COVER', p, 'allowed-ips with the own subnet do not cover every subnet of the network');
         break;
       }
     }
   }
+}
+
+/** Index of the last CIDR (sorted by base) whose base is at or below `base`; -1 when none. Binary search. */
+function lastAtOrBelow<B extends number | bigint>(sorted: { base: B }[], base: B): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid].base <= base) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
 }
 
 /**
@@ -380,16 +386,7 @@ function checkPeers6(net: NetworkPlan, at: string, all: Cidr6[], bad: Bad): void
     const own = r.subnet6 !== undefined ? parseCidr6(r.subnet6) : null;
     const cover = (own ? [...allowed, own] : allowed).sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
     for (const s of sorted) {
-      let lo = 0;
-      let hi = cover.length - 1;
-      let found = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (cover[mid].base <= s.base) {
-          found = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
+      const found = lastAtOrBelow(cover, s.base);
       if (found < 0 || !cidr6Contains(cover[found], s)) {
         bad('E_PLAN_COVER', p, 'IPv6 allowed-ips with the own subnet6 do not cover every subnet6 of the network');
         break;

@@ -187,11 +187,11 @@ export function runtimeRecords(stateDir: string): {
 }
 
 /** Long-lived processes a runtime host may hold (comm, as the kernel truncates it to 15 characters). */
-const DAEMONS = ['wireguard-go', 'dockerd', 'containerd', 'containerd-shim'];
+const DAEMONS = ['wireguard-go', 'dockerd', 'containerd', 'containerd-shim', 'dnsmasq'];
 
 /**
  * Processes in the host that nobody owns: neither the agent, a daemon (wireguard-go, dockerd, containerd and
- * its shims), nor a command one of them is running right now. "pid comm" each.
+ * its shims, a network's resolver dnsmasq), nor a command one of them is running right now. "pid comm" each.
  */
 export function strayProcesses(rt: RuntimeHost): string[] {
   const info = new Map<number, { comm: string; ppid: number }>();

@@ -143,11 +143,12 @@ test('one node joining a 50-node network writes O(nodes) small updates', { skip 
     const others = [...puts].filter(([n]) => n !== 'n51');
     const maxOther = Math.max(...others.map(([, v]) => v));
     const total = [...puts.values()].reduce((s, v) => s + v, 0);
-    // Every existing public node: its new peer, one subnet bucket, its head; hidden nodes: bucket and head.
-    assert.ok(maxOther <= 3, `at most 3 small puts per existing node, got ${maxOther}`);
+    // Every existing public node: its new peer, one subnet bucket, one names bucket (docs/dns.md: the new node's
+    // name), its head; hidden nodes: the buckets and the head.
+    assert.ok(maxOther <= 4, `at most 4 small puts per existing node, got ${maxOther}`);
     assert.ok(others.length <= 50);
     assert.ok(newNode >= 45 && newNode <= 60, `the new node's own part: ${newNode} entries`);
-    assert.ok(total <= 3 * 50 + 60, `${total} puts in all`);
+    assert.ok(total <= 4 * 50 + 60, `${total} puts in all`);
     const perExisting = bytes / 50;
     if (process.env.ZMESH_TEST_VERBOSE) console.log({ total, newNode, maxOther, others: others.length, bytes });
     assert.ok(perExisting < 4096, `~${Math.round(perExisting)} bytes per existing node`);

@@ -12,10 +12,14 @@ import { destroyAgentHost, makeAgentHost, netnsList, processNames, startAgent, w
 
 const wl = (name: string, node: string): WorkloadSpec => ({ name, node, image: 'busybox', command: ['sleep', '1d'], network: { name: 'net' }, cpu: 1, memory: 64 << 20, volumes: [] });
 const nodes = ['node-a', 'node-b'];
+const acmeNodes = ['node-a', 'node-b', 'node-c'];
 // The workloads run on node-b: node-a (the agent here) serves their names without running them.
-const acme = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })], { workloads: [wl('web', 'node-b'), wl('db', 'node-b')] });
+const acme = blueprint([net({ nodes: acmeNodes, ipRange: '10.1.0.0/16' })], { workloads: [wl('web', 'node-b'), wl('db', 'node-b')] });
 const globex = blueprint([net({ nodes, ipRange: '10.1.0.0/16' })], { tenant: 'globex', name: 'ops', workloads: [wl('secret', 'node-b')] });
-const acmePlan = planFor(acme, nodes);
+const acmePlan = planFor(acme, acmeNodes);
+// Version 2: web moves to node-c (re-planned from version 1: it takes an address in node-c's subnet).
+const acme2 = { ...acme, version: 2, workloads: [wl('web', 'node-c'), wl('db', 'node-b')] };
+const acme2Plan = planFor(acme2, acmeNodes, acmePlan);
 const globexPlan = planFor(globex, [{ id: 'node-a', endpoints: ['203.0.113.1'], reservedPorts: [51820] }, 'node-b']);
 
 interface DnsView {
@@ -80,6 +84,22 @@ test('agent: each tenant network resolves its own names only; repaired; removed'
         'resolver restarted',
       );
       assert.deepEqual(await lookup(idA, 'web.net', 'A', gw.gateway), [web.ip]);
+    });
+
+    await t.test('a workload that moves to another node: its records follow the re-plan', async () => {
+      const moved = acme2Plan.workloads.find((w) => w.name === 'web')!;
+      const c = acme2Plan.networks[0].resources.find((r) => r.node === 'node-c')!;
+      assert.equal(moved.node, 'node-c');
+      assert.notEqual(moved.ip, web.ip);
+      assert.ok(moved.ip6 && moved.ip6.startsWith(c.subnet6!.split('::')[0]), `${moved.ip6} in ${c.subnet6}`);
+      const before = (await call<DnsView>(bed.socket, 'GET', `/v1/networks/${idA}/dns`)).resolver!.pid;
+      const r = await call<{ networks: { ok: boolean }[] }>(bed.socket, 'POST', '/v1/blueprints', { signed: signed(acme2), part: part(acme2Plan, 'node-a') });
+      assert.ok(r.networks[0].ok, JSON.stringify(r));
+      assert.deepEqual(await lookup(idA, 'web.net', 'A', gw.gateway), [moved.ip]);
+      assert.deepEqual(await lookup(idA, 'web', 'AAAA', gw.gateway6!), [moved.ip6]);
+      assert.deepEqual(await lookup(idA, 'db.net', 'A', gw.gateway), [acme2Plan.workloads.find((w) => w.name === 'db')!.ip]);
+      // Reloaded (SIGHUP), not restarted.
+      assert.equal((await call<DnsView>(bed.socket, 'GET', `/v1/networks/${idA}/dns`)).resolver!.pid, before);
     });
 
     await t.test('removal: no namespace, no dnsmasq', async () => {

@@ -5,7 +5,7 @@
 // daemon restarted, a recreated namespace, adoption after a restart, a query flood, and nothing left at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -80,6 +80,11 @@ test('tenant resolvers: answers, isolation, no-op, reload, repair, adoption, flo
       // dnsmasq runs as nobody, only on the gateway addresses.
       const status = readFileSync(`/proc/${pidA}/status`, 'utf8');
       assert.match(status, /^Uid:\s+65534\s/m);
+      // Only dnsmasq's group reads the names: no other local user lists or reads them.
+      const dnsDir = statSync(join(stateDir, 'dns'));
+      const hostsFile = statSync(join(stateDir, 'dns', `${nsA}.hosts`));
+      assert.deepEqual([dnsDir.mode & 0o777, dnsDir.uid, hostsFile.mode & 0o777, hostsFile.uid, hostsFile.gid], [0o750, 0, 0o640, 0, dnsDir.gid]);
+      assert.equal(dnsDir.gid, 65534, 'group nogroup');
       const ss = await sh(['ss', '-Hlnu'], nsA);
       assert.deepEqual(ss.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/)[3]).sort(), ['10.77.1.1:53', '[fd77:1:1:1::1]:53']);
     });

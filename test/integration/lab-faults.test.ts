@@ -81,7 +81,7 @@ test('faults and recovery on the quickstart lab', { timeout: 600_000 }, async (t
     const slow = await labWaitGreen(name, 30000);
     assert.ok(slow.green, 'green with 150 ms delay');
     // (blue's network has a policy: the pair has an ICMP row, timed, and TCP rows)
-    const via = slow.matrix.filter((p) => p.expect === 'reach' && p.proto === 'icmp' && p.from === `blue/office/lan@${other}` && p.to === `blue/office/lan@${access}`);
+    const via = slow.matrix.filter((p) => p.expect === 'reach' && p.proto === 'icmp' && p.family === 4 && p.from === `blue/office/lan@${other}` && p.to === `blue/office/lan@${access}`);
     assert.ok(via.length === 1 && via[0].rttMs! >= 150, `tunnel RTT ${via[0]?.rttMs} ms`);
     await recover('delay 150 → restore', 30, await fault(other, 'restore'));
 

@@ -25,8 +25,12 @@ test('six nodes, two NAT routers, three tenants with overlapping ranges: green, 
     assert.ok(s.secondsToGreen! < 120);
     // 7 amber (6 nodes + phone), 4 blue, 4 cyan store (3 + tablet), 2 cyan backup = 17 endpoints.
     assert.equal(s.endpoints, 17);
-    assert.equal(s.matrix.length, 17 * 16);
-    assert.equal(s.matrix.filter((p) => p.expect === 'reach').length, 7 * 6 + 4 * 3 + 4 * 3 + 2);
+    // Every network is dual-stack: each pair is checked over IPv4 and IPv6 (\`family\`), and by name (proto dns).
+    const m4 = s.matrix.filter((p) => p.family === 4 && p.proto !== 'dns');
+    assert.equal(m4.length, 17 * 16);
+    assert.equal(s.matrix.filter((p) => p.family === 6 && p.proto !== 'dns').length, 17 * 16);
+    assert.equal(s.matrix.filter((p) => p.proto === 'dns').length, 17 * 16);
+    assert.equal(m4.filter((p) => p.expect === 'reach').length, 7 * 6 + 4 * 3 + 4 * 3 + 2);
     // Same tenant, other network: isolated too.
     const sameTenant = s.matrix.filter((p) => p.from.startsWith('cyan/data/store@') && p.to.startsWith('cyan/data/backup@'));
     assert.ok(sameTenant.length > 0 && sameTenant.every((p) => p.expect === 'isolated' && p.ok));

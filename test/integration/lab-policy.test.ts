@@ -332,7 +332,9 @@ test('policy in a real lab: every rule form, a device widening its AllowedIPs, a
       for (let i = 0; i < RULES.length; i++) assert.ok(m.some((r) => r.rule === i && r.expect === 'reach' && r.ok && !own(r)), `rule ${i} ${JSON.stringify(RULES[i])} let nothing through`);
       // TCP to every identity port and every port the rules name; ICMP to every target.
       assert.deepEqual([...new Set(m.filter((r) => r.proto === 'tcp').map((r) => r.port))].sort((x, y) => x! - y!), [80, 5432, 6379, 6380, ECHO_PORT, 8080]);
-      assert.equal(m.filter((r) => r.proto === 'icmp').length, 9 * 8);
+      // Dual-stack: ICMP to every target in each family.
+      assert.equal(m.filter((r) => r.proto === 'icmp' && r.family === 4).length, 9 * 8);
+      assert.equal(m.filter((r) => r.proto === 'icmp' && r.family === 6).length, 9 * 8);
       for (const kind of ['resource', 'device', 'workload']) {
         const from = m.filter((r) => byId.get(r.from)!.kind === kind && !own(r));
         assert.ok(from.some((r) => r.proto === 'tcp' && r.expect === 'reach' && r.rule !== 2), `${kind}: something reached over TCP by a rule`);
@@ -416,9 +418,9 @@ test('policy in a real lab: every rule form, a device widening its AllowedIPs, a
       const laptop = acc.find((a) => a.name === 'laptop')!;
       const original = phone.wgQuickConfig!;
       const spare = phone.subnet.replace(/\.0\/\d+$/, '.77'); // another address of the phone's own subnet
-      const widened = original.replace(/^Address = (.*)$/m, `Address = $1, ${spare}/32, ${laptop.address}/32`).replace(/^AllowedIPs = .*$/m, 'AllowedIPs = 10.0.0.0/8');
+      const widened = original.replace(/^Address = (.*)$/m, `Address = $1, ${spare}/32, ${laptop.address}/32`).replace(/^AllowedIPs = .*$/m, 'AllowedIPs = 10.0.0.0/8, fc00::/7');
       assert.notEqual(widened, original);
-      assert.match(widened, /AllowedIPs = 10\.0\.0\.0\/8/);
+      assert.match(widened, /AllowedIPs = 10\.0\.0\.0\/8, fc00::\/7/);
       const reachB = async () => {
         for (let i = 0; i < 40; i++) {
           if (/ 0% packet loss/.test(await runIn(E.phone, ['busybox', 'ping', '-c', '1', '-W', '1', nodeB.address]))) return true;

@@ -132,7 +132,10 @@ test('workloads in the quickstart: cross-node HTTP, isolation, healing, volume t
     assert.equal(new Set(s.matrix.map((p) => `${p.from} ${p.to}`)).size, 13 * 12);
 
     await t.test('the matrix checks workload to workload across nodes: reach within a tenant, isolation between', () => {
-      const w2w = s.matrix.filter((p) => /\/web-.@/.test(p.from) && /\/web-.@/.test(p.to));
+      const w2w = s.matrix.filter((p) => /\/web-.@/.test(p.from) && /\/web-.@/.test(p.to) && p.family === 4 && p.proto !== 'dns');
+      // Dual-stack: every check again over IPv6, with the same outcome (the names rows are checked in lab-quickstart).
+      const w2w6 = s.matrix.filter((p) => /\/web-.@/.test(p.from) && /\/web-.@/.test(p.to) && p.family === 6 && p.proto !== 'dns');
+      assert.deepEqual(w2w6.map((p) => [p.from, p.to, p.proto, p.port, p.expect, p.ok]), w2w.map((p) => [p.from, p.to, p.proto, p.port, p.expect, p.ok]));
       // Red (no policy): 6 pairs, one row each; blue (a policy): 6 pairs, an ICMP and a TCP/80 row each; 18
       // pairs across tenants, one isolated row each.
       assert.equal(w2w.length, 6 + 12 + 18);

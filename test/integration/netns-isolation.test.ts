@@ -59,7 +59,7 @@ test('tenants are isolated from each other and from the host; egress works throu
       assert.notEqual(a1.hostLink!.addresses[0], a2.hostLink!.addresses[0], 'distinct transfer networks');
       assert.ok(a1.routes.some((x) => x.dst === 'default' && x.dev === `eg-${n1.networkId}`));
       // host: input drop; forward: spoof, tenant-to-tenant, uplink, conns, blocked4, blocked6, v6, replies-in, no-new-inbound; masquerade.
-      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 11], ['tenant', 10]]);
+      assert.deepEqual(a1.nft.map((x) => [x.where, x.rules]).sort(), [['host', 11], ['tenant', 11]]);
       const again = await host.apply(desired, id1);
       okReport(again);
       assert.equal(again.commands.mutating, 0, again.mutations.join('\n'));

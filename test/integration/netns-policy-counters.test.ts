@@ -94,6 +94,7 @@ test('policy counters: accepted per rule (its protocols summed), dropped by the 
     // drops and accepts (three chains each), summed.
     assert.deepEqual(firewallCounters(table.rules), {
       rules: [
+        { tag: 'in-ra', verdict: 'drop', packets: 0, bytes: 0 },
         { tag: 'in-spoof', verdict: 'drop', packets: 2, bytes: 168 },
         { tag: 'fwd-spoof', verdict: 'drop', packets: 0, bytes: 0 },
         { tag: 'out-spoof', verdict: 'drop', packets: 0, bytes: 0 },

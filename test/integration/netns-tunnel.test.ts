@@ -142,8 +142,9 @@ test('two hosts: tunnel, no-op, drift repair, restart adoption, secrets, removal
         assert.equal(r.commands.mutating, 1);
       });
       const act = await a.readActual(id);
-      // in-spoof, mss-clamp, fwd-spoof, out-spoof (no egress here, so no conntrack rules)
-      assert.equal(act.nft.find((x) => x.where === 'tenant')?.rules, 4);
+      // in-spoof, in-ra (an IPv4-only network: router advertisements and redirects from the bridge), mss-clamp,
+      // fwd-spoof, out-spoof (no egress here, so no conntrack rules)
+      assert.equal(act.nft.find((x) => x.where === 'tenant')?.rules, 5);
     });
 
     await t.test('drift: the WireGuard interface deleted', async () => {

@@ -143,7 +143,8 @@ function pathOnlyDiff(plannedRes: Resource, peers: Peer[], candidatesOf: (node: 
       if (JSON.stringify(e) !== JSON.stringify(p)) out.push(`${at}: a relay/public peer changed: ${JSON.stringify(e)}`);
       return;
     }
-    const halves = directAllowedIps(p.directSubnet);
+    // Dual-stack: the IPv6 subnet's halves move with the IPv4 ones (in the same wg set).
+    const halves = [...directAllowedIps(p.directSubnet), ...(p.directSubnet6 ? directAllowedIps(p.directSubnet6) : [])];
     if (!(e.allowedIps.length === 0 || JSON.stringify(e.allowedIps) === JSON.stringify(halves))) out.push(`${at}: allowed-ips ${e.allowedIps.join(',')}`);
     if (e.endpoint !== null && !candidatesOf(p.node).includes(e.endpoint)) out.push(`${at}: endpoint ${e.endpoint} is no candidate`);
     if (![null, PATH_PARAMS.probeKeepalive, PATH_PARAMS.directKeepalive].includes(e.persistentKeepalive)) out.push(`${at}: keepalive ${e.persistentKeepalive}`);
@@ -461,7 +462,8 @@ test('the candidate channel: hostile submissions are refused whole and change no
     const h2View = agent.pathViews().find((v) => v.networkId === A && v.node === 'h2')!;
     assert.equal(h2View.path, 'direct', JSON.stringify(h2View));
     const lastA = driver.setPeersCalls.filter((c) => c.networkId === A).at(-1)!;
-    assert.deepEqual(lastA.peers.find((p) => p.node === 'h2')!.allowedIps, directAllowedIps(h2Subnet));
+    const h2Subnet6 = acmeMine.peers.find((p) => p.node === 'h2')!.directSubnet6;
+    assert.deepEqual(lastA.peers.find((p) => p.node === 'h2')!.allowedIps, [...directAllowedIps(h2Subnet), ...(h2Subnet6 ? directAllowedIps(h2Subnet6) : [])]);
     const inv3 = invariantProblems();
     record({ round: 'direct', attack: 'a proven direct path takes exactly the halves of the planned subnet', expect: 'unchanged', got: inv3.length ? inv3.join('; ') : routeToH2() === h2Key ? 'unchanged' : `h2's subnet routes to ${routeToH2()}` });
 

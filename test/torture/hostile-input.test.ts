@@ -18,6 +18,7 @@ import { sealContext, type NodePlanPart } from '../../src/plan/index.ts';
 import { blueprint, inventory, net, secretOf } from '../helpers/fixtures.ts';
 import { agentBed, part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { independentCheck } from './independent.ts';
+import { cidr6Contains, parseCidr6 } from '../../topology/cidr6.ts';
 
 const SCALE = Number(process.env.TORTURE_SCALE ?? 1);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -247,8 +248,14 @@ function partIsSound(p: NodePlanPart, bp: Blueprint): string | null {
     }
     const priv = openSealed(n.resource.sealedPrivateKey, secretOf(p.node), sealContext(n.id, p.node));
     if (x25519PublicKey(priv).toString() !== n.resource.publicKey) return 'key mismatch';
-    const allowed = n.resource.peers.flatMap((x) => x.allowedIps).map((a) => new Netmask(a));
-    for (const a of allowed) if (!range.contains(a)) return 'allowed-ip outside range';
+    const allowed = n.resource.peers.flatMap((x) => x.allowedIps);
+    for (const a of allowed.filter((x) => !x.includes(':'))) if (!range.contains(new Netmask(a))) return 'allowed-ip outside range';
+    // Dual-stack: IPv6 allowed-ips inside the network's IPv6 range.
+    const range6 = n.ipv6Range !== undefined ? parseCidr6(n.ipv6Range) : null;
+    for (const a of allowed.filter((x) => x.includes(':'))) {
+      const c = parseCidr6(a);
+      if (!range6 || !c || !cidr6Contains(range6, c)) return 'IPv6 allowed-ip outside the IPv6 range';
+    }
   }
   return null;
 }

@@ -149,9 +149,11 @@ test('one public node joining 50: each existing node gets its new peer, one subn
     if (node === 'n99') continue;
     const hidden = node.startsWith('h');
     const suffixes = ops.map((o) => o.key.slice(node.length + 2)).sort();
-    // A hidden node's only peer (its access node) does not change; its subnet list does, and the names (the new
-    // node's gateway: n99.net).
-    assert.deepEqual(suffixes, hidden ? ['gen', 'names/net', 'subnets/net/0'] : ['gen', 'names/net', 'peer/net/n99', 'subnets/net/0'], node);
+    // A hidden node's only peer (its access node) does not change; its subnet list does, and the names bucket of
+    // the new node's slot (n99.net; slots 0-63: bucket 0), never more than 64 nodes' names.
+    assert.deepEqual(suffixes, hidden ? ['gen', 'names/net/0', 'subnets/net/0'] : ['gen', 'names/net/0', 'peer/net/n99', 'subnets/net/0'], node);
+    const bucket = Object.keys(JSON.parse(ops.find((o) => o.key.endsWith('/names/net/0'))!.value!));
+    assert.ok(bucket.includes('n99') && bucket.length <= 64, `${bucket.length} names in the bucket`);
   }
   assert.ok(puts < 4 * 50 + now.get('n99')!.size, `${puts} puts`);
 });
