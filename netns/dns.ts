@@ -18,6 +18,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync,
 import { basename, dirname, join } from 'node:path';
 import { CommandError, inNetns, type Runner } from './runner.ts';
 import { isNetworkId, namesFor } from './names.ts';
+import { procArgv, procStat } from './proc.ts';
 import { resolverConfig, resolverHosts } from './dns-build.ts';
 import type { NameRecord } from '../src/plan/names.ts';
 import type { ActualDaemon, OwnedThing } from './types.ts';
@@ -49,27 +50,6 @@ export interface DesiredResolver {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function procStat(pid: number): { state: string; ppid: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0], ppid: Number(f[1]) };
-  } catch {
-    return null;
-  }
-}
-
-/** argv of a live process (not a zombie), or null. */
-function procArgv(pid: number): string[] | null {
-  const st = procStat(pid);
-  if (!st || st.state === 'Z' || st.state === 'X') return null;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s, i, a) => !(s === '' && i === a.length - 1));
-  } catch {
-    return null;
-  }
-}
 
 /** The conf file a dnsmasq of ours was started with, or null when argv is not such a dnsmasq. */
 function confOf(argv: string[] | null): string | null {

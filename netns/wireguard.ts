@@ -17,6 +17,7 @@ import { idFromName } from './names.ts';
 import type { WgDevice } from './parse.ts';
 import { readWg } from './state.ts';
 import { readUapi } from './uapi.ts';
+import { procArgv } from './proc.ts';
 
 export interface BackendOptions {
   /** Where pidfiles and daemon logs go (default /run/zmesh). */
@@ -59,18 +60,6 @@ export interface WgBackend {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** argv of a live process (not a zombie), or null. */
-function procArgv(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state === 'Z' || state === 'X') return null;
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s, i, a) => !(s === '' && i === a.length - 1));
-  } catch {
-    return null;
-  }
-}
 
 function sameNetns(pid: number): boolean {
   try {
