@@ -756,8 +756,13 @@ export class Driver {
   /**
    * Brings only the peers of an existing network's device to `peers` (the direct-path moves between two full
    * applies): one read, the usual per-peer diff, one `wg set` or none. Returns the change lines.
+   *
+   * `reset`: public keys whose session is dropped: the peer is removed and added again in the same `wg set` (its
+   * counters start from 0). A path that went back to the relay does this, so that its next probe needs a fresh
+   * handshake, the proof that both directions work; with the old session kept no handshake came for up to
+   * 2 minutes, and a pair whose two sides disagreed (one direct, one relayed) dropped each other's packets so long.
    */
-  setPeers(networkId: string, peers: DesiredResource['resource']['peers']): Promise<string[]> {
+  setPeers(networkId: string, peers: DesiredResource['resource']['peers'], reset: readonly string[] = []): Promise<string[]> {
     return this.lock(async () => {
       const run = this.runner;
       const backend = await this.getBackend(run);
@@ -766,7 +771,11 @@ export class Driver {
       if (!dev) return [];
       const want = normalizePeers(peers);
       const before = this.planned.get(networkId);
-      const ops = diffPeers(want, dev.peers, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC, before).filter((o) => o.op !== 'remove');
+      const wanted = new Set(want.map((p) => p.publicKey));
+      const drop = new Set(reset.filter((k) => wanted.has(k) && dev.peers.some((p) => p.publicKey === k)));
+      const live = dev.peers.filter((p) => !drop.has(p.publicKey));
+      const ops: PeerOp[] = [...drop].map((publicKey) => ({ op: 'remove' as const, publicKey }));
+      ops.push(...diffPeers(want, live, this.nowSec(), this.opts.roamWindowSec ?? ROAM_WINDOW_SEC, before).filter((o) => o.op !== 'remove'));
       for (const c of ops.length ? buildWgSet(names.wg, { peers: ops }, SECRET_FILE) : []) {
         await run.run(c.argv, { secretFile: c.secret, netns: backend.wgNetns(names.ns), mutating: true });
       }

@@ -191,7 +191,7 @@ export class Agent {
             now: this.now,
             desired: () => this.planned(),
             read: (id) => drv.peerCounters!(id),
-            setPeers: (id, peers) => drv.setPeers!(id, peers),
+            setPeers: (id, peers, reset) => drv.setPeers!(id, peers, reset),
             ...(drv.underlayAddresses ? { ownAddresses: () => drv.underlayAddresses!() } : {}),
             event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
           })

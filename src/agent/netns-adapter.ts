@@ -255,8 +255,8 @@ export class NetnsDriverPort implements DriverPort {
     return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint, allowedIps: p.allowedIps })) : null;
   }
 
-  setPeers(networkId: string, peers: Resource['peers']): Promise<string[]> {
-    return this.driver.setPeers(networkId, peers);
+  setPeers(networkId: string, peers: Resource['peers'], reset: readonly string[] = []): Promise<string[]> {
+    return this.driver.setPeers(networkId, peers, reset);
   }
 
   /** Cached for 10 s: the control plane asks often, the underlay rarely changes. */

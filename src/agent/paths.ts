@@ -26,8 +26,9 @@ export interface PathDeps {
   /** The desired networks as planned (without path decisions). */
   desired: () => DesiredNetwork[];
   read: (networkId: string) => Promise<PeerCounters[] | null>;
-  /** Applies a network's peers (as withPaths returns them); returns the change lines. */
-  setPeers: (networkId: string, peers: DesiredNetwork['resource']['peers']) => Promise<string[]>;
+  /** Applies a network's peers (as withPaths returns them); returns the change lines. `reset`: the public keys of
+   *  direct peers whose WireGuard session is dropped (removed and added again in the same `wg set`). */
+  setPeers: (networkId: string, peers: DesiredNetwork['resource']['peers'], reset?: readonly string[]) => Promise<string[]>;
   event: (level: 'info' | 'warn', kind: string, subject: string, message: string, data?: unknown) => void;
   /** This host's own underlay addresses: candidates at them are never dialled (its own UDP services). */
   ownAddresses?: () => Promise<string[]>;
@@ -187,6 +188,7 @@ export class PathManager {
       const byKey = new Map(counters.map((c) => [c.publicKey, c]));
       const now = this.deps.now();
       let changed = false;
+      const reset: string[] = [];
       for (const p of directs) {
         const k = key(d.networkId, p.node, p.publicKey);
         const c = byKey.get(p.publicKey);
@@ -199,9 +201,16 @@ export class PathManager {
         this.states.set(k, next);
         if (JSON.stringify(before) !== JSON.stringify(after)) changed = true;
         if (prev.kind !== next.kind) this.transition(d, p.node, prev, next);
+        // Back to the relay (stale, or a probe that failed): the direct peer's session goes with it. A session
+        // kept alive meant no new handshake for up to 2 minutes, so every later probe failed its proof, and a
+        // side still direct kept its peer's subnet while this side relayed: each dropped the other's packets
+        // (cryptokey routing) until a rekey (likely the 61–87 s of a CI soak). Without the session the other side's
+        // packets on the direct peer stop counting, so it goes stale too, within the stale time, and the next
+        // probe starts with a handshake.
+        if (next.kind === 'relay' && prev.kind !== 'relay' && c) reset.push(p.publicKey);
       }
       if (changed) {
-        const lines = await this.deps.setPeers(d.networkId, this.effective(d).resource.peers);
+        const lines = await this.deps.setPeers(d.networkId, this.effective(d).resource.peers, reset);
         if (lines.length) this.deps.event('info', 'path.applied', `${d.tenant}/${d.blueprint}/${d.networkName}`, lines.join('; '));
       }
     }

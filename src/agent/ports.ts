@@ -93,8 +93,9 @@ export interface DriverPort {
   dataplane?(): DataplaneInfo | null;
   /** A network's WireGuard peers' counters alone (cheap; direct paths read them every tick). */
   peerCounters?(networkId: string): Promise<PeerCounters[] | null>;
-  /** Brings only a network's peers to `peers` (one `wg set` or none); the change lines. */
-  setPeers?(networkId: string, peers: Resource['peers']): Promise<string[]>;
+  /** Brings only a network's peers to `peers` (one `wg set` or none); the change lines. `reset`: public keys whose
+   *  session is dropped (removed and added again in the same `wg set`). */
+  setPeers?(networkId: string, peers: Resource['peers'], reset?: readonly string[]): Promise<string[]>;
   /** The host's underlay addresses (on the devices of its default routes). */
   underlayAddresses?(): Promise<string[]>;
   /** The network's resolver (dnsmasq; docs/dns.md), or null when none runs. */

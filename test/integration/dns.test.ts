@@ -39,6 +39,14 @@ async function lookup(ns: string, name: string, type?: 'A' | 'AAAA', server = '1
   return out.sort();
 }
 
+/** A reverse lookup (`busybox nslookup ADDR SERVER`: a PTR query): the names answered, or null for NXDOMAIN. */
+async function reverse(ns: string, address: string, server = '10.77.1.1'): Promise<string[] | null> {
+  const r = await run.run(['busybox', 'nslookup', address, server], { netns: ns, mutating: false, okCodes: [0, 1], timeoutMs: 10_000 });
+  if (/NXDOMAIN/.test(r.stdout + r.stderr)) return null;
+  assert.equal(r.exitCode, 0, `nslookup ${address}: ${r.stdout}${r.stderr}`);
+  return [...r.stdout.matchAll(/\sname = (\S+)$/gm)].map((m) => m[1]).sort();
+}
+
 function resolverOf(id: string, network: string, names: NetworkNames): DesiredResolver {
   return { networkId: id, network, listen: ['10.77.1.1', 'fd77:1:1:1::1'], records: nameRecords(network, names) };
 }
@@ -95,6 +103,17 @@ test('tenant resolvers: answers, isolation, no-op, reload, repair, adoption, flo
       assert.deepEqual(await lookup(nsA, 'neta'), []);
       assert.deepEqual(await lookup(nsB, 'secret', 'A'), ['10.77.1.9']);
       for (const n of ['web', 'web.neta', 'db.neta', 'n2.neta']) assert.equal(await lookup(nsB, n), null, `B: ${n}`);
+    });
+
+    await t.test('reverse lookups (PTR) from the same hosts file, in both families; none across tenants', async () => {
+      assert.deepEqual(await reverse(nsA, '10.77.1.2'), ['web.neta']);
+      assert.deepEqual(await reverse(nsA, 'fd77:1:1:1::2'), ['web.neta']);
+      assert.deepEqual(await reverse(nsA, '10.77.2.1'), ['n2.neta']);
+      assert.deepEqual(await reverse(nsB, '10.77.1.9'), ['secret.netb']);
+      // B's workload's address is a private address A's resolver has no record of: NXDOMAIN (bogus-priv), never
+      // forwarded; an address of the outside world likewise.
+      for (const a of ['10.77.1.9', '192.0.2.1', 'fd77:9::1']) assert.equal(await reverse(nsA, a), null, `A: ${a}`);
+      assert.equal(await reverse(nsB, '10.77.1.2'), null, "B: A's web");
     });
 
     await t.test('unchanged: zero commands, no signal, same daemon', async () => {

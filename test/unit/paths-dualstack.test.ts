@@ -96,3 +96,56 @@ test('adoption after a restart needs both families\' halves on the direct peer',
   assert.deepEqual(both.peer.allowedIps, HALVES);
   assert.equal((await adopt(HALVES.slice(0, 2))).n, 0, 'IPv4 halves alone: not a dual-stack direct path');
 });
+
+test('back to the relay with a reset: the direct peer is removed and added again in ONE `wg set` (its session gone)', async () => {
+  const os = new FakeOs();
+  const driver = new Driver({ runner: os, backend: 'kernel', stateDir, socketDir: join(stateDir, 'wg-reset'), clock: () => 1_700_000_000_000 });
+  await driver.apply([{ ...h1, resource: { ...h1.resource, peers: withPaths(h1.resource.peers, new Map()) } }], net.identity.get('h1')!);
+  const moved = withPaths(h1.resource.peers, new Map([['h2', { endpoint: null, forceEndpoint: false, persistentKeepalive: P.directKeepalive, direct: true }]]));
+  await driver.setPeers(ID, moved);
+  const wg = () => os.namespaces.get(`n-${ID}`)!.links.get(`w-${ID}`)!.wg!;
+  wg().peers.get(h2Key)!.latestHandshake = 1_699_999_990; // a live session
+  os.commands.length = 0;
+  const back = await driver.setPeers(ID, withPaths(h1.resource.peers, new Map()), [h2Key, 'not-a-peer-of-this-network=']);
+  assert.deepEqual(os.commands.filter((c) => c.mutating).map((c) => c.argv), [['wg', 'set', `w-${ID}`, 'peer', h2Key, 'remove', 'peer', h2Key]]);
+  assert.deepEqual(back, [`peer remove ${h2Key}`, `peer add ${h2Key}`]);
+  const p = wg().peers.get(h2Key)!;
+  assert.deepEqual([p.allowedIps, p.keepalive, p.latestHandshake], [[], null, 0], 'a fresh peer: no subnet, no keepalive, no session');
+  assert.deepEqual(wg().peers.get(relayKey)!.allowedIps, ['10.40.1.0/24', '10.40.3.0/24', 'fd00:40:0:1::/64', 'fd00:40:0:3::/64'], 'the relay untouched');
+  os.commands.length = 0;
+  assert.deepEqual(await driver.setPeers(ID, withPaths(h1.resource.peers, new Map())), [], 'then a no-op');
+  assert.equal(os.commands.filter((c) => c.mutating).length, 0);
+});
+
+test('the path manager resets the direct peer when a pair goes back to the relay (stale or a failed probe), not otherwise', async () => {
+  const T0 = 1_700_000_000_000;
+  let now = T0;
+  let counters: PeerCounters = { publicKey: h2Key, rxBytes: 5000, latestHandshake: Math.floor((T0 - 10_000) / 1000), endpoint: '198.51.100.7:51820', allowedIps: HALVES };
+  const desired: DesiredNetwork = { tenant: 'acme', blueprint: 'shop', networkId: ID, networkName: 'net', ipRange: '10.40.0.0/16', egress: false, resource: h1.resource };
+  const calls: { peers: string[]; reset: readonly string[] }[] = [];
+  const m = new PathManager({
+    now: () => now,
+    desired: () => [desired],
+    read: async () => [counters],
+    setPeers: async (_id, peers, reset = []) => {
+      calls.push({ peers: peers.find((p) => p.node === 'h2')!.allowedIps, reset });
+      return [];
+    },
+    event: () => undefined,
+  });
+  assert.equal(await m.adopt(), 1);
+  // Silence past the stale time: back to the relay, and the session goes.
+  now = T0 + P.staleMs + 1000;
+  await m.tick();
+  assert.deepEqual(calls, [{ peers: [], reset: [h2Key] }]);
+  // A candidate arrives after the backoff: probing (no reset), then the window ends without a proof: relay, reset.
+  counters = { ...counters, rxBytes: 0, latestHandshake: 0, allowedIps: [] };
+  assert.deepEqual(m.setCandidates({ networks: { [ID]: { h2: ['198.51.100.9:4000'] } } }), []);
+  now += P.backoffBaseMs + 1000;
+  await m.tick();
+  assert.deepEqual(calls.at(-1), { peers: [], reset: [] }, 'relay → probing: no reset');
+  now += P.probeWindowMs + 1000;
+  await m.tick();
+  assert.deepEqual(calls.at(-1), { peers: [], reset: [h2Key] }, 'probing → relay: reset');
+  assert.equal(calls.length, 3);
+});
