@@ -127,15 +127,12 @@ export interface PushResult {
   errors: string[];
 }
 
-/** Brings one node's agent to the plans: removes blueprints it should no longer hold, then pushes missing or
- *  outdated parts (by plan generation). */
-export async function pushNode(node: string, plans: BlueprintPlan[], dir: string): Promise<PushResult> {
+/** What a node holds now; removes the blueprints it holds and should not (recorded in `res`). */
+async function pruneNode(node: string, plans: BlueprintPlan[], dir: string, res: PushResult): Promise<NodeNetwork[]> {
   const socket = nodePaths(dir, node).socket;
-  const res: PushResult = { node, pushed: [], removed: [], errors: [] };
   const have = (await call<{ networks: NodeNetwork[] }>(socket, 'GET', '/v1/networks', undefined, 15000)).networks;
-  const want = new Map(plans.filter((p) => p.plan.networks.some((n) => n.resources.some((r) => r.node === node))).map((p) => [p.key, p]));
-  const held = new Set(have.map((n) => `${n.tenant}/${n.blueprint}`));
-  for (const key of held) {
+  const want = new Set(plans.filter((p) => p.plan.networks.some((n) => n.resources.some((r) => r.node === node))).map((p) => p.key));
+  for (const key of new Set(have.map((n) => `${n.tenant}/${n.blueprint}`))) {
     if (want.has(key)) continue;
     const [tenant, name] = key.split('/');
     try {
@@ -145,32 +142,51 @@ export async function pushNode(node: string, plans: BlueprintPlan[], dir: string
       res.errors.push(`${key}: remove: ${(e as Error).message}`);
     }
   }
-  for (const [key, p] of want) {
-    const mine = have.filter((n) => `${n.tenant}/${n.blueprint}` === key);
-    const parts = nodePart(p.plan, node);
-    if (mine.length === parts.networks.length && mine.every((n) => n.generation === p.plan.generation)) continue;
-    try {
-      await call(socket, 'POST', '/v1/blueprints', { signed: p.signed, part: parts }, 90000);
-      res.pushed.push(key);
-    } catch (e) {
-      const z = e as ZmeshError;
-      res.errors.push(`${key}: ${z.code ?? ''} ${z.message}`);
-    }
+  return have;
+}
+
+/** Pushes one blueprint's part to a node unless it holds that generation already (or has no part of it). */
+async function pushPart(node: string, p: BlueprintPlan, have: NodeNetwork[], dir: string, res: PushResult): Promise<void> {
+  if (!p.plan.networks.some((n) => n.resources.some((r) => r.node === node))) return;
+  const mine = have.filter((n) => `${n.tenant}/${n.blueprint}` === p.key);
+  const parts = nodePart(p.plan, node);
+  if (mine.length === parts.networks.length && mine.every((n) => n.generation === p.plan.generation)) return;
+  try {
+    await call(nodePaths(dir, node).socket, 'POST', '/v1/blueprints', { signed: p.signed, part: parts }, 90000);
+    res.pushed.push(p.key);
+  } catch (e) {
+    const z = e as ZmeshError;
+    res.errors.push(`${p.key}: ${z.code ?? ''} ${z.message}`);
   }
-  return res;
 }
 
 /**
- * Pushes to every node: public nodes first (at once), then hidden nodes (at once). A hidden node's first
- * handshake goes out as soon as its tunnel exists (persistent keepalive); with its access node already
- * configured it is answered at once instead of after WireGuard's 5 s retry.
+ * Pushes to every node, blueprint by blueprint: a blueprint goes to the public nodes (at once), then to the hidden
+ * nodes (at once) while the public nodes already take the next one. A hidden node's first handshake goes out as
+ * soon as its tunnel exists (persistent keepalive); with its access node already configured it is answered at
+ * once instead of after WireGuard's 5 s retry. (Public nodes first for ALL blueprints, then hidden nodes, cost the
+ * quickstart ~2 s: a node applies its blueprints one after the other, workloads included.)
  */
 export async function pushAll(layout: Layout, plans: BlueprintPlan[], dir: string): Promise<PushResult[]> {
-  const push = (nodes: Layout['nodes']) =>
-    Promise.all(nodes.map((n) => pushNode(n.name, plans, dir).catch((e: Error) => ({ node: n.name, pushed: [], removed: [], errors: [e.message] }))));
-  const pub = await push(layout.nodes.filter((n) => n.attach.kind === 'internet'));
-  const hidden = await push(layout.nodes.filter((n) => n.attach.kind !== 'internet'));
-  return [...pub, ...hidden];
+  const res = new Map(layout.nodes.map((n) => [n.name, { node: n.name, pushed: [], removed: [], errors: [] } as PushResult]));
+  const have = new Map<string, NodeNetwork[] | null>();
+  await Promise.all(
+    layout.nodes.map(async (n) => {
+      const r = res.get(n.name)!;
+      have.set(n.name, await pruneNode(n.name, plans, dir, r).catch((e: Error) => (r.errors.push(e.message), null)));
+    }),
+  );
+  const push = (nodes: Layout['nodes'], p: BlueprintPlan) =>
+    Promise.all(nodes.filter((n) => have.get(n.name)).map((n) => pushPart(n.name, p, have.get(n.name)!, dir, res.get(n.name)!)));
+  const pub = layout.nodes.filter((n) => n.attach.kind === 'internet');
+  const hidden = layout.nodes.filter((n) => n.attach.kind !== 'internet');
+  let behind: Promise<unknown> = Promise.resolve();
+  for (const p of plans) {
+    await push(pub, p);
+    behind = behind.then(() => push(hidden, p));
+  }
+  await behind;
+  return [...pub, ...hidden].map((n) => res.get(n.name)!);
 }
 
 export interface NodeStatus {

@@ -15,7 +15,9 @@
 // ("<workload>.<network>", "<node>.<network>", "<device>.<network>": the target's addresses in both families
 // expected) and of every target of other networks (no answer expected); where the source's node runs no
 // resolver for the network the row is skipped ("resolver not running"), neither a pass nor a failure.
+import { existsSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { evaluate } from '../src/plan/policy.ts';
 import { ECHO_PORT, type Layout } from './layout.ts';
 import { endpointArgv, endpointPorts, inFamily, netOfId, parseEcho, resolverRunning, type Endpoint } from './endpoints.ts';
@@ -81,33 +83,17 @@ export interface Check {
   rule?: number | null;
 }
 
-/** The shell script a source runs: per target ("ADDR" — the echo port —, "ADDR:PORT,PORT…", or "ADDR:" for
- *  ping only; an IPv6 address in brackets, "[ADDR]:PORT…") one background ping and one background HTTP request
- *  over TCP per port, all bounded (ping 1 s; nc 1 s to connect and 1 s between reads — the echo services answer
- *  at once and close —; the source's whole run 15 s). No `timeout` process: the matrix's cost is processes. A refused
- *  connection reports "refused". "@SERVER" sets the resolver for the following "?NAME" lookups (busybox
- *  nslookup, 3 s), each reported "N NAME ADDR,ADDR…", or "!nx" (NXDOMAIN), or "!fail". */
-export const PROBE_SCRIPT = [
-  "NL=$(printf '\\nx'); NL=${NL%x}",
-  'D=',
-  'for a in "$@"; do',
-  '  case "$a" in',
-  '    @*) D=${a#@}; continue ;;',
-  "    \\?*) n=${a#?}; ( r=$(busybox timeout 3 busybox nslookup \"$n\" \"$D\" 2>&1); case \"$r\" in *NXDOMAIN*) o='!nx' ;; *) o=$(echo \"$r\" | busybox awk '/^Name:/{f=1} f && /^Address/{printf \"%s%s\", s, $NF; s=\",\"}'); [ -n \"$o\" ] || o='!fail' ;; esac; echo \"N $n $o\" ) & continue ;;",
-  '    \\[*) h=${a#\\[}; h=${h%%]*}; k="[$h]"; r=${a#*]} ;;',
-  '    *) h=${a%%:*}; k=$h; r=${a#"$h"} ;;',
-  '  esac',
-  `  ps=\${r#:}; [ -z "$r" ] && ps=${ECHO_PORT}`,
-  // The average of "round-trip min/avg/max = a/b/c ms", with the shell's own string operations (fewer processes).
-  '  ( p=$(busybox ping -n -q -c 1 -W 1 "$h" 2>/dev/null); case "$p" in *round-trip*) p=${p##*= }; p=${p#*/}; p=${p%%/*} ;; *) p=- ;; esac; echo "P $k $p" ) &',
-  '  for o in ${ps//,/ }; do',
-  '    ( r=$(printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc -w 1 "$h" "$o" 2>&1)',
-  '      case "$r" in *"zmesh-lab-echo "*|*"zmesh-wl "*) i=zmesh-${r#*zmesh-}; i=${i%%"$NL"*} ;; *refused*) i=refused ;; *) i=- ;; esac',
-  '      echo "T $k:$o $i" ) &',
-  '  done',
-  'done',
-  'wait',
-].join('\n');
+/** The prober a source runs (labs/probe.py, one process with every probe of the source at once): per target
+ *  ("ADDR" — the echo port —, "ADDR:PORT,PORT…", or "ADDR:" for ping only; an IPv6 address in brackets,
+ *  "[ADDR]:PORT…") one ICMP echo and one HTTP request over TCP per port, all bounded (ping 1 s; TCP 1 s to
+ *  connect and 1 s between reads — the echo services answer at once and close —; the source's whole run 15 s).
+ *  A refused connection reports "refused". "@SERVER" sets the resolver for the following "?NAME" lookups (A and
+ *  AAAA, 3 s), each reported "N NAME ADDR,ADDR…", or "!nx" (NXDOMAIN), or "!fail". It replaced a busybox shell
+ *  script that forked 3–4 processes per probe: a quickstart matrix (600 checks) took 8–9 s, CPU-bound. */
+export function probeArgv(args: string[]): string[] {
+  const path = fileURLToPath(new URL('./probe.py', import.meta.url)).replace(/\/dist\/labs\//, '/labs/');
+  return [existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', '-I', '-S', path, `echo=${ECHO_PORT}`, ...args];
+}
 
 /** How the probe script names an address: IPv6 in brackets. */
 export function probeHost(address: string): string {
@@ -286,7 +272,7 @@ export interface MatrixOptions {
 }
 
 async function probeFrom(from: Endpoint, args: string[], layout: Layout, state: LabState, pids?: Map<string, number>): Promise<{ probes: Map<string, ProbeResult>; error?: string }> {
-  const argv = endpointArgv(from, layout, state, ['busybox', 'sh', '-c', PROBE_SCRIPT, 'probe', ...args], pids);
+  const argv = endpointArgv(from, layout, state, probeArgv(args), pids);
   if (!argv) return { probes: new Map(), error: `${from.id}: its namespace is not there` };
   try {
     const r = await run(argv, { okCodes: [0, 1, 2, 127, 137, 143], timeoutMs: 15000 });
@@ -331,7 +317,8 @@ export async function runMatrix(endpoints: Endpoint[], layout: Layout, state: La
   // A workload's page names "tenant/blueprint/workload": the matrix names it by its endpoint id.
   const byWorkload = new Map(endpoints.filter((e) => e.workload).map((e) => [`wl:${e.workload}`, e.id]));
   const mapSeen = (seen: string | null) => (seen?.startsWith('wl:') ? (byWorkload.get(seen) ?? seen) : seen);
-  const parallel = opts.parallel ?? 8;
+  // One prober process per source (labs/probe.py): cheap enough to run every source of a lab at once.
+  const parallel = opts.parallel ?? 32;
   const pids = opts.workloadPids;
   const probeItems = async (from: Endpoint, items: Item[]): Promise<PairResult[]> => {
     const hosts = new Map<string, Set<number>>();

@@ -423,7 +423,7 @@ const PAIR_LIMIT_SEC = 60;
 const FULL_EVERY_MS = 60_000;
 /** Time kept for `lab down` and the leak check within a wall budget. */
 const DOWN_RESERVE_MS = 20_000;
-/** Sources probed at once in a whole-matrix round. */
+/** Sources probed at once (one prober process each, labs/probe.py). */
 const FULL_PARALLEL = 24;
 
 /** Runs the soak: lab up, the schedule, lab down; never throws for what happens in the lab (errors are listed). */
@@ -471,7 +471,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     if (echo.started) writeState(dir, state);
     const t = Date.now();
     // Every source at once for the whole matrix: its isolation probes mostly wait for their timeouts.
-    const rows = await runMatrix(eps, layout, state, { reachOnly: !full, workloadPids: wl.pids, parallel: full ? FULL_PARALLEL : 8, ...(reuse ? { reuse } : {}) });
+    const rows = await runMatrix(eps, layout, state, { reachOnly: !full, workloadPids: wl.pids, parallel: FULL_PARALLEL, ...(reuse ? { reuse } : {}) });
     const at = Date.now();
     rounds++;
     (full ? fullMs : reachMs).push(at - t);
