@@ -11,7 +11,7 @@ import { handPlan } from '../test/helpers/plan.ts';
 
 const backend = (process.env.ZMESH_BENCH_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
 const rnd = seededRandom('zmesh-bench');
-const peerKeys = Array.from({ length: 1000 }, () => x25519KeyPair(rnd(32)).publicKey.toString());
+const peerKeys = Array.from({ length: 5000 }, () => x25519KeyPair(rnd(32)).publicKey.toString());
 
 function withPeers(d: DesiredResource, n: number): DesiredResource {
   const out = structuredClone(d);
@@ -92,6 +92,27 @@ try {
   }));
   results.naive_change_1000_wg_processes_ms = ms(await host.call<number>('execMany', { cmds }, 120_000));
   check(await host.apply([], identity), 'remove');
+
+  // Issue #17: a part with 5,000 peers (a node of a 5,000-node mesh): create ≤ 2 s, no-op ≤ 100 ms with zero
+  // mutating commands.
+  const create5k: number[] = [];
+  let huge = big;
+  for (let run = 0; run < 3; run++) {
+    huge = withPeers(fresh(k++), 5000);
+    create5k.push(check(await host.apply([huge], identity), 'create 5000').ms);
+    if (run < 2) check(await host.apply([], identity), 'remove');
+  }
+  results.create_5000_peers_ms = ms(median(create5k));
+  const noop5k: number[] = [];
+  let noop5kMutating = 0;
+  for (let i = 0; i < 10; i++) {
+    const r = check(await host.apply([huge], identity), 'no-op 5000');
+    noop5k.push(r.ms);
+    noop5kMutating += r.commands.mutating;
+  }
+  results.noop_5000_peers_ms = ms(median(noop5k));
+  results.noop_5000_mutating_commands = noop5kMutating;
+  check(await host.apply([], identity), 'remove');
   results.leftovers = (await host.listOwned()).length;
   results.load_average = Math.round(loadavg()[0] * 100) / 100;
 
@@ -101,6 +122,8 @@ try {
     ['create, 1,000 peers', `${results.create_1000_peers_ms} ms`, 'target ≤ 500 ms'],
     ['no-op apply, 1,000 peers', `${results.noop_1000_peers_ms} ms`, `target ≤ 30 ms; mutating commands in 20 runs: ${results.noop_mutating_commands}`],
     ['change 1 peer of 1,000', `${results.change_1_of_1000_ms} ms`, `target ≤ 40 ms; mutating commands: ${results.change_1_of_1000_mutating_commands}`],
+    ['create, 5,000 peers', `${results.create_5000_peers_ms} ms`, 'target ≤ 2,000 ms (issue #17)'],
+    ['no-op apply, 5,000 peers', `${results.noop_5000_peers_ms} ms`, `target ≤ 100 ms; mutating commands in 10 runs: ${results.noop_5000_mutating_commands}`],
     ['naive: 1,000 wg set processes', `${results.naive_change_1000_wg_processes_ms} ms`, ''],
     ['one trivial process through the runner', `${results.one_process_ms} ms`, `load average ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs`],
   ];

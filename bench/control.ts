@@ -8,7 +8,7 @@
 //               and the time until every touched agent has it
 // Network shape: one network over all nodes, 10% public (access nodes, full mesh) and 90% hidden behind them —
 // edge nodes behind NAT; at 200 also 90% public (a full mesh), the worst case for join writes.
-// Last line: one JSON object.
+// BENCH_CONTROL_CASES=edge10000 runs the 10,000-node case alone (issue #17). Last line: one JSON object.
 import { randomBytes } from 'node:crypto';
 import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, signRecord, type Etcd3 } from '../src/control/index.ts';
 import { signBlueprint } from '../src/blueprint/index.ts';
@@ -171,6 +171,10 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
       controllerRoundMs: median(rounds),
       joinPublic,
       joinHidden,
+      // The bench process: the controller AND every simulated agent's watch and reassembled part (an upper bound
+      // of the controller's own memory; etcd runs apart).
+      processRssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     };
   } finally {
     for (const w of watches) await w.stop().catch(() => undefined);
@@ -188,11 +192,16 @@ async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<void> {
   }
 }
 
-const cases: (Case & { key: string })[] = [
+const allCases: (Case & { key: string })[] = [
   { key: 'edge200', nodes: 200, publicShare: 0.1 },
   { key: 'mesh200', nodes: 200, publicShare: 0.9 },
   { key: 'edge1000', nodes: 1000, publicShare: 0.1 },
+  // Issue #17's size: one public node joining reaches every agent ≤ 10 s. Not in the default run (minutes, GiBs).
+  { key: 'edge10000', nodes: 10_000, publicShare: 0.1 },
 ];
+/** BENCH_CONTROL_CASES=edge1000,edge10000 picks cases; default: the first three. */
+const picked = process.env.BENCH_CONTROL_CASES?.split(',').filter(Boolean);
+const cases = picked ? allCases.filter((c) => picked.includes(c.key)) : allCases.slice(0, 3);
 const results: Record<string, Record<string, unknown>> = {};
 console.log('case        nodes  public  part keys  change→all (ms)  join public: puts  bytes    ms   join hidden: puts  bytes    ms');
 for (const c of cases) {

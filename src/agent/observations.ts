@@ -1,6 +1,7 @@
 // What an access node sees of its hidden peers (docs/paths.md, reflexive candidates): the endpoint each hidden
 // peer's packets arrive from and its latest handshake. The agent keeps them here, refreshed in the background
-// next to the path tick (under its mutex, at most once per OBSERVE_MS per network), so GET /v1/candidates only
+// next to the path tick (under its mutex, at most once per OBSERVE_MS per network, and only while the control
+// plane asks: agent.ts OBSERVE_WHILE_ASKED_MS), so GET /v1/candidates only
 // formats what is kept and never reads a WireGuard device. The decisions are pure functions; the device read is
 // injected.
 import type { PeerCounters } from './paths.ts';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket as NetSocket } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseProbe, probeArgv } from '../../labs/matrix.ts';
@@ -54,11 +54,20 @@ function ipv6Bytes(a: string): Buffer {
 
 test('labs/probe.py: ping, TCP identity, refused, silent, DNS; exact lines', { timeout: 60_000 }, async () => {
   const servers: (Server | UdpSocket)[] = [];
+  const open: NetSocket[] = [];
   try {
     const echo = createServer((c) => c.end('zmesh-lab-echo t/b/n@a\nmore\n'));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     servers.push(echo);
     const port = (echo.address() as { port: number }).port;
+    // One that answers and keeps the connection open: what arrived before the 1 s of silence counts.
+    const lingering = createServer((c) => {
+      open.push(c);
+      c.write('zmesh-lab-echo t/b/l@a\n');
+    });
+    await new Promise<void>((r) => lingering.listen(0, '127.0.0.1', r));
+    servers.push(lingering);
+    const lingerPort = (lingering.address() as { port: number }).port;
     // A listener that never answers: the read times out (1 s) and reports nothing seen.
     const mute = createServer(() => undefined);
     await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
@@ -74,7 +83,7 @@ test('labs/probe.py: ping, TCP identity, refused, silent, DNS; exact lines', { t
     await new Promise<void>((r) => dns.bind(0, '127.0.0.1', r));
     servers.push(dns);
     const dnsPort = dns.address().port;
-    const argv = probeArgv([`127.0.0.1:${port},${mutePort},${closedPort}`, '[::1]:', `@127.0.0.1#${dnsPort}`, '?web.lan', '?v4only.lan', '?nx.lan', '?empty.lan', `@127.0.0.9#${dnsPort}`, '?web.lan.']);
+    const argv = probeArgv([`127.0.0.1:${port},${mutePort},${closedPort},${lingerPort}`, '[::1]:', `@127.0.0.1#${dnsPort}`, '?web.lan', '?v4only.lan', '?nx.lan', '?empty.lan', `@127.0.0.9#${dnsPort}`, '?web.lan.']);
     assert.deepEqual(argv.slice(1, 4), ['-I', '-S', argv[3]]);
     assert.equal(argv[4], `echo=${ECHO_PORT}`);
     const t0 = Date.now();
@@ -85,6 +94,7 @@ test('labs/probe.py: ping, TCP identity, refused, silent, DNS; exact lines', { t
     assert.ok((m.get('127.0.0.1')?.rttMs ?? -1) >= 0);
     assert.equal(m.get('[::1]')?.ping, true, r.stdout);
     assert.equal(m.get(`127.0.0.1:${port}`)?.seen, 't/b/n@a', 'the identity after zmesh-lab-echo, to the end of its line');
+    assert.equal(m.get(`127.0.0.1:${lingerPort}`)?.seen, 't/b/l@a', 'an answer on a connection left open');
     assert.equal(m.get(`127.0.0.1:${mutePort}`)?.seen ?? null, null);
     assert.notEqual(m.get(`127.0.0.1:${mutePort}`)?.refused, true);
     assert.equal(m.get(`127.0.0.1:${closedPort}`)?.refused, true);
@@ -94,5 +104,6 @@ test('labs/probe.py: ping, TCP identity, refused, silent, DNS; exact lines', { t
     assert.ok(secs < 4, `all probes at once: ${secs} s`);
   } finally {
     for (const s of servers) s.close();
+    for (const c of open) c.destroy();
   }
 });
