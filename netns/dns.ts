@@ -18,7 +18,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync,
 import { basename, dirname, join } from 'node:path';
 import { CommandError, inNetns, type Runner } from './runner.ts';
 import { isNetworkId, namesFor } from './names.ts';
-import { procArgv, procStat } from './proc.ts';
+import { holdsOn, procArgv, procStat } from './proc.ts';
 import { resolverConfig, resolverHosts } from './dns-build.ts';
 import type { NameRecord } from '../src/plan/names.ts';
 import type { ActualDaemon, OwnedThing } from './types.ts';
@@ -258,8 +258,9 @@ export class Resolvers {
           /* already gone */
         }
         const deadline = Date.now() + ms;
-        while (Date.now() < deadline && confOf(procArgv(pid)) === this.file(id, 'conf')) await sleep(5);
-        if (confOf(procArgv(pid)) !== this.file(id, 'conf')) break;
+        const ours = (argv: string[]) => confOf(argv) === this.file(id, 'conf');
+        while (Date.now() < deadline && holdsOn(pid, ours)) await sleep(5);
+        if (!holdsOn(pid, ours)) break;
       }
       changes.push(`resolver ${namesFor(id).ns} stopped (pid ${pid})`);
     }

@@ -23,3 +23,14 @@ export function procArgv(pid: number): string[] | null {
     return null;
   }
 }
+
+/**
+ * Whether a daemon of ours still holds on: it runs with argv `matches` accepts, or it is exiting — alive, not yet a
+ * zombie, its argv already released (the kernel frees a process's memory, and with it /proc/<pid>/cmdline, before
+ * it closes its files). A stop that took an empty argv for "gone" returned while the daemon still held its
+ * sockets (port 53; CI saw a stopped dnsmasq still alive).
+ */
+export function holdsOn(pid: number, matches: (argv: string[]) => boolean): boolean {
+  const argv = procArgv(pid);
+  return argv !== null && (argv.length === 0 || matches(argv));
+}

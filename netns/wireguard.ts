@@ -17,7 +17,7 @@ import { idFromName } from './names.ts';
 import type { WgDevice } from './parse.ts';
 import { readWg } from './state.ts';
 import { readUapi } from './uapi.ts';
-import { procArgv } from './proc.ts';
+import { holdsOn, procArgv } from './proc.ts';
 
 export interface BackendOptions {
   /** Where pidfiles and daemon logs go (default /run/zmesh). */
@@ -178,11 +178,12 @@ export class Daemons {
 
   private async waitGone(pid: number, ifname: string, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
+    const ours = (argv: string[]) => isWgGo(argv, ifname) !== null;
     while (Date.now() < deadline) {
-      if (isWgGo(procArgv(pid), ifname) === null) return true;
+      if (!holdsOn(pid, ours)) return true;
       await sleep(5);
     }
-    return isWgGo(procArgv(pid), ifname) === null;
+    return !holdsOn(pid, ours);
   }
 
   /** Stops our daemon for ifname (SIGTERM, then SIGKILL) and removes its pidfile, log and stale socket. */
