@@ -201,13 +201,14 @@ export class PathManager {
         this.states.set(k, next);
         if (JSON.stringify(before) !== JSON.stringify(after)) changed = true;
         if (prev.kind !== next.kind) this.transition(d, p.node, prev, next);
-        // Back to the relay (stale, or a probe that failed): the direct peer's session goes with it. A session
-        // kept alive meant no new handshake for up to 2 minutes, so every later probe failed its proof, and a
-        // side still direct kept its peer's subnet while this side relayed: each dropped the other's packets
-        // (cryptokey routing) until a rekey (likely the 61–87 s of a CI soak). Without the session the other side's
-        // packets on the direct peer stop counting, so it goes stale too, within the stale time, and the next
-        // probe starts with a handshake.
-        if (next.kind === 'relay' && prev.kind !== 'relay' && c) reset.push(p.publicKey);
+        // A direct path gone stale: the direct peer's session goes with it. A session kept alive meant no new
+        // handshake for up to 2 minutes, so every later probe failed its proof, and a side still direct kept its
+        // peer's subnet while this side relayed: each dropped the other's packets (cryptokey routing) until a
+        // rekey (likely the 61–87 s of a CI soak). Without the session the other side's packets on the direct peer
+        // stop counting, so it goes stale too, within the stale time, and the next probe starts with a handshake.
+        // Not after a failed probe: the other side may be probing right then, and wiping the session its probe
+        // just made fails its proof too (the two ends kept failing in turn: h1 ↔ h3 not direct within 10 s in CI).
+        if (next.kind === 'relay' && prev.kind === 'direct' && c) reset.push(p.publicKey);
       }
       if (changed) {
         const lines = await this.deps.setPeers(d.networkId, this.effective(d).resource.peers, reset);
