@@ -19,13 +19,9 @@ import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 import { PathManager, type PathView } from './paths.ts';
-import { AccessObservations, hiddenPeersOf } from './observations.ts';
 import { nodePolicy } from './policy.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { CandidateReport } from '../control/candidates.ts';
-
-/** An access node reads its hidden peers' endpoints only while the control plane asks (it polls every 1–2 s). */
-const OBSERVE_WHILE_ASKED_MS = 10_000;
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -183,8 +179,6 @@ export class Agent {
   /** Direct paths between hidden nodes (null when the driver cannot read peer counters). */
   readonly paths: PathManager | null;
   private pathTimer: NodeJS.Timeout | null = null;
-  /** What this node sees of the hidden peers it is the access node of (GET /v1/candidates; null without peer counters). */
-  private readonly observations: AccessObservations | null;
   private readonly policies = new Map<string, CompiledPolicy>();
 
   constructor(private readonly deps: AgentDeps) {
@@ -202,7 +196,6 @@ export class Agent {
             event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
           })
         : null;
-    this.observations = drv.peerCounters ? new AccessObservations({ now: this.now, read: (id) => drv.peerCounters!(id) }) : null;
   }
 
   get nodeId(): string {
@@ -228,7 +221,6 @@ export class Agent {
     this.event('info', 'agent.start', this.nodeId, `agent ${AGENT_VERSION} starting; reconciling ${this.deps.state.blueprints().length} blueprints from the store`);
     if (!this.paths) {
       this.schedule(0);
-      this.schedulePaths();
       return;
     }
     // Direct paths the previous agent proved are adopted before the first reconcile (which would undo them).
@@ -241,33 +233,19 @@ export class Agent {
       });
   }
 
-  /**
-   * Direct paths: a tick every second, every half second while a pair is probed (docs/paths.md). The same timer
-   * refreshes the access node's observations of its hidden peers (each network at most once per ~1 s).
-   */
+  /** Direct paths: a tick every second, every half second while a pair is probed (docs/paths.md). */
   private schedulePaths(): void {
-    if (this.stopped || (!this.paths && !this.observations)) return;
-    const ms = this.paths?.probing() ? 500 : 1000;
+    if (this.stopped || !this.paths) return;
+    const ms = this.paths.probing() ? 500 : 1000;
     this.pathTimer = setTimeout(() => {
       this.pathTimer = null;
       this.mutex
-        .run(() => this.pathTick())
+        .run(() => this.paths!.tick())
         .catch((e: unknown) => this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'path tick failed'))
         .finally(() => this.schedulePaths());
     }, ms);
     this.pathTimer.unref?.();
   }
-
-  /** The path tick, then the access observations that are due (rate-limited per network) while the control plane
-   *  asks for them (a GET /v1/candidates within the last OBSERVE_WHILE_ASKED_MS; nobody asking, no read). Under the mutex. */
-  private async pathTick(): Promise<void> {
-    try {
-      if (this.paths) await this.paths.tick();
-    } finally {
-      if (this.now() - this.candidatesAskedAt < OBSERVE_WHILE_ASKED_MS) await this.observations?.refresh(this.planned());
-    }
-  }
-  private candidatesAskedAt = -Infinity;
 
   async stop(): Promise<void> {
     this.stopped = true;
@@ -668,7 +646,7 @@ export class Agent {
       if (this.pathTimer) clearTimeout(this.pathTimer);
       this.pathTimer = null;
       void this.mutex
-        .run(() => this.pathTick())
+        .run(() => this.paths!.tick())
         .catch(() => undefined)
         .finally(() => {
           if (!this.pathTimer) this.schedulePaths();
@@ -680,15 +658,11 @@ export class Agent {
   /**
    * What this node tells the control plane for direct paths (GET /v1/candidates): per network where it is
    * hidden, its underlay addresses with the network's port and its direct peers; per network where it is an
-   * access node, the endpoints its hidden peers' packets arrive from. Those come from the observations the path
-   * timer keeps (each access network's device read at most once per ~1 s, under the mutex): a request reads no
-   * device, and a network not read yet is listed with nothing observed.
+   * access node, the endpoints its hidden peers' packets arrive from.
    */
   async candidateReport(): Promise<CandidateReport> {
-    this.candidatesAskedAt = this.now();
     const addrs = (await this.deps.driver.underlayAddresses?.().catch(() => [])) ?? [];
     const networks: CandidateReport['networks'] = [];
-    const nowSec = Math.floor(this.now() / 1000);
     for (const d of this.planned()) {
       const r = d.resource;
       if (r.hidden) {
@@ -696,8 +670,17 @@ export class Agent {
         networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), via: r.accessNode, local, observed: {} });
         continue;
       }
-      if (!this.observations || !hiddenPeersOf(d).length) continue;
-      const observed = this.observations.observed(d, nowSec);
+      const hiddenPeers = r.peers.filter((p) => p.kind === 'node' && p.endpoint === null);
+      if (!hiddenPeers.length || !this.deps.driver.peerCounters) continue;
+      const counters = await this.deps.driver.peerCounters(d.networkId).catch(() => null);
+      const byKey = new Map((counters ?? []).map((c) => [c.publicKey, c]));
+      const observed: Record<string, string> = {};
+      const nowSec = Math.floor(this.now() / 1000);
+      for (const p of hiddenPeers) {
+        const c = byKey.get(p.publicKey);
+        // Only an endpoint the peer proved recently (a handshake within WireGuard's 180 s).
+        if (c?.endpoint && c.latestHandshake > 0 && nowSec - c.latestHandshake < 180) observed[p.node] = c.endpoint;
+      }
       networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: false, directPeers: [], via: null, local: [], observed });
     }
     return { node: this.nodeId, networks };

@@ -206,8 +206,7 @@ export class PathManager {
         // peer's subnet while this side relayed: each dropped the other's packets (cryptokey routing) until a
         // rekey (likely the 61–87 s of a CI soak). Without the session the other side's packets on the direct peer
         // stop counting, so it goes stale too, within the stale time, and the next probe starts with a handshake.
-        // Not after a failed probe: the other side may be probing right then, and wiping the session its probe
-        // just made fails its proof too (the two ends kept failing in turn: h1 ↔ h3 not direct within 10 s in CI).
+        // Not after a failed probe: the other side may be probing right then, on the session its probe just made.
         if (next.kind === 'relay' && prev.kind === 'direct' && c) reset.push(p.publicKey);
       }
       if (changed) {
