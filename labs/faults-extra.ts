@@ -4,12 +4,11 @@
 // WireGuard learns a roamed endpoint from authenticated packets (the driver leaves a learnt endpoint alone
 // while its peer had a recent handshake). The new address is recorded in the lab's layout, so a later
 // `lab up` keeps it and re-plans with it (the nodes' inventory changed).
-import { existsSync } from 'node:fs';
 import { ZmeshError } from '../src/errors.ts';
 import { formatIPv4, parseCidr, parseIPv4 } from '../topology/cidr.ts';
 import { INTERNET, INTERNET6_GW, INTERNET_GW, UNDERLAY_IF, WAN_LINK, hostByName, mirror6, underlayFamilies, type HostLayout, type Layout, type NatLayout } from './layout.ts';
 import { writeState, type LabState } from './state.ts';
-import { inNs, run } from './sys.ts';
+import { inNs, python, run } from './sys.ts';
 import { ipv6LinkBatch, natRulesetFor } from './underlay.ts';
 
 export type ExtraFaultKind = 'nat-restart' | 'roam';
@@ -48,10 +47,6 @@ export const CONNTRACK_FLUSH_PY = [
   'replies(2)',
   'print(count)',
 ].join('\n');
-
-function python(): string {
-  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-}
 
 /** The NAT router a fault names: a router by name, or the router a hidden node or device sits behind. */
 export function natOf(layout: Layout, target: string): NatLayout | null {

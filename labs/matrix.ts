@@ -15,14 +15,12 @@
 // ("<workload>.<network>", "<node>.<network>", "<device>.<network>": the target's addresses in both families
 // expected) and of every target of other networks (no answer expected); where the source's node runs no
 // resolver for the network the row is skipped ("resolver not running"), neither a pass nor a failure.
-import { existsSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { evaluate } from '../src/plan/policy.ts';
 import { ECHO_PORT, type Layout } from './layout.ts';
 import { endpointArgv, endpointPorts, inFamily, netOfId, parseEcho, resolverRunning, type Endpoint } from './endpoints.ts';
 import type { LabState } from './state.ts';
-import { run } from './sys.ts';
+import { labScript, python, run } from './sys.ts';
 
 /** reach: the probe must get through; denied: the network's policy drops it; isolated: another network. */
 export type Expectation = 'reach' | 'denied' | 'isolated';
@@ -91,8 +89,7 @@ export interface Check {
  *  AAAA, 3 s), each reported "N NAME ADDR,ADDR…", or "!nx" (NXDOMAIN), or "!fail". It replaced a busybox shell
  *  script that forked 3–4 processes per probe: a quickstart matrix (600 checks) took 8–9 s, CPU-bound. */
 export function probeArgv(args: string[]): string[] {
-  const path = fileURLToPath(new URL('./probe.py', import.meta.url)).replace(/\/dist\/labs\//, '/labs/');
-  return [existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', '-I', '-S', path, `echo=${ECHO_PORT}`, ...args];
+  return [python(), '-I', '-S', labScript('probe.py'), `echo=${ECHO_PORT}`, ...args];
 }
 
 /** How the probe script names an address: IPv6 in brackets. */

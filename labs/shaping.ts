@@ -2,12 +2,10 @@
 // go into one netem qdisc on eth0. Kernels built without netem (this project's CI machine is one) get:
 // rate from tc tbf on eth0, loss from an nftables rule on eth0's egress (numgen random), and delay from a
 // userspace delay line (labs/delayline.py) spliced between the host's port and its bridge upstream.
-import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
 import type { Shaping } from './spec.ts';
 import { UNDERLAY_IF, type HostLayout } from './layout.ts';
 import type { Faults, LabState } from './state.ts';
-import { alive, cmdline, inHolder, inNs, run, signal, spawnDetached, waitGone, type ProcRef } from './sys.ts';
+import { alive, cmdline, inHolder, inNs, labScript, python, run, signal, spawnDetached, waitGone, type ProcRef } from './sys.ts';
 import { setPort, upstreamBridge } from './underlay.ts';
 
 let netemCache: boolean | null = null;
@@ -49,11 +47,7 @@ export function lossRuleset(lossPct: number | undefined): string {
 }
 
 export function delayLinePath(): string {
-  return fileURLToPath(new URL('./delayline.py', import.meta.url)).replace(/\/dist\/labs\//, '/labs/');
-}
-
-function python(): string {
-  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  return labScript('delayline.py');
 }
 
 function delayLineRunning(p: ProcRef | undefined, host: HostLayout, ms: number): boolean {

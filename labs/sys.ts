@@ -3,6 +3,7 @@
 // after checking they are ours.
 import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { ProcessRunner, type RunResult } from '../netns/runner.ts';
 
@@ -175,4 +176,14 @@ export function listNetns(): string[] {
   } catch {
     return [];
   }
+}
+
+/** The Python the lab's helper scripts run with (python3-minimal, scripts/deps.sh). */
+export function python(): string {
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
+/** A Python script of labs/ by name: from the sources also when this module runs from dist/. */
+export function labScript(name: string): string {
+  return fileURLToPath(new URL(`./${name}`, import.meta.url)).replace(/\/dist\/labs\//, '/labs/');
 }
