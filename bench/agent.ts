@@ -9,6 +9,9 @@
 //                  of the agent and of the commands it ran (ip, wg, nft; from the agent's own accounting,
 //                  docs/admin-api.md), commands read/mutating; and per network
 //   nebula         the RSS/PSS sums of N Nebula processes, their start to all tuns up
+//   policy         a policy rule changed (the first network's rule opens another port), one submission at a
+//                  time: request → the rule in the kernel (nft monitor in the tenant namespace), and → the
+//                  answer (median/max of 10); beside nebulaReload
 //   nebulaReload   Nebula's config reload between two hosts (median of 3): the server's firewall drops ICMP;
 //                  its config is rewritten to allow it and the process gets SIGHUP; time from the signal to
 //                  the first echo reply (pings every 10 ms). Nebula has no control plane: getting the new file
@@ -45,15 +48,23 @@ export interface AgentFigures {
   createMs: number;
   changeMs: number;
   noop: { ms: number; agentCpuMs: number; commandsCpuMs: number; reads: number; mutating: number; perNetwork: { agentCpuMs: number; commandsCpuMs: number; reads: number } };
+  /** A policy rule changed (the first network's one rule opens another port), submitted one at a time (median and
+   *  max of POLICY_RUNS): from the request to the rule in the kernel (`nft monitor` in the tenant namespace
+   *  prints it), and to the agent's answer. */
+  policy: { inForceMs: number; inForceMaxMs: number; answeredMs: number; answeredMaxMs: number };
 }
+
+const POLICY_RUNS = 10;
 
 const peers: NodeDef[] = Array.from({ length: 10 }, (_, i) => ({ id: `p-${i}`, endpoints: [`203.0.113.${i + 2}`] }));
 const self: NodeDef = { id: 'node-a', endpoints: ['203.0.113.1'] };
 
-function bpFor(n: number, version: number, peerCount: number) {
+/** port: the first network gets a deny-by-default policy whose one rule opens tcp/port from p-0 to this node. */
+function bpFor(n: number, version: number, peerCount: number, port?: number) {
   const nodes = [self, ...peers.slice(0, peerCount)].map((x) => x.id);
+  const policy = (i: number) => (port !== undefined && i === 0 ? { policy: { default: 'deny' as const, rules: [{ from: ['node:p-0'], to: ['node:node-a'], ports: [`tcp/${port}`] }] } } : {});
   return blueprint(
-    Array.from({ length: n }, (_, i) => net({ name: `net${i}`, ipRange: `10.${i + 1}.0.0/16`, nodes })),
+    Array.from({ length: n }, (_, i) => net({ name: `net${i}`, ipRange: `10.${i + 1}.0.0/16`, nodes, ...policy(i) })),
     { tenant: 'acme', name: 'bench', version },
   );
 }
@@ -93,8 +104,51 @@ async function agentRun(n: number): Promise<AgentFigures> {
       if (r.changes !== 0) throw new Error(`no-op reconcile ${i} made ${r.changes} change(s)`);
       runs.push(r);
     }
+    // The policy changes: version 3 adds the policy, 4… change its port.
+    let prev = planFor(bp2, [self, ...peers], plan1);
+    const policyMs: number[] = [];
+    const inForceMs: number[] = [];
+    const ns0 = `n-${plan1.networks[0].id}`;
+    for (let v = 3; v < 4 + POLICY_RUNS; v++) {
+      const port = 1000 + v;
+      const bp = bpFor(n, v, 10, port);
+      const plan = planFor(bp, [self, ...peers], prev);
+      prev = plan;
+      const body = { signed: signed(bp), part: part(plan, 'node-a') };
+      // The kernel's word on when the rule is there: nft monitor prints each rule as it is committed.
+      const monitor = bed.host.spawn(['nsenter', `--net=/run/netns/${ns0}`, '--', 'nft', 'monitor', 'rules']);
+      let seen = 0;
+      const inForce = new Promise<void>((resolve) => {
+        let buf = '';
+        monitor.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (!seen && buf.includes(`dport ${port} `)) {
+            seen = performance.now();
+            resolve();
+          }
+        });
+      });
+      await sleep(300);
+      t0 = performance.now();
+      const r = await call<{ networks: { ok: boolean; changes: string[] }[] }>(bed.socket, 'POST', '/v1/blueprints', body, 60_000);
+      const ms = performance.now() - t0;
+      await Promise.race([inForce, sleep(2000)]);
+      monitor.kill('SIGKILL');
+      if (!r.networks.every((x) => x.ok) || !r.networks[0].changes.some((c) => c.startsWith('nft table'))) throw new Error(`policy change ${v} not applied: ${JSON.stringify(r).slice(0, 300)}`);
+      if (!seen) throw new Error(`policy change ${v}: nft monitor never showed tcp dport ${port}`);
+      if (v > 3) {
+        policyMs.push(ms);
+        inForceMs.push(seen - t0);
+      }
+      // The full reconcile that follows a submission (src/agent/agent.ts FOLLOW_UP_MS) ends before the next one.
+      const since = Date.now() - ms;
+      await waitFor(async () => {
+        const st = await call<{ lastReconcile: { at: string; reason: string } | null }>(bed.socket, 'GET', '/v1/status');
+        return st.lastReconcile?.reason === 'after submit acme/bench' && Date.parse(st.lastReconcile.at) >= since;
+      }, 60_000, 'the follow-up reconcile');
+    }
     await sleep(2000);
-        const wg = childrenNamed([pid], 'wireguard-go');
+    const wg = childrenNamed([pid], 'wireguard-go');
     const noop = {
       ms: round(median(runs.map((r) => r.durationMs))),
       agentCpuMs: round(median(runs.map((r) => r.cost.agentCpuMs))),
@@ -110,6 +164,7 @@ async function agentRun(n: number): Promise<AgentFigures> {
       wireguardGo: { processes: wg.length, rssMiB: mib(wg.reduce((a, p) => a + statusKiB(p, 'VmRSS'), 0)), pssMiB: mib(wg.reduce((a, p) => a + pssKiB(p), 0)) },
       createMs: round(createMs),
       changeMs: round(changeMs),
+      policy: { inForceMs: round(median(inForceMs)), inForceMaxMs: round(Math.max(...inForceMs)), answeredMs: round(median(policyMs)), answeredMaxMs: round(Math.max(...policyMs)) },
       noop: { ...noop, perNetwork: { agentCpuMs: round(noop.agentCpuMs / n, 2), commandsCpuMs: round(noop.commandsCpuMs / n, 2), reads: round(noop.reads / n, 1) } },
     };
   } finally {
@@ -220,4 +275,5 @@ for (let i = 0; i < agent.length; i++) {
   );
 }
 console.log(`nebula config reload (SIGHUP → first echo reply allowed by the new firewall): ${reloads.join(' / ')} ms, median ${nebulaReload.medianMs} ms; zmesh blueprint change applied on one node: ${agent.map((a) => `${a.changeMs} ms (${a.networks} network${a.networks > 1 ? 's' : ''})`).join(', ')}`);
+console.log(`zmesh policy rule changed (median/max of ${POLICY_RUNS}), submission → rule in the kernel; → answered: ${agent.map((a) => `${a.policy.inForceMs}/${a.policy.inForceMaxMs}; ${a.policy.answeredMs}/${a.policy.answeredMaxMs} ms (${a.networks} network${a.networks > 1 ? 's' : ''})`).join(', ')}`);
 console.log(JSON.stringify({ bench: 'agent', agentMode: mode, peersPerNetwork: 9, noopRuns: NOOP_RUNS, agent, nebula, nebulaReload, load: { start: loadStart, end: load1() } }));

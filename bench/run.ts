@@ -270,8 +270,8 @@ function agentMd(r: Obj): string[] {
     '**Apply and change on one node** (ms) beside Nebula (start; config reload)',
     '',
     ...table(
-      ['networks', 'zmesh: create (submit → applied)', 'zmesh: change (+1 peer each, submit → applied)', 'Nebula: start → all tuns up'],
-      a.map((x) => [x.networks, x.createMs, x.changeMs, neb(x.networks)?.startMs]),
+      ['networks', 'zmesh: create (submit → applied)', 'zmesh: change (+1 peer each, submit → applied)', 'zmesh: policy rule changed (submit → in the kernel; → answered; median / max)', 'Nebula: start → all tuns up'],
+      a.map((x) => [x.networks, x.createMs, x.changeMs, x.policy ? `${x.policy.inForceMs} / ${x.policy.inForceMaxMs}; ${x.policy.answeredMs} / ${x.policy.answeredMaxMs}` : null, neb(x.networks)?.startMs]),
     ),
     `Nebula config reload (SIGHUP → the first echo reply its new firewall allows): ${cell((r.nebulaReload as Obj | undefined)?.runsMs)} ms, median ${cell((r.nebulaReload as Obj | undefined)?.medianMs)} ms. Load: ${cell(r.load)}.`,
     '',

@@ -15,6 +15,11 @@ export interface ResolverConfigInput {
   hostsFile: string;
   /** Addresses to listen on: the node's gateway (and gateway6) on the bridge. */
   listen: string[];
+  /**
+   * Resolvers the names not served here go to (IPv4 addresses, reached by the network's egress); none: every
+   * other name is NXDOMAIN. The network's own zone is never forwarded.
+   */
+  upstreams?: string[];
   /** The unprivileged user and group dnsmasq drops to after binding port 53. */
   user?: string;
   group?: string;
@@ -34,16 +39,18 @@ export function resolverConfig(c: ResolverConfigInput): string {
   const group = safe(c.group ?? 'nogroup', 'group', (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s));
   const listen = c.listen.map((a) => safe(a, 'listen address', (s) => isIPv4(s) || isIPv6(s)));
   if (!listen.length) throw new TypeError('a resolver listens on at least one address');
+  const upstreams = (c.upstreams ?? []).map((a) => safe(a, 'upstream address', (s) => isIPv4(s)));
   return [
     `# zmesh resolver of network ${network}: generated, do not edit (docs/dns.md)`,
-    // Answers come from our hosts file only: no /etc/hosts, no /etc/resolv.conf, no upstream server.
+    // Answers come from our hosts file only: no /etc/hosts, no /etc/resolv.conf; upstreams only as named here.
     'no-hosts',
     `addn-hosts=${hosts}`,
     'no-resolv',
     'no-poll',
-    // Every name not in the hosts file is answered here, NXDOMAIN: the network's zone and all others (#).
+    // The network's zone is answered here, NXDOMAIN for what is not in the hosts file; so is every other name (#)
+    // unless upstreams are named: then those go there (never single labels, never private reverse zones).
     `local=/${network}/`,
-    'local=/#/',
+    ...(upstreams.length ? upstreams.map((a) => `server=${a}`) : ['local=/#/']),
     'domain-needed',
     'bogus-priv',
     // Only the gateway addresses in this namespace; bind-dynamic picks up an address that comes (back) later,
@@ -54,7 +61,8 @@ export function resolverConfig(c: ResolverConfigInput): string {
     // No DHCP, no router advertisements, no TFTP: none of it is configured, so none runs.
     `user=${user}`,
     `group=${group}`,
-    'cache-size=0',
+    // Local answers need no cache; forwarded ones are cached per network (no other tenant shares this daemon).
+    `cache-size=${upstreams.length ? 1000 : 0}`,
     `dns-forward-max=${DNS_FORWARD_MAX}`,
     'log-facility=-',
     'pid-file=',

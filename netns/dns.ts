@@ -47,6 +47,8 @@ export interface DesiredResolver {
   /** The node's gateway addresses on the bridge: gateway, and gateway6 on a dual-stack network. */
   listen: string[];
   records: NameRecord[];
+  /** Where names the network does not serve are forwarded (a network with egress; docs/dns.md). None: NXDOMAIN. */
+  upstreams?: string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -147,7 +149,7 @@ export class Resolvers {
   async ensure(d: DesiredResolver): Promise<string[]> {
     if (!isNetworkId(d.networkId)) throw new TypeError(`bad network id ${JSON.stringify(d.networkId)}`);
     const id = d.networkId;
-    const conf = resolverConfig({ network: d.network, hostsFile: this.file(id, 'hosts'), listen: d.listen, user: this.user, group: this.group });
+    const conf = resolverConfig({ network: d.network, hostsFile: this.file(id, 'hosts'), listen: d.listen, user: this.user, group: this.group, upstreams: d.upstreams ?? [] });
     const hosts = resolverHosts(d.network, d.records);
     const pid = this.livePid(id);
     const confNow = read(this.file(id, 'conf'));

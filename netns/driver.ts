@@ -7,7 +7,7 @@ import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent, plannedEn
 import { PlannedEndpoints } from './planned.ts';
 import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts';
 import { allocateEgressBlock, egressAddrs, isEgressHostAddr, parseCidr } from './ip.ts';
-import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layout } from './layout.ts';
+import { layoutFor, normalizePeers, validateDesired, type DesiredLink, type Layout, type LayoutContext } from './layout.ts';
 import { idFromMarker, idFromName, isNetworkId, namesFor, NFT_FAMILY, NFT_PREFIX, type ResourceNames } from './names.ts';
 import { firewallCounters, policyCounters, type IpLink, type NftTable, type WgDevice } from './parse.ts';
 import { readUapi } from './uapi.ts';
@@ -64,6 +64,18 @@ export interface ApplyOptions {
    * first, and a changed rule waited behind them (issue #16). The result is the same apply.
    */
   first?: string[];
+  /**
+   * With `first`: the other networks are neither read nor ensured (they are still desired: never removed). The
+   * agent's submissions apply their own networks only, and a full reconcile follows (issue #16: one tenant's
+   * rule change no longer waits for every other network of the node).
+   */
+  onlyFirst?: boolean;
+  /**
+   * false: what changed is not read back for the report (`actual` is null for a resource that changed). The
+   * agent reads a network's state when asked and the next reconcile reads everything anyway; the read-back
+   * cost a process per changed part on the way to every answer. Default true.
+   */
+  readBack?: boolean;
 }
 
 export type NodeIdentity = Key | X25519Secret;
@@ -73,13 +85,14 @@ const MAX_CHANGE_LINES = 40;
 interface NsRead {
   ns: NsState;
   wg: WgDevice | null;
-  nft: NftTable[];
+  /** null: not read (its tenant table is being written ahead of the reads, `fastFirewall`). */
+  nft: NftTable[] | null;
 }
 
-/** The three reads of a resource's namespace, in parallel (`dual`: with the IPv6 routes). */
-async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames, dual = false): Promise<NsRead> {
-  const [ns, wg, nft] = await Promise.all([readNs(run, names.ns, dual), backend.readDevice(run, names.wg, names.ns), readNft(run, names.ns)]);
-  return { ns, wg, nft };
+/** The three reads of a resource's namespace, in parallel (`dual`: with the IPv6 routes; `nft` false: no nft). */
+async function readNsAll(run: Runner, backend: WgBackend, names: ResourceNames, dual = false, nft = true): Promise<NsRead> {
+  const [n, wg, t] = await Promise.all([readNs(run, names.ns, dual), backend.readDevice(run, names.wg, names.ns), nft ? readNft(run, names.ns) : null]);
+  return { ns: n, wg, nft: t };
 }
 
 /** What a namespace looks like right after `ip netns add` and marking its loopback. */
@@ -131,6 +144,14 @@ export class Driver {
   private readonly tuner: SocketTuner;
   /** Per network and peer, the endpoint the plan named at the last apply (endpoint authority, docs/netns.md). */
   private readonly planned: PlannedEndpoints;
+  /**
+   * Per network, the tenant table as the last apply left it current, and what it was built from (the host's
+   * side: MTU, link kind, egress addresses and blocked sets). A submission's changed policy is written from it
+   * before anything is read (`fastFirewall`).
+   */
+  private readonly tenantTables = new Map<string, { ctx: LayoutContext; text: string }>();
+  /** ApplyOptions.readBack of the apply in progress (applies run one at a time, `queue`). */
+  private readBack = true;
 
   constructor(opts: DriverOptions = {}) {
     this.opts = opts;
@@ -216,6 +237,7 @@ export class Driver {
 
   private async applyLocked(desired: DesiredResource[], identity: NodeIdentity, opts: ApplyOptions): Promise<ApplyReport> {
     const t0 = performance.now();
+    this.readBack = opts.readBack ?? true;
     const run = new TallyRunner(this.runner);
     const backend = await this.getBackend(run);
     const secret = identity instanceof X25519Secret ? identity : new X25519Secret(identity);
@@ -248,15 +270,20 @@ export class Driver {
     // The reads of each resource's namespace start together with the host read (they are what a no-op
     // apply consists of); a namespace that turns out not to exist just makes its prefetch fail.
     const prefetch = new Map<string, Promise<NsRead | Error>>();
+    const firstIds = new Set(opts.first ?? []);
+    const early = valid.filter((d) => firstIds.has(d.networkId));
+    const late = !early.length ? valid : opts.onlyFirst ? [] : valid.filter((d) => !firstIds.has(d.networkId));
+    const ahead = this.fastFirewall(run, early);
+    // The reads wait for those writes: started beside them, tens of reads (one blueprint's many networks) took the
+    // CPU from the one write that puts the rule in force (bench/agent.ts: 142 → … ms with 10 networks).
+    await Promise.all(ahead.values());
     const startReads = (ds: DesiredResource[]) => {
       for (const d of ds) {
         const names = namesFor(d.networkId);
-        prefetch.set(d.networkId, readNsAll(run, backend, names, d.ipRange6 !== undefined).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+        const read = readNsAll(run, backend, names, d.ipRange6 !== undefined, !ahead.has(d.networkId));
+        prefetch.set(d.networkId, read.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }
     };
-    const firstIds = new Set(opts.first ?? []);
-    const early = valid.filter((d) => firstIds.has(d.networkId));
-    const late = early.length ? valid.filter((d) => !firstIds.has(d.networkId)) : valid;
     startReads(early.length ? early : valid);
     const host = await readHost(run);
     const desiredIds = new Set(desired.map((d) => d?.networkId).filter(isNetworkId));
@@ -284,7 +311,7 @@ export class Driver {
       : null;
 
     for (const d of early) {
-      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked));
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked, ahead.get(d.networkId)));
     }
     if (early.length) startReads(late);
     for (const d of late) {
@@ -304,6 +331,40 @@ export class Driver {
       removed,
       ms: performance.now() - t0,
     };
+  }
+
+  /**
+   * A submission's networks whose tenant table would change with nothing else on the host changed (a policy
+   * rule, a peer's subnet): the table is written at once, before the namespace's reads, from what the
+   * last apply built it from (issue #16: a rule is in force one `nft -f` after the submission is accepted, not
+   * after the reads). The table is not read: the ensure compares what it would write with what was written
+   * and writes again only when the host changed meanwhile (an address, egress turned on). A namespace that is
+   * gone fails the write (null) and the ensure recreates it. Nothing runs when the table would stay the same
+   * (a no-op stays one). Returns, per network written, the table text (null: the write failed).
+   */
+  private fastFirewall(run: Runner, early: DesiredResource[]): Map<string, Promise<string | null>> {
+    const out = new Map<string, Promise<string | null>>();
+    for (const d of early) {
+      const last = this.tenantTables.get(d.networkId);
+      if (!last) continue;
+      let text: string;
+      try {
+        text = buildNftReplace(layoutFor(d, last.ctx).nftTenant);
+      } catch {
+        continue; // the host side changed in a way the last context cannot express (egress turned on)
+      }
+      if (text === last.text) continue;
+      const names = namesFor(d.networkId);
+      this.tenantTables.delete(d.networkId); // until the ensure knows what is there
+      out.set(
+        d.networkId,
+        run.run(['nft', '-f', '-'], { input: text, netns: names.ns, mutating: true }).then(
+          () => text,
+          () => null,
+        ),
+      );
+    }
+    return out;
   }
 
   /** Ids of owned things on the host that are not desired. */
@@ -342,6 +403,7 @@ export class Driver {
     underlayMtu: number,
     prefetched: Promise<NsRead | Error>,
     blocked: BlockedSets | null,
+    ahead?: Promise<string | null>,
   ): Promise<ResourceReport> {
     const names = namesFor(d.networkId);
     // Dual-stack (validated: the range and the resource's IPv6 fields come together): IPv6 routes are read too.
@@ -375,6 +437,12 @@ export class Driver {
     const say = (lines: string[]) => {
       for (const l of lines) rep.changes.push(l);
     };
+    // The tenant table written ahead of the reads (its text), if it was.
+    const written = ahead ? await ahead : null;
+    if (written !== null) {
+      say([`nft table ${names.nftTenant} written (before the reads)`]);
+      dirty.nft = true;
+    }
 
     // Namespace, with the marker on its loopback. One we just created holds only that loopback: it is not read
     // (three processes fewer on the way to a new network's first packet; phase A creates links and phase B
@@ -393,10 +461,12 @@ export class Driver {
 
     let ns: NsState;
     let wgDev: WgDevice | null;
-    let tenantNft: NftTable[];
+    let tenantNft: NftTable[] | null;
     try {
       const r = created ?? (early instanceof Error || early === null ? await readNsAll(run, backend, names, dual) : early);
       [ns, wgDev, tenantNft] = [r.ns, r.wg, r.nft];
+      // Not read because it was being written ahead, and that write failed: read it now.
+      if (tenantNft === null && written === null) tenantNft = await readNft(run, names.ns);
     } catch (e) {
       rep.failures.push(failureOf('read namespace', e));
       return this.finish(run, backend, rep, names, before, null, undefined, dual);
@@ -418,7 +488,8 @@ export class Driver {
     }
 
     const egress = d.egress ? this.egressFor(host, names) : null;
-    const layout = layoutFor(d, { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress, egressBlocked: blocked });
+    const ctx: LayoutContext = { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress, egressBlocked: blocked };
+    const layout = layoutFor(d, ctx);
     const marked = (l: IpLink | undefined) => l !== undefined && l.alias === names.marker;
 
     // Phase A: links that must exist (created, or recreated when of the wrong kind or dead).
@@ -560,12 +631,15 @@ export class Driver {
       });
     }
 
-    if (!nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) {
-      await step('tenant nft', ['nft'], async () => {
-        await run.run(['nft', '-f', '-'], { input: buildNftReplace(layout.nftTenant), netns: names.ns, mutating: true });
+    const tenantText = buildNftReplace(layout.nftTenant);
+    const tenantCurrent =
+      (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
+      (await step('tenant nft', ['nft'], async () => {
+        await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
         say([`nft table ${names.nftTenant} written`]);
-      });
-    }
+      }));
+    if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText });
+    else this.tenantTables.delete(d.networkId);
 
     if (layout.nftHost) {
       const spec = layout.nftHost;
@@ -590,7 +664,8 @@ export class Driver {
       if (pid !== null) say(await this.tuner.ensure(run, names.wg, pid, layout.wg.listenPort));
     }
 
-    return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft, host, hostNft }, dirty, dual);
+    // A table not read was written (dirty.nft): the report reads it back.
+    return this.finish(run, backend, rep, names, before, { ns, wg: wgDev, tenantNft: tenantNft ?? [], host, hostNft }, dirty, dual);
   }
 
   /** Lines for the tenant namespace: loopback, link properties, then address adds, routes, address deletes. */
@@ -626,6 +701,8 @@ export class Driver {
     dual = false,
   ): Promise<ResourceReport> {
     rep.ok = rep.failures.length === 0;
+    const changed = run.counts.mutating !== mutatingBefore || (dirty !== undefined && (dirty.ns || dirty.wg || dirty.nft || dirty.host));
+    if (!this.readBack && (changed || snap === null)) return rep;
     try {
       if (snap === null || !dirty) {
         rep.actual = run.counts.mutating !== mutatingBefore || snap === null ? await this.readActualWith(run, names.id, backend, dual) : null;
@@ -788,6 +865,7 @@ export class Driver {
   /** Removes everything of network `id` that carries our marker. */
   private async remove(run: Runner, host: HostState, hostNft: NftTable[], id: string): Promise<RemovalReport> {
     const names = namesFor(id);
+    this.tenantTables.delete(id);
     const rep: RemovalReport = { networkId: id, ok: false, changes: [], failures: [] };
     const step = async (name: string, fn: () => Promise<void>) => {
       try {

@@ -193,3 +193,42 @@ export function checkEgressCidrs(list: unknown, what: string): { path: string; m
   });
   return p;
 }
+
+/** Whether an address lies in the blocked sets (their elements: CIDRs or "a-b" ranges). */
+export function inBlocked(address: string, sets: BlockedSets): boolean {
+  const ip = parseIp(address);
+  if (!ip) return false;
+  for (const e of ip.family === 4 ? sets.v4 : sets.v6) {
+    const dash = e.indexOf('-');
+    const r: Range | null = dash > 0 ? [parseIp(e.slice(0, dash))?.value ?? -1n, parseIp(e.slice(dash + 1))?.value ?? -2n] : (rangeOf(e)?.range ?? null);
+    if (r && ip.value >= r[0] && ip.value <= r[1]) return true;
+  }
+  return false;
+}
+
+/**
+ * Where a tenant network's resolver may forward (the agent config's `dnsUpstreams`): what is wrong with each
+ * address, from the egress rules alone (forwarded queries leave by the network's egress like any other packet).
+ * Never loopback, unspecified, link-local, multicast or reserved (not reachable from a tenant namespace at all);
+ * a private or special address only when `egress.allow` opens it and `egress.deny` does not close it again.
+ * What the host adds at apply time (its LAN, its underlay) is not known here: docs/dns.md says so.
+ */
+export function checkDnsUpstreams(list: unknown, policy: Pick<EgressPolicy, 'allow' | 'deny'>, what = 'dnsUpstreams'): { path: string; message: string; hint: string }[] {
+  const hint = 'list at most 3 IPv4 addresses of resolvers reachable through egress, e.g. dnsUpstreams: [9.9.9.9]; a private one also in egress.allow (docs/dns.md)';
+  if (!Array.isArray(list) || list.length > 3) return [{ path: what, message: `${what} is a list of at most 3 IPv4 addresses`, hint }];
+  const blocked = egressBlocked({ addresses: [], routes: [], peerEndpoints: [] }, policy);
+  const never = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3']; // the last: multicast and reserved
+  const p: { path: string; message: string; hint: string }[] = [];
+  list.forEach((v, i) => {
+    const path = `${what}[${i}]`;
+    const ip = typeof v === 'string' ? parseIp(v) : null;
+    if (!ip || ip.family !== 4 || v.includes('/')) p.push({ path, message: `${JSON.stringify(v)} is not an IPv4 address (egress carries IPv4 only)`, hint });
+    else if (inBlocked(v as string, { v4: never, v6: [] })) p.push({ path, message: `${v} is loopback, unspecified, link-local, multicast or reserved: a tenant's namespace never reaches it`, hint });
+    else if (list.indexOf(v) !== i) p.push({ path, message: `${v} is listed twice`, hint });
+    else if (inBlocked(v, blocked)) {
+      const denied = (policy.deny ?? []).some((c) => inBlocked(v, { v4: [c], v6: [] }));
+      p.push({ path, message: denied ? `${v} is in egress.deny: forwarded queries could not reach it` : `${v} is a private or special address that egress blocks`, hint: denied ? hint : `add ${v}/32 to egress.allow (tenants with egress may then reach it on any port), or pick a public resolver` });
+    }
+  });
+  return p;
+}

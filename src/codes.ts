@@ -342,6 +342,11 @@ const ENTRIES = {
     'the agent config\'s `egress:` section is not a mapping, or an `allow`/`deny` entry is not a CIDR or has host bits set (the message suggests the network address)',
     'see docs/agent.md#egress',
   ),
+  E_DNS_UPSTREAM: invalid(
+    'agent',
+    'the agent config\'s `dnsUpstreams` is not a list of at most 3 IPv4 addresses, or names one that a tenant\'s egress can never reach (loopback, link-local, multicast) or that egress blocks (a private address not in `egress.allow`, or one in `egress.deny`)',
+    'name public resolvers, or add a private one to `egress.allow`; see docs/dns.md#forwarding',
+  ),
 
   // ── admin ────────────────────────────────────────────────────────────────────────────────────────────────
   E_NOT_FOUND: invalid('admin', 'no such network, blueprint, tenant, workload or route', '`zmesh net ls` lists networks; routes are under /v1', { status: 404 }),

@@ -18,12 +18,16 @@ import type { Readable } from 'node:stream';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
-import { PathManager, type PathView } from './paths.ts';
+import { PathManager, type PathView, type PeerCounters } from './paths.ts';
 import { nodePolicy } from './policy.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { CandidateReport } from '../control/candidates.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** After a submission (which applies its own networks only), the full reconcile of every network follows this soon. */
+export const FOLLOW_UP_MS = 250;
+/** How long one read of an access node's peer counters answers GET /v1/candidates (see observedReads). */
+export const OBSERVED_TTL_MS = 500;
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -180,6 +184,13 @@ export class Agent {
   readonly paths: PathManager | null;
   private pathTimer: NodeJS.Timeout | null = null;
   private readonly policies = new Map<string, CompiledPolicy>();
+  /**
+   * An access node's peer counters per network for GET /v1/candidates: one read in flight per network, and a read
+   * younger than OBSERVED_TTL_MS answers every request that comes meanwhile (a burst of requests reads each network
+   * once). Short enough that the control plane's periodic asks (every 1–2 s) always get a fresh read: reflexive
+   * candidates must not come a round late (a path-timer cache did, and cone-NAT pairs went direct seconds later).
+   */
+  private readonly observedReads = new Map<string, { at: number; read: Promise<PeerCounters[] | null> }>();
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
@@ -317,8 +328,11 @@ export class Agent {
     return this.mutex.run(() => this.reconcileLocked(reason));
   }
 
-  /** `first`: network ids the data plane applies before it reads the others (a submission's own networks). */
-  private async reconcileLocked(reason: string, first?: string[]): Promise<ReconcileSummary> {
+  /**
+   * `first`: network ids the data plane applies before it reads the others (a submission's own networks);
+   * `onlyFirst`: and no others (they are left as they are until the follow-up reconcile).
+   */
+  private async reconcileLocked(reason: string, first?: string[], onlyFirst = false): Promise<ReconcileSummary> {
     const t0 = this.now();
     const cpu0 = process.cpuUsage();
     const children0 = childrenCpuMs();
@@ -329,7 +343,7 @@ export class Agent {
     let changes = 0;
     let reports: ResourceReport[] = [];
     try {
-      reports = await this.deps.driver.apply(desired, first ? { first } : undefined);
+      reports = await this.deps.driver.apply(desired, first ? { first, onlyFirst } : undefined);
     } catch (e) {
       errors.push({ networkId: '*', message: (e as Error).message });
       this.event('error', 'reconcile.failed', this.nodeId, `reconcile failed: ${(e as Error).message}`);
@@ -460,10 +474,15 @@ export class Agent {
       const p = part as NodePlanPart;
       this.deps.state.accept({ format: env.format, blueprint: bp, signature: env.signature }, p);
       this.event('info', 'blueprint.accepted', `${bp.tenant}/${bp.name}`, `accepted version ${bp.version} (plan generation ${p.generation}), ${p.networks.length} network(s)`);
+      // Only this blueprint's networks before the answer (issue #16: a rule change on one network does not wait
+      // for the node's other fifty); every network follows in a full reconcile soon after (debounced: a burst of
+      // submissions is followed by one), which also brings the others' egress sets up to the new peers.
       const summary = await this.reconcileLocked(
         `submit ${bp.tenant}/${bp.name}`,
         p.networks.map((n) => n.id),
+        true,
       );
+      if (this.started && !this.stopped) this.schedule(FOLLOW_UP_MS, `after submit ${bp.tenant}/${bp.name}`);
       const applied = new Map(this.deps.state.applied().map((a) => [a.networkId, a]));
       return {
         tenant: bp.tenant,
@@ -672,7 +691,7 @@ export class Agent {
       }
       const hiddenPeers = r.peers.filter((p) => p.kind === 'node' && p.endpoint === null);
       if (!hiddenPeers.length || !this.deps.driver.peerCounters) continue;
-      const counters = await this.deps.driver.peerCounters(d.networkId).catch(() => null);
+      const counters = await this.observedCounters(d.networkId);
       const byKey = new Map((counters ?? []).map((c) => [c.publicKey, c]));
       const observed: Record<string, string> = {};
       const nowSec = Math.floor(this.now() / 1000);
@@ -684,6 +703,16 @@ export class Agent {
       networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: false, directPeers: [], via: null, local: [], observed });
     }
     return { node: this.nodeId, networks };
+  }
+
+  private observedCounters(networkId: string): Promise<PeerCounters[] | null> {
+    const now = this.now();
+    const last = this.observedReads.get(networkId);
+    if (last && now - last.at < OBSERVED_TTL_MS) return last.read;
+    if (this.observedReads.size > 10_000) this.observedReads.clear();
+    const read = this.deps.driver.peerCounters!(networkId).catch(() => null);
+    this.observedReads.set(networkId, { at: now, read });
+    return read;
   }
 
   events(after = 0, limit = 200): AgentEvent[] {

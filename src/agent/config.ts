@@ -9,7 +9,7 @@ import { parseDuration } from '../units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, unknownField, type Problem } from '../errors.ts';
 import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
-import { checkEgressCidrs } from '../../netns/egress.ts';
+import { checkDnsUpstreams, checkEgressCidrs } from '../../netns/egress.ts';
 
 export interface AgentConfig {
   nodeId: string;
@@ -47,12 +47,18 @@ export interface AgentConfig {
    * plane, a LAN resolver, …), `deny` blocks more and wins over `allow`. CIDRs of either family.
    */
   egress?: { allow: string[]; deny: string[] };
+  /**
+   * Resolvers that the DNS of networks with egress forwards other names to (docs/dns.md): IPv4 addresses reached
+   * through the network's egress; none (the default): names a network does not serve are NXDOMAIN everywhere.
+   */
+  dnsUpstreams?: string[];
 }
 
 const FIELDS = new Set([
   'nodeId', 'identityKeyFile', 'stateDir', 'adminSocket', 'readSocket', 'readSocketGroup', 'endpoints',
   'wireguardBackend', 'reconcileInterval', 'trustedTenants', 'trustedTenantsFile', 'underlayMtu', 'logLevel', 'etcd',
   'dockerSocket', 'storageDevice', 'storagePoolSize', 'dataplaneTuning', 'wireguardGo', 'wireguardGoMaxProcs', 'egress',
+  'dnsUpstreams',
 ]);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -119,6 +125,9 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   }
   const etcd = parseEtcdSection(c.etcd, baseDir, problems);
   const egress = parseEgressSection(c.egress, problems);
+  if (c.dnsUpstreams !== undefined) {
+    for (const b of checkDnsUpstreams(c.dnsUpstreams, egress)) problems.push({ code: 'E_DNS_UPSTREAM', ...b });
+  }
   if (problems.length) throw new ValidationError(problems, 'agent config');
   return {
     nodeId: c.nodeId as string,
@@ -141,6 +150,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     wireguardGo: c.wireguardGo !== undefined ? path(c.wireguardGo) : undefined,
     wireguardGoMaxProcs: mp as AgentConfig['wireguardGoMaxProcs'],
     egress,
+    ...(c.dnsUpstreams !== undefined && (c.dnsUpstreams as string[]).length ? { dnsUpstreams: [...(c.dnsUpstreams as string[])] } : {}),
   };
 }
 

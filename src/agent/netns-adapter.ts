@@ -96,6 +96,8 @@ export interface EgressSettings {
   controlPlane: string[];
   /** The node's public addresses (the config's `endpoints`): maybe on no interface (1:1 NAT, port forwarding). */
   nodeAddresses?: string[];
+  /** Where the resolvers of networks with egress forward the names they do not serve (docs/dns.md); none: NXDOMAIN. */
+  dnsUpstreams?: string[];
 }
 
 type Lookup = (host: string) => Promise<string[]>;
@@ -157,7 +159,7 @@ export class NetnsDriverPort implements DriverPort {
     return { allow: this.egress.allow, deny: this.egress.deny, controlPlane, nodeAddresses: this.egress.nodeAddresses ?? [] };
   }
 
-  async apply(desired: DesiredNetwork[], opts: { first?: string[] } = {}): Promise<ResourceReport[]> {
+  async apply(desired: DesiredNetwork[], opts: { first?: string[]; onlyFirst?: boolean } = {}): Promise<ResourceReport[]> {
     // A resolver stops before the driver deletes its namespace: a process inside would keep it (and its links) alive.
     const removing = await this.resolvers.stopExcept(new Set(desired.map((d) => d.networkId)));
     const egress = desired.some((d) => d.egress) ? await this.egressPolicy() : undefined;
@@ -175,7 +177,8 @@ export class NetnsDriverPort implements DriverPort {
         ...(d.policy ? { policy: d.policy } : {}),
       })),
       this.identity,
-      { egress, ...(opts.first ? { first: opts.first } : {}) },
+      // Nothing here reads the report's `actual`: network views ask the driver when they are asked.
+      { egress, readBack: false, ...(opts.first ? { first: opts.first, onlyFirst: opts.onlyFirst ?? false } : {}) },
     );
     this.underlayMtu = rep.underlayMtu;
     this.log?.debug({ ms: rep.ms, commands: rep.commands, backend: rep.backend }, 'data plane applied');
@@ -200,7 +203,9 @@ export class NetnsDriverPort implements DriverPort {
       if (!r || !d.names) continue;
       const listen = [d.resource.gateway, ...(d.resource.gateway6 ? [d.resource.gateway6] : [])];
       try {
-        r.changes.push(...(await this.resolvers.ensure({ networkId: d.networkId, network: d.networkName, listen, records: nameRecords(d.networkName, d.names) })));
+        // Forwarding leaves by the network's egress, like the tenant's own packets: only networks with egress forward.
+        const upstreams = d.egress ? (this.egress.dnsUpstreams ?? []) : [];
+        r.changes.push(...(await this.resolvers.ensure({ networkId: d.networkId, network: d.networkName, listen, records: nameRecords(d.networkName, d.names), upstreams })));
       } catch (e) {
         r.ok = false;
         const c = e as { argv?: string[]; stderr?: string };
@@ -303,7 +308,7 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
       },
     },
     log,
-    { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [], controlPlane: controlPlaneHosts(config), nodeAddresses: config.endpoints },
+    { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [], controlPlane: controlPlaneHosts(config), nodeAddresses: config.endpoints, dnsUpstreams: config.dnsUpstreams ?? [] },
   );
   // Detect the WireGuard backend now (the kernel probe is a mutating command; keep it out of the first apply).
   const backend = await port.driver.backendKind();

@@ -79,7 +79,7 @@ export interface ActualNetwork {
 export interface DriverPort {
   /** Converge the host to exactly these networks (and remove other zmesh networks). `first`: network ids to read
    *  and apply before the others are even read (a submission's own networks: what it changed goes in force first). */
-  apply(desired: DesiredNetwork[], opts?: { first?: string[] }): Promise<ResourceReport[]>;
+  apply(desired: DesiredNetwork[], opts?: { first?: string[]; onlyFirst?: boolean }): Promise<ResourceReport[]>;
   actual(networkId: string): Promise<ActualNetwork | null>;
   /** Ping an address from inside a tenant namespace. */
   ping(networkId: string, address: string, timeoutMs: number): Promise<{ ok: boolean; rttMs: number | null }>;

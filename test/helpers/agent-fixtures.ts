@@ -43,9 +43,12 @@ export class FakeDriver implements DriverPort {
   commandCounts(): { reads: number; mutating: number } {
     return { ...this.counts };
   }
-  async apply(desired: DesiredNetwork[], opts?: { first?: string[] }): Promise<ResourceReport[]> {
+  /** The `onlyFirst` option of each call. */
+  onlyFirsts: boolean[] = [];
+  async apply(desired: DesiredNetwork[], opts?: { first?: string[]; onlyFirst?: boolean }): Promise<ResourceReport[]> {
     this.calls.push(desired);
     this.firsts.push(opts?.first);
+    this.onlyFirsts.push(opts?.onlyFirst ?? false);
     this.counts.reads += desired.length;
     if (this.failNext) {
       const m = this.failNext;
@@ -55,12 +58,20 @@ export class FakeDriver implements DriverPort {
     const reports: ResourceReport[] = [];
     const want = new Map(desired.map((d) => [d.networkId, d]));
     for (const [id] of this.current) if (!want.has(id)) reports.push({ networkId: id, ok: true, changes: [`removed network ${id}`], errors: [] });
+    // onlyFirst (a submission): the other networks are left as they are, neither reported nor changed.
+    const scope = opts?.onlyFirst && opts.first?.some((id) => want.has(id)) ? new Set(opts.first) : null;
+    const next = new Map<string, DesiredNetwork>();
     for (const d of desired) {
       const had = this.current.get(d.networkId);
+      if (scope && !scope.has(d.networkId)) {
+        if (had) next.set(d.networkId, had);
+        continue;
+      }
+      next.set(d.networkId, d);
       const same = had && JSON.stringify(had) === JSON.stringify(d);
       reports.push({ networkId: d.networkId, ok: true, changes: same ? [] : [`configured ${d.networkId}`], errors: [] });
     }
-    this.current = want;
+    this.current = next;
     this.counts.mutating += reports.reduce((a, r) => a + r.changes.length, 0);
     return reports;
   }

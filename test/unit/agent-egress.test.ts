@@ -35,6 +35,30 @@ test('agent config: egress allow/deny are CIDR lists of either family; absent me
   ]);
 });
 
+test('agent config: dnsUpstreams are at most 3 IPv4 addresses egress can reach; a private one only when egress.allow opens it', () => {
+  assert.equal(parseAgentConfig(BASE, '/etc/zmesh').dnsUpstreams, undefined);
+  assert.deepEqual(parseAgentConfig(BASE + 'dnsUpstreams: [9.9.9.9, 203.0.113.53]\n', '/etc/zmesh').dnsUpstreams, ['9.9.9.9', '203.0.113.53']);
+  assert.deepEqual(parseAgentConfig(BASE + 'dnsUpstreams: [10.0.0.2]\negress: {allow: [10.0.0.0/24]}\n', '/etc/zmesh').dnsUpstreams, ['10.0.0.2']);
+  assert.deepEqual(problems('dnsUpstreams: [127.0.0.53, 169.254.169.253, 10.0.0.2, "2001:db8::53", 9.9.9.9, 9.9.9.9]\n'), [['E_DNS_UPSTREAM', 'dnsUpstreams', 'dnsUpstreams is a list of at most 3 IPv4 addresses']]);
+  assert.deepEqual(problems('dnsUpstreams: [127.0.0.53, 169.254.169.253, 10.0.0.2]\n'), [
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[0]', "127.0.0.53 is loopback, unspecified, link-local, multicast or reserved: a tenant's namespace never reaches it"],
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[1]', "169.254.169.253 is loopback, unspecified, link-local, multicast or reserved: a tenant's namespace never reaches it"],
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[2]', '10.0.0.2 is a private or special address that egress blocks'],
+  ]);
+  assert.deepEqual(problems('dnsUpstreams: ["2001:db8::53", 9.9.9.9, 9.9.9.9]\n'), [
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[0]', '"2001:db8::53" is not an IPv4 address (egress carries IPv4 only)'],
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[2]', '9.9.9.9 is listed twice'],
+  ]);
+  // allow cannot open loopback; deny wins over allow.
+  assert.deepEqual(problems('dnsUpstreams: [127.0.0.53, 10.0.0.2]\negress: {allow: [127.0.0.0/8, 10.0.0.0/24], deny: [10.0.0.2/32]}\n'), [
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[0]', "127.0.0.53 is loopback, unspecified, link-local, multicast or reserved: a tenant's namespace never reaches it"],
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[1]', '10.0.0.2 is in egress.deny: forwarded queries could not reach it'],
+  ]);
+  assert.deepEqual(problems('dnsUpstreams: 9.9.9.9\n'), [['E_DNS_UPSTREAM', 'dnsUpstreams', 'dnsUpstreams is a list of at most 3 IPv4 addresses']]);
+  // A public resolver the operator denied.
+  assert.deepEqual(problems('dnsUpstreams: [9.9.9.9]\negress: {deny: [9.9.0.0/16]}\n').map((p) => p[2]), ['9.9.9.9 is in egress.deny: forwarded queries could not reach it']);
+});
+
 test("the control plane: the etcd endpoints' hosts, names looked up at each apply and kept when a lookup fails", async () => {
   assert.deepEqual(controlPlaneHosts({}), []);
   assert.deepEqual(

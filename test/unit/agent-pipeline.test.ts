@@ -41,6 +41,37 @@ test('a valid signed blueprint is recorded, then applied', async () => {
   }
 });
 
+test("a submission applies its own networks only; every network follows in one full reconcile soon after", async () => {
+  const bed = agentBed();
+  try {
+    const other = blueprint([net({ nodes, ipRange: '10.9.0.0/16', name: 'other' })], { name: 'other' });
+    const otherPlan = planFor(other, nodes);
+    await bed.agent.submit(signed(other), part(otherPlan, 'node-a'));
+    bed.agent.start();
+    await new Promise((r) => setTimeout(r, 100)); // the start's reconcile
+    const calls = bed.driver.calls.length;
+    const inv = [{ id: 'node-a', endpoints: ['203.0.113.1'], reservedPorts: [51820] }, 'node-b'];
+    const plan = planFor(bp1, inv);
+    const own = part(plan, 'node-a').networks.map((n) => n.id);
+    const r = await bed.agent.submit(signed(bp1), part(plan, 'node-a'));
+    assert.ok(r.networks[0].ok);
+    assert.equal(bed.driver.calls.length, calls + 1);
+    assert.deepEqual([bed.driver.firsts.at(-1), bed.driver.onlyFirsts.at(-1)], [own, true]);
+    assert.equal(bed.driver.calls.at(-1)!.length, 2, 'every desired network is passed (none is removed)');
+    // A burst: the second submission within the follow-up delay postpones it; one full reconcile follows.
+    const v2 = { ...bp1, version: 2 };
+    await bed.agent.submit(signed(v2), part(planFor(v2, inv, plan), 'node-a'));
+    assert.equal(bed.driver.calls.length, calls + 2);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(bed.driver.calls.length, calls + 3, 'one follow-up');
+    assert.deepEqual([bed.driver.firsts.at(-1), bed.driver.onlyFirsts.at(-1)], [undefined, false]);
+    assert.equal(bed.agent.status().lastReconcile?.reason, 'after submit acme/shop');
+  } finally {
+    await bed.agent.stop();
+    bed.close();
+  }
+});
+
 test('refusals: each has a code and path, and nothing changes', async () => {
   const bed = agentBed();
   try {

@@ -106,6 +106,23 @@ pid-file=
   );
 });
 
+test('resolver config with upstreams (a network with egress): server lines instead of local=/#/, a cache; the own zone stays local', () => {
+  const text = resolverConfig({ network: 'net', hostsFile: '/run/zmesh/dns/n-abcdefghij.hosts', listen: ['10.1.1.1'], upstreams: ['9.9.9.9', '203.0.113.53'] });
+  const lines = text.split('\n');
+  assert.deepEqual(lines.slice(5, 11), ['local=/net/', 'server=9.9.9.9', 'server=203.0.113.53', 'domain-needed', 'bogus-priv', 'listen-address=10.1.1.1']);
+  assert.ok(!lines.includes('local=/#/'));
+  assert.ok(lines.includes('cache-size=1000') && !lines.includes('cache-size=0'));
+  assert.ok(lines.includes('no-resolv'), 'never /etc/resolv.conf');
+  // An empty list is today's config, exactly.
+  assert.equal(
+    resolverConfig({ network: 'net', hostsFile: '/run/zmesh/dns/n-abcdefghij.hosts', listen: ['10.1.1.1'], upstreams: [] }),
+    resolverConfig({ network: 'net', hostsFile: '/run/zmesh/dns/n-abcdefghij.hosts', listen: ['10.1.1.1'] }),
+  );
+  for (const u of ['9.9.9.9\nserver=/#/1.2.3.4', '2001:db8::53', '9.9.9.9#5353', '', 'dns.example']) {
+    assert.throws(() => resolverConfig({ network: 'net', hostsFile: '/run/zmesh/dns/n-abcdefghij.hosts', listen: ['10.1.1.1'], upstreams: [u] }), TypeError, JSON.stringify(u));
+  }
+});
+
 test('hostile names never become a config or hosts line', () => {
   const evil = ['net\nserver=8.8.8.8', 'net/ #', 'a b', 'x\0y', '../etc', 'NET', 'a'.repeat(64), '-x', 'x_y', ''];
   for (const n of evil) {

@@ -496,3 +496,73 @@ test('`first`: those networks are read and applied before the others are even re
   const again = await driver.apply([a, b2], id, { first: [b2.networkId] });
   assert.equal(again.commands.mutating, 0);
 });
+
+test('a submission whose tenant table changes (a policy rule): its `nft -f` is the first command, before the reads; the same host as a plain apply', async () => {
+  const plan = handPlan({ ipRange: '10.43.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'fast-nft' });
+  const id = plan.identity.get('a')!;
+  const base = plan.desired.get('a')!;
+  const from = plan.desired.get('b')!.resource.subnet;
+  const withPort = (port: string): DesiredResource => ({
+    ...structuredClone(base),
+    policy: {
+      range: '10.43.0.0/16',
+      default: 'deny',
+      local: [`${base.resource.gateway}/32`],
+      rules: [{ index: 0, from: [from], to: [`${base.resource.gateway}/32`], tcp: [port], udp: [], icmp: false, any: false }],
+    },
+  });
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  ok(await driver.apply([withPort('80')], id), os);
+
+  os.commands.length = 0;
+  const r = await driver.apply([withPort('81')], id, { first: [base.networkId] });
+  ok(r, os);
+  const first = os.commands[0];
+  assert.equal(`${first.argv.join(' ')} in ${first.netns}`, `nft -f - in n-${base.networkId}`, 'the table is written first, before the reads');
+  assert.equal(os.commands.filter((c) => c.netns === `n-${base.networkId}` && c.argv.join(' ').startsWith('nft -j list')).length, 1, 'the table is read once: back, for the report');
+  assert.ok(first.mutating);
+  assert.equal(os.commands.filter((c) => c.mutating).length, 1, 'and only once: the ensure finds it current');
+  assert.deepEqual(r.resources[0].changes, [`nft table zmesh_${base.networkId} written (before the reads)`]);
+  const plain = new FakeOs();
+  ok(await driverFor(plain).apply([withPort('81')], id), plain);
+  assert.equal(os.dump(), plain.dump());
+
+  // The same submission again: nothing written, before or after the reads.
+  os.commands.length = 0;
+  const again = await driver.apply([withPort('81')], id, { first: [base.networkId] });
+  ok(again, os);
+  assert.equal(again.commands.mutating, 0);
+
+  // The namespace gone meanwhile (drift): the early write fails quietly and the ensure rebuilds everything.
+  os.commands.length = 0;
+  const gone = os.namespaces.get(`n-${base.networkId}`)!;
+  for (const l of [...gone.links.values()]) os.removeLink(l);
+  os.namespaces.delete(`n-${base.networkId}`);
+  const rebuilt = await driver.apply([withPort('82')], id, { first: [base.networkId] });
+  ok(rebuilt, os);
+  assert.ok(!rebuilt.resources[0].changes.some((c) => c.includes('before the reads')));
+  const plain2 = new FakeOs();
+  ok(await driverFor(plain2).apply([withPort('82')], id), plain2);
+  assert.equal(os.dump(), plain2.dump());
+});
+
+test('readBack false (the agent): nothing is read after a change, and `actual` is null for what changed', async () => {
+  const plan = handPlan({ ipRange: '10.44.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'no-read-back' });
+  const id = plan.identity.get('a')!;
+  const d = plan.desired.get('a')!;
+  const os = new FakeOs();
+  const driver = driverFor(os);
+  const created = await driver.apply([d], id, { readBack: false });
+  ok(created, os);
+  assert.equal(created.resources[0].actual, null);
+  const lastWrite = os.commands.map((c) => c.mutating).lastIndexOf(true);
+  assert.deepEqual(os.commands.slice(lastWrite + 1).map((c) => c.argv.join(' ')), [], 'no read after the last change');
+  const plain = new FakeOs();
+  ok(await driverFor(plain).apply([d], id), plain);
+  assert.equal(os.dump(), plain.dump());
+  // A no-op reads what a no-op reads, and changes nothing.
+  const noop = await driver.apply([d], id, { readBack: false });
+  assert.deepEqual(noop.commands, (await driverFor(plain).apply([d], id)).commands);
+  assert.equal(noop.commands.mutating, 0);
+});
