@@ -29,6 +29,24 @@ function str(v: unknown): string {
 }
 
 /**
+ * The public key of a sealed private key that opens for this identity and context (throws SealError when it does
+ * not). Opening costs two X25519 operations; a node part is checked on every submission with all its networks
+ * (50 networks: ~25 ms before a changed rule could be written, issue #16), and a re-submitted part carries the
+ * same sealed keys. So what opened once is remembered: the sealed text, context and identity → the public key
+ * (never the private key). Failures are not remembered.
+ */
+const opened = new Map<string, string>();
+function sealedPublicKey(sealed: string, identity: X25519Secret, context: string): string {
+  const k = `${identity.publicKey.toString()}|${context}|${sealed}`;
+  const hit = opened.get(k);
+  if (hit !== undefined) return hit;
+  const pub = x25519PublicKey(openSealed(sealed, identity, context)).toString();
+  if (opened.size >= 10_000) opened.clear();
+  opened.set(k, pub);
+  return pub;
+}
+
+/**
  * Checks a node part against the blueprint, this node's identity and the ports other accepted blueprints use.
  * Never throws on malformed input: shape errors are problems too.
  */
@@ -121,8 +139,8 @@ export function checkNodePart(bp: Blueprint, partRaw: unknown, nodeId: string, i
     }
     if (r.sealedTo !== identity.publicKey.toString()) bad('E_PART_KEY', `${rp}.sealedTo`, 'the private key is sealed to another node identity');
     try {
-      const priv = openSealed(str(r.sealedPrivateKey), identity, sealContext(str(n.id), nodeId));
-      if (!Key.isValid(r.publicKey) || x25519PublicKey(priv).toString() !== r.publicKey) {
+      const pub = sealedPublicKey(str(r.sealedPrivateKey), identity, sealContext(str(n.id), nodeId));
+      if (!Key.isValid(r.publicKey) || pub !== r.publicKey) {
         bad('E_PART_KEY', `${rp}.publicKey`, 'the public key does not belong to the sealed private key');
       }
     } catch (e) {
