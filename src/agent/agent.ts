@@ -172,6 +172,8 @@ export interface StatusView {
 export class Agent {
   private readonly mutex = new Mutex();
   private timer: NodeJS.Timeout | null = null;
+  /** When the pending reconcile fires (ms since the epoch; with `timer`). */
+  private timerDue = 0;
   private failures = 0;
   private stopped = false;
   private started = false;
@@ -272,6 +274,7 @@ export class Agent {
   private schedule(ms: number, reason = 'interval'): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
+    this.timerDue = Date.now() + ms;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.reconcile(reason)
@@ -475,14 +478,15 @@ export class Agent {
       this.deps.state.accept({ format: env.format, blueprint: bp, signature: env.signature }, p);
       this.event('info', 'blueprint.accepted', `${bp.tenant}/${bp.name}`, `accepted version ${bp.version} (plan generation ${p.generation}), ${p.networks.length} network(s)`);
       // Only this blueprint's networks before the answer (issue #16: a rule change on one network does not wait
-      // for the node's other fifty); every network follows in a full reconcile soon after (debounced: a burst of
-      // submissions is followed by one), which also brings the others' egress sets up to the new peers.
+      // for the node's other fifty); every network follows in a full reconcile soon after, which also brings the
+      // others' egress sets up to the new peers. One already due sooner is not pushed back: a tenant submitting
+      // every 100 ms cannot starve the full reconciles (one runs at most FOLLOW_UP_MS after a submission).
       const summary = await this.reconcileLocked(
         `submit ${bp.tenant}/${bp.name}`,
         p.networks.map((n) => n.id),
         true,
       );
-      if (this.started && !this.stopped) this.schedule(FOLLOW_UP_MS, `after submit ${bp.tenant}/${bp.name}`);
+      if (this.started && !this.stopped && !(this.timer && this.timerDue <= Date.now() + FOLLOW_UP_MS)) this.schedule(FOLLOW_UP_MS, `after submit ${bp.tenant}/${bp.name}`);
       const applied = new Map(this.deps.state.applied().map((a) => [a.networkId, a]));
       return {
         tenant: bp.tenant,

@@ -58,7 +58,7 @@ test("a submission applies its own networks only; every network follows in one f
     assert.equal(bed.driver.calls.length, calls + 1);
     assert.deepEqual([bed.driver.firsts.at(-1), bed.driver.onlyFirsts.at(-1)], [own, true]);
     assert.equal(bed.driver.calls.at(-1)!.length, 2, 'every desired network is passed (none is removed)');
-    // A burst: the second submission within the follow-up delay postpones it; one full reconcile follows.
+    // A second submission within the follow-up delay does not push it back; one full reconcile follows.
     const v2 = { ...bp1, version: 2 };
     await bed.agent.submit(signed(v2), part(planFor(v2, inv, plan), 'node-a'));
     assert.equal(bed.driver.calls.length, calls + 2);
@@ -66,6 +66,17 @@ test("a submission applies its own networks only; every network follows in one f
     assert.equal(bed.driver.calls.length, calls + 3, 'one follow-up');
     assert.deepEqual([bed.driver.firsts.at(-1), bed.driver.onlyFirsts.at(-1)], [undefined, false]);
     assert.equal(bed.agent.status().lastReconcile?.reason, 'after submit acme/shop');
+    // A hostile tenant submitting every 100 ms for 2 s: the full reconciles still run (at most 250 ms apart).
+    let prev = planFor(v2, inv, plan);
+    const fullBefore = bed.driver.onlyFirsts.filter((x) => !x).length;
+    for (let v = 3; v < 23; v++) {
+      const bv = { ...bp1, version: v };
+      prev = planFor(bv, inv, prev);
+      await bed.agent.submit(signed(bv), part(prev, 'node-a'));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const full = bed.driver.onlyFirsts.filter((x) => !x).length - fullBefore;
+    assert.ok(full >= 5, `${full} full reconciles during 20 submissions 100 ms apart`);
   } finally {
     await bed.agent.stop();
     bed.close();
