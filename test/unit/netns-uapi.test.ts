@@ -34,3 +34,32 @@ test('UAPI get → device with derived public key, peers, "none" values; the pri
   assert.throws(() => parseUapiGet('errno=22\n\n'), /errno 22/);
   assert.throws(() => parseUapiGet('public_key=zz\nerrno=0\n\n'), /public_key/);
 });
+
+test('readUapi: a 5,000-peer answer in 1 KiB pieces (the end split across pieces) is read whole', async () => {
+  const { createServer } = await import('node:net');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { readUapi } = await import('../../netns/uapi.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-uapi-'));
+  const path = join(dir, 'wg.sock');
+  const peer = (i: number) => `public_key=${Buffer.alloc(32, i % 251).toString('hex').slice(0, 60)}${i.toString(16).padStart(4, '0')}\nprotocol_version=1\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\nallowed_ip=10.${i >> 8}.${i & 255}.0/24\n`;
+  const text = `private_key=${hex(PRIV)}\nlisten_port=51820\n` + Array.from({ length: 5000 }, (_, i) => peer(i)).join('') + 'errno=0\n\n';
+  const server = createServer((s) => {
+    s.once('data', async () => {
+      for (let o = 0; o < text.length; o += 1024) {
+        s.write(text.slice(o, o + 1024));
+        if (o % (64 * 1024) === 0) await new Promise((r) => setImmediate(r));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  try {
+    const dev = await readUapi(path, 10_000);
+    assert.equal(dev?.peers.length, 5000);
+    assert.deepEqual(dev?.peers[4999].allowedIps, ['10.19.135.0/24']);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
