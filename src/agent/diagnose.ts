@@ -13,6 +13,7 @@ import type { NodeNetworkPart, PolicyMembers } from '../plan/part.ts';
 import { compilePolicy, evaluate, type CompiledPolicy, type LocalDestinations } from '../plan/policy.ts';
 import type { Peer, WorkloadPlan } from '../plan/types.ts';
 import { cidrContainsIp, firstHost, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../topology/cidr.ts';
+import { namesFor } from '../../netns/names.ts';
 import type { PathView } from './paths.ts';
 import { policyGroups } from './policy.ts';
 import type { ActualNetwork, ActualPeer, DesiredNetwork } from './ports.ts';
@@ -164,9 +165,10 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   const r = desired.resource;
   const checks: Check[] = [];
   const add = (name: string, verdict: Verdict, detail: string) => checks.push({ name, verdict, detail });
-  const wgName = `w-${desired.networkId}`;
+  const names = namesFor(desired.networkId);
+  const wgName = names.wg;
 
-  add('namespace', actual?.namespaceExists ? 'pass' : 'fail', actual?.namespaceExists ? `namespace ${actual.namespace} exists` : `namespace n-${desired.networkId} is missing (the agent recreates it on its next reconcile)`);
+  add('namespace', actual?.namespaceExists ? 'pass' : 'fail', actual?.namespaceExists ? `namespace ${actual.namespace} exists` : `namespace ${names.ns} is missing (the agent recreates it on its next reconcile)`);
   const wgIf = actual?.interfaces.find((i) => i.name === wgName);
   add('wireguard-interface', wgIf?.up ? 'pass' : 'fail', wgIf ? (wgIf.up ? `${wgName} is up` : `${wgName} is down`) : `${wgName} is missing`);
   const wg = actual?.wireguard ?? null;
