@@ -35,6 +35,16 @@ def checksum(data):
     return ~s & 0xffff
 
 
+def received(s, deadline, size, more=lambda: True):
+    """What arrives on s until the deadline (or until more() is false); a socket timeout raises as recvfrom does."""
+    while more():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        s.settimeout(left)
+        yield s.recvfrom(size)
+
+
 def ping(host, key, ident, seq):
     v6 = ':' in host
     try:
@@ -56,12 +66,7 @@ def ping(host, key, ident, seq):
         t0 = time.monotonic()
         deadline = t0 + 1.0
         s.sendto(pkt, (host, 0))
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            data, addr = s.recvfrom(2048)
+        for data, addr in received(s, deadline, 2048):
             if not v6:
                 data = data[(data[0] & 0x0f) * 4:]
             if len(data) < 8:
@@ -151,12 +156,7 @@ def lookup(server, name):
         for qid, qtype in want.items():
             s.sendto(struct.pack('!HHHHHH', qid, 0x0100, 1, 0, 0, 0) + q + struct.pack('!HH', qtype, 1), (host, port))
         deadline = time.monotonic() + 3.0
-        while want:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            msg, addr = s.recvfrom(4096)
+        for msg, addr in received(s, deadline, 4096, lambda: want):
             if len(msg) < 12 or addr[0] != host:
                 continue
             rid, flags, qd, an = struct.unpack('!HHHH', msg[:8])

@@ -149,7 +149,7 @@ export class Driver {
    * side: MTU, link kind, egress addresses and blocked sets). A submission's changed policy is written from it
    * before anything is read (`fastFirewall`).
    */
-  private readonly tenantTables = new Map<string, { ctx: LayoutContext; text: string; desired: string }>();
+  private readonly tenantTables = new Map<string, { ctx: LayoutContext; text: string; desired: DesiredResource }>();
   /** ApplyOptions.readBack of the apply in progress (applies run one at a time, `queue`). */
   private readBack = true;
 
@@ -348,8 +348,8 @@ export class Driver {
       const last = this.tenantTables.get(d.networkId);
       if (!last) continue;
       // The same desired resource builds the same table: no layout (50 networks: ~13 ms) for what did not change.
-      const desired = JSON.stringify(d);
-      if (desired === last.desired) continue;
+      // Compared here, on a submission only: the reconcile loop just keeps the reference (nothing mutates it).
+      if (JSON.stringify(d) === JSON.stringify(last.desired)) continue;
       let text: string;
       try {
         text = buildNftReplace(layoutFor(d, last.ctx).nftTenant);
@@ -641,7 +641,7 @@ export class Driver {
         await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
         say([`nft table ${names.nftTenant} written`]);
       }));
-    if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText, desired: JSON.stringify(d) });
+    if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText, desired: d });
     else this.tenantTables.delete(d.networkId);
 
     if (layout.nftHost) {
