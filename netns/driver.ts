@@ -13,7 +13,7 @@ import { firewallCounters, policyCounters, type IpLink, type NftTable, type WgDe
 import { readUapi } from './uapi.ts';
 import { Resolvers } from './dns.ts';
 import { CommandError, ProcessRunner, SECRET_FILE, TallyRunner, type Runner } from './runner.ts';
-import { readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
+import { forwarding6Settings, isDefaultRoute, readAcceptRa, readHost, readHostRoutes, readNft, readNs, readNsMarker, readWg, toActualLink, type HostState, type NsState } from './state.ts';
 import { join } from 'node:path';
 import type {
   ActualResource,
@@ -304,11 +304,13 @@ export class Driver {
             addresses: [...host.links.values()].flatMap((l) => l.addrs.map((a) => a.cidr)),
             routes: hostRoutes.map((r) => r.dst),
             peerEndpoints: valid.flatMap((d) => d.resource.peers.map((p) => p.endpoint).filter((e): e is string => e !== null)),
-            uplinks: hostRoutes.filter((r) => r.dst === 'default' && r.dev).map((r) => r.dev!),
+            uplinks: hostRoutes.filter((r) => isDefaultRoute(r) && r.dev).map((r) => r.dev!),
           },
           opts.egress ?? this.opts.egress,
         )
       : null;
+    // IPv6 egress needs an IPv6 way out: the devices of the host's IPv6 default routes (none: no IPv6 egress).
+    host.uplinks6 = [...new Set(hostRoutes.filter((r) => r.dst === '::/0' && r.dev && r.type === 'unicast').map((r) => r.dev!))].sort();
 
     for (const d of early) {
       resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked, ahead.get(d.networkId)));
@@ -491,7 +493,8 @@ export class Driver {
     }
 
     const egress = d.egress ? this.egressFor(host, names) : null;
-    const ctx: LayoutContext = { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress, egressBlocked: blocked };
+    const egress6 = egress !== null && dual && d.egress6 === true && (host.uplinks6?.length ?? 0) > 0;
+    const ctx: LayoutContext = { underlayMtu, wgKind: backend.linkKind, egressAddrs: egress, egressBlocked: blocked, ...(egress6 ? { egress6 } : {}) };
     const layout = layoutFor(d, ctx);
     const marked = (l: IpLink | undefined) => l !== undefined && l.alias === names.marker;
 
@@ -529,7 +532,7 @@ export class Driver {
           }
           lines.push(ip.vethAdd(names.hostVeth, names.tenantVeth, names.ns));
           lines.push(ip.linkSet(names.hostVeth, { alias: names.marker, mtu: eg.hostLink.mtu, up: true }));
-          lines.push(ip.addrAdd(eg.hostAddr, names.hostVeth));
+          for (const a of eg.hostLink.addrs) lines.push(ip.addrAdd(a, names.hostVeth));
           await run.run(['ip', '-batch', '-'], { input: buildIpBatch(lines), mutating: true });
           say(lines.map((l) => `host: ${l}`));
           relinked = true;
@@ -657,6 +660,14 @@ export class Driver {
           await run.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { mutating: true });
           host.forwarding = true;
           say(['host: net.ipv4.ip_forward=1']);
+        });
+      }
+      if (layout.egress?.hostAddr6 && !host.forwarding6) {
+        await step('host IPv6 forwarding', ['host'], async () => {
+          const settings = forwarding6Settings(await readAcceptRa(run));
+          await run.run(['sysctl', '-q', '-w', ...settings], { mutating: true });
+          host.forwarding6 = true;
+          say(settings.map((x) => `host: ${x}`));
         });
       }
     }
@@ -816,7 +827,7 @@ export class Driver {
   underlayAddresses(): Promise<string[]> {
     return this.lock(async () => {
       const [host, routes] = await Promise.all([readHost(this.runner), readHostRoutes(this.runner)]);
-      const devs = new Set(routes.filter((r) => r.dst === 'default' && r.dev).map((r) => r.dev as string));
+      const devs = new Set(routes.filter((r) => isDefaultRoute(r) && r.dev).map((r) => r.dev as string));
       const out = new Set<string>();
       for (const d of devs) for (const a of host.links.get(d)?.addrs ?? []) if (a.scope === 'global') out.add(a.cidr.split('/')[0]);
       return [...out].sort();

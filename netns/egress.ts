@@ -25,7 +25,7 @@ export interface EgressPolicy {
 export interface EgressFacts {
   /** The host namespace's own addresses ("a/len" or bare), any family. */
   addresses: string[];
-  /** Destinations of the host's main routing tables, both families ("default" is ignored). */
+  /** Destinations of the host's main routing tables, both families (default routes are ignored). */
   routes: string[];
   /** Underlay endpoints of the mesh peers of the networks on this host ("ip:port", "[v6]:port"). */
   peerEndpoints: string[];
@@ -164,7 +164,8 @@ export function egressBlocked(facts: EgressFacts, policy: EgressPolicy = {}): Bl
   };
   for (const s of [...SPECIAL_V4, ...SPECIAL_V6]) add(blocked, s);
   for (const a of facts.addresses) add(blocked, a, true);
-  for (const r of facts.routes) if (r !== 'default') add(blocked, r);
+  // The default routes are the outside itself (either family: "default", "::/0", "0.0.0.0/0").
+  for (const r of facts.routes) if (r !== 'default' && parseCidr(r)?.prefix !== 0) add(blocked, r);
   for (const ep of facts.peerEndpoints) {
     const h = endpointHost(ep);
     if (h) add(blocked, h);

@@ -277,6 +277,23 @@ export function egressAddrs(b: Cidr): { block: string; hostAddr: string; tenantA
   };
 }
 
+/**
+ * IPv6 egress (a network's `egressIpv6`): the veth pair also gets a /126 of EGRESS6_PREFIX whose low 32 bits are
+ * the IPv4 transfer addresses (host ::a9fe:x.y+1, tenant +2), so the pair needs no allocation of its own and one
+ * IPv4 block is one IPv6 block. Inside fc00::/8, which derived ULAs (fd00::/8) never use; blueprints may not
+ * name a range that holds it (src/blueprint/validate.ts).
+ */
+export const EGRESS6_PREFIX = 'fc00:5a::/96';
+const EGRESS6_BASE = 0xfc00005an << 96n;
+
+/** The IPv6 transfer addresses (host, tenant; /126) of an IPv4 egress pair ("169.254.x.y/30" host address). */
+export function egressAddrs6(hostAddr: string): { hostAddr6: string; tenantAddr6: string } {
+  const c = parseCidr(hostAddr);
+  if (!c || c.family !== 4) throw new TypeError(`not an IPv4 transfer address: ${JSON.stringify(hostAddr)}`);
+  const v = EGRESS6_BASE | c.value;
+  return { hostAddr6: `${formatIp({ family: 6, value: v })}/126`, tenantAddr6: `${formatIp({ family: 6, value: v + 1n })}/126` };
+}
+
 /** Whether a /30 interface address lies in the egress pool (so it can be kept on re-apply). */
 export function isEgressHostAddr(addr: string): boolean {
   const c = parseCidr(addr);

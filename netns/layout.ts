@@ -4,7 +4,7 @@ import { Key } from '../src/crypto/index.ts';
 import type { NftRuleSpec, NftSetSpec, NftTableSpec } from './build.ts';
 import type { CompiledPolicy } from '../src/plan/policy.ts';
 import { egressBlocked, type BlockedSets } from './egress.ts';
-import { addressMac, canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
+import { addressMac, canonicalCidr, canonicalEndpoint, canonicalIfAddr, cidrContains, egressAddrs6, formatIp, isCidr, parseCidr, parseIp } from './ip.ts';
 import { isNetworkId, namesFor, type ResourceNames } from './names.ts';
 import type { DesiredResource } from './types.ts';
 
@@ -43,6 +43,9 @@ export interface EgressLayout {
   hostLink: DesiredLink;
   tenantAddr: string;
   hostAddr: string;
+  /** IPv6 egress in force (LayoutContext.egress6): the pair's IPv6 transfer addresses (netns/ip.ts egressAddrs6). */
+  tenantAddr6?: string;
+  hostAddr6?: string;
 }
 
 export interface Layout {
@@ -66,6 +69,11 @@ export interface LayoutContext {
   egressAddrs: { hostAddr: string; tenantAddr: string } | null;
   /** The destinations egress never reaches (netns/egress.ts) when egress is on. */
   egressBlocked?: BlockedSets | null;
+  /**
+   * Whether IPv6 egress is in force for this resource: asked for (DesiredResource.egress6: the signed blueprint's
+   * `egressIpv6`, the node's config allowing it) and the host has an IPv6 default route. Absent: false.
+   */
+  egress6?: boolean;
 }
 
 /** Checks a desired resource before any side effect. Returns problems (empty when fine). */
@@ -214,9 +222,20 @@ export function policyNft(p: CompiledPolicy): { sets: NftSetSpec[]; chains: NftT
 /**
  * With `subnet6` (dual-stack: the node's IPv6 subnet) the same anti-spoofing covers IPv6 sources (`…6` rules;
  * the bridge's input also admits link-local sources: neighbour and router solicitations), and no IPv6 packet
- * goes out by the egress veth (`egress-v6`): egress is IPv4 only (docs/netns.md#dual-stack).
+ * goes out by the egress veth (`egress-v6`) unless IPv6 egress is in force (`egress6`: the host end's IPv6
+ * transfer address `hostAddr6`, docs/netns.md#ipv6-egress): then the tunnel's IPv6 sources are held back like
+ * its IPv4 ones (`tunnel-egress6`: only the devices' IPv6 subnets pass) and the host end's neighbour discovery
+ * is let in from the outside.
  */
-export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: string, egressDevices: string[] = [], policy?: CompiledPolicy, subnet6?: string): NftTableSpec {
+export function tenantNftSpec(
+  names: ResourceNames,
+  egress: boolean,
+  subnet?: string,
+  egressDevices: string[] = [],
+  policy?: CompiledPolicy,
+  subnet6?: string,
+  hostAddr6?: string,
+): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   // Every drop rule counts what it drops (`zmesh diagnose` and GET /v1/networks show it): a counter is only
   // touched by packets the rule matches, so the common path pays nothing.
@@ -224,16 +243,20 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
     ...(subnet ? [{ tag, rule: `${dir} "${ifname}" ip saddr != ${subnet} counter drop` }] : []),
     ...(subnet6 ? [{ tag: `${tag}6`, rule: `${dir} "${ifname}" ip6 saddr != ${tag === 'in-spoof' ? `{ ${subnet6}, fe80::/10 }` : subnet6} counter drop` }] : []),
   ];
-  // Egress is IPv4: IPv6 sources never get an exception (they are dropped by egress-v6 anyway).
+  const egress6 = egress && subnet6 !== undefined && hostAddr6 !== undefined;
   const devices = [...new Set(egressDevices.filter((c) => !c.includes(':')).map(canonicalCidr))].sort();
-  const tunnelEgress = egress
-    ? [
-        {
-          tag: 'tunnel-egress',
-          rule: `iifname "${names.wg}" oifname ${outside} ${devices.length ? `ip saddr != { ${devices.join(', ')} } ` : ''}counter drop`,
-        },
-      ]
-    : [];
+  const devices6 = [...new Set(egressDevices.filter((c) => c.includes(':')).map(canonicalCidr))].sort();
+  const tunnel = `iifname "${names.wg}" oifname ${outside}`;
+  // Without IPv6 egress, IPv6 sources never get an exception (egress-v6 drops them anyway), and the IPv4 rule keeps
+  // the text it always had (a changed rule is a rewrite on every node); with it, each family has its own rule.
+  const tunnelEgress = !egress
+    ? []
+    : !egress6
+      ? [{ tag: 'tunnel-egress', rule: `${tunnel} ${devices.length ? `ip saddr != { ${devices.join(', ')} } ` : ''}counter drop` }]
+      : [
+          { tag: 'tunnel-egress', rule: `${tunnel} ${devices.length ? `ip saddr != { ${devices.join(', ')} }` : 'meta nfproto ipv4'} counter drop` },
+          { tag: 'tunnel-egress6', rule: `${tunnel} ${devices6.length ? `ip6 saddr != { ${devices6.join(', ')} }` : 'meta nfproto ipv6'} counter drop` },
+        ];
   // New connections from the outside (the egress veth) are dropped, replies let in. Only with egress: a `ct`
   // expression turns connection tracking on for every packet of the namespace, tunnel traffic included
   // (~4% of single-stream throughput measured with wireguard-go), and without the veth there is no outside.
@@ -241,6 +264,9 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
     egress
       ? [
           { tag: `${dir}-established`, rule: 'ct state established,related accept' },
+          // IPv6 egress: the host end resolves the tenant end's address and answers its solicitations (neighbour
+          // discovery is not tracked); only from the host end's own address.
+          ...(egress6 && dir === 'in' ? [{ tag: 'in-nd-outside', rule: `iifname ${outside} ip6 saddr ${hostAddr6!.split('/')[0]} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
           { tag: `${dir}-drop-outside`, rule: `iifname ${outside} counter drop` },
         ]
       : [];
@@ -270,7 +296,7 @@ export function tenantNftSpec(names: ResourceNames, egress: boolean, subnet?: st
         ...spoof('fwd-spoof', 'iifname', names.bridge),
         // Before the established-accept: a device whose egress was taken away loses its open connections too.
         ...tunnelEgress,
-        ...(egress && subnet6 ? [{ tag: 'egress-v6', rule: `oifname ${outside} meta nfproto ipv6 counter drop` }] : []),
+        ...(egress && subnet6 && !egress6 ? [{ tag: 'egress-v6', rule: `oifname ${outside} meta nfproto ipv6 counter drop` }] : []),
         ...outsideOnly('fwd'),
       ],
     },
@@ -307,12 +333,16 @@ export const BLOCKED_SET_V6 = 'blocked6';
  * special ranges, the host's own addresses and every destination it routes other than by its default route,
  * the mesh's underlay, the control plane, the node's public addresses; the operator's allow/deny applied) —
  * and NATed to the host's address.
- * Egress is IPv4: the tenant end has no IPv6 address, so an IPv6 packet from the veth is spoofed and dropped
- * (after the IPv6 set, which is kept ready for IPv6 egress).
+ * Without IPv6 egress the tenant end has no IPv6 address, so an IPv6 packet from the veth is spoofed and
+ * dropped (`egress-v6`, after the IPv6 set). With it (`tenantAddr6`: the tenant end's IPv6 transfer address,
+ * docs/netns.md#ipv6-egress) the same rules hold for IPv6: only that source, the blocked6 set, NAT66 to the
+ * uplink's address; the host lets in the tenant end's neighbour discovery from that address only (one neighbour
+ * entry per network: no tenant fills the host's neighbour table).
  */
-export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: BlockedSets): NftTableSpec {
+export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: BlockedSets, tenantAddr6?: string): NftTableSpec {
   const me = `"${names.hostVeth}"`;
   const tenantIp = tenantAddr.split('/')[0];
+  const tenantIp6 = tenantAddr6?.split('/')[0];
   return {
     family: 'inet',
     name: names.nftHost,
@@ -328,7 +358,10 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
         hook: 'input',
         priority: 'filter',
         policy: 'accept',
-        rules: [{ tag: 'tenant-to-host', rule: `iifname ${me} drop` }],
+        rules: [
+          ...(tenantIp6 ? [{ tag: 'nd-from-tenant', rule: `iifname ${me} ip6 saddr ${tenantIp6} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
+          { tag: 'tenant-to-host', rule: `iifname ${me} drop` },
+        ],
       },
       {
         name: 'forward',
@@ -340,6 +373,7 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
           // Only the tenant end's address leaves the veth (the tenant namespace masquerades to it): a packet
           // NAT skipped (conntrack-invalid) with a spoofed source never reaches the underlay.
           { tag: 'egress-spoof', rule: `iifname ${me} ip saddr != ${tenantIp} drop` },
+          ...(tenantIp6 ? [{ tag: 'egress-spoof6', rule: `iifname ${me} ip6 saddr != ${tenantIp6} drop` }] : []),
           { tag: 'tenant-to-tenant', rule: `iifname ${me} oifname "ze-*" drop` },
           // Out only by the host's default route(s): not by a VPN or site link some other routing table uses.
           ...(blocked.uplinks
@@ -350,7 +384,7 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
           // The outside only: not the node's LAN, underlay, sites, mesh or control plane, nor private ranges.
           { tag: 'egress-blocked', rule: `iifname ${me} ip daddr @${BLOCKED_SET_V4} drop` },
           { tag: 'egress-blocked6', rule: `iifname ${me} ip6 daddr @${BLOCKED_SET_V6} drop` },
-          { tag: 'egress-v6', rule: `iifname ${me} meta nfproto ipv6 drop` },
+          ...(tenantIp6 ? [] : [{ tag: 'egress-v6', rule: `iifname ${me} meta nfproto ipv6 drop` }]),
           { tag: 'replies-in', rule: `oifname ${me} ct state established,related accept` },
           { tag: 'no-new-inbound', rule: `oifname ${me} drop` },
         ],
@@ -361,7 +395,10 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
         hook: 'postrouting',
         priority: 'srcnat',
         policy: 'accept',
-        rules: [{ tag: 'egress-masquerade', rule: `ip saddr ${tenantIp} masquerade` }],
+        rules: [
+          { tag: 'egress-masquerade', rule: `ip saddr ${tenantIp} masquerade` },
+          ...(tenantIp6 ? [{ tag: 'egress-masquerade6', rule: `ip6 saddr ${tenantIp6} masquerade` }] : []),
+        ],
       },
     ],
   };
@@ -392,12 +429,16 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
   if (d.egress) {
     if (!ctx.egressAddrs) throw new Error('egress needs transfer addresses');
     const { hostAddr, tenantAddr } = ctx.egressAddrs;
-    links.push({ name: names.tenantVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [tenantAddr] });
+    // IPv6 egress: a dual-stack network that asks for it on a host with an IPv6 default route (the driver decides).
+    const six = dual && ctx.egress6 === true ? egressAddrs6(hostAddr) : null;
+    links.push({ name: names.tenantVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [tenantAddr, ...(six ? [canonicalIfAddr(six.tenantAddr6)] : [])] });
     routes.push({ dst: 'default', dev: names.tenantVeth, gateway: hostAddr.split('/')[0] });
+    if (six) routes.push({ dst: '::/0', dev: names.tenantVeth, gateway: six.hostAddr6.split('/')[0] });
     egress = {
-      hostLink: { name: names.hostVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [hostAddr] },
+      hostLink: { name: names.hostVeth, kind: 'veth', mtu: ctx.underlayMtu, alias: names.marker, addrs: [hostAddr, ...(six ? [canonicalIfAddr(six.hostAddr6)] : [])] },
       hostAddr,
       tenantAddr,
+      ...(six ? { hostAddr6: six.hostAddr6, tenantAddr6: six.tenantAddr6 } : {}),
     };
   }
   return {
@@ -408,7 +449,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy, subnet6),
-    nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] })) : null,
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy, subnet6, egress?.hostAddr6),
+    nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] }), egress.tenantAddr6) : null,
   };
 }

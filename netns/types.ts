@@ -21,6 +21,12 @@ export interface DesiredResource {
    * node serves whose blueprint entry has `egress: true`. Default none: nothing from the tunnel leaves by egress.
    */
   egressDevices?: string[];
+  /**
+   * Whether the network asks for IPv6 egress (the signed blueprint's `egressIpv6`, which the node's config
+   * allows): in force only with `egress`, a dual-stack network and an IPv6 default route on the host
+   * (docs/netns.md#ipv6-egress). Absent: false.
+   */
+  egress6?: boolean;
   resource: Resource;
   /** The network policy this node enforces for its own destinations (src/plan/policy.ts); absent: none. */
   policy?: CompiledPolicy;

@@ -97,6 +97,9 @@ const ENTRIES = {
   E_DEVICE_EGRESS: bp('E_DEVICE_EGRESS', {
     more: "The device's egress leaves through its access node's egress link, which only such a network has",
   }),
+  E_EGRESS_IPV6: bp('E_EGRESS_IPV6', {
+    more: "IPv6 leaves by the network's egress link, and only a dual-stack network has IPv6 (docs/netns.md#ipv6-egress)",
+  }),
   E_POLICY_DEFAULT: bp('E_POLICY_DEFAULT'),
   E_POLICY_SELECTOR: bp('E_POLICY_SELECTOR'),
   E_POLICY_REF: bp('E_POLICY_REF'),

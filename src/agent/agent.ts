@@ -306,7 +306,7 @@ export class Agent {
         // Which devices may use this node's egress comes from the signed blueprint (never from the plan part).
         const spec = b.envelope.blueprint.networks.find((s) => s.name === n.name);
         const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
-        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, ...(n.ipv6Range !== undefined ? { ipRange6: n.ipv6Range } : {}), egress: n.egress, egressDevices, resource: n.resource };
+        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, ...(n.ipv6Range !== undefined ? { ipRange6: n.ipv6Range } : {}), egress: n.egress, egressDevices, ...(spec?.egressIpv6 === true ? { egress6: true } : {}), resource: n.resource };
         // The resolver's names (docs/dns.md; checked against the blueprint at submit). A part from before names: its own.
         d.names = n.names ?? networkNames({ workloads: b.part.workloads }, { name: n.name, access: [], resources: [n.resource] });
         // The policy is the tenant's word (the signed blueprint); the plan part only says where its names are.

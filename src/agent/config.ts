@@ -46,7 +46,7 @@ export interface AgentConfig {
    * Tenants' egress beyond the defaults (docs/agent.md#egress): `allow` opens blocked destinations (the control
    * plane, a LAN resolver, …), `deny` blocks more and wins over `allow`. CIDRs of either family.
    */
-  egress?: { allow: string[]; deny: string[] };
+  egress?: { allow: string[]; deny: string[]; ipv6?: false };
   /**
    * Resolvers that the DNS of networks with egress forwards other names to (docs/dns.md): IPv4 addresses reached
    * through the network's egress; none (the default): names a network does not serve are NXDOMAIN everywhere.
@@ -154,19 +154,24 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   };
 }
 
-/** The `egress:` section: `{allow: [CIDR…], deny: [CIDR…]}`, both optional. Problems go to `problems`. */
+/**
+ * The `egress:` section: `{allow: [CIDR…], deny: [CIDR…], ipv6: bool}`, all optional (`ipv6: false`: no network
+ * gets IPv6 egress on this node; docs/agent.md#egress). Problems go to `problems`.
+ */
 export function parseEgressSection(raw: unknown, problems: Problem[]): NonNullable<AgentConfig['egress']> {
-  const out = { allow: [] as string[], deny: [] as string[] };
+  const out: NonNullable<AgentConfig['egress']> = { allow: [], deny: [] };
   if (raw === undefined) return out;
-  const hint = 'write egress: {allow: [192.168.1.53/32], deny: [198.18.0.0/15]} (see docs/agent.md)';
+  const hint = 'write egress: {allow: [192.168.1.53/32], deny: [198.18.0.0/15], ipv6: false} (see docs/agent.md)';
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     problems.push({ code: 'E_EGRESS_CONFIG', path: 'egress', message: 'egress is a mapping with allow and deny lists of CIDRs', hint });
     return out;
   }
   const c = raw as Record<string, unknown>;
   for (const k of Object.keys(c)) {
-    if (k !== 'allow' && k !== 'deny') problems.push({ code: 'E_UNKNOWN_FIELD', path: `egress.${k}`, message: `unknown field egress.${k}`, hint: 'egress has allow and deny' });
+    if (k !== 'allow' && k !== 'deny' && k !== 'ipv6') problems.push({ code: 'E_UNKNOWN_FIELD', path: `egress.${k}`, message: `unknown field egress.${k}`, hint: 'egress has allow, deny and ipv6' });
   }
+  if (c.ipv6 !== undefined && typeof c.ipv6 !== 'boolean') problems.push({ code: 'E_EGRESS_CONFIG', path: 'egress.ipv6', message: 'egress.ipv6 is true or false', hint });
+  if (c.ipv6 === false) out.ipv6 = false;
   for (const k of ['allow', 'deny'] as const) {
     if (c[k] === undefined) continue;
     const bad = checkEgressCidrs(c[k], `egress.${k}`);

@@ -98,6 +98,8 @@ export interface EgressSettings {
   nodeAddresses?: string[];
   /** Where the resolvers of networks with egress forward the names they do not serve (docs/dns.md); none: NXDOMAIN. */
   dnsUpstreams?: string[];
+  /** false: no network gets IPv6 egress on this node, whatever its blueprint asks (the config's egress.ipv6). */
+  ipv6?: boolean;
 }
 
 type Lookup = (host: string) => Promise<string[]>;
@@ -173,6 +175,8 @@ export class NetnsDriverPort implements DriverPort {
         ...(d.ipRange6 !== undefined && d.resource.subnet6 !== undefined ? { ipRange6: d.ipRange6 } : {}),
         egress: d.egress,
         egressDevices: d.egressDevices ?? [],
+        // IPv6 egress as the tenant signed it, unless the node's config refuses it (egress.ipv6: false).
+        ...(d.egress6 === true && this.egress.ipv6 !== false ? { egress6: true } : {}),
         resource: d.resource,
         ...(d.policy ? { policy: d.policy } : {}),
       })),
@@ -308,7 +312,14 @@ export async function makeNetnsDriver(config: AgentConfig, identity: X25519Secre
       },
     },
     log,
-    { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [], controlPlane: controlPlaneHosts(config), nodeAddresses: config.endpoints, dnsUpstreams: config.dnsUpstreams ?? [] },
+    {
+      allow: config.egress?.allow ?? [],
+      deny: config.egress?.deny ?? [],
+      controlPlane: controlPlaneHosts(config),
+      nodeAddresses: config.endpoints,
+      dnsUpstreams: config.dnsUpstreams ?? [],
+      ...(config.egress?.ipv6 === false ? { ipv6: false } : {}),
+    },
   );
   // Detect the WireGuard backend now (the kernel probe is a mutating command; keep it out of the first apply).
   const backend = await port.driver.backendKind();

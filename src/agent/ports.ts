@@ -17,6 +17,8 @@ export interface DesiredNetwork {
   egress: boolean;
   /** Subnets of the access devices this node serves that may use its egress (from the signed blueprint). */
   egressDevices?: string[];
+  /** The signed blueprint's `egressIpv6` (docs/netns.md#ipv6-egress); absent: false. */
+  egress6?: boolean;
   resource: Resource;
   /** The network policy this node enforces (compiled from the signed blueprint and the part's members). */
   policy?: CompiledPolicy;

@@ -79,6 +79,10 @@ export const BLUEPRINT_CODES = {
     meaning: 'an access device has egress: true on a network without egress',
     hint: 'set the network\'s egress: true, or remove the device\'s egress',
   },
+  E_EGRESS_IPV6: {
+    meaning: 'a network asks for IPv6 egress without egress, or without IPv6',
+    hint: 'set egress: true on a dual-stack network, or remove egressIpv6',
+  },
   E_POLICY_DEFAULT: {
     meaning: "a network policy's default is not allow or deny",
     hint: 'write default: deny (only what the rules allow) or default: allow',

@@ -49,6 +49,11 @@ export interface NetworkSpec {
   ipv6?: false;
   /** Whether workloads may reach the outside through the node (NAT). Default false. */
   egress: boolean;
+  /**
+   * IPv6 egress too (NAT66, on nodes with an IPv6 default route that allow it; docs/netns.md#ipv6-egress). Needs
+   * `egress` and a dual-stack network. Present only when true, so blueprints signed before it keep their form.
+   */
+  egressIpv6?: true;
   /** Absent: everything inside the network may reach everything (and blueprints without it keep their form). */
   policy?: NetworkPolicy;
 }

@@ -39,6 +39,9 @@ export const RESERVED_MOUNT_ROOTS = ['/proc', '/dev', '/sys'] as const;
 /** Files the engine itself mounts into every container. */
 export const RESERVED_MOUNT_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'] as const;
 const RESERVED = RESERVED_RANGES.map((r) => ({ cidr: parseCidr(r.cidr)!, text: r.cidr, what: r.what }));
+/** The nodes' IPv6 egress links (netns/ip.ts EGRESS6_PREFIX): no ipv6Range may hold it. */
+export const RESERVED_RANGE6 = 'fc00:5a::/96';
+const RESERVED6 = parseCidr6(RESERVED_RANGE6, true)!;
 const MAX_IMAGE_LENGTH = 512;
 const MAX_PATH_LENGTH = 4096;
 
@@ -191,7 +194,7 @@ function get(o: Raw, k: string): unknown {
 }
 
 const TOP_FIELDS = ['tenant', 'name', 'version', 'networks', 'workloads', 'volumes'] as const;
-const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'ipv6Range', 'ipv6', 'nodes', 'access', 'egress', 'policy'] as const;
+const NETWORK_FIELDS = ['name', 'ipRange', 'subnetPrefix', 'ipv6Range', 'ipv6', 'nodes', 'access', 'egress', 'egressIpv6', 'policy'] as const;
 const ACCESS_FIELDS = ['name', 'publicKey', 'egress', 'groups'] as const;
 const WORKLOAD_FIELDS = ['name', 'node', 'image', 'command', 'network', 'cpu', 'memory', 'disk', 'volumes', 'groups'] as const;
 const POLICY_FIELDS = ['default', 'rules'] as const;
@@ -395,6 +398,9 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       } else if (!cidr6Contains(ULA, cidr)) {
         c.add('E_IPV6_RANGE', r6Path, `${range6Text} is not a unique local range (inside fc00::/7)`);
         range6Text = null;
+      } else if (cidrs6Overlap(cidr, RESERVED6)) {
+        c.add('E_IPV6_RANGE', r6Path, `${range6Text} holds ${RESERVED_RANGE6}, the nodes' IPv6 egress links: no tenant network can use it`, 'pick another range, e.g. a derived one (leave ipv6Range out)');
+        range6Text = null;
       } else {
         range6Text = formatCidr6(cidr);
         facts.range6 = cidr;
@@ -478,6 +484,10 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       c.add('E_DEVICE_EGRESS', at, 'an access device can have egress only on a network with egress: true', 'set the network\'s egress: true, or remove the device\'s');
     }
   }
+  const e6Path = joinPath(path, 'egressIpv6');
+  const egressIpv6 = c.boolean(get(o, 'egressIpv6'), e6Path, false);
+  if (egressIpv6 === true && egress === false) c.add('E_EGRESS_IPV6', e6Path, 'IPv6 egress needs the network\'s egress: true', 'set egress: true, or remove egressIpv6');
+  else if (egressIpv6 === true && ipv6 === false) c.add('E_EGRESS_IPV6', e6Path, 'a network with ipv6: false has no IPv6 to let out', 'remove egressIpv6, or ipv6: false');
   const policy = checkPolicy(c, get(o, 'policy'), joinPath(path, 'policy'), range, rangeText ?? '', facts.policyRefs);
   if (name !== null && range && rangeText !== null && subnetPrefix !== null && nodes && access && egress !== null && policy !== null && ipv6 !== null && range6Text !== null) {
     const spec: NetworkSpec = {
@@ -489,6 +499,7 @@ function checkNetwork(c: Checker, v: unknown, path: string, index: number): Netw
       nodes,
       access,
       egress,
+      ...(egressIpv6 === true ? { egressIpv6: true as const } : {}),
     };
     if (policy) spec.policy = policy;
     facts.spec = spec;

@@ -82,12 +82,13 @@ export interface NodePlanPart {
  * on a network with egress. Read from the blueprint, not the plan, so no plan can grant what the tenant did not
  * sign. Sorted, unique.
  */
-export function deviceEgressSources(spec: Pick<NetworkSpec, 'egress' | 'access'>, resource: Pick<Resource, 'peers'>): string[] {
+export function deviceEgressSources(spec: Pick<NetworkSpec, 'egress' | 'egressIpv6' | 'access'>, resource: Pick<Resource, 'peers'>): string[] {
   if (!spec.egress) return [];
   const allowed = new Set(spec.access.filter((a) => a.egress === true).map((a) => a.name));
   const out = new Set<string>();
-  // IPv4 only: egress is IPv4 (docs/netns.md#dual-stack-networks); a device's IPv6 subnet never leaves by it.
-  for (const p of resource.peers) if (p.kind === 'device' && allowed.has(p.node)) for (const c of p.allowedIps) if (!c.includes(':')) out.add(c);
+  // A device's IPv6 subnet leaves only with the network's IPv6 egress (docs/netns.md#ipv6-egress).
+  const six = spec.egressIpv6 === true;
+  for (const p of resource.peers) if (p.kind === 'device' && allowed.has(p.node)) for (const c of p.allowedIps) if (six || !c.includes(':')) out.add(c);
   return [...out].sort();
 }
 
