@@ -7,7 +7,7 @@ import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
 import { isNetworkId, namesFor } from '../../netns/names.ts';
 import { ProcessRunner, inNetns } from '../../netns/runner.ts';
-import type { ActualResource, ApplyReport } from '../../netns/types.ts';
+import type { ActualResource, ApplyReport, DesiredResource } from '../../netns/types.ts';
 import type { EgressPolicy } from '../../netns/egress.ts';
 import { BATCHED_SINCE, NO_TUNING, readUdpSockets } from '../../netns/tuning.ts';
 import type { AgentConfig } from './config.ts';
@@ -88,6 +88,26 @@ export function controlPlaneHosts(config: Pick<AgentConfig, 'etcd'>): string[] {
   return [...out].sort();
 }
 
+/**
+ * What the driver is given for one desired network. `ipv6Egress`: the node's config allows IPv6 egress (its
+ * `egress.ipv6` is not false); the network's ask comes from its signed blueprint (DesiredNetwork.egress6).
+ */
+export function driverResource(d: DesiredNetwork, ipv6Egress: boolean): DesiredResource {
+  return {
+    tenant: d.tenant,
+    networkId: d.networkId,
+    networkName: d.networkName,
+    ipRange: d.ipRange,
+    // Dual-stack only when the resource carries its IPv6 fields too (a part planned before IPv6 has none).
+    ...(d.ipRange6 !== undefined && d.resource.subnet6 !== undefined ? { ipRange6: d.ipRange6 } : {}),
+    egress: d.egress,
+    egressDevices: d.egressDevices ?? [],
+    ...(d.egress6 === true && ipv6Egress ? { egress6: true } : {}),
+    resource: d.resource,
+    ...(d.policy ? { policy: d.policy } : {}),
+  };
+}
+
 /** What the agent tells the driver about egress: the config's allow/deny, and the control plane's hosts. */
 export interface EgressSettings {
   allow: string[];
@@ -166,20 +186,7 @@ export class NetnsDriverPort implements DriverPort {
     const removing = await this.resolvers.stopExcept(new Set(desired.map((d) => d.networkId)));
     const egress = desired.some((d) => d.egress) ? await this.egressPolicy() : undefined;
     const rep = await this.driver.apply(
-      desired.map((d) => ({
-        tenant: d.tenant,
-        networkId: d.networkId,
-        networkName: d.networkName,
-        ipRange: d.ipRange,
-        // Dual-stack only when the resource carries its IPv6 fields too (a part planned before IPv6 has none).
-        ...(d.ipRange6 !== undefined && d.resource.subnet6 !== undefined ? { ipRange6: d.ipRange6 } : {}),
-        egress: d.egress,
-        egressDevices: d.egressDevices ?? [],
-        // IPv6 egress as the tenant signed it, unless the node's config refuses it (egress.ipv6: false).
-        ...(d.egress6 === true && this.egress.ipv6 !== false ? { egress6: true } : {}),
-        resource: d.resource,
-        ...(d.policy ? { policy: d.policy } : {}),
-      })),
+      desired.map((d) => driverResource(d, this.egress.ipv6 !== false)),
       this.identity,
       // Nothing here reads the report's `actual`: network views ask the driver when they are asked.
       { egress, readBack: false, ...(opts.first ? { first: opts.first, onlyFirst: opts.onlyFirst ?? false } : {}) },
