@@ -73,7 +73,25 @@ export class Compute {
    * Converges to `desired`. `mountSource` gives the host path of a volume of the workload's blueprint, or null
    * when it is not ready (the workload then waits: it never runs without its data).
    */
-  async apply(desired: DesiredWorkload[], mountSource: (w: DesiredWorkload, volume: string) => string | null, networks: string[] = []): Promise<ComputeResult> {
+  async apply(
+    desired: DesiredWorkload[],
+    mountSource: (w: DesiredWorkload, volume: string) => string | null,
+    networks: string[] = [],
+    networksReady: Promise<unknown> = Promise.resolve(),
+  ): Promise<ComputeResult> {
+    // Whatever the data plane's outcome, only its end matters here (a failed network makes the attach fail, reported).
+    const ready = networksReady.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await this.applyWhenReady(desired, mountSource, networks, ready);
+    } finally {
+      await ready; // never return (and let the caller go on) while the data plane is still at work
+    }
+  }
+
+  private async applyWhenReady(desired: DesiredWorkload[], mountSource: (w: DesiredWorkload, volume: string) => string | null, networks: string[], ready: Promise<void>): Promise<ComputeResult> {
     const res: ComputeResult = { engine: false, changes: 0, events: [], errors: [] };
     const keepKeys = new Set(desired.map(keyOf));
     const valid: DesiredWorkload[] = [];
@@ -89,6 +107,7 @@ export class Compute {
     if (desired.length === 0 && records.size === 0) {
       // Nothing wanted and nothing remembered: clean leftovers only when an engine is there at all.
       if (!(await this.engine.ping())) return res;
+      await ready;
     } else if (!(await this.engine.ping())) {
       if (valid.length) {
         res.errors.push({ subject: 'engine', code: 'E_DOCKER_UNREACHABLE', message: `the Docker engine is not reachable; ${valid.length} workload(s) wait for it` });
@@ -114,7 +133,7 @@ export class Compute {
       const key = keyOf(w);
       const rec: WorkloadRecord = records.get(key) ?? { key, containerId: null, restarts: 0, lastExit: null, attachment: null, updatedAt: new Date(this.now()).toISOString() };
       try {
-        await this.converge(w, rec, byKey.get(key) ?? [], mountSource, res);
+        await this.converge(w, rec, byKey.get(key) ?? [], mountSource, res, ready);
       } catch (e) {
         res.errors.push({ subject: `workload ${key}`, code: (e as ZmeshError).code ?? 'E_WORKLOAD', message: (e as Error).message });
       }
@@ -122,7 +141,9 @@ export class Compute {
       this.store.putWorkload(rec);
     }
 
-    // GC: containers and records no workload wants (invalid desired entries keep theirs).
+    // GC: containers and records no workload wants (invalid desired entries keep theirs); detaching is in the
+    // tenant namespaces, so after the data plane.
+    await ready;
     const notRemoved = new Set<string>();
     for (const [key, cs] of byKey) {
       if (keepKeys.has(key)) continue;
@@ -180,7 +201,18 @@ export class Compute {
     return res;
   }
 
-  private async converge(w: DesiredWorkload, rec: WorkloadRecord, found: ContainerSummary[], mountSource: (w: DesiredWorkload, v: string) => string | null, res: ComputeResult): Promise<void> {
+  /**
+   * One workload. A new container is created and started at once; everything else (an attach, a detach, a
+   * replacement) waits for `ready`, the data plane's end: tenant namespaces and bridges are its.
+   */
+  private async converge(
+    w: DesiredWorkload,
+    rec: WorkloadRecord,
+    found: ContainerSummary[],
+    mountSource: (w: DesiredWorkload, v: string) => string | null,
+    res: ComputeResult,
+    ready: Promise<void> = Promise.resolve(),
+  ): Promise<void> {
     const key = keyOf(w);
     const subject = `workload ${key}`;
     const name = containerName(w);
@@ -189,6 +221,7 @@ export class Compute {
     const hash = specHash(w, sources.map((s) => s ?? ''));
     // Extra containers carrying this workload's labels (renamed by hand, say): only one may live.
     let c: ContainerSummary | undefined = found.find((x) => x.name === name) ?? found[0];
+    if (c) await ready;
     for (const x of found) if (x !== c) await this.engine.remove(x.id);
 
     let inspected: ContainerState | null = null;
@@ -239,6 +272,7 @@ export class Compute {
         message: vanished ? `container was gone: recreated (${id.slice(0, 12)})` : `created and started ${name} (${id.slice(0, 12)})`,
         data: { containerId: id, image: w.image },
       });
+      await ready;
       await this.attach(w, rec, await this.mustInspect(id), res);
       return;
     }

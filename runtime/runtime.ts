@@ -61,7 +61,11 @@ export class Runtime {
   }
 
   /** Converges this node's workloads and volumes. Invalid entries are reported and change nothing of theirs. */
-  async apply(desired: Desired): Promise<RuntimeReport> {
+  /**
+   * `networks` (optional): settles when the tenant namespaces are in place. Volumes and new containers (create,
+   * start) go ahead before it; anything that touches a tenant namespace (attach, detach, veth GC) waits for it.
+   */
+  async apply(desired: Desired, networks: Promise<unknown> = Promise.resolve()): Promise<RuntimeReport> {
     const t0 = performance.now();
     const mine = <T extends { node: string }>(xs: T[]) => xs.filter((x) => x.node === this.opts.node);
     const volumes = mine(desired.volumes);
@@ -69,7 +73,7 @@ export class Runtime {
     const st = await this.storage.apply(volumes);
     const pathOf = new Map<string, string>();
     for (const v of volumes) if (st.ready.has(keyOf(v))) pathOf.set(keyOf(v), this.storage.volumePath(v));
-    const cp = await this.compute.apply(workloads, (w, vol) => pathOf.get(`${w.tenant}/${w.blueprint}/${vol}`) ?? null, desired.networks ?? []);
+    const cp = await this.compute.apply(workloads, (w, vol) => pathOf.get(`${w.tenant}/${w.blueprint}/${vol}`) ?? null, desired.networks ?? [], networks);
     const events = [...st.events, ...cp.events];
     const errors = [...st.errors, ...cp.errors];
     let changes = st.changes + cp.changes;

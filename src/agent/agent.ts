@@ -15,7 +15,7 @@ import type { ActualNetwork, DataplaneInfo, DesiredNetwork, DriverPort, Resource
 import type { AgentEvent, State, StoredBlueprint } from './state.ts';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
+import type { RuntimeReport, VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 import { PathManager, type PathView, type PeerCounters } from './paths.ts';
@@ -345,8 +345,11 @@ export class Agent {
     const errors: ReconcileSummary['errors'] = [];
     let changes = 0;
     let reports: ResourceReport[] = [];
+    const networks = this.deps.driver.apply(desired, first ? { first, onlyFirst } : undefined);
+    // Containers are created and started while the networks are built; they attach once the data plane is done.
+    const runtimeRun = this.deps.runtime ? this.startRuntime(blueprints, networks) : undefined;
     try {
-      reports = await this.deps.driver.apply(desired, first ? { first, onlyFirst } : undefined);
+      reports = await networks;
     } catch (e) {
       errors.push({ networkId: '*', message: (e as Error).message });
       this.event('error', 'reconcile.failed', this.nodeId, `reconcile failed: ${(e as Error).message}`);
@@ -376,7 +379,7 @@ export class Agent {
       }
     }
     for (const a of this.deps.state.applied()) if (!byId.has(a.networkId)) this.deps.state.forgetApplied(a.networkId);
-    const runtime = this.deps.runtime ? await this.applyRuntime(blueprints, errors) : undefined;
+    const runtime = runtimeRun ? this.finishRuntime(await runtimeRun, errors) : undefined;
     if (runtime) changes += runtime.changes;
     this.reconciles++;
     if (errors.length) {
@@ -408,13 +411,26 @@ export class Agent {
     return summary;
   }
 
-  /** After the networks: this node's workloads and volumes. Events carry the reasons (exit code, OOM). */
-  private async applyRuntime(blueprints: StoredBlueprint[], errors: ReconcileSummary['errors']): Promise<NonNullable<ReconcileSummary['runtime']>> {
-    const rt = this.deps.runtime!;
+  /**
+   * This node's workloads and volumes, beside the networks (`networks`: the data plane's apply, which the runtime
+   * waits for before it touches a tenant namespace). Never rejects: the outcome goes to finishRuntime.
+   */
+  private startRuntime(blueprints: StoredBlueprint[], networks: Promise<unknown>): Promise<{ desired: ReturnType<typeof runtimeDesired>; report?: RuntimeReport; error?: Error }> {
     const desired = runtimeDesired(blueprints, this.nodeId);
+    return this.deps.runtime!.apply(desired, networks).then(
+      (report) => ({ desired, report }),
+      (e: unknown) => ({ desired, error: e instanceof Error ? e : new Error(String(e)) }),
+    );
+  }
+
+  /** After the networks' outcome is recorded: the runtime's. Events carry the reasons (exit code, OOM). */
+  private finishRuntime(run: { desired: ReturnType<typeof runtimeDesired>; report?: RuntimeReport; error?: Error }, errors: ReconcileSummary['errors']): NonNullable<ReconcileSummary['runtime']> {
+    const rt = this.deps.runtime!;
+    const { desired } = run;
     const out = { workloads: desired.workloads.length, volumes: desired.volumes.length, changes: 0, ok: true, engine: false };
     try {
-      const r = await rt.apply(desired);
+      if (run.error) throw run.error;
+      const r = run.report!;
       out.changes = r.changes;
       out.engine = r.engine;
       for (const e of r.events) this.event(e.level, e.kind, e.subject, e.message, e.data);

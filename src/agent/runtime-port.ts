@@ -9,8 +9,12 @@ import type { StoredBlueprint } from './state.ts';
 export type { Desired } from '../../runtime/runtime.ts';
 
 export interface RuntimePort {
-  /** Converge this node's workloads and volumes (and remove ours that are not desired). */
-  apply(desired: Desired): Promise<RuntimeReport>;
+  /**
+   * Converge this node's workloads and volumes (and remove ours that are not desired). `networks`: settles when the
+   * data plane has applied the networks; until then only what needs no tenant namespace runs (volumes, creating and
+   * starting new containers), so containers start while their networks are built (issue #18).
+   */
+  apply(desired: Desired, networks?: Promise<unknown>): Promise<RuntimeReport>;
   workloads(desired: DesiredWorkload[]): Promise<WorkloadView[]>;
   volumes(desired: Desired): Promise<VolumeView[]>;
   logs(w: { tenant: string; blueprint: string; name: string }, opts: { follow: boolean; tail?: number }): Promise<Readable>;

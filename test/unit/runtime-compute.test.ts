@@ -451,3 +451,38 @@ test('/etc files: exact contents, written once, read-only mounts, GC of this nod
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('containers start while the networks are built: create and start before the data plane is done, attach and GC after', async () => {
+  const b = bed();
+  const log: string[] = [];
+  const engine = b.engine;
+  const attacher = b.attacher;
+  const [create, start, add, gc] = [engine.create.bind(engine), engine.start.bind(engine), attacher.add.bind(attacher), attacher.gc.bind(attacher)];
+  engine.create = async (s) => (log.push(`create ${s.name.split('.').at(-1)}`), create(s));
+  engine.start = async (id) => (log.push('start'), start(id));
+  attacher.add = async (r) => (log.push(`attach ${r.workload}`), add(r));
+  attacher.gc = async (ns, valid) => (log.push('gc'), gc(ns, valid));
+  let done!: () => void;
+  const networks = new Promise<void>((r) => (done = r));
+  const run = b.compute.apply([wl('web', '10.1.0.2'), wl('db', '10.1.0.3')], () => null, [], networks);
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(log, ['create web', 'start'], 'the first container is up before the networks; nothing touched a namespace');
+  log.push('networks done');
+  done();
+  const r = await run;
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(log, ['create web', 'start', 'networks done', 'attach acme/shop/web', 'create db', 'start', 'attach acme/shop/db', 'gc']);
+  // An existing container waits for the data plane before anything (its attachment is checked in the namespace).
+  log.length = 0;
+  let done2!: () => void;
+  const again = b.compute.apply([wl('web', '10.1.0.2')], () => null, [], new Promise<void>((r) => (done2 = r)));
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(log, [], 'nothing before the data plane');
+  assert.deepEqual(attacher.calls.filter((c) => c.startsWith('check') || c.startsWith('del')), [], 'not even a check');
+  done2();
+  await again;
+  // A data plane that failed: the runtime still goes on (the attach reports what is missing), and returns only after it.
+  const failed = Promise.reject(new Error('nft failed'));
+  const r3 = await b.compute.apply([wl('web', '10.1.0.2')], () => null, [], failed);
+  assert.deepEqual(r3.errors, []);
+});
