@@ -163,7 +163,13 @@ export function egressBlocked(facts: EgressFacts, policy: EgressPolicy = {}): Bl
     if (r) into[r.family].push(r.range);
   };
   for (const s of [...SPECIAL_V4, ...SPECIAL_V6]) add(blocked, s);
-  for (const a of facts.addresses) add(blocked, a, true);
+  for (const a of facts.addresses) {
+    add(blocked, a, true);
+    // The address's own network too, whether or not the host has a route for it (`noprefixroute`, an off-link
+    // SLAAC prefix, a DHCPv6 /128): it is the host's LAN. An IPv6 link is a /64 whatever the address says.
+    const c = parseCidr(a);
+    if (c && a.includes('/')) add(blocked, `${formatIp({ family: c.family, value: c.value & maskOf(c.family, c.family === 6 ? Math.min(c.prefix, 64) : c.prefix) })}/${c.family === 6 ? Math.min(c.prefix, 64) : c.prefix}`);
+  }
   // The default routes are the outside itself (either family: "default", "::/0", "0.0.0.0/0").
   for (const r of facts.routes) if (r !== 'default' && parseCidr(r)?.prefix !== 0) add(blocked, r);
   for (const ep of facts.peerEndpoints) {

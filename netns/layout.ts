@@ -266,7 +266,9 @@ export function tenantNftSpec(
           { tag: `${dir}-established`, rule: 'ct state established,related accept' },
           // IPv6 egress: the host end resolves the tenant end's address and answers its solicitations (neighbour
           // discovery is not tracked); only from the host end's own address.
-          ...(egress6 && dir === 'in' ? [{ tag: 'in-nd-outside', rule: `iifname ${outside} ip6 saddr ${hostAddr6!.split('/')[0]} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
+          // Linux solicits from the link's fe80:: address unless the queued packet's source is its own (a forwarded
+          // reply's never is): both sources, and only from the host end (red team of issue #20, F1).
+          ...(egress6 && dir === 'in' ? [{ tag: 'in-nd-outside', rule: `iifname ${outside} ip6 saddr { ${hostAddr6!.split('/')[0]}, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
           { tag: `${dir}-drop-outside`, rule: `iifname ${outside} counter drop` },
         ]
       : [];
@@ -336,8 +338,7 @@ export const BLOCKED_SET_V6 = 'blocked6';
  * Without IPv6 egress the tenant end has no IPv6 address, so an IPv6 packet from the veth is spoofed and
  * dropped (`egress-v6`, after the IPv6 set). With it (`tenantAddr6`: the tenant end's IPv6 transfer address,
  * docs/netns.md#ipv6-egress) the same rules hold for IPv6: only that source, the blocked6 set, NAT66 to the
- * uplink's address; the host lets in the tenant end's neighbour discovery from that address only (one neighbour
- * entry per network: no tenant fills the host's neighbour table).
+ * uplink's address; the host lets in the tenant end's neighbour discovery from its own addresses only.
  */
 export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: BlockedSets, tenantAddr6?: string): NftTableSpec {
   const me = `"${names.hostVeth}"`;
@@ -359,7 +360,10 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
         priority: 'filter',
         policy: 'accept',
         rules: [
-          ...(tenantIp6 ? [{ tag: 'nd-from-tenant', rule: `iifname ${me} ip6 saddr ${tenantIp6} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
+          // The tenant end's own addresses (its fc00:5a:: one, its link's fe80::): only the tenant namespace's kernel
+          // sends on the veth (forwarded packets never carry a link-local source), so the host's neighbour table
+          // holds at most two entries per network.
+          ...(tenantIp6 ? [{ tag: 'nd-from-tenant', rule: `iifname ${me} ip6 saddr { ${tenantIp6}, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
           { tag: 'tenant-to-host', rule: `iifname ${me} drop` },
         ],
       },

@@ -70,7 +70,7 @@ test('the IPv6 transfer pair mirrors the IPv4 one: the same low 32 bits, a /126,
   assert.ok(b.v6.includes('fc00::/7'));
 });
 
-test('nft, tenant table with IPv6 egress: each family its tunnel rule, neighbour discovery from the host end only, no egress-v6', () => {
+test('nft, tenant table with IPv6 egress: each family its tunnel rule, neighbour discovery from the host end\'s addresses only, no egress-v6', () => {
   const names = namesFor(ID);
   const rules = (devices: string[]) =>
     tenantNftSpec(names, true, '10.40.1.0/24', devices, undefined, 'fd00:40:0:1::/64', 'fc00:5a::a9fe:1705/126').chains.flatMap((c) => c.rules.map((r) => `${c.name} ${r.tag}: ${r.rule}`));
@@ -78,7 +78,7 @@ test('nft, tenant table with IPv6 egress: each family its tunnel rule, neighbour
     `input in-spoof: iifname "b-${ID}" ip saddr != 10.40.1.0/24 counter drop`,
     `input in-spoof6: iifname "b-${ID}" ip6 saddr != { fd00:40:0:1::/64, fe80::/10 } counter drop`,
     'input in-established: ct state established,related accept',
-    `input in-nd-outside: iifname "eg-${ID}" ip6 saddr fc00:5a::a9fe:1705 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+    `input in-nd-outside: iifname "eg-${ID}" ip6 saddr { fc00:5a::a9fe:1705, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
     `input in-drop-outside: iifname "eg-${ID}" counter drop`,
     'forward mss-clamp: tcp flags syn tcp option maxseg size set rt mtu',
     `forward fwd-spoof: iifname "b-${ID}" ip saddr != 10.40.1.0/24 counter drop`,
@@ -105,13 +105,13 @@ test('nft, tenant table with IPv6 egress: each family its tunnel rule, neighbour
   assert.ok(!v4only.includes('tunnel-egress6') && !v4only.includes('in-nd-outside'));
 });
 
-test('nft, host table with IPv6 egress: spoofing, NAT66 and neighbour discovery from the tenant end only', () => {
+test('nft, host table with IPv6 egress: spoofing, NAT66 and neighbour discovery from the tenant end\'s addresses only', () => {
   const names = namesFor(ID);
   const blocked = { v4: ['10.0.0.0/8'], v6: ['fc00::/7', 'fe80::/10'], uplinks: ['eth0'] };
   const rules = (six?: string) => hostNftSpec(names, '169.254.23.6/30', blocked, six).chains.flatMap((c) => c.rules.map((r) => `${c.name} ${r.tag}: ${r.rule}`));
   const me = `"ze-${ID}"`;
   assert.deepEqual(rules('fc00:5a::a9fe:1706/126'), [
-    `input nd-from-tenant: iifname ${me} ip6 saddr fc00:5a::a9fe:1706 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+    `input nd-from-tenant: iifname ${me} ip6 saddr { fc00:5a::a9fe:1706, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
     `input tenant-to-host: iifname ${me} drop`,
     `forward egress-spoof: iifname ${me} ip saddr != 169.254.23.6 drop`,
     `forward egress-spoof6: iifname ${me} ip6 saddr != fc00:5a::a9fe:1706 drop`,
@@ -160,6 +160,18 @@ test('routes: the IPv6 default route is "::/0" in a dual-stack read, the IPv4 on
   assert.ok(b.v6.some((e) => e.startsWith('2001:db8:1::')), JSON.stringify(b.v6));
   assert.ok(!b.v6.includes('::/0') && !b.v4.includes('0.0.0.0/0'));
   assert.ok(!b.v6.some((e) => e.startsWith('2001:db8:2::')), 'the outside stays open');
+});
+
+test("blocked: a host address's own network, with or without a route for it (red team F2: noprefixroute, DHCPv6 /128)", () => {
+  // An uplink 2001:db8:1::1/64 added noprefixroute, default via the router's fe80::: no route names the /64.
+  const b = egressBlocked({ addresses: ['2001:db8:1::1/64', '2001:db8:7::9/128', '198.51.100.7/24'], routes: ['::/0', 'default'], peerEndpoints: [] });
+  assert.ok(b.v6.includes('2001:db8:1::/64'), JSON.stringify(b.v6));
+  assert.ok(b.v6.includes('2001:db8:7::/64'), 'a /128 from DHCPv6: its /64, the link');
+  assert.ok(b.v4.includes('198.51.100.0/24'), JSON.stringify(b.v4));
+  assert.ok(!b.v6.some((e) => e.startsWith('2001:db8:2::')) && !b.v4.some((e) => e.startsWith('198.51.101.')), 'the rest stays open');
+  // The operator's allow still opens part of it (a LAN service), and deny still wins.
+  const allowed = egressBlocked({ addresses: ['2001:db8:1::1/64'], routes: [], peerEndpoints: [] }, { allow: ['2001:db8:1::53/128'] });
+  assert.ok(!allowed.v6.includes('2001:db8:1::/64') && allowed.v6.some((e) => e.startsWith('2001:db8:1::')), JSON.stringify(allowed.v6));
 });
 
 test('host IPv6 forwarding: every interface taking router advertisements keeps taking them (1 → 2), then forwarding', () => {
