@@ -268,7 +268,7 @@ export function tenantNftSpec(
           // discovery is not tracked); only from the host end's own address.
           // Linux solicits from the link's fe80:: address unless the queued packet's source is its own (a forwarded
           // reply's never is): both sources, and only from the host end (red team of issue #20, F1).
-          ...(egress6 && dir === 'in' ? [{ tag: 'in-nd-outside', rule: `iifname ${outside} ip6 saddr { ${hostAddr6!.split('/')[0]}, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
+          ...(egress6 && dir === 'in' ? [{ tag: 'in-nd-outside', rule: `iifname ${outside} ip6 saddr { ${hostAddr6!.split('/')[0]}, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
           { tag: `${dir}-drop-outside`, rule: `iifname ${outside} counter drop` },
         ]
       : [];
@@ -363,7 +363,7 @@ export function hostNftSpec(names: ResourceNames, tenantAddr: string, blocked: B
           // The tenant end's own addresses (its fc00:5a:: one, its link's fe80::): only the tenant namespace's kernel
           // sends on the veth (forwarded packets never carry a link-local source), so the host's neighbour table
           // holds at most two entries per network.
-          ...(tenantIp6 ? [{ tag: 'nd-from-tenant', rule: `iifname ${me} ip6 saddr { ${tenantIp6}, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
+          ...(tenantIp6 ? [{ tag: 'nd-from-tenant', rule: `iifname ${me} ip6 saddr { ${tenantIp6}, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept` }] : []),
           { tag: 'tenant-to-host', rule: `iifname ${me} drop` },
         ],
       },

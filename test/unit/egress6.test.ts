@@ -78,7 +78,7 @@ test('nft, tenant table with IPv6 egress: each family its tunnel rule, neighbour
     `input in-spoof: iifname "b-${ID}" ip saddr != 10.40.1.0/24 counter drop`,
     `input in-spoof6: iifname "b-${ID}" ip6 saddr != { fd00:40:0:1::/64, fe80::/10 } counter drop`,
     'input in-established: ct state established,related accept',
-    `input in-nd-outside: iifname "eg-${ID}" ip6 saddr { fc00:5a::a9fe:1705, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+    `input in-nd-outside: iifname "eg-${ID}" ip6 saddr { fc00:5a::a9fe:1705, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
     `input in-drop-outside: iifname "eg-${ID}" counter drop`,
     'forward mss-clamp: tcp flags syn tcp option maxseg size set rt mtu',
     `forward fwd-spoof: iifname "b-${ID}" ip saddr != 10.40.1.0/24 counter drop`,
@@ -111,7 +111,7 @@ test('nft, host table with IPv6 egress: spoofing, NAT66 and neighbour discovery 
   const rules = (six?: string) => hostNftSpec(names, '169.254.23.6/30', blocked, six).chains.flatMap((c) => c.rules.map((r) => `${c.name} ${r.tag}: ${r.rule}`));
   const me = `"ze-${ID}"`;
   assert.deepEqual(rules('fc00:5a::a9fe:1706/126'), [
-    `input nd-from-tenant: iifname ${me} ip6 saddr { fc00:5a::a9fe:1706, fe80::/10 } icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+    `input nd-from-tenant: iifname ${me} ip6 saddr { fc00:5a::a9fe:1706, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
     `input tenant-to-host: iifname ${me} drop`,
     `forward egress-spoof: iifname ${me} ip saddr != 169.254.23.6 drop`,
     `forward egress-spoof6: iifname ${me} ip6 saddr != fc00:5a::a9fe:1706 drop`,
