@@ -229,7 +229,7 @@ export function checkDnsUpstreams(list: unknown, policy: Pick<EgressPolicy, 'all
   list.forEach((v, i) => {
     const path = `${what}[${i}]`;
     const ip = typeof v === 'string' ? parseIp(v) : null;
-    if (!ip || ip.family !== 4 || v.includes('/')) p.push({ path, message: `${JSON.stringify(v)} is not an IPv4 address (egress carries IPv4 only)`, hint });
+    if (!ip || ip.family !== 4 || v.includes('/')) p.push({ path, message: `${JSON.stringify(v)} is not an IPv4 address (upstreams are reached over IPv4, which every network with egress has)`, hint });
     else if (inBlocked(v as string, { v4: never, v6: [] })) p.push({ path, message: `${v} is loopback, unspecified, link-local, multicast or reserved: a tenant's namespace never reaches it`, hint });
     else if (list.indexOf(v) !== i) p.push({ path, message: `${v} is listed twice`, hint });
     else if (inBlocked(v, blocked)) {

@@ -46,7 +46,7 @@ test('agent config: dnsUpstreams are at most 3 IPv4 addresses egress can reach; 
     ['E_DNS_UPSTREAM', 'dnsUpstreams[2]', '10.0.0.2 is a private or special address that egress blocks'],
   ]);
   assert.deepEqual(problems('dnsUpstreams: ["2001:db8::53", 9.9.9.9, 9.9.9.9]\n'), [
-    ['E_DNS_UPSTREAM', 'dnsUpstreams[0]', '"2001:db8::53" is not an IPv4 address (egress carries IPv4 only)'],
+    ['E_DNS_UPSTREAM', 'dnsUpstreams[0]', '"2001:db8::53" is not an IPv4 address (upstreams are reached over IPv4, which every network with egress has)'],
     ['E_DNS_UPSTREAM', 'dnsUpstreams[2]', '9.9.9.9 is listed twice'],
   ]);
   // allow cannot open loopback; deny wins over allow.
