@@ -109,6 +109,17 @@ export function validateDesired(d: DesiredResource): string[] {
     const wga6 = parseCidr(r.wgAddress6 as string);
     if (!wga6 || wga6.prefix !== 128 || !subnet6 || !cidrContains(subnet6, wga6)) p.push(`wgAddress6 ${JSON.stringify(r.wgAddress6)} is not a /128 of subnet6`);
   }
+  if (d.bridgeHosts !== undefined) {
+    if (!Array.isArray(d.bridgeHosts)) p.push('bridgeHosts must be a list of addresses');
+    else {
+      for (const a of d.bridgeHosts) {
+        const ip = typeof a === 'string' && !a.includes('/') ? parseIp(a) : null;
+        const host = ip ? { family: ip.family, value: ip.value, prefix: ip.family === 4 ? 32 : 128 } : null;
+        const s6 = r.subnet6 !== undefined ? parseCidr(r.subnet6) : null;
+        if (!host || !((subnet && cidrContains(subnet, host)) || (s6 && cidrContains(s6, host)))) p.push(`bridgeHosts: ${JSON.stringify(a)} is not an address of the subnet`);
+      }
+    }
+  }
   if (d.egressDevices !== undefined) {
     if (!Array.isArray(d.egressDevices)) p.push('egressDevices must be a list of CIDRs');
     else {
@@ -235,6 +246,7 @@ export function tenantNftSpec(
   policy?: CompiledPolicy,
   subnet6?: string,
   hostAddr6?: string,
+  bridgeHosts?: string[],
 ): NftTableSpec {
   const outside = `"${names.tenantVeth}"`;
   // Every drop rule counts what it drops (`zmesh diagnose` and GET /v1/networks show it): a counter is only
@@ -272,6 +284,17 @@ export function tenantNftSpec(
           { tag: `${dir}-drop-outside`, rule: `iifname ${outside} counter drop` },
         ]
       : [];
+  // Only the node's own workloads live on the bridge: forwarding there to any other address would make the
+  // namespace resolve it (an entry in the machine-wide neighbour table, pinned while unanswered; red team of #20).
+  const hosts = bridgeHosts === undefined ? null : { v4: [...new Set(bridgeHosts.filter((a) => !a.includes(':')))].sort(), v6: [...new Set(bridgeHosts.filter((a) => a.includes(':')).map((a) => formatIp(parseIp(a)!)))].sort() };
+  const bridgeOut = `oifname "${names.bridge}"`;
+  const toHosts = hosts
+    ? [
+        { tag: 'to-unknown', rule: `${bridgeOut} ip daddr != @hosts4 counter drop` },
+        ...(subnet6 ? [{ tag: 'to-unknown6', rule: `${bridgeOut} ip6 daddr != @hosts6 counter drop` }] : []),
+      ]
+    : [];
+  const sets: NftSetSpec[] = hosts ? [{ name: 'hosts4', type: 'ipv4_addr', elements: hosts.v4 }, ...(subnet6 ? [{ name: 'hosts6', type: 'ipv6_addr' as const, elements: hosts.v6 }] : [])] : [];
   const chains: NftTableSpec['chains'] = [
     {
       name: 'input',
@@ -296,6 +319,7 @@ export function tenantNftSpec(
       rules: [
         { tag: 'mss-clamp', rule: 'tcp flags syn tcp option maxseg size set rt mtu' },
         ...spoof('fwd-spoof', 'iifname', names.bridge),
+        ...toHosts,
         // Before the established-accept: a device whose egress was taken away loses its open connections too.
         ...tunnelEgress,
         ...(egress && subnet6 && !egress6 ? [{ tag: 'egress-v6', rule: `oifname ${outside} meta nfproto ipv6 counter drop` }] : []),
@@ -304,7 +328,15 @@ export function tenantNftSpec(
     },
   ];
   if (subnet) {
-    chains.push({ name: 'output', type: 'filter', hook: 'output', priority: 'filter', policy: 'accept', rules: spoof('out-spoof', 'oifname', names.wg) });
+    // Workloads reach each other through the namespace (runtime/attach.ts: only the gateway is on-link for them);
+    // no redirect tells them to go direct (it would take same-node pairs past these rules and the policy).
+    const noRedirect = hosts
+      ? [
+          { tag: 'no-redirect', rule: `${bridgeOut} icmp type redirect counter drop` },
+          ...(subnet6 ? [{ tag: 'no-redirect6', rule: `${bridgeOut} icmpv6 type nd-redirect counter drop` }] : []),
+        ]
+      : [];
+    chains.push({ name: 'output', type: 'filter', hook: 'output', priority: 'filter', policy: 'accept', rules: [...spoof('out-spoof', 'oifname', names.wg), ...noRedirect] });
   }
   if (egress) {
     chains.push({
@@ -318,9 +350,9 @@ export function tenantNftSpec(
   }
   if (policy) {
     const p = policyNft(policy);
-    return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, sets: p.sets, chains: [...chains, ...p.chains] };
+    return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, sets: [...sets, ...p.sets], chains: [...chains, ...p.chains] };
   }
-  return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, chains };
+  return { family: 'inet', name: names.nftTenant, comment: `${names.marker} tenant namespace rules`, ...(sets.length ? { sets } : {}), chains };
 }
 
 /** The named sets of the host table: the destinations egress never reaches, per family. */
@@ -453,7 +485,7 @@ export function layoutFor(d: DesiredResource, ctx: LayoutContext): Layout {
     routes,
     wg: { publicKey: r.publicKey, listenPort: r.listenPort, peers: normalizePeers(r.peers) },
     egress,
-    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy, subnet6, egress?.hostAddr6),
+    nftTenant: tenantNftSpec(names, d.egress, canonicalCidr(r.subnet), d.egressDevices ?? [], d.policy, subnet6, egress?.hostAddr6, d.bridgeHosts),
     nftHost: egress ? hostNftSpec(names, egress.tenantAddr, ctx.egressBlocked ?? egressBlocked({ addresses: [], routes: [], peerEndpoints: [] }), egress.tenantAddr6) : null,
   };
 }

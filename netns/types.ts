@@ -27,6 +27,12 @@ export interface DesiredResource {
    * (docs/netns.md#ipv6-egress). Absent: false.
    */
   egress6?: boolean;
+  /**
+   * The addresses (either family, bare) of this node's workloads on the network, from the plan. Present: the
+   * tenant namespace forwards to its bridge only for them, and sends no redirects there (docs/netns.md#neighbours):
+   * nothing makes it resolve an address of the subnet nobody holds. Absent (hand-made resources): no such rule.
+   */
+  bridgeHosts?: string[];
   resource: Resource;
   /** The network policy this node enforces for its own destinations (src/plan/policy.ts); absent: none. */
   policy?: CompiledPolicy;

@@ -105,21 +105,39 @@ export interface AttachRequest {
  *  bridge keeps the same MAC, so neighbours that still cache it reach a replaced workload at once. */
 export { addressMac };
 
-/** `ip -batch` lines for the tenant namespace: create the pair (peer straight into the container), enslave. */
+/**
+ * `ip -batch` lines for the tenant namespace: create the pair (peer straight into the container), enslave, and
+ * the workload's addresses as permanent neighbours on the bridge (its MAC is addressMac of its address): the
+ * namespace never solicits them, so a fresh workload answers its first packet at once (a forwarded packet's
+ * solicitation comes from the bridge's link-local address, which a workload ignores for ~2 s while its own is
+ * still tentative) and the namespace keeps no dynamic entry for its workloads.
+ */
 export function tenantAddLines(r: AttachRequest, mtu: number): string[] {
+  const mac = addressMac(r.ip);
   return [
-    `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} address ${addressMac(r.ip)} netns ${r.pid}`,
+    `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} address ${mac} netns ${r.pid}`,
     `link set dev ${r.names.host} alias ${r.names.alias} master ${r.bridge} up`,
+    `neigh replace ${r.ip} lladdr ${mac} dev ${r.bridge} nud permanent`,
+    ...(r.ip6 !== undefined && r.prefix6 !== undefined && r.gateway6 !== undefined ? [`neigh replace ${r.ip6} lladdr ${mac} dev ${r.bridge} nud permanent`] : []),
   ];
 }
 
-/** `ip -batch` lines for the container namespace: rename to eth0, address, up, default route. */
+/**
+ * `ip -batch` lines for the container namespace: rename to eth0, address, up, default route. Only the gateway is
+ * on-link (`noprefixroute` and a host route to it): whatever the workload sends to goes to the gateway, so its
+ * namespace resolves one neighbour, not one per address of its subnet — the kernel's neighbour table is one for
+ * every namespace of the machine (docs/security.md, test/torture/neighbour-table.test.ts). Workloads on the same
+ * node reach each other through the tenant namespace (routed, so its rules apply to them too).
+ */
 export function containerAddLines(r: AttachRequest): string[] {
   return [
     `link set dev ${r.names.temp} name ${CONTAINER_IF}`,
-    `addr add ${r.ip}/${r.prefix} dev ${CONTAINER_IF}`,
+    `addr add ${r.ip}/${r.prefix} dev ${CONTAINER_IF} noprefixroute`,
     `link set dev ${CONTAINER_IF} up`,
+    `route replace ${r.gateway} dev ${CONTAINER_IF} scope link`,
     `route replace default via ${r.gateway} dev ${CONTAINER_IF}`,
+    // The gateway's MAC is known (the bridge's, addressMac of the gateway): no ARP at all.
+    `neigh replace ${r.gateway} lladdr ${addressMac(r.gateway)} dev ${CONTAINER_IF} nud permanent`,
   ];
 }
 
@@ -130,11 +148,23 @@ export function containerAddLines(r: AttachRequest): string[] {
  */
 export function containerAddLines6(r: AttachRequest): string[] {
   if (r.ip6 === undefined || r.prefix6 === undefined || r.gateway6 === undefined) return [];
-  return [`addr add ${r.ip6}/${r.prefix6} dev ${CONTAINER_IF} nodad`, `route replace default via ${r.gateway6} dev ${CONTAINER_IF}`];
+  // The same for IPv6: gateway6 alone on-link, and no fe80::/64 either (a workload could otherwise probe every
+  // link-local address; its own link-local address stays, neighbour discovery does not need the route).
+  return [
+    `addr add ${r.ip6}/${r.prefix6} dev ${CONTAINER_IF} nodad noprefixroute`,
+    `route replace ${r.gateway6} dev ${CONTAINER_IF}`,
+    `route replace default via ${r.gateway6} dev ${CONTAINER_IF}`,
+    `neigh replace ${r.gateway6} lladdr ${addressMac(r.gateway)} dev ${CONTAINER_IF} nud permanent`,
+    `route del fe80::/64 dev ${CONTAINER_IF}`,
+  ];
 }
 
-/** IPv6 on in the container's namespace, no router advertisements taken (the route is ours). */
-export const IPV6_SYSCTL = ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0', `net.ipv6.conf.${CONTAINER_IF}.disable_ipv6=0`, `net.ipv6.conf.${CONTAINER_IF}.accept_ra=0`];
+/**
+ * IPv6 on in the container's namespace, no router advertisements taken (the route is ours), and no duplicate
+ * address detection for its link-local address either (set before IPv6 comes on): while that address is
+ * tentative the first neighbour exchange with the gateway waits a second.
+ */
+export const IPV6_SYSCTL = ['sysctl', '-q', '-w', `net.ipv6.conf.${CONTAINER_IF}.accept_dad=0`, 'net.ipv6.conf.all.disable_ipv6=0', `net.ipv6.conf.${CONTAINER_IF}.disable_ipv6=0`, `net.ipv6.conf.${CONTAINER_IF}.accept_ra=0`];
 
 /** What differs between a stored attachment and the live state (empty: healthy). Pure. */
 export function compareAttachment(a: Attachment, pid: number, host: LiveLink | null, container: LiveLink[] | null, routes: LiveRoute[] | null): string[] {
@@ -162,6 +192,9 @@ export function compareAttachment(a: Attachment, pid: number, host: LiveLink | n
   }
   const def = (routes ?? []).find((r) => r.dst === 'default');
   if (!def || def.gateway !== a.gateway || def.dev !== a.containerIf) p.push(`default route is ${def ? `via ${def.gateway} dev ${def.dev}` : 'missing'}, expected via ${a.gateway}`);
+  // Only the gateway on-link (an attachment made before that holds its whole subnet on-link: attached again).
+  const onLink = (routes ?? []).filter((r) => r.dst !== 'default' && r.gateway === null && r.dst !== a.gateway);
+  if (onLink.length) p.push(`on-link route(s) ${onLink.map((r) => r.dst).join(', ')}: only the gateway ${a.gateway} should be`);
   return p;
 }
 
@@ -269,8 +302,11 @@ export class Attacher {
   }
 
   /** DEL: idempotent (the link, then its binding). Returns whether something was removed. */
-  async del(a: { netns: string; hostIf: string }): Promise<boolean> {
+  async del(a: { netns: string; hostIf: string; bridge?: string; address?: string; address6?: string }): Promise<boolean> {
     const link = await this.delLink(a.netns, a.hostIf);
+    // Its permanent neighbours on the bridge (tenantAddLines); gone already with the bridge or namespace.
+    const neigh = a.bridge ? [a.address, a.address6].filter((x): x is string => x !== undefined).map((x) => `neigh del ${x.split('/')[0]} dev ${a.bridge}`) : [];
+    if (neigh.length) await this.run.run(inTenantNs(a.netns, ['ip', '-force', '-batch', '-']), { input: neigh.join('\n') + '\n', mutating: true, okCodes: [0, 1, 2, 255] });
     const l2 = await this.l2State(a.netns);
     const bound = !!l2 && l2.elements.some((e) => e.ifname === a.hostIf) && (await this.bind(a.netns, l2, [], [a.hostIf]));
     return link || bound;

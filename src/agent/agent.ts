@@ -119,6 +119,16 @@ export function replayProblem(bp: Blueprint, part: unknown, last: number, stored
   return { code: 'E_REPLAY', path: 'version', message: `version ${bp.version} is not newer than version ${last} already accepted`, hint: 'raise the blueprint version and sign again' };
 }
 
+/**
+ * The addresses of this node's workloads on one network (both families), from the plan part: the only hosts on
+ * the network's bridge here (the data plane forwards there for them only; netns/types.ts bridgeHosts).
+ */
+export function bridgeHosts(workloads: { node: string; network: string; ip: string; ip6?: string }[] | undefined, network: string, node: string): string[] {
+  const out: string[] = [];
+  for (const w of workloads ?? []) if (w.node === node && w.network === network) out.push(w.ip, ...(w.ip6 !== undefined ? [w.ip6] : []));
+  return out.sort();
+}
+
 /** The names of the workloads this node runs against their placement (checked by checkRuntimePart before). */
 function placedNamesProblems(bp: Blueprint, part: NodePlanPart): Problem[] {
   const out: Problem[] = [];
@@ -306,7 +316,7 @@ export class Agent {
         // Which devices may use this node's egress comes from the signed blueprint (never from the plan part).
         const spec = b.envelope.blueprint.networks.find((s) => s.name === n.name);
         const egressDevices = spec ? deviceEgressSources(spec, n.resource) : [];
-        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, ...(n.ipv6Range !== undefined ? { ipRange6: n.ipv6Range } : {}), egress: n.egress, egressDevices, ...(spec?.egressIpv6 === true ? { egress6: true } : {}), resource: n.resource };
+        const d: DesiredNetwork = { tenant: b.tenant, blueprint: b.name, networkId: n.id, networkName: n.name, ipRange: n.ipRange, ...(n.ipv6Range !== undefined ? { ipRange6: n.ipv6Range } : {}), egress: n.egress, egressDevices, ...(spec?.egressIpv6 === true ? { egress6: true } : {}), bridgeHosts: bridgeHosts(b.part.workloads, n.name, this.nodeId), resource: n.resource };
         // The resolver's names (docs/dns.md; checked against the blueprint at submit). A part from before names: its own.
         d.names = n.names ?? networkNames({ workloads: b.part.workloads }, { name: n.name, access: [], resources: [n.resource] });
         // The policy is the tenant's word (the signed blueprint); the plan part only says where its names are.

@@ -103,6 +103,7 @@ export function driverResource(d: DesiredNetwork, ipv6Egress: boolean): DesiredR
     egress: d.egress,
     egressDevices: d.egressDevices ?? [],
     ...(d.egress6 === true && ipv6Egress ? { egress6: true } : {}),
+    ...(d.bridgeHosts ? { bridgeHosts: d.bridgeHosts } : {}),
     resource: d.resource,
     ...(d.policy ? { policy: d.policy } : {}),
   };

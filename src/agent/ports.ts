@@ -19,6 +19,8 @@ export interface DesiredNetwork {
   egressDevices?: string[];
   /** The signed blueprint's `egressIpv6` (docs/netns.md#ipv6-egress); absent: false. */
   egress6?: boolean;
+  /** This node's workloads' addresses on the network (the part's workloads): the only hosts on its bridge. */
+  bridgeHosts?: string[];
   resource: Resource;
   /** The network policy this node enforces (compiled from the signed blueprint and the part's members). */
   policy?: CompiledPolicy;

@@ -1,4 +1,4 @@
-// IPv6 egress (issue #20, docs/netns.md#ipv6-egress), the pure parts: the blueprint's `egressIpv6` (normal form,
+// IPv6 egress (issue #20, docs/netns.md#ipv6-egress) and the bridge hosts its red team led to, the pure parts: the blueprint's `egressIpv6` (normal form,
 // every refusal with its code and path, the JSON Schema agreeing), the transfer pair derived from the IPv4 one,
 // the exact nft rules of both tables with and without it, the layout (addresses, ::/0), the IPv6 default route
 // read as "::/0" (never confused with IPv4's), what turning on the host's IPv6 forwarding writes (accept_ra 1→2
@@ -10,13 +10,14 @@ import { canonicalize, validateBlueprint } from '../../src/blueprint/index.ts';
 import { RESERVED_RANGE6 } from '../../src/blueprint/validate.ts';
 import { schemaErrors } from '../../src/cli/schemas.ts';
 import { EGRESS6_PREFIX, egressAddrs6, parseCidr } from '../../netns/ip.ts';
-import { hostNftSpec, layoutFor, tenantNftSpec } from '../../netns/layout.ts';
+import { hostNftSpec, layoutFor, tenantNftSpec, validateDesired } from '../../netns/layout.ts';
 import { namesFor } from '../../netns/names.ts';
 import { forwarding6Settings, isDefaultRoute, NS_READ6 } from '../../netns/state.ts';
 import { egressBlocked } from '../../netns/egress.ts';
 import { parseAgentConfig } from '../../src/agent/config.ts';
 import { driverResource } from '../../src/agent/netns-adapter.ts';
 import { deviceEgressSources } from '../../src/plan/part.ts';
+import { bridgeHosts } from '../../src/agent/agent.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { agentBed, part, planFor, signed } from '../helpers/agent-fixtures.ts';
 import { handPlan } from '../helpers/plan.ts';
@@ -228,4 +229,48 @@ test('the agent takes the ask from the signed blueprint; a device\'s IPv6 subnet
   const peers = [{ kind: 'device' as const, node: 'd', allowedIps: ['10.1.9.0/24', 'fd00:1:0:9::/64'] }];
   assert.deepEqual(deviceEgressSources(spec, { peers } as never), ['10.1.9.0/24', 'fd00:1:0:9::/64']);
   assert.deepEqual(deviceEgressSources({ ...spec, egressIpv6: undefined }, { peers } as never), ['10.1.9.0/24']);
+});
+
+test('bridge hosts: the tenant namespace forwards to its bridge only for the node\'s workloads and sends them no redirects', () => {
+  const names = namesFor(ID);
+  const spec = tenantNftSpec(names, false, '10.40.1.0/24', [], undefined, 'fd00:40:0:1::/64', undefined, ['10.40.1.3', 'fd00:40:0:1::3', '10.40.1.2', 'FD00:40:0:1:0::2']);
+  assert.deepEqual(spec.sets, [
+    { name: 'hosts4', type: 'ipv4_addr', elements: ['10.40.1.2', '10.40.1.3'] },
+    { name: 'hosts6', type: 'ipv6_addr', elements: ['fd00:40:0:1::2', 'fd00:40:0:1::3'] },
+  ]);
+  const rules = spec.chains.flatMap((c) => c.rules.map((r) => `${c.name} ${r.tag}: ${r.rule}`)).filter((r) => /unknown|redirect/.test(r));
+  assert.deepEqual(rules, [
+    `forward to-unknown: oifname "b-${ID}" ip daddr != @hosts4 counter drop`,
+    `forward to-unknown6: oifname "b-${ID}" ip6 daddr != @hosts6 counter drop`,
+    `output no-redirect: oifname "b-${ID}" icmp type redirect counter drop`,
+    `output no-redirect6: oifname "b-${ID}" icmpv6 type nd-redirect counter drop`,
+  ]);
+  // No workloads: nothing is forwarded onto the bridge (an empty set). Not given (hand-made resources): no rule.
+  assert.deepEqual(tenantNftSpec(names, false, '10.40.1.0/24', [], undefined, undefined, undefined, []).sets, [{ name: 'hosts4', type: 'ipv4_addr', elements: [] }]);
+  const none = tenantNftSpec(names, false, '10.40.1.0/24');
+  assert.equal(none.sets, undefined);
+  assert.ok(!none.chains.some((c) => c.rules.some((r) => /unknown|redirect/.test(r.tag))));
+  // With a policy the sets are kept beside the policy's.
+  const withPolicy = tenantNftSpec(names, false, '10.40.1.0/24', [], { range: '10.40.0.0/16', default: 'deny', local: ['10.40.1.1/32'], rules: [] }, undefined, undefined, ['10.40.1.2']);
+  assert.deepEqual(withPolicy.sets!.map((s) => s.name), ['hosts4', 'pol_local']);
+});
+
+test('bridge hosts: validated against the subnets; the agent takes them from the part\'s workloads on this node', () => {
+  const p = handPlan({ ipRange: '10.40.0.0/16', ipv6Range: 'fd00:40::/48', networkId: ID, nodes: [{ node: 'a', underlay: '198.51.100.1' }], seed: 'e6' });
+  const d = p.desired.get('a')!;
+  const sub = d.resource.subnet.replace(/\.0\/24$/, '');
+  assert.deepEqual(validateDesired({ ...d, bridgeHosts: [`${sub}.7`, d.resource.subnet6!.replace('/64', '7')] }), []);
+  assert.deepEqual(validateDesired({ ...d, bridgeHosts: ['10.99.0.7', `${sub}.0/24`, 'x'] }), [
+    'bridgeHosts: "10.99.0.7" is not an address of the subnet',
+    `bridgeHosts: "${sub}.0/24" is not an address of the subnet`,
+    'bridgeHosts: "x" is not an address of the subnet',
+  ]);
+  const ws = [
+    { name: 'a1', node: 'a', network: 'lan', ip: '10.1.1.3', ip6: 'fd00:1:0:1::3' },
+    { name: 'a2', node: 'a', network: 'lan', ip: '10.1.1.2' },
+    { name: 'b1', node: 'b', network: 'lan', ip: '10.1.2.2' },
+    { name: 'a3', node: 'a', network: 'other', ip: '10.2.1.2' },
+  ];
+  assert.deepEqual(bridgeHosts(ws, 'lan', 'a'), ['10.1.1.2', '10.1.1.3', 'fd00:1:0:1::3']);
+  assert.deepEqual(bridgeHosts(undefined, 'lan', 'a'), []);
 });

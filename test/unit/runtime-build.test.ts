@@ -111,24 +111,39 @@ test('attach builders: exact ip -batch lines', () => {
   assert.deepEqual(tenantAddLines(req, 1420), [
     `link add name ${names.host} mtu 1420 type veth peer name ${names.temp} mtu 1420 address 02:5a:0a:01:00:02 netns 4242`,
     `link set dev ${names.host} alias zmesh-wl:acme/shop/web master b-abcdefghij up`,
+    'neigh replace 10.1.0.2 lladdr 02:5a:0a:01:00:02 dev b-abcdefghij nud permanent',
   ]);
+  assert.deepEqual(tenantAddLines({ ...req, ip6: 'fd00:1::2', prefix6: 64, gateway6: 'fd00:1::1' }, 1420).slice(2), [
+    'neigh replace 10.1.0.2 lladdr 02:5a:0a:01:00:02 dev b-abcdefghij nud permanent',
+    'neigh replace fd00:1::2 lladdr 02:5a:0a:01:00:02 dev b-abcdefghij nud permanent',
+  ], 'the workload as a permanent neighbour of the bridge, in both families, with its one MAC');
   // The container end's MAC follows the address: a replaced workload keeps it, so neighbour caches stay right.
   assert.equal(addressMac('10.1.0.2'), '02:5a:0a:01:00:02');
   assert.equal(addressMac('192.168.255.10'), '02:5a:c0:a8:ff:0a');
   assert.deepEqual(containerAddLines(req), [
     `link set dev ${names.temp} name eth0`,
-    'addr add 10.1.0.2/24 dev eth0',
+    'addr add 10.1.0.2/24 dev eth0 noprefixroute',
     'link set dev eth0 up',
+    'route replace 10.1.0.1 dev eth0 scope link',
     'route replace default via 10.1.0.1 dev eth0',
-  ]);
+    'neigh replace 10.1.0.1 lladdr 02:5a:0a:01:00:01 dev eth0 nud permanent',
+  ], 'only the gateway on-link, its MAC (the bridge\'s) known');
   assert.deepEqual(containerAddLines6(req), [], 'IPv4-only: no IPv6 lines');
-  assert.deepEqual(containerAddLines6({ ...req, ip6: 'fd00:1::2', prefix6: 64, gateway6: 'fd00:1::1' }), ['addr add fd00:1::2/64 dev eth0 nodad', 'route replace default via fd00:1::1 dev eth0']);
+  assert.deepEqual(containerAddLines6({ ...req, ip6: 'fd00:1::2', prefix6: 64, gateway6: 'fd00:1::1' }), [
+    'addr add fd00:1::2/64 dev eth0 nodad noprefixroute',
+    'route replace fd00:1::1 dev eth0',
+    'route replace default via fd00:1::1 dev eth0',
+    'neigh replace fd00:1::1 lladdr 02:5a:0a:01:00:01 dev eth0 nud permanent',
+    'route del fe80::/64 dev eth0',
+  ]);
 });
 
 // Real `ip -j -d addr show` output (iproute2 6.1), trimmed.
 const HOST_JSON = `[{"ifindex":7,"link_index":2,"ifname":"v-aaaaaaaaaa","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1420,"qdisc":"noqueue","master":"b-abcdefghij","operstate":"UP","link_type":"ether","address":"56:c0:4b:86:8f:b3","link_netnsid":1,"linkinfo":{"info_kind":"veth","info_slave_kind":"bridge"},"ifalias":"zmesh-wl:acme/shop/web","addr_info":[]}]`;
 const CONT_JSON = `[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN","link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}]},{"ifindex":2,"link_index":7,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1420,"operstate":"UP","link_type":"ether","address":"02:42:0a:01:00:02","link_netnsid":0,"addr_info":[{"family":"inet","local":"10.1.0.2","prefixlen":24,"scope":"global"},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]`;
-const ROUTES_JSON = `[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags":[]},{"dst":"10.1.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.1.0.2","flags":[]}]`;
+const ROUTES_JSON = `[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags":[]},{"dst":"10.1.0.1","dev":"eth0","scope":"link","flags":[]}]`;
+/** An attachment made before only the gateway was on-link: the whole subnet's route. */
+const ROUTES_OLD_JSON = `[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags":[]},{"dst":"10.1.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.1.0.2","flags":[]}]`;
 
 test('parsers: links with peer index, alias and inet addresses; routes', () => {
   const [h] = parseLinks(JSON.parse(HOST_JSON));
@@ -161,10 +176,12 @@ test('CHECK: the stored result against live state, one named case per kind of dr
     ['default route gone', compareAttachment(stored, 4242, host, cont, routes.slice(1))],
     ['eth0 is another pair', compareAttachment(stored, 4242, host, eth({ linkIndex: 99 }), routes)],
     ['namespace unreadable', compareAttachment(stored, 4242, host, null, null)],
+    ['the whole subnet on-link', compareAttachment(stored, 4242, host, cont, parseRoutes(JSON.parse(ROUTES_OLD_JSON)))],
   ];
   for (const [name, problems] of cases) assert.equal(problems.length >= 1, true, `${name}: ${JSON.stringify(problems)}`);
   assert.match(cases[0][1][0], /pid changed/);
   assert.match(cases[5][1][0], /default route is missing/);
+  assert.deepEqual(cases[8][1], ['on-link route(s) 10.1.0.0/24: only the gateway 10.1.0.1 should be']);
 });
 
 test('btrfs qgroup show --raw -re: exact text', () => {
