@@ -286,7 +286,9 @@ export function tenantNftSpec(
       : [];
   // Only the node's own workloads live on the bridge: forwarding there to any other address would make the
   // namespace resolve it (an entry in the machine-wide neighbour table, pinned while unanswered; red team of #20).
-  const hosts = bridgeHosts === undefined ? null : { v4: [...new Set(bridgeHosts.filter((a) => !a.includes(':')))].sort(), v6: [...new Set(bridgeHosts.filter((a) => a.includes(':')).map((a) => formatIp(parseIp(a)!)))].sort() };
+  // Set elements as nft lists them back (host CIDRs), so that a table read back compares equal (no-op stays one).
+  const hostCidr = (a: string) => { const ip = parseIp(a)!; return `${formatIp(ip)}/${ip.family === 4 ? 32 : 128}`; };
+  const hosts = bridgeHosts === undefined ? null : { v4: [...new Set(bridgeHosts.filter((a) => !a.includes(':')).map(hostCidr))].sort(), v6: [...new Set(bridgeHosts.filter((a) => a.includes(':')).map(hostCidr))].sort() };
   const bridgeOut = `oifname "${names.bridge}"`;
   const toHosts = hosts
     ? [

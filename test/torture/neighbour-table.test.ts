@@ -30,8 +30,11 @@ test('one workload cannot fill the machine-wide neighbour tables: a handful of e
     const id = net.networkId;
     const ns = `n-${id}`;
     const hosts = ['10.71.1.50', 'fd00:71:0:1::50', '10.71.1.51', 'fd00:71:0:1::51'];
-    const r = await h.apply([{ ...net.desired.get('a')!, bridgeHosts: hosts }], net.identity.get('a')!);
+    const desired = [{ ...net.desired.get('a')!, bridgeHosts: hosts }];
+    const r = await h.apply(desired, net.identity.get('a')!);
     assert.ok(r.ok, JSON.stringify(r.resources[0].failures));
+    const again = await h.apply(desired, net.identity.get('a')!);
+    assert.equal(again.commands.mutating, 0, `a re-apply with bridge hosts is a no-op: ${again.mutations.join('\n')}`);
     // Two workloads attached as the runtime attaches them (its own ip -batch lines; a namespace for the container).
     for (const [i, wl] of wls.entries()) {
       await h.exec(['ip', 'netns', 'add', wl]);

@@ -235,8 +235,8 @@ test('bridge hosts: the tenant namespace forwards to its bridge only for the nod
   const names = namesFor(ID);
   const spec = tenantNftSpec(names, false, '10.40.1.0/24', [], undefined, 'fd00:40:0:1::/64', undefined, ['10.40.1.3', 'fd00:40:0:1::3', '10.40.1.2', 'FD00:40:0:1:0::2']);
   assert.deepEqual(spec.sets, [
-    { name: 'hosts4', type: 'ipv4_addr', elements: ['10.40.1.2', '10.40.1.3'] },
-    { name: 'hosts6', type: 'ipv6_addr', elements: ['fd00:40:0:1::2', 'fd00:40:0:1::3'] },
+    { name: 'hosts4', type: 'ipv4_addr', elements: ['10.40.1.2/32', '10.40.1.3/32'] },
+    { name: 'hosts6', type: 'ipv6_addr', elements: ['fd00:40:0:1::2/128', 'fd00:40:0:1::3/128'] },
   ]);
   const rules = spec.chains.flatMap((c) => c.rules.map((r) => `${c.name} ${r.tag}: ${r.rule}`)).filter((r) => /unknown|redirect/.test(r));
   assert.deepEqual(rules, [
