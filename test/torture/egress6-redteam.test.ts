@@ -49,6 +49,7 @@ import { createInterface } from 'node:readline';
 import type { ApplyReport, DesiredResource } from '../../netns/index.ts';
 import { delNs, makeNs, rand, sh, SimHost, Switch, wire, type ShResult } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
+import { CONNECT_PY, responderPy } from '../helpers/dual-probes.ts';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -58,52 +59,7 @@ function okReport(r: ApplyReport): void {
   assert.ok(r.ok, `apply failed: ${JSON.stringify([...r.resources.flatMap((x) => x.failures), ...r.removed.flatMap((x) => x.failures)], null, 1)}`);
 }
 
-/** TCP on [::] (both families) on the given ports for `secs` seconds: a banner naming the port. */
-const RESPONDER_PY = `
-import socket, sys, threading, time
-deadline = time.time() + float(sys.argv[1])
-def serve(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.bind(("::", port)); s.listen(64); s.settimeout(0.5)
-    while time.time() < deadline:
-        try:
-            c, a = s.accept()
-        except OSError:
-            continue
-        try: c.sendall(("r6-banner %d\\n" % port).encode())
-        except OSError: pass
-        c.close()
-for p in sys.argv[2].split(","):
-    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
-time.sleep(0.3)
-print("ready", flush=True)
-time.sleep(max(0, deadline - time.time()))
-`;
 
-/** Probes in parallel: [{ip, port}] → "reached …" (banner, or refused: a RST came back) or "blocked …", in order. */
-const CONNECT_PY = `
-import json, socket, sys, threading
-probes = json.loads(sys.argv[1])
-out = [""] * len(probes)
-def run(i, p):
-    fam = socket.AF_INET6 if ":" in p["ip"] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(2)
-    try:
-        s.connect(socket.getaddrinfo(p["ip"], p["port"], fam, socket.SOCK_STREAM)[0][4])
-        out[i] = "reached " + s.recv(64).decode().strip()
-    except ConnectionRefusedError:
-        out[i] = "reached (refused)"
-    except Exception as e:
-        out[i] = "blocked " + type(e).__name__ + " " + str(getattr(e, "strerror", "") or "")
-    finally:
-        s.close()
-ts = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(probes)]
-for t in ts: t.start()
-for t in ts: t.join(8)
-print(json.dumps(out))
-`;
 
 /** One ICMPv6 echo to each address, in parallel (bounded: 2 s); prints the ones that answered as a JSON list. */
 const PING_PY = `
@@ -354,7 +310,7 @@ test('IPv6 egress red team: a hostile workload and a second tenant against NAT66
     const wl: Where = { host, ns: WL };
 
     const respond = async (prefix: string[], ports: string) => {
-      const p = spawn(prefix[0], [...prefix.slice(1), PYTHON, '-I', '-S', '-c', RESPONDER_PY, '400', ports], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn(prefix[0], [...prefix.slice(1), PYTHON, '-I', '-S', '-c', responderPy('r6-banner'), '400', ports], { stdio: ['ignore', 'pipe', 'inherit'] });
       procs.push(p);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('responder did not start')), 10_000);

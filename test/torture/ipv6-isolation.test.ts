@@ -36,6 +36,7 @@ import { addressMac } from '../../netns/ip.ts';
 import type { CompiledPolicy } from '../../src/plan/policy.ts';
 import { delNs, ispAndOutside, sh, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
+import { CONNECT_PY, responderPy } from '../helpers/dual-probes.ts';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -44,53 +45,7 @@ function okReport(r: ApplyReport): void {
   assert.ok(r.ok, `apply failed: ${JSON.stringify([...r.resources.flatMap((x) => x.failures), ...r.removed.flatMap((x) => x.failures)], null, 1)}`);
 }
 
-/** TCP on [::] (both families) on the given ports for `secs` seconds: a banner naming the port. */
-const RESPONDER_PY = `
-import socket, sys, threading, time
-deadline = time.time() + float(sys.argv[1])
-def serve(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.bind(("::", port)); s.listen(64); s.settimeout(0.5)
-    while time.time() < deadline:
-        try:
-            c, a = s.accept()
-        except OSError:
-            continue
-        try: c.sendall(("r1-banner %d\\n" % port).encode())
-        except OSError: pass
-        c.close()
-for p in sys.argv[2].split(","):
-    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
-time.sleep(0.3)
-print("ready", flush=True)
-time.sleep(max(0, deadline - time.time()))
-`;
 
-/** Probes in parallel: [{ip, port, src?}] → "reached" (connected or refused) or "blocked <why>", in order. */
-const CONNECT_PY = `
-import json, socket, sys, threading
-probes = json.loads(sys.argv[1])
-out = [""] * len(probes)
-def run(i, p):
-    fam = socket.AF_INET6 if ":" in p["ip"] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(2)
-    try:
-        if p.get("src"): s.bind(socket.getaddrinfo(p["src"], 0, fam, socket.SOCK_STREAM)[0][4])
-        s.connect(socket.getaddrinfo(p["ip"], p["port"], fam, socket.SOCK_STREAM)[0][4])
-        out[i] = "reached " + s.recv(64).decode().strip()
-    except ConnectionRefusedError:
-        out[i] = "reached (refused)"
-    except Exception as e:
-        out[i] = "blocked " + type(e).__name__ + " " + str(getattr(e, "strerror", "") or "")
-    finally:
-        s.close()
-ts = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(probes)]
-for t in ts: t.start()
-for t in ts: t.join(8)
-print(json.dumps(out))
-`;
 
 /**
  * Raw IPv6 packets (IPPROTO_RAW: the header is ours): [{src, dst, kind, port?, count?}], kind icmp (echo
@@ -218,7 +173,7 @@ test('IPv6 isolation: a hostile workload and a hostile node against the dual-sta
     const br = `b-${acme.networkId}`;
 
     const respond = async (prefix: string[], ports: string) => {
-      const p = spawn(prefix[0], [...prefix.slice(1), PYTHON, '-I', '-S', '-c', RESPONDER_PY, '240', ports], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn(prefix[0], [...prefix.slice(1), PYTHON, '-I', '-S', '-c', responderPy('r1-banner'), '240', ports], { stdio: ['ignore', 'pipe', 'inherit'] });
       procs.push(p);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('responder did not start')), 10_000);
