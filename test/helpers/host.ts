@@ -105,20 +105,35 @@ export async function wire(a: EndSpec, b: EndSpec, mtu = 1500): Promise<void> {
 /**
  * The internet for egress tests: an ISP router (203.0.113.254 on the switch, 192.0.2.1 beyond) and an outside
  * host 192.0.2.10 behind it (so not on any node's own subnet, which is its LAN and blocked); `host` gets
- * 203.0.113.1 on the switch and its default route via the ISP. The caller deletes `isp` and `far`.
+ * 203.0.113.1 on the switch and its default route via the ISP. `ipv6`: the same in IPv6 too (the ISP 2001:db8:1::fe
+ * on the switch and 2001:db8:2::1 beyond, the outside 2001:db8:2::10, the host 2001:db8:1::1/64 with its IPv6
+ * default route), the host's uplink taking router advertisements (accept_ra 1) and IPv6 forwarding off, as on a
+ * fresh node. The caller deletes `isp` and `far`.
  */
-export async function ispAndOutside(sw: Switch, host: SimHost): Promise<{ isp: string; far: string }> {
+export async function ispAndOutside(sw: Switch, host: SimHost, opts: { ipv6?: boolean } = {}): Promise<{ isp: string; far: string }> {
   const isp = `zt-isp-${rand()}`;
   const far = `zt-far-${rand()}`;
+  const six = async (ns: string, argv: string[]) => {
+    if (opts.ipv6) await sh(['ip', '-n', ns, ...argv]);
+  };
   try {
     await makeNs(isp);
     await makeNs(far);
-    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', ...(opts.ipv6 ? ['net.ipv6.conf.all.forwarding=1'] : [])]);
     await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
+    await six(isp, ['addr', 'add', '2001:db8:1::fe/64', 'dev', 'r0', 'nodad']);
     await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
+    await six(isp, ['addr', 'add', '2001:db8:2::1/64', 'dev', 'r1', 'nodad']);
+    await six(far, ['addr', 'add', '2001:db8:2::10/64', 'dev', 'x0', 'nodad']);
     await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
+    await six(far, ['route', 'add', '::/0', 'via', '2001:db8:2::1']);
     await sw.attach({ ns: host.ns, ifname: 'u0', addr: '203.0.113.1/24' });
+    await six(host.ns, ['addr', 'add', '2001:db8:1::1/64', 'dev', 'u0', 'nodad']);
     await host.underlay('u0', '203.0.113.254');
+    if (opts.ipv6) {
+      await six(host.ns, ['route', 'add', '::/0', 'via', '2001:db8:1::fe', 'dev', 'u0']);
+      await host.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.u0.accept_ra=1', 'net.ipv6.conf.all.forwarding=0']);
+    }
   } catch (e) {
     for (const ns of [isp, far]) await delNs(ns).catch(() => undefined);
     throw e;

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApplyReport, DesiredResource } from '../../netns/index.ts';
-import { delNs, makeNs, rand, sh, SimHost, Switch, wire } from '../helpers/host.ts';
+import { delNs, ispAndOutside, rand, sh, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -40,29 +40,15 @@ async function readSpy(ns: string): Promise<Map<string, number>> {
 
 test('IPv6 egress: NAT66 out of the uplink, the same walls as IPv4, RAs still taken, off without the ask', { timeout: 150_000 }, async (t) => {
   const sw = await Switch.create();
-  const isp = `zt-isp6-${rand()}`;
-  const far = `zt-far6-${rand()}`;
+  let isp = '';
+  let far = '';
   const wl = `zt-wl6-${rand()}`;
   let h: SimHost | null = null;
   try {
     h = await SimHost.start('e6', { backend: BACKEND });
     const host = h;
-    await makeNs(isp);
-    await makeNs(far);
-    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-    await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
-    await sh(['ip', '-n', isp, 'addr', 'add', '2001:db8:1::fe/64', 'dev', 'r0', 'nodad']);
-    await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
-    await sh(['ip', '-n', isp, 'addr', 'add', '2001:db8:2::1/64', 'dev', 'r1', 'nodad']);
-    await sh(['ip', '-n', far, 'addr', 'add', '2001:db8:2::10/64', 'dev', 'x0', 'nodad']);
-    await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
-    await sh(['ip', '-n', far, 'route', 'add', '::/0', 'via', '2001:db8:2::1']);
-    await sw.attach({ ns: host.ns, ifname: 'u0', addr: '203.0.113.1/24' });
-    await sh(['ip', '-n', host.ns, 'addr', 'add', '2001:db8:1::1/64', 'dev', 'u0', 'nodad']);
-    await host.underlay('u0', '203.0.113.254');
-    await sh(['ip', '-n', host.ns, 'route', 'add', '::/0', 'via', '2001:db8:1::fe', 'dev', 'u0']);
     // The uplink takes router advertisements (SLAAC), like a cloud VM's; forwarding off, as on a fresh node.
-    await host.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.u0.accept_ra=1', 'net.ipv6.conf.all.forwarding=0']);
+    ({ isp, far } = await ispAndOutside(sw, host, { ipv6: true }));
 
     const net = handPlan({ tenant: 'acme', ipRange: '10.61.0.0/16', ipv6Range: 'fd00:61::/48', egress: true, nodes: [{ node: 'h', underlay: '203.0.113.1' }] });
     const id = net.networkId;
@@ -182,8 +168,8 @@ test('IPv6 egress: NAT66 out of the uplink, the same walls as IPv4, RAs still ta
   } finally {
     if (h) await h.exec(['ip', 'netns', 'del', wl], { okCodes: [0, 1, 255] }).catch(() => undefined);
     if (h) await h.close();
-    await delNs(isp);
-    await delNs(far);
+    if (isp) await delNs(isp);
+    if (far) await delNs(far);
     await sw.destroy();
   }
 });

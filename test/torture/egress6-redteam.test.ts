@@ -47,7 +47,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ApplyReport, DesiredResource } from '../../netns/index.ts';
-import { delNs, makeNs, rand, sh, SimHost, Switch, wire, type ShResult } from '../helpers/host.ts';
+import { delNs, ispAndOutside, makeNs, rand, sh, type ShResult, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 import { CONNECT_PY, responderPy } from '../helpers/dual-probes.ts';
 
@@ -237,8 +237,8 @@ function pairAddr(addr6: string, delta: number): string {
 
 test('IPv6 egress red team: a hostile workload and a second tenant against NAT66 egress', { timeout: 420_000 }, async (t) => {
   const sw = await Switch.create();
-  const isp = `zt-isp6r-${rand()}`;
-  const far = `zt-far6r-${rand()}`;
+  let isp = '';
+  let far = '';
   const lan = `zt-lan6r-${rand()}`;
   const [WL, WG, WU] = [`r6wl-${rand()}`, `r6wg-${rand()}`, `r6wu-${rand()}`];
   const procs: ChildProcess[] = [];
@@ -246,24 +246,12 @@ test('IPv6 egress red team: a hostile workload and a second tenant against NAT66
   try {
     h = await SimHost.start('r6', { backend: BACKEND });
     const host = h;
-    for (const ns of [isp, far, lan]) await makeNs(ns);
-    await sh(['ip', 'netns', 'exec', isp, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-    await sw.attach({ ns: isp, ifname: 'r0', addr: '203.0.113.254/24' });
-    await sh(['ip', '-n', isp, 'addr', 'add', '2001:db8:1::fe/64', 'dev', 'r0', 'nodad']);
-    await wire({ ns: isp, ifname: 'r1', addr: '192.0.2.1/24' }, { ns: far, ifname: 'x0', addr: '192.0.2.10/24' });
-    await sh(['ip', '-n', isp, 'addr', 'add', '2001:db8:2::1/64', 'dev', 'r1', 'nodad']);
-    await sh(['ip', '-n', far, 'addr', 'add', '2001:db8:2::10/64', 'dev', 'x0', 'nodad']);
-    await sh(['ip', '-n', far, 'route', 'add', 'default', 'via', '192.0.2.1']);
-    await sh(['ip', '-n', far, 'route', 'add', '::/0', 'via', '2001:db8:2::1']);
+    ({ isp, far } = await ispAndOutside(sw, host, { ipv6: true }));
+    await makeNs(lan);
     await sw.attach({ ns: lan, ifname: 'l0', addr: '203.0.113.50/24' });
     await sh(['ip', '-n', lan, 'addr', 'add', '2001:db8:1::50/64', 'dev', 'l0', 'nodad']);
     await sh(['ip', '-n', lan, 'route', 'add', '::/0', 'via', '2001:db8:1::fe']);
     await sh(['ip', '-n', lan, 'route', 'add', 'default', 'via', '203.0.113.254']);
-    await sw.attach({ ns: host.ns, ifname: 'u0', addr: '203.0.113.1/24' });
-    await sh(['ip', '-n', host.ns, 'addr', 'add', '2001:db8:1::1/64', 'dev', 'u0', 'nodad']);
-    await host.underlay('u0', '203.0.113.254');
-    await sh(['ip', '-n', host.ns, 'route', 'add', '::/0', 'via', '2001:db8:1::fe', 'dev', 'u0']);
-    await host.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.u0.accept_ra=1', 'net.ipv6.conf.all.forwarding=0']);
 
     const acme = handPlan({ tenant: 'acme', ipRange: '10.61.0.0/16', ipv6Range: 'fd00:61::/48', egress: true, nodes: [{ node: 'h', underlay: '203.0.113.1' }] });
     const idn = acme.identity;
@@ -623,7 +611,7 @@ test('IPv6 egress red team: a hostile workload and a second tenant against NAT66
     for (const p of procs) if (p.pid && p.exitCode === null) p.kill('SIGKILL');
     if (h) for (const ns of [WL, WG, WU]) await h.exec(['ip', 'netns', 'del', ns], { okCodes: [0, 1, 255] }).catch(() => undefined);
     if (h) await h.close().catch(() => undefined);
-    for (const ns of [isp, far, lan]) await delNs(ns).catch(() => undefined);
+    for (const ns of [isp, far, lan].filter(Boolean)) await delNs(ns).catch(() => undefined);
     await sw.destroy().catch(() => undefined);
   }
 });
