@@ -189,8 +189,18 @@ test('direct paths between hidden nodes: cone, same NAT, symmetric; flood off th
     t.diagnostic(`cut h3 5 s, restore: first reply ${r2.firstOkAfter?.toFixed(1)} s after the restore; path ${(await pathOf('h1', 'h3'))?.path}`);
     assert.ok(r2.firstOkAfter !== null && r2.firstOkAfter <= 15, `h1 → h3 not back within 15 s of the restore`);
     assert.notEqual(await untilDirect('h1', 'h3', 60_000), null, 'h1 ↔ h3 direct again after the cut');
-    const m2 = await labMatrix(name);
-    assert.ok(matrixOk(m2), `green after the faults: ${JSON.stringify(m2.filter((p) => !p.ok && !p.skip).slice(0, 4))}; paths h3: ${JSON.stringify(await paths('h3'))}`);
+    // The other pairs of h3 recover on their own schedule (h3's new NAT mapping reaches them with the carrier's next
+    // round; a direct path that went silent meanwhile is demoted to the relay): green within 45 s, the time a figure
+    // (a CI run found h2 ↔ h3 still down when the matrix ran at once).
+    const t3 = Date.now();
+    let m2 = await labMatrix(name);
+    while (!matrixOk(m2) && Date.now() - t3 < 45_000) {
+      await sleep(2000);
+      m2 = await labMatrix(name);
+    }
+    figures.greenAfterFaultsSec = Math.round((Date.now() - t3) / 100) / 10;
+    t.diagnostic(`green after the faults ${figures.greenAfterFaultsSec} s after h1 ↔ h3 was direct again`);
+    assert.ok(matrixOk(m2), `green after the faults: ${JSON.stringify(m2.filter((p) => !p.ok && !p.skip).slice(0, 4))}; paths h2: ${JSON.stringify(await paths('h2'))}; paths h3: ${JSON.stringify(await paths('h3'))}`);
   } finally {
     left.push(...(await downAndCheck(name, dir)));
     mkdirSync(join(fileURLToPath(new URL('../../bench/results', import.meta.url))), { recursive: true });
