@@ -1,7 +1,7 @@
 // Where a tenant's egress must never go, as plain data: the blocked destinations of the host's egress table
 // (nft interval sets), derived from the host's own addresses and routes, the mesh's underlay endpoints, the
 // control plane and the operator's policy. Pure: facts in, sorted set elements out. See docs/netns.md#egress.
-import { bits, formatIp, maskOf, parseCidr, parseIp, type Family } from './ip.ts';
+import { bits, formatCidr, formatIp, maskOf, networkOf, parseCidr, parseIp, type Family } from './ip.ts';
 
 /**
  * The operator's egress policy (the agent config's `egress:` section, plus the control-plane addresses the
@@ -168,7 +168,7 @@ export function egressBlocked(facts: EgressFacts, policy: EgressPolicy = {}): Bl
     // The address's own network too, whether or not the host has a route for it (`noprefixroute`, an off-link
     // SLAAC prefix, a DHCPv6 /128): it is the host's LAN. An IPv6 link is a /64 whatever the address says.
     const c = parseCidr(a);
-    if (c && a.includes('/')) add(blocked, `${formatIp({ family: c.family, value: c.value & maskOf(c.family, c.family === 6 ? Math.min(c.prefix, 64) : c.prefix) })}/${c.family === 6 ? Math.min(c.prefix, 64) : c.prefix}`);
+    if (c && a.includes('/')) add(blocked, formatCidr(networkOf({ ...c, prefix: c.family === 6 ? Math.min(c.prefix, 64) : c.prefix })));
   }
   // The default routes are the outside itself (either family: "default", "::/0", "0.0.0.0/0").
   for (const r of facts.routes) if (r !== 'default' && parseCidr(r)?.prefix !== 0) add(blocked, r);

@@ -112,10 +112,10 @@ export function validateDesired(d: DesiredResource): string[] {
   if (d.bridgeHosts !== undefined) {
     if (!Array.isArray(d.bridgeHosts)) p.push('bridgeHosts must be a list of addresses');
     else {
+      const s6 = r.subnet6 !== undefined ? parseCidr(r.subnet6) : null;
       for (const a of d.bridgeHosts) {
         const ip = typeof a === 'string' && !a.includes('/') ? parseIp(a) : null;
         const host = ip ? { family: ip.family, value: ip.value, prefix: ip.family === 4 ? 32 : 128 } : null;
-        const s6 = r.subnet6 !== undefined ? parseCidr(r.subnet6) : null;
         if (!host || !((subnet && cidrContains(subnet, host)) || (s6 && cidrContains(s6, host)))) p.push(`bridgeHosts: ${JSON.stringify(a)} is not an address of the subnet`);
       }
     }
@@ -287,8 +287,8 @@ export function tenantNftSpec(
   // Only the node's own workloads live on the bridge: forwarding there to any other address would make the
   // namespace resolve it (an entry in the machine-wide neighbour table, pinned while unanswered; red team of #20).
   // Set elements as nft lists them back (host CIDRs), so that a table read back compares equal (no-op stays one).
-  const hostCidr = (a: string) => { const ip = parseIp(a)!; return `${formatIp(ip)}/${ip.family === 4 ? 32 : 128}`; };
-  const hosts = bridgeHosts === undefined ? null : { v4: [...new Set(bridgeHosts.filter((a) => !a.includes(':')).map(hostCidr))].sort(), v6: [...new Set(bridgeHosts.filter((a) => a.includes(':')).map(hostCidr))].sort() };
+  const hostCidrs = (six: boolean) => [...new Set((bridgeHosts ?? []).filter((a) => a.includes(':') === six).map((a) => canonicalCidr(`${a}/${six ? 128 : 32}`)))].sort();
+  const hosts = bridgeHosts === undefined ? null : { v4: hostCidrs(false), v6: hostCidrs(true) };
   const bridgeOut = `oifname "${names.bridge}"`;
   const toHosts = hosts
     ? [

@@ -118,7 +118,7 @@ export function tenantAddLines(r: AttachRequest, mtu: number): string[] {
     `link add name ${r.names.host} mtu ${mtu} type veth peer name ${r.names.temp} mtu ${mtu} address ${mac} netns ${r.pid}`,
     `link set dev ${r.names.host} alias ${r.names.alias} master ${r.bridge} up`,
     `neigh replace ${r.ip} lladdr ${mac} dev ${r.bridge} nud permanent`,
-    ...(r.ip6 !== undefined && r.prefix6 !== undefined && r.gateway6 !== undefined ? [`neigh replace ${r.ip6} lladdr ${mac} dev ${r.bridge} nud permanent`] : []),
+    ...(dualStack(r) ? [`neigh replace ${r.ip6} lladdr ${mac} dev ${r.bridge} nud permanent`] : []),
   ];
 }
 
@@ -146,8 +146,13 @@ export function containerAddLines(r: AttachRequest): string[] {
  * DAD would hold it tentative for a second) and its default route via gateway6; [] without ip6. Run after
  * `ipv6Sysctl` (Docker may start a container without networking with IPv6 disabled).
  */
+/** Whether the request attaches IPv6 too (its address, prefix and gateway come together). */
+function dualStack(r: AttachRequest): r is AttachRequest & { ip6: string; prefix6: number; gateway6: string } {
+  return r.ip6 !== undefined && r.prefix6 !== undefined && r.gateway6 !== undefined;
+}
+
 export function containerAddLines6(r: AttachRequest): string[] {
-  if (r.ip6 === undefined || r.prefix6 === undefined || r.gateway6 === undefined) return [];
+  if (!dualStack(r)) return [];
   // The same for IPv6: gateway6 alone on-link, and no fe80::/64 either (a workload could otherwise probe every
   // link-local address; its own link-local address stays, neighbour discovery does not need the route).
   return [
@@ -283,7 +288,7 @@ export class Attacher {
       containerIfIndex: eth.index,
       address: `${r.ip}/${r.prefix}`,
       gateway: r.gateway,
-      ...(containerAddLines6(r).length ? { address6: `${r.ip6}/${r.prefix6}`, gateway6: r.gateway6 } : {}),
+      ...(dualStack(r) ? { address6: `${r.ip6}/${r.prefix6}`, gateway6: r.gateway6 } : {}),
       mtu,
       mac: eth.mac ?? '',
       at: now.toISOString(),
