@@ -7,9 +7,13 @@
 // re-apply is a no-op. Without the ask (or without an IPv6 default route) IPv6 stays in; IPv4 egress is untouched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import type { ApplyReport, DesiredResource } from '../../netns/index.ts';
 import { delNs, ispAndOutside, rand, sh, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
+import { ECHO_ONCE_PY, SEND_PY } from '../helpers/dual-probes.ts';
+
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
 
@@ -98,16 +102,17 @@ test('IPv6 egress: NAT66 out of the uplink, the same walls as IPv4, RAs still ta
       assert.ok((seen.get('2001:db8:1::1') ?? 0) >= 2, `the outside sees the uplink address: ${JSON.stringify([...seen])}`);
       assert.equal(seen.get('fd00:61:0:1::50'), 0, 'never the workload');
       assert.equal(seen.get(tenant6.split('/')[0]), 0, 'never the transfer address');
-      // A TCP connection too (conntrack and NAT66 both ways): the outside answers on a port.
-      const srv = sh(['ip', 'netns', 'exec', far, 'timeout', '10', 'busybox', 'nc', '-l', '-p', '8086'], { okCodes: [0, 1, 124] });
-      for (let i = 0; i < 50; i++) {
+      // A TCP connection too (conntrack and NAT66 both ways): the outside reads the request and answers it.
+      const srv = sh(['ip', 'netns', 'exec', far, 'timeout', '15', PYTHON, '-I', '-S', '-c', ECHO_ONCE_PY, '8086', '10'], { okCodes: [0, 1, 124] });
+      for (let i = 0; i < 100; i++) {
         if ((await sh(['ip', 'netns', 'exec', far, 'ss', '-Hltn', 'sport', '=', ':8086'])).stdout.trim()) break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      const cli = await host.execIn(wl, ['timeout', '5', 'busybox', 'nc', '2001:db8:2::10', '8086'], { input: 'hello over six\n', okCodes: [0, 1, 124] });
-      assert.equal(cli.exitCode, 0, cli.stderr);
+      const cli = await host.execIn(wl, ['timeout', '10', PYTHON, '-I', '-S', '-c', SEND_PY, '2001:db8:2::10', '8086', 'hello over six'], { okCodes: [0, 1, 124] });
       const got = await srv;
-      assert.match(got.stdout, /hello over six/);
+      assert.equal(cli.exitCode, 0, `client: ${cli.stderr}; server: exit ${got.exitCode} ${got.stderr}`);
+      assert.equal(got.stdout.trim(), 'hello over six', `the outside read the request (server stderr: ${got.stderr})`);
+      assert.equal(cli.stdout.trim(), 'echo: hello over six', 'the answer came back through NAT66');
     });
 
     await t.test('the walls hold for IPv6: not the host, its LAN, the transfer links; nothing comes in', async () => {
