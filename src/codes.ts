@@ -306,11 +306,11 @@ const ENTRIES = {
   ),
   E_CANDIDATES: invalid(
     'agent',
-    '(`PUT /v1/candidates`, etcd `candidates/<node>`) a candidate submission is malformed, names a network or node that is not a direct peer of this node, holds more than 8 endpoints for a node, or an endpoint that is not a canonical public-looking `ip:port` (loopback, link-local, multicast, inside the tenant range…). Nothing changes; see docs/paths.md',
+    '(`PUT /v1/candidates`, etcd `candidate-tables/<network>`) a candidate submission is malformed, names a network or node that is not a direct peer of this node, holds more than 8 endpoints for a node, or an endpoint that is not a canonical public-looking `ip:port` (loopback, link-local, multicast, inside the tenant range…). Nothing changes; see docs/paths.md',
     'candidates come from the control plane (the lab\'s carrier or the etcd controller): look for what wrote them',
   ),
-  E_CANDIDATES_SIGNER: invalid('agent', '(etcd) `candidates/<node>` is not signed by one of the agent\'s `etcd.controllerKeys`. Nothing changes', 'only the controller writes candidates; check `--signing-key` and `controllerKeys`'),
-  E_CANDIDATES_SIGNATURE: invalid('agent', '(etcd) the signature of `candidates/<node>` does not verify. Nothing changes', 'only the controller writes candidates; find who wrote it'),
+  E_CANDIDATES_SIGNER: invalid('agent', '(etcd) `candidate-tables/<network>` is not signed by one of the agent\'s `etcd.controllerKeys`. Nothing changes', 'only the controller writes candidates; check `--signing-key` and `controllerKeys`'),
+  E_CANDIDATES_SIGNATURE: invalid('agent', '(etcd) the signature of `candidate-tables/<network>` does not verify. Nothing changes', 'only the controller writes candidates; find who wrote it'),
   E_NOT_SUPPORTED: invalid(
     'agent',
     '`PUT /v1/candidates` on an agent without direct paths: its data-plane driver reads no peer counters (the netns driver does; test drivers may not)',

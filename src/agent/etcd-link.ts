@@ -15,7 +15,7 @@ import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
 import { signRecord, type RecordSigner } from '../control/records.ts';
 import { checkPartSignature, readCandidates } from '../control/signed.ts';
-import type { CandidateReportNetwork } from '../control/candidates.ts';
+import { submissionFor, tableFrom, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -98,10 +98,15 @@ export class EtcdLink {
   private statusTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private candidateTimer: NodeJS.Timeout | null = null;
-  private candidateWatch: Watcher | null = null;
+  /** networkId → the watch on its candidate table (null while it is being opened). */
+  private readonly tableWatches = new Map<string, Watcher | null>();
+  /** networkId → its candidate table's record as read, and the table once verified (null: refused). */
+  private readonly tableTexts = new Map<string, string | null>();
+  private readonly tablesRead = new Map<string, { text: string; table: CandidateTable | null }>();
+  /** The networks this node is hidden in, as its applied parts say: whose tables it reads, for which peers. */
+  private wants: CandidateWant[] = [];
   private lastReport = '';
   private lastCandidates = '';
-  private pendingCandidates: string | null = null;
   private readonly envelopes = new Map<string, SignedBlueprint>();
   /** Parts to try again (refused, or their envelope not readable yet). */
   private readonly retry = new Set<string>();
@@ -139,21 +144,25 @@ export class EtcdLink {
       if (this.retry.size) this.kick();
     }, this.o.retryIntervalMs ?? 5000);
     this.retryTimer.unref?.();
-    // Direct paths: report what this node knows when it changes (checked every 2 s), take what the controller
-    // computed for it from candidates/<node>.
+    // Direct paths: report what this node knows when it changes (checked every 2 s), take its direct peers'
+    // candidates from the tables the controller publishes for its networks.
     this.candidateTimer = setInterval(() => void this.reportCandidates(), this.o.candidateIntervalMs ?? 2000);
     this.candidateTimer.unref?.();
-    void this.watchCandidates();
   }
 
   private async reportCandidates(): Promise<void> {
     if (!this.lease || this.stopped) return;
-    if (this.pendingCandidates !== null) this.takeCandidates(this.pendingCandidates);
     try {
       const report = await this.o.agent.candidateReport();
-      const text = JSON.stringify(report.networks);
+      this.wants = report.networks.filter((n) => n.hidden).map((n) => ({ networkId: n.networkId, ipRange: n.ipRange, directPeers: n.directPeers }));
+      this.syncTableWatches();
+      this.takeCandidates();
+      // The controller needs no direct peers (each node filters its networks' tables itself): left out, so the
+      // status does not grow with the size of the node's networks.
+      const networks = report.networks.map((n) => ({ ...n, directPeers: [] }));
+      const text = JSON.stringify(networks);
       if (text === this.lastReport) return;
-      this.status.candidates = report.networks;
+      this.status.candidates = networks;
       // Taken as reported only once written: a write refused (no lease yet, etcd unavailable) is retried at the
       // next check (2 s), not left to the next periodic status write (15 s) — every such miss delayed the
       // hidden nodes' direct paths by that much (lab-direct's etcd variant: 2–57 s).
@@ -163,43 +172,82 @@ export class EtcdLink {
     }
   }
 
-  private takeCandidates(text: string | null): void {
-    if (text === null || text === this.lastCandidates) return;
-    const key = this.keys.candidates(this.o.nodeId);
-    const r = readCandidates(key, text, this.controllerKeys);
-    if ('problem' in r) {
-      this.o.log.warn({ code: r.problem.code }, `candidates from etcd refused: ${r.problem.message}`);
-      return;
+  /** Watches the candidate table of every network this node is hidden in, and only those. */
+  private syncTableWatches(): void {
+    const want = new Set(this.wants.map((w) => w.networkId));
+    for (const [net, w] of [...this.tableWatches]) {
+      if (want.has(net)) continue;
+      this.tableWatches.delete(net);
+      this.tableTexts.delete(net);
+      this.tablesRead.delete(net);
+      void w?.cancel().catch(() => undefined);
     }
-    try {
-      this.o.agent.setCandidates(r.candidates);
-      this.lastCandidates = text;
-      this.pendingCandidates = null;
-    } catch (e) {
-      // Maybe computed for a plan part this node has not applied yet: tried again with the next report tick.
-      if (this.pendingCandidates !== text) this.o.log.warn({ err: (e as Error).message }, 'candidates from etcd refused');
-      this.pendingCandidates = text;
-    }
+    for (const net of want) if (!this.tableWatches.has(net)) void this.watchTable(net);
   }
 
-  /** Reads candidates/<node>, then watches it (etcd3 resumes the watch after a disconnection). */
-  private async watchCandidates(delay = 0): Promise<void> {
-    if (this.stopped) return;
-    if (delay) await new Promise((r) => setTimeout(r, delay).unref());
-    const key = this.keys.candidates(this.o.nodeId);
+  /** Reads candidate-tables/<net>, then watches it (etcd3 resumes a watch after a disconnection). Not readable
+   *  yet (the grant comes with the controller's round): tried again at the next check. */
+  private async watchTable(net: string): Promise<void> {
+    const key = this.keys.candidateTable(net);
+    this.tableWatches.set(net, null);
+    const current = () => !this.stopped && this.tableWatches.has(net) && this.tableWatches.get(net) === null;
     try {
       const res = await this.client.kv.range({ key: Buffer.from(key) });
-      this.takeCandidates(res.kvs[0]?.value.toString() ?? null);
+      if (!current()) return;
+      this.tableTexts.set(net, res.kvs[0]?.value.toString() ?? null);
       const w = await this.client.watch().key(key).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
-      if (this.stopped) {
+      if (!current()) {
         await w.cancel().catch(() => undefined);
         return;
       }
-      w.on('put', (kv) => this.takeCandidates(kv.value.toString()));
-      this.candidateWatch = w;
+      this.tableWatches.set(net, w);
+      w.on('put', (kv) => {
+        this.tableTexts.set(net, kv.value.toString());
+        this.takeCandidates();
+      });
+      w.on('delete', () => {
+        this.tableTexts.set(net, null);
+        this.takeCandidates();
+      });
+      this.takeCandidates();
     } catch (e) {
-      this.o.log.debug({ err: (e as Error).message }, 'candidates not readable yet; retrying');
-      void this.watchCandidates(Math.min(2000, 500 + delay * 2));
+      this.o.log.debug({ err: (e as Error).message, network: net }, 'candidate table not readable yet; retrying');
+      if (this.tableWatches.get(net) === null) this.tableWatches.delete(net);
+    }
+  }
+
+  /** The verified table of a network, or null (none yet, or refused: not the controller's, altered). */
+  private table(net: string): CandidateTable | null {
+    const text = this.tableTexts.get(net) ?? null;
+    if (text === null) return null;
+    const seen = this.tablesRead.get(net);
+    if (seen?.text === text) return seen.table;
+    const key = this.keys.candidateTable(net);
+    const r = readCandidates(key, text, this.controllerKeys);
+    let table: CandidateTable | null = null;
+    if ('problem' in r) this.o.log.warn({ code: r.problem.code, network: net }, `candidate table from etcd refused: ${r.problem.message}`);
+    else if (!(table = tableFrom(r.candidates))) this.o.log.warn({ network: net }, 'candidate table from etcd refused: not a table');
+    this.tablesRead.set(net, { text, table });
+    return table;
+  }
+
+  /** What this node's direct peers' tables say now, handed to the agent when it changed. */
+  private takeCandidates(): void {
+    if (this.stopped) return;
+    const tables = new Map<string, CandidateTable>();
+    for (const w of this.wants) {
+      const t = this.table(w.networkId);
+      if (t) tables.set(w.networkId, t);
+    }
+    const sub = submissionFor(this.o.nodeId, this.wants, tables);
+    const json = JSON.stringify(sub);
+    if (json === this.lastCandidates) return;
+    try {
+      this.o.agent.setCandidates(sub);
+      this.lastCandidates = json;
+    } catch (e) {
+      // Its parts changed since the report (a peer gone): tried again with the next report (2 s).
+      this.o.log.warn({ err: (e as Error).message }, 'candidates from etcd refused');
     }
   }
 
@@ -208,8 +256,9 @@ export class EtcdLink {
     this.stopped = true;
     for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer]) if (t) clearTimeout(t);
     this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = null;
-    await this.candidateWatch?.cancel().catch(() => undefined);
-    this.candidateWatch = null;
+    const watches = [...this.tableWatches.values()];
+    this.tableWatches.clear();
+    await Promise.all(watches.map((w) => w?.cancel().catch(() => undefined)));
     await this.watch.stop();
     await this.registering?.catch(() => undefined);
     const lease = this.lease;

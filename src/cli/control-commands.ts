@@ -154,12 +154,14 @@ export function registerControlCommands(program: Command): void {
       const pubkey = publicKeyArg(given, 'the node key', ['node']);
       const operatorKey = flags.sign ? readSecretKeyFile(flags.sign, ['operator']) : undefined;
       const r = await withOps(g(cmd), async (ops) => {
-        const res = await ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
+        // The role first: the controller reads the node roles again when an enrollment changes, and a role made
+        // after it (the order before) could be missed — the node was then planned but never granted its
+        // envelopes ("cannot read the signed blueprint yet" until the next enrollment anywhere).
         if (flags.rbac) {
           const { Rbac } = await import('../control/rbac.ts');
           await new Rbac(ops.client, ops.keys).ensureNode(id);
         }
-        return res;
+        return ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
       });
       const { nodeRole } = await import('../control/rbac.ts');
       process.stdout.write(`node ${id} ${r.changed ? 'enrolled' : 'already enrolled'} with key ${pubkey}${flags.rbac ? `; its etcd client certificate's CN is ${nodeRole(id)}` : ''}\n`);

@@ -1,16 +1,18 @@
 // The etcd controller's candidate relay (direct paths, docs/paths.md): while the controller leads, it reads the
 // status records the nodes sign (status/<id>: a `candidates` report of their underlay endpoints and, on access
 // nodes, where their hidden peers' packets come from), takes them only from trusted nodes (signed with the
-// identity key pinned at enrollment), computes what each hidden node should try (src/control/candidates.ts,
-// the same function the lab uses) and writes candidates/<node> — signed by the controller's key, fenced by the
-// leadership like every controller write — when it changed. It grants each node's role read on its own key.
+// identity key pinned at enrollment), and publishes one candidate table per network (candidate-tables/<id>:
+// every hidden member's endpoints, src/control/candidates.ts) — signed by the controller's key, fenced by the
+// leadership like every controller write — when it changed. Only the nodes the plans make hidden in a network
+// are in its table, and only they may read it (their roles' grants come with the planning round). Each hidden
+// node keeps what concerns its own direct peers: one node's new endpoint rewrites one record per network, not
+// one per other member (that was O(members²) bytes, and seconds of a blocked event loop at 2,000 hidden nodes).
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Key } from '../crypto/keys.ts';
-import { distributeCandidates, type CandidateReport, type CandidateReportNetwork } from './candidates.ts';
+import { candidateTables, type CandidateReport, type CandidateReportNetwork } from './candidates.ts';
 import { prefixEnd } from './etcd.ts';
 import type { Keys } from './keys.ts';
-import { nodeRole, Rbac } from './rbac.ts';
 import { openRecord } from './records.ts';
 import { signCandidates } from './signed.ts';
 
@@ -18,6 +20,8 @@ import { signCandidates } from './signed.ts';
 const MAX_NETWORKS = 256;
 const MAX_LOCAL = 16;
 const MAX_PEERS = 4096;
+/** The longest the relay opens statuses before the event loop gets a turn. */
+const OPEN_SLICE_MS = 20;
 /** The shortest time between two relay rounds. */
 const MIN_ROUND_MS = 1000;
 /**
@@ -62,6 +66,8 @@ export interface RelayOptions {
   /** The identity key pinned for a node (its enrollment), or undefined: its reports are not taken. */
   pinned: (node: string) => string | undefined;
   signingKey: Key | null;
+  /** networkId → the nodes hidden in it, from the latest planning round (null before the first one). */
+  members: () => ReadonlyMap<string, ReadonlySet<string>> | null;
   /** The leadership fence: a write happens only while `key` holds `value`. */
   guard: () => { key: string; value: string };
   debounceMs?: number;
@@ -74,14 +80,15 @@ export class CandidateRelay {
   private readonly texts = new Map<string, string>();
   private lastDigest = '';
   private lastRoundAt = 0;
-  private readonly opened = new Map<string, { text: string; signer: string | null; report: CandidateReport | null }>();
+  private readonly opened = new Map<string, { text: string; signer: string | null; report: CandidateReport | null; json: string }>();
   /** node → the report taken for it (JSON) and when: a change within REPORT_HOLD_MS waits (see there). */
   private readonly taken = new Map<string, { json: string; report: CandidateReport; at: number }>();
   private deferTimer: NodeJS.Timeout | null = null;
+  /** networkId → the table record stored now. */
   private readonly written = new Map<string, string>();
-  /** node → the submission last written (JSON): unchanged ones are neither signed nor written again. */
+  /** networkId → the table last written (JSON): unchanged ones are neither signed nor written again. */
   private readonly sent = new Map<string, string>();
-  private readonly granted = new Set<string>();
+  private legacy: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
@@ -96,8 +103,11 @@ export class CandidateRelay {
     const k = this.o.keys;
     const res = await this.o.client.kv.range({ key: Buffer.from(k.statuses()), range_end: prefixEnd(k.statuses()) });
     for (const kv of res.kvs) this.texts.set(kv.key.toString().slice(k.statuses().length), kv.value.toString());
-    const cur = await this.o.client.kv.range({ key: Buffer.from(k.allCandidates()), range_end: prefixEnd(k.allCandidates()) });
-    for (const kv of cur.kvs) this.written.set(kv.key.toString().slice(k.allCandidates().length), kv.value.toString());
+    const cur = await this.o.client.kv.range({ key: Buffer.from(k.candidateTables()), range_end: prefixEnd(k.candidateTables()) });
+    for (const kv of cur.kvs) this.written.set(kv.key.toString().slice(k.candidateTables().length), kv.value.toString());
+    // Per-node records of the earlier relay (candidates/<node>): deleted in the first round (fenced).
+    const legacy = await this.o.client.kv.range({ key: Buffer.from(k.allCandidates()), range_end: prefixEnd(k.allCandidates()), keys_only: true });
+    this.legacy = legacy.kvs.map((kv) => kv.key.toString());
     const next = (BigInt(res.header.revision) + 1n).toString();
     const w = await this.o.client.watch().prefix(k.statuses()).startRevision(next).create();
     w.on('data', (r) => {
@@ -156,36 +166,66 @@ export class CandidateRelay {
   /** The reports of trusted nodes now. A status is verified once per text (a node rewriting its own status
    *  often costs the controller one verification per write, not one per node per round). */
   reports(): CandidateReport[] {
-    const out: CandidateReport[] = [];
-    for (const [id, text] of this.texts) {
+    for (const [id, text] of this.texts) this.open(id, text);
+    return this.opens().map((x) => x.report);
+  }
+
+  /** Opens (verifies and shapes) a node's status once per text. */
+  private open(id: string, text: string): void {
+    const v = this.opened.get(id);
+    if (v && v.text === text) return;
+    let next: { text: string; signer: string | null; report: CandidateReport | null; json: string } = { text, signer: null, report: null, json: '' };
+    try {
+      const { signer, record } = openRecord(this.o.keys.status(id), text);
+      // The relay needs no node's direct peers (each node filters its tables itself): dropped, so that what is
+      // kept and compared per node does not grow with the size of its networks.
+      const report = reportFrom(id, record);
+      if (report) for (const n of report.networks) n.directPeers = [];
+      next = { text, signer, report, json: JSON.stringify(report) };
+    } catch {
+      // unsigned, forged or malformed: not taken
+    }
+    this.opened.set(id, next);
+  }
+
+  /**
+   * Opens every changed status, giving the event loop a turn every OPEN_SLICE_MS: thousands of statuses changing
+   * at once (a controller taking over, a fleet restarting) must not hold the loop past the leadership lease.
+   */
+  private async openAll(): Promise<void> {
+    let t0 = performance.now();
+    for (const [id, text] of [...this.texts]) {
+      if (!this.o.pinned(id)) continue;
+      this.open(id, text);
+      if (performance.now() - t0 > OPEN_SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        t0 = performance.now();
+      }
+    }
+  }
+
+  /** The opened reports of trusted nodes: for a status that changed while the others were opened, the one opened
+   *  before (the watch has scheduled another round for the new one). */
+  private opens(): { report: CandidateReport; json: string }[] {
+    const out: { report: CandidateReport; json: string }[] = [];
+    for (const id of this.texts.keys()) {
       const pin = this.o.pinned(id);
       if (!pin) continue;
-      let v = this.opened.get(id);
-      if (!v || v.text !== text) {
-        v = { text, signer: null, report: null };
-        try {
-          const { signer, record } = openRecord(this.o.keys.status(id), text);
-          v = { text, signer, report: reportFrom(id, record) };
-        } catch {
-          // unsigned, forged or malformed: not taken
-        }
-        this.opened.set(id, v);
-      }
-      if (v.signer === pin && v.report) out.push(v.report);
+      const v = this.opened.get(id);
+      if (v && v.signer === pin && v.report) out.push({ report: v.report, json: v.json });
     }
     for (const id of [...this.opened.keys()]) if (!this.texts.has(id)) this.opened.delete(id);
     return out;
   }
 
   /** The reports as taken: a node's changed report replaces its taken one only after REPORT_HOLD_MS. */
-  private held(reports: CandidateReport[]): CandidateReport[] {
+  private held(reports: { report: CandidateReport; json: string }[]): CandidateReport[] {
     const now = (this.o.now ?? Date.now)();
     let wake = Infinity;
     const out: CandidateReport[] = [];
     const present = new Set<string>();
-    for (const r of reports) {
+    for (const { report: r, json } of reports) {
       present.add(r.node);
-      const json = JSON.stringify(r);
       const t = this.taken.get(r.node);
       if (!t || t.json === json || now - t.at >= REPORT_HOLD_MS) {
         if (!t || t.json !== json) this.taken.set(r.node, { json, report: r, at: now });
@@ -207,37 +247,38 @@ export class CandidateRelay {
   }
 
   private async round(): Promise<void> {
-    const reports = this.held(this.reports());
-    // Most status writes change no report (peer health every 15 s): nothing to compute then.
-    const digest = JSON.stringify(reports);
-    if (digest === this.lastDigest) return;
-    this.lastDigest = digest;
+    const members = this.o.members();
+    if (!members) return; // no planning round yet: nobody's membership is known
+    await this.openAll();
+    const tables = candidateTables(this.held(this.opens()), members);
+    const texts = new Map([...tables].map(([net, t]) => [net, JSON.stringify(t)]));
+    // Most status writes change no report (peer health every 15 s): nothing to write then.
+    const digest = JSON.stringify([...texts]);
+    if (digest === this.lastDigest && !this.legacy.length) return;
     this.rounds++;
-    const subs = distributeCandidates(reports);
-    const rbac = new Rbac(this.o.client, this.o.keys);
-    for (const [node, sub] of subs) {
-      const key = this.o.keys.candidates(node);
-      const json = JSON.stringify(sub);
-      if (this.sent.get(node) === json) continue;
-      const value = signCandidates(key, sub, this.o.signingKey);
-      if (this.written.get(node) === value) {
-        this.sent.set(node, json);
-        continue;
-      }
-      if (!this.granted.has(node)) {
-        // Roles made before candidates existed lack the read: add it (idempotent; nothing to do without RBAC).
-        await rbac.grant(nodeRole(node), { permType: 'Read', key }).catch(() => undefined);
-        this.granted.add(node);
-      }
-      const g = this.o.guard();
-      const res = await this.o.client.kv.txn({
-        compare: [{ key: Buffer.from(g.key), target: 'Value', result: 'Equal', value: Buffer.from(g.value) }],
-        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value) } }],
-      });
+    const g = this.o.guard();
+    const fenced = async (op: { request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer } }) => {
+      const res = await this.o.client.kv.txn({ compare: [{ key: Buffer.from(g.key), target: 'Value', result: 'Equal', value: Buffer.from(g.value) }], success: [op] });
       if (!res.succeeded) throw new Error('not the leader any more');
-      this.written.set(node, value);
-      this.sent.set(node, json);
+    };
+    for (const [net, json] of texts) {
+      if (this.sent.get(net) === json) continue;
+      const key = this.o.keys.candidateTable(net);
+      const value = signCandidates(key, tables.get(net), this.o.signingKey);
+      if (this.written.get(net) !== value) await fenced({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+      this.written.set(net, value);
+      this.sent.set(net, json);
     }
-
+    for (const net of [...this.written.keys()]) {
+      if (texts.has(net)) continue;
+      await fenced({ request_delete_range: { key: Buffer.from(this.o.keys.candidateTable(net)) } });
+      this.written.delete(net);
+      this.sent.delete(net);
+    }
+    while (this.legacy.length) {
+      await fenced({ request_delete_range: { key: Buffer.from(this.legacy[0]) } });
+      this.legacy.shift();
+    }
+    this.lastDigest = digest;
   }
 }

@@ -32,55 +32,144 @@ function host(ep: string): string {
   return ep.startsWith('[') ? ep.slice(1, ep.indexOf(']')) : ep.slice(0, ep.lastIndexOf(':'));
 }
 
+/** One hidden node of a network in a candidate table: its reflexive endpoint (as its own access node sees it) and
+ *  its local endpoints (each checked alone, without a range: the receiver checks them against its own). */
+export interface CandidateTableEntry {
+  reflexive: string | null;
+  local: string[];
+}
+
 /**
- * For every hidden node, the candidates of every other hidden node of its networks: the other node's reflexive
- * endpoint (as its access node sees it) and its local endpoints. Local ones come first when both nodes are seen
- * from the same public address (behind the same NAT, where the reflexive one would need hairpinning); the
- * reflexive one first otherwise. Invalid endpoints are dropped; at most MAX_CANDIDATES per node.
+ * What the control plane publishes per network (candidate-tables/<networkId>): every hidden member's candidates,
+ * once. Each hidden node reads its networks' tables and keeps what concerns its own direct peers
+ * (submissionFor): O(members) per network, where a submission per node was O(members²) in all.
  */
-export function distributeCandidates(reports: CandidateReport[]): Map<string, CandidateSubmission> {
-  const hiddenIn = new Map<string, { node: string; ipRange: string; local: string[]; directPeers: Set<string> }[]>();
-  const reflexive = new Map<string, string>(); // `${networkId}/${node}` → endpoint
+export interface CandidateTable {
+  nodes: Record<string, CandidateTableEntry>;
+}
+
+/** A hidden node's view of one of its networks: the range candidates must stay out of, its direct peers. */
+export interface CandidateWant {
+  networkId: string;
+  ipRange: string;
+  directPeers: readonly string[];
+}
+
+/**
+ * The candidate table of every network with hidden members. `members` (networkId → the nodes hidden in it, from
+ * the plans) decides who is in a table: a node that claims a network it is not hidden in is left out; without it,
+ * every node that reports itself hidden is taken (the caller filters). A network absent from `members` gets no
+ * table.
+ */
+export function candidateTables(reports: CandidateReport[], members?: ReadonlyMap<string, ReadonlySet<string>>): Map<string, CandidateTable> {
+  const hidden = new Map<string, { node: string; local: string[] }[]>();
   const via = new Map<string, string>(); // `${networkId}/${hidden node}` → the access node it names
   for (const r of reports) {
     for (const n of r.networks) {
       if (!n.hidden) continue;
-      const list = hiddenIn.get(n.networkId) ?? [];
-      list.push({ node: r.node, ipRange: n.ipRange, local: n.local, directPeers: new Set(n.directPeers) });
-      hiddenIn.set(n.networkId, list);
+      if (members && !members.get(n.networkId)?.has(r.node)) continue;
+      const list = hidden.get(n.networkId) ?? [];
+      // One entry per node and network (a report naming a network twice counts once).
+      if (list.some((x) => x.node === r.node)) continue;
+      list.push({ node: r.node, local: n.local });
+      hidden.set(n.networkId, list);
       if (n.via) via.set(`${n.networkId}/${r.node}`, n.via);
     }
   }
   // Where a hidden node's packets come from counts only as its own access node sees it.
+  const reflexive = new Map<string, string>(); // `${networkId}/${node}` → endpoint
   for (const r of reports) {
     for (const n of r.networks) {
       if (n.hidden) continue;
       for (const [peer, ep] of Object.entries(n.observed)) {
-        if (via.get(`${n.networkId}/${peer}`) === r.node) reflexive.set(`${n.networkId}/${peer}`, ep);
+        if (via.get(`${n.networkId}/${peer}`) === r.node && candidateProblem(ep) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
       }
+    }
+  }
+  const out = new Map<string, CandidateTable>();
+  for (const [net, list] of [...hidden].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const nodes: Record<string, CandidateTableEntry> = {};
+    for (const x of list) {
+      const local = [...new Set(x.local.filter((e) => candidateProblem(e) === null))].slice(0, MAX_CANDIDATES);
+      nodes[x.node] = { reflexive: reflexive.get(`${net}/${x.node}`) ?? null, local };
+    }
+    out.set(net, { nodes });
+  }
+  return out;
+}
+
+/**
+ * What one hidden node is told, from its networks' tables: for each direct peer its plan part names, the peer's
+ * reflexive endpoint and its local ones — local first when both are seen from the same public address (behind the
+ * same NAT, where the reflexive one would need hairpinning), the reflexive one first otherwise. Checked with the
+ * RECEIVER's range (a sender lying about its range cannot slip an endpoint inside it); at most MAX_CANDIDATES per
+ * peer. `accept(networkId, peer)` may leave peers out (the lab's mutual check). Every network of `wants` is named,
+ * with no peers when nothing is known.
+ */
+export function submissionFor(
+  node: string,
+  wants: readonly CandidateWant[],
+  tables: ReadonlyMap<string, CandidateTable>,
+  accept: (networkId: string, peer: string) => boolean = () => true,
+): CandidateSubmission {
+  const sub: CandidateSubmission = { networks: {} };
+  for (const w of wants) {
+    const nodes = tables.get(w.networkId)?.nodes ?? {};
+    const own = Object.hasOwn(nodes, node) ? nodes[node] : undefined;
+    const mine = own?.reflexive ?? null;
+    const peers: Record<string, string[]> = {};
+    for (const y of w.directPeers) {
+      if (y === node || !Object.hasOwn(nodes, y) || !accept(w.networkId, y)) continue;
+      const e = nodes[y];
+      const refl = e.reflexive;
+      const sameNat = mine !== null && refl !== null && host(mine) === host(refl);
+      const list = sameNat ? [...e.local, refl] : [...(refl ? [refl] : []), ...e.local];
+      const uniq = [...new Set(list.filter((ep): ep is string => typeof ep === 'string' && candidateProblem(ep, w.ipRange) === null))].slice(0, MAX_CANDIDATES);
+      if (uniq.length) peers[y] = uniq;
+    }
+    sub.networks[w.networkId] = peers;
+  }
+  return sub;
+}
+
+/**
+ * For every hidden node, the candidates of every other hidden node of its networks (the embedded control plane of
+ * labs, which pushes them): the tables, then each node's submission — only between two nodes that each name the
+ * other as a direct peer (their plan parts say so): a node claiming to be in a network it is not in learns
+ * nothing of its members. Invalid endpoints are dropped; at most MAX_CANDIDATES per node.
+ */
+export function distributeCandidates(reports: CandidateReport[]): Map<string, CandidateSubmission> {
+  const tables = candidateTables(reports);
+  const named = new Map<string, Set<string>>(); // `${networkId}/${node}` → the direct peers it names
+  const wants = new Map<string, CandidateWant[]>();
+  for (const r of reports) {
+    for (const n of r.networks) {
+      if (!n.hidden) continue;
+      const key = `${n.networkId}/${r.node}`;
+      if (named.has(key)) continue;
+      named.set(key, new Set(n.directPeers));
+      const list = wants.get(r.node) ?? [];
+      list.push({ networkId: n.networkId, ipRange: n.ipRange, directPeers: n.directPeers });
+      wants.set(r.node, list);
     }
   }
   const out = new Map<string, CandidateSubmission>();
-  for (const [net, members] of [...hiddenIn].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const x of members) {
-      const mine = reflexive.get(`${net}/${x.node}`);
-      const peers: Record<string, string[]> = {};
-      for (const y of members) {
-        // Only between two nodes that each name the other as a direct peer (their plan parts say so): a node
-        // claiming to be in a network it is not in learns nothing of its members.
-        if (y.node === x.node || !x.directPeers.has(y.node) || !y.directPeers.has(x.node)) continue;
-        const refl = reflexive.get(`${net}/${y.node}`);
-        const sameNat = mine !== undefined && refl !== undefined && host(mine) === host(refl);
-        const list = sameNat ? [...y.local, refl] : [...(refl ? [refl] : []), ...y.local];
-        // Checked with the RECEIVER's range (what the receiving agent checks them with): a sender that lies about
-        // its range cannot get the receiver's whole submission refused.
-        const uniq = [...new Set(list.filter((e): e is string => e !== undefined && candidateProblem(e, x.ipRange) === null))].slice(0, MAX_CANDIDATES);
-        if (uniq.length) peers[y.node] = uniq;
-      }
-      const sub = out.get(x.node) ?? { networks: {} };
-      sub.networks[net] = peers;
-      out.set(x.node, sub);
-    }
+  for (const [node, list] of wants) {
+    list.sort((a, b) => (a.networkId < b.networkId ? -1 : a.networkId > b.networkId ? 1 : 0));
+    out.set(node, submissionFor(node, list, tables, (net, peer) => named.get(`${net}/${peer}`)?.has(node) === true));
   }
   return out;
+}
+
+/** A candidate table as read from etcd, shaped: malformed entries are dropped alone (the receiver checks every
+ *  endpoint again, submissionFor); null when it is not a table at all. */
+export function tableFrom(v: unknown): CandidateTable | null {
+  const obj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!obj(v) || !obj(v.nodes)) return null;
+  const nodes: Record<string, CandidateTableEntry> = {};
+  for (const [node, e] of Object.entries(v.nodes)) {
+    if (!obj(e) || !(e.reflexive === null || typeof e.reflexive === 'string') || !Array.isArray(e.local)) continue;
+    nodes[node] = { reflexive: e.reflexive, local: e.local.filter((x): x is string => typeof x === 'string').slice(0, MAX_CANDIDATES) };
+  }
+  return { nodes };
 }

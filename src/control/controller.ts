@@ -116,6 +116,8 @@ export class Controller {
   private readonly roundListeners = new Set<(r: RoundReport) => void>();
   private campaignLoop: Promise<void> | null = null;
   private relay: CandidateRelay | null = null;
+  /** networkId → the nodes hidden in it, as of the last planning round (the candidate tables' members). */
+  private hiddenMembers: Map<string, Set<string>> | null = null;
 
   // State mirrored from etcd.
   private tenants = new Map<string, string>();
@@ -263,6 +265,7 @@ export class Controller {
       keys: this.keys,
       log: this.log,
       pinned: (id) => this.goodEnrollments.get(id)?.publicKey,
+      members: () => this.hiddenMembers,
       signingKey: this.signingKey,
       guard: () => this.guard(),
     });
@@ -493,7 +496,7 @@ export class Controller {
     const rbac = new Rbac(this.client, this.keys);
     if (this.grantMirror === null) {
       try {
-        this.grantMirror = await rbac.envelopeGrants();
+        this.grantMirror = await rbac.readGrants();
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'controller: cannot read etcd roles; node envelope grants are not managed (run the controller as zmesh-controller with role root when etcd auth is on)');
         this.grantMirror = 'off';
@@ -545,6 +548,7 @@ export class Controller {
     await this.write([p.memberOps, ...p.planOps, p.envelopeOps], stats);
     for (const op of p.envelopeOps) this.envelopeMirror.add(op.key);
     await this.syncGrants(p.wantGrants, 'grant');
+    this.hiddenMembers = p.hiddenMembers;
     this.members = dec.members;
     for (const id of p.removed) this.planMirror.delete(id);
     for (const [id, c] of p.current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));

@@ -53,6 +53,14 @@ export class Keys {
   candidates(node: string): string {
     return `${this.allCandidates()}${node}`;
   }
+  // Written by the controller: per network, every hidden member's candidates (direct paths); each hidden node's
+  // role may read the tables of the networks the plans make it hidden in.
+  candidateTables(): string {
+    return `${this.prefix}/candidate-tables/`;
+  }
+  candidateTable(networkId: string): string {
+    return `${this.candidateTables()}${networkId}`;
+  }
   statuses(): string {
     return `${this.prefix}/status/`;
   }

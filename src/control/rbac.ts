@@ -4,10 +4,11 @@
 //   zmesh-controller   the controller: role root (it plans every key, and grants each node read access to the
 //                      signed envelopes of the blueprints it takes part in)
 //   zmesh-node-<id>    one node: role zmesh-node-<id> = read-write on exactly nodes/<id> and status/<id>, read on
-//                      parts/<id>/, candidates/<id> and control/cluster, and read on envelopes/<t>/<b>/<version> for each part it
+//                      parts/<id>/ and control/cluster, read on envelopes/<t>/<b>/<version> for each part it
 //                      has (the key its head points to: granted before the head is written, revoked after it
 //                      moved on or the part is gone; one key per version, so a watch opened while a grant held
-//                      never sees a later version)
+//                      never sees a later version), and read on candidate-tables/<network> for each network the
+//                      plans make it hidden in (granted and revoked with the same rounds)
 // So a node (or whoever holds its certificate) can write only its own registration and status, and read only
 // its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
 // blueprints. Pure permission builders + the few RPCs that apply them.
@@ -37,7 +38,6 @@ export function nodePermissions(keys: Keys, id: string): Perm[] {
     { permType: 'Readwrite', key: keys.status(id) },
     prefix(keys.nodeParts(id)),
     { permType: 'Read', key: keys.cluster() },
-    { permType: 'Read', key: keys.candidates(id) },
   ];
 }
 
@@ -110,8 +110,9 @@ export class Rbac {
     });
   }
 
-  /** node id → the envelope keys its role may read now. Empty when no node role exists (RBAC not set up). */
-  async envelopeGrants(): Promise<Map<string, Set<string>>> {
+  /** node id → the envelope and candidate-table keys its role may read now (the grants the rounds manage). Empty
+   *  when no node role exists (RBAC not set up). */
+  async readGrants(): Promise<Map<string, Set<string>>> {
     const out = new Map<string, Set<string>>();
     const { roles } = await this.client.auth.roleList();
     for (const role of roles) {
@@ -122,7 +123,7 @@ export class Rbac {
       for (const p of perm) {
         const key = p.key.toString();
         const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
-        if (envelope && !p.range_end?.length) set.add(key);
+        if ((envelope || key.startsWith(this.keys.candidateTables())) && !p.range_end?.length) set.add(key);
       }
       out.set(id, set);
     }

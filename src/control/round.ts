@@ -170,8 +170,11 @@ export interface RoundPlan {
   partGroups: Op[][];
   /** Part id → its entries after this round (undefined: deleted). */
   desired: Map<string, Entries | undefined>;
-  /** node → the envelope keys its parts point to (the read grants it needs). */
+  /** node → the envelope keys its parts point to and the candidate tables of the networks it is hidden in (the
+   *  read grants it needs). */
   wantGrants: Map<string, Set<string>>;
+  /** networkId → the nodes hidden in it (who is in its candidate table). */
+  hiddenMembers: Map<string, Set<string>>;
   /** Envelope copies to delete last (no head points to them). */
   staleEnvelopes: Op[];
   /** What the controller should log (stored plans it could not read or derive parts from). */
@@ -336,6 +339,22 @@ export function planRound(input: RoundInput): RoundPlan {
   // after its part is gone. What each node's part will point to once written: the envelope key of its head.
   const wantGrants = new Map<string, Set<string>>();
   const referenced = new Set<string>();
+  // Hidden nodes read their networks' candidate tables (direct paths): blueprint → node → table keys.
+  const hiddenMembers = new Map<string, Set<string>>();
+  const tablesOf = new Map<string, Map<string, string[]>>();
+  for (const [id, c] of current) {
+    const byNode = new Map<string, string[]>();
+    for (const n of c.plan.networks) {
+      for (const r of n.resources) {
+        if (!r.hidden) continue;
+        let m = hiddenMembers.get(n.id);
+        if (!m) hiddenMembers.set(n.id, (m = new Set()));
+        m.add(r.node);
+        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTable(n.id)]);
+      }
+    }
+    tablesOf.set(id, byNode);
+  }
   for (const pid of new Set([...input.partMirror.keys(), ...desired.keys()])) {
     const entries = desired.has(pid) ? desired.get(pid) : input.partMirror.get(pid);
     const head = parseHead(entries?.get('gen'));
@@ -345,6 +364,7 @@ export function planRound(input: RoundInput): RoundPlan {
     if (!set) wantGrants.set(node, (set = new Set()));
     set.add(head.envelope);
     referenced.add(head.envelope);
+    for (const key of tablesOf.get(pid.slice(node.length + 1))?.get(node) ?? []) set.add(key);
   }
   const envelopeOps: Op[] = [];
   for (const [, c] of current) {
@@ -354,5 +374,5 @@ export function planRound(input: RoundInput): RoundPlan {
   }
   const staleEnvelopes = [...input.envelopes].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
 
-  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, staleEnvelopes, warnings };
+  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, warnings };
 }

@@ -132,7 +132,7 @@ export function signerOf(secret: Key): string {
   return ed25519KeyPair(secret.bytes).publicKey.toString();
 }
 
-// ---- candidates/<node> -----------------------------------------------------------------------------
+// ---- candidate-tables/<network> (and the earlier candidates/<node>) -----------------------------------------------------------------------------
 // What the controller tells a hidden node about the other hidden nodes' endpoints (direct paths). Signed like
 // part heads: an agent with etcd.controllerKeys takes candidates only from its controller.
 
@@ -142,14 +142,14 @@ export function candidatesMessage(key: string, candidates: unknown): Uint8Array 
   return utf8(`${CANDIDATES_FORMAT}\n${key}\n${canonicalize(candidates)}`);
 }
 
-/** The value of candidates/<node>; signed when the controller has a signing key. */
+/** The value of candidate-tables/<network>; signed when the controller has a signing key. */
 export function signCandidates(key: string, candidates: unknown, controller: Key | null): string {
   if (!controller) return JSON.stringify({ format: CANDIDATES_FORMAT, candidates });
   const signer = ed25519KeyPair(controller.bytes).publicKey.toString();
   return JSON.stringify({ format: CANDIDATES_FORMAT, signer, candidates, signature: Buffer.from(ed25519Sign(candidatesMessage(key, candidates), controller)).toString('base64') });
 }
 
-/** Reads candidates/<node>: the submission, or the problem (with `controllerKeys`, only a controller's). */
+/** Reads candidate-tables/<network>: the table, or the problem (with `controllerKeys`, only a controller's). */
 export function readCandidates(key: string, text: string, controllerKeys: ReadonlySet<string>): { candidates: unknown } | { problem: Problem } {
   const bad = (code: string, message: string) => ({ problem: { code, path: key, message, hint: "nothing but the controller writes candidates; check the agent's etcd.controllerKeys" } });
   let v: Record<string, unknown>;

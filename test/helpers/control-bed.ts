@@ -83,8 +83,9 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
   const operatorKey = o.rbac ? Key.fromBytes(seededRandom('bed-operator')(32)) : null;
   const controllerKey = o.rbac ? Key.fromBytes(seededRandom('bed-controller')(32)) : null;
   const approve = async (node: string) => {
-    await ops.approveNode(node, identity(node).publicKey.toString(), { operatorKey: operatorKey ?? undefined });
+    // As `zmesh controller node approve` does: the role before the enrollment.
     if (o.rbac) await new Rbac(client, new Keys()).ensureNode(node);
+    await ops.approveNode(node, identity(node).publicKey.toString(), { operatorKey: operatorKey ?? undefined });
   };
   for (const t of o.tenants ?? ['acme']) await ops.addTenant(t, tenantKeys(t).publicKey.toString());
   const controllers: Controller[] = [];

@@ -1,5 +1,7 @@
-// The etcd side of direct-path candidates: the controller's signed candidates/<node> records, the bounds on a
-// node's report, and whose reports the relay takes (only enrolled nodes, signed with their pinned key).
+// The etcd side of direct-path candidates: the controller's signed candidate-tables/<network> records, the bounds
+// on a node's report, whose reports the relay takes (only enrolled nodes, signed with their pinned key), who is in a
+// table (only the nodes the plans make hidden in the network), and what a round writes (one record per changed
+// network; nothing when nothing changed; tables of gone networks and the earlier per-node records deleted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,17 +11,17 @@ import { Key, X25519Secret } from '../../src/crypto/keys.ts';
 import { Keys } from '../../src/control/keys.ts';
 import { signRecord } from '../../src/control/records.ts';
 import { readCandidates, signCandidates, signerOf } from '../../src/control/signed.ts';
-import { CandidateRelay, reportFrom } from '../../src/control/candidate-relay.ts';
-import { distributeCandidates } from '../../src/control/candidates.ts';
+import { CandidateRelay, REPORT_HOLD_MS, reportFrom } from '../../src/control/candidate-relay.ts';
+import { candidateTables, submissionFor } from '../../src/control/candidates.ts';
 import { identity } from '../helpers/fixtures.ts';
 
 const keys = new Keys();
 const controller = Key.fromBytes(new Uint8Array(randomBytes(32)));
 const other = Key.fromBytes(new Uint8Array(randomBytes(32)));
-const sub = { networks: { abcdefghij: { h3: ['203.0.113.3:51820'] } } };
+const sub = { nodes: { h3: { reflexive: '203.0.113.3:51820', local: [] } } };
 
-test('candidates/<node>: signed by the controller, bound to the node, refused when forged, moved or unsigned', () => {
-  const key = keys.candidates('h1');
+test('candidate-tables/<network>: signed by the controller, bound to the network, refused when forged, moved or unsigned', () => {
+  const key = keys.candidateTable('abcdefghij');
   const text = signCandidates(key, sub, controller);
   const trusted = new Set([signerOf(controller)]);
   assert.deepEqual(readCandidates(key, text, trusted), { candidates: sub });
@@ -29,10 +31,10 @@ test('candidates/<node>: signed by the controller, bound to the node, refused wh
   assert.equal(code(readCandidates(key, signCandidates(key, sub, null), trusted)), 'E_CANDIDATES_SIGNER');
   // Altered after signing.
   const v = JSON.parse(text);
-  v.candidates.networks.abcdefghij.h3 = ['198.51.100.9:1'];
+  v.candidates.nodes.h3.reflexive = '198.51.100.9:1';
   assert.equal(code(readCandidates(key, JSON.stringify(v), trusted)), 'E_CANDIDATES_SIGNATURE');
-  // h2's signed record copied to h1's key.
-  assert.equal(code(readCandidates(key, signCandidates(keys.candidates('h2'), sub, controller), trusted)), 'E_CANDIDATES_SIGNATURE');
+  // Another network's signed table copied to this network's key.
+  assert.equal(code(readCandidates(key, signCandidates(keys.candidateTable('klmnopqrst'), sub, controller), trusted)), 'E_CANDIDATES_SIGNATURE');
   assert.equal(code(readCandidates(key, 'not json', trusted)), 'E_CANDIDATES');
   assert.equal(code(readCandidates(key, JSON.stringify({ format: 'zmesh-part/v1', candidates: sub }), trusted)), 'E_CANDIDATES');
   // Without controller keys (not configured), an unsigned record is read as it is.
@@ -59,7 +61,8 @@ test('the relay takes reports only from enrolled nodes, signed with the pinned k
   const log = pino({ level: 'silent' });
   const secret = (id: string) => new X25519Secret(identity(id).privateKey);
   const pins: Record<string, string> = { a: secret('a').publicKey.toString(), h1: secret('h1').publicKey.toString(), h3: secret('h3').publicKey.toString() };
-  const relay = new CandidateRelay({ client: {} as Etcd3, keys, log, pinned: (id) => pins[id], signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
+  const members = new Map([['abcdefghij', new Set(['h1', 'h3'])]]);
+  const relay = new CandidateRelay({ client: {} as Etcd3, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
   const texts = (relay as unknown as { texts: Map<string, string> }).texts;
   const status = (id: string, candidates: unknown[], signer = id) => signRecord(keys.status(id), { node: id, candidates }, secret(signer));
   texts.set('h1', status('h1', [net({ directPeers: ['h3'], local: ['198.51.100.2:51820'] })]));
@@ -76,8 +79,85 @@ test('the relay takes reports only from enrolled nodes, signed with the pinned k
     ['h1', 'a'],
   );
   texts.set('h3', status('h3', [net({ directPeers: ['h1'], local: ['198.51.100.34:51820'] })]));
-  assert.deepEqual(Object.fromEntries(distributeCandidates(relay.reports())), {
-    h1: { networks: { abcdefghij: { h3: ['203.0.113.3:51820', '198.51.100.34:51820'] } } },
-    h3: { networks: { abcdefghij: { h1: ['203.0.113.2:51820', '198.51.100.2:51820'] } } },
+  const tables = candidateTables(relay.reports(), members);
+  assert.deepEqual(Object.fromEntries(tables), {
+    abcdefghij: { nodes: { h1: { reflexive: '203.0.113.2:51820', local: ['198.51.100.2:51820'] }, h3: { reflexive: '203.0.113.3:51820', local: ['198.51.100.34:51820'] } } },
   });
+  // The reports the relay keeps carry no direct peers (each node filters its tables itself).
+  assert.ok(relay.reports().every((r) => r.networks.every((n) => n.directPeers.length === 0)));
+  assert.deepEqual(submissionFor('h1', [{ networkId: 'abcdefghij', ipRange: '10.7.0.0/16', directPeers: ['h3'] }], tables), {
+    networks: { abcdefghij: { h3: ['203.0.113.3:51820', '198.51.100.34:51820'] } },
+  });
+});
+
+/** A fake etcd for the relay's round: fenced txns (put, delete) recorded in order. */
+function fakeEtcd() {
+  const ops: string[] = [];
+  const store = new Map<string, string>();
+  const client = {
+    kv: {
+      txn: async (req: { success: ({ request_put?: { key: Buffer; value: Buffer } } & { request_delete_range?: { key: Buffer } })[] }) => {
+        for (const op of req.success) {
+          if (op.request_put) {
+            ops.push(`put ${op.request_put.key.toString()}`);
+            store.set(op.request_put.key.toString(), op.request_put.value.toString());
+          } else if (op.request_delete_range) {
+            ops.push(`delete ${op.request_delete_range.key.toString()}`);
+            store.delete(op.request_delete_range.key.toString());
+          }
+        }
+        return { succeeded: true };
+      },
+    },
+  } as unknown as Etcd3;
+  return { client, ops, store };
+}
+
+test('a relay round: one signed table per network, only plan members in it; nothing written when nothing changed; gone networks and per-node records deleted', async () => {
+  const log = pino({ level: 'silent' });
+  const secret = (id: string) => new X25519Secret(identity(id).privateKey);
+  const ids = ['a', 'h1', 'h2', 'h3', 'mallory'];
+  const pins = Object.fromEntries(ids.map((id) => [id, secret(id).publicKey.toString()]));
+  const { client, ops, store } = fakeEtcd();
+  let members: Map<string, Set<string>> | null = null;
+  let clock = 1_700_000_000_000;
+  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
+  const r = relay as unknown as { texts: Map<string, string>; legacy: string[]; round(): Promise<void> };
+  const status = (id: string, candidates: unknown[]) => r.texts.set(id, signRecord(keys.status(id), { node: id, candidates }, secret(id)));
+  const hiddenIn = (networkId: string, local: string) => net({ networkId, local: [local], directPeers: [] });
+  r.legacy = [keys.candidates('h1'), keys.candidates('h2')];
+  status('a', [{ networkId: 'abcdefghij', ipRange: '10.7.0.0/16', hidden: false, directPeers: [], via: null, local: [], observed: { h1: '203.0.113.2:51820', mallory: '203.0.113.66:1' } }]);
+  status('h1', [hiddenIn('abcdefghij', '198.51.100.1:51820'), hiddenIn('klmnopqrst', '198.51.100.1:51821')]);
+  status('h2', [hiddenIn('abcdefghij', '198.51.100.2:51820')]);
+  status('h3', [hiddenIn('klmnopqrst', '198.51.100.3:51820')]);
+  // An enrolled node, hidden in neither network's plan, claims both (and its access node is 'a' too).
+  status('mallory', [hiddenIn('abcdefghij', '192.0.2.66:1'), hiddenIn('klmnopqrst', '192.0.2.66:2')]);
+
+  await r.round();
+  assert.deepEqual(ops, [], 'nothing before the first planning round says who is a member');
+  members = new Map([
+    ['abcdefghij', new Set(['h1', 'h2'])],
+    ['klmnopqrst', new Set(['h1', 'h3'])],
+  ]);
+  await r.round();
+  assert.deepEqual(ops, [`put ${keys.candidateTable('abcdefghij')}`, `put ${keys.candidateTable('klmnopqrst')}`, `delete ${keys.candidates('h1')}`, `delete ${keys.candidates('h2')}`]);
+  const read = (netId: string) => readCandidates(keys.candidateTable(netId), store.get(keys.candidateTable(netId))!, new Set([signerOf(controller)]));
+  assert.deepEqual(read('abcdefghij'), { candidates: { nodes: { h1: { reflexive: '203.0.113.2:51820', local: ['198.51.100.1:51820'] }, h2: { reflexive: null, local: ['198.51.100.2:51820'] } } } });
+  assert.deepEqual(read('klmnopqrst'), { candidates: { nodes: { h1: { reflexive: null, local: ['198.51.100.1:51821'] }, h3: { reflexive: null, local: ['198.51.100.3:51820'] } } } });
+
+  // A status rewrite that changes no candidate: no write.
+  ops.length = 0;
+  r.texts.set('h2', signRecord(keys.status('h2'), { node: 'h2', candidates: [hiddenIn('abcdefghij', '198.51.100.2:51820')], peers: { x: 1 } }, secret('h2')));
+  await r.round();
+  assert.deepEqual(ops, []);
+  // h3's endpoint changes (after its report's hold): only its network's table is written again.
+  clock += REPORT_HOLD_MS;
+  status('h3', [hiddenIn('klmnopqrst', '198.51.100.33:51820')]);
+  await r.round();
+  assert.deepEqual(ops, [`put ${keys.candidateTable('klmnopqrst')}`]);
+  // The network klmnopqrst goes away (re-planned without hidden nodes): its table is deleted.
+  ops.length = 0;
+  members = new Map([['abcdefghij', new Set(['h1', 'h2'])]]);
+  await r.round();
+  assert.deepEqual(ops, [`delete ${keys.candidateTable('klmnopqrst')}`]);
 });

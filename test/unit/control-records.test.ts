@@ -142,7 +142,6 @@ test('enrollments parse strictly; node roles hold exactly their own keys', () =>
     'Readwrite /zmesh/v1/status/pa',
     'Read /zmesh/v1/parts/pa/ .. /zmesh/v1/parts/pa0',
     'Read /zmesh/v1/control/cluster',
-    'Read /zmesh/v1/candidates/pa',
   ]);
 });
 

@@ -1,0 +1,121 @@
+// Direct-path candidate tables on a real etcd with TLS, client certificates and RBAC (docs/paths.md): the
+// controller publishes one signed table per network (candidate-tables/<network>) and grants read on it to the
+// nodes the plans make hidden in that network, and to nobody else. Two tenants: acme's network has the public pa
+// and the hidden h1 and h2; globex's has pa and the hidden h3. The real agents run over a fake data plane that
+// reports one underlay address and reads no counters. Then, as each adversary:
+//   - a hidden node of another network (h3), the public access node of the network (pa): cannot read or watch
+//     acme's table;
+//   - a member (h1): can read its network's table (the control) but not write it, nor read globex's;
+//   - a member claiming in its signed status to be hidden in globex's network too: is not put in globex's table,
+//     and what it claims reaches nobody;
+//   - the table itself: each member's agent takes from it only its own direct peers' candidates.
+// Each attempt is a case; one that gets through is an exposure.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blueprint, net } from '../helpers/fixtures.ts';
+import { controlBed, waitFor } from '../helpers/control-bed.ts';
+import { FakeDriver } from '../helpers/agent-fixtures.ts';
+import { etcdAvailable } from '../helpers/etcd.ts';
+import { connectEtcd, nodeRole, type Etcd3 } from '../../src/control/index.ts';
+import { readCandidates, signerOf } from '../../src/control/signed.ts';
+import { tableFrom, type CandidateTable } from '../../src/control/candidates.ts';
+import { networkId } from '../../src/plan/planner.ts';
+
+const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
+
+interface Case {
+  who: string;
+  attempt: string;
+  expect: 'refused' | 'allowed';
+  got: 'refused' | 'allowed';
+  detail?: string;
+}
+
+// The fake data plane grows what direct paths need: an underlay address, peer counters (none), setPeers.
+const proto = FakeDriver.prototype as unknown as Record<string, unknown>;
+proto.underlayAddresses = async () => ['198.51.100.7'];
+proto.peerCounters = async () => [];
+proto.setPeers = async () => [];
+
+test('candidate tables: read only by the network\'s hidden members, written only by the controller, members only from the plans', { skip, timeout: 120_000 }, async () => {
+  const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
+  const cases: Case[] = [];
+  const clients: Etcd3[] = [];
+  const connect = (who: string) => {
+    const c = connectEtcd(bed.as(nodeRole(who)));
+    clients.push(c);
+    return c;
+  };
+  const attempt = async (who: string, what: string, fn: () => unknown, expect: Case['expect'] = 'refused') => {
+    let got: Case['got'] = 'allowed';
+    let detail: string | undefined;
+    try {
+      await Promise.race([Promise.resolve().then(fn), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out')), 4000))]);
+    } catch (e) {
+      got = 'refused';
+      detail = (e as Error).message.split('\n')[0].slice(0, 160);
+    }
+    cases.push({ who, attempt: what, expect, got, detail });
+  };
+  try {
+    const k = bed.keys;
+    await bed.controller();
+    const pa = await bed.agent('pa', ['203.0.113.1']);
+    const h1 = await bed.agent('h1', []);
+    const h2 = await bed.agent('h2', []);
+    const h3 = await bed.agent('h3', []);
+    await bed.submit(blueprint([net({ nodes: ['pa', 'h1', 'h2'] })]));
+    await bed.submit(blueprint([net({ nodes: ['pa', 'h3'], ipRange: '10.9.0.0/16' })], { tenant: 'globex', name: 'web' }));
+    const A = networkId('acme', 'shop', 'net');
+    const G = networkId('globex', 'web', 'net');
+    const trusted = new Set([signerOf(bed.controllerKey!)]);
+    const table = async (id: string): Promise<CandidateTable | null> => {
+      const text = await bed.client.get(k.candidateTable(id)).string();
+      if (text === null) return null;
+      const r = readCandidates(k.candidateTable(id), text, trusted);
+      assert.ok(!('problem' in r), JSON.stringify(r));
+      return tableFrom(r.candidates);
+    };
+    const members = async (id: string) => Object.keys((await table(id))?.nodes ?? {}).sort().join(',');
+    await waitFor('both tables published', async () => (await members(A)) === 'h1,h2' && (await members(G)) === 'h3', 30_000);
+    const acme = (await table(A))!;
+    assert.equal(acme.nodes.h1.local.length, 1, JSON.stringify(acme));
+
+    // Each member's agent takes its direct peer's candidates from the table.
+    const paths = (x: typeof h1, peer: string) => x.bed.agent.paths!.candidatesOf(A, peer);
+    await waitFor('h1 and h2 hold each other\'s candidates', () => paths(h1, 'h2').length > 0 && paths(h2, 'h1').length > 0, 20_000);
+    assert.deepEqual(paths(h1, 'h2'), acme.nodes.h2.local);
+    assert.deepEqual(h3.bed.agent.paths!.views().filter((v) => v.candidates.length), [], 'h3 (another network) holds no candidate');
+    void pa;
+
+    const asH1 = connect('h1');
+    const asH3 = connect('h3');
+    const asPa = connect('pa');
+    await attempt('h1 (member)', `read ${k.candidateTable(A)} (its network's table)`, () => asH1.get(k.candidateTable(A)).string().then((v) => (v === null ? Promise.reject(new Error('absent')) : v)), 'allowed');
+    await attempt('h1 (member)', `put ${k.candidateTable(A)}`, () => asH1.put(k.candidateTable(A)).value('{}'));
+    await attempt('h1 (member)', `read ${k.candidateTable(G)} (another tenant's network)`, () => asH1.get(k.candidateTable(G)).string());
+    await attempt('h1 (member)', `read the prefix ${k.candidateTables()}`, () => asH1.getAll().prefix(k.candidateTables()).keys());
+    await attempt('h3 (hidden elsewhere)', `read ${k.candidateTable(A)}`, () => asH3.get(k.candidateTable(A)).string());
+    await attempt('h3 (hidden elsewhere)', `watch ${k.candidateTable(A)}`, async () => {
+      const w = await asH3.watch().key(k.candidateTable(A)).create();
+      await w.cancel();
+    });
+    await attempt('pa (the network\'s public access node)', `read ${k.candidateTable(A)}`, () => asPa.get(k.candidateTable(A)).string());
+
+    // h1 signs a status claiming to be hidden in globex's network too, naming h3 as its direct peer; and (the
+    // control: its report was taken) a new endpoint of its own in acme's.
+    const own = (h1.link.status.candidates ?? []).map((n) => (n.networkId === A ? { ...n, local: ['192.0.2.77:1'] } : n));
+    h1.link.status.candidates = [...own, { networkId: G, ipRange: '10.9.0.0/16', hidden: true, directPeers: ['h3'], via: 'pa', local: ['192.0.2.66:1'], observed: {} }];
+    await (h1.link as unknown as { writeStatus(force: boolean): Promise<boolean> }).writeStatus(false);
+    await waitFor("h1's report taken (after its hold)", async () => (await table(A))?.nodes.h1?.local.join() === '192.0.2.77:1', 30_000);
+    cases.push({ who: 'h1 (member)', attempt: `claim to be hidden in ${G} (globex) in its signed status`, expect: 'refused', got: (await members(G)) === 'h3' ? 'refused' : 'allowed', detail: await members(G) });
+    cases.push({ who: 'h1 (member)', attempt: 'reach h3 with a candidate it claims', expect: 'refused', got: JSON.stringify(h3.bed.agent.paths!.views()).includes('192.0.2.66') ? 'allowed' : 'refused' });
+
+    const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
+    assert.deepEqual(exposures, []);
+    assert.equal(cases.length, 9);
+  } finally {
+    for (const x of clients) x.close();
+    await bed.close();
+  }
+});
