@@ -76,11 +76,14 @@ test('a first round: member records, one plan, one part per node, the envelope a
     const prefix = k.part({ node: ['a', 'b', 'c'][i], tenant: 'acme', blueprint: 'shop' });
     assert.ok(g.length > 0 && g.every((o) => o.type === 'put' && o.key.startsWith(prefix)), `group ${i}`);
   });
+  // The hidden node c also reads its network's candidate table (direct paths); the public ones do not.
+  const table = k.candidateTable(p.current.get('acme/shop')!.plan.networks[0].id);
   assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
     ['a', [env]],
     ['b', [env]],
-    ['c', [env]],
+    ['c', [env, table]],
   ]);
+  assert.deepEqual(p.hiddenMembers, new Map([[p.current.get('acme/shop')!.plan.networks[0].id, new Set(['c'])]]));
   assert.deepEqual(p.staleEnvelopes, []);
   // The hidden node is planned behind a public one.
   const c = p.current.get('acme/shop')!.plan.networks[0].resources.find((r) => r.node === 'c')!;
