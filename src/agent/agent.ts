@@ -716,7 +716,7 @@ export class Agent {
       const r = d.resource;
       if (r.hidden) {
         const local = addrs.map((a) => (a.includes(':') ? `[${a}]:${r.listenPort}` : `${a}:${r.listenPort}`));
-        networks.push({ networkId: d.networkId, ipRange: d.ipRange, hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), via: r.accessNode, local, observed: {} });
+        networks.push({ networkId: d.networkId, ipRange: d.ipRange, ...(d.ipRange6 ? { ipRange6: d.ipRange6 } : {}), hidden: true, directPeers: r.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node), via: r.accessNode, local, observed: {} });
         continue;
       }
       const hiddenPeers = r.peers.filter((p) => p.kind === 'node' && p.endpoint === null);

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import type { Problem } from '../errors.ts';
 import { canonicalEndpoint, parseIp } from '../../netns/ip.ts';
 import { cidrContainsIp, parseCidr, parseIPv4 } from '../../topology/cidr.ts';
+import { cidr6ContainsIp, parseCidr6 } from '../../topology/cidr6.ts';
 
 export const MAX_CANDIDATES = 8;
 /** A hostile submission gets this many problems back, not one per entry. */
@@ -19,11 +20,11 @@ export type CandidateMap = Map<string, Map<string, string[]>>;
 /** What a hidden node may be told about: its networks' direct peers and the ranges candidates must stay out of. */
 export interface DirectPeerIndex {
   /** networkId → { range, direct peer node ids }. */
-  networks: Map<string, { ipRange: string; peers: Set<string> }>;
+  networks: Map<string, { ipRange: string; ipRange6?: string; peers: Set<string> }>;
 }
 
 /** Why an endpoint cannot be a candidate, or null when it can. */
-export function candidateProblem(ep: unknown, ipRange?: string): string | null {
+export function candidateProblem(ep: unknown, ipRange?: string, ipRange6?: string): string | null {
   if (typeof ep !== 'string' || ep.length > 64) return 'not an "ip:port" or "[ipv6]:port" string';
   const canon = canonicalEndpoint(ep);
   if (!canon || canon !== ep) return 'not a canonical "ip:port" or "[ipv6]:port"';
@@ -45,6 +46,8 @@ export function candidateProblem(ep: unknown, ipRange?: string): string | null {
   if (l.startsWith('ff')) return 'a multicast address';
   if (/^fe[89ab]/.test(l)) return 'a link-local address';
   if (l.startsWith('::ffff:')) return 'an IPv4-mapped address';
+  const r6 = ipRange6 ? parseCidr6(ipRange6, false) : null;
+  if (r6 && cidr6ContainsIp(r6, parseIp(host)!.value)) return `an address inside the network's own IPv6 range ${ipRange6}`;
   return null;
 }
 
@@ -87,7 +90,7 @@ export function validateCandidates(body: unknown, index: DirectPeerIndex): { can
         continue;
       }
       list.forEach((ep, i) => {
-        const why = candidateProblem(ep, known.ipRange);
+        const why = candidateProblem(ep, known.ipRange, known.ipRange6);
         if (why) bad(`${p}[${i}]`, `${JSON.stringify(ep).slice(0, 70)}: ${why}`);
       });
       m.set(node, [...new Set(list as string[])]);

@@ -68,6 +68,12 @@ export interface NodeStatus {
   candidates?: CandidateReportNetwork[];
 }
 
+interface TableWatch {
+  pointer: Watcher | null;
+  table: Watcher | null;
+  epoch: string | null;
+}
+
 /** Deadline of each call of a registration attempt (lease grant, put). */
 export const REGISTER_CALL_MS = 3000;
 export const REGISTER_RETRY_MIN_MS = 500;
@@ -98,8 +104,8 @@ export class EtcdLink {
   private statusTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private candidateTimer: NodeJS.Timeout | null = null;
-  /** networkId → the watch on its candidate table (null while it is being opened). */
-  private readonly tableWatches = new Map<string, Watcher | null>();
+  /** networkId → the watches on its candidate-table pointer and on the table of the current epoch. */
+  private readonly tableWatches = new Map<string, TableWatch>();
   /** networkId → its candidate table's record as read, and the table once verified (null: refused). */
   private readonly tableTexts = new Map<string, string | null>();
   private readonly tablesRead = new Map<string, { text: string; table: CandidateTable | null }>();
@@ -154,7 +160,7 @@ export class EtcdLink {
     if (!this.lease || this.stopped) return;
     try {
       const report = await this.o.agent.candidateReport();
-      this.wants = report.networks.filter((n) => n.hidden).map((n) => ({ networkId: n.networkId, ipRange: n.ipRange, directPeers: n.directPeers }));
+      this.wants = report.networks.filter((n) => n.hidden).map((n) => ({ networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers }));
       this.syncTableWatches();
       this.takeCandidates();
       // The controller needs no direct peers (each node filters its networks' tables itself): left out, so the
@@ -172,47 +178,104 @@ export class EtcdLink {
     }
   }
 
-  /** Watches the candidate table of every network this node is hidden in, and only those. */
+  /** Watches the candidate tables of every network this node is hidden in, and only those. */
   private syncTableWatches(): void {
     const want = new Set(this.wants.map((w) => w.networkId));
-    for (const [net, w] of [...this.tableWatches]) {
+    for (const [net, e] of [...this.tableWatches]) {
       if (want.has(net)) continue;
       this.tableWatches.delete(net);
       this.tableTexts.delete(net);
       this.tablesRead.delete(net);
-      void w?.cancel().catch(() => undefined);
+      void e.pointer?.cancel().catch(() => undefined);
+      void e.table?.cancel().catch(() => undefined);
     }
     for (const net of want) if (!this.tableWatches.has(net)) void this.watchTable(net);
   }
 
-  /** Reads candidate-tables/<net>, then watches it (etcd3 resumes a watch after a disconnection). Not readable
-   *  yet (the grant comes with the controller's round): tried again at the next check. */
+  /**
+   * Reads a network's pointer (candidate-tables/<net>/current: the current epoch), then watches it; each epoch's
+   * table is read and watched in turn (openTable). Not readable yet (the grant comes with the controller's round),
+   * or a watch failed: the entry goes, and the next check (2 s) opens it again.
+   */
   private async watchTable(net: string): Promise<void> {
-    const key = this.keys.candidateTable(net);
-    this.tableWatches.set(net, null);
-    const current = () => !this.stopped && this.tableWatches.has(net) && this.tableWatches.get(net) === null;
+    const key = this.keys.candidatePointer(net);
+    const entry: TableWatch = { pointer: null, table: null, epoch: null };
+    this.tableWatches.set(net, entry);
+    const current = () => !this.stopped && this.tableWatches.get(net) === entry;
+    const drop = (err: Error) => {
+      if (!current()) return;
+      this.o.log.debug({ err: err.message, network: net }, 'candidate table not readable (yet); retrying');
+      this.tableWatches.delete(net);
+      void entry.pointer?.cancel().catch(() => undefined);
+      void entry.table?.cancel().catch(() => undefined);
+    };
     try {
       const res = await this.client.kv.range({ key: Buffer.from(key) });
       if (!current()) return;
-      this.tableTexts.set(net, res.kvs[0]?.value.toString() ?? null);
       const w = await this.client.watch().key(key).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
       if (!current()) {
         await w.cancel().catch(() => undefined);
         return;
       }
-      this.tableWatches.set(net, w);
+      entry.pointer = w;
+      w.on('put', (kv) => void this.openTable(net, entry, kv.value.toString()));
+      w.on('delete', () => void this.openTable(net, entry, null));
+      w.on('error', drop);
+      await this.openTable(net, entry, res.kvs[0]?.value.toString() ?? null);
+    } catch (e) {
+      drop(e as Error);
+    }
+  }
+
+  /** Follows a pointer: the table of its epoch, read and watched (a new watch: etcd checks this node's grant). */
+  private async openTable(net: string, entry: TableWatch, pointer: string | null): Promise<void> {
+    let epoch: string | null = null;
+    try {
+      const p = pointer === null ? null : (JSON.parse(pointer) as { epoch?: unknown });
+      if (p && typeof p.epoch === 'string' && /^[0-9a-f]{1,32}$/.test(p.epoch)) epoch = p.epoch;
+    } catch {
+      // unreadable pointer: no table
+    }
+    if (epoch === entry.epoch) return;
+    entry.epoch = epoch;
+    const old = entry.table;
+    entry.table = null;
+    void old?.cancel().catch(() => undefined);
+    const live = () => !this.stopped && this.tableWatches.get(net) === entry && entry.epoch === epoch;
+    if (epoch === null) {
+      this.tableTexts.set(net, null);
+      this.takeCandidates();
+      return;
+    }
+    const key = this.keys.candidateTable(net, epoch);
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(key) });
+      if (!live()) return;
+      this.tableTexts.set(net, res.kvs[0]?.value.toString() ?? null);
+      this.takeCandidates();
+      const w = await this.client.watch().key(key).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
+      if (!live()) {
+        await w.cancel().catch(() => undefined);
+        return;
+      }
+      entry.table = w;
       w.on('put', (kv) => {
+        if (!live()) return;
         this.tableTexts.set(net, kv.value.toString());
         this.takeCandidates();
       });
-      w.on('delete', () => {
-        this.tableTexts.set(net, null);
-        this.takeCandidates();
+      w.on('error', (err: Error) => {
+        if (!live()) return;
+        this.o.log.debug({ err: err.message, network: net }, 'candidate table watch failed; reopening');
+        entry.epoch = null; // the next pointer event, or the next check, opens it again
+        this.tableWatches.delete(net);
+        void entry.pointer?.cancel().catch(() => undefined);
       });
-      this.takeCandidates();
     } catch (e) {
-      this.o.log.debug({ err: (e as Error).message, network: net }, 'candidate table not readable yet; retrying');
-      if (this.tableWatches.get(net) === null) this.tableWatches.delete(net);
+      if (!live()) return;
+      this.o.log.debug({ err: (e as Error).message, network: net }, 'candidate table not readable (yet); retrying');
+      this.tableWatches.delete(net);
+      void entry.pointer?.cancel().catch(() => undefined);
     }
   }
 
@@ -222,7 +285,9 @@ export class EtcdLink {
     if (text === null) return null;
     const seen = this.tablesRead.get(net);
     if (seen?.text === text) return seen.table;
-    const key = this.keys.candidateTable(net);
+    const epoch = this.tableWatches.get(net)?.epoch;
+    if (!epoch) return null;
+    const key = this.keys.candidateTable(net, epoch);
     const r = readCandidates(key, text, this.controllerKeys);
     let table: CandidateTable | null = null;
     if ('problem' in r) this.o.log.warn({ code: r.problem.code, network: net }, `candidate table from etcd refused: ${r.problem.message}`);
@@ -256,7 +321,7 @@ export class EtcdLink {
     this.stopped = true;
     for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer]) if (t) clearTimeout(t);
     this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = null;
-    const watches = [...this.tableWatches.values()];
+    const watches = [...this.tableWatches.values()].flatMap((e) => [e.pointer, e.table]);
     this.tableWatches.clear();
     await Promise.all(watches.map((w) => w?.cancel().catch(() => undefined)));
     await this.watch.stop();

@@ -70,10 +70,10 @@ export class PathManager {
 
   /** Networks where this node is hidden, with their direct peers (what candidates may name). */
   index(): DirectPeerIndex {
-    const networks = new Map<string, { ipRange: string; peers: Set<string> }>();
+    const networks = new Map<string, { ipRange: string; ipRange6?: string; peers: Set<string> }>();
     for (const d of this.deps.desired()) {
       if (!d.resource.hidden) continue;
-      networks.set(d.networkId, { ipRange: d.ipRange, peers: new Set(d.resource.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node)) });
+      networks.set(d.networkId, { ipRange: d.ipRange, ...(d.ipRange6 ? { ipRange6: d.ipRange6 } : {}), peers: new Set(d.resource.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node)) });
     }
     return { networks };
   }

@@ -158,8 +158,12 @@ export function registerControlCommands(program: Command): void {
         // after it (the order before) could be missed — the node was then planned but never granted its
         // envelopes ("cannot read the signed blueprint yet" until the next enrollment anywhere).
         if (flags.rbac) {
-          const { Rbac } = await import('../control/rbac.ts');
-          await new Rbac(ops.client, ops.keys).ensureNode(id);
+          // Only for a valid id (a DNS label): approveNode checks it too, but after the role would exist.
+          const { LABEL } = await import('../control/ops.ts');
+          if (LABEL.test(id)) {
+            const { Rbac } = await import('../control/rbac.ts');
+            await new Rbac(ops.client, ops.keys).ensureNode(id);
+          }
         }
         return ops.approveNode(id, pubkey, { replace: flags.replace, operatorKey });
       });

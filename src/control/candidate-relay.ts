@@ -7,6 +7,7 @@
 // are in its table, and only they may read it (their roles' grants come with the planning round). Each hidden
 // node keeps what concerns its own direct peers: one node's new endpoint rewrites one record per network, not
 // one per other member (that was O(members²) bytes, and seconds of a blocked event loop at 2,000 hidden nodes).
+import { randomBytes } from 'node:crypto';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Key } from '../crypto/keys.ts';
@@ -20,6 +21,10 @@ import { signCandidates } from './signed.ts';
 const MAX_NETWORKS = 256;
 const MAX_LOCAL = 16;
 const MAX_PEERS = 4096;
+/** A signed table larger than this is slimmed (etcd refuses requests over 1.5 MiB by default). */
+export const MAX_TABLE_BYTES = 1024 * 1024;
+/** How soon a round that could not write every table is tried again. */
+const RETRY_MS = 5000;
 /** The longest the relay opens statuses before the event loop gets a turn. */
 const OPEN_SLICE_MS = 20;
 /** The shortest time between two relay rounds. */
@@ -49,6 +54,7 @@ export function reportFrom(node: string, record: unknown): CandidateReport | nul
     networks.push({
       networkId: n.networkId,
       ipRange: n.ipRange,
+      ...(str(n.ipRange6) ? { ipRange6: n.ipRange6 } : {}),
       hidden: n.hidden,
       directPeers: peers,
       via: (n.via as string | null) ?? null,
@@ -84,10 +90,11 @@ export class CandidateRelay {
   /** node → the report taken for it (JSON) and when: a change within REPORT_HOLD_MS waits (see there). */
   private readonly taken = new Map<string, { json: string; report: CandidateReport; at: number }>();
   private deferTimer: NodeJS.Timeout | null = null;
-  /** networkId → the table record stored now. */
-  private readonly written = new Map<string, string>();
-  /** networkId → the table last written (JSON): unchanged ones are neither signed nor written again. */
-  private readonly sent = new Map<string, string>();
+  /** networkId → what is stored for it: its pointer (epoch, members) and its table (signed value, JSON). */
+  private readonly published = new Map<string, { epoch: string; members: string[]; value: string; json: string }>();
+  /** Keys under candidate-tables/ no pointer names (tables of old epochs, unreadable records): deleted. */
+  private strays: string[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
   private legacy: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -103,8 +110,7 @@ export class CandidateRelay {
     const k = this.o.keys;
     const res = await this.o.client.kv.range({ key: Buffer.from(k.statuses()), range_end: prefixEnd(k.statuses()) });
     for (const kv of res.kvs) this.texts.set(kv.key.toString().slice(k.statuses().length), kv.value.toString());
-    const cur = await this.o.client.kv.range({ key: Buffer.from(k.candidateTables()), range_end: prefixEnd(k.candidateTables()) });
-    for (const kv of cur.kvs) this.written.set(kv.key.toString().slice(k.candidateTables().length), kv.value.toString());
+    this.loadPublished((await this.o.client.kv.range({ key: Buffer.from(k.candidateTables()), range_end: prefixEnd(k.candidateTables()) })).kvs);
     // Per-node records of the earlier relay (candidates/<node>): deleted in the first round (fenced).
     const legacy = await this.o.client.kv.range({ key: Buffer.from(k.allCandidates()), range_end: prefixEnd(k.allCandidates()), keys_only: true });
     this.legacy = legacy.kvs.map((kv) => kv.key.toString());
@@ -123,8 +129,34 @@ export class CandidateRelay {
     this.schedule(0);
   }
 
+  /** What the stores holds under candidate-tables/: each network's pointer and current table; the rest is stray. */
+  private loadPublished(kvs: { key: Buffer; value: Buffer }[]): void {
+    const k = this.o.keys;
+    const byKey = new Map(kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+    const used = new Set<string>();
+    for (const [key, value] of byKey) {
+      const m = /^([a-z0-9]+)\/current$/.exec(key.slice(k.candidateTables().length));
+      if (!m) continue;
+      try {
+        const p = JSON.parse(value) as { epoch?: unknown };
+        const table = typeof p.epoch === 'string' ? byKey.get(k.candidateTable(m[1], p.epoch)) : undefined;
+        if (typeof p.epoch !== 'string' || table === undefined) continue;
+        const content = (JSON.parse(table) as { candidates?: { members?: unknown } }).candidates;
+        if (!content || !Array.isArray(content.members)) continue;
+        const json = JSON.stringify(content);
+        this.published.set(m[1], { epoch: p.epoch, members: content.members.filter((x): x is string => typeof x === 'string'), value: table, json });
+        used.add(key).add(k.candidateTable(m[1], p.epoch));
+      } catch {
+        // unreadable: stray
+      }
+    }
+    this.strays = [...byKey.keys()].filter((key) => !used.has(key));
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.deferTimer) clearTimeout(this.deferTimer);
@@ -251,33 +283,87 @@ export class CandidateRelay {
     if (!members) return; // no planning round yet: nobody's membership is known
     await this.openAll();
     const tables = candidateTables(this.held(this.opens()), members);
-    const texts = new Map([...tables].map(([net, t]) => [net, JSON.stringify(t)]));
+    const wanted = [...members].filter(([, set]) => set.size > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const next = wanted.map(([net, set]) => {
+      // The members ride in the (signed, members-only) table: a leave is seen again after a restart, and the
+      // pointer, which a former member's open watch may still see, names nobody.
+      const members = [...set].sort();
+      const table = { nodes: tables.get(net)?.nodes ?? {}, members };
+      return { net, table, json: JSON.stringify(table), members };
+    });
     // Most status writes change no report (peer health every 15 s): nothing to write then.
-    const digest = JSON.stringify([...texts]);
-    if (digest === this.lastDigest && !this.legacy.length) return;
+    const digest = JSON.stringify(next.map((x) => [x.net, x.json, x.members]));
+    if (digest === this.lastDigest && !this.legacy.length && !this.strays.length) return;
     this.rounds++;
+    const k = this.o.keys;
     const g = this.o.guard();
-    const fenced = async (op: { request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer } }) => {
-      const res = await this.o.client.kv.txn({ compare: [{ key: Buffer.from(g.key), target: 'Value', result: 'Equal', value: Buffer.from(g.value) }], success: [op] });
+    const fenced = async (ops: ({ request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer; range_end?: Buffer } })[]) => {
+      const res = await this.o.client.kv.txn({ compare: [{ key: Buffer.from(g.key), target: 'Value', result: 'Equal', value: Buffer.from(g.value) }], success: ops });
       if (!res.succeeded) throw new Error('not the leader any more');
     };
-    for (const [net, json] of texts) {
-      if (this.sent.get(net) === json) continue;
-      const key = this.o.keys.candidateTable(net);
-      const value = signCandidates(key, tables.get(net), this.o.signingKey);
-      if (this.written.get(net) !== value) await fenced({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
-      this.written.set(net, value);
-      this.sent.set(net, json);
+    const put = (key: string, value: string) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+    const del = (key: string) => ({ request_delete_range: { key: Buffer.from(key) } });
+    let failed = 0;
+    // One network's failure (a table over etcd's request size, an error) leaves the others to be written.
+    const attempt = async (net: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (e) {
+        if ((e as Error).message === 'not the leader any more') throw e;
+        failed++;
+        this.o.log.warn({ err: (e as Error).message, network: net }, 'controller: candidate table not written');
+      }
+    };
+    for (const x of next) {
+      const cur = this.published.get(x.net);
+      const left = cur !== undefined && cur.members.some((m) => !members.get(x.net)!.has(m));
+      if (cur && !left && cur.json === x.json) continue;
+      await attempt(x.net, async () => {
+        // A member left: a new epoch, a new key its old watch never sees.
+        const epoch = !cur || left ? randomBytes(6).toString('hex') : cur.epoch;
+        let value = cur && epoch === cur.epoch && cur.json === x.json ? cur.value : signCandidates(k.candidateTable(x.net, epoch), x.table, this.o.signingKey);
+        if (value.length > MAX_TABLE_BYTES) {
+          // Too big for one etcd request: each member's first local endpoints only (its reflexive one stays).
+          const slim = { nodes: Object.fromEntries(Object.entries(x.table.nodes).map(([n, e]) => [n, { reflexive: e.reflexive, local: e.local.slice(0, 2) }])), members: x.members };
+          value = signCandidates(k.candidateTable(x.net, epoch), slim, this.o.signingKey);
+          if (value.length > MAX_TABLE_BYTES) throw new Error(`the table of ${x.members.length} members is ${value.length} bytes, over ${MAX_TABLE_BYTES}`);
+          this.o.log.warn({ network: x.net, members: x.members.length }, 'controller: candidate table over its size: each member keeps two local endpoints');
+        }
+        const ops: Parameters<typeof fenced>[0] = [put(k.candidateTable(x.net, epoch), value)];
+        if (!cur || cur.epoch !== epoch) ops.push(put(k.candidatePointer(x.net), JSON.stringify({ epoch })));
+        if (cur && cur.epoch !== epoch) ops.push(del(k.candidateTable(x.net, cur.epoch)));
+        await fenced(ops);
+        this.published.set(x.net, { epoch, members: x.members, value, json: x.json });
+      });
     }
-    for (const net of [...this.written.keys()]) {
-      if (texts.has(net)) continue;
-      await fenced({ request_delete_range: { key: Buffer.from(this.o.keys.candidateTable(net)) } });
-      this.written.delete(net);
-      this.sent.delete(net);
+    const live = new Set(next.map((x) => x.net));
+    for (const net of [...this.published.keys()]) {
+      if (live.has(net)) continue;
+      await attempt(net, async () => {
+        const prefix = k.candidateTablePrefix(net);
+        await fenced([{ request_delete_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } }]);
+        this.published.delete(net);
+      });
+    }
+    while (this.strays.length) {
+      await fenced([del(this.strays[0])]);
+      this.strays.shift();
     }
     while (this.legacy.length) {
-      await fenced({ request_delete_range: { key: Buffer.from(this.legacy[0]) } });
+      await fenced([del(this.legacy[0])]);
       this.legacy.shift();
+    }
+    if (failed) {
+      // Tried again later, not only at the next status change.
+      if (!this.retryTimer && !this.stopped) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.lastDigest = '';
+          this.schedule(0);
+        }, RETRY_MS);
+        this.retryTimer.unref?.();
+      }
+      return;
     }
     this.lastDigest = digest;
   }

@@ -8,6 +8,8 @@ import { candidateProblem, MAX_CANDIDATES } from '../agent/candidates.ts';
 export interface CandidateReportNetwork {
   networkId: string;
   ipRange: string;
+  /** Dual-stack networks: the network's IPv6 range (candidates must stay out of it too). */
+  ipRange6?: string;
   /** True when this node is hidden in the network (it wants candidates of the other hidden nodes). */
   hidden: boolean;
   /** When hidden: the direct peers its plan part names (only these are sent to it). */
@@ -46,12 +48,15 @@ export interface CandidateTableEntry {
  */
 export interface CandidateTable {
   nodes: Record<string, CandidateTableEntry>;
+  /** On etcd: every node the plans make hidden in the network (the relay's record of who may read the table). */
+  members?: string[];
 }
 
 /** A hidden node's view of one of its networks: the range candidates must stay out of, its direct peers. */
 export interface CandidateWant {
   networkId: string;
   ipRange: string;
+  ipRange6?: string;
   directPeers: readonly string[];
 }
 
@@ -70,10 +75,10 @@ export function candidateTables(reports: CandidateReport[], members?: ReadonlyMa
       if (members && !members.get(n.networkId)?.has(r.node)) continue;
       const list = hidden.get(n.networkId) ?? [];
       // One entry per node and network (a report naming a network twice counts once).
-      if (list.some((x) => x.node === r.node)) continue;
+      if (via.has(`${n.networkId}/${r.node}`)) continue;
+      via.set(`${n.networkId}/${r.node}`, n.via ?? '');
       list.push({ node: r.node, local: n.local });
       hidden.set(n.networkId, list);
-      if (n.via) via.set(`${n.networkId}/${r.node}`, n.via);
     }
   }
   // Where a hidden node's packets come from counts only as its own access node sees it.
@@ -82,7 +87,7 @@ export function candidateTables(reports: CandidateReport[], members?: ReadonlyMa
     for (const n of r.networks) {
       if (n.hidden) continue;
       for (const [peer, ep] of Object.entries(n.observed)) {
-        if (via.get(`${n.networkId}/${peer}`) === r.node && candidateProblem(ep) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
+        if (via.get(`${n.networkId}/${peer}`) === r.node && r.node !== '' && candidateProblem(ep) === null) reflexive.set(`${n.networkId}/${peer}`, ep);
       }
     }
   }
@@ -124,7 +129,7 @@ export function submissionFor(
       const refl = e.reflexive;
       const sameNat = mine !== null && refl !== null && host(mine) === host(refl);
       const list = sameNat ? [...e.local, refl] : [...(refl ? [refl] : []), ...e.local];
-      const uniq = [...new Set(list.filter((ep): ep is string => typeof ep === 'string' && candidateProblem(ep, w.ipRange) === null))].slice(0, MAX_CANDIDATES);
+      const uniq = [...new Set(list.filter((ep): ep is string => typeof ep === 'string' && candidateProblem(ep, w.ipRange, w.ipRange6) === null))].slice(0, MAX_CANDIDATES);
       if (uniq.length) peers[y] = uniq;
     }
     sub.networks[w.networkId] = peers;
@@ -149,7 +154,7 @@ export function distributeCandidates(reports: CandidateReport[]): Map<string, Ca
       if (named.has(key)) continue;
       named.set(key, new Set(n.directPeers));
       const list = wants.get(r.node) ?? [];
-      list.push({ networkId: n.networkId, ipRange: n.ipRange, directPeers: n.directPeers });
+      list.push({ networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers });
       wants.set(r.node, list);
     }
   }

@@ -58,8 +58,21 @@ export class Keys {
   candidateTables(): string {
     return `${this.prefix}/candidate-tables/`;
   }
-  candidateTable(networkId: string): string {
-    return `${this.candidateTables()}${networkId}`;
+  /** One network's keys: its pointer and its tables. A node's read grant covers this prefix. */
+  candidateTablePrefix(networkId: string): string {
+    return `${this.candidateTables()}${networkId}/`;
+  }
+  /** `{epoch, members}`: which table is current. */
+  candidatePointer(networkId: string): string {
+    return `${this.candidateTablePrefix(networkId)}current`;
+  }
+  /**
+   * The table of one membership epoch. A new epoch (a new key) whenever a member leaves: etcd checks a watch's
+   * permission only when it is created, so a node that was a member keeps a watch it opened then — on the old key,
+   * which is deleted, never on the new one.
+   */
+  candidateTable(networkId: string, epoch: string): string {
+    return `${this.candidateTablePrefix(networkId)}t/${epoch}`;
   }
   statuses(): string {
     return `${this.prefix}/status/`;

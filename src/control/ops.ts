@@ -13,7 +13,7 @@ import type { MemberRecord, Registration } from './membership.ts';
 import { openRecord } from './records.ts';
 import { parseEnrollment, readEnrollment, signEnrollment, signerOf, type Enrollment } from './signed.ts';
 
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export class ControlOps {
   readonly keys: Keys;

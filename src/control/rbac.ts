@@ -7,8 +7,9 @@
 //                      parts/<id>/ and control/cluster, read on envelopes/<t>/<b>/<version> for each part it
 //                      has (the key its head points to: granted before the head is written, revoked after it
 //                      moved on or the part is gone; one key per version, so a watch opened while a grant held
-//                      never sees a later version), and read on candidate-tables/<network> for each network the
-//                      plans make it hidden in (granted and revoked with the same rounds)
+//                      never sees a later version), and read on the prefix candidate-tables/<network>/ of each
+//                      network the plans make it hidden in (granted and revoked with the same rounds; a new table
+//                      key per membership epoch, so a watch opened while a member never sees a later table)
 // So a node (or whoever holds its certificate) can write only its own registration and status, and read only
 // its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
 // blueprints. Pure permission builders + the few RPCs that apply them.
@@ -28,6 +29,11 @@ export interface Perm {
   key: string;
   /** Absent: exactly `key`; a prefix's range end otherwise. */
   rangeEnd?: string;
+}
+
+/** The read grant for a key the rounds manage: an envelope key exactly, a network's candidate tables as a prefix. */
+export function readGrant(keys: Keys, key: string): Perm {
+  return key.startsWith(keys.candidateTables()) ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
 }
 
 /** What a node's role holds apart from its envelope grants. */
@@ -123,7 +129,8 @@ export class Rbac {
       for (const p of perm) {
         const key = p.key.toString();
         const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
-        if ((envelope || key.startsWith(this.keys.candidateTables())) && !p.range_end?.length) set.add(key);
+        if (envelope && !p.range_end?.length) set.add(key);
+        else if (key.startsWith(this.keys.candidateTables()) && p.range_end?.toString() === prefixEnd(key).toString()) set.add(key);
       }
       out.set(id, set);
     }

@@ -170,8 +170,8 @@ export interface RoundPlan {
   partGroups: Op[][];
   /** Part id → its entries after this round (undefined: deleted). */
   desired: Map<string, Entries | undefined>;
-  /** node → the envelope keys its parts point to and the candidate tables of the networks it is hidden in (the
-   *  read grants it needs). */
+  /** node → the envelope keys its parts point to and the candidate-table prefixes (candidate-tables/<id>/, a
+   *  range) of the networks it is hidden in: the read grants it needs. */
   wantGrants: Map<string, Set<string>>;
   /** networkId → the nodes hidden in it (who is in its candidate table). */
   hiddenMembers: Map<string, Set<string>>;
@@ -350,7 +350,7 @@ export function planRound(input: RoundInput): RoundPlan {
         let m = hiddenMembers.get(n.id);
         if (!m) hiddenMembers.set(n.id, (m = new Set()));
         m.add(r.node);
-        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTable(n.id)]);
+        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTablePrefix(n.id)]);
       }
     }
     tablesOf.set(id, byNode);

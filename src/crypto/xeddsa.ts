@@ -6,7 +6,7 @@
 // is still secret-keyed: r = H(prefix ‖ a ‖ M ‖ Z), like ed25519's r = H(prefix ‖ M)).
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { Key, KeyError } from './keys.ts';
+import { Key, KeyError, verifyEd25519Raw } from './keys.ts';
 
 const Point = ed25519.Point;
 const q = Point.Fn.ORDER;
@@ -89,12 +89,22 @@ export function xeddsaSign(secret: Key, message: Uint8Array, z: Uint8Array = new
   return concat(R, bigToLe(s));
 }
 
+/** X25519 public key (base64) → its ed25519 form (null: none); the conversion is a modular inversion. */
+const edwardsOf = new Map<string, Uint8Array | null>();
+
 /** Verifies an XEdDSA signature: strict ed25519 verification (RFC 8032, no ZIP-215 leniency) with the Edwards key. */
 export function xeddsaVerify(montgomery: Key, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64) return false;
-  try {
-    return ed25519.verify(signature, message, xeddsaPublicKey(montgomery), { zip215: false });
-  } catch {
-    return false;
+  const id = montgomery.toString();
+  let edwards = edwardsOf.get(id);
+  if (edwards === undefined) {
+    try {
+      edwards = xeddsaPublicKey(montgomery);
+    } catch {
+      edwards = null;
+    }
+    if (edwardsOf.size >= 4096) edwardsOf.clear();
+    edwardsOf.set(id, edwards);
   }
+  return edwards !== null && verifyEd25519Raw(signature, message, edwards);
 }

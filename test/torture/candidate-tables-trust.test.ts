@@ -6,6 +6,8 @@
 //   - a hidden node of another network (h3), the public access node of the network (pa): cannot read or watch
 //     acme's table;
 //   - a member (h1): can read its network's table (the control) but not write it, nor read globex's;
+//   - a member that leaves (h2, dropped by a new version): the watches it opened while a member never show a
+//     later table (a new epoch, a new key) nor the members; it cannot read or watch the new one;
 //   - a member claiming in its signed status to be hidden in globex's network too: is not put in globex's table,
 //     and what it claims reaches nobody;
 //   - the table itself: each member's agent takes from it only its own direct peers' candidates.
@@ -41,6 +43,7 @@ test('candidate tables: read only by the network\'s hidden members, written only
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
   const cases: Case[] = [];
   const clients: Etcd3[] = [];
+  const watchers: { cancel(): Promise<void> }[] = [];
   const connect = (who: string) => {
     const c = connectEtcd(bed.as(nodeRole(who)));
     clients.push(c);
@@ -69,10 +72,16 @@ test('candidate tables: read only by the network\'s hidden members, written only
     const A = networkId('acme', 'shop', 'net');
     const G = networkId('globex', 'web', 'net');
     const trusted = new Set([signerOf(bed.controllerKey!)]);
+    const epoch = async (id: string) => {
+      const p = await bed.client.get(k.candidatePointer(id)).string();
+      return p === null ? null : (JSON.parse(p) as { epoch: string }).epoch;
+    };
+    const tableKey = async (id: string) => k.candidateTable(id, (await epoch(id)) ?? 'none');
     const table = async (id: string): Promise<CandidateTable | null> => {
-      const text = await bed.client.get(k.candidateTable(id)).string();
+      const key = await tableKey(id);
+      const text = await bed.client.get(key).string();
       if (text === null) return null;
-      const r = readCandidates(k.candidateTable(id), text, trusted);
+      const r = readCandidates(key, text, trusted);
       assert.ok(!('problem' in r), JSON.stringify(r));
       return tableFrom(r.candidates);
     };
@@ -89,18 +98,52 @@ test('candidate tables: read only by the network\'s hidden members, written only
     void pa;
 
     const asH1 = connect('h1');
+    const asH2 = connect('h2');
     const asH3 = connect('h3');
     const asPa = connect('pa');
-    await attempt('h1 (member)', `read ${k.candidateTable(A)} (its network's table)`, () => asH1.get(k.candidateTable(A)).string().then((v) => (v === null ? Promise.reject(new Error('absent')) : v)), 'allowed');
-    await attempt('h1 (member)', `put ${k.candidateTable(A)}`, () => asH1.put(k.candidateTable(A)).value('{}'));
-    await attempt('h1 (member)', `read ${k.candidateTable(G)} (another tenant's network)`, () => asH1.get(k.candidateTable(G)).string());
+    const tA = await tableKey(A);
+    const tG = await tableKey(G);
+    const present = (v: string | null) => (v === null ? Promise.reject(new Error('absent')) : v);
+    await attempt('h1 (member)', `read ${tA} (its network's table)`, () => asH1.get(tA).string().then(present), 'allowed');
+    await attempt('h1 (member)', `read ${k.candidatePointer(A)} (its network's pointer)`, () => asH1.get(k.candidatePointer(A)).string().then(present), 'allowed');
+    await attempt('h1 (member)', `put ${tA}`, () => asH1.put(tA).value('{}'));
+    await attempt('h1 (member)', `put ${k.candidatePointer(A)}`, () => asH1.put(k.candidatePointer(A)).value('{"epoch":"00"}'));
+    await attempt('h1 (member)', `read ${tG} (another tenant's network)`, () => asH1.get(tG).string());
     await attempt('h1 (member)', `read the prefix ${k.candidateTables()}`, () => asH1.getAll().prefix(k.candidateTables()).keys());
-    await attempt('h3 (hidden elsewhere)', `read ${k.candidateTable(A)}`, () => asH3.get(k.candidateTable(A)).string());
-    await attempt('h3 (hidden elsewhere)', `watch ${k.candidateTable(A)}`, async () => {
-      const w = await asH3.watch().key(k.candidateTable(A)).create();
+    await attempt('h3 (hidden elsewhere)', `read ${tA}`, () => asH3.get(tA).string());
+    await attempt('h3 (hidden elsewhere)', `read ${k.candidatePointer(A)}`, () => asH3.get(k.candidatePointer(A)).string());
+    await attempt('h3 (hidden elsewhere)', `watch ${tA}`, async () => {
+      const w = await asH3.watch().key(tA).create();
       await w.cancel();
     });
-    await attempt('pa (the network\'s public access node)', `read ${k.candidateTable(A)}`, () => asPa.get(k.candidateTable(A)).string());
+    await attempt("pa (the network's public access node)", `read ${tA}`, () => asPa.get(tA).string());
+
+    // A member that leaves: h2 watches acme's pointer and table while it may (the attacker's best position),
+    // then acme's version 2 drops it. Its open watches must never show the table written after it left.
+    const seen: string[] = [];
+    const wTable = await asH2.watch().key(tA).create();
+    watchers.push(wTable);
+    wTable.on('data', (r) => r.events.forEach((e) => seen.push(`${e.type} ${e.kv.value.toString().slice(0, 200)}`)));
+    const wPointer = await asH2.watch().key(k.candidatePointer(A)).create();
+    watchers.push(wPointer);
+    const pointers: string[] = [];
+    wPointer.on('data', (r) => r.events.forEach((e) => pointers.push(e.kv.value.toString())));
+    await bed.submit(blueprint([net({ nodes: ['pa', 'h1'] })], { version: 2 }));
+    await waitFor('a new epoch for acme', async () => (await tableKey(A)) !== tA, 30_000);
+    const tA2 = await tableKey(A);
+    // h1's new endpoint (after h2 left) is in the new table only.
+    await waitFor('the new table holds h1', async () => (await table(A))?.nodes.h1 !== undefined, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    watchers.length = 0;
+    await wTable.cancel().catch(() => undefined);
+    await wPointer.cancel().catch(() => undefined);
+    cases.push({ who: 'h2 (a member that left)', attempt: 'see a later table through the watch it opened as a member', expect: 'refused', got: seen.some((x) => x.startsWith('Put')) ? 'allowed' : 'refused', detail: seen.join('; ').slice(0, 160) });
+    cases.push({ who: 'h2 (a member that left)', attempt: 'learn the members through the pointer watch it opened as a member', expect: 'refused', got: pointers.some((x) => x.includes('h1')) ? 'allowed' : 'refused', detail: pointers.join('; ').slice(0, 160) });
+    await attempt('h2 (a member that left)', `read the new table ${tA2}`, () => asH2.get(tA2).string());
+    await attempt('h2 (a member that left)', `watch the new table ${tA2}`, async () => {
+      const w = await asH2.watch().key(tA2).create();
+      await w.cancel();
+    });
 
     // h1 signs a status claiming to be hidden in globex's network too, naming h3 as its direct peer; and (the
     // control: its report was taken) a new endpoint of its own in acme's.
@@ -113,8 +156,10 @@ test('candidate tables: read only by the network\'s hidden members, written only
 
     const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
     assert.deepEqual(exposures, []);
-    assert.equal(cases.length, 9);
+    assert.equal(cases.length, 16);
   } finally {
+    // Bounded: a watch cancelled twice never settles in etcd3.
+    for (const w of watchers) await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     for (const x of clients) x.close();
     await bed.close();
   }

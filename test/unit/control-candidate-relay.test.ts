@@ -20,8 +20,8 @@ const controller = Key.fromBytes(new Uint8Array(randomBytes(32)));
 const other = Key.fromBytes(new Uint8Array(randomBytes(32)));
 const sub = { nodes: { h3: { reflexive: '203.0.113.3:51820', local: [] } } };
 
-test('candidate-tables/<network>: signed by the controller, bound to the network, refused when forged, moved or unsigned', () => {
-  const key = keys.candidateTable('abcdefghij');
+test('candidate-tables/<network>/t/<epoch>: signed by the controller, bound to the network and epoch, refused when forged, moved or unsigned', () => {
+  const key = keys.candidateTable('abcdefghij', '0a1b2c');
   const text = signCandidates(key, sub, controller);
   const trusted = new Set([signerOf(controller)]);
   assert.deepEqual(readCandidates(key, text, trusted), { candidates: sub });
@@ -33,8 +33,9 @@ test('candidate-tables/<network>: signed by the controller, bound to the network
   const v = JSON.parse(text);
   v.candidates.nodes.h3.reflexive = '198.51.100.9:1';
   assert.equal(code(readCandidates(key, JSON.stringify(v), trusted)), 'E_CANDIDATES_SIGNATURE');
-  // Another network's signed table copied to this network's key.
-  assert.equal(code(readCandidates(key, signCandidates(keys.candidateTable('klmnopqrst'), sub, controller), trusted)), 'E_CANDIDATES_SIGNATURE');
+  // Another network's signed table, or this network's of an earlier epoch, copied to this key.
+  assert.equal(code(readCandidates(key, signCandidates(keys.candidateTable('klmnopqrst', '0a1b2c'), sub, controller), trusted)), 'E_CANDIDATES_SIGNATURE');
+  assert.equal(code(readCandidates(key, signCandidates(keys.candidateTable('abcdefghij', '99aa00'), sub, controller), trusted)), 'E_CANDIDATES_SIGNATURE');
   assert.equal(code(readCandidates(key, 'not json', trusted)), 'E_CANDIDATES');
   assert.equal(code(readCandidates(key, JSON.stringify({ format: 'zmesh-part/v1', candidates: sub }), trusted)), 'E_CANDIDATES');
   // Without controller keys (not configured), an unsigned record is read as it is.
@@ -140,24 +141,83 @@ test('a relay round: one signed table per network, only plan members in it; noth
     ['klmnopqrst', new Set(['h1', 'h3'])],
   ]);
   await r.round();
-  assert.deepEqual(ops, [`put ${keys.candidateTable('abcdefghij')}`, `put ${keys.candidateTable('klmnopqrst')}`, `delete ${keys.candidates('h1')}`, `delete ${keys.candidates('h2')}`]);
-  const read = (netId: string) => readCandidates(keys.candidateTable(netId), store.get(keys.candidateTable(netId))!, new Set([signerOf(controller)]));
-  assert.deepEqual(read('abcdefghij'), { candidates: { nodes: { h1: { reflexive: '203.0.113.2:51820', local: ['198.51.100.1:51820'] }, h2: { reflexive: null, local: ['198.51.100.2:51820'] } } } });
-  assert.deepEqual(read('klmnopqrst'), { candidates: { nodes: { h1: { reflexive: null, local: ['198.51.100.1:51821'] }, h3: { reflexive: null, local: ['198.51.100.3:51820'] } } } });
+  const pointer = (netId: string) => JSON.parse(store.get(keys.candidatePointer(netId))!) as { epoch: string };
+  const A = () => keys.candidateTable('abcdefghij', pointer('abcdefghij').epoch);
+  const K = () => keys.candidateTable('klmnopqrst', pointer('klmnopqrst').epoch);
+  assert.deepEqual(ops, [`put ${A()}`, `put ${keys.candidatePointer('abcdefghij')}`, `put ${K()}`, `put ${keys.candidatePointer('klmnopqrst')}`, `delete ${keys.candidates('h1')}`, `delete ${keys.candidates('h2')}`]);
+  assert.deepEqual(JSON.parse(store.get(keys.candidatePointer('abcdefghij'))!), { epoch: pointer('abcdefghij').epoch }, 'the pointer names nobody');
+  const read = (key: string) => readCandidates(key, store.get(key)!, new Set([signerOf(controller)]));
+  assert.deepEqual(read(A()), { candidates: { nodes: { h1: { reflexive: '203.0.113.2:51820', local: ['198.51.100.1:51820'] }, h2: { reflexive: null, local: ['198.51.100.2:51820'] } }, members: ['h1', 'h2'] } });
+  assert.deepEqual(read(K()), { candidates: { nodes: { h1: { reflexive: null, local: ['198.51.100.1:51821'] }, h3: { reflexive: null, local: ['198.51.100.3:51820'] } }, members: ['h1', 'h3'] } });
 
   // A status rewrite that changes no candidate: no write.
   ops.length = 0;
   r.texts.set('h2', signRecord(keys.status('h2'), { node: 'h2', candidates: [hiddenIn('abcdefghij', '198.51.100.2:51820')], peers: { x: 1 } }, secret('h2')));
   await r.round();
   assert.deepEqual(ops, []);
-  // h3's endpoint changes (after its report's hold): only its network's table is written again.
+  // h3's endpoint changes (after its report's hold): only its network's table is written again, same epoch.
   clock += REPORT_HOLD_MS;
+  const kBefore = K();
   status('h3', [hiddenIn('klmnopqrst', '198.51.100.33:51820')]);
   await r.round();
-  assert.deepEqual(ops, [`put ${keys.candidateTable('klmnopqrst')}`]);
-  // The network klmnopqrst goes away (re-planned without hidden nodes): its table is deleted.
+  assert.equal(K(), kBefore);
+  assert.deepEqual(ops, [`put ${K()}`], 'the table alone (same epoch: the pointer stays)');
+  // A member joins: same epoch (nobody lost a right to read), the pointer names it.
   ops.length = 0;
-  members = new Map([['abcdefghij', new Set(['h1', 'h2'])]]);
+  const aBefore = A();
+  members = new Map([
+    ['abcdefghij', new Set(['h1', 'h2', 'h3'])],
+    ['klmnopqrst', new Set(['h1', 'h3'])],
+  ]);
+  status('h3', [hiddenIn('klmnopqrst', '198.51.100.33:51820'), hiddenIn('abcdefghij', '198.51.100.3:51822')]);
+  clock += REPORT_HOLD_MS;
   await r.round();
-  assert.deepEqual(ops, [`delete ${keys.candidateTable('klmnopqrst')}`]);
+  assert.equal(A(), aBefore);
+  assert.deepEqual((read(A()) as { candidates: { members: string[] } }).candidates.members, ['h1', 'h2', 'h3']);
+  // A member leaves: a new epoch — a new key, the old one deleted in the same transaction.
+  ops.length = 0;
+  members = new Map([
+    ['abcdefghij', new Set(['h1', 'h3'])],
+    ['klmnopqrst', new Set(['h1', 'h3'])],
+  ]);
+  await r.round();
+  assert.notEqual(A(), aBefore);
+  assert.deepEqual(ops, [`put ${A()}`, `put ${keys.candidatePointer('abcdefghij')}`, `delete ${aBefore}`]);
+  assert.equal(store.has(aBefore), false);
+  assert.deepEqual(Object.keys((read(A()) as { candidates: { nodes: object } }).candidates.nodes), ['h1', 'h3']);
+  // The network klmnopqrst goes away (re-planned without hidden nodes): its keys are deleted.
+  ops.length = 0;
+  members = new Map([['abcdefghij', new Set(['h1', 'h3'])]]);
+  await r.round();
+  assert.deepEqual(ops, [`delete ${keys.candidateTablePrefix('klmnopqrst')}`]);
+});
+
+test('a relay round: one network whose write fails does not keep the others from being written, and is tried again', async () => {
+  const log = pino({ level: 'silent' });
+  const secret = (id: string) => new X25519Secret(identity(id).privateKey);
+  const pins = Object.fromEntries(['h1', 'h2'].map((id) => [id, secret(id).publicKey.toString()]));
+  const { client, ops } = fakeEtcd();
+  const txn = client.kv.txn.bind(client.kv);
+  let failFirst = true;
+  (client.kv as unknown as { txn: typeof txn }).txn = (async (req: Parameters<typeof txn>[0]) => {
+    const first = (req.success![0] as { request_put?: { key: Buffer } }).request_put?.key.toString() ?? '';
+    if (failFirst && first.includes('/aaaaaaaaaa/')) throw new Error('etcdserver: request is too large');
+    return txn(req);
+  }) as typeof txn;
+  const members = new Map([
+    ['aaaaaaaaaa', new Set(['h1'])],
+    ['bbbbbbbbbb', new Set(['h2'])],
+  ]);
+  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
+  const r = relay as unknown as { texts: Map<string, string>; round(): Promise<void>; retryTimer: NodeJS.Timeout | null };
+  r.texts.set('h1', signRecord(keys.status('h1'), { node: 'h1', candidates: [net({ networkId: 'aaaaaaaaaa', directPeers: [] })] }, secret('h1')));
+  r.texts.set('h2', signRecord(keys.status('h2'), { node: 'h2', candidates: [net({ networkId: 'bbbbbbbbbb', directPeers: [] })] }, secret('h2')));
+  await r.round();
+  assert.ok(ops.some((o) => o === `put ${keys.candidatePointer('bbbbbbbbbb')}`), ops.join('\n'));
+  assert.ok(!ops.some((o) => o.includes('/aaaaaaaaaa/')));
+  assert.ok(r.retryTimer !== null, 'a retry is scheduled');
+  failFirst = false;
+  await r.round();
+  assert.ok(ops.some((o) => o === `put ${keys.candidatePointer('aaaaaaaaaa')}`), ops.join('\n'));
+  await relay.stop();
 });

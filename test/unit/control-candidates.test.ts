@@ -21,7 +21,7 @@ const plain = (m: Map<string, unknown>) => Object.fromEntries(m);
 function assertAccepted(subs: Map<string, { networks: Record<string, Record<string, string[]>> }>, reports: CandidateReport[]): void {
   for (const [node, sub] of subs) {
     const r = reports.find((x) => x.node === node)!;
-    const index: DirectPeerIndex = { networks: new Map(r.networks.filter((n) => n.hidden).map((n) => [n.networkId, { ipRange: n.ipRange, peers: new Set(n.directPeers) }])) };
+    const index: DirectPeerIndex = { networks: new Map(r.networks.filter((n) => n.hidden).map((n) => [n.networkId, { ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), peers: new Set(n.directPeers) }])) };
     assert.deepEqual(validateCandidates(sub, index).problems, [], `${node}: ${JSON.stringify(sub)}`);
   }
 }
@@ -183,4 +183,23 @@ test('a sender lying about its range cannot get the receiver\'s submission refus
   const subs = plain(distributeCandidates(reports));
   assert.deepEqual(subs.h1, { networks: { [N]: { h2: ['198.51.100.2:40002', '192.168.2.20:51820'] } } });
   assert.deepEqual(subs.mallory, { networks: { [N]: {} } });
+});
+
+test("dual-stack: an endpoint inside the network's own IPv6 range is no candidate (dropped from a submission, refused by the agent)", () => {
+  const R6 = 'fd15:7fc9:daa8::/48';
+  const reports: CandidateReport[] = [
+    { node: 'pa', networks: [accessIn(N, {})] },
+    { node: 'h1', networks: [{ ...hiddenIn(N, ['192.168.1.10:51820'], ['h2']), ipRange6: R6 }] },
+    // h2 reports one endpoint inside the overlay's IPv6 range (it would make h1 send WireGuard into the overlay).
+    { node: 'h2', networks: [{ ...hiddenIn(N, ['[fd15:7fc9:daa8::1:5]:51820', '[2001:db8:2::20]:51820'], ['h1']), ipRange6: R6 }] },
+  ];
+  const subs = distributeCandidates(reports);
+  assert.deepEqual(subs.get('h1'), { networks: { [N]: { h2: ['[2001:db8:2::20]:51820'] } } });
+  assertAccepted(subs, reports);
+  const index: DirectPeerIndex = { networks: new Map([[N, { ipRange: RANGE, ipRange6: R6, peers: new Set(['h2']) }]]) };
+  const bad = validateCandidates({ networks: { [N]: { h2: ['[fd15:7fc9:daa8::1:5]:51820'] } } }, index);
+  assert.deepEqual(
+    bad.problems.map((p) => p.message),
+    ['"[fd15:7fc9:daa8::1:5]:51820": an address inside the network\'s own IPv6 range fd15:7fc9:daa8::/48'],
+  );
 });

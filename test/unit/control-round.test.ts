@@ -77,7 +77,7 @@ test('a first round: member records, one plan, one part per node, the envelope a
     assert.ok(g.length > 0 && g.every((o) => o.type === 'put' && o.key.startsWith(prefix)), `group ${i}`);
   });
   // The hidden node c also reads its network's candidate table (direct paths); the public ones do not.
-  const table = k.candidateTable(p.current.get('acme/shop')!.plan.networks[0].id);
+  const table = k.candidateTablePrefix(p.current.get('acme/shop')!.plan.networks[0].id);
   assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
     ['a', [env]],
     ['b', [env]],

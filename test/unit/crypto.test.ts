@@ -76,3 +76,55 @@ test('seeded random is deterministic per seed and call sequence', () => {
   const joined = Buffer.concat([c(5), c(40)]);
   assert.deepEqual(new Uint8Array(joined), seededRandom('s')(45));
 });
+
+test("ed25519 and XEdDSA verification through Node's own ed25519 agree with @noble/curves' strict verify (random, tampered, non-canonical)", async () => {
+  const { ed25519 } = await import('@noble/curves/ed25519.js');
+  const { verifyEd25519Raw } = await import('../../src/crypto/keys.ts');
+  const { xeddsaPublicKey, xeddsaSign, xeddsaVerify } = await import('../../src/crypto/xeddsa.ts');
+  const rnd = seededRandom('verify-differential');
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const le = (b: Uint8Array) => b.reduce((n, x, i) => n | (BigInt(x) << BigInt(8 * i)), 0n);
+  const toLe = (n: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  const noble = (sig: Uint8Array, msg: Uint8Array, pub: Uint8Array) => {
+    try {
+      return ed25519.verify(sig, msg, pub, { zip215: false });
+    } catch {
+      return false;
+    }
+  };
+  let agreed = 0;
+  for (let i = 0; i < 40; i++) {
+    const seed = rnd(32);
+    const pub = ed25519.getPublicKey(seed);
+    const msg = rnd(1 + (i % 7) * 37);
+    const sig = ed25519.sign(msg, seed);
+    const flipped = Uint8Array.from(sig);
+    flipped[i % 64] ^= 1 << i % 8;
+    const highS = Uint8Array.from([...sig.subarray(0, 32), ...toLe(le(sig.subarray(32)) + L)]);
+    const otherMsg = Uint8Array.from(msg);
+    otherMsg[0] ^= 0x80;
+    const badKey = Uint8Array.from(pub);
+    badKey[(i * 5) % 32] ^= 4;
+    for (const [s, m, k, want] of [
+      [sig, msg, pub, true],
+      [flipped, msg, pub, false],
+      [highS, msg, pub, false],
+      [sig, otherMsg, pub, false],
+      [sig, msg, badKey, false],
+    ] as const) {
+      assert.equal(verifyEd25519Raw(s, m, k), want);
+      assert.equal(noble(s, m, k), want);
+      agreed++;
+    }
+    // XEdDSA: an X25519 key's signature verifies with its Edwards form, natively as with noble.
+    const x = x25519KeyPair(rnd(32));
+    const xs = xeddsaSign(x.privateKey, msg, rnd(64));
+    assert.equal(xeddsaVerify(x.publicKey, msg, xs), true);
+    assert.equal(noble(xs, msg, xeddsaPublicKey(x.publicKey)), true);
+    assert.equal(xeddsaVerify(x.publicKey, otherMsg, xs), false);
+  }
+  // A public key with y ≥ p (non-canonical) is refused before OpenSSL sees it.
+  const p = 2n ** 255n - 19n;
+  assert.equal(verifyEd25519Raw(new Uint8Array(64), new Uint8Array(1), toLe(p + 1n)), false);
+  assert.equal(agreed, 200);
+});

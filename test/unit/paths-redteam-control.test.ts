@@ -126,7 +126,8 @@ test(
     let clock = 1_700_000_000_000;
     const bed = relayBed(n, () => clock);
     await bed.round();
-    assert.deepEqual(bed.writes, [keys.candidateTable(N)], 'first round: one table for the network');
+    assert.equal(bed.writes.length, 1, 'first round: one transaction (the table and its pointer) for the network');
+    assert.ok(bed.writes[0].startsWith(`${keys.candidateTablePrefix(N)}t/`), bed.writes[0]);
     bed.writes.length = 0;
     // The hostile h0 rewrites its status ten times (its etcd role may write status/h0 as often as it likes).
     for (let k = 0; k < 10; k++) {
@@ -139,7 +140,8 @@ test(
     bed.writes.length = 0;
     clock += REPORT_HOLD_MS;
     await bed.round();
-    assert.deepEqual(bed.writes, [keys.candidateTable(N)], 'the last change is published once the hold ends');
+    assert.equal(bed.writes.length, 1, 'the last change is published once the hold ends');
+    assert.ok(bed.writes[0].startsWith(`${keys.candidateTablePrefix(N)}t/`), bed.writes[0]);
   },
 );
 
