@@ -116,6 +116,7 @@ export function submissionFor(
   wants: readonly CandidateWant[],
   tables: ReadonlyMap<string, CandidateTable>,
   accept: (networkId: string, peer: string) => boolean = () => true,
+  problemOf: (ep: string, ipRange: string, ipRange6?: string) => string | null = candidateProblem,
 ): CandidateSubmission {
   const sub: CandidateSubmission = { networks: {} };
   for (const w of wants) {
@@ -129,7 +130,7 @@ export function submissionFor(
       const refl = e.reflexive;
       const sameNat = mine !== null && refl !== null && host(mine) === host(refl);
       const list = sameNat ? [...e.local, refl] : [...(refl ? [refl] : []), ...e.local];
-      const uniq = [...new Set(list.filter((ep): ep is string => typeof ep === 'string' && candidateProblem(ep, w.ipRange, w.ipRange6) === null))].slice(0, MAX_CANDIDATES);
+      const uniq = [...new Set(list.filter((ep): ep is string => typeof ep === 'string' && problemOf(ep, w.ipRange, w.ipRange6) === null))].slice(0, MAX_CANDIDATES);
       if (uniq.length) peers[y] = uniq;
     }
     sub.networks[w.networkId] = peers;
@@ -145,23 +146,32 @@ export function submissionFor(
  */
 export function distributeCandidates(reports: CandidateReport[]): Map<string, CandidateSubmission> {
   const tables = candidateTables(reports);
-  const named = new Map<string, Set<string>>(); // `${networkId}/${node}` → the direct peers it names
+  const named = new Map<string, Map<string, Set<string>>>(); // networkId → node → the direct peers it names
   const wants = new Map<string, CandidateWant[]>();
   for (const r of reports) {
     for (const n of r.networks) {
       if (!n.hidden) continue;
-      const key = `${n.networkId}/${r.node}`;
-      if (named.has(key)) continue;
-      named.set(key, new Set(n.directPeers));
+      let byNode = named.get(n.networkId);
+      if (!byNode) named.set(n.networkId, (byNode = new Map()));
+      if (byNode.has(r.node)) continue;
+      byNode.set(r.node, new Set(n.directPeers));
       const list = wants.get(r.node) ?? [];
       list.push({ networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers });
       wants.set(r.node, list);
     }
   }
+  // Every receiver checks the same endpoints against (mostly) the same ranges: each check once.
+  const checked = new Map<string, string | null>();
+  const problemOf = (ep: string, ipRange: string, ipRange6?: string) => {
+    const key = `${ep} ${ipRange} ${ipRange6 ?? ''}`;
+    let v = checked.get(key);
+    if (v === undefined) checked.set(key, (v = candidateProblem(ep, ipRange, ipRange6)));
+    return v;
+  };
   const out = new Map<string, CandidateSubmission>();
   for (const [node, list] of wants) {
     list.sort((a, b) => (a.networkId < b.networkId ? -1 : a.networkId > b.networkId ? 1 : 0));
-    out.set(node, submissionFor(node, list, tables, (net, peer) => named.get(`${net}/${peer}`)?.has(node) === true));
+    out.set(node, submissionFor(node, list, tables, (net, peer) => named.get(net)?.get(peer)?.has(node) === true, problemOf));
   }
   return out;
 }
