@@ -44,7 +44,7 @@ function bp(ids: string[], version: number, egress: boolean): Blueprint {
     tenant: 'bench',
     name: 'edge',
     version,
-    networks: [{ name: 'mesh', ipRange: '10.64.0.0/12', subnetPrefix: 24, nodes: ids, access: [], egress }],
+    networks: [{ name: 'mesh', ipRange: ids.length > 4096 ? '10.0.0.0/8' : '10.64.0.0/12', subnetPrefix: 24, nodes: ids, access: [], egress }],
     workloads: [],
     volumes: [],
   };
@@ -197,7 +197,8 @@ const allCases: (Case & { key: string })[] = [
   { key: 'mesh200', nodes: 200, publicShare: 0.9 },
   { key: 'edge1000', nodes: 1000, publicShare: 0.1 },
   // Issue #17's size: one public node joining reaches every agent ≤ 10 s. Not in the default run (minutes, GiBs).
-  { key: 'edge10000', nodes: 10_000, publicShare: 0.1 },
+  // 9,998 live and the 2 that join: the blueprint lists 10,000 nodes (its limit).
+  { key: 'edge10000', nodes: 9_998, publicShare: 0.1 },
 ];
 /** BENCH_CONTROL_CASES=edge1000,edge10000 picks cases; default: the first three. */
 const picked = process.env.BENCH_CONTROL_CASES?.split(',').filter(Boolean);

@@ -419,14 +419,23 @@ export class Controller {
    * The registrations that may be planned (signed by the node's pinned identity key) and what is wrong with the
    * others; member records of nodes that are no longer enrolled, or whose pinned key changed, are dropped.
    */
-  private vetNodes(): { registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode>; badEnrollments: Record<string, Problem> } {
+  private async vetNodes(): Promise<{ registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode>; badEnrollments: Record<string, Problem> }> {
+    // Thousands of records not verified yet (a controller taking over): the event loop gets a turn every 20 ms,
+    // so the leadership lease is kept alive meanwhile.
+    let slice = performance.now();
+    const breathe = async () => {
+      if (performance.now() - slice < 20) return;
+      await new Promise((r) => setImmediate(r));
+      slice = performance.now();
+    };
     const registrations = new Map<string, Registration>();
     const untrusted: Record<string, UntrustedNode> = {};
     // An enrollment that does not hold (unsigned, another signer, altered) changes nothing: the last good one
     // read stays in force (a deleted one — a revocation — does not), and the bad one is reported.
     const enrolled = new Map<string, EnrollmentRead>();
     const badEnrollments: Record<string, Problem> = {};
-    for (const [id, text] of this.enrollments) {
+    for (const [id, text] of [...this.enrollments]) {
+      await breathe();
       const r = this.cached(this.enrollmentReads, id, text, () => readEnrollment(this.keys.enrollment(id), id, text, this.operatorKeys));
       if ('enrollment' in r) this.goodEnrollments.set(id, r.enrollment);
       else badEnrollments[id] = r.problem;
@@ -437,7 +446,8 @@ export class Controller {
     for (const id of [...this.enrollmentReads.keys()]) if (!this.enrollments.has(id)) this.enrollmentReads.delete(id);
     for (const id of [...this.registrationVets.keys()]) if (!this.registrations.has(id)) this.registrationVets.delete(id);
     const pinned = (id: string) => this.goodEnrollments.get(id)?.publicKey;
-    for (const [id, text] of this.registrations) {
+    for (const [id, text] of [...this.registrations]) {
+      await breathe();
       const read = enrolled.get(id);
       const t = this.cached(this.registrationVets, id, `${JSON.stringify(read ?? null)}\n${text}`, () => vetRegistration(this.keys.node(id), id, text, read));
       if (t.state === 'trusted') registrations.set(id, t.registration);
@@ -539,7 +549,7 @@ export class Controller {
     const k = this.keys;
     const stats = emptyStats();
     const rebalance = this.rebalanceRequested;
-    const vetted = this.vetNodes();
+    const vetted = await this.vetNodes();
     const p = planRound({
       keys: k,
       now: t0,

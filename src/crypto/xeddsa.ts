@@ -32,17 +32,6 @@ function mod(a: bigint, m: bigint): bigint {
   return r < 0n ? r + m : r;
 }
 
-function pow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  b = mod(b, m);
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
-
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
   let o = 0;
@@ -65,7 +54,7 @@ export function xeddsaPublicKey(montgomery: Key): Uint8Array {
   raw[31] &= 0x7f;
   const u = leToBig(raw);
   if (u >= p || u === p - 1n) throw new KeyError('X25519 public key has no ed25519 form');
-  const y = mod((u - 1n) * pow(u + 1n, p - 2n, p), p);
+  const y = mod((u - 1n) * Point.Fp.inv(u + 1n), p);
   return bigToLe(y);
 }
 
