@@ -59,6 +59,16 @@ for t in ts: t.join(8)
 print(json.dumps(out))
 `;
 
+/** Reads a socket until the peer's EOF. */
+const RECV_ALL_PY = `
+def recv_all(s):
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b: return data
+        data += b
+`;
+
 /**
  * One TCP exchange on [::] (argv: port, secs): accepts one connection, reads until the peer's EOF, prints what it
  * read and sends it back as "echo: <text>". The answer goes out only after the whole request came in, so a client
@@ -67,16 +77,12 @@ print(json.dumps(out))
  */
 export const ECHO_ONCE_PY = `
 import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+${RECV_ALL_PY}s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 s.bind(("::", int(sys.argv[1]))); s.listen(4); s.settimeout(float(sys.argv[2]))
 c, a = s.accept(); c.settimeout(5)
-data = b""
-while True:
-    b = c.recv(4096)
-    if not b: break
-    data += b
+data = recv_all(c)
 print(data.decode(errors="replace").strip(), flush=True)
 c.sendall(b"echo: " + data); c.close()
 `;
@@ -84,14 +90,9 @@ c.sendall(b"echo: " + data); c.close()
 /** The client of ECHO_ONCE_PY (argv: ip, port, text): sends the text, half-closes, prints the answer. */
 export const SEND_PY = `
 import socket, sys
-fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+${RECV_ALL_PY}fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(5)
 s.connect((sys.argv[1], int(sys.argv[2])))
 s.sendall(sys.argv[3].encode()); s.shutdown(socket.SHUT_WR)
-data = b""
-while True:
-    b = s.recv(4096)
-    if not b: break
-    data += b
-print(data.decode(errors="replace").strip(), flush=True)
+print(recv_all(s).decode(errors="replace").strip(), flush=True)
 `;

@@ -18,6 +18,7 @@ import { blueprint, net } from '../helpers/fixtures.ts';
 import { controlBed, waitFor } from '../helpers/control-bed.ts';
 import { FakeDriver } from '../helpers/agent-fixtures.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
+import { trustCases } from '../helpers/trust-cases.ts';
 import { connectEtcd, nodeRole, type Etcd3 } from '../../src/control/index.ts';
 import { readCandidates, signerOf } from '../../src/control/signed.ts';
 import { tableFrom, type CandidateTable } from '../../src/control/candidates.ts';
@@ -25,13 +26,6 @@ import { networkId } from '../../src/plan/planner.ts';
 
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
 
-interface Case {
-  who: string;
-  attempt: string;
-  expect: 'refused' | 'allowed';
-  got: 'refused' | 'allowed';
-  detail?: string;
-}
 
 // The fake data plane grows what direct paths need: an underlay address, peer counters (none), setPeers.
 const proto = FakeDriver.prototype as unknown as Record<string, unknown>;
@@ -41,24 +35,13 @@ proto.setPeers = async () => [];
 
 test('candidate tables: read only by the network\'s hidden members, written only by the controller, members only from the plans', { skip, timeout: 120_000 }, async () => {
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
-  const cases: Case[] = [];
+  const { cases, attempt, exposures: exposed } = trustCases();
   const clients: Etcd3[] = [];
   const watchers: { cancel(): Promise<void> }[] = [];
   const connect = (who: string) => {
     const c = connectEtcd(bed.as(nodeRole(who)));
     clients.push(c);
     return c;
-  };
-  const attempt = async (who: string, what: string, fn: () => unknown, expect: Case['expect'] = 'refused') => {
-    let got: Case['got'] = 'allowed';
-    let detail: string | undefined;
-    try {
-      await Promise.race([Promise.resolve().then(fn), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out')), 4000))]);
-    } catch (e) {
-      got = 'refused';
-      detail = (e as Error).message.split('\n')[0].slice(0, 160);
-    }
-    cases.push({ who, attempt: what, expect, got, detail });
   };
   try {
     const k = bed.keys;
@@ -154,7 +137,7 @@ test('candidate tables: read only by the network\'s hidden members, written only
     cases.push({ who: 'h1 (member)', attempt: `claim to be hidden in ${G} (globex) in its signed status`, expect: 'refused', got: (await members(G)) === 'h3' ? 'refused' : 'allowed', detail: await members(G) });
     cases.push({ who: 'h1 (member)', attempt: 'reach h3 with a candidate it claims', expect: 'refused', got: JSON.stringify(h3.bed.agent.paths!.views()).includes('192.0.2.66') ? 'allowed' : 'refused' });
 
-    const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
+    const exposures = exposed();
     assert.deepEqual(exposures, []);
     assert.equal(cases.length, 16);
   } finally {

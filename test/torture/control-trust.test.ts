@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { controlBed, waitFor } from '../helpers/control-bed.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
+import { trustCases } from '../helpers/trust-cases.ts';
 import { connectEtcd, nodeRole, Rbac, signEnrollment, signRecord, type Etcd3 } from '../../src/control/index.ts';
 import { clampX25519, Key, X25519Secret, x25519PublicKey } from '../../src/crypto/keys.ts';
 import { randomBytes } from 'node:crypto';
@@ -30,35 +31,16 @@ import { spawnSync } from 'node:child_process';
 const ROOT = new URL('../..', import.meta.url).pathname;
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
 
-interface Case {
-  who: string;
-  attempt: string;
-  expect: 'refused' | 'allowed';
-  got: 'refused' | 'allowed';
-  detail?: string;
-}
 
 test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node records', { skip, timeout: 120000 }, async () => {
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
   const tmp = mkdtempSync(join(tmpdir(), 'zmesh-trust-'));
-  const cases: Case[] = [];
+  const { cases, attempt, exposures: exposed } = trustCases();
   const clients: Etcd3[] = [];
   const connect = (o: Parameters<typeof connectEtcd>[0]) => {
     const c = connectEtcd(o);
     clients.push(c);
     return c;
-  };
-  /** Runs one attempt; `fn` resolving means etcd let it through. */
-  const attempt = async (who: string, what: string, fn: () => unknown, expect: Case['expect'] = 'refused') => {
-    let got: Case['got'] = 'allowed';
-    let detail: string | undefined;
-    try {
-      await Promise.race([Promise.resolve().then(fn), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out (refused at the TLS handshake)')), 4000))]);
-    } catch (e) {
-      got = 'refused';
-      detail = (e as Error).message.split('\n')[0].slice(0, 160);
-    }
-    cases.push({ who, attempt: what, expect, got, detail });
   };
   try {
     const k = bed.keys;
@@ -273,7 +255,7 @@ test('control-plane trust: TLS, etcd RBAC per node, pinned and signed node recor
     cases.push({ who, attempt: 'watch its envelope key across a new version that drops it', expect: 'refused', got: seen.some((x) => x.includes('"version":2')) ? 'allowed' : 'refused', detail: seen.join('; ').slice(0, 160) });
     await attempt(who, `read ${k.envelopeAt('acme', 'shop', 2)} (a version it does not run)`, () => asPa.get(k.envelopeAt('acme', 'shop', 2)).string().then((v) => (v === null ? Promise.reject(new Error('absent')) : v)));
 
-    const exposures = cases.filter((x) => x.got !== x.expect).map((x) => `${x.who}: ${x.attempt} was ${x.got}${x.detail ? ` (${x.detail})` : ''}`);
+    const exposures = exposed();
     mkdirSync(`${ROOT}bench/results`, { recursive: true });
     writeFileSync(`${ROOT}bench/results/torture-trust.json`, JSON.stringify({ cases: cases.length, exposures, detail: cases }, null, 2) + '\n');
     assert.deepEqual(exposures, []);
