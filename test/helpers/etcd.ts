@@ -161,7 +161,9 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
           ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--client-cert-auth', '--trusted-ca-file', tls.ca] : []),
           ...(opts.args ?? []),
         ];
-        const argv = [...prefixOf(i), ETCD_BIN, ...args];
+        // Killed with this process even when it dies without cleaning up (SIGKILL, out of memory): setpriv's
+        // parent-death signal, kept across the exec into etcd (same PID, so stop() still ends it by PID).
+        const argv = [...(existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL'] : []), ...prefixOf(i), ETCD_BIN, ...args];
         const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
         const log: string[] = [];
         logs.set(s.name, log);
