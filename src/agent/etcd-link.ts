@@ -15,7 +15,7 @@ import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
 import { signRecord, type RecordSigner } from '../control/records.ts';
 import { checkPartSignature, readCandidates } from '../control/signed.ts';
-import { submissionFor, tableFrom, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
+import { submissionFor, tableFrom, wantOf, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -160,7 +160,7 @@ export class EtcdLink {
     if (!this.lease || this.stopped) return;
     try {
       const report = await this.o.agent.candidateReport();
-      this.wants = report.networks.filter((n) => n.hidden).map((n) => ({ networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers }));
+      this.wants = report.networks.filter((n) => n.hidden).map(wantOf);
       this.syncTableWatches();
       this.takeCandidates();
       // The controller needs no direct peers (each node filters its networks' tables itself): left out, so the
@@ -183,13 +183,18 @@ export class EtcdLink {
     const want = new Set(this.wants.map((w) => w.networkId));
     for (const [net, e] of [...this.tableWatches]) {
       if (want.has(net)) continue;
-      this.tableWatches.delete(net);
+      this.closeTable(net, e);
       this.tableTexts.delete(net);
       this.tablesRead.delete(net);
-      void e.pointer?.cancel().catch(() => undefined);
-      void e.table?.cancel().catch(() => undefined);
     }
     for (const net of want) if (!this.tableWatches.has(net)) void this.watchTable(net);
+  }
+
+  /** Forgets a network's watches (the next check opens them again while the network is wanted). */
+  private closeTable(net: string, e: TableWatch): void {
+    if (this.tableWatches.get(net) === e) this.tableWatches.delete(net);
+    void e.pointer?.cancel().catch(() => undefined);
+    void e.table?.cancel().catch(() => undefined);
   }
 
   /**
@@ -205,9 +210,7 @@ export class EtcdLink {
     const drop = (err: Error) => {
       if (!current()) return;
       this.o.log.debug({ err: err.message, network: net }, 'candidate table not readable (yet); retrying');
-      this.tableWatches.delete(net);
-      void entry.pointer?.cancel().catch(() => undefined);
-      void entry.table?.cancel().catch(() => undefined);
+      this.closeTable(net, entry);
     };
     try {
       const res = await this.client.kv.range({ key: Buffer.from(key) });
@@ -267,15 +270,12 @@ export class EtcdLink {
       w.on('error', (err: Error) => {
         if (!live()) return;
         this.o.log.debug({ err: err.message, network: net }, 'candidate table watch failed; reopening');
-        entry.epoch = null; // the next pointer event, or the next check, opens it again
-        this.tableWatches.delete(net);
-        void entry.pointer?.cancel().catch(() => undefined);
+        this.closeTable(net, entry);
       });
     } catch (e) {
       if (!live()) return;
       this.o.log.debug({ err: (e as Error).message, network: net }, 'candidate table not readable (yet); retrying');
-      this.tableWatches.delete(net);
-      void entry.pointer?.cancel().catch(() => undefined);
+      this.closeTable(net, entry);
     }
   }
 

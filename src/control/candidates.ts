@@ -60,6 +60,11 @@ export interface CandidateWant {
   directPeers: readonly string[];
 }
 
+/** What a hidden node's report of a network says it wants: the network, its ranges, its direct peers. */
+export function wantOf(n: CandidateReportNetwork): CandidateWant {
+  return { networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers };
+}
+
 /**
  * The candidate table of every network with hidden members. `members` (networkId → the nodes hidden in it, from
  * the plans) decides who is in a table: a node that claims a network it is not hidden in is left out; without it,
@@ -156,7 +161,7 @@ export function distributeCandidates(reports: CandidateReport[]): Map<string, Ca
       if (byNode.has(r.node)) continue;
       byNode.set(r.node, new Set(n.directPeers));
       const list = wants.get(r.node) ?? [];
-      list.push({ networkId: n.networkId, ipRange: n.ipRange, ...(n.ipRange6 ? { ipRange6: n.ipRange6 } : {}), directPeers: n.directPeers });
+      list.push(wantOf(n));
       wants.set(r.node, list);
     }
   }
