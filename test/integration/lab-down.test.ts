@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LAB_NS_PREFIX, labDir, leftovers, processesOf, readState } from '../../labs/index.ts';
 import { listNetns, sleep } from '../../labs/sys.ts';
@@ -64,11 +64,15 @@ test('lab down --all finds a crashed lab by prefix alone', { timeout: 180_000 },
   const name = `da-${randomBytes(3).toString('hex')}`;
   const dir = labDir(name);
   const procs: { pid: number; start: number }[] = [];
+  // The state goes too: only the prefix is left to go by. Moved away in one rename, not removed file by file:
+  // the crashed lab's agents still write into it (a recursive remove raced them: ENOTEMPTY in CI).
+  const gone = `${root}-gone-${name}`;
   try {
     procs.push(...(await crashUp(name, 1)));
-    rmSync(dir, { recursive: true, force: true }); // the state is gone too: only the prefix is left to go by
+    renameSync(dir, gone);
   } finally {
     const d = cli(['lab', 'down', '--all']);
+    rmSync(gone, { recursive: true, force: true });
     assert.equal(d.status, 0, d.stderr);
     t.diagnostic(d.stdout.trim());
   }
