@@ -266,6 +266,11 @@ const ENTRIES = {
   E_TENANT_UNTRUSTED: invalid('agent', 'the blueprint\'s tenant is not in the agent\'s `trustedTenants` (or the controller\'s tenants)', 'add the tenant\'s key to the agent config'),
   E_REPLAY: invalid('agent', 'the version is not greater than the highest version accepted before (also after removal)', 'raise `version` and sign again', { status: 409 }),
   E_PART_FORMAT: invalid('agent', 'the plan part is not a `zmesh-node-plan/1` object', 'send `zmesh plan part PLAN NODE` output, or use `zmesh apply`'),
+  E_DIRECTORY_PENDING: retryable(
+    'agent',
+    'a hidden node\'s part names its network\'s direct-peer directory (etcd), and the entries this node reads there are not yet what the signed part says (count and SHA-256): the part waits and is tried again on every change of the directory',
+    'normally gone within a second; if it stays, something other than the controller wrote or deleted keys under directory/ in etcd (`etcdctl get --prefix <prefix>/directory/`): a controller reads them again when it takes over (restart it) and rewrites what differs',
+  ),
   E_PART_BLUEPRINT: invalid('agent', 'the part is for another blueprint or version', 're-plan this version'),
   E_PART_NODE: invalid('agent', 'the part (or a resource in it) is for another node', 'send each node its own part'),
   E_PART_MISSING: invalid('agent', 'a network spans this node but the part has no resource for it', 're-plan'),

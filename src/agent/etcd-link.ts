@@ -10,13 +10,15 @@ import type { Logger } from 'pino';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { ZmeshError, type Problem } from '../errors.ts';
 import { assemblePart, partDecision, type PartHead } from '../control/entries.ts';
-import { connectEtcd, type EtcdConnectOptions } from '../control/etcd.ts';
+import { connectEtcd, prefixEnd, type EtcdConnectOptions } from '../control/etcd.ts';
 import { Keys } from '../control/keys.ts';
 import type { Registration } from '../control/membership.ts';
 import { signRecord, type RecordSigner } from '../control/records.ts';
 import { checkPartSignature, readCandidates } from '../control/signed.ts';
 import { submissionFor, tableFrom, wantOf, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
+import { directPeersFrom, MAX_DIRECTORY_ENTRIES, MAX_DIRECTORY_ENTRY_BYTES, type DirectoryHead } from '../control/directory.ts';
+import type { NodePlanPart } from '../plan/part.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
 import type { State } from './state.ts';
@@ -68,6 +70,15 @@ export interface NodeStatus {
   candidates?: CandidateReportNetwork[];
 }
 
+/** One epoch of one network's direct-peer directory, read and watched (src/control/directory.ts). */
+interface DirectoryWatch {
+  net: string;
+  epoch: string;
+  /** node → its entry as stored; null until read. */
+  entries: Map<string, string> | null;
+  watcher: Watcher | null;
+}
+
 interface TableWatch {
   pointer: Watcher | null;
   table: Watcher | null;
@@ -116,6 +127,11 @@ export class EtcdLink {
   private readonly envelopes = new Map<string, SignedBlueprint>();
   /** Parts to try again (refused, or their envelope not readable yet). */
   private readonly retry = new Set<string>();
+  /** "networkId/epoch" → the directory read and watched; blueprint id → the directories its part names. */
+  private readonly directories = new Map<string, DirectoryWatch>();
+  private readonly directoriesOf = new Map<string, Set<string>>();
+  /** Parts waiting for their directories to hold what they say (tried again on every directory change). */
+  private readonly directoryWaits = new Set<string>();
   readonly status: NodeStatus;
   private lastStatus = '';
   registered = false;
@@ -323,6 +339,8 @@ export class EtcdLink {
     this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = null;
     const watches = [...this.tableWatches.values()].flatMap((e) => [e.pointer, e.table]);
     this.tableWatches.clear();
+    watches.push(...[...this.directories.values()].map((d) => d.watcher));
+    this.directories.clear();
     await Promise.all(watches.map((w) => w?.cancel().catch(() => undefined)));
     await this.watch.stop();
     await this.registering?.catch(() => undefined);
@@ -450,7 +468,12 @@ export class EtcdLink {
         if (!(e instanceof ZmeshError && e.code === 'E_NOT_FOUND')) this.o.log.error({ blueprint: id, err: (e as Error).message }, 'removal failed');
       }
     }
+    for (const id of removals) {
+      this.directoriesOf.delete(id);
+      this.directoryWaits.delete(id);
+    }
     for (const id of updates) await this.applyOne(id);
+    this.closeDirectories();
     await this.writeStatus();
     for (const fn of this.listeners) fn();
   }
@@ -488,6 +511,8 @@ export class EtcdLink {
         return;
       }
     }
+    // Direct peers from the networks' directories, exactly as the signed part says they are (count and hash).
+    if (!this.withDirectPeers(id, assembled.directories, part)) return;
     let envelope: SignedBlueprint | null;
     try {
       envelope = await this.envelope(head, part.version);
@@ -513,6 +538,107 @@ export class EtcdLink {
       // waits for a new part.
       if (problems.every((p) => p.code === 'E_PORT_IN_USE' || p.code === 'E_INTERNAL')) this.retry.add(id);
       else this.retry.delete(id);
+    }
+  }
+
+  /**
+   * Adds each network's direct peers from its directory to the part (in place). False while a directory is not
+   * read yet or does not hold what the part says (the part waits, and is tried again when a directory changes).
+   */
+  private withDirectPeers(id: string, heads: Map<string, DirectoryHead>, part: NodePlanPart): boolean {
+    const names = new Set<string>();
+    const waiting: Pick<Problem, 'code' | 'path' | 'message'>[] = [];
+    for (const [name, head] of heads) {
+      const n = part.networks.find((x) => x.name === name);
+      if (!n) continue;
+      const key = `${n.id}/${head.epoch}`;
+      names.add(key);
+      const d = this.openDirectory(n.id, head.epoch);
+      const r = directPeersFrom(head, this.o.nodeId, d.entries ?? undefined);
+      if ('waiting' in r) waiting.push({ code: 'E_DIRECTORY_PENDING', path: `networks.${name}`, message: r.waiting });
+      else n.resource.peers = [...n.resource.peers, ...r.peers].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    }
+    this.directoriesOf.set(id, names);
+    if (!waiting.length) {
+      this.directoryWaits.delete(id);
+      return true;
+    }
+    this.directoryWaits.add(id);
+    this.status.blueprints[id] = { version: part.version, generation: part.generation, ok: false, problems: waiting };
+    this.o.log.debug({ blueprint: id, generation: part.generation, waiting: waiting.map((w) => w.message) }, 'part waits for its direct-peer directory');
+    return false;
+  }
+
+  /** A directory of this epoch, read then watched (once per epoch; a new watch: etcd checks this node's grant). */
+  private openDirectory(net: string, epoch: string): DirectoryWatch {
+    const key = `${net}/${epoch}`;
+    let d = this.directories.get(key);
+    if (d) return d;
+    d = { net, epoch, entries: null, watcher: null };
+    this.directories.set(key, d);
+    void this.loadDirectory(key, d);
+    return d;
+  }
+
+  private async loadDirectory(key: string, d: DirectoryWatch): Promise<void> {
+    const prefix = this.keys.directoryPrefix(d.net, d.epoch);
+    const live = () => !this.stopped && this.directories.get(key) === d;
+    // Bounded: a writer of etcd must not grow this node's memory (an oversized entry only fails the hash).
+    const set = (m: Map<string, string>, k: string, v: string) => {
+      const node = k.slice(prefix.length);
+      if (!node || node.includes('/') || (!m.has(node) && m.size >= MAX_DIRECTORY_ENTRIES)) return;
+      m.set(node, v.length > MAX_DIRECTORY_ENTRY_BYTES ? '' : v);
+    };
+    const drop = (err: Error) => {
+      if (!live()) return;
+      this.o.log.debug({ err: err.message, directory: key }, 'direct-peer directory not readable (yet); retrying');
+      this.directories.delete(key);
+      void d.watcher?.cancel().catch(() => undefined);
+      // The parts that wait open it again when they are tried.
+      const t = setTimeout(() => this.directoryChanged(), 2000);
+      t.unref?.();
+    };
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
+      if (!live()) return;
+      const entries = new Map<string, string>();
+      for (const kv of res.kvs) set(entries, kv.key.toString(), kv.value.toString());
+      const w = await this.client.watch().prefix(prefix).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
+      if (!live()) {
+        await w.cancel().catch(() => undefined);
+        return;
+      }
+      d.entries = entries;
+      d.watcher = w;
+      w.on('put', (kv) => {
+        if (!live()) return;
+        set(entries, kv.key.toString(), kv.value.toString());
+        this.directoryChanged();
+      });
+      w.on('delete', (kv) => {
+        if (!live()) return;
+        entries.delete(kv.key.toString().slice(prefix.length));
+        this.directoryChanged();
+      });
+      w.on('error', drop);
+      this.directoryChanged();
+    } catch (e) {
+      drop(e as Error);
+    }
+  }
+
+  /** Parts waiting for a directory are tried again. */
+  private directoryChanged(): void {
+    if (this.directoryWaits.size && !this.stopped) this.watch.poke(new Set(this.directoryWaits));
+  }
+
+  /** Closes the directories no part names any more. */
+  private closeDirectories(): void {
+    const named = new Set([...this.directoriesOf.values()].flatMap((s) => [...s]));
+    for (const [key, d] of [...this.directories]) {
+      if (named.has(key)) continue;
+      this.directories.delete(key);
+      void d.watcher?.cancel().catch(() => undefined);
     }
   }
 

@@ -17,6 +17,7 @@ import type { Key } from '../crypto/keys.ts';
 import { nodeRole, Rbac, readGrant } from './rbac.ts';
 import { CandidateRelay } from './candidate-relay.ts';
 import { planRound, type BlueprintStatus } from './round.ts';
+import { readDirectories, type Directory } from './directory.ts';
 
 export { checkSubmitted, etcdModeProblems, type BlueprintStatus } from './round.ts';
 
@@ -138,6 +139,8 @@ export class Controller {
   /** Keys under envelopes/ that exist. */
   private envelopeMirror = new Set<string>();
   private partMirror = new Map<string, Entries>();
+  /** networkId → its direct-peer directories as stored. */
+  private directoryMirror = new Map<string, Directory[]>();
   private rebalanceRequested = false;
   private dirty = true;
   /** node → envelope keys its etcd role may read (RBAC); null: read again; 'off': no node roles manageable. */
@@ -364,6 +367,7 @@ export class Controller {
       e.set(p.suffix, v);
     }
     this.envelopeMirror = new Set((await read(this.keys.envelopes())).map(([key]) => key));
+    this.directoryMirror = readDirectories(this.keys, await read(this.keys.directories()));
     if (this.grantMirror !== 'off') this.grantMirror = null;
     this.partMirror = new Map();
     for (const [key, v] of await read(this.keys.parts())) {
@@ -564,6 +568,7 @@ export class Controller {
       planMirror: this.planMirror,
       partMirror: this.partMirror,
       envelopes: this.envelopeMirror,
+      directoryMirror: this.directoryMirror,
       enrolled: new Set(this.goodEnrollments.keys()),
       signingKey: this.signingKey,
     });
@@ -572,7 +577,7 @@ export class Controller {
 
     // Writes: members and plans (with the envelope) first, then the grants the parts need, then the parts, one
     // transaction per node when it fits; revocations and stale envelope copies last.
-    await this.write([p.memberOps, ...p.planOps, p.envelopeOps], stats);
+    await this.write([p.memberOps, ...p.planOps, p.envelopeOps, p.directoryPuts], stats);
     for (const op of p.envelopeOps) this.envelopeMirror.add(op.key);
     await this.syncGrants(p.wantGrants, 'grant');
     this.hiddenMembers = p.hiddenMembers;
@@ -585,10 +590,11 @@ export class Controller {
       else this.partMirror.delete(pid);
     }
     await this.syncGrants(p.wantGrants, 'revoke');
-    if (p.staleEnvelopes.length) {
-      await this.write([p.staleEnvelopes], stats);
+    if (p.staleEnvelopes.length || p.directoryDeletes.length) {
+      await this.write([p.staleEnvelopes, p.directoryDeletes], stats);
       for (const op of p.staleEnvelopes) this.envelopeMirror.delete(op.key);
     }
+    this.directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
     if (rebalance) {
       await this.client.delete().key(k.rebalance());
       this.rebalanceRequested = false;

@@ -32,6 +32,7 @@ import {
 } from '../plan/types.ts';
 import { cidrContains, formatIPv4, parseCidr, parseIPv4, subnetIndex } from '../../topology/cidr.ts';
 import { SUBNET_BUCKET, type PartRef } from './keys.ts';
+import { isDirectoryHead, type DirectoryHead } from './directory.ts';
 
 /** suffix → JSON text. */
 export type Entries = Map<string, string>;
@@ -176,9 +177,11 @@ export function partWithHead(part: NodePlanPart, envelopeKey: string): Entries {
  * node), sharing the work: a network's subnet buckets and mesh index are built once and a peer entry shared by
  * many nodes is serialized once. `only` limits the nodes. Peers come from the one derivation (peerLookup).
  */
-export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<string>): Map<string, Entries> {
+export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<string>, directory?: ReadonlyMap<string, DirectoryHead>): Map<string, Entries> {
   const out = new Map<string, Entries>();
-  const peersOf = peerLookup(plan);
+  const withDirects = peerLookup(plan);
+  // With a directory (etcd), a hidden node's part names its network's directory instead of every direct peer.
+  const relayOnly = directory?.size ? peerLookup(plan, { directs: false }) : withDirects;
   const peerJson = new WeakMap<Peer, string>();
   const counter = new Map<string, number>();
   const entriesOf = (node: string) => {
@@ -194,8 +197,9 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
       const e = entriesOf(r.node);
       const i = counter.get(r.node) ?? 0;
       counter.set(r.node, i + 1);
-      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, resource: resourceFields(r) }));
-      for (const p of peersOf(n.name, r.node) ?? []) {
+      const dir = r.hidden && r.accessNode ? directory?.get(n.id) : undefined;
+      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, resource: resourceFields(r), ...(dir ? { direct: dir } : {}) }));
+      for (const p of (dir ? relayOnly : withDirects)(n.name, r.node) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
         e.set(`peer/${n.name}/${p.node}`, j);
@@ -220,10 +224,12 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
 }
 
 /** Rebuilds a node part from its entries; null while there is no head (not written yet, or removed). */
-export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPart; head: PartHead } | null {
+export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPart; head: PartHead; directories: Map<string, DirectoryHead> } | null {
   const head = parseHead(entries.get('gen'));
   if (!head) return null;
   const nets: (NodeNetworkPart & { i: number })[] = [];
+  // network name → the directory its direct peers are in (etcd): the part's peers lack them until they are added.
+  const directories = new Map<string, DirectoryHead>();
   const peers = new Map<string, Peer[]>();
   const subnets = new Map<string, { bucket: string; value: unknown }[]>();
   let workloads: WorkloadPlan[] = [];
@@ -238,7 +244,11 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
       throw new AssembleError(`entry ${suffix} is not JSON`, { cause: e });
     }
     if (seg[0] === 'net' && seg.length === 2) {
-      const n = v as NodeNetworkPart & { i: number; resource: Omit<Resource, 'peers'> };
+      const { direct, ...n } = v as NodeNetworkPart & { i: number; resource: Omit<Resource, 'peers'>; direct?: unknown };
+      if (direct !== undefined) {
+        if (!isDirectoryHead(direct)) throw new AssembleError(`entry ${suffix}: bad direct-peer directory`);
+        directories.set(seg[1], direct);
+      }
       nets.push({ ...n, resource: { ...n.resource, peers: [] }, subnets: [] });
     } else if (seg[0] === 'peer' && seg.length === 3) {
       let list = peers.get(seg[1]);
@@ -265,6 +275,7 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
   }));
   return {
     head,
+    directories,
     part: {
       format: NODE_PART_FORMAT,
       tenant: ref.tenant,

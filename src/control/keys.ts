@@ -74,6 +74,24 @@ export class Keys {
   candidateTable(networkId: string, epoch: string): string {
     return `${this.candidateTablePrefix(networkId)}t/${epoch}`;
   }
+  // Written by the controller: per network, each hidden member's direct-peer entry once (src/control/directory.ts);
+  // each hidden node's role may read the current epoch of the networks the plans make it hidden in.
+  directories(): string {
+    return `${this.prefix}/directory/`;
+  }
+  /** One epoch of one network's directory: what a hidden member's read grant covers (a range). */
+  directoryPrefix(networkId: string, epoch: string): string {
+    return `${this.directories()}${networkId}/${epoch}/`;
+  }
+  directoryEntry(networkId: string, epoch: string, node: string): string {
+    return `${this.directoryPrefix(networkId, epoch)}${node}`;
+  }
+  /** ".../directory/<network>/<epoch>/<node>" → its parts; null for other keys. */
+  parseDirectoryKey(key: string): { network: string; epoch: string; node: string } | null {
+    const rest = this.tail(key, this.directories());
+    if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
+    return { network: rest[0], epoch: rest[1], node: rest[2] };
+  }
   statuses(): string {
     return `${this.prefix}/status/`;
   }

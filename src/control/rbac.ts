@@ -33,7 +33,7 @@ export interface Perm {
 
 /** The read grant for a key the rounds manage: an envelope key exactly, a network's candidate tables as a prefix. */
 export function readGrant(keys: Keys, key: string): Perm {
-  return key.startsWith(keys.candidateTables()) ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
+  return key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories()) ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
 }
 
 /** What a node's role holds apart from its envelope grants. */
@@ -130,7 +130,7 @@ export class Rbac {
         const key = p.key.toString();
         const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
         if (envelope && !p.range_end?.length) set.add(key);
-        else if (key.startsWith(this.keys.candidateTables()) && p.range_end?.toString() === prefixEnd(key).toString()) set.add(key);
+        else if ((key.startsWith(this.keys.candidateTables()) || key.startsWith(this.keys.directories())) && p.range_end?.toString() === prefixEnd(key).toString()) set.add(key);
       }
       out.set(id, set);
     }

@@ -16,6 +16,8 @@ import { assemblePlan, diffEntries, parseHead, planEntries, planPartEntries, typ
 import { blueprintId, type Keys } from './keys.ts';
 import { decideMembership, rebalanceRelease, releaseAccess, type HoldDown, type MemberRecord, type MembershipDecision, type Registration } from './membership.ts';
 import { signPartEntries } from './signed.ts';
+import { directoryHead, directoryOps, nextDirectories, type Directory } from './directory.ts';
+import { directoryEntries } from '../plan/derive.ts';
 
 export interface BlueprintStatus {
   version: number | null;
@@ -147,6 +149,8 @@ export interface RoundInput {
   partMirror: Map<string, Entries>;
   /** Envelope copies stored now (keys). */
   envelopes: ReadonlySet<string>;
+  /** networkId → its direct-peer directories as stored (normally one epoch). */
+  directoryMirror: ReadonlyMap<string, Directory[]>;
   /** Nodes with a good enrollment (a node without one has been revoked). */
   enrolled: ReadonlySet<string>;
   /** Signs every part head when present. */
@@ -170,13 +174,18 @@ export interface RoundPlan {
   partGroups: Op[][];
   /** Part id → its entries after this round (undefined: deleted). */
   desired: Map<string, Entries | undefined>;
-  /** node → the envelope keys its parts point to and the candidate-table prefixes (candidate-tables/<id>/, a
-   *  range) of the networks it is hidden in: the read grants it needs. */
+  /** node → the envelope keys its parts point to, and the candidate-table prefixes (candidate-tables/<id>/, a
+   *  range) and directory prefixes (directory/<id>/<epoch>/) of the networks it is hidden in: its read grants. */
   wantGrants: Map<string, Set<string>>;
   /** networkId → the nodes hidden in it (who is in its candidate table). */
   hiddenMembers: Map<string, Set<string>>;
   /** Envelope copies to delete last (no head points to them). */
   staleEnvelopes: Op[];
+  /** Direct-peer directories: entries written before the parts that name them, old ones deleted after. */
+  directoryPuts: Op[];
+  directoryDeletes: Op[];
+  /** networkId → its directory after this round. */
+  directories: Map<string, Directory>;
   /** What the controller should log (stored plans it could not read or derive parts from). */
   warnings: { fields: Record<string, unknown>; message: string }[];
 }
@@ -292,13 +301,31 @@ export function planRound(input: RoundInput): RoundPlan {
     }
   }
 
-  // 3. Parts: for reachable nodes, what their part should be; removed blueprints and unlisted nodes: nothing.
+  // 3. Direct-peer directories (one per network with hidden members, written once instead of into every hidden
+  // node's part), then the parts: for reachable nodes, what their part should be; removed blueprints and unlisted
+  // nodes: nothing.
+  const wantDirs = new Map<string, Map<string, string>>();
+  for (const [id, c] of current) {
+    try {
+      for (const [net, m] of directoryEntries(c.plan)) wantDirs.set(net, m);
+    } catch (e) {
+      // Its peers cannot be derived (see below: its nodes keep their parts): its directories stay as stored.
+      warnings.push({ fields: { blueprint: id, err: (e as Error).message }, message: 'controller: directories of a plan whose peers cannot be derived are kept' });
+      for (const n of c.plan.networks) {
+        const kept = [...(input.directoryMirror.get(n.id) ?? [])].sort((a, b) => b.entries.size - a.entries.size)[0];
+        if (kept) wantDirs.set(n.id, kept.entries);
+      }
+    }
+  }
+  const directories = nextDirectories(wantDirs, input.directoryMirror);
+  const { puts: directoryPuts, deletes: directoryDeletes } = directoryOps(k, input.directoryMirror, directories);
+  const heads = new Map([...directories].map(([net, d]) => [net, directoryHead(d)]));
   const desired = new Map<string, Entries | undefined>();
   for (const [id, c] of current) {
     // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
     let all: Map<string, Entries>;
     try {
-      all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable);
+      all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable, heads);
     } catch (e) {
       // A stored plan that did not re-plan and cannot derive its peers (stored before the compact form, or
       // damaged): the nodes keep the parts they have.
@@ -350,7 +377,8 @@ export function planRound(input: RoundInput): RoundPlan {
         let m = hiddenMembers.get(n.id);
         if (!m) hiddenMembers.set(n.id, (m = new Set()));
         m.add(r.node);
-        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTablePrefix(n.id)]);
+        const d = directories.get(n.id);
+        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTablePrefix(n.id), ...(d ? [k.directoryPrefix(n.id, d.epoch)] : [])]);
       }
     }
     tablesOf.set(id, byNode);
@@ -374,5 +402,5 @@ export function planRound(input: RoundInput): RoundPlan {
   }
   const staleEnvelopes = [...input.envelopes].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
 
-  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, warnings };
+  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, directoryPuts, directoryDeletes, directories, warnings };
 }

@@ -2,7 +2,7 @@
 // `plan part`), the etcd controller (the parts it writes) and the checks all call these; topology/mesh.ts holds
 // the mesh rules themselves (memberPeers). Pure; O(n log n) per network, O(n) more per node.
 import { ZmeshError } from '../errors.ts';
-import { MeshError, meshIndex, memberPeerCount, memberPeers, type MeshIndex, type MeshMember } from '../../topology/mesh.ts';
+import { MeshError, meshIndex, memberPeerCount, memberPeers, relayPeer, type MeshIndex, type MeshMember } from '../../topology/mesh.ts';
 import {
   COMPACT_PLAN_FORMAT,
   PLAN_FORMAT,
@@ -152,9 +152,10 @@ export function ipv6Fields(n: Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'>):
  * A per-network peer lookup over a plan of either form: derived (compact) or as stored (full). `peersOf(net,
  * node)` is O(n) after an O(n log n) index built once per network.
  */
-export function peerLookup(plan: AnyPlan): (network: string, node: string) => Peer[] | null {
+export function peerLookup(plan: AnyPlan, opts: { directs?: boolean } = {}): (network: string, node: string) => Peer[] | null {
+  const directs = opts.directs ?? true;
   if (plan.format === PLAN_FORMAT) {
-    const byNet = new Map(plan.networks.map((n) => [n.name, new Map(n.resources.map((r) => [r.node, r.peers]))]));
+    const byNet = new Map(plan.networks.map((n) => [n.name, new Map(n.resources.map((r) => [r.node, directs || !r.hidden ? r.peers : r.peers.filter((p) => p.directSubnet === undefined)]))]));
     return (network, node) => byNet.get(network)?.get(node) ?? null;
   }
   const nets = new Map(plan.networks.map((n) => [n.name, n]));
@@ -164,8 +165,27 @@ export function peerLookup(plan: AnyPlan): (network: string, node: string) => Pe
     if (!n) return null;
     let ix = index.get(network);
     if (!ix) index.set(network, (ix = networkMesh(n, plan.hiddenKeepalive)));
-    return ix.byId.get(node)?.kind === 'node' ? memberPeers(ix, node) : null;
+    const m = ix.byId.get(node);
+    if (m?.kind !== 'node') return null;
+    // Without direct peers (they come from the network's directory on etcd): a hidden node's relay alone.
+    if (!directs && m.via !== null) return [relayPeer(ix, node)!];
+    return memberPeers(ix, node);
   };
+}
+
+/**
+ * Each network's direct-peer entries (its hidden members, as every other hidden member sees them), serialized:
+ * networkId → node → JSON. What the etcd controller writes once per network (src/control/directory.ts).
+ */
+export function directoryEntries(plan: CompactPlan): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const n of plan.networks) {
+    if (!n.resources.some((r) => r.hidden)) continue;
+    const m = new Map<string, string>();
+    for (const p of networkMesh(n, plan.hiddenKeepalive).directEntries) m.set(p.node, JSON.stringify(p));
+    if (m.size) out.set(n.id, m);
+  }
+  return out;
 }
 
 /** How many peers each node has in each network, without building the lists: (network, node) → count. */

@@ -7,6 +7,7 @@ import { seededRandom } from '../../src/crypto/rng.ts';
 import { planEntries, type Entries } from '../../src/control/entries.ts';
 import { Keys } from '../../src/control/keys.ts';
 import type { Registration } from '../../src/control/membership.ts';
+import { nextEpoch } from '../../src/control/directory.ts';
 import { planRound, type RoundInput, type RoundPlan } from '../../src/control/round.ts';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { signed, tenantKeys } from '../helpers/agent-fixtures.ts';
@@ -36,6 +37,7 @@ function input(over: Partial<RoundInput> = {}): RoundInput {
     planMirror: new Map(),
     partMirror: new Map(),
     envelopes: new Set(),
+    directoryMirror: new Map(),
     enrolled: new Set(['a', 'b', 'c']),
     signingKey: null,
     ...over,
@@ -50,7 +52,8 @@ function after(p: RoundPlan, prev: RoundInput): RoundInput {
   for (const [pid, e] of p.desired) if (e) partMirror.set(pid, e);
   const envelopes = new Set([...prev.envelopes, ...p.envelopeOps.map((o) => o.key)]);
   for (const o of p.staleEnvelopes) envelopes.delete(o.key);
-  return { ...prev, members: p.dec.members, storedMembers: p.dec.members, planMirror, partMirror, envelopes, random: seededRandom('round-test-2') };
+  const directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
+  return { ...prev, members: p.dec.members, storedMembers: p.dec.members, planMirror, partMirror, envelopes, directoryMirror, random: seededRandom('round-test-2') };
 }
 
 test('a first round: member records, one plan, one part per node, the envelope and its grants', () => {
@@ -77,12 +80,17 @@ test('a first round: member records, one plan, one part per node, the envelope a
     assert.ok(g.length > 0 && g.every((o) => o.type === 'put' && o.key.startsWith(prefix)), `group ${i}`);
   });
   // The hidden node c also reads its network's candidate table (direct paths); the public ones do not.
-  const table = k.candidateTablePrefix(p.current.get('acme/shop')!.plan.networks[0].id);
+  // And its network's direct-peer directory (epoch chained from none and the members).
+  const netId = p.current.get('acme/shop')!.plan.networks[0].id;
+  const table = k.candidateTablePrefix(netId);
+  const dir = k.directoryPrefix(netId, nextEpoch(netId, '', ['c']));
   assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
     ['a', [env]],
     ['b', [env]],
-    ['c', [env, table]],
+    ['c', [env, table, dir]],
   ]);
+  assert.deepEqual(p.directoryPuts.map((o) => o.key), [`${dir}c`]);
+  assert.deepEqual(p.directoryDeletes, []);
   assert.deepEqual(p.hiddenMembers, new Map([[p.current.get('acme/shop')!.plan.networks[0].id, new Set(['c'])]]));
   assert.deepEqual(p.staleEnvelopes, []);
   // The hidden node is planned behind a public one.
