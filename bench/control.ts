@@ -11,11 +11,13 @@
 // BENCH_CONTROL_CASES=edge10000 runs the 10,000-node case alone (issue #17). Last line: one JSON object.
 import { randomBytes } from 'node:crypto';
 import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, signRecord, type Etcd3 } from '../src/control/index.ts';
+import type { Watcher } from 'etcd3';
 import { signBlueprint } from '../src/blueprint/index.ts';
 import type { Blueprint } from '../src/blueprint/types.ts';
 import { ed25519KeyPair, x25519KeyPair, X25519Secret } from '../src/crypto/keys.ts';
 import { seededRandom } from '../src/crypto/rng.ts';
 import { startEtcd } from '../test/helpers/etcd.ts';
+import { directoryHash, type DirectoryHead } from '../src/control/directory.ts';
 
 const CONNECTIONS = 8;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -54,6 +56,7 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
   const cluster = await startEtcd({ args: ['--quota-backend-bytes', String(4 * 1024 ** 3)] });
   const clients: Etcd3[] = [];
   const watches: NodeWatch[] = [];
+  let dirWatch: Watcher | undefined;
   let controller: Controller | null = null;
   try {
     const keys = new Keys();
@@ -75,6 +78,38 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     };
     for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, j) => register(i + j, isPublic(i + j))));
 
+    // The direct-peer directories, as every hidden agent watches them: one shared copy here (each real hidden node
+    // reads its network's alone; in one process 9,000 copies of a 9,000-entry directory would be the O(n²) that
+    // the directory exists to avoid). A hidden agent has its part only once the directory holds what its part says.
+    const dirs = new Map<string, Map<string, string>>();
+    const dirHash = new Map<string, string>();
+    const waitingDir = new Map<string, NodeWatch>();
+    dirWatch = await admin.watch().prefix(keys.directories()).create();
+    dirWatch.on('data', (res) => {
+      for (const e of res.events) {
+        const p = keys.parseDirectoryKey(e.kv.key.toString());
+        if (!p) continue;
+        const id = `${p.network}/${p.epoch}`;
+        let m = dirs.get(id);
+        if (!m) dirs.set(id, (m = new Map()));
+        if (e.type === 'Put') m.set(p.node, e.kv.value.toString());
+        else m.delete(p.node);
+        dirHash.delete(id);
+      }
+      for (const w of waitingDir.values()) w.poke(new Set(w.cache.keys()));
+    });
+    const directoryReady = (heads: Map<string, DirectoryHead>, networkIdOf: (name: string) => string | undefined) => {
+      for (const [name, h] of heads) {
+        const id = `${networkIdOf(name)}/${h.epoch}`;
+        const m = dirs.get(id);
+        if (!m || m.size !== h.n) return false;
+        let sha = dirHash.get(id);
+        if (sha === undefined) dirHash.set(id, (sha = directoryHash(m.values())));
+        if (sha !== h.sha256) return false;
+      }
+      return true;
+    };
+
     // Simulated agents: what each has received (version, generation), and when.
     const received = new Map<string, { version: number; generation: number; at: number }>();
     const envelopes = new Map<string, number>();
@@ -92,6 +127,11 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
             const [t, name] = id.split('/');
             const a = assemblePart({ node, tenant: t, blueprint: name }, w.cache.get(id) ?? new Map());
             if (!a) continue;
+            if (!directoryReady(a.directories, (net) => a.part.networks.find((x) => x.name === net)?.id)) {
+              waitingDir.set(node, w);
+              continue;
+            }
+            waitingDir.delete(node);
             if ((heads.get(node)?.version ?? 0) < a.part.version) heads.set(node, { version: a.part.version, at: performance.now() });
             if (envelopes.get(node) !== a.part.version) {
               await client.get(a.head.envelope).string();
@@ -114,10 +154,18 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     const everyone = (v: number) => all.slice(0, n).every((id) => received.get(id)?.version === v);
     const t0 = performance.now();
     await ops.submit(signBlueprint(bp(ids, version, false), tenant.privateKey));
-    await waitUntil(() => everyone(version), 300000);
+    // Progress on stderr for the big case (minutes): agents with the version, waiting for a directory, rounds.
+    const progress = setInterval(() => {
+      const have = all.slice(0, n).filter((id) => received.get(id)?.version === version).length;
+      const r = controller?.lastRound;
+      process.stderr.write(`bench: ${Math.round((performance.now() - t0) / 1000)} s: ${have}/${n} agents have version ${version}, ${waitingDir.size} wait for a directory; round ${r?.n ?? '-'} (${r?.durationMs ?? '-'} ms, ${r?.nodesWritten ?? '-'} nodes written); rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB\n`);
+    }, n > 2000 ? 10000 : 3600000);
+    progress.unref();
+    await waitUntil(() => everyone(version), n > 2000 ? 900000 : 300000);
     const initialMs = performance.now() - t0;
     await controller.idle();
     const keyCount = (await admin.kv.range({ key: Buffer.from(keys.parts()), range_end: prefixEnd(keys.parts()), count_only: true })).count;
+    const directoryKeys = (await admin.kv.range({ key: Buffer.from(keys.directories()), range_end: prefixEnd(keys.directories()), count_only: true })).count;
 
     // Blueprint changes: a new version each time (the egress flag flips), to every agent.
     const changes: number[] = [];
@@ -127,7 +175,7 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
       version++;
       const s = performance.now();
       await ops.submit(signBlueprint(bp(ids, version, version % 2 === 0), tenant.privateKey));
-      await waitUntil(() => everyone(version), 300000);
+      await waitUntil(() => everyone(version), n > 2000 ? 900000 : 300000);
       const last = Math.max(...all.slice(0, n).map((id) => received.get(id)!.at));
       changes.push(last - s);
       headTimes.push(Math.max(...all.slice(0, n).map((id) => heads.get(id)!.at)) - s);
@@ -160,11 +208,14 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     const joinPublic = await join(n, true);
     const joinHidden = await join(n + 1, false);
     lease.release();
+    clearInterval(progress);
     return {
       nodes: n,
       publicNodes: all.slice(0, n).filter((_, i) => isPublic(i)).length,
       initialMs: Math.round(initialMs),
       partKeys: Number(keyCount),
+      // Hidden nodes' direct peers: one entry per hidden member and network (not one per pair in every part).
+      directoryKeys: Number(directoryKeys),
       changeMs: Math.round(median(changes)),
       changeRunsMs: changes.map((x) => Math.round(x)),
       partsSeenMs: Math.round(median(headTimes)),

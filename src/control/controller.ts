@@ -143,6 +143,8 @@ export class Controller {
   private directoryMirror = new Map<string, Directory[]>();
   private rebalanceRequested = false;
   private dirty = true;
+  /** Parts whose mirror entry this controller signed and wrote (none after reading them from etcd). */
+  private readonly ownHeads = new Set<string>();
   /** node → envelope keys its etcd role may read (RBAC); null: read again; 'off': no node roles manageable. */
   private grantMirror: Map<string, Set<string>> | null | 'off' = null;
 
@@ -370,6 +372,7 @@ export class Controller {
     this.directoryMirror = readDirectories(this.keys, await read(this.keys.directories()));
     if (this.grantMirror !== 'off') this.grantMirror = null;
     this.partMirror = new Map();
+    this.ownHeads.clear();
     for (const [key, v] of await read(this.keys.parts())) {
       const p = this.keys.parsePartKey(key);
       if (!p) continue;
@@ -569,6 +572,7 @@ export class Controller {
       partMirror: this.partMirror,
       envelopes: this.envelopeMirror,
       directoryMirror: this.directoryMirror,
+      ownHeads: this.ownHeads,
       enrolled: new Set(this.goodEnrollments.keys()),
       signingKey: this.signingKey,
     });
@@ -588,6 +592,8 @@ export class Controller {
     for (const [pid, next] of p.desired) {
       if (next) this.partMirror.set(pid, next);
       else this.partMirror.delete(pid);
+      if (next) this.ownHeads.add(pid);
+      else this.ownHeads.delete(pid);
     }
     await this.syncGrants(p.wantGrants, 'revoke');
     if (p.staleEnvelopes.length || p.directoryDeletes.length) {

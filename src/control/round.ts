@@ -155,6 +155,11 @@ export interface RoundInput {
   enrolled: ReadonlySet<string>;
   /** Signs every part head when present. */
   signingKey: Key | null;
+  /**
+   * Parts whose mirror entry this controller signed and wrote itself (not read back from etcd, where a writer
+   * could have altered a head): when unchanged, their signed head is reused instead of signed again.
+   */
+  ownHeads?: ReadonlySet<string>;
 }
 
 export interface RoundPlan {
@@ -334,8 +339,9 @@ export function planRound(input: RoundInput): RoundPlan {
       continue;
     }
     for (const [node, e] of all) {
-      const signed = input.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, input.signingKey) : e;
-      desired.set(`${node}/${id}`, signed);
+      const pid = `${node}/${id}`;
+      const signed = input.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, input.signingKey, input.ownHeads?.has(pid) ? input.partMirror.get(pid) : undefined) : e;
+      desired.set(pid, signed);
     }
   }
   for (const pid of input.partMirror.keys()) {

@@ -145,3 +145,40 @@ test('a revoked node loses its part; the others keep theirs untouched', () => {
   assert.equal(p.desired.get('c/acme/shop'), undefined);
   assert.ok(p.desired.has('c/acme/shop'));
 });
+
+test('signed heads: an unchanged part keeps the head this controller signed (only when it wrote it), a changed one is signed anew', async () => {
+  const { Key } = await import('../../src/crypto/keys.ts');
+  const { checkPartSignature, signerOf, signPartEntries } = await import('../../src/control/signed.ts');
+  const key = Key.fromBytes(seededRandom('controller')(32));
+  const other = Key.fromBytes(seededRandom('another controller')(32));
+  const first = planRound(input({ signingKey: key }));
+  const mirror = after(first, input({ signingKey: key }));
+  const own = new Set(first.desired.keys());
+  // Same inputs: reusing the stored heads gives exactly the parts a full re-signing gives, and writes nothing.
+  const reused = planRound({ ...mirror, ownHeads: own });
+  const resigned = planRound({ ...mirror });
+  assert.deepEqual(reused.desired, resigned.desired);
+  assert.deepEqual(reused.partGroups, []);
+  for (const [pid, e] of reused.desired) {
+    const [node, tenant, name] = pid.split('/');
+    assert.equal(checkPartSignature(k.part({ node, tenant, blueprint: name }), e!, new Set([signerOf(key)])), null, pid);
+  }
+  // The rule itself: the very head when nothing changed; a new signature when an entry, the key or the head's
+  // fields changed, or when the stored head is not one of ours (read from etcd: a writer may have altered it).
+  const pid = [...first.desired.keys()][0];
+  const [node, tenant, name] = pid.split('/');
+  const partKey = k.part({ node, tenant, blueprint: name });
+  const stored = first.desired.get(pid)!;
+  const unsigned = new Map(stored);
+  unsigned.set('gen', JSON.stringify({ ...(JSON.parse(stored.get('gen')!) as object), signer: undefined, signature: undefined }));
+  assert.equal(signPartEntries(partKey, unsigned, key, stored).get('gen'), stored.get('gen'));
+  const changed = new Map(unsigned);
+  const anyKey = [...changed.keys()].find((x) => x !== 'gen')!;
+  changed.set(anyKey, `${changed.get(anyKey)} `);
+  assert.notEqual(signPartEntries(partKey, changed, key, stored).get('gen'), stored.get('gen'));
+  assert.equal(checkPartSignature(partKey, signPartEntries(partKey, changed, key, stored), new Set([signerOf(key)])), null);
+  assert.equal(JSON.parse(signPartEntries(partKey, unsigned, other, stored).get('gen')!).signer, signerOf(other));
+  const forged = new Map(stored);
+  forged.set('gen', JSON.stringify({ ...(JSON.parse(stored.get('gen')!) as object), signature: 'A'.repeat(86) + '==' }));
+  assert.equal(checkPartSignature(partKey, planRound({ ...mirror, partMirror: new Map([...mirror.partMirror, [pid, forged]]) }).desired.get(pid)!, new Set([signerOf(key)])), null, 'not ours: signed again');
+});

@@ -128,3 +128,24 @@ test("ed25519 and XEdDSA verification through Node's own ed25519 agree with @nob
   assert.equal(verifyEd25519Raw(new Uint8Array(64), new Uint8Array(1), toLe(p + 1n)), false);
   assert.equal(agreed, 200);
 });
+
+test("ed25519 signing and key derivation through Node's own ed25519 give @noble/curves' exact bytes (RFC 8032 vector, 200 random)", async () => {
+  const { ed25519 } = await import('@noble/curves/ed25519.js');
+  const { ed25519KeyPair, ed25519Sign, Key } = await import('../../src/crypto/keys.ts');
+  // RFC 8032, section 7.1, TEST 2.
+  const seed = Buffer.from('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb', 'hex');
+  const pair = ed25519KeyPair(new Uint8Array(seed));
+  assert.equal(Buffer.from(pair.publicKey.bytes).toString('hex'), '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c');
+  assert.equal(
+    Buffer.from(ed25519Sign(Uint8Array.of(0x72), pair.privateKey)).toString('hex'),
+    '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+  );
+  const rnd = seededRandom('sign-differential');
+  for (let i = 0; i < 200; i++) {
+    const s = rnd(32);
+    const msg = rnd(i % 97);
+    const k = Key.fromBytes(s);
+    assert.deepEqual(ed25519KeyPair(s).publicKey.bytes, ed25519.getPublicKey(s), `public key ${i}`);
+    assert.deepEqual(ed25519Sign(msg, k), ed25519.sign(msg, s), `signature ${i}`);
+  }
+});
