@@ -16,7 +16,7 @@ import { readEnrollment, type Enrollment, type EnrollmentRead } from './signed.t
 import type { Key } from '../crypto/keys.ts';
 import { nodeRole, Rbac, readGrant } from './rbac.ts';
 import { CandidateRelay } from './candidate-relay.ts';
-import { planRound, type BlueprintStatus } from './round.ts';
+import { planRoundSliced, type BlueprintStatus } from './round.ts';
 import { readDirectories, type Directory } from './directory.ts';
 
 export { checkSubmitted, etcdModeProblems, type BlueprintStatus } from './round.ts';
@@ -429,12 +429,7 @@ export class Controller {
   private async vetNodes(): Promise<{ registrations: Map<string, Registration>; members: Map<string, MemberRecord>; untrusted: Record<string, UntrustedNode>; badEnrollments: Record<string, Problem> }> {
     // Thousands of records not verified yet (a controller taking over): the event loop gets a turn every 20 ms,
     // so the leadership lease is kept alive meanwhile.
-    let slice = performance.now();
-    const breathe = async () => {
-      if (performance.now() - slice < 20) return;
-      await new Promise((r) => setImmediate(r));
-      slice = performance.now();
-    };
+    const breathe = slicer();
     const registrations = new Map<string, Registration>();
     const untrusted: Record<string, UntrustedNode> = {};
     // An enrollment that does not hold (unsigned, another signer, altered) changes nothing: the last good one
@@ -557,7 +552,8 @@ export class Controller {
     const stats = emptyStats();
     const rebalance = this.rebalanceRequested;
     const vetted = await this.vetNodes();
-    const p = planRound({
+    // In 20 ms slices too: thousands of parts derived and signed take seconds, past the leadership lease.
+    const p = await planRoundSliced({
       keys: k,
       now: t0,
       hd: this.hd,
@@ -566,16 +562,17 @@ export class Controller {
       registrations: vetted.registrations,
       members: vetted.members,
       storedMembers: this.members,
-      tenants: this.tenants,
-      submitted: this.submitted,
+      // Copies: the watches change these while the round gives the event loop its turns.
+      tenants: new Map(this.tenants),
+      submitted: new Map(this.submitted),
       planMirror: this.planMirror,
       partMirror: this.partMirror,
       envelopes: this.envelopeMirror,
       directoryMirror: this.directoryMirror,
-      ownHeads: this.ownHeads,
+      ownHeads: new Set(this.ownHeads),
       enrolled: new Set(this.goodEnrollments.keys()),
       signingKey: this.signingKey,
-    });
+    }, slicer());
     for (const w of p.warnings) this.log.warn(w.fields, w.message);
     const { dec, replanned, statuses } = p;
 
@@ -643,4 +640,14 @@ export class Controller {
       this.clockTimer.unref?.();
     }
   }
+}
+
+/** A function that gives the event loop a turn once 20 ms have passed since the last (leases stay alive). */
+function slicer(): () => Promise<void> {
+  let slice = performance.now();
+  return async () => {
+    if (performance.now() - slice < 20) return;
+    await new Promise((r) => setImmediate(r));
+    slice = performance.now();
+  };
 }

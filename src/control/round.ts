@@ -197,6 +197,28 @@ export interface RoundPlan {
 
 /** One planning round's decisions: membership → plans → parts → operations. Pure. */
 export function planRound(input: RoundInput): RoundPlan {
+  const steps = roundSteps(input);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * planRound, giving the event loop a turn (`breathe`) between parts: a round over thousands of nodes takes seconds,
+ * longer than the leadership lease (5 s) could go without a keep-alive — the controller lost its lease in every
+ * such round and never wrote one. The same decisions as planRound: the steps are the same generator.
+ */
+export async function planRoundSliced(input: RoundInput, breathe: () => Promise<void>): Promise<RoundPlan> {
+  const steps = roundSteps(input);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await breathe();
+  }
+}
+
+function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   const k = input.keys;
   const warnings: RoundPlan['warnings'] = [];
 
@@ -277,6 +299,7 @@ export function planRound(input: RoundInput): RoundPlan {
       status.problems.push(...(e instanceof ZmeshError ? e.problems : [{ code: 'E_INTERNAL', path: '', message: String(e), hint: '' }]));
     }
     if (prev && !candidates.some((c) => c.signature.signature === prev.envelope.signature.signature)) candidates.push(prev.envelope);
+    yield;
     for (const envelope of candidates) {
       const bp = envelope.blueprint;
       const inventory: InventoryNode[] = dec.inventory.map((n) => ({ ...n, reservedPorts: [...new Set([...n.reservedPorts, ...portsOn(n.id, id)])].sort((a, b) => a - b) }));
@@ -290,6 +313,7 @@ export function planRound(input: RoundInput): RoundPlan {
         status.problems.push(...e.problems);
         continue;
       }
+      yield; // planning 10,000 nodes is ~2.6 s of key sealing: one block, the longest of a round
       const entries = planEntries(plan, envelope);
       const ops = diffEntries(k.plan(bp.tenant, bp.name), input.planMirror.get(id), entries, 'meta');
       if (!ops.length && prev) {
@@ -328,6 +352,7 @@ export function planRound(input: RoundInput): RoundPlan {
   const desired = new Map<string, Entries | undefined>();
   for (const [id, c] of current) {
     // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
+    yield;
     let all: Map<string, Entries>;
     try {
       all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable, heads);
@@ -338,7 +363,9 @@ export function planRound(input: RoundInput): RoundPlan {
       for (const pid of input.partMirror.keys()) if (pid.slice(pid.indexOf('/') + 1) === id) desired.set(pid, input.partMirror.get(pid));
       continue;
     }
+    yield;
     for (const [node, e] of all) {
+      yield;
       const pid = `${node}/${id}`;
       const signed = input.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, input.signingKey, input.ownHeads?.has(pid) ? input.partMirror.get(pid) : undefined) : e;
       desired.set(pid, signed);
@@ -359,6 +386,7 @@ export function planRound(input: RoundInput): RoundPlan {
   }
   const byNode = new Map<string, { removals: Op[]; updates: Op[] }>();
   for (const [pid, next] of desired) {
+    yield;
     const [node, tenant, name] = pid.split('/');
     const ops = diffEntries(k.part({ node, tenant, blueprint: name }), input.partMirror.get(pid), next, 'gen');
     if (!ops.length) continue;

@@ -8,7 +8,7 @@ import { planEntries, type Entries } from '../../src/control/entries.ts';
 import { Keys } from '../../src/control/keys.ts';
 import type { Registration } from '../../src/control/membership.ts';
 import { nextEpoch } from '../../src/control/directory.ts';
-import { planRound, type RoundInput, type RoundPlan } from '../../src/control/round.ts';
+import { planRound, planRoundSliced, type RoundInput, type RoundPlan } from '../../src/control/round.ts';
 import { blueprint, identity, net } from '../helpers/fixtures.ts';
 import { signed, tenantKeys } from '../helpers/agent-fixtures.ts';
 
@@ -181,4 +181,15 @@ test('signed heads: an unchanged part keeps the head this controller signed (onl
   const forged = new Map(stored);
   forged.set('gen', JSON.stringify({ ...(JSON.parse(stored.get('gen')!) as object), signature: 'A'.repeat(86) + '==' }));
   assert.equal(checkPartSignature(partKey, planRound({ ...mirror, partMirror: new Map([...mirror.partMirror, [pid, forged]]) }).desired.get(pid)!, new Set([signerOf(key)])), null, 'not ours: signed again');
+});
+
+test('the sliced round (the controller\'s) gives the event loop a turn between parts and decides exactly as planRound', async () => {
+  let turns = 0;
+  const sliced = await planRoundSliced(input(), async () => {
+    turns++;
+    await new Promise((r) => setImmediate(r));
+  });
+  assert.deepEqual(sliced, planRound(input()));
+  // At least one turn per part signed and per part diffed (3 nodes), and one per blueprint planned.
+  assert.ok(turns >= 7, `${turns} turns`);
 });
