@@ -50,11 +50,16 @@ test('an access node dies: its hidden nodes move within 30 s; it returns: no fla
       return c.lastRound?.members.p1 === 'live' && r && !r.hidden && r.peers.length === 1 && r.peers[0].node === 'p2';
     });
     assert.equal(p1.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource.subnet, subnetBefore);
+    // The moved node's part changes once with that plan (p1, public again, is no longer its direct peer: a new
+    // directory epoch, read before the part applies), and never after.
+    await waitFor('the moved node applied the same plan', () => moved.generation() === p1.generation());
+    const directs = moved.bed.state.blueprint('acme', 'shop')!.part.networks[0].resource.peers.filter((p) => p.directSubnet !== undefined).map((p) => p.node);
+    assert.deepEqual(directs, [stayed.node]);
     const genMoved = moved.generation();
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(moved.accessNode(), 'p2', 'no flapping back');
     assert.equal(stayed.accessNode(), 'p2');
-    assert.equal(moved.generation(), genMoved, 'the moved node was not even touched');
+    assert.equal(moved.generation(), genMoved, 'the moved node was not touched again');
 
     // An explicit rebalance moves one hidden node onto the idle p1.
     await bed.ops.requestRebalance();
