@@ -266,6 +266,11 @@ const ENTRIES = {
   E_TENANT_UNTRUSTED: invalid('agent', 'the blueprint\'s tenant is not in the agent\'s `trustedTenants` (or the controller\'s tenants)', 'add the tenant\'s key to the agent config'),
   E_REPLAY: invalid('agent', 'the version is not greater than the highest version accepted before (also after removal)', 'raise `version` and sign again', { status: 409 }),
   E_PART_FORMAT: invalid('agent', 'the plan part is not a `zmesh-node-plan/1` object', 'send `zmesh plan part PLAN NODE` output, or use `zmesh apply`'),
+  E_NETWORK_ID_COLLISION: invalid(
+    'control',
+    'two blueprints have a network with the same network id (a 50-bit hash of tenant, blueprint and network name): the controller gives that network no direct-peer directory and no candidate table, so its hidden nodes keep the relay only',
+    'rename one of the networks (or the blueprint); a collision by chance is about one in 10^15 per pair, so also ask who chose the name',
+  ),
   E_DIRECTORY_PENDING: retryable(
     'agent',
     'a hidden node\'s part names its network\'s direct-peer directory (etcd), and the entries this node reads there are not yet what the signed part says (count and SHA-256): the part waits and is tried again on every change of the directory',

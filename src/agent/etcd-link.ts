@@ -132,6 +132,7 @@ export class EtcdLink {
   private readonly directoriesOf = new Map<string, Set<string>>();
   /** Parts waiting for their directories to hold what they say (tried again on every directory change). */
   private readonly directoryWaits = new Set<string>();
+  private directoryTimer: NodeJS.Timeout | null = null;
   readonly status: NodeStatus;
   private lastStatus = '';
   registered = false;
@@ -335,8 +336,8 @@ export class EtcdLink {
   /** Stops; with revoke (default) the registration disappears at once, else it expires with the lease. */
   async stop(opts: { revoke?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer]) if (t) clearTimeout(t);
-    this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = null;
+    for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer, this.directoryTimer]) if (t) clearTimeout(t);
+    this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = this.directoryTimer = null;
     const watches = [...this.tableWatches.values()].flatMap((e) => [e.pointer, e.table]);
     this.tableWatches.clear();
     watches.push(...[...this.directories.values()].map((d) => d.watcher));
@@ -480,6 +481,8 @@ export class EtcdLink {
 
   private async applyOne(id: string): Promise<void> {
     const [tenant, name] = id.split('/');
+    // Waits again only if this attempt reaches its directories and they do not hold what the part says.
+    this.directoryWaits.delete(id);
     let assembled;
     try {
       assembled = assemblePart({ node: this.o.nodeId, tenant, blueprint: name }, this.watch.cache.get(id)!);
@@ -599,11 +602,19 @@ export class EtcdLink {
       t.unref?.();
     };
     try {
-      const res = await this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
-      if (!live()) return;
+      // Read in pages at one revision (a response stays under gRPC's 4 MiB at any directory size), then watched.
       const entries = new Map<string, string>();
-      for (const kv of res.kvs) set(entries, kv.key.toString(), kv.value.toString());
-      const w = await this.client.watch().prefix(prefix).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
+      let from = Buffer.from(prefix);
+      let revision: string | undefined;
+      for (let page = 0; page < 64; page++) {
+        const res = await this.client.kv.range({ key: from, range_end: prefixEnd(prefix), limit: 2000, ...(revision ? { revision } : {}) });
+        if (!live()) return;
+        revision ??= res.header.revision;
+        for (const kv of res.kvs) set(entries, kv.key.toString(), kv.value.toString());
+        if (!res.more || !res.kvs.length) break;
+        from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+      }
+      const w = await this.client.watch().prefix(prefix).startRevision((BigInt(revision!) + 1n).toString()).create();
       if (!live()) {
         await w.cancel().catch(() => undefined);
         return;
@@ -627,9 +638,14 @@ export class EtcdLink {
     }
   }
 
-  /** Parts waiting for a directory are tried again. */
+  /** Parts waiting for a directory are tried again (once per 100 ms however many entries arrive). */
   private directoryChanged(): void {
-    if (this.directoryWaits.size && !this.stopped) this.watch.poke(new Set(this.directoryWaits));
+    if (!this.directoryWaits.size || this.stopped || this.directoryTimer) return;
+    this.directoryTimer = setTimeout(() => {
+      this.directoryTimer = null;
+      if (this.directoryWaits.size && !this.stopped) this.watch.poke(new Set(this.directoryWaits));
+    }, 100);
+    this.directoryTimer.unref?.();
   }
 
   /** Closes the directories no part names any more. */

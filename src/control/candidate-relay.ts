@@ -7,7 +7,6 @@
 // are in its table, and only they may read it (their roles' grants come with the planning round). Each hidden
 // node keeps what concerns its own direct peers: one node's new endpoint rewrites one record per network, not
 // one per other member (that was O(members²) bytes, and seconds of a blocked event loop at 2,000 hidden nodes).
-import { randomBytes } from 'node:crypto';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Key } from '../crypto/keys.ts';
@@ -74,6 +73,11 @@ export interface RelayOptions {
   signingKey: Key | null;
   /** networkId → the nodes hidden in it, from the latest planning round (null before the first one). */
   members: () => ReadonlyMap<string, ReadonlySet<string>> | null;
+  /**
+   * networkId → its membership epoch (the direct-peer directory's, from the same round): a table is written under
+   * it, and the round grants each member exactly that table key. A network without one gets no table.
+   */
+  epochs: () => ReadonlyMap<string, string> | null;
   /** The leadership fence: a write happens only while `key` holds `value`. */
   guard: () => { key: string; value: string };
   debounceMs?: number;
@@ -280,19 +284,20 @@ export class CandidateRelay {
 
   private async round(): Promise<void> {
     const members = this.o.members();
-    if (!members) return; // no planning round yet: nobody's membership is known
+    const epochs = this.o.epochs();
+    if (!members || !epochs) return; // no planning round yet: nobody's membership is known
     await this.openAll();
     const tables = candidateTables(this.held(this.opens()), members);
-    const wanted = [...members].filter(([, set]) => set.size > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const wanted = [...members].filter(([net, set]) => set.size > 0 && epochs.has(net)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const next = wanted.map(([net, set]) => {
       // The members ride in the (signed, members-only) table: a leave is seen again after a restart, and the
       // pointer, which a former member's open watch may still see, names nobody.
       const members = [...set].sort();
       const table = { nodes: tables.get(net)?.nodes ?? {}, members };
-      return { net, table, json: JSON.stringify(table), members };
+      return { net, table, json: JSON.stringify(table), members, epoch: epochs.get(net)! };
     });
     // Most status writes change no report (peer health every 15 s): nothing to write then.
-    const digest = JSON.stringify(next.map((x) => [x.net, x.json, x.members]));
+    const digest = JSON.stringify(next.map((x) => [x.net, x.json, x.members, x.epoch]));
     if (digest === this.lastDigest && !this.legacy.length && !this.strays.length) return;
     this.rounds++;
     const k = this.o.keys;
@@ -316,11 +321,10 @@ export class CandidateRelay {
     };
     for (const x of next) {
       const cur = this.published.get(x.net);
-      const left = cur !== undefined && cur.members.some((m) => !members.get(x.net)!.has(m));
-      if (cur && !left && cur.json === x.json) continue;
+      if (cur && cur.epoch === x.epoch && cur.json === x.json) continue;
       await attempt(x.net, async () => {
-        // A member left: a new epoch, a new key its old watch never sees.
-        const epoch = !cur || left ? randomBytes(6).toString('hex') : cur.epoch;
+        // A member left: a new epoch (the round's), a new key its old watch never sees and its role is not granted.
+        const epoch = x.epoch;
         let value = cur && epoch === cur.epoch && cur.json === x.json ? cur.value : signCandidates(k.candidateTable(x.net, epoch), x.table, this.o.signingKey);
         if (value.length > MAX_TABLE_BYTES) {
           // Too big for one etcd request: each member's first local endpoints only (its reflexive one stays).

@@ -121,6 +121,8 @@ export class Controller {
   private readonly registrationVets = new Map<string, { input: string; result: ReturnType<typeof vetRegistration> }>();
   /** networkId → the nodes hidden in it, as of the last planning round (the candidate tables' members). */
   private hiddenMembers: Map<string, Set<string>> | null = null;
+  /** networkId → its membership epoch (the directory's), as of the last planning round: the tables' keys. */
+  private directoryEpochs: Map<string, string> | null = null;
 
   // State mirrored from etcd.
   private tenants = new Map<string, string>();
@@ -223,6 +225,7 @@ export class Controller {
     this.relay = null;
     // Known again only from this controller's next planning round (a relay must not publish from stale plans).
     this.hiddenMembers = null;
+    this.directoryEpochs = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.clockTimer) clearTimeout(this.clockTimer);
     this.timer = this.clockTimer = null;
@@ -275,6 +278,7 @@ export class Controller {
       log: this.log,
       pinned: (id) => this.goodEnrollments.get(id)?.publicKey,
       members: () => this.hiddenMembers,
+      epochs: () => this.directoryEpochs,
       signingKey: this.signingKey,
       guard: () => this.guard(),
     });
@@ -582,6 +586,7 @@ export class Controller {
     for (const op of p.envelopeOps) this.envelopeMirror.add(op.key);
     await this.syncGrants(p.wantGrants, 'grant');
     this.hiddenMembers = p.hiddenMembers;
+    this.directoryEpochs = new Map([...p.directories].map(([net, d]) => [net, d.epoch]));
     this.members = dec.members;
     for (const id of p.removed) this.planMirror.delete(id);
     for (const [id, c] of p.current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));
@@ -589,7 +594,7 @@ export class Controller {
     for (const [pid, next] of p.desired) {
       if (next) this.partMirror.set(pid, next);
       else this.partMirror.delete(pid);
-      if (next) this.ownHeads.add(pid);
+      if (next && p.signedParts.has(pid)) this.ownHeads.add(pid);
       else this.ownHeads.delete(pid);
     }
     await this.syncGrants(p.wantGrants, 'revoke');

@@ -32,7 +32,7 @@ export interface Directory {
 export const EPOCH_RE = /^[0-9a-f]{16}$/;
 /** Bounds on what an agent keeps of one directory (a writer of etcd must not be able to grow its memory). */
 export const MAX_DIRECTORY_ENTRIES = 65_536;
-export const MAX_DIRECTORY_ENTRY_BYTES = 4096;
+export const MAX_DIRECTORY_ENTRY_BYTES = 1024;
 
 /**
  * The hash the part carries: over the stored values (the same text the agent reads back), sorted, each prefixed

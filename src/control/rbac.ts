@@ -31,9 +31,13 @@ export interface Perm {
   rangeEnd?: string;
 }
 
-/** The read grant for a key the rounds manage: an envelope key exactly, a network's candidate tables as a prefix. */
+/**
+ * The read grant for a key the rounds manage: a key ending in "/" as a prefix (a directory epoch; the candidate
+ * tables' whole network prefix of earlier versions, to revoke it), any other exactly (envelopes, a table's pointer
+ * and one epoch's table).
+ */
 export function readGrant(keys: Keys, key: string): Perm {
-  return key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories()) ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
+  return (key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories())) && key.endsWith('/') ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
 }
 
 /** What a node's role holds apart from its envelope grants. */
@@ -130,7 +134,7 @@ export class Rbac {
         const key = p.key.toString();
         const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
         if (envelope && !p.range_end?.length) set.add(key);
-        else if ((key.startsWith(this.keys.candidateTables()) || key.startsWith(this.keys.directories())) && p.range_end?.toString() === prefixEnd(key).toString()) set.add(key);
+        else if ((key.startsWith(this.keys.candidateTables()) || key.startsWith(this.keys.directories())) && (!p.range_end?.length || p.range_end.toString() === prefixEnd(key).toString())) set.add(key);
       }
       out.set(id, set);
     }

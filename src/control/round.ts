@@ -22,7 +22,8 @@ import { directoryEntries } from '../plan/derive.ts';
 export interface BlueprintStatus {
   version: number | null;
   generation: number | null;
-  /** The submitted envelope is refused (signature, tenant, version, device keys) or does not plan. */
+  /** The submitted envelope is refused (signature, tenant, version, device keys) or does not plan; or a network of
+   *  it collides with another blueprint's (E_NETWORK_ID_COLLISION: planned, without direct paths). */
   problems: Problem[];
 }
 
@@ -191,8 +192,23 @@ export interface RoundPlan {
   directoryDeletes: Op[];
   /** networkId → its directory after this round. */
   directories: Map<string, Directory>;
+  /** Parts whose head this round signed (or kept as this controller signed it): not copies of stored ones. */
+  signedParts: Set<string>;
   /** What the controller should log (stored plans it could not read or derive parts from). */
   warnings: { fields: Record<string, unknown>; message: string }[];
+}
+
+/** Network ids that more than one blueprint's plan has: networkId → those blueprints (sorted). */
+export function collidedNetworks(plans: [string, Pick<CompactPlan, 'networks'>][]): Map<string, string[]> {
+  const owners = new Map<string, Set<string>>();
+  for (const [id, plan] of plans) {
+    for (const n of plan.networks) {
+      let o = owners.get(n.id);
+      if (!o) owners.set(n.id, (o = new Set()));
+      o.add(id);
+    }
+  }
+  return new Map([...owners].filter(([, o]) => o.size > 1).map(([net, o]) => [net, [...o].sort()]));
 }
 
 /** One planning round's decisions: membership → plans → parts → operations. Pure. */
@@ -333,16 +349,27 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   // 3. Direct-peer directories (one per network with hidden members, written once instead of into every hidden
   // node's part), then the parts: for reachable nodes, what their part should be; removed blueprints and unlisted
   // nodes: nothing.
+  // A network id is a hash of tenant, blueprint and name (50 bits): two blueprints' networks with one id (a tenant
+  // that searched for a collision) would share a directory and a candidate table — another tenant's peers in a
+  // signed part. Such networks get neither (their hidden nodes keep the full peer lists, and the relay).
+  const collided = collidedNetworks([...current].map(([id, c]) => [id, c.plan]));
+  for (const [net, owners] of collided) {
+    warnings.push({ fields: { network: net, blueprints: owners }, message: 'controller: two blueprints have a network with the same id: no direct-peer directory or candidate table for it' });
+    for (const b of owners) {
+      const name = current.get(b)?.plan.networks.find((n) => n.id === net)?.name ?? net;
+      statuses[b]?.problems.push({ code: 'E_NETWORK_ID_COLLISION', path: `networks.${name}`, message: `network id ${net} is also a network of ${owners.filter((x) => x !== b).join(', ')}: its hidden nodes get no direct paths`, hint: 'rename the network (its id is derived from tenant, blueprint and name)' });
+    }
+  }
   const wantDirs = new Map<string, Map<string, string>>();
   for (const [id, c] of current) {
     try {
-      for (const [net, m] of directoryEntries(c.plan)) wantDirs.set(net, m);
+      for (const [net, m] of directoryEntries(c.plan)) if (!collided.has(net)) wantDirs.set(net, m);
     } catch (e) {
       // Its peers cannot be derived (see below: its nodes keep their parts): its directories stay as stored.
       warnings.push({ fields: { blueprint: id, err: (e as Error).message }, message: 'controller: directories of a plan whose peers cannot be derived are kept' });
       for (const n of c.plan.networks) {
         const kept = [...(input.directoryMirror.get(n.id) ?? [])].sort((a, b) => b.entries.size - a.entries.size)[0];
-        if (kept) wantDirs.set(n.id, kept.entries);
+        if (kept && !collided.has(n.id)) wantDirs.set(n.id, kept.entries);
       }
     }
   }
@@ -350,6 +377,7 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   const { puts: directoryPuts, deletes: directoryDeletes } = directoryOps(k, input.directoryMirror, directories);
   const heads = new Map([...directories].map(([net, d]) => [net, directoryHead(d)]));
   const desired = new Map<string, Entries | undefined>();
+  const signedParts = new Set<string>();
   for (const [id, c] of current) {
     // Heads point to this version's own envelope key: a node granted it can never read (or watch) a later one.
     yield;
@@ -367,6 +395,7 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
     for (const [node, e] of all) {
       yield;
       const pid = `${node}/${id}`;
+      if (input.signingKey) signedParts.add(pid);
       const signed = input.signingKey ? signPartEntries(k.part({ node, tenant: c.plan.tenant, blueprint: c.plan.blueprint }), e, input.signingKey, input.ownHeads?.has(pid) ? input.partMirror.get(pid) : undefined) : e;
       desired.set(pid, signed);
     }
@@ -406,13 +435,16 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   for (const [id, c] of current) {
     const byNode = new Map<string, string[]>();
     for (const n of c.plan.networks) {
+      // Per epoch (the directory's): the table's pointer, that epoch's table and directory — never the network's
+      // whole prefix, where a watch opened while a member would show every later epoch after it left.
+      const d = directories.get(n.id);
+      if (!d) continue;
       for (const r of n.resources) {
         if (!r.hidden) continue;
         let m = hiddenMembers.get(n.id);
         if (!m) hiddenMembers.set(n.id, (m = new Set()));
         m.add(r.node);
-        const d = directories.get(n.id);
-        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidateTablePrefix(n.id), ...(d ? [k.directoryPrefix(n.id, d.epoch)] : [])]);
+        byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.candidatePointer(n.id), k.candidateTable(n.id, d.epoch), k.directoryPrefix(n.id, d.epoch)]);
       }
     }
     tablesOf.set(id, byNode);
@@ -436,5 +468,5 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   }
   const staleEnvelopes = [...input.envelopes].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
 
-  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, directoryPuts, directoryDeletes, directories, warnings };
+  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, directoryPuts, directoryDeletes, directories, signedParts, warnings };
 }

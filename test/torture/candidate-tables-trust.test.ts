@@ -109,6 +109,15 @@ test('candidate tables: read only by the network\'s hidden members, written only
     wTable.on('data', (r) => r.events.forEach((e) => seen.push(`${e.type} ${e.kv.value.toString().slice(0, 200)}`)));
     const wPointer = await asH2.watch().key(k.candidatePointer(A)).create();
     watchers.push(wPointer);
+    // Its best position: a watch on the network's whole prefix, opened while a member (stop 28 granted the prefix:
+    // such a watch showed every later table after the node left). Now a member is granted one epoch's keys only.
+    const wide: string[] = [];
+    let wPrefix: Awaited<ReturnType<ReturnType<Etcd3['watch']>['create']>> | null = null;
+    await attempt('h2 (member)', `watch the network's whole prefix ${k.candidateTablePrefix(A)}`, async () => {
+      wPrefix = await asH2.watch().prefix(k.candidateTablePrefix(A)).create();
+      watchers.push(wPrefix);
+      wPrefix.on('data', (r) => r.events.forEach((e) => wide.push(`${e.type} ${e.kv.key.toString()} ${e.kv.value.toString().slice(0, 120)}`)));
+    });
     const pointers: string[] = [];
     wPointer.on('data', (r) => r.events.forEach((e) => pointers.push(e.kv.value.toString())));
     await bed.submit(blueprint([net({ nodes: ['pa', 'h1'] })], { version: 2 }));
@@ -120,6 +129,8 @@ test('candidate tables: read only by the network\'s hidden members, written only
     watchers.length = 0;
     await wTable.cancel().catch(() => undefined);
     await wPointer.cancel().catch(() => undefined);
+    await (wPrefix as { cancel(): Promise<void> } | null)?.cancel().catch(() => undefined);
+    cases.push({ who: 'h2 (a member that left)', attempt: "see the new table through a watch on the network's whole prefix, opened as a member", expect: 'refused', got: wide.some((x) => x.startsWith('Put') && x.includes(tA2)) ? 'allowed' : 'refused', detail: wide.join('; ').slice(0, 200) });
     cases.push({ who: 'h2 (a member that left)', attempt: 'see a later table through the watch it opened as a member', expect: 'refused', got: seen.some((x) => x.startsWith('Put')) ? 'allowed' : 'refused', detail: seen.join('; ').slice(0, 160) });
     cases.push({ who: 'h2 (a member that left)', attempt: 'learn the members through the pointer watch it opened as a member', expect: 'refused', got: pointers.some((x) => x.includes('h1')) ? 'allowed' : 'refused', detail: pointers.join('; ').slice(0, 160) });
     await attempt('h2 (a member that left)', `read the new table ${tA2}`, () => asH2.get(tA2).string());
@@ -139,7 +150,7 @@ test('candidate tables: read only by the network\'s hidden members, written only
 
     const exposures = exposed();
     assert.deepEqual(exposures, []);
-    assert.equal(cases.length, 16);
+    assert.equal(cases.length, 18);
   } finally {
     // Bounded: a watch cancelled twice never settles in etcd3.
     for (const w of watchers) await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);

@@ -25,6 +25,7 @@ import { identity } from '../helpers/fixtures.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { epochsOf } from '../helpers/relay-epochs.ts';
 
 const RANGE = '10.0.0.0/8';
 const ms = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
@@ -80,7 +81,7 @@ test(
     } as unknown as Etcd3;
     let clock = 1_700_000_000_000;
     const members = new Map([['n000000000', new Set(ids)]]);
-    const relay = new CandidateRelay({ client, keys, log: pino({ level: 'silent' }), pinned: (id) => pins.get(id), members: () => members, signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
+    const relay = new CandidateRelay({ client, keys, log: pino({ level: 'silent' }), pinned: (id) => pins.get(id), members: () => members, epochs: epochsOf(() => members), signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
     const texts = (relay as unknown as { texts: Map<string, string> }).texts;
     const round = () => (relay as unknown as { round(): Promise<void> }).round();
     const status = (id: string, networks: CandidateReportNetwork[], extra: Record<string, unknown> = {}) => texts.set(id, signRecord(keys.status(id), { node: id, candidates: networks, ...extra }, secrets.get(id)!));

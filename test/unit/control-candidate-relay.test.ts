@@ -14,6 +14,7 @@ import { readCandidates, signCandidates, signerOf } from '../../src/control/sign
 import { CandidateRelay, REPORT_HOLD_MS, reportFrom } from '../../src/control/candidate-relay.ts';
 import { candidateTables, submissionFor } from '../../src/control/candidates.ts';
 import { identity } from '../helpers/fixtures.ts';
+import { epochsOf } from '../helpers/relay-epochs.ts';
 
 const keys = new Keys();
 const controller = Key.fromBytes(new Uint8Array(randomBytes(32)));
@@ -63,7 +64,7 @@ test('the relay takes reports only from enrolled nodes, signed with the pinned k
   const secret = (id: string) => new X25519Secret(identity(id).privateKey);
   const pins: Record<string, string> = { a: secret('a').publicKey.toString(), h1: secret('h1').publicKey.toString(), h3: secret('h3').publicKey.toString() };
   const members = new Map([['abcdefghij', new Set(['h1', 'h3'])]]);
-  const relay = new CandidateRelay({ client: {} as Etcd3, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
+  const relay = new CandidateRelay({ client: {} as Etcd3, keys, log, pinned: (id) => pins[id], members: () => members, epochs: epochsOf(() => members), signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
   const texts = (relay as unknown as { texts: Map<string, string> }).texts;
   const status = (id: string, candidates: unknown[], signer = id) => signRecord(keys.status(id), { node: id, candidates }, secret(signer));
   texts.set('h1', status('h1', [net({ directPeers: ['h3'], local: ['198.51.100.2:51820'] })]));
@@ -122,7 +123,7 @@ test('a relay round: one signed table per network, only plan members in it; noth
   const { client, ops, store } = fakeEtcd();
   let members: Map<string, Set<string>> | null = null;
   let clock = 1_700_000_000_000;
-  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
+  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, epochs: epochsOf(() => members), signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
   const r = relay as unknown as { texts: Map<string, string>; legacy: string[]; round(): Promise<void> };
   const status = (id: string, candidates: unknown[]) => r.texts.set(id, signRecord(keys.status(id), { node: id, candidates }, secret(id)));
   const hiddenIn = (networkId: string, local: string) => net({ networkId, local: [local], directPeers: [] });
@@ -208,7 +209,7 @@ test('a relay round: one network whose write fails does not keep the others from
     ['aaaaaaaaaa', new Set(['h1'])],
     ['bbbbbbbbbb', new Set(['h2'])],
   ]);
-  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
+  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins[id], members: () => members, epochs: epochsOf(() => members), signingKey: controller, guard: () => ({ key: keys.leader(), value: 'c1' }) });
   const r = relay as unknown as { texts: Map<string, string>; round(): Promise<void>; retryTimer: NodeJS.Timeout | null };
   r.texts.set('h1', signRecord(keys.status('h1'), { node: 'h1', candidates: [net({ networkId: 'aaaaaaaaaa', directPeers: [] })] }, secret('h1')));
   r.texts.set('h2', signRecord(keys.status('h2'), { node: 'h2', candidates: [net({ networkId: 'bbbbbbbbbb', directPeers: [] })] }, secret('h2')));

@@ -132,3 +132,14 @@ test("through the directory, every hidden node's part is exactly the full deriva
   const bytes = (m: Map<string, Map<string, string>>) => [...m.values()].reduce((s, e) => s + [...e.values()].reduce((t, v) => t + v.length, 0), 0);
   assert.ok(bytes(slim) < bytes(full) / 2, `${bytes(slim)} < ${bytes(full)} / 2`);
 });
+
+test('two blueprints with one network id (a tenant that searched for a collision): found, and neither gets a directory', async () => {
+  const { collidedNetworks } = await import('../../src/control/round.ts');
+  const inv = inventory([{ id: 'a', endpoints: ['203.0.113.1'] }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+  const victim = planCompact(blueprint([net({ nodes: ['a', 'c', 'd'] })]), inv, { random: seededRandom('v') });
+  const evil = planCompact(blueprint([net({ nodes: ['a', 'e', 'f'] })], { tenant: 'evil', name: 'x' }), inv, { random: seededRandom('e') });
+  assert.deepEqual(collidedNetworks([['acme/shop', victim], ['evil/x', evil]]), new Map());
+  (evil.networks[0] as { id: string }).id = victim.networks[0].id; // forced: 2^50 work to find by names
+  assert.deepEqual(collidedNetworks([['acme/shop', victim], ['evil/x', evil]]), new Map([[victim.networks[0].id, ['acme/shop', 'evil/x']]]));
+  assert.deepEqual(collidedNetworks([['acme/shop', victim], ['acme/shop', victim]]), new Map(), 'one blueprint is not a collision');
+});

@@ -82,12 +82,13 @@ test('a first round: member records, one plan, one part per node, the envelope a
   // The hidden node c also reads its network's candidate table (direct paths); the public ones do not.
   // And its network's direct-peer directory (epoch chained from none and the members).
   const netId = p.current.get('acme/shop')!.plan.networks[0].id;
-  const table = k.candidateTablePrefix(netId);
-  const dir = k.directoryPrefix(netId, nextEpoch(netId, '', ['c']));
+  // Exactly this epoch's keys: never the network's whole prefix (a watch on it would outlive a member's leave).
+  const epoch = nextEpoch(netId, '', ['c']);
+  const dir = k.directoryPrefix(netId, epoch);
   assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
     ['a', [env]],
     ['b', [env]],
-    ['c', [env, table, dir]],
+    ['c', [env, k.candidatePointer(netId), k.candidateTable(netId, epoch), dir]],
   ]);
   assert.deepEqual(p.directoryPuts.map((o) => o.key), [`${dir}c`]);
   assert.deepEqual(p.directoryDeletes, []);

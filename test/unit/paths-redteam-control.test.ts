@@ -14,6 +14,7 @@ import { Keys } from '../../src/control/keys.ts';
 import { signRecord } from '../../src/control/records.ts';
 import { Key, X25519Secret } from '../../src/crypto/keys.ts';
 import { identity } from '../helpers/fixtures.ts';
+import { epochsOf } from '../helpers/relay-epochs.ts';
 
 // acme/shop network N (10.1.0.0/16): h1, h2, h3 hidden behind pa. globex/web network M (10.2.0.0/16): h1 and
 // g4 hidden behind pa. h2 is hostile (a node with valid credentials, hidden in N).
@@ -106,7 +107,7 @@ function relayBed(hiddenCount: number, now: () => number = Date.now) {
     auth: { roleGrantPermission: async () => ({}) },
   } as unknown as Etcd3;
   const members = new Map([[N, new Set(ids)]]);
-  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins.get(id), members: () => members, signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now });
+  const relay = new CandidateRelay({ client, keys, log, pinned: (id) => pins.get(id), members: () => members, epochs: epochsOf(() => members), signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now });
   const texts = (relay as unknown as { texts: Map<string, string> }).texts;
   const round = () => (relay as unknown as { round(): Promise<void> }).round();
   const status = (id: string, networks: CandidateReportNetwork[]) => texts.set(id, signRecord(keys.status(id), { node: id, candidates: networks }, secrets.get(id)!));
