@@ -166,3 +166,25 @@ export async function controlBed(o: EtcdOptions & { leaseTtlSec?: number; tenant
   };
   return bed;
 }
+
+/**
+ * etcd clients as nodes of an rbac bed (`connect('h1')`: CN zmesh-node-h1), and the watches an attacker opened
+ * with them; `close()` cancels the watches (bounded: a watch cancelled twice never settles in etcd3) and closes
+ * the clients.
+ */
+export function nodeClients(bed: ControlBed): { connect(node: string): Etcd3; watchers: { cancel(): Promise<void> }[]; close(): Promise<void> } {
+  const clients: Etcd3[] = [];
+  const watchers: { cancel(): Promise<void> }[] = [];
+  return {
+    connect(node) {
+      const c = connectEtcd(bed.as(nodeRole(node)));
+      clients.push(c);
+      return c;
+    },
+    watchers,
+    async close() {
+      for (const w of watchers) await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+      for (const x of clients) x.close();
+    },
+  };
+}

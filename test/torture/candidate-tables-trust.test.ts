@@ -15,11 +15,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blueprint, net } from '../helpers/fixtures.ts';
-import { controlBed, waitFor } from '../helpers/control-bed.ts';
+import { controlBed, nodeClients, waitFor } from '../helpers/control-bed.ts';
 import { FakeDriver } from '../helpers/agent-fixtures.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
 import { trustCases } from '../helpers/trust-cases.ts';
-import { connectEtcd, nodeRole, type Etcd3 } from '../../src/control/index.ts';
+import type { Etcd3 } from '../../src/control/index.ts';
 import { readCandidates, signerOf } from '../../src/control/signed.ts';
 import { tableFrom, type CandidateTable } from '../../src/control/candidates.ts';
 import { networkId } from '../../src/plan/planner.ts';
@@ -36,13 +36,8 @@ proto.setPeers = async () => [];
 test('candidate tables: read only by the network\'s hidden members, written only by the controller, members only from the plans', { skip, timeout: 120_000 }, async () => {
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
   const { cases, attempt, exposures: exposed } = trustCases();
-  const clients: Etcd3[] = [];
-  const watchers: { cancel(): Promise<void> }[] = [];
-  const connect = (who: string) => {
-    const c = connectEtcd(bed.as(nodeRole(who)));
-    clients.push(c);
-    return c;
-  };
+  const nodes = nodeClients(bed);
+  const { connect, watchers } = nodes;
   try {
     const k = bed.keys;
     await bed.controller();
@@ -152,9 +147,7 @@ test('candidate tables: read only by the network\'s hidden members, written only
     assert.deepEqual(exposures, []);
     assert.equal(cases.length, 18);
   } finally {
-    // Bounded: a watch cancelled twice never settles in etcd3.
-    for (const w of watchers) await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
-    for (const x of clients) x.close();
+    await nodes.close();
     await bed.close();
   }
 });

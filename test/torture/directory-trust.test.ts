@@ -16,10 +16,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blueprint, net } from '../helpers/fixtures.ts';
-import { controlBed, waitFor, type BedAgent } from '../helpers/control-bed.ts';
+import { controlBed, nodeClients, waitFor, type BedAgent } from '../helpers/control-bed.ts';
 import { etcdAvailable } from '../helpers/etcd.ts';
 import { trustCases } from '../helpers/trust-cases.ts';
-import { connectEtcd, nodeRole, type Etcd3 } from '../../src/control/index.ts';
+import type { Etcd3 } from '../../src/control/index.ts';
 import { networkId } from '../../src/plan/planner.ts';
 import type { Peer } from '../../src/plan/types.ts';
 
@@ -35,13 +35,8 @@ const directs = (a: BedAgent) =>
 test('direct-peer directories: one entry per hidden member, read only by the network\'s hidden members, taken only as the signed part says', { skip, timeout: 120_000 }, async () => {
   const bed = await controlBed({ rbac: true, tenants: ['acme', 'globex'] });
   const { cases, attempt, exposures: exposed } = trustCases();
-  const clients: Etcd3[] = [];
-  const watchers: { cancel(): Promise<void> }[] = [];
-  const connect = (who: string) => {
-    const c = connectEtcd(bed.as(nodeRole(who)));
-    clients.push(c);
-    return c;
-  };
+  const nodes = nodeClients(bed);
+  const { connect, watchers } = nodes;
   try {
     const k = bed.keys;
     await bed.controller();
@@ -137,8 +132,7 @@ test('direct-peer directories: one entry per hidden member, read only by the net
     assert.deepEqual(exposures, []);
     assert.equal(cases.length, 14);
   } finally {
-    for (const w of watchers) await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
-    for (const x of clients) x.close();
+    await nodes.close();
     await bed.close();
   }
 });
