@@ -17,7 +17,7 @@ import type { Key } from '../crypto/keys.ts';
 import { nodeRole, Rbac, readGrant } from './rbac.ts';
 import { CandidateRelay } from './candidate-relay.ts';
 import { planRoundSliced, type BlueprintStatus } from './round.ts';
-import { readDirectories, type Directory } from './directory.ts';
+import { currentDirectory, readDirectories, type Directory } from './directory.ts';
 
 export { checkSubmitted, etcdModeProblems, type BlueprintStatus } from './round.ts';
 
@@ -121,8 +121,6 @@ export class Controller {
   private readonly registrationVets = new Map<string, { input: string; result: ReturnType<typeof vetRegistration> }>();
   /** networkId → the nodes hidden in it, as of the last planning round (the candidate tables' members). */
   private hiddenMembers: Map<string, Set<string>> | null = null;
-  /** networkId → its membership epoch (the directory's), as of the last planning round: the tables' keys. */
-  private directoryEpochs: Map<string, string> | null = null;
 
   // State mirrored from etcd.
   private tenants = new Map<string, string>();
@@ -225,7 +223,6 @@ export class Controller {
     this.relay = null;
     // Known again only from this controller's next planning round (a relay must not publish from stale plans).
     this.hiddenMembers = null;
-    this.directoryEpochs = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.clockTimer) clearTimeout(this.clockTimer);
     this.timer = this.clockTimer = null;
@@ -278,7 +275,8 @@ export class Controller {
       log: this.log,
       pinned: (id) => this.goodEnrollments.get(id)?.publicKey,
       members: () => this.hiddenMembers,
-      epochs: () => this.directoryEpochs,
+      // The tables' epochs are the directories' (known, like the members, only from this controller's rounds).
+      epochs: () => (this.hiddenMembers ? new Map([...this.directoryMirror].map(([net, d]) => [net, currentDirectory(d)!.epoch])) : null),
       signingKey: this.signingKey,
       guard: () => this.guard(),
     });
@@ -585,8 +583,10 @@ export class Controller {
     await this.write([p.memberOps, ...p.planOps, p.envelopeOps, p.directoryPuts], stats);
     for (const op of p.envelopeOps) this.envelopeMirror.add(op.key);
     await this.syncGrants(p.wantGrants, 'grant');
+    // Members and epochs change together (the relay writes tables under these epochs for these members). A round
+    // that fails after this point marks the mirrors dirty: the next one reads the directories back from etcd.
     this.hiddenMembers = p.hiddenMembers;
-    this.directoryEpochs = new Map([...p.directories].map(([net, d]) => [net, d.epoch]));
+    this.directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
     this.members = dec.members;
     for (const id of p.removed) this.planMirror.delete(id);
     for (const [id, c] of p.current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));
@@ -602,7 +602,6 @@ export class Controller {
       await this.write([p.staleEnvelopes, p.directoryDeletes], stats);
       for (const op of p.staleEnvelopes) this.envelopeMirror.delete(op.key);
     }
-    this.directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
     if (rebalance) {
       await this.client.delete().key(k.rebalance());
       this.rebalanceRequested = false;

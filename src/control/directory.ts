@@ -56,12 +56,17 @@ export function nextDirectories(want: ReadonlyMap<string, Map<string, string>>, 
   const out = new Map<string, Directory>();
   for (const [net, entries] of want) {
     if (!entries.size) continue;
-    // Several epochs stored (a controller stopped between writing one and deleting the other): the largest counts.
-    const old = [...(stored.get(net) ?? [])].sort((a, b) => b.entries.size - a.entries.size)[0];
+    const old = currentDirectory(stored.get(net));
     const keep = old && EPOCH_RE.test(old.epoch) && [...old.entries.keys()].every((node) => entries.has(node));
     out.set(net, { epoch: keep ? old.epoch : nextEpoch(net, old?.epoch ?? '', entries.keys()), entries });
   }
   return out;
+}
+
+/** Of the epochs stored for a network (several: a controller stopped between writing one and deleting the
+ *  other), the one that counts: the largest. */
+export function currentDirectory(stored: readonly Directory[] | undefined): Directory | undefined {
+  return [...(stored ?? [])].sort((a, b) => b.entries.size - a.entries.size)[0];
 }
 
 /**

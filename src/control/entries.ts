@@ -179,9 +179,7 @@ export function partWithHead(part: NodePlanPart, envelopeKey: string): Entries {
  */
 export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<string>, directory?: ReadonlyMap<string, DirectoryHead>): Map<string, Entries> {
   const out = new Map<string, Entries>();
-  const withDirects = peerLookup(plan);
-  // With a directory (etcd), a hidden node's part names its network's directory instead of every direct peer.
-  const relayOnly = directory?.size ? peerLookup(plan, { directs: false }) : withDirects;
+  const peersOf = peerLookup(plan);
   const peerJson = new WeakMap<Peer, string>();
   const counter = new Map<string, number>();
   const entriesOf = (node: string) => {
@@ -197,9 +195,10 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
       const e = entriesOf(r.node);
       const i = counter.get(r.node) ?? 0;
       counter.set(r.node, i + 1);
+      // With a directory (etcd), a hidden node's part names it instead of listing every direct peer.
       const dir = r.hidden && r.accessNode ? directory?.get(n.id) : undefined;
       e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, resource: resourceFields(r), ...(dir ? { direct: dir } : {}) }));
-      for (const p of (dir ? relayOnly : withDirects)(n.name, r.node) ?? []) {
+      for (const p of peersOf(n.name, r.node, !dir) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
         e.set(`peer/${n.name}/${p.node}`, j);

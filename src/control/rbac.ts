@@ -37,7 +37,12 @@ export interface Perm {
  * and one epoch's table).
  */
 export function readGrant(keys: Keys, key: string): Perm {
-  return (key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories())) && key.endsWith('/') ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
+  return directPathKey(keys, key) && key.endsWith('/') ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
+}
+
+/** A candidate-table or directory key: the direct-path grants the rounds manage besides envelopes. */
+function directPathKey(keys: Keys, key: string): boolean {
+  return key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories());
 }
 
 /** What a node's role holds apart from its envelope grants. */
@@ -134,7 +139,7 @@ export class Rbac {
         const key = p.key.toString();
         const envelope = key.startsWith(this.keys.envelopes()) || (key.startsWith(this.keys.plans()) && key.endsWith('/envelope'));
         if (envelope && !p.range_end?.length) set.add(key);
-        else if ((key.startsWith(this.keys.candidateTables()) || key.startsWith(this.keys.directories())) && (!p.range_end?.length || p.range_end.toString() === prefixEnd(key).toString())) set.add(key);
+        else if (directPathKey(this.keys, key) && (!p.range_end?.length || p.range_end.toString() === prefixEnd(key).toString())) set.add(key);
       }
       out.set(id, set);
     }

@@ -16,7 +16,7 @@ import { assemblePlan, diffEntries, parseHead, planEntries, planPartEntries, typ
 import { blueprintId, type Keys } from './keys.ts';
 import { decideMembership, rebalanceRelease, releaseAccess, type HoldDown, type MemberRecord, type MembershipDecision, type Registration } from './membership.ts';
 import { signPartEntries } from './signed.ts';
-import { directoryHead, directoryOps, nextDirectories, type Directory } from './directory.ts';
+import { currentDirectory, directoryHead, directoryOps, nextDirectories, type Directory } from './directory.ts';
 import { directoryEntries } from '../plan/derive.ts';
 
 export interface BlueprintStatus {
@@ -180,8 +180,8 @@ export interface RoundPlan {
   partGroups: Op[][];
   /** Part id → its entries after this round (undefined: deleted). */
   desired: Map<string, Entries | undefined>;
-  /** node → the envelope keys its parts point to, and the candidate-table prefixes (candidate-tables/<id>/, a
-   *  range) and directory prefixes (directory/<id>/<epoch>/) of the networks it is hidden in: its read grants. */
+  /** node → its read grants: the envelope keys its parts point to and, for each network it is hidden in, the
+   *  current epoch's keys: the candidate table's pointer and table, and the directory prefix (directory/<id>/<epoch>/). */
   wantGrants: Map<string, Set<string>>;
   /** networkId → the nodes hidden in it (who is in its candidate table). */
   hiddenMembers: Map<string, Set<string>>;
@@ -368,7 +368,7 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
       // Its peers cannot be derived (see below: its nodes keep their parts): its directories stay as stored.
       warnings.push({ fields: { blueprint: id, err: (e as Error).message }, message: 'controller: directories of a plan whose peers cannot be derived are kept' });
       for (const n of c.plan.networks) {
-        const kept = [...(input.directoryMirror.get(n.id) ?? [])].sort((a, b) => b.entries.size - a.entries.size)[0];
+        const kept = currentDirectory(input.directoryMirror.get(n.id));
         if (kept && !collided.has(n.id)) wantDirs.set(n.id, kept.entries);
       }
     }

@@ -152,15 +152,18 @@ export function ipv6Fields(n: Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'>):
  * A per-network peer lookup over a plan of either form: derived (compact) or as stored (full). `peersOf(net,
  * node)` is O(n) after an O(n log n) index built once per network.
  */
-export function peerLookup(plan: AnyPlan, opts: { directs?: boolean } = {}): (network: string, node: string) => Peer[] | null {
-  const directs = opts.directs ?? true;
+export function peerLookup(plan: AnyPlan): (network: string, node: string, directs?: boolean) => Peer[] | null {
   if (plan.format === PLAN_FORMAT) {
-    const byNet = new Map(plan.networks.map((n) => [n.name, new Map(n.resources.map((r) => [r.node, directs || !r.hidden ? r.peers : r.peers.filter((p) => p.directSubnet === undefined)]))]));
-    return (network, node) => byNet.get(network)?.get(node) ?? null;
+    const byNet = new Map(plan.networks.map((n) => [n.name, new Map(n.resources.map((r) => [r.node, r]))]));
+    return (network, node, directs = true) => {
+      const r = byNet.get(network)?.get(node);
+      if (!r) return null;
+      return directs || !r.hidden ? r.peers : r.peers.filter((p) => p.directSubnet === undefined);
+    };
   }
   const nets = new Map(plan.networks.map((n) => [n.name, n]));
   const index = new Map<string, MeshIndex>();
-  return (network, node) => {
+  return (network, node, directs = true) => {
     const n = nets.get(network);
     if (!n) return null;
     let ix = index.get(network);
