@@ -17,13 +17,14 @@
 //                  the first echo reply (pings every 10 ms). Nebula has no control plane: getting the new file
 //                  to each node is left to the operator. zmesh's counterpart is changeMs here (one node) and
 //                  the lab part's blueprint change (every node).
-// The agent runs from dist/ when it is fresh (as a deployed agent would), otherwise through tsx (noted).
+// The agent runs from dist/ when it is fresh (as a deployed agent would), otherwise through tsx (noted), with the
+// deployed Node flags (AGENT_NODE_FLAGS; BENCH_AGENT_NODE_FLAGS="..." replaces them, e.g. "" for Node's defaults).
 // Last line: one JSON object.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { call } from '../src/admin/client.ts';
-import { zmeshArgv } from '../labs/agents.ts';
+import { AGENT_NODE_FLAGS, zmeshArgv } from '../labs/agents.ts';
 import { blueprint, net, type NodeDef } from '../test/helpers/fixtures.ts';
 import { part, planFor, signed } from '../test/helpers/agent-fixtures.ts';
 import { destroyAgentHost, makeAgentHost, waitFor, type AgentHost } from '../test/helpers/agent-host.ts';
@@ -71,7 +72,7 @@ function bpFor(n: number, version: number, peerCount: number, port?: number) {
 
 async function startDistAgent(bed: AgentHost): Promise<number> {
   const { argv } = zmeshArgv();
-  const p = bed.host.spawn([...argv, 'agent', '--config', bed.config]);
+  const p = bed.host.spawn([argv[0], ...nodeFlags, ...argv.slice(1), 'agent', '--config', bed.config]);
   p.stderr!.on('data', (d: Buffer) => bed.log.push(d.toString()));
   bed.agent = p;
   await waitFor(async () => (await call<{ lastReconcile: unknown }>(bed.socket, 'GET', '/v1/status').catch(() => null))?.lastReconcile != null, 30_000, 'the agent to reconcile once');
@@ -255,6 +256,7 @@ async function nebulaReloadOnce(): Promise<number> {
 const loadStart = load1();
 const agent: AgentFigures[] = [];
 const nebula: NebulaFigures[] = [];
+const nodeFlags = process.env.BENCH_AGENT_NODE_FLAGS !== undefined ? process.env.BENCH_AGENT_NODE_FLAGS.split(' ').filter(Boolean) : AGENT_NODE_FLAGS;
 const mode = zmeshArgv().argv.some((a) => a.endsWith('main.ts')) ? 'tsx' : 'dist';
 for (const n of SIZES) {
   process.stderr.write(`  agent with ${n} network(s)\n`);
@@ -265,7 +267,7 @@ for (const n of SIZES) {
 const reloads: number[] = [];
 for (let i = 0; i < 3; i++) reloads.push(round(await nebulaReloadOnce()));
 const nebulaReload = { runsMs: reloads, medianMs: round(median(reloads)) };
-console.log(`agent from ${mode}; each network: this node + 9 public peers (+1 in the change)`);
+console.log(`agent from ${mode}, node ${nodeFlags.join(' ') || '(no flags)'}; each network: this node + 9 public peers (+1 in the change)`);
 console.log('networks  agent idle/RSS/peak MiB  wireguard-go n RSS/PSS MiB  create ms  change ms  no-op ms  agent cpu ms  commands cpu ms  reads  mutating  | nebula n RSS/PSS MiB  start ms');
 for (let i = 0; i < agent.length; i++) {
   const a = agent[i];
@@ -276,4 +278,4 @@ for (let i = 0; i < agent.length; i++) {
 }
 console.log(`nebula config reload (SIGHUP → first echo reply allowed by the new firewall): ${reloads.join(' / ')} ms, median ${nebulaReload.medianMs} ms; zmesh blueprint change applied on one node: ${agent.map((a) => `${a.changeMs} ms (${a.networks} network${a.networks > 1 ? 's' : ''})`).join(', ')}`);
 console.log(`zmesh policy rule changed (median/max of ${POLICY_RUNS}), submission → rule in the kernel; → answered: ${agent.map((a) => `${a.policy.inForceMs}/${a.policy.inForceMaxMs}; ${a.policy.answeredMs}/${a.policy.answeredMaxMs} ms (${a.networks} network${a.networks > 1 ? 's' : ''})`).join(', ')}`);
-console.log(JSON.stringify({ bench: 'agent', agentMode: mode, peersPerNetwork: 9, noopRuns: NOOP_RUNS, agent, nebula, nebulaReload, load: { start: loadStart, end: load1() } }));
+console.log(JSON.stringify({ bench: 'agent', agentMode: mode, nodeFlags, peersPerNetwork: 9, noopRuns: NOOP_RUNS, agent, nebula, nebulaReload, load: { start: loadStart, end: load1() } }));

@@ -131,6 +131,7 @@ for (let rep = 0; rep < REPS; rep++) {
       pair = await Pair.create({ tuning: def.tuning, wireguardGo: def.bookworm ? bookwormWireguardGo() : undefined });
       tunnel = await def.up(pair);
       const fp = await firstPing(tunnel);
+      await tunnel.ready?.();
       const single = await iperf(tunnel, { seconds: SECONDS });
       const parallel = await iperf(tunnel, { seconds: SECONDS, parallel: 4 });
       (runs[name] ??= []).push({ firstPingMs: fp, single, parallel, notes: tunnel.notes });

@@ -253,7 +253,7 @@ function agentMd(r: Obj): string[] {
   const n = (r.nebula as NebulaFigures[] | undefined) ?? [];
   const neb = (k: number) => n.find((x) => x.networks === k);
   const md = [
-    `One agent (from ${cell(r.agentMode)}), each network this node + ${cell(r.peersPerNetwork)} public peers; Nebula runs one process per network.`,
+    `One agent (from ${cell(r.agentMode)}, node ${cell(((r.nodeFlags as string[] | undefined) ?? []).join(' ') || 'defaults')}), each network this node + ${cell(r.peersPerNetwork)} public peers; Nebula runs one process per network.`,
     '',
     '**Memory** (MiB, once applied and idle)',
     '',

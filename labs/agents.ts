@@ -121,11 +121,16 @@ export async function agentAnswers(socket: string): Promise<boolean> {
 
 /**
  * Node's flags for a long-running agent, the same as deploy/zmesh-agent.service's (a unit test keeps them
- * equal): V8's young generation capped at 2 MiB per semi-space. An idle quickstart agent held 96 MiB RSS with
- * the default (16 MiB semi-spaces grown by the reconcile's short-lived garbage) and 78 MiB with this
- * (docs/agent.md#memory).
+ * equal; docs/agent.md#memory has the measurements):
+ * - `--max-semi-space-size=2`: V8's young generation capped at 2 MiB per semi-space (the reconcile's
+ *   short-lived garbage grew the default 16 MiB ones and their pages stayed resident: 96 → 78 MiB idle).
+ * - `--optimize-for-size --no-opt`: V8 without its optimising compiler (TurboFan), tuned for size: an idle
+ *   agent 78 → 65 MiB, 50 small networks 99 → 75 MiB. The agent's work is spawning commands and small diffs;
+ *   a no-op reconcile of a 5,000-peer network costs ~2× the CPU (~140 → ~285 ms).
+ * - Not `--lite-mode` (63 MiB): it implies `--jitless`, which takes WebAssembly away, and ssh2 (loaded with
+ *   dockerode) fails without it: the agent of a node with Docker died at start (lab-quickstart found it).
  */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2'];
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size', '--no-opt'];
 
 /** Starts the node's agent in its namespaces and waits (bounded) until its admin socket answers. */
 export async function startAgent(host: HostLayout, holderPid: number, dir: string, state: LabState, timeoutMs = 30000): Promise<ProcRef> {

@@ -71,7 +71,7 @@ export function resolverConfig(c: ResolverConfigInput): string {
 }
 
 /** The hosts file: one line per address and name, in the records' order. */
-export function resolverHosts(network: string, records: NameRecord[]): string {
+export function resolverHosts(network: string, records: readonly NameRecord[]): string {
   const lines = [`# zmesh names of network ${network} (docs/dns.md)`];
   for (const r of records) {
     if (!(r.type === 'A' ? isIPv4(r.address) : isIPv6(r.address))) continue;

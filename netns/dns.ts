@@ -46,7 +46,7 @@ export interface DesiredResolver {
   network: string;
   /** The node's gateway addresses on the bridge: gateway, and gateway6 on a dual-stack network. */
   listen: string[];
-  records: NameRecord[];
+  records: readonly NameRecord[];
   /** Where names the network does not serve are forwarded (a network with egress; docs/dns.md). None: NXDOMAIN. */
   upstreams?: string[];
 }
@@ -145,12 +145,22 @@ export class Resolvers {
     return read(this.file(id, 'hosts'));
   }
 
+  /** The hosts file text of a frozen records list, built once (the agent hands the same list until names change). */
+  private readonly hostsText = new WeakMap<readonly NameRecord[], { network: string; text: string }>();
+  private hostsOf(network: string, records: readonly NameRecord[]): string {
+    const hit = this.hostsText.get(records);
+    if (hit && hit.network === network) return hit.text;
+    const text = resolverHosts(network, records);
+    if (Object.isFrozen(records)) this.hostsText.set(records, { network, text });
+    return text;
+  }
+
   /** Brings a network's resolver to `d`: nothing when it is already so. Returns the change lines. */
   async ensure(d: DesiredResolver): Promise<string[]> {
     if (!isNetworkId(d.networkId)) throw new TypeError(`bad network id ${JSON.stringify(d.networkId)}`);
     const id = d.networkId;
     const conf = resolverConfig({ network: d.network, hostsFile: this.file(id, 'hosts'), listen: d.listen, user: this.user, group: this.group, upstreams: d.upstreams ?? [] });
-    const hosts = resolverHosts(d.network, d.records);
+    const hosts = this.hostsOf(d.network, d.records);
     const pid = this.livePid(id);
     const confNow = read(this.file(id, 'conf'));
     const hostsNow = read(this.file(id, 'hosts'));

@@ -280,6 +280,8 @@ export class Driver {
     const startReads = (ds: DesiredResource[]) => {
       for (const d of ds) {
         const names = namesFor(d.networkId);
+        // A new network's namespace is not there yet: nothing to read (two processes fewer before its first packet).
+        if (!run.netnsExists(names.ns)) continue;
         const read = readNsAll(run, backend, names, d.ipRange6 !== undefined, !ahead.has(d.networkId));
         prefetch.set(d.networkId, read.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }
@@ -313,11 +315,11 @@ export class Driver {
     host.uplinks6 = [...new Set(hostRoutes.filter((r) => r.dst === '::/0' && r.dev && r.type === 'unicast').map((r) => r.dev!))].sort();
 
     for (const d of early) {
-      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked, ahead.get(d.networkId)));
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId), blocked, ahead.get(d.networkId)));
     }
     if (early.length) startReads(late);
     for (const d of late) {
-      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId)!, blocked));
+      resources.push(await this.ensure(run, backend, host, hostNft, d, secret, underlayMtu, prefetch.get(d.networkId), blocked));
     }
     // Nothing of a network that is still desired is removed, even when its desired entry was invalid.
     for (const id of [...removeIds].sort()) removed.push(await this.remove(run, host, hostNft, id));
@@ -406,14 +408,14 @@ export class Driver {
     d: DesiredResource,
     secret: X25519Secret,
     underlayMtu: number,
-    prefetched: Promise<NsRead | Error>,
+    prefetched: Promise<NsRead | Error> | undefined,
     blocked: BlockedSets | null,
     ahead?: Promise<string | null>,
   ): Promise<ResourceReport> {
     const names = namesFor(d.networkId);
     // Dual-stack (validated: the range and the resource's IPv6 fields come together): IPv6 routes are read too.
     const dual = d.ipRange6 !== undefined;
-    const early = host.netns.has(names.ns) ? await prefetched : null;
+    const early = host.netns.has(names.ns) && prefetched ? await prefetched : null;
     const rep: ResourceReport = {
       networkId: d.networkId,
       tenant: d.tenant,
@@ -498,11 +500,36 @@ export class Driver {
     const layout = layoutFor(d, ctx);
     const marked = (l: IpLink | undefined) => l !== undefined && l.alias === names.marker;
 
+    // A namespace created by this apply: its tenant table and its forwarding go in beside the links, not after
+    // them (two processes fewer on the way to the first packet). Both are awaited before phase B brings any
+    // link up, so nothing passes before the table is there (before, the table came last, after the links).
+    const tenantText = buildNftReplace(layout.nftTenant);
+    const forwardingSettings = ['net.ipv4.ip_forward=1', ...(dual ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0'] : [])];
+    const beside =
+      created && written === null
+        ? {
+            nft: step('tenant nft', ['nft'], () => run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true }).then(() => undefined)),
+            forwarding: step('forwarding', ['ns'], () => run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true }).then(() => undefined)),
+          }
+        : null;
+
     // Phase A: links that must exist (created, or recreated when of the wrong kind or dead).
     let relinked = false; // links were created or deleted: the namespace is read again before phase B
     const wgLink = ns.links.get(names.wg);
     const wgOk = wgLink !== undefined && wgLink.kind === backend.linkKind && wgDev !== null && backend.healthy(names.wg);
     let wgReady = wgOk;
+    // The bridge: in a namespace created just now, made beside the tunnel (its lines said after the tunnel's).
+    const bridge = ns.links.get(names.bridge);
+    let bridgeLines: string[] = [];
+    const makeBridge = () =>
+      step('bridge', ['ns'], async () => {
+        const lines = [...(bridge ? [ip.linkDel(names.bridge)] : []), ip.linkAdd(names.bridge, 'bridge', layout.links.find((l) => l.name === names.bridge)?.mac)];
+        await run.run(['ip', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
+        bridgeLines = lines;
+        relinked = true;
+      });
+    const needBridge = !bridge || bridge.kind !== 'bridge';
+    const bridgeBeside = needBridge && beside ? makeBridge() : null;
     if (!wgOk) {
       wgReady = await step('wireguard interface', ['ns', 'wg', 'host'], async () => {
         if (wgLink) {
@@ -570,15 +597,9 @@ export class Driver {
       }
     }
 
-    const bridge = ns.links.get(names.bridge);
-    if (!bridge || bridge.kind !== 'bridge') {
-      await step('bridge', ['ns'], async () => {
-        const lines = [...(bridge ? [ip.linkDel(names.bridge)] : []), ip.linkAdd(names.bridge, 'bridge', layout.links.find((l) => l.name === names.bridge)?.mac)];
-        await run.run(['ip', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
-        say(lines);
-        relinked = true;
-      });
-    }
+    if (bridgeBeside) await bridgeBeside;
+    else if (needBridge) await makeBridge();
+    say(bridgeLines);
 
     // A network that became IPv4-only (`ipv6: false`) still holds IPv6 addresses: its IPv6 routes are read too,
     // so that they go with the addresses (only then: an IPv4-only read has no IPv6 routes).
@@ -618,6 +639,11 @@ export class Driver {
       });
     }
 
+    // The table and forwarding of a new namespace are in place before phase B brings its links up.
+    const besideDone = beside ? { nft: await beside.nft, forwarding: await beside.forwarding } : null;
+    if (besideDone?.nft) say([`nft table ${names.nftTenant} written`]);
+    if (besideDone?.forwarding) say(forwardingSettings);
+
     // Phase B: properties, addresses and routes inside the namespace, in one `ip -batch`.
     const lines = this.tenantLines(layout, ns);
     if (lines.length > 0) {
@@ -629,17 +655,16 @@ export class Driver {
 
     // Dual-stack: IPv6 forwarding in the same process, and router advertisements never configure the namespace
     // (a forwarding interface ignores them already; accept_ra=0 for the links made later too).
-    if (!ns.forwarding || (dual && !ns.forwarding6)) {
-      const settings = ['net.ipv4.ip_forward=1', ...(dual ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0'] : [])];
+    if (!besideDone && (!ns.forwarding || (dual && !ns.forwarding6))) {
       await step('forwarding', ['ns'], async () => {
-        await run.run(['sysctl', '-q', '-w', ...settings], { netns: names.ns, mutating: true });
-        say(settings);
+        await run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true });
+        say(forwardingSettings);
       });
     }
 
-    const tenantText = buildNftReplace(layout.nftTenant);
-    const tenantCurrent =
-      (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
+    const tenantCurrent = besideDone
+      ? besideDone.nft
+      : (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
       (await step('tenant nft', ['nft'], async () => {
         await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
         say([`nft table ${names.nftTenant} written`]);

@@ -64,6 +64,11 @@ export interface DaemonHandle {
 
 export interface Runner {
   run(argv: string[], opts: RunOptions): Promise<RunResult>;
+  /**
+   * Whether a named network namespace exists (its /run/netns/<name> handle), without a process. Optional: a
+   * runner without it is assumed to have every namespace (the driver then reads, and a missing one fails the read).
+   */
+  netnsExists?(name: string): boolean;
   /** Starts a daemon that outlives this process (unreferenced; a session of its own unless newSession is false). Counted as mutating. */
   spawnDaemon(argv: string[], opts?: SpawnOptions): DaemonHandle;
 }
@@ -288,6 +293,10 @@ export class ProcessRunner implements Runner {
     this.counts.mutating = 0;
   }
 
+  netnsExists(name: string): boolean {
+    return existsSync(`/run/netns/${name}`);
+  }
+
   async run(argv: string[], opts: RunOptions): Promise<RunResult> {
     if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string')) {
       throw new TypeError('run() takes a non-empty argv array of strings');
@@ -417,5 +426,8 @@ export class TallyRunner implements Runner {
     this.counts.mutating++;
     this.mutations.push(argv.join(' '));
     return this.inner.spawnDaemon(argv, opts);
+  }
+  netnsExists(name: string): boolean {
+    return this.inner.netnsExists?.(name) ?? true;
   }
 }

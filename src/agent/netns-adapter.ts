@@ -16,7 +16,7 @@ import type { PeerCounters } from './paths.ts';
 import type { Resource } from '../plan/types.ts';
 import { Resolvers } from '../../netns/dns.ts';
 import { parseNslookup } from '../../netns/dns-build.ts';
-import { nameRecords } from '../plan/names.ts';
+import { nameRecords, type NameRecord, type NetworkNames } from '../plan/names.ts';
 
 const WG_OVERHEAD = 80;
 
@@ -146,6 +146,11 @@ export class NetnsDriverPort implements DriverPort {
   private readonly resolved = new Map<string, string[]>();
   /** Each network's resolver (docs/dns.md): started after the driver applied the network, stopped before it goes. */
   readonly resolvers: Resolvers;
+  /**
+   * Each network's name records, built once per stored names object (the state hands out the same frozen
+   * objects until a submission changes them): a 5,000-node network's records were built again on every reconcile.
+   */
+  private readonly records = new WeakMap<NetworkNames, { network: string; records: readonly NameRecord[] }>();
 
   constructor(
     private readonly identity: X25519Secret,
@@ -217,13 +222,22 @@ export class NetnsDriverPort implements DriverPort {
       try {
         // Forwarding leaves by the network's egress, like the tenant's own packets: only networks with egress forward.
         const upstreams = d.egress ? (this.egress.dnsUpstreams ?? []) : [];
-        r.changes.push(...(await this.resolvers.ensure({ networkId: d.networkId, network: d.networkName, listen, records: nameRecords(d.networkName, d.names), upstreams })));
+        r.changes.push(...(await this.resolvers.ensure({ networkId: d.networkId, network: d.networkName, listen, records: this.recordsOf(d.networkName, d.names), upstreams })));
       } catch (e) {
         r.ok = false;
         const c = e as { argv?: string[]; stderr?: string };
         r.errors.push({ message: `resolver: ${(e as Error).message}`, ...(c.argv ? { argv: c.argv } : {}), ...(c.stderr ? { stderr: c.stderr } : {}) });
       }
     }
+  }
+
+  /** nameRecords, kept for a frozen names object (one that cannot change under the cache); frozen itself. */
+  private recordsOf(network: string, names: NetworkNames): readonly NameRecord[] {
+    const hit = this.records.get(names);
+    if (hit && hit.network === network) return hit.records;
+    const records = Object.freeze(nameRecords(network, names).map((x) => Object.freeze(x)));
+    if (Object.isFrozen(names) && Object.isFrozen(names.workloads) && Object.isFrozen(names.devices) && Object.isFrozen(names.nodes)) this.records.set(names, { network, records });
+    return records;
   }
 
   resolver(networkId: string): { pid: number; alive: boolean } | null {

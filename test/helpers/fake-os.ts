@@ -85,6 +85,10 @@ export class FakeOs implements Runner {
   readonly commands: { argv: string[]; netns?: string; mutating: boolean }[] = [];
   private nextIndex = 1;
 
+  netnsExists(name: string): boolean {
+    return this.namespaces.has(name);
+  }
+
   constructor() {
     this.addLink(this.host, 'lo', 'loopback', 65536).up = true;
     const eth = this.addLink(this.host, 'eth0', 'ether', 1500);

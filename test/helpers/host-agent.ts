@@ -35,7 +35,10 @@ const handlers: Record<string, Handler> = {
     return { pid: process.pid, backend: await driver.backendKind() };
   },
   apply(p) {
-    return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string), p.egress ? { egress: p.egress as EgressPolicy } : {});
+    return getDriver().apply(p.desired as DesiredResource[], Key.parse(p.identity as string), {
+      ...(p.egress ? { egress: p.egress as EgressPolicy } : {}),
+      ...(p.readBack === false ? { readBack: false } : {}),
+    });
   },
   readActual(p) {
     return getDriver().readActual(p.networkId as string);

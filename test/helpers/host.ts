@@ -326,9 +326,12 @@ export class SimHost {
     });
   }
 
-  /** Applies; `egress` overrides the host's egress policy for this apply (ApplyOptions.egress). */
-  apply(desired: DesiredResource[], identity: Key, egress?: EgressPolicy): Promise<ApplyReport> {
-    return this.call('apply', { desired, identity: identity.toString(), ...(egress ? { egress } : {}) });
+  /**
+   * Applies; `egress` overrides the host's egress policy for this apply (ApplyOptions.egress); `readBack: false`
+   * skips the report's read-back as the agent does (its report then carries no `actual`).
+   */
+  apply(desired: DesiredResource[], identity: Key, egress?: EgressPolicy, opts: { readBack?: boolean } = {}): Promise<ApplyReport> {
+    return this.call('apply', { desired, identity: identity.toString(), ...(egress ? { egress } : {}), ...(opts.readBack === false ? { readBack: false } : {}) });
   }
   readActual(networkId: string): Promise<ActualResource> {
     return this.call('readActual', { networkId });

@@ -8,5 +8,5 @@ test('deploy/zmesh-agent.service starts node with the lab agents\' flags', () =>
   const unit = readFileSync(new URL('../../deploy/zmesh-agent.service', import.meta.url), 'utf8');
   const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
   assert.equal(exec, `ExecStart=/usr/bin/env node ${AGENT_NODE_FLAGS.join(' ')} /opt/zmesh/dist/src/cli/main.js agent --config /etc/zmesh/agent.yaml`);
-  assert.deepEqual(AGENT_NODE_FLAGS, ['--max-semi-space-size=2']);
+  assert.deepEqual(AGENT_NODE_FLAGS, ['--max-semi-space-size=2', '--optimize-for-size', '--no-opt']);
 });
