@@ -148,7 +148,8 @@ export function formatCidr(c: Cidr): string {
 // The driver canonicalizes thousands of the same strings on every apply (1,000 peers' allowed IPs and
 // endpoints): a fast IPv4 path and a bounded memo keep a no-op apply cheap.
 const MEMO_MAX = 100_000;
-function memo<T>(fn: (s: string) => T): (s: string) => T {
+/** A pure function of a string, memoized (at most 100,000 entries, then cleared). A throw is not kept. */
+export function memo<T>(fn: (s: string) => T): (s: string) => T {
   const cache = new Map<string, T>();
   return (s: string) => {
     let v = cache.get(s);

@@ -150,7 +150,7 @@ export function normalizePeers(peers: DesiredResource['resource']['peers']): Des
     .map((p) => ({
       publicKey: p.publicKey,
       endpoint: p.endpoint === null ? null : canonicalEndpoint(p.endpoint),
-      allowedIps: [...new Set(p.allowedIps.map(canonicalCidr))].sort(),
+      allowedIps: p.allowedIps.length === 1 ? [canonicalCidr(p.allowedIps[0])] : [...new Set(p.allowedIps.map(canonicalCidr))].sort(),
       persistentKeepalive: p.persistentKeepalive ? p.persistentKeepalive : null,
       ...((p as { forceEndpoint?: true }).forceEndpoint && p.endpoint !== null ? { forceEndpoint: true as const } : {}),
     }))

@@ -4,13 +4,19 @@
 // https://www.wireguard.com/xplatform/#cross-platform-userspace-implementation
 import { connect } from 'node:net';
 import { Key, x25519PublicKey } from '../src/crypto/index.ts';
-import { canonicalEndpoint } from './ip.ts';
+import { canonicalEndpoint, memo } from './ip.ts';
 import { ParseError, type WgDevice, type WgPeer } from './parse.ts';
 
 function hexKey(hex: string, what: string): Key {
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new ParseError(`uapi: bad ${what}`);
   return Key.fromBytes(new Uint8Array(Buffer.from(hex, 'hex')));
 }
+
+/** A peer's public key, hex → base64 (what `wg show` prints): the same 5,000 keys come back every reconcile. */
+const peerKey = memo((hex: string): string => {
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new ParseError('uapi: bad public_key');
+  return Buffer.from(hex, 'hex').toString('base64');
+});
 
 /**
  * Parses a UAPI "get" response into the same shape as `wg show dump`. The device's public key is derived
@@ -32,7 +38,7 @@ export function parseUapiGet(text: string): WgDevice {
     }
     if (k === 'public_key') {
       peer = {
-        publicKey: hexKey(v, 'public_key').toString(),
+        publicKey: peerKey(v),
         hasPresharedKey: false,
         endpoint: null,
         allowedIps: [],
