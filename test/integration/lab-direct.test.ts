@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile, spawnSync } from 'node:child_process';
@@ -27,6 +27,14 @@ process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const name = `dp-${randomBytes(3).toString('hex')}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function tailOf(file: string, n: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).map((l) => l.slice(0, 400)).join('\n');
+  } catch (e) {
+    return `(${(e as Error).message})`;
+  }
+}
 
 async function paths(node: string): Promise<PathView[]> {
   return (await call<{ paths: PathView[] }>(nodePaths(labDir(name), node).socket, 'GET', '/v1/paths')).paths;
@@ -214,7 +222,6 @@ test('direct paths on etcd: the controller carries candidates from the nodes\' s
   const ename = `de-${randomBytes(3).toString('hex')}`;
   const specDir = mkdtempSync('/tmp/zmesh-lab-spec-');
   const spec = join(specDir, 'direct-etcd.yaml');
-  const { readFileSync } = await import('node:fs');
   writeFileSync(spec, readFileSync(SPEC, 'utf8').replace(/^name: direct$/m, `name: ${ename}\ncontrolPlane: etcd`));
   const dir = labDir(ename);
   const left: string[] = [];
@@ -225,12 +232,29 @@ test('direct paths on etcd: the controller carries candidates from the nodes\' s
     assert.ok(s.green, 'the etcd lab is green');
     const t0 = Date.now();
     let both: number | null = null;
+    // When each direction first had candidates and first went direct (s after lab up): this wait once took 56 s
+    // of its 60 (session 29; 0–7 s otherwise), and which of the two was late says where to look.
+    const dirs = [['h1', 'h3'], ['h3', 'h1'], ['h2', 'h4'], ['h4', 'h2']] as const;
+    const firstCandidates = new Map<string, number>();
+    const firstDirect = new Map<string, number>();
     while (Date.now() - t0 < 60_000 && both === null) {
-      const ps = await Promise.all([pathOfE('h1', 'h3'), pathOfE('h3', 'h1'), pathOfE('h2', 'h4'), pathOfE('h4', 'h2')]);
-      if (ps.every((p) => p?.path === 'direct')) both = (Date.now() - t0) / 1000;
+      const ps = await Promise.all(dirs.map(([a, b]) => pathOfE(a, b)));
+      const at = (Date.now() - t0) / 1000;
+      ps.forEach((p, i) => {
+        const k = dirs[i].join('→');
+        if (p && p.candidates.length > 0 && !firstCandidates.has(k)) firstCandidates.set(k, at);
+        if (p?.path === 'direct' && !firstDirect.has(k)) firstDirect.set(k, at);
+      });
+      if (ps.every((p) => p?.path === 'direct')) both = at;
       else await sleep(500);
     }
-    t.diagnostic(`etcd: h1 ↔ h3 and h2 ↔ h4 direct ${both === null ? 'NOT within 60 s' : `${both.toFixed(1)} s after lab up returned`}`);
+    const timeline = dirs.map(([a, b]) => `${a}→${b}: candidates ${firstCandidates.get(`${a}→${b}`) ?? '-'} s, direct ${firstDirect.get(`${a}→${b}`) ?? '-'} s`).join('; ');
+    t.diagnostic(`etcd: h1 ↔ h3 and h2 ↔ h4 direct ${both === null ? 'NOT within 60 s' : `${both.toFixed(1)} s after lab up returned`} (${timeline})`);
+    if (both === null || both > 20) {
+      for (const [what, file] of [['controller', join(dir, 'logs', 'controller.log')], ['h1', nodePaths(dir, 'h1').log], ['h3', nodePaths(dir, 'h3').log]] as const) {
+        t.diagnostic(`${what} log, last lines:\n${tailOf(file, 30)}`);
+      }
+    }
     assert.notEqual(both, null, `not direct: ${JSON.stringify(await pathOfE('h1', 'h3'))} ${JSON.stringify(await pathOfE('h2', 'h4'))}`);
     assert.equal((await pathOfE('h5', 'h1'))?.path, 'relay', 'h5 (symmetric NAT) stays relayed');
     assert.ok(matrixOk(await labMatrix(ename)), 'green with direct paths');
