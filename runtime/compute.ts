@@ -85,7 +85,9 @@ export class Compute {
       () => undefined,
     );
     try {
-      return await this.applyWhenReady(desired, mountSource, networks, ready);
+      // One pass: the attacher reads each tenant namespace's links and binding table once for every CHECK and GC.
+      const pass = this.attacher.pass ? <T>(fn: () => Promise<T>) => this.attacher.pass!(fn) : <T>(fn: () => Promise<T>) => fn();
+      return await pass(() => this.applyWhenReady(desired, mountSource, networks, ready));
     } finally {
       await ready; // never return (and let the caller go on) while the data plane is still at work
     }
