@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { stopControlPlane } from './etcd.ts';
 import { stopCarrier } from './candidates.ts';
 import { LAB_NS_PREFIX, labPrefix } from './layout.ts';
+import { LAB_NAME_RE } from './spec.ts';
 import { labRoot, readState, type LabState } from './state.ts';
 import { alive, allPids, fileInode, listNetns, nsInode, run, sleep, startTime, waitFor } from './sys.ts';
 
@@ -302,7 +303,17 @@ export async function downAll(): Promise<DownReport[]> {
     };
     const killed = await killInside(seed, 10000, anyLabCgroups);
     await deleteNetns(left);
-    reports.push({ lab: '(leftovers)', killed, namespaces: left, removedDir: false });
+    // The directories of those labs, when their processes made them again after the state was gone (an agent's
+    // state and resolver directories are created with their parents): `zl-<lab>_…` names the lab, and a lab's
+    // directory is <lab root>/<lab>. Only once nothing of the lab runs any more.
+    let removedDir = false;
+    for (const lab of new Set(left.map((n) => n.slice(LAB_NS_PREFIX.length).split('_')[0]))) {
+      const d = join(root, lab);
+      if (!LAB_NAME_RE.test(lab) || !existsSync(d) || existsSync(join(d, 'state.json'))) continue;
+      rmSync(d, { recursive: true, force: true });
+      removedDir = true;
+    }
+    reports.push({ lab: '(leftovers)', killed, namespaces: left, removedDir });
   }
   // Containers of labs whose namespaces are gone already, their cgroups, and pool loop devices of labs whose
   // directory was removed (under this lab root).

@@ -505,13 +505,15 @@ export class Driver {
     // link up, so nothing passes before the table is there (before, the table came last, after the links).
     const tenantText = buildNftReplace(layout.nftTenant);
     const forwardingSettings = ['net.ipv4.ip_forward=1', ...(dual ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0'] : [])];
-    const beside =
-      created && written === null
-        ? {
+    const beside = created
+      ? {
             nft: step('tenant nft', ['nft'], () => run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true }).then(() => undefined)),
             forwarding: step('forwarding', ['ns'], () => run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true }).then(() => undefined)),
           }
         : null;
+
+    // Before any return: the steps started beside are finished (their commands and failures are this report's).
+    const settleBeside = async () => (beside ? { nft: await beside.nft, forwarding: await beside.forwarding } : null);
 
     // Phase A: links that must exist (created, or recreated when of the wrong kind or dead).
     let relinked = false; // links were created or deleted: the namespace is read again before phase B
@@ -609,6 +611,7 @@ export class Driver {
         ns = await readNs(run, names.ns, dual || stale6);
       } catch (e) {
         rep.failures.push(failureOf('read namespace', e));
+        await settleBeside();
         return this.finish(run, backend, rep, names, before, null, undefined, dual);
       }
     }
@@ -639,19 +642,21 @@ export class Driver {
       });
     }
 
-    // The table and forwarding of a new namespace are in place before phase B brings its links up.
-    const besideDone = beside ? { nft: await beside.nft, forwarding: await beside.forwarding } : null;
+    // The tenant table, then forwarding, then phase B: no link of the namespace is brought up before its table
+    // is in place (a new namespace wrote both beside its links, above). A table that could not be written leaves
+    // phase B out: links that are down stay down until the next apply writes the table.
+    const besideDone = beside ? await settleBeside() : null;
     if (besideDone?.nft) say([`nft table ${names.nftTenant} written`]);
     if (besideDone?.forwarding) say(forwardingSettings);
-
-    // Phase B: properties, addresses and routes inside the namespace, in one `ip -batch`.
-    const lines = this.tenantLines(layout, ns);
-    if (lines.length > 0) {
-      await step('links, addresses and routes', ['ns'], async () => {
-        await run.run(['ip', '-force', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
-        say(lines);
-      });
-    }
+    const tenantCurrent = besideDone
+      ? besideDone.nft
+      : (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
+        (await step('tenant nft', ['nft'], async () => {
+          await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
+          say([`nft table ${names.nftTenant} written`]);
+        }));
+    if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText, desired: d });
+    else this.tenantTables.delete(d.networkId);
 
     // Dual-stack: IPv6 forwarding in the same process, and router advertisements never configure the namespace
     // (a forwarding interface ignores them already; accept_ra=0 for the links made later too).
@@ -662,15 +667,14 @@ export class Driver {
       });
     }
 
-    const tenantCurrent = besideDone
-      ? besideDone.nft
-      : (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
-      (await step('tenant nft', ['nft'], async () => {
-        await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
-        say([`nft table ${names.nftTenant} written`]);
-      }));
-    if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText, desired: d });
-    else this.tenantTables.delete(d.networkId);
+    // Phase B: properties, addresses and routes inside the namespace, in one `ip -batch`.
+    const lines = tenantCurrent ? this.tenantLines(layout, ns) : [];
+    if (lines.length > 0) {
+      await step('links, addresses and routes', ['ns'], async () => {
+        await run.run(['ip', '-force', '-batch', '-'], { netns: names.ns, input: buildIpBatch(lines), mutating: true });
+        say(lines);
+      });
+    }
 
     if (layout.nftHost) {
       const spec = layout.nftHost;

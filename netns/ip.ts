@@ -148,14 +148,14 @@ export function formatCidr(c: Cidr): string {
 // The driver canonicalizes thousands of the same strings on every apply (1,000 peers' allowed IPs and
 // endpoints): a fast IPv4 path and a bounded memo keep a no-op apply cheap.
 const MEMO_MAX = 100_000;
-/** A pure function of a string, memoized (at most 100,000 entries, then cleared). A throw is not kept. */
-export function memo<T>(fn: (s: string) => T): (s: string) => T {
+/** A pure function of a string, memoized (at most `max` entries, then cleared). A throw is not kept. */
+export function memo<T>(fn: (s: string) => T, max = MEMO_MAX): (s: string) => T {
   const cache = new Map<string, T>();
   return (s: string) => {
     let v = cache.get(s);
     if (v === undefined && !cache.has(s)) {
       v = fn(s);
-      if (cache.size >= MEMO_MAX) cache.clear();
+      if (cache.size >= max) cache.clear();
       cache.set(s, v);
     }
     return v as T;

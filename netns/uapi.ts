@@ -12,11 +12,15 @@ function hexKey(hex: string, what: string): Key {
   return Key.fromBytes(new Uint8Array(Buffer.from(hex, 'hex')));
 }
 
-/** A peer's public key, hex → base64 (what `wg show` prints): the same 5,000 keys come back every reconcile. */
+/**
+ * A peer's public key, hex → base64 (what `wg show` prints): the same 5,000 keys come back every reconcile. At
+ * most 20,000 kept (~4 MB; a 10,000-node network's peers fit), then the memo starts over: keys that change
+ * often cannot grow it.
+ */
 const peerKey = memo((hex: string): string => {
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new ParseError('uapi: bad public_key');
   return Buffer.from(hex, 'hex').toString('base64');
-});
+}, 20_000);
 
 /**
  * Parses a UAPI "get" response into the same shape as `wg show dump`. The device's public key is derived

@@ -236,7 +236,10 @@ export class NetnsDriverPort implements DriverPort {
     const hit = this.records.get(names);
     if (hit && hit.network === network) return hit.records;
     const records = Object.freeze(nameRecords(network, names).map((x) => Object.freeze(x)));
-    if (Object.isFrozen(names) && Object.isFrozen(names.workloads) && Object.isFrozen(names.devices) && Object.isFrozen(names.nodes)) this.records.set(names, { network, records });
+    // Kept only when nothing in it can change: the object, its three maps and every entry frozen (checked once,
+    // here; a frozen object stays frozen). The state hands out deep-frozen parts.
+    const frozen = (m: Record<string, object>) => Object.isFrozen(m) && Object.values(m).every((v) => Object.isFrozen(v));
+    if (Object.isFrozen(names) && frozen(names.workloads) && frozen(names.devices) && frozen(names.nodes)) this.records.set(names, { network, records });
     return records;
   }
 

@@ -42,6 +42,16 @@ test('name records: kept per frozen names object, never for one that can change'
   assert.deepEqual(recordsOf('web', changed), nameRecords('web', changed));
   assert.ok(recordsOf('web', changed).some((r) => r.name === 'node-1.web' && r.address === '10.1.9.2'));
 
+  // Frozen on the outside only: an entry can still change, so it is not kept either.
+  const shallow = names(2);
+  Object.freeze(shallow.workloads);
+  Object.freeze(shallow.devices);
+  Object.freeze(shallow.nodes);
+  Object.freeze(shallow);
+  recordsOf('web', shallow);
+  (shallow.nodes['node-0'] as { ip: string }).ip = '10.1.8.8';
+  assert.ok(recordsOf('web', shallow).some((r) => r.name === 'node-0.web' && r.address === '10.1.8.8'), 'an entry changed in place is seen');
+
   // Not frozen: changed in place between two calls, the second call sees the change.
   const open = names(2);
   recordsOf('web', open);

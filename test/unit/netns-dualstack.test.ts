@@ -312,13 +312,14 @@ test('fake OS: IPv6 drift is repaired with exactly the missing piece; IPv6 forwa
   ns.forwarding6 = false;
   const r = await driver.apply([d], id);
   ok(r, os);
+  // Forwarding first, then phase B (links, addresses, routes): the table and forwarding before any link change.
   assert.deepEqual(r.resources[0].changes, [
-    `address add fd00:40:0:1::1/64 dev b-${ID} nodad`,
-    `route replace fd00:40::/48 dev w-${ID} proto static`,
     'net.ipv4.ip_forward=1',
     'net.ipv6.conf.all.forwarding=1',
     'net.ipv6.conf.all.accept_ra=0',
     'net.ipv6.conf.default.accept_ra=0',
+    `address add fd00:40:0:1::1/64 dev b-${ID} nodad`,
+    `route replace fd00:40::/48 dev w-${ID} proto static`,
   ]);
   assert.equal(r.commands.mutating, 2);
   assert.equal((await driver.apply([d], id)).commands.mutating, 0);
