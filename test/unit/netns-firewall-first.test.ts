@@ -48,17 +48,24 @@ class GatedRunner implements Runner {
   }
 }
 
+let beds = 0;
+/** A driver over the gated fake OS, and a two-node plan. */
+function bed(nft: GatedRunner['nft'] = 'pass') {
+  const os = new FakeOs();
+  const gate = new GatedRunner(os);
+  gate.nft = nft;
+  const driver = new Driver({ runner: gate, backend: 'kernel', stateDir, socketDir: join(stateDir, `wg${++beds}`), clock: () => 1_700_000_000_000 });
+  const plan = net();
+  return { os, gate, driver, plan, d: plan.desired.get('a')!, id: plan.identity.get('a')! };
+}
+
 const net = () => handPlan({ ipRange: '10.40.0.0/16', nodes: [{ node: 'a', underlay: '198.51.100.1' }, { node: 'b', underlay: '198.51.100.2' }], seed: 'fw-first' });
 const failures = (r: ApplyReport) => r.resources.flatMap((x) => x.failures.map((f) => f.step));
 const phaseB = (lines: string[]) => lines.filter((l) => l.startsWith('[ns] ip -force -batch'));
 
 test('a new namespace: phase B does not start while the tenant table is being written', async () => {
-  const os = new FakeOs();
-  const gate = new GatedRunner(os);
-  gate.nft = 'hold';
-  const driver = new Driver({ runner: gate, backend: 'kernel', stateDir, socketDir: join(stateDir, 'wg1'), clock: () => 1_700_000_000_000 });
-  const plan = net();
-  const applying = driver.apply([plan.desired.get('a')!], plan.identity.get('a')!);
+  const { gate, driver, d, id } = bed('hold');
+  const applying = driver.apply([d], id);
   // Let everything that can run beside the held write run.
   for (let i = 0; i < 50 && !gate.held; i++) await new Promise((r) => setTimeout(r, 5));
   assert.ok(gate.held, 'the tenant table write started');
@@ -72,13 +79,8 @@ test('a new namespace: phase B does not start while the tenant table is being wr
 });
 
 test('a failed table write leaves the links down; the next apply writes the table, then brings them up', async () => {
-  const os = new FakeOs();
-  const gate = new GatedRunner(os);
-  gate.nft = 'fail';
-  const driver = new Driver({ runner: gate, backend: 'kernel', stateDir, socketDir: join(stateDir, 'wg2'), clock: () => 1_700_000_000_000 });
-  const plan = net();
-  const d = plan.desired.get('a')!;
-  const first = await driver.apply([d], plan.identity.get('a')!);
+  const { os, gate, driver, plan, d, id } = bed('fail');
+  const first = await driver.apply([d], id);
   assert.equal(first.ok, false);
   assert.deepEqual(failures(first), ['tenant nft']);
   assert.deepEqual(phaseB(gate.started), [], 'phase B left out');
@@ -87,7 +89,7 @@ test('a failed table write leaves the links down; the next apply writes the tabl
 
   gate.started.length = 0;
   gate.nft = 'pass';
-  const second = await driver.apply([d], plan.identity.get('a')!);
+  const second = await driver.apply([d], id);
   assert.ok(second.ok, JSON.stringify(failures(second)));
   const nftAt = gate.started.findIndex((l) => l.startsWith('[ns] nft -f'));
   const upAt = gate.started.findIndex((l) => l.startsWith('[ns] ip -force -batch'));
@@ -96,18 +98,14 @@ test('a failed table write leaves the links down; the next apply writes the tabl
 });
 
 test('an existing namespace whose table is gone: the table comes back before phase B touches a link', async () => {
-  const os = new FakeOs();
-  const gate = new GatedRunner(os);
-  const driver = new Driver({ runner: gate, backend: 'kernel', stateDir, socketDir: join(stateDir, 'wg3'), clock: () => 1_700_000_000_000 });
-  const plan = net();
-  const d = plan.desired.get('a')!;
-  assert.ok((await driver.apply([d], plan.identity.get('a')!)).ok);
+  const { os, gate, driver, plan, d, id } = bed();
+  assert.ok((await driver.apply([d], id)).ok);
   // Drift: the table deleted and the tunnel brought down behind the driver's back.
   const ns = os.namespaces.get(`n-${plan.networkId}`)!;
   ns.nft.clear();
   ns.links.get(`w-${plan.networkId}`)!.up = false;
   gate.started.length = 0;
-  const r = await driver.apply([d], plan.identity.get('a')!);
+  const r = await driver.apply([d], id);
   assert.ok(r.ok, JSON.stringify(failures(r)));
   const nftAt = gate.started.findIndex((l) => l.startsWith('[ns] nft -f'));
   const upAt = gate.started.findIndex((l) => l.startsWith('[ns] ip -force -batch'));
