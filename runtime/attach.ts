@@ -10,6 +10,7 @@
 //   GC     removes veths carrying our marker and bindings that no valid workload wants (the binding table too
 //          when no workload of the namespace is left).
 // Commands go through the netns Runner (argv arrays, never a shell). Builders and parsers are pure.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { RunOptions, RunResult, Runner } from '../netns/runner.ts';
 import { addressMac } from '../netns/ip.ts';
 import { splitJsonValues } from '../netns/parse.ts';
@@ -214,19 +215,22 @@ export class Attacher {
    * namespace's links and binding table are read once and shared; any mutating command forgets them all. Outside
    * a pass every call reads. A node with 2 networks and a workload in each: 10 reads → 6 per reconcile.
    */
-  private shared: Map<string, Promise<unknown>> | null = null;
+  private readonly scope = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
 
   constructor(private readonly run: Runner) {}
 
-  /** Runs `fn` with reads shared (see `shared`); passes do not nest (an inner one shares the outer one's reads). */
+  /** The reads shared by the pass this call runs in (its async context), or null outside any pass. */
+  private get shared(): Map<string, Promise<unknown>> | null {
+    return this.scope.getStore() ?? null;
+  }
+
+  /**
+   * Runs `fn` with reads shared (see above) among the calls made from it: another caller of the same attacher
+   * meanwhile (not in `fn`'s async context) reads for itself. Passes do not nest: an inner one shares the outer one's.
+   */
   async pass<T>(fn: () => Promise<T>): Promise<T> {
     if (this.shared) return fn();
-    this.shared = new Map();
-    try {
-      return await fn();
-    } finally {
-      this.shared = null;
-    }
+    return this.scope.run(new Map(), fn);
   }
 
   /** Every command of the attacher goes through here: a mutating one forgets the shared reads. */

@@ -120,3 +120,22 @@ test('a failed read is not kept for the rest of the pass', async () => {
     assert.deepEqual(await att.check(attachment('v-one', 101), 101), NO_TABLE);
   });
 });
+
+test("a caller outside the pass (another request meanwhile) reads for itself, and never sees the pass's reads", async () => {
+  const run = new ScriptedRunner();
+  const att = new Attacher(run);
+  const one = attachment('v-one', 101);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const pass = att.pass(async () => {
+    await att.check(one, 101);
+    await gate;
+    await att.check(one, 101);
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  await att.check(one, 101);
+  release();
+  await pass;
+  // The pass: links and table once for its two CHECKs; the outside CHECK: its own two reads.
+  assert.deepEqual(kinds(run.ran), { links: 2, l2: 2, container: 3, mutating: 0 });
+});
