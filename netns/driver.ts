@@ -268,7 +268,7 @@ export class Driver {
     }
 
     // The reads of each resource's namespace start together with the host read (they are what a no-op
-    // apply consists of); a namespace that turns out not to exist just makes its prefetch fail.
+    // apply consists of); a namespace that does not exist (yet) is not read at all.
     const prefetch = new Map<string, Promise<NsRead | Error>>();
     const firstIds = new Set(opts.first ?? []);
     const early = valid.filter((d) => firstIds.has(d.networkId));
@@ -505,12 +505,9 @@ export class Driver {
     // link up, so nothing passes before the table is there (before, the table came last, after the links).
     const tenantText = buildNftReplace(layout.nftTenant);
     const forwardingSettings = ['net.ipv4.ip_forward=1', ...(dual ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0'] : [])];
-    const beside = created
-      ? {
-            nft: step('tenant nft', ['nft'], () => run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true }).then(() => undefined)),
-            forwarding: step('forwarding', ['ns'], () => run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true }).then(() => undefined)),
-          }
-        : null;
+    const writeTable = async () => void (await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true }));
+    const setForwarding = async () => void (await run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true }));
+    const beside = created ? { nft: step('tenant nft', ['nft'], writeTable), forwarding: step('forwarding', ['ns'], setForwarding) } : null;
 
     // Before any return: the steps started beside are finished (their commands and failures are this report's).
     const settleBeside = async () => (beside ? { nft: await beside.nft, forwarding: await beside.forwarding } : null);
@@ -652,7 +649,7 @@ export class Driver {
       ? besideDone.nft
       : (tenantNft === null ? written === tenantText : nftIsCurrent(layout.nftTenant, tenantNft.find((t) => t.family === NFT_FAMILY && t.name === names.nftTenant))) ||
         (await step('tenant nft', ['nft'], async () => {
-          await run.run(['nft', '-f', '-'], { input: tenantText, netns: names.ns, mutating: true });
+          await writeTable();
           say([`nft table ${names.nftTenant} written`]);
         }));
     if (tenantCurrent) this.tenantTables.set(d.networkId, { ctx, text: tenantText, desired: d });
@@ -662,7 +659,7 @@ export class Driver {
     // (a forwarding interface ignores them already; accept_ra=0 for the links made later too).
     if (!besideDone && (!ns.forwarding || (dual && !ns.forwarding6))) {
       await step('forwarding', ['ns'], async () => {
-        await run.run(['sysctl', '-q', '-w', ...forwardingSettings], { netns: names.ns, mutating: true });
+        await setForwarding();
         say(forwardingSettings);
       });
     }

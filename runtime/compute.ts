@@ -86,8 +86,8 @@ export class Compute {
     );
     try {
       // One pass: the attacher reads each tenant namespace's links and binding table once for every CHECK and GC.
-      const pass = this.attacher.pass ? <T>(fn: () => Promise<T>) => this.attacher.pass!(fn) : <T>(fn: () => Promise<T>) => fn();
-      return await pass(() => this.applyWhenReady(desired, mountSource, networks, ready));
+      const run = () => this.applyWhenReady(desired, mountSource, networks, ready);
+      return await (this.attacher.pass ? this.attacher.pass(run) : run());
     } finally {
       await ready; // never return (and let the caller go on) while the data plane is still at work
     }
