@@ -264,6 +264,10 @@ interface ReadOut {
   submitted: Record<string, number | null>;
   heads: Record<string, Record<string, number>>;
   members: Record<string, string>;
+  /** Nodes with a registration signed by their pinned key now (their lease is alive). */
+  registered: string[];
+  /** The controller's last round as it reported it (n, reason, at in ms since the epoch), or null. */
+  round: { n: number; reason: string; at: number } | null;
 }
 
 /** Runs this module's helper in the internet namespace (it reaches the members), as the operator (CN root). */
@@ -434,7 +438,9 @@ async function helperMain(cmd: string): Promise<void> {
       if (m && h) (heads[m[1]] ??= {})[`${m[2]}/${m[3]}`] = h.generation;
     }
     const members: Record<string, string> = { ...(o.controller?.members ?? {}) };
-    process.stdout.write(JSON.stringify({ plans, submitted: o.submitted, heads, members }) + '\n');
+    const registered = Object.keys(o.registrations).filter((id) => o.registrations[id] !== null);
+    const round = o.controller ? { n: o.controller.n, reason: o.controller.reason, at: o.controller.at } : null;
+    process.stdout.write(JSON.stringify({ plans, submitted: o.submitted, heads, members, registered, round }) + '\n');
   } finally {
     client.close();
   }

@@ -60,11 +60,16 @@ export type RelayReason =
   | 'stale';
 
 export type PathState =
-  | { kind: 'relay'; reason: RelayReason; since: number; retryAt: number; attempts: number; rx: number; candidates: string }
+  /** `readAt`: when the counters were last read (absent: at `since`). A probe that starts now counts a handshake
+   *  from that reading on: packets that arrived since then (rx grew) may carry a handshake made before this step. */
+  | { kind: 'relay'; reason: RelayReason; since: number; retryAt: number; attempts: number; rx: number; candidates: string; readAt?: number }
   /** `candidate` −1: the endpoint WireGuard learnt from the peer's own packets. */
   /** `restarted`: this round already started over once for new candidates (once per round, so a reporter that
    *  keeps changing them cannot keep the pair probing). */
-  | { kind: 'probing'; candidate: number; since: number; attempts: number; rx: number; firstRxAt: number | null; lastRxAt: number | null; candidates: string; restarted?: true }
+  /** `round`: when this probe round began (absent: at `since`). It stays through the moves to the next candidate
+   *  and a restart for new candidates: a handshake made during the round is a session WireGuard keeps (no new
+   *  handshake for up to 2 minutes), so measuring it from the later move would never see it. */
+  | { kind: 'probing'; candidate: number; since: number; attempts: number; rx: number; firstRxAt: number | null; lastRxAt: number | null; candidates: string; restarted?: true; round?: number }
   | { kind: 'direct'; since: number; attempts: number; rx: number; lastRxAt: number; candidates: string };
 
 export interface PathInput {
@@ -101,8 +106,10 @@ export function initialPath(input: PathInput): PathState {
   return { kind: 'relay', reason: 'no-candidate', since: input.now, retryAt: input.now, attempts: 0, rx: input.rxBytes, candidates: '' };
 }
 
-function probe(candidate: number, input: PathInput, attempts: number, key: string): Extract<PathState, { kind: 'probing' }> {
-  return { kind: 'probing', candidate, since: input.now, attempts, rx: input.rxBytes, firstRxAt: null, lastRxAt: null, candidates: key };
+function probe(candidate: number, input: PathInput, attempts: number, key: string, round: number = input.now): Extract<PathState, { kind: 'probing' }> {
+  const s: Extract<PathState, { kind: 'probing' }> = { kind: 'probing', candidate, since: input.now, attempts, rx: input.rxBytes, firstRxAt: null, lastRxAt: null, candidates: key };
+  if (round !== input.now) s.round = round;
+  return s;
 }
 
 /**
@@ -114,11 +121,19 @@ function notAfter(s: PathState, now: number, p: PathParams): PathState {
   const cap = (t: number) => Math.min(t, now);
   switch (s.kind) {
     case 'relay':
-      return s.since <= now && s.retryAt <= now + p.backoffMaxMs ? s : { ...s, since: cap(s.since), retryAt: Math.min(s.retryAt, now + p.backoffMaxMs) };
-    case 'probing':
-      return s.since <= now && (s.firstRxAt ?? 0) <= now && (s.lastRxAt ?? 0) <= now
+      return s.since <= now && s.retryAt <= now + p.backoffMaxMs && (s.readAt ?? 0) <= now
         ? s
-        : { ...s, since: cap(s.since), firstRxAt: s.firstRxAt === null ? null : cap(s.firstRxAt), lastRxAt: s.lastRxAt === null ? null : cap(s.lastRxAt) };
+        : { ...s, since: cap(s.since), retryAt: Math.min(s.retryAt, now + p.backoffMaxMs), ...(s.readAt !== undefined ? { readAt: cap(s.readAt) } : {}) };
+    case 'probing':
+      return s.since <= now && (s.firstRxAt ?? 0) <= now && (s.lastRxAt ?? 0) <= now && (s.round ?? 0) <= now
+        ? s
+        : {
+            ...s,
+            since: cap(s.since),
+            firstRxAt: s.firstRxAt === null ? null : cap(s.firstRxAt),
+            lastRxAt: s.lastRxAt === null ? null : cap(s.lastRxAt),
+            ...(s.round !== undefined ? { round: cap(s.round) } : {}),
+          };
     case 'direct':
       return s.since <= now && s.lastRxAt <= now ? s : { ...s, since: cap(s.since), lastRxAt: cap(s.lastRxAt) };
   }
@@ -135,13 +150,15 @@ export function stepPath(before: PathState, input: PathInput, p: PathParams = PA
     case 'relay': {
       // The other side probes us: answer at once — but a peer that keeps failing its proof does not get to
       // skip our backoff (after two failed attempts it waits like everything else).
-      if (grew && (prev.attempts < 2 || input.now >= prev.retryAt)) return probe(-1, input, prev.attempts, key);
+      // The answer's round starts at the last reading: what arrived since (a handshake the peer made, which
+      // WireGuard reports in whole seconds and this node reads up to a tick later) belongs to it.
+      if (grew && (prev.attempts < 2 || input.now >= prev.retryAt)) return probe(-1, input, prev.attempts, key, Math.min(prev.readAt ?? prev.since, input.now));
       const changed = key !== prev.candidates;
-      if (input.candidates.length === 0) return { ...prev, reason: 'no-candidate', rx, candidates: key };
+      if (input.candidates.length === 0) return { ...prev, reason: 'no-candidate', rx, candidates: key, readAt: input.now };
       // New candidates are tried at once while the pair has failed at most once; after that they wait for the
       // backoff too (a reporter rotating them cannot keep the pair probing).
       if ((changed && prev.attempts < 2) || input.now >= prev.retryAt) return probe(0, input, prev.attempts, key);
-      return { ...prev, rx, candidates: prev.candidates };
+      return { ...prev, rx, candidates: prev.candidates, readAt: input.now };
     }
     case 'probing': {
       let { firstRxAt, lastRxAt } = prev;
@@ -151,21 +168,22 @@ export function stepPath(before: PathState, input: PathInput, p: PathParams = PA
       }
       // A handshake completed during this probe (it needs both directions): a path that works one way only
       // never passes, however many packets arrive.
-      const session = input.handshakeAt > 0 && input.handshakeAt >= prev.since - HANDSHAKE_SLACK_MS && input.now - input.handshakeAt < SESSION_MS;
+      const round = prev.round ?? prev.since;
+      const session = input.handshakeAt > 0 && input.handshakeAt >= round - HANDSHAKE_SLACK_MS && input.now - input.handshakeAt < SESSION_MS;
       if (session && firstRxAt !== null && lastRxAt !== null && lastRxAt - firstRxAt >= p.proofGapMs) {
         return { kind: 'direct', since: input.now, attempts: prev.attempts, rx, lastRxAt, candidates: key };
       }
       // New candidates while nothing answered yet (e.g. the other node's post-NAT endpoint became known): try them
       // now — once per round.
-      if (key !== prev.candidates && !prev.restarted && firstRxAt === null && prev.candidate >= 0 && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key), restarted: true };
+      if (key !== prev.candidates && !prev.restarted && firstRxAt === null && prev.candidate >= 0 && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key, round), restarted: true };
       // The peer answers (one growth so far): stay on this endpoint until the proof or the window's end.
       if (input.now - prev.since < p.probeWindowMs || (firstRxAt !== null && input.now - firstRxAt < p.probeWindowMs)) {
         return { ...prev, rx, firstRxAt, lastRxAt, candidates: key };
       }
       const next = prev.candidate + 1;
-      const again = (i: number) => ({ ...probe(i, input, prev.attempts, key), ...(prev.restarted ? { restarted: true as const } : {}) });
+      const again = (i: number) => ({ ...probe(i, input, prev.attempts, key, round), ...(prev.restarted ? { restarted: true as const } : {}) });
       if (next < input.candidates.length && (key === prev.candidates || prev.restarted)) return again(next);
-      if (key !== prev.candidates && !prev.restarted && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key), restarted: true };
+      if (key !== prev.candidates && !prev.restarted && input.candidates.length > 0) return { ...probe(0, input, prev.attempts, key, round), restarted: true };
       const attempts = prev.attempts + 1;
       return { kind: 'relay', reason: input.candidates.length ? 'no-handshake' : 'no-candidate', since: input.now, retryAt: input.now + backoff(attempts, p), attempts, rx, candidates: key };
     }

@@ -200,7 +200,7 @@ export class PathManager {
         const after = directPeerConfig(next, input.candidates, this.params);
         this.states.set(k, next);
         if (JSON.stringify(before) !== JSON.stringify(after)) changed = true;
-        if (prev.kind !== next.kind) this.transition(d, p.node, prev, next);
+        if (prev.kind !== next.kind) this.transition(d, p.node, prev, next, input);
         // A direct path gone stale: the direct peer's session goes with it. A session kept alive meant no new
         // handshake for up to 2 minutes, so every later probe failed its proof, and a side still direct kept its
         // peer's subnet while this side relayed: each dropped the other's packets (cryptokey routing) until a
@@ -216,11 +216,17 @@ export class PathManager {
     }
   }
 
-  private transition(d: DesiredNetwork, node: string, prev: PathState, next: PathState): void {
+  private transition(d: DesiredNetwork, node: string, prev: PathState, next: PathState, input: { now: number; handshakeAt: number }): void {
     const subject = `${d.tenant}/${d.blueprint}/${d.networkName}`;
     if (next.kind === 'direct') this.deps.event('info', 'path.direct', subject, `direct path to ${node} proven; its subnet moved off the relay`, { node });
     else if (next.kind === 'relay' && prev.kind === 'direct') this.deps.event('warn', 'path.relay', subject, `direct path to ${node} went silent; relayed through the access node again`, { node });
-    else if (next.kind === 'relay' && prev.kind === 'probing') this.deps.event('info', 'path.relay', subject, `no direct path to ${node} (${next.reason}); relayed, retried in ${Math.round((next.retryAt - next.since) / 1000)} s`, { node });
+    else if (next.kind === 'relay' && prev.kind === 'probing') {
+      // What the proof saw, for an operator (and a lab's log) to tell a silent peer from a session that predates
+      // the round: ms before now of the round's start, the last handshake and the first and last packets.
+      const ago = (t: number | null | undefined) => (t ? input.now - t : null);
+      const saw = { round: ago(prev.round ?? prev.since), handshake: ago(input.handshakeAt), firstRx: ago(prev.firstRxAt), lastRx: ago(prev.lastRxAt) };
+      this.deps.event('info', 'path.relay', subject, `no direct path to ${node} (${next.reason}); relayed, retried in ${Math.round((next.retryAt - next.since) / 1000)} s`, { node, saw });
+    }
   }
 
   /** Every pair of one network (or all), for `zmesh peers`, the admin API and metrics. `redact`: without the

@@ -182,18 +182,25 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
     await labFault(name, old, 'restore');
     await labFault(name, old, 'restart-agent');
     let state = '';
+    let seen = '';
     for (let i = 0; i < 120 && Date.now() - tb < 30000; i++) {
-      state = genH().members[old];
+      const r = genH();
+      state = r.members[old];
       if (state === 'live') break;
+      seen = JSON.stringify({ registered: r.registered.includes(old), lastRound: r.round && { ...r.round, agoMs: Date.now() - r.round.at } });
       await new Promise((r) => setTimeout(r, 250));
     }
     if (state !== 'live') {
+      // In the assertion itself: CI shows the failure summary whole, not always the diagnostics above it. Whether
+      // the agent registered again (its side) and whether the controller ran a round since (its side).
+      const grepTail = (file: string, re: RegExp, n: number) => tail(file, 400).split('\n').filter((l) => re.test(l)).slice(-n).map((l) => l.slice(0, 300)).join(' | ');
+      seen += ` agent: ${grepTail(nodePaths(dir, old).log, /etcd|regist|lease|listening|fatal/i, 4)} controller: ${grepTail(join(dir, 'logs', 'controller.log'), /round|error|warn|watch/i, 3)}`;
       // What the controller and the returning agent said: the failure is otherwise gone with the lab.
       for (const [what, file] of [['controller', join(dir, 'logs', 'controller.log')], [old, nodePaths(dir, old).log]] as const) {
         t.diagnostic(`${what} log, last lines:\n${tail(file, 40)}`);
       }
     }
-    assert.equal(state, 'live', `${old} live again (${state} ${((Date.now() - tb) / 1000).toFixed(1)} s after the restore)`);
+    assert.equal(state, 'live', `${old} live again (${state} ${((Date.now() - tb) / 1000).toFixed(1)} s after the restore; ${seen})`);
     const liveMs = Date.now() - tb;
     {
       const { layout, plans } = openLab(name);

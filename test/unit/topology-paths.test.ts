@@ -222,3 +222,36 @@ test('new candidates while probing without an answer: the new list is tried from
   assert.deepEqual(s.kind === 'probing' && s.candidate, 0);
   assert.equal(s.kind === 'probing' && s.since, 1000);
 });
+
+test('answering a peer that probes us: its handshake, read in whole seconds a tick later, counts for the answer', () => {
+  // Relayed, read at 10.0 s (nothing new). The peer's initiation and our reply land at 10.95 s; WireGuard reports the
+  // handshake as 10 s (whole seconds), and this node's next reading is at 11.85 s. No new handshake follows: the
+  // session is live. Measured from the answer's own start (11.85 s − 1 s slack), it never counted, so the side that
+  // answered gave up after its window and relayed a working path (lab-direct's etcd variant, 53 s of 60).
+  let s: PathState = run(initialPath({ now: 0, candidates: C, rxBytes: 0, handshakeAt: 0 }), { now: 0, candidates: [] });
+  s = run(s, { now: 10_000, candidates: [] });
+  assert.equal(s.kind, 'relay');
+  s = run(s, { now: 11_850, candidates: [], rxBytes: 180, handshakeAt: 10_000 });
+  assert.deepEqual(s.kind === 'probing' && [s.candidate, s.since, s.round], [-1, 11_850, 10_000], 'the round counts from the reading before the packets');
+  s = run(s, { now: 12_350, candidates: [], rxBytes: 212, handshakeAt: 10_000 });
+  assert.equal(s.kind, 'probing', 'one growth proves nothing');
+  s = run(s, { now: 13_350, candidates: [], rxBytes: 244, handshakeAt: 10_000 });
+  assert.equal(s.kind, 'direct');
+  // The same packets with a handshake from before that reading (an old session, the peer not answering us) prove nothing.
+  let old: PathState = run(initialPath({ now: 0, candidates: C, rxBytes: 0, handshakeAt: 0 }), { now: 10_000, candidates: [] });
+  for (const [now, rxBytes] of [[11_850, 180], [12_350, 212], [13_350, 244], [17_000, 276]] as const) old = run(old, { now, candidates: [], rxBytes, handshakeAt: 8_000 });
+  assert.notEqual(old.kind, 'direct');
+});
+
+test('a round keeps its start through the move to the next candidate: a session made in it still proves the path', () => {
+  // Probing C[0] from t0; the handshake completes at once (one growth), then the peer is silent for the rest of the
+  // window (its keepalives lost). On C[1] its keepalives arrive again, on the same session (no new handshake).
+  const t0 = 100_000;
+  let s = run(initialPath({ now: t0, candidates: [], rxBytes: 0, handshakeAt: 0 }), { now: t0 });
+  s = run(s, { now: t0 + 500, rxBytes: 180, handshakeAt: t0 });
+  s = run(s, { now: t0 + 6_500, rxBytes: 180, handshakeAt: t0 });
+  assert.deepEqual(s.kind === 'probing' && [s.candidate, s.since, s.round], [1, t0 + 6_500, t0]);
+  s = run(s, { now: t0 + 7_000, rxBytes: 212, handshakeAt: t0 });
+  s = run(s, { now: t0 + 8_000, rxBytes: 244, handshakeAt: t0 });
+  assert.equal(s.kind, 'direct');
+});
