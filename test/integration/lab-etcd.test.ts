@@ -194,7 +194,14 @@ test('a lab on etcd: member loss, controller loss, re-homing within 30 s, no fla
       // In the assertion itself: CI shows the failure summary whole, not always the diagnostics above it. Whether
       // the agent registered again (its side) and whether the controller ran a round since (its side).
       const grepTail = (file: string, re: RegExp, n: number) => tail(file, 400).split('\n').filter((l) => re.test(l)).slice(-n).map((l) => l.slice(0, 300)).join(' | ');
-      seen += ` agent: ${grepTail(nodePaths(dir, old).log, /etcd|regist|lease|listening|fatal/i, 4)} controller: ${grepTail(join(dir, 'logs', 'controller.log'), /round|error|warn|watch/i, 3)}`;
+      const pid = openLab(name).state.agents[old]?.pid;
+      let alive = false;
+      try {
+        alive = !!pid && (process.kill(pid, 0), true);
+      } catch {
+        alive = false;
+      }
+      seen += ` agent ${pid} alive ${alive}: ${grepTail(nodePaths(dir, old).log, /etcd|regist|lease|listening|"level":(40|50|60)/i, 5)} controller: ${grepTail(join(dir, 'logs', 'controller.log'), /round|error|warn|watch/i, 3)}`;
       // What the controller and the returning agent said: the failure is otherwise gone with the lab.
       for (const [what, file] of [['controller', join(dir, 'logs', 'controller.log')], [old, nodePaths(dir, old).log]] as const) {
         t.diagnostic(`${what} log, last lines:\n${tail(file, 40)}`);
