@@ -4,7 +4,8 @@
  * Does: /v1 routes over the agent's core service, schema-validated and size-limited bodies, errors with codes,
  * read-only mode (for a group socket). Does not: bind sockets (listen.ts does), hold state, or return secrets.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createRequire } from 'node:module';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Agent } from '../agent/agent.ts';
 import { CODES, httpStatus } from '../codes.ts';
 import { ZmeshError } from '../errors.ts';
@@ -21,6 +22,8 @@ export interface AdminDeps {
   limits?: SocketLimits;
   /** Connection figures of the listeners (their gates), shown in /v1/metrics. */
   connections?: () => AdminSocketFigures[];
+  /** 'fastify': fastify's compilers, built when the app starts (its default); tests compare it with the lazy ones. */
+  schemaCompilers?: 'lazy' | 'fastify';
 }
 
 /** A follow stream whose reader has fallen this far behind is closed (a client that never reads). */
@@ -105,6 +108,48 @@ function frameworkError(code: 'E_TOO_LARGE' | 'E_REQUEST' | 'E_INTERNAL', messag
   return { error: { code, kind: CODES[code].kind, message, problems: [] } };
 }
 
+type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
+type BuildValidator = NonNullable<Compilers['buildValidator']>;
+type BuildSerializer = NonNullable<Compilers['buildSerializer']>;
+type Validate = ((data: unknown) => unknown) & { errors?: unknown };
+
+/** Fastify's own compilers, required from where fastify resolves them (its dependencies, not ours). */
+const fromFastify = (name: string) => createRequire(createRequire(import.meta.url).resolve('fastify'))(name) as () => unknown;
+
+/**
+ * Fastify's own validator compiler (@fastify/ajv-compiler, with the options fastify passes), but loaded, built and
+ * run on the first request a schema applies to, not when the app starts. Ajv and the compilation of the routes'
+ * schemas were ~95 ms of the ~600 ms of CPU an agent spends before its socket answers, and both sockets paid them;
+ * most routes of most agents never see a request with a body or a query. Same compiler, same options: the same
+ * validation (test/unit/admin-lazy-schemas.test.ts).
+ */
+export const lazyValidators: BuildValidator = (externalSchemas, options) => {
+  let build: ((def: unknown) => Validate) | null = null;
+  return ((def: unknown) => {
+    let fn: Validate | null = null;
+    const lazy: Validate = (data) => {
+      build ??= (fromFastify('@fastify/ajv-compiler')() as BuildValidator)(externalSchemas, options) as unknown as (def: unknown) => Validate;
+      fn ??= build(def);
+      const r = fn(data);
+      lazy.errors = fn.errors;
+      return r;
+    };
+    return lazy;
+  }) as ReturnType<BuildValidator>;
+};
+
+/** The same for response serializers (none of our routes has a response schema: the compiler is never loaded). */
+export const lazySerializers: BuildSerializer = (externalSchemas, options) => {
+  let build: ((def: unknown) => (data: unknown) => string) | null = null;
+  return ((def: unknown) => {
+    let fn: ((data: unknown) => string) | null = null;
+    return (data: unknown) => {
+      build ??= (fromFastify('@fastify/fast-json-stringify-compiler')() as BuildSerializer)(externalSchemas, options) as unknown as (def: unknown) => (data: unknown) => string;
+      return (fn ??= build(def))(data);
+    };
+  }) as ReturnType<BuildSerializer>;
+};
+
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   const limits = deps.limits ?? (deps.readOnly ? DEFAULT_READ : DEFAULT_ADMIN);
   const heavy = new RequestGate(limits.heavyConcurrent, limits.heavyQueue);
@@ -128,6 +173,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     // On close: the read-only socket drops every connection; the admin socket lets requests in flight finish.
     forceCloseConnections: deps.readOnly ? true : 'idle',
     routerOptions: { maxParamLength: 256 },
+    ...(deps.schemaCompilers === 'fastify' ? {} : { schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } } }),
     // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too; an
     // over-long URL parameter is E_TOO_LARGE with 414 (URI too long) rather than the code's 413.
     frameworkErrors: (err, _req, reply) => {
