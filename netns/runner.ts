@@ -5,6 +5,7 @@
 // A process that cannot be started (out of descriptors: EMFILE/ENFILE, out of processes or memory: EAGAIN,
 // ENOMEM, or a missing binary: ENOENT) is an ordinary CommandError with code E_SPAWN, never a crash (see
 // runProcess below).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -69,6 +70,15 @@ export interface Runner {
    * runner without it is assumed to have every namespace (the driver then reads, and a missing one fails the read).
    */
   netnsExists?(name: string): boolean;
+  /**
+   * Runs `fn` with its read-only commands shared (optional): within it (its async context), a read-only command
+   * run again with the same argv, namespace, input and accepted exit codes answers from the first run, and any
+   * mutating command forgets every read (before it starts and when it ends). The agent wraps a reconcile in it,
+   * so the runtime reads what the data plane just read instead of running it again.
+   */
+  shareReads?<T>(fn: () => Promise<T>): Promise<T>;
+  /** A read-only command's run shared in the current scope (see shareReads), or undefined; runs nothing. */
+  sharedRead?(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined;
   /** Starts a daemon that outlives this process (unreferenced; a session of its own unless newSession is false). Counted as mutating. */
   spawnDaemon(argv: string[], opts?: SpawnOptions): DaemonHandle;
 }
@@ -279,8 +289,36 @@ export interface ProcessRunnerOptions {
   onCommand?: (c: RecordedCommand) => void;
 }
 
+/** What identifies a read for sharing: the argv as it runs (in its namespace), its input, the exit codes it accepts. */
+function readKey(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): string {
+  return JSON.stringify([opts.netns ? inNetns(opts.netns, argv) : argv, opts.input ?? null, opts.okCodes ?? [0]]);
+}
+
 export class ProcessRunner implements Runner {
   readonly counts: CommandCounts = { reads: 0, mutating: 0 };
+  private readonly scope = new AsyncLocalStorage<{ reads: Map<string, Promise<RunResult>>; open: boolean }>();
+
+  /** The shared reads of the scope this call runs in, while that scope runs: a timer or a watcher started inside
+   *  one and still running after it ends reads for itself (never from a scope that is over). */
+  private get shared(): Map<string, Promise<RunResult>> | null {
+    const s = this.scope.getStore();
+    return s?.open ? s.reads : null;
+  }
+
+  async shareReads<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.shared) return fn(); // nested: the outer scope's
+    const s = { reads: new Map<string, Promise<RunResult>>(), open: true };
+    try {
+      return await this.scope.run(s, fn);
+    } finally {
+      s.open = false;
+      s.reads.clear();
+    }
+  }
+
+  sharedRead(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined {
+    return this.shared?.get(readKey(argv, opts));
+  }
   readonly log: RecordedCommand[] = [];
   private readonly opts: ProcessRunnerOptions;
 
@@ -298,6 +336,33 @@ export class ProcessRunner implements Runner {
   }
 
   async run(argv: string[], opts: RunOptions): Promise<RunResult> {
+    const shared = this.shared;
+    if (!shared) return this.exec(argv, opts);
+    if (opts.mutating) {
+      shared.clear();
+      try {
+        return await this.exec(argv, opts);
+      } finally {
+        shared.clear(); // and what was read while it ran
+      }
+    }
+    // Secrets are never kept, and neither is a command given a file.
+    if (opts.secretInput || opts.secretFile !== undefined) return this.exec(argv, opts);
+    const key = readKey(argv, opts);
+    let p = shared.get(key);
+    if (!p) {
+      p = this.exec(argv, opts);
+      shared.set(key, p);
+      const mine = p;
+      // A failed read is not kept: the next caller runs it again.
+      p.catch(() => {
+        if (shared.get(key) === mine) shared.delete(key);
+      });
+    }
+    return p;
+  }
+
+  private async exec(argv: string[], opts: RunOptions): Promise<RunResult> {
     if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string')) {
       throw new TypeError('run() takes a non-empty argv array of strings');
     }
@@ -426,6 +491,12 @@ export class TallyRunner implements Runner {
     this.counts.mutating++;
     this.mutations.push(argv.join(' '));
     return this.inner.spawnDaemon(argv, opts);
+  }
+  shareReads<T>(fn: () => Promise<T>): Promise<T> {
+    return this.inner.shareReads ? this.inner.shareReads(fn) : fn();
+  }
+  sharedRead(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined {
+    return this.inner.sharedRead?.(argv, opts);
   }
   netnsExists(name: string): boolean {
     return this.inner.netnsExists?.(name) ?? true;

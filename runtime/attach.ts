@@ -14,6 +14,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { RunOptions, RunResult, Runner } from '../netns/runner.ts';
 import { addressMac } from '../netns/ip.ts';
 import { splitJsonValues } from '../netns/parse.ts';
+import { NS_READ, NS_READ6 } from '../netns/state.ts';
 import { ZmeshError } from '../src/errors.ts';
 import { L2_FAMILY, L2_TABLE, compareBinding, l2DeleteTableText, l2Plan, parseL2, type L2State, type PortBinding } from './l2.ts';
 import { CONTAINER_IF, VETH_MARKER, keyFromAlias, type VethNames } from './names.ts';
@@ -74,6 +75,23 @@ export function parseRoutes(v: unknown): LiveRoute[] {
     gateway: typeof r.gateway === 'string' ? r.gateway : null,
     dev: typeof r.dev === 'string' ? r.dev : null,
   }));
+}
+
+/**
+ * The binding table's part of `nft -j list ruleset` as `nft -j list table bridge zmesh-wl` prints it (the metainfo,
+ * the table and what belongs to it), or '' when the ruleset has no such table (as that command's failure reads).
+ */
+export function l2FromRuleset(text: string): string {
+  const v = JSON.parse(text) as { nftables?: unknown };
+  if (!Array.isArray(v.nftables)) throw new Error('nft -j: no "nftables" array');
+  const items = (v.nftables as J[]).filter((item) => {
+    if (item.metainfo) return true;
+    if (item.table) return (item.table as J).family === L2_FAMILY && (item.table as J).name === L2_TABLE;
+    const body = Object.values(item)[0] as J | undefined;
+    return !!body && body.family === L2_FAMILY && body.table === L2_TABLE;
+  });
+  if (!items.some((item) => item.table)) return '';
+  return JSON.stringify({ nftables: items });
 }
 
 export function inTenantNs(netns: string, argv: string[]): string[] {
@@ -269,6 +287,11 @@ export class Attacher {
   }
 
   private async readTenantLinks(netns: string, dev?: string): Promise<LiveLink[] | null> {
+    if (!dev) {
+      // The data plane's read of this namespace in the same reconcile (its first value is `address show`, -d -json).
+      const v = await this.fromDataPlane(['ip', '-d', '-json', '-batch', '-'], netns, [NS_READ, NS_READ6]);
+      if (v !== null) return parseLinks(splitJsonValues(v)[0] ?? []);
+    }
     const r = await this.exec(inTenantNs(netns, ['ip', '-j', '-d', 'addr', 'show', ...(dev ? ['dev', dev] : [])]), { mutating: false, okCodes: [0, 1] });
     if (r.exitCode !== 0) {
       if (GONE.test(r.stderr)) return dev ? [] : null;
@@ -290,7 +313,28 @@ export class Attacher {
     return this.once(`l2 ${netns}`, () => this.readL2State(netns));
   }
 
+  /**
+   * The stdout of a read the data plane made of this namespace in the current reconcile (Runner.sharedRead), for one
+   * of `inputs`; null when there is none (outside a reconcile, before the data plane read it, after a change, or
+   * when it failed: the caller then reads for itself).
+   */
+  private async fromDataPlane(argv: string[], netns: string, inputs: (string | undefined)[]): Promise<string | null> {
+    for (const input of inputs) {
+      const p = this.run.sharedRead?.(inTenantNs(netns, argv), { input });
+      if (!p) continue;
+      try {
+        return (await p).stdout;
+      } catch {
+        return null;
+      }
+    }
+    return null;
+  }
+
   private async readL2State(netns: string): Promise<L2State | null> {
+    // The table within the data plane's `nft -j list ruleset` of this namespace, read in the same reconcile.
+    const ruleset = await this.fromDataPlane(['nft', '-j', 'list', 'ruleset'], netns, [undefined]);
+    if (ruleset !== null) return parseL2(l2FromRuleset(ruleset));
     const r = await this.exec(inTenantNs(netns, ['nft', '-j', 'list', 'table', L2_FAMILY, L2_TABLE]), { mutating: false, okCodes: [0, 1] });
     if (r.exitCode !== 0) {
       if (/No such file or directory|does not exist/.test(r.stderr) && !/nsenter/.test(r.stderr)) return parseL2('');

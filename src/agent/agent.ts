@@ -345,7 +345,13 @@ export class Agent {
    * `first`: network ids the data plane applies before it reads the others (a submission's own networks);
    * `onlyFirst`: and no others (they are left as they are until the follow-up reconcile).
    */
-  private async reconcileLocked(reason: string, first?: string[], onlyFirst = false): Promise<ReconcileSummary> {
+  private reconcileLocked(reason: string, first?: string[], onlyFirst = false): Promise<ReconcileSummary> {
+    // The data plane's namespace reads (ip, nft) answer the runtime's same reads in this reconcile (Runner.shareReads).
+    const run = () => this.reconcileShared(reason, first, onlyFirst);
+    return this.deps.driver.shareReads ? this.deps.driver.shareReads(run) : run();
+  }
+
+  private async reconcileShared(reason: string, first?: string[], onlyFirst: boolean = false): Promise<ReconcileSummary> {
     const t0 = this.now();
     const cpu0 = process.cpuUsage();
     const children0 = childrenCpuMs();

@@ -280,6 +280,9 @@ export class NetnsDriverPort implements DriverPort {
 
   async close(): Promise<void> {}
 
+  shareReads<T>(fn: () => Promise<T>): Promise<T> {
+    return this.runner.shareReads(fn);
+  }
   commandCounts(): { reads: number; mutating: number } {
     return { ...this.runner.counts };
   }

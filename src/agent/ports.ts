@@ -93,6 +93,8 @@ export interface DriverPort {
   close(): Promise<void>;
   /** Commands run so far (cumulative; reads and mutating), when the driver counts them. */
   commandCounts?(): { reads: number; mutating: number };
+  /** Runs a reconcile with its read-only commands shared between the data plane and the runtime (Runner.shareReads). */
+  shareReads?<T>(fn: () => Promise<T>): Promise<T>;
   /** The WireGuard backend, the wireguard-go build and the tuning in force, once known. */
   dataplane?(): DataplaneInfo | null;
   /** A network's WireGuard peers' counters alone (cheap; direct paths read them every tick). */

@@ -3,7 +3,8 @@
 // pass every call reads as before. A scripted runner answers like ip/nft and counts what ran.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Attacher } from '../../runtime/attach.ts';
+import { Attacher, l2FromRuleset } from '../../runtime/attach.ts';
+import { NS_READ } from '../../netns/state.ts';
 import { VETH_MARKER } from '../../runtime/names.ts';
 import type { Attachment } from '../../runtime/types.ts';
 import type { RunOptions, RunResult, Runner } from '../../netns/runner.ts';
@@ -138,4 +139,80 @@ test("a caller outside the pass (another request meanwhile) reads for itself, an
   await pass;
   // The pass: links and table once for its two CHECKs; the outside CHECK: its own two reads.
   assert.deepEqual(kinds(run.ran), { links: 2, l2: 2, container: 3, mutating: 0 });
+});
+
+// ---- the data plane's reads of a reconcile (Runner.sharedRead) -------------------------------------------------
+
+/** The scripted runner, plus what the data plane read of NS in this reconcile: `ip -d -json -batch` (NS_READ) and
+ *  `nft -j list ruleset` (with an unrelated table and the binding table). */
+class SharingRunner extends ScriptedRunner {
+  shared = true;
+  ruleset = {
+    nftables: [
+      { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+      { table: { family: 'inet', name: 'zmesh', handle: 1 } },
+      { chain: { family: 'inet', table: 'zmesh', name: 'fwd', handle: 1, type: 'filter', hook: 'forward', prio: 0, policy: 'drop' } },
+      { table: { family: 'bridge', name: 'zmesh-wl', handle: 2 } },
+      { chain: { family: 'bridge', table: 'zmesh-wl', name: 'ports', handle: 1, type: 'filter', hook: 'prerouting', prio: -200, policy: 'accept' } },
+    ],
+  };
+  sharedRead(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined {
+    if (!this.shared || opts.okCodes !== undefined) return undefined;
+    const line = argv.join(' ');
+    const res = (stdout: string): Promise<RunResult> => Promise.resolve({ argv, stdout, stderr: '', exitCode: 0 });
+    if (line === `nsenter --net=${NS} -- ip -d -json -batch -` && opts.input === NS_READ) {
+      const own = this.ran.length;
+      return this.run(inTenantNsArgv(['ip', '-j', '-d', 'addr', 'show']), { mutating: false }).then((r) => {
+        this.ran.length = own; // what the data plane ran: not the attacher's
+        return res(`${r.stdout}\n[]\n[]\n`);
+      });
+    }
+    if (line === `nsenter --net=${NS} -- nft -j list ruleset` && opts.input === undefined) return res(JSON.stringify(this.ruleset));
+    return undefined;
+  }
+}
+const inTenantNsArgv = (argv: string[]) => ['nsenter', `--net=${NS}`, '--', ...argv];
+
+test("l2FromRuleset: the binding table's part of a ruleset, as `list table bridge zmesh-wl` prints it; '' without it", () => {
+  const r = new SharingRunner().ruleset;
+  assert.equal(
+    l2FromRuleset(JSON.stringify(r)),
+    JSON.stringify({ nftables: [r.nftables[0], r.nftables[3], r.nftables[4]] }),
+  );
+  assert.equal(l2FromRuleset(JSON.stringify({ nftables: r.nftables.slice(0, 3) })), '');
+  assert.throws(() => l2FromRuleset('{}'), /nftables/);
+});
+
+test("in a reconcile the attacher takes the namespace's links and binding table from the data plane's reads: the same answers, none of its own", async () => {
+  // A runner whose own `nft -j list table` prints the same table as the data plane's ruleset holds.
+  const own = new ScriptedRunner();
+  const table = l2FromRuleset(JSON.stringify(new SharingRunner().ruleset));
+  const scripted = own.run.bind(own);
+  own.run = async (argv, opts) => {
+    if (argv.join(' ') === `nsenter --net=${NS} -- nft -j list table bridge zmesh-wl`) {
+      own.ran.push(`r ${argv.join(' ').replace(NS, 'NS')}`);
+      return { argv, stdout: table, stderr: '', exitCode: 0 };
+    }
+    return scripted(argv, opts);
+  };
+  const att0 = new Attacher(own);
+  const one = attachment('v-one', 101);
+  const two = attachment('v-two', 102);
+  // Its own reads…
+  const alone = await att0.pass(async () => [await att0.check(one, 101), await att0.check(two, 102), await att0.gc([NS], new Set(['v-one', 'v-two']))]);
+  assert.deepEqual(kinds(own.ran), { links: 1, l2: 1, container: 2, mutating: 0 });
+
+  const run = new SharingRunner();
+  const att = new Attacher(run);
+  const shared = await att.pass(async () => [await att.check(one, 101), await att.check(two, 102), await att.gc([NS], new Set(['v-one', 'v-two']))]);
+  assert.deepEqual(kinds(run.ran), { links: 0, l2: 0, container: 2, mutating: 0 }, 'only the containers are read');
+  // …and from the data plane's: the same answers (here: the table holds no binding for either veth yet).
+  assert.deepEqual(shared, alone);
+  assert.match(String(shared[0]), /v-one is bound to \[\]/);
+
+  // Without a shared read (outside a reconcile, or after a change) it reads for itself.
+  run.shared = false;
+  run.ran.length = 0;
+  await att.check(one, 101);
+  assert.deepEqual(kinds(run.ran), { links: 1, l2: 1, container: 1, mutating: 0 });
 });
