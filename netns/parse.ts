@@ -127,6 +127,24 @@ const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
  * values, in order. Robust to values spanning lines.
  */
 export function splitJsonValues(text: string): unknown[] {
+  // What ip prints: each value on one line. JSON.parse per line is ~10× faster than the scan below (a no-op reconcile
+  // splits every namespace's read); any line that is not a whole array or object falls back to the scan.
+  const lines = text.split('\n');
+  const fast: unknown[] = [];
+  for (const line of lines) {
+    const l = line.trim();
+    if (!l) continue;
+    if ((l[0] !== '[' && l[0] !== '{') || (l.at(-1) !== ']' && l.at(-1) !== '}')) return scanJsonValues(text);
+    try {
+      fast.push(JSON.parse(l));
+    } catch {
+      return scanJsonValues(text);
+    }
+  }
+  return fast;
+}
+
+function scanJsonValues(text: string): unknown[] {
   const out: unknown[] = [];
   let depth = 0;
   let inStr = false;

@@ -21,6 +21,11 @@ export const MIN_ENGINE_MEMORY = 6 * 1024 * 1024;
 /** A container that ran at least this long before exiting is not in a crash loop. */
 const STABLE_MS = 10_000;
 
+/** A workload record as it is stored, without its time: equal texts need no write. */
+function recordText(r: WorkloadRecord): string {
+  return JSON.stringify([r.key, r.containerId, r.restarts, r.lastExit, r.attachment]);
+}
+
 export interface ComputeOptions {
   engine: Engine;
   attacher: AttachPort;
@@ -133,12 +138,16 @@ export class Compute {
 
     for (const w of valid) {
       const key = keyOf(w);
-      const rec: WorkloadRecord = records.get(key) ?? { key, containerId: null, restarts: 0, lastExit: null, attachment: null, updatedAt: new Date(this.now()).toISOString() };
+      const stored = records.get(key);
+      const rec: WorkloadRecord = stored ?? { key, containerId: null, restarts: 0, lastExit: null, attachment: null, updatedAt: new Date(this.now()).toISOString() };
+      // What the record says before this pass (its time aside): a pass that changes nothing writes nothing.
+      const before = stored ? recordText(stored) : null;
       try {
         await this.converge(w, rec, byKey.get(key) ?? [], mountSource, res, ready);
       } catch (e) {
         res.errors.push({ subject: `workload ${key}`, code: (e as ZmeshError).code ?? 'E_WORKLOAD', message: (e as Error).message });
       }
+      if (recordText(rec) === before) continue;
       rec.updatedAt = new Date(this.now()).toISOString();
       this.store.putWorkload(rec);
     }

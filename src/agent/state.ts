@@ -44,6 +44,8 @@ function deepFreeze<T>(v: T): T {
 }
 
 export class State {
+  /** networkId → the applied record last written (recordApplied), to skip writes that change nothing. */
+  private readonly appliedTexts = new Map<string, string>();
   constructor(
     readonly db: Db,
     private readonly now: () => Date = () => new Date(),
@@ -127,6 +129,11 @@ export class State {
   }
 
   recordApplied(rec: Omit<AppliedRecord, 'appliedAt'>): void {
+    // A reconcile that changed nothing writes nothing (every 30 s per network otherwise, on a node's flash): the
+    // time is when the record last changed.
+    const text = JSON.stringify([rec.tenant, rec.blueprint, rec.network, rec.generation, rec.ok, rec.report]);
+    if (this.appliedTexts.get(rec.networkId) === text) return;
+    this.appliedTexts.set(rec.networkId, text);
     this.db
       .prepare(
         `INSERT INTO applied (network_id, tenant, blueprint, network, generation, ok, report, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -137,6 +144,7 @@ export class State {
   }
 
   forgetApplied(networkId: string): void {
+    this.appliedTexts.delete(networkId);
     this.db.prepare('DELETE FROM applied WHERE network_id = ?').run(networkId);
   }
 

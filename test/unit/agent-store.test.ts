@@ -49,3 +49,31 @@ test('a store written by a newer agent is refused, not damaged', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('recordApplied writes only what changed: a no-op reconcile leaves the row (and its time) alone', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-store-'));
+  try {
+    const { db } = openStore(dir);
+    let t = Date.parse('2026-12-05T10:00:00.000Z');
+    const state = new State(db, () => new Date(t));
+    const rec = { networkId: 'aaaaaaaaaa', tenant: 'acme', blueprint: 'shop', network: 'net', generation: 3, ok: true, report: { changes: [], errors: [] } };
+    const writes = () => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+    state.recordApplied(rec);
+    const w0 = writes();
+    t += 30_000;
+    state.recordApplied({ ...rec, report: { changes: [], errors: [] } });
+    assert.equal(writes(), w0, 'the same record again: no write');
+    assert.equal(state.applied()[0].appliedAt, '2026-12-05T10:00:00.000Z');
+    t += 30_000;
+    state.recordApplied({ ...rec, generation: 4 });
+    assert.equal(writes(), w0 + 1);
+    assert.deepEqual([state.applied()[0].generation, state.applied()[0].appliedAt], [4, '2026-12-05T10:01:00.000Z']);
+    // Forgotten, then the same record again: written again.
+    state.forgetApplied('aaaaaaaaaa');
+    state.recordApplied({ ...rec, generation: 4 });
+    assert.equal(state.applied().length, 1);
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -85,6 +85,11 @@ test('ip -json -batch output splits into one value per command', () => {
   const out = '[{"ifname":"lo","s":"a]b\\"["}]\n[]\n[{"family":"inet"}]\n';
   assert.deepEqual(splitJsonValues(out), [[{ ifname: 'lo', s: 'a]b"[' }], [], [{ family: 'inet' }]]);
   assert.throws(() => splitJsonValues('[{"a":1}'), /truncated/);
+  // Not one value per line: the same values, by the scan.
+  assert.deepEqual(splitJsonValues('[\n {"a": "x\\n]"},\n 2\n]\n[] {"b":[1]}\nnot json\n[3]\n'), [[{ a: 'x\n]' }, 2], [], { b: [1] }, [3]]);
+  assert.deepEqual(splitJsonValues('[1] [2]\n'), [[1], [2]]);
+  assert.deepEqual(splitJsonValues('\n\n[1]\n\n{"c":{}}\n'), [[1], { c: {} }]);
+  assert.throws(() => splitJsonValues('[1]\n[2'), /truncated/);
 });
 
 const K1 = 'uDQGRd21oGG6fCisU/PmbEOZitpeuhz303F3P3ZSi0Y=';

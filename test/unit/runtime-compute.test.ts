@@ -166,9 +166,16 @@ test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entr
   assert.deepEqual(r.events.map((e) => e.kind), ['workload.created', 'workload.attached', 'workload.created', 'workload.attached']);
 
   b.reset();
+  const puts: string[] = [];
+  const put = b.store.putWorkload.bind(b.store);
+  b.store.putWorkload = (rec) => {
+    puts.push(rec.key);
+    put(rec);
+  };
   r = await b.apply([web, db]);
   assert.equal(r.changes, 0);
   assert.deepEqual(r.events, []);
+  assert.deepEqual(puts, [], 'a no-op writes no record');
   assert.deepEqual(b.engine.calls, [], 'a no-op touches no container');
   assert.deepEqual(b.attacher.calls, ['check acme/shop/web', 'check acme/shop/db'], 'only CHECKs');
 
@@ -182,6 +189,7 @@ test('create, no-op, exit and OOM heal, vanish, spec change, drift, invalid entr
   assert.equal(exited.level, 'warn');
   assert.deepEqual(b.engine.calls, ['start zmesh.node-a.acme.shop.web'], 'restarted in place: same container, logs kept');
   assert.deepEqual(b.attacher.calls, ['del v-' + b.attacher.calls[0].split('v-')[1], 'add acme/shop/web 10.1.0.2/24 pid=1003', 'check acme/shop/db']);
+  assert.deepEqual(puts, ['acme/shop/web'], 'only the record that changed is written');
   assert.equal(b.store.workloads().find((x) => x.key === 'acme/shop/web')!.restarts, 1);
   assert.equal(b.store.workloads().find((x) => x.key === 'acme/shop/web')!.lastExit!.oomKilled, true);
 
