@@ -196,7 +196,11 @@ export class PathManager {
         const prev = this.states.get(k) ?? initialPath(input);
         const next = stepPath(prev, input, this.params);
         this.endpoints.set(k, c?.endpoint ?? null);
-        const before = directPeerConfig(prev, input.candidates, this.params);
+        // A probing state names its endpoint by its place in the list it was stepped with: `before` with that list.
+        // Read with the new one, a list that changed under a probe (the other node's post-NAT endpoint became known,
+        // first now) looked unchanged, and WireGuard kept dialling the old endpoint for the whole window while the
+        // state said the new one was tried (until a reconcile happened to apply it).
+        const before = directPeerConfig(prev, prev.candidates ? prev.candidates.split(',') : [], this.params);
         const after = directPeerConfig(next, input.candidates, this.params);
         this.states.set(k, next);
         if (JSON.stringify(before) !== JSON.stringify(after)) changed = true;

@@ -269,3 +269,21 @@ test('defended: whatever the counters and candidates, a PathManager only ever gi
     }
   }
 });
+
+test('candidates that change under a probe move WireGuard to the new endpoint at once (not at the next reconcile)', async () => {
+  const t = manager([desiredOf(h1)]);
+  const id = desiredOf(h1).networkId;
+  const lan = '192.168.7.20:51820';
+  const refl = '198.51.100.70:40001';
+  // Only h2's LAN address is known: it is probed first.
+  t.m.setCandidates({ networks: { [id]: { h2: [lan] } } });
+  await t.m.tick();
+  assert.equal(t.setPeers.at(-1)!.find((p) => p.node === 'h2')!.endpoint, lan);
+  // Its post-NAT endpoint becomes known, first in the list; no answer on the LAN one yet: the probe starts over.
+  t.clock.now += 500;
+  t.m.setCandidates({ networks: { [id]: { h2: [refl, lan] } } });
+  const n = t.setPeers.length;
+  await t.m.tick();
+  assert.equal(t.setPeers.length, n + 1, 'applied now');
+  assert.equal(t.setPeers.at(-1)!.find((p) => p.node === 'h2')!.endpoint, refl);
+});
