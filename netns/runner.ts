@@ -79,6 +79,8 @@ export interface Runner {
   shareReads?<T>(fn: () => Promise<T>): Promise<T>;
   /** A read-only command's run shared in the current scope (see shareReads), or undefined; runs nothing. */
   sharedRead?(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined;
+  /** Forgets the current scope's shared reads after a change made without a command (a signal, an engine call). */
+  forgetReads?(): void;
   /** Starts a daemon that outlives this process (unreferenced; a session of its own unless newSession is false). Counted as mutating. */
   spawnDaemon(argv: string[], opts?: SpawnOptions): DaemonHandle;
 }
@@ -412,8 +414,15 @@ export class ProcessRunner implements Runner {
     return { argv: full, exitCode, stdout, stderr };
   }
 
+  /** Forgets the shared reads of the current scope: a change made without a command of this runner (a daemon
+   *  stopped by a signal, a container removed through the engine's API) so that the next read sees it. */
+  forgetReads(): void {
+    this.shared?.clear();
+  }
+
   spawnDaemon(argv: string[], opts: SpawnOptions = {}): DaemonHandle {
     this.counts.mutating++;
+    this.shared?.clear(); // a daemon changes what reads see (its tun, its socket) like any mutating command
     let fd: number | undefined;
     try {
       if (opts.logFile) fd = openSync(opts.logFile, 'a', 0o600);
@@ -497,6 +506,9 @@ export class TallyRunner implements Runner {
   }
   sharedRead(argv: string[], opts: Pick<RunOptions, 'netns' | 'input' | 'okCodes'>): Promise<RunResult> | undefined {
     return this.inner.sharedRead?.(argv, opts);
+  }
+  forgetReads(): void {
+    this.inner.forgetReads?.();
   }
   netnsExists(name: string): boolean {
     return this.inner.netnsExists?.(name) ?? true;

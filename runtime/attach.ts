@@ -223,7 +223,7 @@ export function compareAttachment(a: Attachment, pid: number, host: LiveLink | n
 }
 
 /** What compute needs of the attacher (a fake in unit tests). */
-export type AttachPort = Pick<Attacher, 'add' | 'check' | 'del' | 'gc'> & Partial<Pick<Attacher, 'pass'>>;
+export type AttachPort = Pick<Attacher, 'add' | 'check' | 'del' | 'gc'> & Partial<Pick<Attacher, 'pass' | 'forget'>>;
 
 const GONE = /Cannot find device|No such file or directory|does not exist/;
 
@@ -249,6 +249,13 @@ export class Attacher {
   async pass<T>(fn: () => Promise<T>): Promise<T> {
     if (this.shared) return fn();
     return this.scope.run(new Map(), fn);
+  }
+
+  /** After a change made outside the attacher (the engine removed or started a container: its veth pair went with
+   *  its namespace): the reads of this pass and the reconcile's shared reads are forgotten. */
+  forget(): void {
+    this.shared?.clear();
+    this.run.forgetReads?.();
   }
 
   /** Every command of the attacher goes through here: a mutating one forgets the shared reads. */

@@ -57,6 +57,16 @@ export function exitReason(x: ExitInfo): string {
 export class Compute {
   private readonly engine: Engine;
   private readonly attacher: AttachPort;
+
+  /** An engine call that removes or starts a container changes the tenant namespace without a command of ours (a
+   *  container's veth pair goes with its namespace): the reads shared in this reconcile are forgotten after it. */
+  private async changed<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } finally {
+      this.attacher.forget?.();
+    }
+  }
   private readonly store: RuntimeStore;
   private readonly now: () => number;
   readonly netnsPath: (networkId: string) => string;
@@ -161,7 +171,7 @@ export class Compute {
       const rec = records.get(key);
       try {
         if (rec?.attachment) await this.attacher.del(rec.attachment);
-        for (const c of cs) await this.engine.remove(c.id);
+        for (const c of cs) await this.changed(() => this.engine.remove(c.id));
         this.store.deleteWorkload(key);
         records.delete(key);
         this.backoff.delete(key);
@@ -233,7 +243,7 @@ export class Compute {
     // Extra containers carrying this workload's labels (renamed by hand, say): only one may live.
     let c: ContainerSummary | undefined = found.find((x) => x.name === name) ?? found[0];
     if (c) await ready;
-    for (const x of found) if (x !== c) await this.engine.remove(x.id);
+    for (const x of found) if (x !== c) await this.changed(() => this.engine.remove(x.id));
 
     let inspected: ContainerState | null = null;
     let why: string | null = null;
@@ -246,7 +256,8 @@ export class Compute {
     if (c && why) {
       if (rec.attachment) await this.attacher.del(rec.attachment);
       rec.attachment = null;
-      await this.engine.remove(c.id);
+      const id = c.id;
+      await this.changed(() => this.engine.remove(id));
       rec.containerId = null;
       res.changes++;
       res.events.push({ level: why.startsWith('security') ? 'warn' : 'info', kind: 'workload.replaced', subject, message: `${why}: container replaced` });
@@ -273,7 +284,7 @@ export class Compute {
       });
       rec.containerId = id;
       rec.attachment = null;
-      await this.engine.start(id);
+      await this.changed(() => this.engine.start(id));
       if (vanished) rec.restarts++;
       res.changes++;
       res.events.push({
@@ -309,7 +320,7 @@ export class Compute {
       b.failures = st.status !== 'created' && ran < STABLE_MS ? b.failures + 1 : 0;
       b.until = b.failures > 1 ? now + Math.min(this.opts.maxBackoffMs ?? 30_000, 1000 * 2 ** Math.min(b.failures - 2, 10)) : 0;
       this.backoff.set(rec.key, b);
-      await this.engine.start(c.id);
+      await this.changed(() => this.engine.start(c.id));
       if (st.status !== 'created') rec.restarts++;
       res.changes++;
       res.events.push({

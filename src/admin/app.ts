@@ -111,7 +111,7 @@ function frameworkError(code: 'E_TOO_LARGE' | 'E_REQUEST' | 'E_INTERNAL', messag
 type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
 type BuildValidator = NonNullable<Compilers['buildValidator']>;
 type BuildSerializer = NonNullable<Compilers['buildSerializer']>;
-type Validate = ((data: unknown) => unknown) & { errors?: unknown };
+type Validate = ((data: unknown, ctx?: unknown) => unknown) & { errors?: unknown; schemaEnv?: unknown };
 
 /** Fastify's own compilers, required from where fastify resolves them (its dependencies, not ours). */
 const fromFastify = (name: string) => createRequire(createRequire(import.meta.url).resolve('fastify'))(name) as () => unknown;
@@ -121,19 +121,23 @@ const fromFastify = (name: string) => createRequire(createRequire(import.meta.ur
  * run on the first request a schema applies to, not when the app starts. Ajv and the compilation of the routes'
  * schemas were ~95 ms of the ~600 ms of CPU an agent spends before its socket answers, and both sockets paid them;
  * most routes of most agents never see a request with a body or a query. Same compiler, same options: the same
- * validation (test/unit/admin-lazy-schemas.test.ts).
+ * validation (test/unit/admin-lazy-schemas.test.ts). A custom compiler also makes fastify leave header schemas as
+ * written (not lower-cased): no route here has one, and buildAdminApp refuses a route that brings one.
  */
 export const lazyValidators: BuildValidator = (externalSchemas, options) => {
   let build: ((def: unknown) => Validate) | null = null;
   return ((def: unknown) => {
     let fn: Validate | null = null;
-    const lazy: Validate = (data) => {
+    // fastify hands an Ajv function (one with a schemaEnv) the request as the parent of the value, so that Ajv can
+    // coerce a root value in place: the lazy one says it is one and passes that on.
+    const lazy: Validate = (data, ctx) => {
       build ??= (fromFastify('@fastify/ajv-compiler')() as BuildValidator)(externalSchemas, options) as unknown as (def: unknown) => Validate;
       fn ??= build(def);
-      const r = fn(data);
+      const r = ctx === undefined ? fn(data) : fn(data, ctx);
       lazy.errors = fn.errors;
       return r;
     };
+    lazy.schemaEnv = true;
     return lazy;
   }) as ReturnType<BuildValidator>;
 };
@@ -182,6 +186,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     },
   });
   const { agent } = deps;
+  app.addHook('onRoute', (route) => {
+    // Header schemas are not lower-cased under a custom compiler (lazyValidators): none here, and none slips in.
+    if (route.schema?.headers !== undefined) throw new Error(`admin route ${route.method} ${route.url}: header schemas are not supported (see lazyValidators)`);
+  });
 
   // Errors fastify answers by itself (router limits, bad URLs) get the same coded shape as ours.
   app.addHook('onSend', async (_req, reply, payload) => {

@@ -68,3 +68,14 @@ test('lazy compilers: nothing of ajv is loaded when the app is ready; every sche
     refBed.close();
   }
 });
+
+test('a route with a header schema is refused (a custom compiler would leave its names as written, not lower-cased)', async () => {
+  const bed = agentBed();
+  const app = buildAdminApp({ agent: bed.agent });
+  try {
+    assert.throws(() => app.get('/v1/x', { schema: { headers: { type: 'object', properties: { 'X-A': { type: 'string' } } } } }, async () => ({})), /header schemas are not supported/);
+  } finally {
+    await app.close();
+    bed.close();
+  }
+});

@@ -68,6 +68,13 @@ test('recordApplied writes only what changed: a no-op reconcile leaves the row (
     state.recordApplied({ ...rec, generation: 4 });
     assert.equal(writes(), w0 + 1);
     assert.deepEqual([state.applied()[0].generation, state.applied()[0].appliedAt], [4, '2026-12-05T10:01:00.000Z']);
+    // A write that fails (here: the table is away) is tried again with the same record.
+    db.exec('ALTER TABLE applied RENAME TO applied_away');
+    assert.throws(() => state.recordApplied({ ...rec, generation: 5 }));
+    db.exec('ALTER TABLE applied_away RENAME TO applied');
+    state.recordApplied({ ...rec, generation: 5 });
+    assert.equal(state.applied()[0].generation, 5, 'written the second time');
+    state.recordApplied({ ...rec, generation: 4 });
     // Forgotten, then the same record again: written again.
     state.forgetApplied('aaaaaaaaaa');
     state.recordApplied({ ...rec, generation: 4 });

@@ -63,3 +63,18 @@ test('secrets are never kept; a failed read runs again; a task outliving its sco
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('forgetReads and a daemon started in the scope forget every shared read', async () => {
+  const r = new ProcessRunner();
+  await r.shareReads(async () => {
+    const a = await read(r);
+    r.forgetReads();
+    assert.equal(r.sharedRead(NOW, {}), undefined);
+    const b = await read(r);
+    assert.notEqual(b, a);
+    assert.notEqual(r.sharedRead(NOW, {}), undefined);
+    // `true` ends at once by itself (the handle is unreferenced: nothing waits for it).
+    r.spawnDaemon(['true'], { newSession: false });
+    assert.equal(r.sharedRead(NOW, {}), undefined, 'a daemon is a change like a mutating command');
+  });
+});

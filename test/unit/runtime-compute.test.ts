@@ -101,6 +101,11 @@ class FakeEngine implements Engine {
 class FakeAttacher implements AttachPort {
   live = new Map<string, Attachment>();
   calls: string[] = [];
+  /** How often compute said the engine changed a namespace behind the attacher (forget). */
+  forgets = 0;
+  forget(): void {
+    this.forgets++;
+  }
   drift: string[] = [];
   async add(r: Parameters<AttachPort['add']>[0]): Promise<Attachment> {
     this.calls.push(`add ${r.workload} ${r.ip}/${r.prefix} pid=${r.pid}`);
@@ -493,4 +498,17 @@ test('containers start while the networks are built: create and start before the
   const failed = Promise.reject(new Error('nft failed'));
   const r3 = await b.compute.apply([wl('web', '10.1.0.2')], () => null, [], failed);
   assert.deepEqual(r3.errors, []);
+});
+
+test('an engine call that removes or starts a container forgets the reads shared in the reconcile; a no-op forgets nothing', async () => {
+  const b = bed();
+  const web = wl('web', '10.1.0.2');
+  const db = wl('db', '10.1.0.3');
+  await b.apply([web, db]);
+  assert.equal(b.attacher.forgets, 2, 'two starts');
+  b.attacher.forgets = 0;
+  await b.apply([web, db]);
+  assert.equal(b.attacher.forgets, 0);
+  await b.apply([web]);
+  assert.equal(b.attacher.forgets, 1, 'one removal');
 });
