@@ -133,8 +133,6 @@ export class State {
     // time is when the record last changed.
     const text = JSON.stringify([rec.tenant, rec.blueprint, rec.network, rec.generation, rec.ok, rec.report]);
     if (this.appliedTexts.get(rec.networkId) === text) return;
-    // Kept only once written: a write that failed (disk full, out of descriptors) is tried again next time.
-    this.appliedTexts.delete(rec.networkId);
     this.db
       .prepare(
         `INSERT INTO applied (network_id, tenant, blueprint, network, generation, ok, report, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -142,6 +140,7 @@ export class State {
            generation = excluded.generation, ok = excluded.ok, report = excluded.report, applied_at = excluded.applied_at`,
       )
       .run(rec.networkId, rec.tenant, rec.blueprint, rec.network, rec.generation, rec.ok ? 1 : 0, JSON.stringify(rec.report), this.now().toISOString());
+    // Kept only once written: a write that failed (disk full, out of descriptors) is tried again next time.
     this.appliedTexts.set(rec.networkId, text);
   }
 
