@@ -340,7 +340,9 @@ async function ensureDevices(spec: LabSpec, layout: Layout, plans: BlueprintPlan
 
 /**
  * Waits (bounded) for a green matrix: first only the pairs expected to reach (fast when they work), then the
- * whole matrix. Echo services are (re)started each round.
+ * whole matrix. Echo services are (re)started each round. A reach check that passed in an earlier round of this
+ * wait is not probed again (each round probes only what has not reached yet: every check expected to reach must
+ * have reached once since the wait began); the whole matrix then probes every isolated and denied check afresh.
  */
 export async function waitGreen(
   dir: string,
@@ -353,14 +355,18 @@ export async function waitGreen(
   const end = Date.now() + timeoutMs;
   let matrix: PairResult[] = [];
   let rounds = 0;
+  let reached: PairResult[] = [];
   for (; rounds < 200 && Date.now() < end; rounds++) {
     const wl = await workloadPids(endpoints, dir);
     const echo = await ensureEcho(endpoints, layout, state, dir, wl.pids);
     if (echo.started) writeState(dir, state);
     const missing = echo.missing.length + wl.missing.length;
-    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids });
+    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids, reuse: reached });
+    reached = reach.filter((r) => r.ok);
     const good = reach.filter((r) => r.ok).length;
-    say(`waiting: ${good}/${reach.length} reachable pairs ok${missing ? `, ${missing} endpoint(s) not there yet` : ''}`);
+    const notYet = reach.filter((r) => !r.ok && !r.skip);
+    const eg = notYet.length ? `; not yet: ${notYet.slice(0, 3).map((r) => `${r.from} → ${r.to}${r.family === 6 ? ' (IPv6)' : ''} ${r.proto}${r.port !== null && r.proto !== 'icmp' ? `/${r.port}` : ''}`).join(', ')}${notYet.length > 3 ? ', …' : ''}` : '';
+    say(`waiting: ${good}/${reach.length} reachable pairs ok${missing ? `, ${missing} endpoint(s) not there yet` : ''}${eg}`);
     if (matrixOk(reach) || reach.length === 0) {
       // The whole matrix: what is expected isolated or denied, with the reachable checks just passed.
       matrix = await runMatrix(endpoints, layout, state, { workloadPids: wl.pids, reuse: reach });
