@@ -372,9 +372,10 @@ const ENTRIES = {
   ),
   E_REQUEST: invalid(
     'admin',
-    'the request body or query does not match the schema, or the URL is malformed; a 4xx fastify answers itself (e.g. 415 for another content type) keeps its status',
+    'the request body or query does not match the schema, or the URL, body or HTTP is malformed; a 4xx of the HTTP layer keeps its status (415 for another content type than JSON or text, 408 for a request that did not arrive in time)',
     'see docs/admin-api.md',
   ),
+  E_STOPPING: retryable('admin', 'the agent is stopping: a request that came on an open connection after the stop began', 'retry once the agent runs again'),
 
   // ── netns ────────────────────────────────────────────────────────────────────────────────────────────────
   E_NETNS_COMMAND: retryable(

@@ -1,14 +1,12 @@
 /**
- * src/admin — the local admin API: a fastify app built apart from its unix-socket listener.
+ * src/admin — the local admin API: its routes on the HTTP layer of http.ts, built apart from the unix-socket listener.
  *
  * Does: /v1 routes over the agent's core service, schema-validated and size-limited bodies, errors with codes,
  * read-only mode (for a group socket). Does not: bind sockets (listen.ts does), hold state, or return secrets.
  */
-import { createRequire } from 'node:module';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Agent } from '../agent/agent.ts';
-import { CODES, httpStatus } from '../codes.ts';
 import { ZmeshError } from '../errors.ts';
+import { HttpApp, type Request } from './http.ts';
 import { DEFAULT_ADMIN, DEFAULT_READ, type SocketLimits } from './limits.ts';
 import type { ConnectionStats } from './listen.ts';
 
@@ -22,8 +20,6 @@ export interface AdminDeps {
   limits?: SocketLimits;
   /** Connection figures of the listeners (their gates), shown in /v1/metrics. */
   connections?: () => AdminSocketFigures[];
-  /** 'fastify': fastify's compilers, built when the app starts (its default); tests compare it with the lazy ones. */
-  schemaCompilers?: 'lazy' | 'fastify';
 }
 
 /** A follow stream whose reader has fallen this far behind is closed (a client that never reads). */
@@ -40,7 +36,7 @@ export class RequestGate {
     readonly max: number,
     readonly queue: number,
   ) {}
-  async run<T>(req: FastifyRequest | null, fn: () => Promise<T>): Promise<T> {
+  async run<T>(req: Request | null, fn: () => Promise<T>): Promise<T> {
     if (this.running >= this.max) {
       if (this.waiting.length >= this.queue) {
         throw new ZmeshError('E_BUSY', `too many requests that run commands at once on this socket (${this.running} running, ${this.waiting.length} waiting)`, {
@@ -97,129 +93,27 @@ export function renderConnectionMetrics(list: AdminSocketFigures[]): string {
   return out.join('\n') + '\n';
 }
 
-/** An error's HTTP status is its code's in the registry (src/codes.ts, docs/errors.md). */
-function sendError(reply: FastifyReply, e: ZmeshError) {
-  if (e.code === 'E_BUSY') reply.header('retry-after', '1');
-  return reply.code(httpStatus(e.code, e.kind)).send({ error: e.toJSON() });
-}
-
-/** The error body for an error fastify raised (not a ZmeshError), in the same shape as ours (kind from the registry). */
-function frameworkError(code: 'E_TOO_LARGE' | 'E_REQUEST' | 'E_INTERNAL', message: string) {
-  return { error: { code, kind: CODES[code].kind, message, problems: [] } };
-}
-
-type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
-type BuildValidator = NonNullable<Compilers['buildValidator']>;
-type BuildSerializer = NonNullable<Compilers['buildSerializer']>;
-type Validate = ((data: unknown, ctx?: unknown) => unknown) & { errors?: unknown; schemaEnv?: unknown };
-
-/** Fastify's own compilers, required from where fastify resolves them (its dependencies, not ours). */
-const fromFastify = (name: string) => createRequire(createRequire(import.meta.url).resolve('fastify'))(name) as () => unknown;
-
-/**
- * Fastify's own validator compiler (@fastify/ajv-compiler, with the options fastify passes), but loaded, built and
- * run on the first request a schema applies to, not when the app starts. Ajv and the compilation of the routes'
- * schemas were ~95 ms of the ~600 ms of CPU an agent spends before its socket answers, and both sockets paid them;
- * most routes of most agents never see a request with a body or a query. Same compiler, same options: the same
- * validation (test/unit/admin-lazy-schemas.test.ts). A custom compiler also makes fastify leave header schemas as
- * written (not lower-cased): no route here has one, and buildAdminApp refuses a route that brings one.
- */
-export const lazyValidators: BuildValidator = (externalSchemas, options) => {
-  let build: ((def: unknown) => Validate) | null = null;
-  return ((def: unknown) => {
-    let fn: Validate | null = null;
-    // fastify hands an Ajv function (one with a schemaEnv) the request as the parent of the value, so that Ajv can
-    // coerce a root value in place: the lazy one says it is one and passes that on.
-    const lazy: Validate = (data, ctx) => {
-      build ??= (fromFastify('@fastify/ajv-compiler')() as BuildValidator)(externalSchemas, options) as unknown as (def: unknown) => Validate;
-      fn ??= build(def);
-      const r = ctx === undefined ? fn(data) : fn(data, ctx);
-      lazy.errors = fn.errors;
-      return r;
-    };
-    lazy.schemaEnv = true;
-    return lazy;
-  }) as ReturnType<BuildValidator>;
-};
-
-/** The same for response serializers (none of our routes has a response schema: the compiler is never loaded). */
-export const lazySerializers: BuildSerializer = (externalSchemas, options) => {
-  let build: ((def: unknown) => (data: unknown) => string) | null = null;
-  return ((def: unknown) => {
-    let fn: ((data: unknown) => string) | null = null;
-    return (data: unknown) => {
-      build ??= (fromFastify('@fastify/fast-json-stringify-compiler')() as BuildSerializer)(externalSchemas, options) as unknown as (def: unknown) => (data: unknown) => string;
-      return (fn ??= build(def))(data);
-    };
-  }) as ReturnType<BuildSerializer>;
-};
-
-export function buildAdminApp(deps: AdminDeps): FastifyInstance {
+export function buildAdminApp(deps: AdminDeps): HttpApp {
   const limits = deps.limits ?? (deps.readOnly ? DEFAULT_READ : DEFAULT_ADMIN);
   const heavy = new RequestGate(limits.heavyConcurrent, limits.heavyQueue);
-  const app = Fastify({
-    logger: false,
+  const app = new HttpApp({
     bodyLimit: deps.bodyLimit ?? limits.bodyLimit,
     // Timeouts (node checks them every checkIntervalMs, on unix sockets too: test/integration/admin-socket.test.ts):
     // a silent or half-sent request gets 408 after headersTimeoutMs, a slow body after requestTimeoutMs, an idle
     // keep-alive connection is closed after keepAliveTimeoutMs, and (read-only socket) any connection with no
     // traffic for idleTimeoutMs.
-    connectionTimeout: limits.idleTimeoutMs,
-    keepAliveTimeout: limits.keepAliveTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    http: {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      connectionsCheckingInterval: limits.checkIntervalMs,
-      maxHeaderSize: 16 * 1024,
-    },
+    headersTimeoutMs: limits.headersTimeoutMs,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+    idleTimeoutMs: limits.idleTimeoutMs,
+    checkIntervalMs: limits.checkIntervalMs,
+    maxHeaderSize: 16 * 1024,
     // On close: the read-only socket drops every connection; the admin socket lets requests in flight finish.
     forceCloseConnections: deps.readOnly ? true : 'idle',
-    routerOptions: { maxParamLength: 256 },
-    ...(deps.schemaCompilers === 'fastify' ? {} : { schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } } }),
-    // Errors the router raises before any route (bad URL, over-long parameter) get our coded shape too; an
-    // over-long URL parameter is E_TOO_LARGE with 414 (URI too long) rather than the code's 413.
-    frameworkErrors: (err, _req, reply) => {
-      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
-      (reply as FastifyReply).code(tooLong ? 414 : httpStatus('E_REQUEST', 'invalid')).send(frameworkError(tooLong ? 'E_TOO_LARGE' : 'E_REQUEST', err.message.slice(0, 300)));
-    },
+    // An over-long URL segment is E_TOO_LARGE with 414 (URI too long).
+    maxParamLength: 256,
   });
   const { agent } = deps;
-  app.addHook('onRoute', (route) => {
-    // Header schemas are not lower-cased under a custom compiler (lazyValidators): none here, and none slips in.
-    if (route.schema?.headers !== undefined) throw new Error(`admin route ${route.method} ${route.url}: header schemas are not supported (see lazyValidators)`);
-  });
-
-  // Errors fastify answers by itself (router limits, bad URLs) get the same coded shape as ours.
-  app.addHook('onSend', async (_req, reply, payload) => {
-    if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
-    let body: { error?: unknown; code?: string; message?: string };
-    try {
-      body = JSON.parse(payload);
-    } catch {
-      return payload;
-    }
-    if (body && typeof body.error === 'object' && body.error !== null) return payload;
-    reply.header('content-type', 'application/json; charset=utf-8');
-    const code = reply.statusCode === 414 ? 'E_TOO_LARGE' : reply.statusCode >= 500 ? 'E_INTERNAL' : 'E_REQUEST';
-    return JSON.stringify(frameworkError(code, String(body?.message ?? 'bad request')));
-  });
-
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof ZmeshError) return sendError(reply, err);
-    const fe = err as { validation?: unknown; statusCode?: number; code?: string; message: string };
-    if (fe.validation) {
-      return sendError(reply, new ZmeshError('E_REQUEST', `bad request: ${fe.message}`, { hint: 'see docs/admin-api.md for the request shape' }));
-    }
-    if (fe.statusCode === 413) return reply.code(httpStatus('E_TOO_LARGE', 'invalid')).send(frameworkError('E_TOO_LARGE', fe.message));
-    // Other 4xx fastify answers (415 for another content type, …) keep their status, with our code.
-    if (fe.statusCode && fe.statusCode < 500) return reply.code(fe.statusCode).send(frameworkError('E_REQUEST', fe.message));
-    return reply.code(httpStatus('E_INTERNAL', 'internal')).send(frameworkError('E_INTERNAL', fe.message));
-  });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, new ZmeshError('E_NOT_FOUND', `no route ${req.method} ${req.url}`, { hint: 'routes are under /v1; see docs/admin-api.md' })),
-  );
 
   const writable = () => {
     if (deps.readOnly) throw new ZmeshError('E_READ_ONLY', 'this socket is read-only', { hint: 'use the admin socket (root) for changes' });
@@ -227,10 +121,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
 
   app.get('/v1/status', async () => agent.status());
   app.get('/v1/networks', async () => ({ networks: agent.networks() }));
-  app.get<{ Params: { name: string } }>('/v1/networks/:name', async (req) => heavy.run(req, () => agent.network(req.params.name)));
+  app.get('/v1/networks/:name', async (req: Request<never, never, { name: string }>) => heavy.run(req, () => agent.network(req.params.name)));
   // The names the network's resolver serves on this node (docs/dns.md). Read-only, no command.
-  app.get<{ Params: { name: string } }>('/v1/networks/:name/dns', async (req) => agent.dns(req.params.name));
-  app.get<{ Querystring: { network: string; peer?: string } }>(
+  app.get('/v1/networks/:name/dns', async (req: Request<never, never, { name: string }>) => agent.dns(req.params.name));
+  app.get(
     '/v1/diagnose',
     {
       schema: {
@@ -242,10 +136,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req) => heavy.run(req, () => agent.diagnose(req.query.network, req.query.peer)),
+    async (req: Request<{ network: string; peer?: string }>) => heavy.run(req, () => agent.diagnose(req.query.network, req.query.peer)),
   );
   // Network policy (docs/policy.md): which rule allows or drops a flow, and the rules' counters.
-  app.get<{ Querystring: { network: string; from: string; to: string; port?: string } }>(
+  app.get(
     '/v1/policy/check',
     {
       schema: {
@@ -263,14 +157,14 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       },
     },
     // No command runs, but it may compile a policy of up to 1,000 rules for another node: it takes a slot.
-    async (req) => heavy.run(req, async () => agent.policyCheck(req.query.network, req.query.from, req.query.to, req.query.port)),
+    async (req: Request<{ network: string; from: string; to: string; port?: string }>) => heavy.run(req, async () => agent.policyCheck(req.query.network, req.query.from, req.query.to, req.query.port)),
   );
-  app.get<{ Querystring: { network: string } }>(
+  app.get(
     '/v1/policy',
     { schema: { querystring: { type: 'object', required: ['network'], additionalProperties: false, properties: { network: { type: 'string', minLength: 1, maxLength: 200 } } } } },
-    async (req) => heavy.run(req, () => agent.policy(req.query.network)),
+    async (req: Request<{ network: string }>) => heavy.run(req, () => agent.policy(req.query.network)),
   );
-  app.get<{ Querystring: { after?: number; limit?: number; follow?: boolean } }>(
+  app.get(
     '/v1/events',
     {
       schema: {
@@ -285,7 +179,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req, reply) => {
+    async (req: Request<{ after?: number; limit?: number; follow?: boolean }>, reply) => {
       const after = req.query.after ?? 0;
       const limit = req.query.limit ?? 200;
       if (!req.query.follow) return { events: agent.events(after, limit) };
@@ -310,7 +204,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   );
   app.get('/v1/workloads', async (req) => ({ workloads: await heavy.run(req, () => agent.workloads()) }));
   app.get('/v1/volumes', async (req) => ({ volumes: await heavy.run(req, () => agent.volumes()) }));
-  app.get<{ Params: { name: string }; Querystring: { follow?: boolean; tail?: number } }>(
+  app.get(
     '/v1/workloads/:name/logs',
     {
       schema: {
@@ -321,7 +215,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req, reply) => {
+    async (req: Request<{ follow?: boolean; tail?: number }, never, { name: string }>, reply) => {
       // The engine call takes a slot; the stream itself (with backpressure) does not.
       const stream = await heavy.run(req, () => agent.logs(req.params.name, { follow: req.query.follow ?? false, tail: req.query.tail }));
       req.raw.on('close', () => stream.destroy());
@@ -336,7 +230,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     return deps.connections ? text + renderConnectionMetrics(deps.connections()) : text;
   });
 
-  app.post<{ Body: { signed: unknown; part: unknown } }>(
+  app.post(
     '/v1/blueprints',
     {
       schema: {
@@ -348,22 +242,22 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req, reply) => {
+    async (req: Request<never, { signed: unknown; part: unknown }>, reply) => {
       writable();
       const result = await agent.submit(req.body.signed, req.body.part);
       return reply.code(result.networks.every((n) => n.ok) && result.runtime?.ok !== false ? 200 : 202).send(result);
     },
   );
-  app.delete<{ Params: { tenant: string; name: string } }>('/v1/blueprints/:tenant/:name', async (req) => {
+  app.delete('/v1/blueprints/:tenant/:name', async (req: Request<never, never, { tenant: string; name: string }>) => {
     writable();
     return agent.remove(req.params.tenant, req.params.name);
   });
   // Direct paths between hidden nodes (docs/paths.md).
-  app.get<{ Querystring: { network?: string } }>(
+  app.get(
     '/v1/paths',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: { network: { type: 'string', minLength: 1, maxLength: 200 } } } } },
     // The read-only socket does not see other nodes' LAN and post-NAT addresses (GET /v1/candidates is refused there too).
-    async (req) => ({ paths: agent.pathViews(req.query.network, deps.readOnly === true) }),
+    async (req: Request<{ network?: string }>) => ({ paths: agent.pathViews(req.query.network, deps.readOnly === true) }),
   );
   // What this node tells the control plane, and what the control plane tells it: the admin socket only.
   app.get('/v1/candidates', async (req) => {

@@ -6,7 +6,7 @@
 // `503 E_BUSY` and closed within 100 ms (at once in a storm), so refused connections hold few descriptors. Accept errors (EMFILE) are
 // counted and logged, never an unhandled 'error' event. Header, request and idle timeouts are the app's
 // (buildAdminApp with SocketLimits).
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.ts';
 import type { Socket } from 'node:net';
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -20,7 +20,7 @@ function groupId(name: string): number {
   return Number(line.split(':')[2]);
 }
 
-/** Where refusals and accept errors are reported (pino's logger fits). */
+/** Where refusals and accept errors are reported (src/log.ts's logger fits). */
 export interface GateLog {
   warn(obj: object, msg: string): void;
 }
@@ -174,7 +174,7 @@ export interface ListenOptions {
 }
 
 /** Binds; returns the gate (null without limits) whose figures /v1/metrics shows. */
-export async function listenUnix(app: FastifyInstance, path: string, opts: ListenOptions = {}): Promise<ConnectionGate | null> {
+export async function listenUnix(app: HttpApp, path: string, opts: ListenOptions = {}): Promise<ConnectionGate | null> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
@@ -185,7 +185,7 @@ export async function listenUnix(app: FastifyInstance, path: string, opts: Liste
   const server = app.server;
   const gate = opts.limits ? new ConnectionGate(opts.name ?? path, opts.limits, opts.peerCred ?? null, opts.log) : null;
   if (gate) {
-    // The gate decides before node's http machinery sees the connection: the listeners node and fastify put on
+    // The gate decides before node's http machinery sees the connection: the listeners node's http server put on
     // 'connection' run only for admitted sockets.
     await app.ready();
     const inner = server.listeners('connection') as ((s: Socket) => void)[];
@@ -207,7 +207,7 @@ export async function listenUnix(app: FastifyInstance, path: string, opts: Liste
   } finally {
     process.umask(old);
   }
-  // After listen fastify no longer listens for 'error': an accept failure (EMFILE) would be an unhandled
+  // After listen nothing listens for 'error' (HttpApp.listen's listener is gone): an accept failure (EMFILE) would be an unhandled
   // 'error' event. libuv keeps accepting once descriptors are free again.
   server.on('error', (e: NodeJS.ErrnoException) => {
     if (gate) gate.acceptError(e);

@@ -2,7 +2,7 @@
 // its own budget of connections, descriptors and command-running requests, computed from the descriptor limit
 // the agent runs with (limits.ts), and on the group socket a per-uid share (SO_PEERCRED, peercred.ts).
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.ts';
 import type { Agent } from '../agent/agent.ts';
 import { buildAdminApp, type AdminSocketFigures } from './app.ts';
 import { adminBudget, parseNofile, type AdminBudget } from './limits.ts';
@@ -22,7 +22,7 @@ export interface AdminSocketsOptions {
 
 export interface AdminSockets {
   /** The apps, root socket first; close them to stop listening. */
-  apps: FastifyInstance[];
+  apps: HttpApp[];
   gates: ConnectionGate[];
   budget: AdminBudget;
   /** Whether the group socket tells peers apart by uid. */
@@ -45,7 +45,7 @@ export async function startAdminSockets(o: AdminSocketsOptions): Promise<AdminSo
   const gates: ConnectionGate[] = [];
   const figures = (): AdminSocketFigures[] =>
     gates.map((g) => ({ socket: g.name, stats: g.snapshot(), maxConnections: g.limits.maxConnections, perUid: g.perUidEnforced ? g.limits.perUid : null }));
-  const apps: FastifyInstance[] = [];
+  const apps: HttpApp[] = [];
   try {
     const admin = buildAdminApp({ agent: o.agent, limits: budget.admin, connections: figures });
     apps.push(admin);

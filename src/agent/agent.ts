@@ -1,6 +1,6 @@
 // The node agent's core service: the provisioning pipeline (verify → check → record → apply), the reconcile
 // loop, and the read views the admin socket serves. One mutex serializes every change and reconcile.
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import { canonicalize, verifySigned } from '../blueprint/index.ts';
 import type { Blueprint, SignedBlueprint } from '../blueprint/types.ts';
 import type { X25519Secret } from '../crypto/keys.ts';

@@ -8,6 +8,7 @@ import { parseSize } from '../blueprint/units.ts';
 import { parseDuration } from '../units.ts';
 import { Key } from '../crypto/keys.ts';
 import { ValidationError, unknownField, type Problem } from '../errors.ts';
+import { isLevel, LEVELS } from '../log.ts';
 import { parseEtcdSection, type AgentEtcdConfig } from './etcd-config.ts';
 import { checkDnsUpstreams, checkEgressCidrs } from '../../netns/egress.ts';
 
@@ -81,6 +82,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   }
   const backend = c.wireguardBackend ?? 'auto';
   if (!['auto', 'kernel', 'userspace'].includes(backend as string)) bad('E_BACKEND', 'wireguardBackend', 'wireguardBackend is auto, kernel or userspace', 'pick one');
+  if (c.logLevel !== undefined && !isLevel(c.logLevel)) bad('E_TYPE', 'logLevel', `logLevel is one of ${Object.keys(LEVELS).join(', ')}`, 'write e.g. logLevel: info');
   const interval = c.reconcileInterval === undefined ? 30000 : parseDuration(c.reconcileInterval);
   if (interval === null) bad('E_DURATION', 'reconcileInterval', 'reconcileInterval is a duration like 30s', 'write e.g. 30s');
   let tenants: Record<string, unknown> = {};
@@ -141,7 +143,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
     reconcileIntervalMs: interval!,
     trustedTenants: tenants as Record<string, string>,
     underlayMtu: c.underlayMtu as number | undefined,
-    logLevel: typeof c.logLevel === 'string' ? c.logLevel : 'info',
+    logLevel: isLevel(c.logLevel) ? c.logLevel : 'info',
     ...(etcd ? { etcd } : {}),
     dockerSocket: path(c.dockerSocket) || '/var/run/docker.sock',
     storageDevice: typeof c.storageDevice === 'string' ? c.storageDevice : undefined,

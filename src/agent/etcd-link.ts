@@ -6,7 +6,7 @@
 // revision, or a full read) when etcd is back.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { ZmeshError, type Problem } from '../errors.ts';
 import { assemblePart, partDecision, type PartHead } from '../control/entries.ts';

@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT stop it cleanly; the data plane keeps running (a restart reconciles from the store).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import pino, { type Logger } from 'pino';
+import { createLogger, type Logger } from '../log.ts';
 import { startAdminSockets } from '../admin/serve.ts';
 import { X25519Secret, clampX25519 } from '../crypto/keys.ts';
 import { ZmeshError } from '../errors.ts';
@@ -78,7 +78,7 @@ export interface RunningAgent {
 export async function runAgent(configFile: string, flags: { etcd?: string; etcdCacert?: string; etcdCert?: string; etcdKey?: string } = {}): Promise<RunningAgent> {
   process.umask(0o077);
   const config = withEtcdFlags(parseAgentConfig(readFileSync(configFile, 'utf8'), configBaseDir(configFile)), flags);
-  const log = pino({ level: config.logLevel, base: { node: config.nodeId } }, pino.destination(2));
+  const log = createLogger({ level: config.logLevel, base: { node: config.nodeId } });
   const identity = loadIdentity(config.identityKeyFile);
   const { db, versions, backup, steps } = openStore(config.stateDir, AGENT_MODULES);
   if (backup) log.warn({ steps, backup, versions }, `state store migrated (${steps!.join(', ')}); the store as it was is kept in ${backup} for a rollback`);

@@ -2,7 +2,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import type { X25519Secret } from '../crypto/keys.ts';
 import { Driver, type DriverOptions } from '../../netns/driver.ts';
 import { isNetworkId, namesFor } from '../../netns/names.ts';

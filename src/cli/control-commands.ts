@@ -70,15 +70,15 @@ export function registerControlCommands(program: Command): void {
     .option('--hold-down <duration>', 'then it is planned as a hidden node (keeping its subnet, port and keys) this long before it is dropped', '15m')
     .option('--debounce <duration>', 'quiet time before re-planning after a change', '300ms')
     .option('--max-txn-ops <n>', "operations per etcd transaction (etcd's --max-txn-ops)", '128')
-    .option('--log-level <level>', 'pino log level', 'info')
+    .option('--log-level <level>', 'log level: trace, debug, info, warn, error, fatal or silent', 'info')
     .option('--signing-key <file>', 'the controller ed25519 secret (zmesh keygen controller): every node part is signed with it')
     .option('--operator-key <pubkey>', 'an operator ed25519 public key (zmesh keygen operator); only enrollments it signed count (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (flags: RunFlags) => {
       const { Controller } = await import('../control/controller.ts');
-      const { default: pino } = await import('pino');
+      const { createLogger } = await import('../log.ts');
       const { publicKeyArg, readSecretKeyFile } = await import('./blueprint-actions.ts');
       const { Key } = await import('../crypto/keys.ts');
-      const log = pino({ level: flags.logLevel, base: { component: 'controller' } }, pino.destination(2));
+      const log = createLogger({ level: flags.logLevel, base: { component: 'controller' } });
       const maxTxnOps = Number(flags.maxTxnOps);
       if (!Number.isInteger(maxTxnOps) || maxTxnOps < 8) throw new ZmeshError('E_USAGE', '--max-txn-ops is an integer ≥ 8', { hint: 'use the value etcd runs with (default 128)' });
       const controller = new Controller({

@@ -8,7 +8,7 @@
 // node keeps what concerns its own direct peers: one node's new endpoint rewrites one record per network, not
 // one per other member (that was O(members²) bytes, and seconds of a blocked event loop at 2,000 hidden nodes).
 import type { Etcd3, Watcher } from 'etcd3';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import type { Key } from '../crypto/keys.ts';
 import { candidateTables, type CandidateReport, type CandidateReportNetwork } from './candidates.ts';
 import { prefixEnd } from './etcd.ts';

@@ -3,7 +3,7 @@
 // blueprints reserved on each node), and writes each node's part under that node's own prefix — only the
 // entries whose content changed. See docs/control-plane.md.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { RandomSource } from '../crypto/rng.ts';
 import type { Problem } from '../errors.ts';

@@ -3,7 +3,7 @@
 // changes that arrive meanwhile are coalesced into the next batch). When the watch cannot resume (etcd compacted
 // the revision, or the stream was cancelled) it reads everything again. Used by the agent (src/agent/etcd-link.ts)
 // and by the benchmark's simulated agents.
-import type { Logger } from 'pino';
+import type { Logger } from '../log.ts';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Entries } from './entries.ts';
 import { prefixEnd } from './etcd.ts';

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { signBlueprint } from '../../src/blueprint/index.ts';
 import type { Blueprint, SignedBlueprint } from '../../src/blueprint/types.ts';
 import { ed25519KeyPair, X25519Secret, type KeyPair } from '../../src/crypto/keys.ts';
@@ -140,7 +140,7 @@ export function agentBed(node = 'node-a', tenants: string[] = ['acme', 'globex']
     state,
     identity: new X25519Secret(identity(node).privateKey),
     driver,
-    log: pino({ level: 'silent' }),
+    log: createLogger({ level: 'silent' }),
     moduleVersions: versions,
   });
   return {

@@ -18,7 +18,7 @@ export interface AgentHost {
   socket: string;
   config: string;
   agent: ChildProcess | null;
-  /** Everything the agent wrote on stderr (its pino log). */
+  /** Everything the agent wrote on stderr (its JSON-lines log, src/log.ts). */
   log: string[];
 }
 

@@ -1,6 +1,6 @@
 // A control-plane test bed: a real etcd (1 or 3 members, optional TLS), a controller, and agents in process
 // (the real Agent pipeline over a FakeDriver, each with its own etcd client, linked by EtcdLink).
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import type { Blueprint } from '../../src/blueprint/types.ts';
 import { EtcdLink } from '../../src/agent/etcd-link.ts';
 import { connectEtcd, Controller, ControlOps, Keys, type ControllerOptions, type Etcd3, type EtcdConnectOptions } from '../../src/control/index.ts';
@@ -46,7 +46,7 @@ export interface ControlBed {
   close(): Promise<void>;
 }
 
-export const quiet = pino({ level: process.env.ZMESH_TEST_LOG ?? 'silent' });
+export const quiet = createLogger({ level: process.env.ZMESH_TEST_LOG ?? 'silent' });
 
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -195,9 +195,10 @@ test('accept(2) failing with EMFILE is no crash; the listener serves again after
   const dir = tmp();
   const path = join(dir, 'l.sock');
   const script = `
-    import Fastify from 'fastify';
+    import { HttpApp } from ${JSON.stringify(join(ROOT, 'src/admin/http.ts'))};
+    import { DEFAULT_ADMIN } from ${JSON.stringify(join(ROOT, 'src/admin/limits.ts'))};
     import { listenUnix } from ${JSON.stringify(join(ROOT, 'src/admin/listen.ts'))};
-    const app = Fastify();
+    const app = new HttpApp({ ...DEFAULT_ADMIN, maxParamLength: 256, maxHeaderSize: 16384, forceCloseConnections: 'idle' });
     let gate;
     app.get('/s', async () => gate.snapshot());
     gate = await listenUnix(app, ${JSON.stringify(path)}, { limits: { maxConnections: 1000, perUid: 1000 } });

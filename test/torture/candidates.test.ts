@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { buildAdminApp } from '../../src/admin/app.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import { MAX_CANDIDATES } from '../../src/agent/candidates.ts';
@@ -91,7 +91,7 @@ async function candidateBed() {
     trustedTenants: Object.fromEntries(['acme', 'globex'].map((t) => [t, tenantKeys(t).publicKey.toString()])),
     logLevel: 'silent',
   };
-  const agent = new Agent({ config, state, identity: new X25519Secret(identity(ME).privateKey), driver, log: pino({ level: 'silent' }), moduleVersions: versions, now: () => clock.now });
+  const agent = new Agent({ config, state, identity: new X25519Secret(identity(ME).privateKey), driver, log: createLogger({ level: 'silent' }), moduleVersions: versions, now: () => clock.now });
   const app = buildAdminApp({ agent });
   const readApp = buildAdminApp({ agent, readOnly: true });
   for (const [bp, plan] of [

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { Agent, OBSERVED_TTL_MS } from '../../src/agent/agent.ts';
 import type { AgentConfig } from '../../src/agent/config.ts';
 import { validateCandidates } from '../../src/agent/candidates.ts';
@@ -81,7 +81,7 @@ test(
     } as unknown as Etcd3;
     let clock = 1_700_000_000_000;
     const members = new Map([['n000000000', new Set(ids)]]);
-    const relay = new CandidateRelay({ client, keys, log: pino({ level: 'silent' }), pinned: (id) => pins.get(id), members: () => members, epochs: epochsOf(() => members), signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
+    const relay = new CandidateRelay({ client, keys, log: createLogger({ level: 'silent' }), pinned: (id) => pins.get(id), members: () => members, epochs: epochsOf(() => members), signingKey: Key.fromBytes(new Uint8Array(randomBytes(32))), guard: () => ({ key: keys.leader(), value: 'c1' }), now: () => clock });
     const texts = (relay as unknown as { texts: Map<string, string> }).texts;
     const round = () => (relay as unknown as { round(): Promise<void> }).round();
     const status = (id: string, networks: CandidateReportNetwork[], extra: Record<string, unknown> = {}) => texts.set(id, signRecord(keys.status(id), { node: id, candidates: networks, ...extra }, secrets.get(id)!));
@@ -239,7 +239,7 @@ test(
       }
     }
     const config = { nodeId: 'pa', identityKeyFile: join(dir, 'k'), stateDir: dir, adminSocket: join(dir, 's'), endpoints: [], wireguardBackend: 'userspace', reconcileIntervalMs: 30000, trustedTenants: {}, logLevel: 'silent' } as AgentConfig;
-    const agent = new Agent({ config, state: new State(db), identity: new X25519Secret(identity('pa').privateKey), driver: new CountingDriver(), log: pino({ level: 'silent' }), moduleVersions: versions });
+    const agent = new Agent({ config, state: new State(db), identity: new X25519Secret(identity('pa').privateKey), driver: new CountingDriver(), log: createLogger({ level: 'silent' }), moduleVersions: versions });
     try {
       const networks = 300;
       // This node is the access node of one hidden node in each of 300 networks (tenants' blueprints).

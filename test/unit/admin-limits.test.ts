@@ -154,7 +154,7 @@ test('an app gets its limits: server timeouts, body limit, and 503 E_BUSY with r
     ] as const) {
       const srv = app.server as typeof app.server & { connectionsCheckingInterval: number };
       assert.deepEqual(
-        [srv.headersTimeout, srv.requestTimeout, srv.keepAliveTimeout, srv.timeout, srv.connectionsCheckingInterval, app.initialConfig.bodyLimit],
+        [srv.headersTimeout, srv.requestTimeout, srv.keepAliveTimeout, srv.timeout, srv.connectionsCheckingInterval, app.opts.bodyLimit],
         [l.headersTimeoutMs, l.requestTimeoutMs, l.keepAliveTimeoutMs, l.idleTimeoutMs, l.checkIntervalMs, l.bodyLimit],
       );
     }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { Key, X25519Secret } from '../../src/crypto/keys.ts';
 import { Keys } from '../../src/control/keys.ts';
 import { signRecord } from '../../src/control/records.ts';
@@ -60,7 +60,7 @@ test('reportFrom: a node report is shaped and bounded: extra entries dropped, a 
 });
 
 test('the relay takes reports only from enrolled nodes, signed with the pinned key', () => {
-  const log = pino({ level: 'silent' });
+  const log = createLogger({ level: 'silent' });
   const secret = (id: string) => new X25519Secret(identity(id).privateKey);
   const pins: Record<string, string> = { a: secret('a').publicKey.toString(), h1: secret('h1').publicKey.toString(), h3: secret('h3').publicKey.toString() };
   const members = new Map([['abcdefghij', new Set(['h1', 'h3'])]]);
@@ -116,7 +116,7 @@ function fakeEtcd() {
 }
 
 test('a relay round: one signed table per network, only plan members in it; nothing written when nothing changed; gone networks and per-node records deleted', async () => {
-  const log = pino({ level: 'silent' });
+  const log = createLogger({ level: 'silent' });
   const secret = (id: string) => new X25519Secret(identity(id).privateKey);
   const ids = ['a', 'h1', 'h2', 'h3', 'mallory'];
   const pins = Object.fromEntries(ids.map((id) => [id, secret(id).publicKey.toString()]));
@@ -194,7 +194,7 @@ test('a relay round: one signed table per network, only plan members in it; noth
 });
 
 test('a relay round: one network whose write fails does not keep the others from being written, and is tried again', async () => {
-  const log = pino({ level: 'silent' });
+  const log = createLogger({ level: 'silent' });
   const secret = (id: string) => new X25519Secret(identity(id).privateKey);
   const pins = Object.fromEntries(['h1', 'h2'].map((id) => [id, secret(id).publicKey.toString()]));
   const { client, ops } = fakeEtcd();

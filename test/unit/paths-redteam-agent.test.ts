@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { buildAdminApp } from '../../src/admin/app.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import type { AgentConfig } from '../../src/agent/config.ts';
@@ -88,7 +88,7 @@ async function bed() {
     trustedTenants: Object.fromEntries(['acme', 'globex'].map((t) => [t, tenantKeys(t).publicKey.toString()])),
     logLevel: 'silent',
   };
-  const make = () => new Agent({ config, state, identity: new X25519Secret(identity(ME).privateKey), driver, log: pino({ level: 'silent' }), moduleVersions: versions, now: () => clock.now });
+  const make = () => new Agent({ config, state, identity: new X25519Secret(identity(ME).privateKey), driver, log: createLogger({ level: 'silent' }), moduleVersions: versions, now: () => clock.now });
   const agent = make();
   const app = buildAdminApp({ agent });
   const readApp = buildAdminApp({ agent, readOnly: true });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { validateCandidates, type DirectPeerIndex } from '../../src/agent/candidates.ts';
 import { CandidateRelay, REPORT_HOLD_MS, reportFrom } from '../../src/control/candidate-relay.ts';
 import { distributeCandidates, type CandidateReport, type CandidateReportNetwork } from '../../src/control/candidates.ts';
@@ -92,7 +92,7 @@ test('defended: a hostile node cannot inject itself into its peers submissions f
 const keys = new Keys();
 
 function relayBed(hiddenCount: number, now: () => number = Date.now) {
-  const log = pino({ level: 'silent' });
+  const log = createLogger({ level: 'silent' });
   const ids = Array.from({ length: hiddenCount }, (_, i) => `h${i}`);
   const secrets = new Map([...ids, 'pa'].map((id) => [id, new X25519Secret(identity(id).privateKey)]));
   const pins = new Map([...secrets].map(([id, s]) => [id, s.publicKey.toString()]));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import pino from 'pino';
+import { createLogger } from '../../src/log.ts';
 import { buildAdminApp } from '../../src/admin/app.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import { parseAgentConfig, type AgentConfig } from '../../src/agent/config.ts';
@@ -76,7 +76,7 @@ function bed() {
     nodeId: 'node-a', identityKeyFile: join(dir, 'id'), stateDir: dir, adminSocket: join(dir, 's'), endpoints: [], wireguardBackend: 'userspace',
     reconcileIntervalMs: 30000, trustedTenants: { acme: tenantKeys('acme').publicKey.toString() }, logLevel: 'silent',
   };
-  const agent = new Agent({ config, state, identity: new X25519Secret(identity('node-a').privateKey), driver: new FakeDriver(), log: pino({ level: 'silent' }), moduleVersions: versions, runtime });
+  const agent = new Agent({ config, state, identity: new X25519Secret(identity('node-a').privateKey), driver: new FakeDriver(), log: createLogger({ level: 'silent' }), moduleVersions: versions, runtime });
   return { agent, state, runtime, db, versions, close: () => (db.close(), rmSync(dir, { recursive: true, force: true })) };
 }
 
