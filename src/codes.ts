@@ -367,7 +367,7 @@ const ENTRIES = {
   E_READ_ONLY: invalid('admin', 'a write on the read-only socket', 'use the admin socket', { status: 403 }),
   E_BUSY: retryable(
     'admin',
-    'the admin socket has as many connections open as it admits, or this user (peer uid) has its share open; or too many requests that run commands (network detail, diagnose, policy and policy check, metrics, workloads, volumes, logs) are running and waiting on this socket. Answered with `retry-after: 1`; see docs/admin-api.md#limits',
+    'the admin socket has as many connections open as it admits, or this user (peer uid) has its share open; or too many requests that run commands (network detail, diagnose, policy and policy check, metrics, workloads, volumes, logs), or too many requests with a body (4 at once, 64 waiting), are running and waiting on this socket. Answered with `retry-after: 1`; see docs/admin-api.md#limits',
     'close idle connections, retry in a moment',
   ),
   E_REQUEST: invalid(

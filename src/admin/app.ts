@@ -6,7 +6,9 @@
  */
 import type { Agent } from '../agent/agent.ts';
 import { ZmeshError } from '../errors.ts';
-import { HttpApp, type Request } from './http.ts';
+import { HttpApp, RequestGate, type Request } from './http.ts';
+
+export { RequestGate };
 import { DEFAULT_ADMIN, DEFAULT_READ, type SocketLimits } from './limits.ts';
 import type { ConnectionStats } from './listen.ts';
 
@@ -24,38 +26,6 @@ export interface AdminDeps {
 
 /** A follow stream whose reader has fallen this far behind is closed (a client that never reads). */
 export const FOLLOW_BACKLOG_BYTES = 1024 * 1024;
-
-/**
- * Requests that run commands or call the engine, at most `max` at once and `queue` waiting; more are refused
- * with 503 E_BUSY. A request whose client left while it waited is dropped when its turn comes.
- */
-export class RequestGate {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(
-    readonly max: number,
-    readonly queue: number,
-  ) {}
-  async run<T>(req: Request | null, fn: () => Promise<T>): Promise<T> {
-    if (this.running >= this.max) {
-      if (this.waiting.length >= this.queue) {
-        throw new ZmeshError('E_BUSY', `too many requests that run commands at once on this socket (${this.running} running, ${this.waiting.length} waiting)`, {
-          kind: 'retryable',
-          hint: 'retry in a moment',
-        });
-      }
-      await new Promise<void>((r) => this.waiting.push(r));
-    } else this.running++;
-    try {
-      if (req && (req.raw.destroyed || req.raw.socket?.destroyed)) throw new ZmeshError('E_REQUEST', 'the client went away', { hint: '' });
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-}
 
 /** One admin socket's connection figures and limits (perUid null: peers are not told apart by uid). */
 export interface AdminSocketFigures {
@@ -110,6 +80,7 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
     maxHeaderSize: 16 * 1024,
     // On close: the read-only socket drops every connection; the admin socket lets requests in flight finish.
     forceCloseConnections: deps.readOnly ? true : 'idle',
+    readOnly: deps.readOnly === true,
     // An over-long URL segment is E_TOO_LARGE with 414 (URI too long).
     maxParamLength: 256,
   });
@@ -191,7 +162,7 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
       // A reader that stops reading is dropped once FOLLOW_BACKLOG_BYTES wait for it, rather than buffered forever.
       const send = (line: string) => {
         if (res.writableLength > FOLLOW_BACKLOG_BYTES) res.destroy();
-        else if (!res.destroyed) res.write(line);
+        else if (!res.destroyed && !res.writableEnded) res.write(line);
       };
       for (const e of agent.events(after, limit)) send(JSON.stringify(e) + '\n');
       const off = agent.onEvent((e) => send(JSON.stringify(e) + '\n'));
@@ -233,6 +204,7 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
   app.post(
     '/v1/blueprints',
     {
+      write: true,
       schema: {
         body: {
           type: 'object',
@@ -248,7 +220,7 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
       return reply.code(result.networks.every((n) => n.ok) && result.runtime?.ok !== false ? 200 : 202).send(result);
     },
   );
-  app.delete('/v1/blueprints/:tenant/:name', async (req: Request<never, never, { tenant: string; name: string }>) => {
+  app.delete('/v1/blueprints/:tenant/:name', { write: true }, async (req: Request<never, never, { tenant: string; name: string }>) => {
     writable();
     return agent.remove(req.params.tenant, req.params.name);
   });
@@ -260,15 +232,15 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
     async (req: Request<{ network?: string }>) => ({ paths: agent.pathViews(req.query.network, deps.readOnly === true) }),
   );
   // What this node tells the control plane, and what the control plane tells it: the admin socket only.
-  app.get('/v1/candidates', async (req) => {
+  app.get('/v1/candidates', { write: true }, async (req) => {
     writable();
     return heavy.run(req, () => agent.candidateReport());
   });
-  app.put('/v1/candidates', { bodyLimit: 256 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
+  app.put('/v1/candidates', { write: true, bodyLimit: 256 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
     writable();
     return agent.setCandidates(req.body);
   });
-  app.post('/v1/reconcile', async () => {
+  app.post('/v1/reconcile', { write: true }, async () => {
     writable();
     return agent.reconcile('requested');
   });

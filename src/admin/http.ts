@@ -32,8 +32,10 @@ type Handler = (req: Request<never, never, never>, reply: Reply) => Promise<unkn
 
 export interface RouteOptions {
   schema?: { querystring?: object; body?: object };
-  /** Bodies larger than this are refused (bytes); default: the app's. */
+  /** Bodies larger than this are refused (bytes); default: the app's (never more on a read-only app). */
   bodyLimit?: number;
+  /** A write: a read-only app refuses it (403 E_READ_ONLY) before it reads the body. */
+  write?: boolean;
 }
 
 interface Route {
@@ -44,6 +46,7 @@ interface Route {
   names: string[];
   handler: Handler;
   bodyLimit?: number;
+  write: boolean;
   query?: Validator;
   body?: Validator;
 }
@@ -60,6 +63,46 @@ export interface ServerOptions {
   forceCloseConnections: true | 'idle';
   maxParamLength: number;
   maxHeaderSize: number;
+  /** Refuse every route declared a write. */
+  readOnly?: boolean;
+  /** Requests with a body read, parsed and handled at once (default 4) and waiting (default 64); more get 503
+   *  E_BUSY. Node hands over pipelined requests at once: without this, one connection could have every body it
+   *  pipelines parsed and held while the first is handled. */
+  bodyConcurrent?: number;
+  bodyQueue?: number;
+}
+
+/**
+ * At most `max` requests at once and `queue` waiting; more are refused with 503 E_BUSY. A request whose client left
+ * while it waited is dropped when its turn comes.
+ */
+export class RequestGate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(
+    readonly max: number,
+    readonly queue: number,
+    readonly what = 'requests that run commands',
+  ) {}
+  async run<T>(req: { raw: IncomingMessage } | null, fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.max) {
+      if (this.waiting.length >= this.queue) {
+        throw new ZmeshError('E_BUSY', `too many ${this.what} at once on this socket (${this.running} running, ${this.waiting.length} waiting)`, {
+          kind: 'retryable',
+          hint: 'retry in a moment',
+        });
+      }
+      await new Promise<void>((r) => this.waiting.push(r));
+    } else this.running++;
+    try {
+      if (req && (req.raw.destroyed || req.raw.socket?.destroyed)) throw new ZmeshError('E_REQUEST', 'the client went away', { hint: '' });
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
 }
 
 /** The error body for an error of the HTTP layer (not a ZmeshError), in the same shape (kind from the registry). */
@@ -110,35 +153,55 @@ export function parseQuery(search: string): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of new URLSearchParams(search)) {
     const had = out[k];
-    out[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+    if (had === undefined) out[k] = v;
+    else if (Array.isArray(had)) had.push(v);
+    else out[k] = [had, v];
   }
   return out;
 }
 
+// A key that is `__proto__` or `constructor`, letters possibly written as \u escapes (secure-json-parse's test).
+const PROTO_KEY = /"(?:_|\\u005[Ff])(?:_|\\u005[Ff])(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff])(?:_|\\u005[Ff])"\s*:/;
+const CONSTRUCTOR_KEY = /"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"\s*:/;
+
 /** JSON.parse that refuses what could poison a prototype (a `__proto__` key, or `constructor.prototype`), as
- *  fastify's parser (secure-json-parse) does; the slower reviver runs only when the text could hold one. */
+ *  fastify's parser (secure-json-parse) does: a plain parse, then a walk of the result only when the text has a
+ *  key that could be one. */
 export function parseJsonSecure(text: string): unknown {
-  if (!text.includes('__proto__') && !text.includes('constructor') && !text.includes('\\u')) return JSON.parse(text);
-  return JSON.parse(text, function (key, value) {
-    if (key === '__proto__') throw new SyntaxError('forbidden prototype property');
-    if (key === 'constructor' && value !== null && typeof value === 'object' && Object.prototype.hasOwnProperty.call(value, 'prototype')) {
-      throw new SyntaxError('forbidden prototype property');
-    }
-    return value;
-  });
+  const value: unknown = JSON.parse(text);
+  const proto = PROTO_KEY.test(text);
+  const ctor = CONSTRUCTOR_KEY.test(text);
+  if (!proto && !ctor) return value;
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const node = todo.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (proto && Object.prototype.hasOwnProperty.call(node, '__proto__')) throw new SyntaxError('forbidden prototype property');
+    const c = ctor && Object.prototype.hasOwnProperty.call(node, 'constructor') ? (node as Record<string, unknown>).constructor : undefined;
+    if (c !== null && typeof c === 'object' && Object.prototype.hasOwnProperty.call(c, 'prototype')) throw new SyntaxError('forbidden prototype property');
+    for (const k in node) todo.push((node as Record<string, unknown>)[k]);
+  }
+  return value;
 }
 
-const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
+/**
+ * Whether a request's body is parsed, as fastify decides: POST, PUT and PATCH always when they name a content
+ * type, and without one when they carry a body (then 415); DELETE and OPTIONS only when they name a content type
+ * and carry a length or a transfer encoding; other methods (GET, HEAD) never.
+ */
+export function bodyToParse(method: string, headers: IncomingMessage['headers']): boolean {
+  const typed = headers['content-type'] !== undefined;
+  const te = headers['transfer-encoding'] !== undefined;
+  if (method === 'POST' || method === 'PUT' || method === 'PATCH') return typed || te || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+  if (method === 'DELETE' || method === 'OPTIONS') return typed && (te || headers['content-length'] !== undefined);
+  return false;
+}
 
-/** Reads the body the content type names, bounded by `limit`: undefined when there is none. */
+/** Reads the body the content type names, bounded by `limit` (bodyToParse said there is one to parse). */
 function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const headers = req.headers;
-  const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
   const type = (headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (!type) {
-    if (!hasBody) return Promise.resolve(undefined);
-    return Promise.reject(new HttpError(415, 'E_REQUEST', 'Unsupported Media Type'));
-  }
+  if (!type) return Promise.reject(new HttpError(415, 'E_REQUEST', 'Unsupported Media Type'));
   if (type !== 'application/json' && type !== 'text/plain') return Promise.reject(new HttpError(415, 'E_REQUEST', 'Unsupported Media Type'));
   const declared = Number(headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new HttpError(413, 'E_TOO_LARGE', 'Request body is too large'));
@@ -174,14 +237,24 @@ function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
 
 // ── replies ─────────────────────────────────────────────────────────────────────────────────────────────────
 
+/** What a reply needs of its app: whether it is stopping, and the responses that stay open (streams). */
+interface ReplyHost {
+  readonly closing: boolean;
+  /** Open responses and how each is ended when the app closes. */
+  readonly streams: Map<ServerResponse, () => void>;
+}
+
 export class Reply {
   statusCode = 200;
   private readonly headers: Record<string, string> = {};
   private hijacked = false;
+  /** send() ran (a piped stream sends its head only with its first bytes). */
+  private sent = false;
 
   constructor(
     readonly raw: ServerResponse,
     private readonly head: boolean,
+    private readonly host: ReplyHost,
   ) {}
 
   code(status: number): this {
@@ -198,28 +271,53 @@ export class Reply {
     return this.header('content-type', contentType);
   }
 
-  /** The handler writes the response itself (a follow stream). */
+  /** The handler writes the response itself (a follow stream): the app ends it when it closes. */
   hijack(): void {
     this.hijacked = true;
+    this.keepOpen(() => this.raw.end());
+  }
+
+  /** A response that stays open is ended when the app closes (else close() would wait for it forever). */
+  private keepOpen(end: () => void): void {
+    const res = this.raw;
+    this.host.streams.set(res, end);
+    res.on('close', () => this.host.streams.delete(res));
   }
 
   get taken(): boolean {
-    return this.hijacked || this.raw.headersSent || this.raw.writableEnded;
+    return this.hijacked || this.sent || this.raw.headersSent || this.raw.writableEnded;
   }
 
   /** Sends a value as JSON, a string as text, a stream piped with backpressure. */
   send(payload: unknown): void {
     if (this.taken) return;
+    this.sent = true;
     const res = this.raw;
+    // Stopping: the answer ends its connection (a keep-alive would hold the stop up).
+    if (this.host.closing) this.headers.connection = 'close';
     if (payload !== null && typeof payload === 'object' && typeof (payload as Readable).pipe === 'function') {
       const stream = payload as Readable;
-      res.writeHead(this.statusCode, this.headers);
       if (this.head) {
         stream.destroy();
+        res.writeHead(this.statusCode, this.headers);
         res.end();
         return;
       }
-      stream.on('error', () => res.destroy());
+      // The head goes with the first bytes: a stream that fails before any still gets a coded 500.
+      res.statusCode = this.statusCode;
+      for (const [k, v] of Object.entries(this.headers)) res.setHeader(k, v);
+      // On close: the source stops first, then the response ends (no write after its end).
+      this.keepOpen(() => {
+        stream.unpipe(res);
+        stream.destroy();
+        res.end();
+      });
+      stream.on('error', (e) => {
+        if (res.headersSent) return void res.destroy();
+        res.statusCode = httpStatus('E_INTERNAL', 'internal');
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify(frameworkError('E_INTERNAL', e.message)));
+      });
       res.on('close', () => stream.destroy());
       stream.pipe(res);
       return;
@@ -266,11 +364,14 @@ export interface InjectResponse {
   json<T = any>(): T; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export class HttpApp {
+export class HttpApp implements ReplyHost {
   readonly server: Server;
   private readonly routes: Route[] = [];
-  private closing = false;
+  closing = false;
   private listening = false;
+  /** Responses that stay open (follow streams, piped logs): ended on close. */
+  readonly streams = new Map<ServerResponse, () => void>();
+  private readonly bodies: RequestGate;
 
   constructor(readonly opts: ServerOptions) {
     this.server = createServer(
@@ -281,12 +382,13 @@ export class HttpApp {
         connectionsCheckingInterval: opts.checkIntervalMs,
         maxHeaderSize: opts.maxHeaderSize,
       },
-      (req, res) => void this.handle(req, res),
+      (req, res) => this.dispatch(req, res),
     );
     this.server.keepAliveTimeout = opts.keepAliveTimeoutMs;
     this.server.requestTimeout = opts.requestTimeoutMs;
     this.server.setTimeout(opts.idleTimeoutMs);
     this.server.on('clientError', clientError);
+    this.bodies = new RequestGate(opts.bodyConcurrent ?? 4, opts.bodyQueue ?? 64, 'requests with a body');
   }
 
   get(pattern: string, ...rest: [Handler] | [RouteOptions, Handler]): void {
@@ -322,7 +424,9 @@ export class HttpApp {
       segments,
       names,
       handler,
-      bodyLimit: options.bodyLimit,
+      // A read-only app never reads more than its own limit, whatever a route allows.
+      bodyLimit: options.bodyLimit !== undefined && this.opts.readOnly ? Math.min(options.bodyLimit, this.opts.bodyLimit) : options.bodyLimit,
+      write: options.write === true,
       query: schema.querystring ? lazyValidator(schema.querystring) : undefined,
       body: schema.body ? lazyValidator(schema.body) : undefined,
     });
@@ -346,9 +450,15 @@ export class HttpApp {
     return null;
   }
 
+  /** Handles a request; whatever escapes the handling (an answer that cannot be written) ends the connection,
+   *  never the agent (an unhandled rejection would). */
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    this.handle(req, res).catch(() => res.destroy());
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
-    const reply = new Reply(res, method === 'HEAD');
+    const reply = new Reply(res, method === 'HEAD', this);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
@@ -370,17 +480,21 @@ export class HttpApp {
       const found = path.startsWith('/') ? this.match(method, segments) : null;
       if (!found) throw new ZmeshError('E_NOT_FOUND', `no route ${method} ${url}`, { hint: 'routes are under /v1; see docs/admin-api.md' });
       const { route, params } = found;
+      // A write on a read-only socket is refused before its body is read.
+      if (route.write && this.opts.readOnly) throw new ZmeshError('E_READ_ONLY', 'this socket is read-only', { hint: 'use the admin socket (root) for changes' });
       const query = parseQuery(q < 0 ? '' : url.slice(q + 1));
-      const body = BODYLESS.has(method) ? undefined : await readBody(req, route.bodyLimit ?? this.opts.bodyLimit);
-      for (const [validate, data, dataVar] of [
-        [route.query, query, 'querystring'],
-        [route.body, body, 'body'],
-      ] as const) {
-        const problem = validate?.(data, dataVar);
-        if (problem) throw new ZmeshError('E_REQUEST', `bad request: ${problem}`, { hint: 'see docs/admin-api.md for the request shape' });
-      }
-      const out = await route.handler({ method, url, params, query, body, raw: req } as never, reply);
-      reply.send(out);
+      const run = async (body: unknown) => {
+        for (const [validate, data, dataVar] of [
+          [route.query, query, 'querystring'],
+          [route.body, body, 'body'],
+        ] as const) {
+          const problem = validate?.(data, dataVar);
+          if (problem) throw new ZmeshError('E_REQUEST', `bad request: ${problem}`, { hint: 'see docs/admin-api.md for the request shape' });
+        }
+        reply.send(await route.handler({ method, url, params, query, body, raw: req } as never, reply));
+      };
+      if (!bodyToParse(method, req.headers)) return await run(undefined);
+      await this.bodies.run({ raw: req }, async () => run(await readBody(req, route.bodyLimit ?? this.opts.bodyLimit)));
     } catch (e) {
       if (reply.taken) {
         if (!res.writableEnded) res.destroy();
@@ -418,6 +532,9 @@ export class HttpApp {
     this.listening = false;
     return new Promise((resolve) => {
       this.server.close(() => resolve());
+      // Streams never end by themselves: they end now (a follow reader sees its stream end).
+      for (const end of this.streams.values()) end();
+      this.streams.clear();
       if (this.opts.forceCloseConnections === true) this.server.closeAllConnections();
       else this.server.closeIdleConnections();
     });
@@ -426,13 +543,16 @@ export class HttpApp {
   /** A request without a socket (tests): light-my-request, as fastify's inject; loaded only when called. */
   async inject(opts: InjectOptions): Promise<InjectResponse> {
     const inject = createRequire(import.meta.url)('light-my-request') as (dispatch: (req: IncomingMessage, res: ServerResponse) => void, o: InjectOptions) => Promise<InjectResponse>;
-    return inject((req, res) => void this.handle(req, res), opts);
+    return inject((req, res) => this.dispatch(req, res), opts);
   }
 }
 
 /** A request node could not parse or that took too long: a coded answer, then the connection is closed. */
 function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // A response already under way on this connection (a stream) is not written into: the connection just ends.
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (current?.headersSent) return void socket.destroy(err);
   const [status, code, message] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'E_REQUEST' as const, 'the request did not arrive in time']

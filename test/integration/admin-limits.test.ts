@@ -91,24 +91,34 @@ test('timeouts apply on unix sockets: silent, half header, drip, slow body, idle
   }
 });
 
-test('huge headers: 431; a body over the limit: 413; both without hurting the next request', async () => {
+test('huge headers: 431; a body over the limit: 413 (a write on the read-only socket: 403 unread); none hurts the next request', async () => {
   const dir = tmp();
   const bed = agentBed();
   const app = buildAdminApp({ agent: bed.agent, readOnly: true });
+  // A writable app with the read-only socket's limits (16 KiB bodies).
+  const small = buildAdminApp({ agent: bed.agent, limits: DEFAULT_READ });
   const path = join(dir, 'r.sock');
+  const smallPath = join(dir, 's.sock');
   try {
     await listenUnix(app, path, { limits: { maxConnections: 8, perUid: 8 } });
+    await listenUnix(small, smallPath, { limits: { maxConnections: 8, perUid: 8 } });
     const big = await probe(path, `GET /v1/status HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(20000)}\r\n\r\n`);
     await big.closed;
     assert.equal(status(big), 'HTTP/1.1 431 Request Header Fields Too Large');
     const body = JSON.stringify({ signed: {}, part: { x: 'a'.repeat(DEFAULT_READ.bodyLimit) } });
-    const res = await probe(path, `POST /v1/blueprints HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const post = (p: string) => probe(p, `POST /v1/blueprints HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const res = await post(smallPath);
     await res.closed;
     assert.equal(status(res), 'HTTP/1.1 413 Payload Too Large');
     assert.match(res.data, /E_TOO_LARGE/);
-    assert.equal((await call<{ node: string }>(path, 'GET', '/v1/status')).node, 'node-a');
+    const ro = await post(path);
+    await ro.closed;
+    assert.equal(status(ro), 'HTTP/1.1 403 Forbidden');
+    assert.match(ro.data, /E_READ_ONLY/);
+    for (const p of [path, smallPath]) assert.equal((await call<{ node: string }>(p, 'GET', '/v1/status')).node, 'node-a');
   } finally {
     await app.close();
+    await small.close();
     bed.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,10 +5,14 @@
 // schema of another part (headers, params, response) is refused when it is declared.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { buildAdminApp } from '../../src/admin/app.ts';
-import { HttpApp, parseJsonSecure, parseQuery } from '../../src/admin/http.ts';
+import { HttpApp, bodyToParse, parseJsonSecure, parseQuery } from '../../src/admin/http.ts';
 import { DEFAULT_ADMIN } from '../../src/admin/limits.ts';
 import { blueprint, net } from '../helpers/fixtures.ts';
 import { agentBed, part, planFor, signed } from '../helpers/agent-fixtures.ts';
@@ -76,4 +80,113 @@ test('parseJsonSecure refuses __proto__ and constructor.prototype, also escaped;
   }
   assert.deepEqual(parseJsonSecure('{"constructor":1,"proto":"__x","a":"\\u0041"}'), { constructor: 1, proto: '__x', a: 'A' });
   assert.throws(() => parseJsonSecure('{"a":'), SyntaxError);
+});
+
+test('parseQuery takes a name repeated 8,000 times in one pass (one array, every value)', () => {
+  const q = parseQuery(Array.from({ length: 8000 }, (_, i) => `a=${i}`).join('&'));
+  assert.equal((q.a as string[]).length, 8000);
+  assert.equal((q.a as string[])[7999], '7999');
+});
+
+test('bodyToParse: which requests have their body parsed (fastify: by method, content type, length)', () => {
+  const cases: [string, Record<string, string>, boolean][] = [
+    ['POST', {}, false],
+    ['POST', { 'content-length': '0' }, false],
+    ['POST', { 'content-length': '2' }, true],
+    ['POST', { 'content-type': 'application/json' }, true],
+    ['PUT', { 'transfer-encoding': 'chunked' }, true],
+    ['DELETE', { 'content-type': 'application/json' }, false],
+    ['DELETE', { 'content-type': 'application/json', 'content-length': '0' }, true],
+    ['DELETE', { 'content-length': '5' }, false],
+    ['GET', { 'content-type': 'application/json', 'content-length': '5' }, false],
+    ['HEAD', { 'transfer-encoding': 'chunked' }, false],
+  ];
+  for (const [method, headers, want] of cases) assert.equal(bodyToParse(method, headers), want, `${method} ${JSON.stringify(headers)}`);
+});
+
+test('read-only: a write route is refused before its body is read (malformed, or over the read limit)', async () => {
+  const bed = agentBed();
+  const ro = buildAdminApp({ agent: bed.agent, readOnly: true });
+  try {
+    for (const [method, url, payload] of [
+      ['POST', '/v1/blueprints', '{"signed":'],
+      ['PUT', '/v1/candidates', JSON.stringify({ networks: { x: 'a'.repeat(200 * 1024) } })],
+      ['DELETE', '/v1/blueprints/acme/shop', '{'],
+    ] as const) {
+      const r = await ro.inject({ method, url, payload, headers: { 'content-type': 'application/json' } });
+      assert.equal(r.statusCode, 403, `${method} ${url}`);
+      assert.equal(r.json().error.code, 'E_READ_ONLY');
+    }
+    // A route's own larger limit does not lift a read-only app's.
+    const app = new HttpApp({ ...DEFAULT_ADMIN, bodyLimit: 1024, readOnly: true, maxParamLength: 256, maxHeaderSize: 16384, forceCloseConnections: true });
+    app.post('/x', { bodyLimit: 1024 * 1024 }, async (req) => ({ n: JSON.stringify(req.body).length }));
+    const big = await app.inject({ method: 'POST', url: '/x', payload: { s: 'a'.repeat(2000) } });
+    assert.equal(big.statusCode, 413);
+    assert.equal(big.json().error.code, 'E_TOO_LARGE');
+  } finally {
+    await ro.close();
+    bed.close();
+  }
+});
+
+test('requests with a body beyond the gate get 503 E_BUSY; a stream failing before its first byte gets a coded 500', async () => {
+  const app = new HttpApp({ ...DEFAULT_ADMIN, maxParamLength: 256, maxHeaderSize: 16384, forceCloseConnections: 'idle', bodyConcurrent: 1, bodyQueue: 0 });
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  app.post('/slow', async () => {
+    await held;
+    return { ok: true };
+  });
+  app.get('/broken', async (_req, reply) => {
+    const s = new Readable({ read() {} });
+    process.nextTick(() => s.destroy(new Error('the engine went away')));
+    reply.type('text/plain; charset=utf-8').send(s);
+  });
+  const first = app.inject({ method: 'POST', url: '/slow', payload: { a: 1 } });
+  await new Promise((r) => setTimeout(r, 20));
+  const second = await app.inject({ method: 'POST', url: '/slow', payload: { a: 2 } });
+  assert.equal(second.statusCode, 503);
+  assert.equal(second.json().error.code, 'E_BUSY');
+  assert.match(second.json().error.message, /too many requests with a body at once/);
+  const bodiless = app.inject({ method: 'POST', url: '/slow' }); // no body: not gated
+  release();
+  assert.equal((await first).statusCode, 200);
+  assert.equal((await bodiless).statusCode, 200);
+  const broken = await app.inject({ url: '/broken' });
+  assert.equal(broken.statusCode, 500);
+  assert.deepEqual(broken.json().error, { code: 'E_INTERNAL', kind: 'internal', message: 'the engine went away', problems: [] });
+});
+
+test('close() ends a follow stream and resolves; a request on an open connection meanwhile gets 503 E_STOPPING', { timeout: 20000 }, async () => {
+  const bed = agentBed();
+  const dir = mkdtempSync(join(tmpdir(), 'zmesh-http-'));
+  const path = join(dir, 'a.sock');
+  const app = buildAdminApp({ agent: bed.agent });
+  try {
+    await app.listen({ path });
+    const open = (first: string) => {
+      const st = { out: '', ended: false, s: connect(path) };
+      st.s.on('data', (c) => (st.out += c));
+      st.s.on('close', () => (st.ended = true));
+      st.s.on('error', () => undefined);
+      st.s.write(first);
+      return st;
+    };
+    const follow = open('GET /v1/events?follow=true HTTP/1.1\r\nHost: x\r\n\r\n');
+    const keep = open('GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n');
+    const until = async (ok: () => boolean, what: string) => {
+      for (const end = Date.now() + 5000; !ok(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() > end) assert.fail(what);
+    };
+    await until(() => follow.out.includes('200 OK') && keep.out.includes('"identity"'), 'both answered');
+    let closed = false;
+    const stop = app.close().then(() => (closed = true));
+    await until(() => follow.ended, 'the follow stream ended by close()');
+    await stop;
+    assert.equal(closed, true);
+    assert.match(follow.out, /\r\n0\r\n\r\n$/, 'the stream was ended cleanly (last chunk)');
+  } finally {
+    await app.close();
+    bed.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
