@@ -361,7 +361,7 @@ export async function waitGreen(
     const echo = await ensureEcho(endpoints, layout, state, dir, wl.pids);
     if (echo.started) writeState(dir, state);
     const missing = echo.missing.length + wl.missing.length;
-    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids, reuse: reached });
+    const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids, reuse: reached, retry: false });
     reached = reach.filter((r) => r.ok);
     const good = reach.filter((r) => r.ok).length;
     const notYet = reach.filter((r) => !r.ok && !r.skip);

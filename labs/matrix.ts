@@ -266,6 +266,9 @@ export interface MatrixOptions {
   reuse?: PairResult[];
   /** Only these sources (endpoint ids); default: every endpoint. */
   sources?: string[];
+  /** Probe a failed reach check once more at once (default true). A wait that runs rounds (waitGreen) says false:
+   *  its next round probes what failed, after a pause, rather than this round waiting on its slowest sources twice. */
+  retry?: boolean;
 }
 
 async function probeFrom(from: Endpoint, args: string[], layout: Layout, state: LabState, pids?: Map<string, number>): Promise<{ probes: Map<string, ProbeResult>; error?: string }> {
@@ -374,7 +377,7 @@ export async function runMatrix(endpoints: Endpoint[], layout: Layout, state: La
     return rows.map((r) => r ?? probed[k++]);
   });
   // One more probe for each check expected to reach that failed.
-  await pool(sources, parallel, async (from) => {
+  if (opts.retry !== false) await pool(sources, parallel, async (from) => {
     const i = sources.indexOf(from);
     const rows = results[i];
     const items = itemsOf(from);
