@@ -75,7 +75,8 @@ export function registerControlCommands(program: Command): void {
     .option('--operator-key <pubkey>', 'an operator ed25519 public key (zmesh keygen operator); only enrollments it signed count (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (flags: RunFlags) => {
       const { Controller } = await import('../control/controller.ts');
-      const { createLogger } = await import('../log.ts');
+      const { createLogger, isLevel, LEVELS } = await import('../log.ts');
+      if (!isLevel(flags.logLevel)) throw new ZmeshError('E_USAGE', `--log-level ${JSON.stringify(flags.logLevel)} is not a log level`, { hint: `one of ${Object.keys(LEVELS).join(', ')}` });
       const { publicKeyArg, readSecretKeyFile } = await import('./blueprint-actions.ts');
       const { Key } = await import('../crypto/keys.ts');
       const log = createLogger({ level: flags.logLevel, base: { component: 'controller' } });
