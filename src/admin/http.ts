@@ -291,11 +291,11 @@ export class Reply {
   /** Sends a value as JSON, a string as text, a stream piped with backpressure. */
   send(payload: unknown): void {
     if (this.taken) return;
-    this.sent = true;
     const res = this.raw;
     // Stopping: the answer ends its connection (a keep-alive would hold the stop up).
     if (this.host.closing) this.headers.connection = 'close';
     if (payload !== null && typeof payload === 'object' && typeof (payload as Readable).pipe === 'function') {
+      this.sent = true;
       const stream = payload as Readable;
       if (this.head) {
         stream.destroy();
@@ -332,9 +332,11 @@ export class Reply {
     } else if (payload === undefined) {
       body = Buffer.alloc(0);
     } else {
-      this.headers['content-type'] ??= 'application/json; charset=utf-8';
+      // A value JSON cannot write throws here, before anything is sent: the caller answers 500.
       body = Buffer.from(JSON.stringify(payload));
+      this.headers['content-type'] ??= 'application/json; charset=utf-8';
     }
+    this.sent = true;
     this.headers['content-length'] = String(body.length);
     res.writeHead(this.statusCode, this.headers);
     res.end(this.head ? undefined : body);

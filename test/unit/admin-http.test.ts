@@ -152,6 +152,10 @@ test('requests with a body beyond the gate get 503 E_BUSY; a stream failing befo
   release();
   assert.equal((await first).statusCode, 200);
   assert.equal((await bodiless).statusCode, 200);
+  app.get('/bigint', async () => ({ n: 1n }));
+  const big = await app.inject({ url: '/bigint' });
+  assert.equal(big.statusCode, 500, 'an answer JSON cannot write is a coded 500, not a reset');
+  assert.equal(big.json().error.code, 'E_INTERNAL');
   const broken = await app.inject({ url: '/broken' });
   assert.equal(broken.statusCode, 500);
   assert.deepEqual(broken.json().error, { code: 'E_INTERNAL', kind: 'internal', message: 'the engine went away', problems: [] });
