@@ -363,7 +363,7 @@ export async function waitGreen(
     const missing = echo.missing.length + wl.missing.length;
     const reach = await runMatrix(endpoints, layout, state, { reachOnly: true, workloadPids: wl.pids, reuse: reached, retry: false });
     reached = reach.filter((r) => r.ok);
-    const good = reach.filter((r) => r.ok).length;
+    const good = reached.length;
     const notYet = reach.filter((r) => !r.ok && !r.skip);
     const eg = notYet.length ? `; not yet: ${notYet.slice(0, 3).map((r) => `${r.from} → ${r.to}${r.family === 6 ? ' (IPv6)' : ''} ${r.proto}${r.port !== null && r.proto !== 'icmp' ? `/${r.port}` : ''}`).join(', ')}${notYet.length > 3 ? ', …' : ''}` : '';
     say(`waiting: ${good}/${reach.length} reachable pairs ok${missing ? `, ${missing} endpoint(s) not there yet` : ''}${eg}`);

@@ -5,7 +5,6 @@
  * read-only mode (for a group socket). Does not: bind sockets (listen.ts does), hold state, or return secrets.
  */
 import type { Agent } from '../agent/agent.ts';
-import { ZmeshError } from '../errors.ts';
 import { HttpApp, RequestGate, type Request } from './http.ts';
 
 export { RequestGate };
@@ -86,10 +85,8 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
   });
   const { agent } = deps;
 
-  const writable = () => {
-    if (deps.readOnly) throw new ZmeshError('E_READ_ONLY', 'this socket is read-only', { hint: 'use the admin socket (root) for changes' });
-  };
-
+  // Routes declared `write: true` are refused on the read-only socket (403 E_READ_ONLY) by the HTTP layer, before
+  // their body is read.
   app.get('/v1/status', async () => agent.status());
   app.get('/v1/networks', async () => ({ networks: agent.networks() }));
   app.get('/v1/networks/:name', async (req: Request<never, never, { name: string }>) => heavy.run(req, () => agent.network(req.params.name)));
@@ -215,15 +212,13 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
       },
     },
     async (req: Request<never, { signed: unknown; part: unknown }>, reply) => {
-      writable();
       const result = await agent.submit(req.body.signed, req.body.part);
       return reply.code(result.networks.every((n) => n.ok) && result.runtime?.ok !== false ? 200 : 202).send(result);
     },
   );
-  app.delete('/v1/blueprints/:tenant/:name', { write: true }, async (req: Request<never, never, { tenant: string; name: string }>) => {
-    writable();
-    return agent.remove(req.params.tenant, req.params.name);
-  });
+  app.delete('/v1/blueprints/:tenant/:name', { write: true }, async (req: Request<never, never, { tenant: string; name: string }>) =>
+    agent.remove(req.params.tenant, req.params.name),
+  );
   // Direct paths between hidden nodes (docs/paths.md).
   app.get(
     '/v1/paths',
@@ -232,17 +227,8 @@ export function buildAdminApp(deps: AdminDeps): HttpApp {
     async (req: Request<{ network?: string }>) => ({ paths: agent.pathViews(req.query.network, deps.readOnly === true) }),
   );
   // What this node tells the control plane, and what the control plane tells it: the admin socket only.
-  app.get('/v1/candidates', { write: true }, async (req) => {
-    writable();
-    return heavy.run(req, () => agent.candidateReport());
-  });
-  app.put('/v1/candidates', { write: true, bodyLimit: 256 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
-    writable();
-    return agent.setCandidates(req.body);
-  });
-  app.post('/v1/reconcile', { write: true }, async () => {
-    writable();
-    return agent.reconcile('requested');
-  });
+  app.get('/v1/candidates', { write: true }, async (req) => heavy.run(req, () => agent.candidateReport()));
+  app.put('/v1/candidates', { write: true, bodyLimit: 256 * 1024, schema: { body: { type: 'object' } } }, async (req) => agent.setCandidates(req.body));
+  app.post('/v1/reconcile', { write: true }, async () => agent.reconcile('requested'));
   return app;
 }

@@ -465,8 +465,8 @@ export class HttpApp implements ReplyHost {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     try {
+      // Reply.send closes the connection of every answer while stopping.
       if (this.closing) {
-        res.setHeader('connection', 'close');
         throw new ZmeshError('E_STOPPING', 'the agent is stopping', { kind: 'retryable', hint: 'retry once the agent runs again' });
       }
       const raw = path.split('/').slice(1);
