@@ -74,6 +74,31 @@ function peerArgs(p: PeerOp): string[] {
   return a;
 }
 
+/**
+ * The `wg set` that starts a handshake with each peer and leaves its keepalive off: turning a keepalive on sends
+ * one at once when the interface is up (the kernel and wireguard-go alike), which starts a handshake when there is
+ * no session; the same command turns it off again (src/agent/handshakes.ts). Split like buildWgSet past
+ * `maxArgBytes`.
+ */
+export function buildKick(ifname: string, keys: readonly string[], maxArgBytes = 512 * 1024): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const k of keys) {
+    const a = ['peer', tok(k), 'persistent-keepalive', '1', 'peer', tok(k), 'persistent-keepalive', 'off'];
+    const n = a.reduce((s, x) => s + x.length + 1, 0);
+    if (cur.length && bytes + n > maxArgBytes) {
+      out.push(['wg', 'set', tok(ifname), ...cur]);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(...a);
+    bytes += n;
+  }
+  if (cur.length) out.push(['wg', 'set', tok(ifname), ...cur]);
+  return out;
+}
+
 /** Whether a change does nothing. */
 export function isEmptyWgChange(c: WgChange): boolean {
   return c.privateKey === undefined && c.listenPort === undefined && c.peers.length === 0;

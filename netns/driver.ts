@@ -2,7 +2,7 @@
 // no longer desired are removed completely. It only ever touches what carries its ownership marker.
 import { openSealed, X25519Secret, x25519PublicKey, type Key } from '../src/crypto/index.ts';
 import { sealContext } from '../src/plan/types.ts';
-import { buildIpBatch, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
+import { buildIpBatch, buildKick, buildNftDelete, buildNftReplace, buildWgSet, ip, type PeerOp } from './build.ts';
 import { diffLink, diffPeers, diffRoutes, diffWireguard, nftIsCurrent, plannedEndpoints, ROAM_WINDOW_SEC } from './diff.ts';
 import { PlannedEndpoints } from './planned.ts';
 import { egressBlocked, type BlockedSets, type EgressPolicy } from './egress.ts';
@@ -899,6 +899,21 @@ export class Driver {
       // The peers given here (all of them exist now); the others keep what the last apply remembered.
       this.planned.set(networkId, new Map([...before, ...plannedEndpoints(want)]));
       return ops.map(peerLine);
+    });
+  }
+
+  /**
+   * Starts a handshake with each of `keys` (peers of network `networkId` already on its device): one `wg set`
+   * that turns their keepalive on and off again (build.ts buildKick). The change lines.
+   */
+  startHandshakes(networkId: string, keys: readonly string[]): Promise<string[]> {
+    return this.lock(async () => {
+      if (!keys.length) return [];
+      const run = this.runner;
+      const backend = await this.getBackend(run);
+      const names = namesFor(networkId);
+      for (const argv of buildKick(names.wg, keys)) await run.run(argv, { netns: backend.wgNetns(names.ns), mutating: true });
+      return [`wireguard: handshake started with ${keys.length} peer(s)`];
     });
   }
 

@@ -19,6 +19,7 @@ import type { RuntimeReport, VolumeView, WorkloadView } from '../../runtime/type
 import { checkRuntimePart } from './runtime-consistency.ts';
 import { runtimeDesired, type RuntimePort } from './runtime-port.ts';
 import { PathManager, type PathView, type PeerCounters } from './paths.ts';
+import { CHECK_MS, HandshakeStarter, type HandshakeNetwork } from './handshakes.ts';
 import { nodePolicy } from './policy.ts';
 import type { CompiledPolicy } from '../plan/policy.ts';
 import type { CandidateReport } from '../control/candidates.ts';
@@ -195,6 +196,9 @@ export class Agent {
   /** Direct paths between hidden nodes (null when the driver cannot read peer counters). */
   readonly paths: PathManager | null;
   private pathTimer: NodeJS.Timeout | null = null;
+  /** Handshakes started after an apply by one side of each pair of public nodes (src/agent/handshakes.ts). */
+  private readonly handshakes: HandshakeStarter | null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly policies = new Map<string, CompiledPolicy>();
   /**
    * An access node's peer counters per network for GET /v1/candidates: one read in flight per network, and a read
@@ -216,6 +220,22 @@ export class Agent {
             read: (id) => drv.peerCounters!(id),
             setPeers: (id, peers, reset) => drv.setPeers!(id, peers, reset),
             ...(drv.underlayAddresses ? { ownAddresses: () => drv.underlayAddresses!() } : {}),
+            event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
+          })
+        : null;
+    this.handshakes =
+      drv.peerCounters && drv.setPeers && drv.startHandshakes
+        ? new HandshakeStarter({
+            read: (id) => drv.peerCounters!(id),
+            start: async (id, start, reset) => {
+              const lines: string[] = [];
+              if (reset.length) {
+                const d = this.desired().find((x) => x.networkId === id);
+                if (d) lines.push(...(await drv.setPeers!(id, d.resource.peers, reset)));
+              }
+              if (start.length) lines.push(...(await drv.startHandshakes!(id, start)));
+              return lines;
+            },
             event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
           })
         : null;
@@ -270,12 +290,46 @@ export class Agent {
     this.pathTimer.unref?.();
   }
 
+  /** The networks whose public peers this node may start handshakes with (handshakes.ts). */
+  private handshakeNetworks(desired: DesiredNetwork[] = this.desired()): HandshakeNetwork[] {
+    return desired.map((d) => ({ networkId: d.networkId, subject: `${d.tenant}/${d.blueprint}/${d.networkName}`, ownKey: d.resource.publicKey, hidden: d.resource.hidden, peers: d.resource.peers }));
+  }
+
+  /** After a reconcile: a check now when public peers wait for a handshake, then one every CHECK_MS while any do. */
+  private armHandshakes(desired: DesiredNetwork[]): void {
+    if (!this.handshakes || !this.started || this.stopped || this.handshakeTimer) return;
+    if (this.handshakes.arm(this.handshakeNetworks(desired))) this.scheduleHandshakes(0);
+  }
+
+  private scheduleHandshakes(ms: number): void {
+    if (this.stopped || !this.handshakes) return;
+    this.handshakeTimer = setTimeout(() => {
+      this.mutex
+        .run(async () => {
+          const networks = this.handshakeNetworks();
+          this.handshakes!.arm(networks);
+          return this.handshakes!.check(networks);
+        })
+        .catch((e: unknown) => {
+          this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'handshake check failed');
+          return false;
+        })
+        .then((again) => {
+          this.handshakeTimer = null;
+          if (again) this.scheduleHandshakes(CHECK_MS);
+        });
+    }, ms);
+    this.handshakeTimer.unref?.();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pathTimer) clearTimeout(this.pathTimer);
     this.pathTimer = null;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
     await this.mutex.run(async () => undefined);
     await this.deps.runtime?.close();
     await this.deps.driver.close();
@@ -424,6 +478,7 @@ export class Agent {
     };
     this.lastReconcile = summary;
     this.deps.log.debug({ reconcile: summary }, 'reconciled');
+    this.armHandshakes(desired);
     return summary;
   }
 

@@ -289,11 +289,15 @@ export class NetnsDriverPort implements DriverPort {
 
   async peerCounters(networkId: string): Promise<PeerCounters[] | null> {
     const dev = await this.driver.readDevice(networkId);
-    return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint, allowedIps: p.allowedIps })) : null;
+    return dev ? dev.peers.map((p) => ({ publicKey: p.publicKey, rxBytes: p.rxBytes, txBytes: p.txBytes, latestHandshake: p.latestHandshake ?? 0, endpoint: p.endpoint, allowedIps: p.allowedIps })) : null;
   }
 
   setPeers(networkId: string, peers: Resource['peers'], reset: readonly string[] = []): Promise<string[]> {
     return this.driver.setPeers(networkId, peers, reset);
+  }
+
+  startHandshakes(networkId: string, keys: readonly string[]): Promise<string[]> {
+    return this.driver.startHandshakes(networkId, keys);
   }
 
   /** Cached for 10 s: the control plane asks often, the underlay rarely changes. */

@@ -14,6 +14,8 @@ const SLOW_READ_MS = 900;
 export interface PeerCounters {
   publicKey: string;
   rxBytes: number;
+  /** Bytes sent to the peer (handshake initiations and answers count). */
+  txBytes?: number;
   /** Seconds since the epoch; 0: never. */
   latestHandshake: number;
   endpoint: string | null;

@@ -102,6 +102,8 @@ export interface DriverPort {
   /** Brings only a network's peers to `peers` (one `wg set` or none); the change lines. `reset`: public keys whose
    *  session is dropped (removed and added again in the same `wg set`). */
   setPeers?(networkId: string, peers: Resource['peers'], reset?: readonly string[]): Promise<string[]>;
+  /** Starts a WireGuard handshake with each of `keys` (peers on the network's device); the change lines. */
+  startHandshakes?(networkId: string, keys: readonly string[]): Promise<string[]>;
   /** The host's underlay addresses (on the devices of its default routes). */
   underlayAddresses?(): Promise<string[]>;
   /** The network's resolver (dnsmasq; docs/dns.md), or null when none runs. */

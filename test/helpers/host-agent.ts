@@ -46,6 +46,15 @@ const handlers: Record<string, Handler> = {
   listOwned() {
     return getDriver().listOwned();
   },
+  readDevice(p) {
+    return getDriver().readDevice(p.networkId as string);
+  },
+  setPeers(p) {
+    return getDriver().setPeers(p.networkId as string, p.peers as DesiredResource['resource']['peers'], p.reset as string[]);
+  },
+  startHandshakes(p) {
+    return getDriver().startHandshakes(p.networkId as string, p.keys as string[]);
+  },
   backend() {
     return getDriver().backendKind();
   },
