@@ -68,6 +68,24 @@ test('a node part survives the trip through entries unchanged (public, hidden, w
   assert.equal(assemblePart({ node: 'n4', tenant: 'acme', blueprint: 'shop' }, new Map([['net/net', '{}']])), null, 'no head: not yet');
 });
 
+test('node names over several buckets assemble into one sorted list; a bucket that is not an object is refused', () => {
+  const plan = planOf(150, 20);
+  const entries = planPartEntries(plan, keys.envelope('acme', 'shop')).get('n40')!;
+  const buckets = [...entries.keys()].filter((k) => k.startsWith('names/net/'));
+  assert.ok(buckets.length >= 3, `names in ${buckets.length} buckets`);
+  const back = assemblePart({ node: 'n40', tenant: 'acme', blueprint: 'shop' }, entries)!;
+  const nodes = back.part.networks.find((n) => n.name === 'net')!.names!.nodes;
+  const all = buckets.flatMap((b) => Object.entries(JSON.parse(entries.get(b)!) as Record<string, unknown>));
+  assert.equal(all.length, 150);
+  assert.deepEqual(Object.keys(nodes), all.map(([k]) => k).sort(), 'every bucket, in one sorted list');
+  for (const [k, v] of all) assert.deepEqual(nodes[k], v, k);
+  for (const bad of ['"n1"', 'null', '[1]', '7']) {
+    const e = new Map(entries);
+    e.set(buckets[1], bad);
+    assert.throws(() => assemblePart({ node: 'n40', tenant: 'acme', blueprint: 'shop' }, e), /not an object of names/, bad);
+  }
+});
+
 test('planPartEntries equals the parts cut one by one', () => {
   const plan = planOf(20, 4);
   const all = planPartEntries(plan, 'ENV');
