@@ -9,15 +9,21 @@
 // Network shape: one network over all nodes, 10% public (access nodes, full mesh) and 90% hidden behind them —
 // edge nodes behind NAT; at 200 also 90% public (a full mesh), the worst case for join writes.
 // BENCH_CONTROL_CASES=edge10000 runs the 10,000-node case alone (issue #17). Last line: one JSON object.
+// Simulated agents are *full* (each reassembles its whole part on every change, as the agent does) or, past 5,000
+// nodes, *light* (BENCH_CONTROL_AGENTS=light|full overrides): each reads its head and its networks' directory heads
+// only, every 100th reassembles its whole part, and the figure `assembleMs` (median, max) is what that costs one
+// agent. The reassembly is O(part) on every node's own CPU; 10,000 of them in this one process are O(n²) on 2
+// cores (a 3,000-node run spent 42 of its 129 s of CPU there), which would measure the machine, not the control
+// plane. The envelope is still read by every agent once per version.
 import { randomBytes } from 'node:crypto';
-import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, prefixEnd, signRecord, type Etcd3 } from '../src/control/index.ts';
+import { assemblePart, Controller, connectEtcd, ControlOps, Keys, NodeWatch, parseHead, prefixEnd, signRecord, type Entries, type Etcd3 } from '../src/control/index.ts';
 import type { Watcher } from 'etcd3';
 import { signBlueprint } from '../src/blueprint/index.ts';
 import type { Blueprint } from '../src/blueprint/types.ts';
 import { ed25519KeyPair, x25519KeyPair, X25519Secret } from '../src/crypto/keys.ts';
 import { seededRandom } from '../src/crypto/rng.ts';
 import { startEtcd } from '../test/helpers/etcd.ts';
-import { directoryHash, type DirectoryHead } from '../src/control/directory.ts';
+import { directoryHash, isDirectoryHead, type DirectoryHead } from '../src/control/directory.ts';
 
 const CONNECTIONS = 8;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -111,6 +117,8 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     };
 
     // Simulated agents: what each has received (version, generation), and when.
+    const light = process.env.BENCH_CONTROL_AGENTS ? process.env.BENCH_CONTROL_AGENTS === 'light' : n > 5000;
+    const assembleMs: number[] = [];
     const received = new Map<string, { version: number; generation: number; at: number }>();
     const envelopes = new Map<string, number>();
     const heads = new Map<string, { version: number; at: number }>();
@@ -125,7 +133,11 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
         onBatch: async (b) => {
           for (const id of b.ids) {
             const [t, name] = id.split('/');
-            const a = assemblePart({ node, tenant: t, blueprint: name }, w.cache.get(id) ?? new Map());
+            const entries = w.cache.get(id) ?? new Map();
+            const full = !light || i % 100 === 0;
+            const t1 = performance.now();
+            const a = full ? assemblePart({ node, tenant: t, blueprint: name }, entries) : lightPart(entries);
+            if (full && light) assembleMs.push(performance.now() - t1);
             if (!a) continue;
             if (!directoryReady(a.directories, (net) => a.part.networks.find((x) => x.name === net)?.id)) {
               waitingDir.set(node, w);
@@ -225,6 +237,8 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
       // The bench process: the controller AND every simulated agent's watch and reassembled part (an upper bound
       // of the controller's own memory; etcd runs apart).
       processRssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      agents: light ? 'light' : 'full',
+      ...(light ? { assembleMs: { median: Math.round(median(assembleMs) * 10) / 10, max: Math.round(Math.max(...assembleMs) * 10) / 10, samples: assembleMs.length } } : {}),
       heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     };
   } finally {
@@ -233,6 +247,24 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     for (const cl of clients) cl.close();
     await cluster.stop();
   }
+}
+
+/**
+ * What a light simulated agent reads of its part: the head, and each network's name, id and directory head (the
+ * net entries); the rest of the part is left unread (see the header).
+ */
+function lightPart(entries: Entries): { head: NonNullable<ReturnType<typeof parseHead>>; part: { version: number; generation: number; networks: { name: string; id: string }[] }; directories: Map<string, DirectoryHead> } | null {
+  const head = parseHead(entries.get('gen'));
+  if (!head) return null;
+  const networks: { name: string; id: string }[] = [];
+  const directories = new Map<string, DirectoryHead>();
+  for (const [suffix, text] of entries) {
+    if (!suffix.startsWith('net/')) continue;
+    const v = JSON.parse(text) as { name: string; id: string; direct?: unknown };
+    networks.push({ name: v.name, id: v.id });
+    if (v.direct !== undefined && isDirectoryHead(v.direct)) directories.set(v.name, v.direct);
+  }
+  return { head, part: { version: head.version, generation: head.generation, networks }, directories };
 }
 
 async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<void> {

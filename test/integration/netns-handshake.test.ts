@@ -19,7 +19,7 @@ function okReport(r: ApplyReport): void {
   assert.ok(r.ok, `apply failed: ${JSON.stringify(r.resources.flatMap((x) => x.failures), null, 1)}`);
 }
 
-test('a lost first initiation is repaired within a second: a session on both sides with no packet sent', { timeout: 90_000 }, async () => {
+test('a lost first initiation is repaired within a second: a session on both sides with no packet sent', { timeout: 90_000 }, async (t) => {
   const sw = await Switch.create();
   const hosts: SimHost[] = [];
   try {
@@ -67,6 +67,7 @@ test('a lost first initiation is repaired within a second: a session on both sid
     }
     assert.ok(hs.every((x) => x > 0), `a session within 3 s with no packet sent: handshakes ${JSON.stringify(hs)} after ${Date.now() - t0} ms; starter events ${events.join(', ')}`);
     assert.ok(events.includes('handshake.retried'), `the lost initiation was repaired: ${events.join(', ')}`);
+    t.diagnostic(`session on both sides ${Date.now() - t0} ms after the second apply; starter events: ${events.join(', ')}`);
     // The keepalive is off again and the peer as planned: a full apply after is a no-op on both.
     for (const n of [first, later]) {
       const again2 = await host[n].apply([net.desired.get(n)!], net.identity.get(n)!);
