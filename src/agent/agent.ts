@@ -197,7 +197,7 @@ export class Agent {
   readonly paths: PathManager | null;
   private pathTimer: NodeJS.Timeout | null = null;
   /** Handshakes started after an apply by one side of each pair of public nodes (src/agent/handshakes.ts). */
-  private readonly handshakes: HandshakeStarter | null;
+  private readonly handshakes: HandshakeStarter<DesiredNetwork['resource']['peers'][number]> | null;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly policies = new Map<string, CompiledPolicy>();
   /**
@@ -227,13 +227,9 @@ export class Agent {
       drv.peerCounters && drv.setPeers && drv.startHandshakes
         ? new HandshakeStarter({
             read: (id) => drv.peerCounters!(id),
-            start: async (id, start, reset) => {
-              const lines: string[] = [];
-              if (reset.length) {
-                const d = this.desired().find((x) => x.networkId === id);
-                if (d) lines.push(...(await drv.setPeers!(id, d.resource.peers, reset)));
-              }
-              if (start.length) lines.push(...(await drv.startHandshakes!(id, start)));
+            start: async (n, start, reset) => {
+              const lines = reset.length ? await drv.setPeers!(n.networkId, [...n.peers], reset) : [];
+              if (start.length) lines.push(...(await drv.startHandshakes!(n.networkId, start)));
               return lines;
             },
             event: (level, kind, subject, message, data) => this.event(level, kind, subject, message, data),
@@ -291,7 +287,7 @@ export class Agent {
   }
 
   /** The networks whose public peers this node may start handshakes with (handshakes.ts). */
-  private handshakeNetworks(desired: DesiredNetwork[] = this.desired()): HandshakeNetwork[] {
+  private handshakeNetworks(desired: DesiredNetwork[] = this.desired()): HandshakeNetwork<DesiredNetwork['resource']['peers'][number]>[] {
     return desired.map((d) => ({ networkId: d.networkId, subject: `${d.tenant}/${d.blueprint}/${d.networkName}`, ownKey: d.resource.publicKey, hidden: d.resource.hidden, peers: d.resource.peers }));
   }
 
@@ -303,23 +299,34 @@ export class Agent {
 
   private scheduleHandshakes(ms: number): void {
     if (this.stopped || !this.handshakes) return;
-    this.handshakeTimer = setTimeout(() => {
-      this.mutex
-        .run(async () => {
-          const networks = this.handshakeNetworks();
-          this.handshakes!.arm(networks);
-          return this.handshakes!.check(networks);
-        })
-        .catch((e: unknown) => {
-          this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'handshake check failed');
-          return false;
-        })
-        .then((again) => {
-          this.handshakeTimer = null;
-          if (again) this.scheduleHandshakes(CHECK_MS);
+    const timer = setTimeout(() => void this.checkHandshakes(timer), ms);
+    this.handshakeTimer = timer;
+    timer.unref?.();
+  }
+
+  /** One round of handshake checks: one network per turn of the lock (a reconcile or a submission waits for one
+   *  network's read and `wg set`, never for all of them). */
+  private async checkHandshakes(timer: NodeJS.Timeout): Promise<void> {
+    const starter = this.handshakes!;
+    try {
+      const ids = await this.mutex.run(async () => {
+        if (this.stopped) return [];
+        starter.arm(this.handshakeNetworks());
+        return starter.waitingIds();
+      });
+      for (const id of ids) {
+        await this.mutex.run(async () => {
+          if (this.stopped) return;
+          // As desired now (a reconcile may have run since): the peers a reset puts back are the current ones.
+          await starter.checkOne(id, this.handshakeNetworks().find((n) => n.networkId === id));
         });
-    }, ms);
-    this.handshakeTimer.unref?.();
+      }
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error)?.message ?? String(e) }, 'handshake check failed');
+    } finally {
+      if (this.handshakeTimer === timer) this.handshakeTimer = null;
+      if (!this.stopped && !this.handshakeTimer && starter.pending() > 0) this.scheduleHandshakes(CHECK_MS);
+    }
   }
 
   async stop(): Promise<void> {

@@ -40,8 +40,9 @@ export interface HandshakeStep {
   kick: string[];
   /** Peers sent to without a handshake: removed and added again, then started. */
   reset: string[];
-  /** Peers whose attempts are used up, sent to without a handshake: removed and added again, not started (so no
-   *  5 s hold is left behind: their first packet starts a handshake at once, as WireGuard's would). */
+  /** Peers whose attempts are used up, sent to without a handshake and nothing received: removed and added
+   *  again, not started (so no 5 s hold is left behind: their first packet starts a handshake at once, as
+   *  WireGuard's would). */
   clear: string[];
   /** Peers done with: a handshake seen, or MAX_ATTEMPTS used. */
   done: string[];
@@ -53,7 +54,7 @@ export interface HandshakeStep {
  * One check of one network. `waiting`: candidate peers not yet done, with the attempts used on each;
  * `counters`: the device's peers now (a peer not on the device yet waits for the apply). Pure.
  */
-export function handshakeStep(waiting: ReadonlyMap<string, number>, counters: readonly Pick<PeerCounters, 'publicKey' | 'latestHandshake' | 'txBytes'>[], max = MAX_PER_CHECK): HandshakeStep {
+export function handshakeStep(waiting: ReadonlyMap<string, number>, counters: readonly Pick<PeerCounters, 'publicKey' | 'latestHandshake' | 'txBytes' | 'rxBytes'>[], max = MAX_PER_CHECK): HandshakeStep {
   const byKey = new Map(counters.map((c) => [c.publicKey, c]));
   const out: HandshakeStep = { kick: [], reset: [], clear: [], done: [], absent: [] };
   for (const [key, attempts] of waiting) {
@@ -61,7 +62,9 @@ export function handshakeStep(waiting: ReadonlyMap<string, number>, counters: re
     if (c && c.latestHandshake > 0) out.done.push(key);
     else if (attempts >= MAX_ATTEMPTS) {
       out.done.push(key);
-      if (c && (c.txBytes ?? 0) > 0) out.clear.push(key);
+      // Not when the peer sent something: this node may be the responder of a handshake about to complete (its
+      // handshake counts once the initiator's first packet arrives), and clearing would drop that session.
+      if (c && (c.txBytes ?? 0) > 0 && c.rxBytes === 0) out.clear.push(key);
     } else if (!c) out.absent.push(key);
     else if (out.kick.length + out.reset.length >= max) continue;
     else if ((c.txBytes ?? 0) > 0) out.reset.push(key);
@@ -71,36 +74,44 @@ export function handshakeStep(waiting: ReadonlyMap<string, number>, counters: re
 }
 
 /** What the agent gives the starter. */
-export interface HandshakeDeps {
+export interface HandshakeDeps<P extends HandshakePeer = HandshakePeer> {
   read: (networkId: string) => Promise<PeerCounters[] | null>;
-  /** Removes and adds again the `reset` peers (as setPeers does with its `reset`), then starts a handshake with
-   *  every peer of `start`; the change lines. */
-  start: (networkId: string, start: readonly string[], reset: readonly string[]) => Promise<string[]>;
+  /** Removes and adds again the `reset` peers of `network` (as setPeers does with its `reset`, to the peers as
+   *  `network` has them), then starts a handshake with every peer of `start`; the change lines. */
+  start: (network: HandshakeNetwork<P>, start: readonly string[], reset: readonly string[]) => Promise<string[]>;
   event: (level: 'info' | 'warn', kind: string, subject: string, message: string, data?: unknown) => void;
 }
 
-export interface HandshakeNetwork {
+export interface HandshakeNetwork<P extends HandshakePeer = HandshakePeer> {
   networkId: string;
   subject: string;
   ownKey: string;
   hidden: boolean;
-  peers: readonly HandshakePeer[];
+  peers: readonly P[];
 }
 
-export class HandshakeStarter {
+export class HandshakeStarter<P extends HandshakePeer = HandshakePeer> {
   /** networkId → peer key → attempts used (peers still waiting). */
   private readonly waiting = new Map<string, Map<string, number>>();
   /** networkId → peer keys done with (a handshake seen, or attempts used up). */
   private readonly done = new Map<string, Set<string>>();
+  /** networkId → this node's public key in it when last armed (a new key: a new device, every peer new again). */
+  private readonly ownKeys = new Map<string, string>();
 
-  constructor(private readonly deps: HandshakeDeps) {}
+  constructor(private readonly deps: HandshakeDeps<P>) {}
 
   /** After a reconcile: the candidate peers of `networks` not done with wait for the next check. Whether any wait. */
-  arm(networks: readonly HandshakeNetwork[]): boolean {
+  arm(networks: readonly HandshakeNetwork<P>[]): boolean {
     const live = new Set(networks.map((n) => n.networkId));
     for (const id of [...this.waiting.keys()]) if (!live.has(id)) this.waiting.delete(id);
     for (const id of [...this.done.keys()]) if (!live.has(id)) this.done.delete(id);
+    for (const id of [...this.ownKeys.keys()]) if (!live.has(id)) this.ownKeys.delete(id);
     for (const n of networks) {
+      if (this.ownKeys.get(n.networkId) !== n.ownKey) {
+        this.waiting.delete(n.networkId);
+        this.done.delete(n.networkId);
+        this.ownKeys.set(n.networkId, n.ownKey);
+      }
       const want = new Set(n.hidden ? [] : handshakeCandidates(n.ownKey, n.peers));
       const done = this.done.get(n.networkId) ?? new Set<string>();
       for (const k of [...done]) if (!want.has(k)) done.delete(k);
@@ -121,36 +132,51 @@ export class HandshakeStarter {
     return n;
   }
 
-  /** One check of every network with waiting peers. Whether any still wait (then check again in CHECK_MS). */
-  async check(networks: readonly HandshakeNetwork[]): Promise<boolean> {
+  /** The networks with peers waiting for a check. */
+  waitingIds(): string[] {
+    return [...this.waiting.keys()];
+  }
+
+  /** One check of every network with waiting peers, one after the other. Whether any still wait (then check again
+   *  in CHECK_MS). The agent runs checkOne itself, one network per turn of its lock. */
+  async check(networks: readonly HandshakeNetwork<P>[]): Promise<boolean> {
     const byId = new Map(networks.map((n) => [n.networkId, n]));
-    for (const [id, waiting] of [...this.waiting]) {
-      const n = byId.get(id);
-      if (!n) {
-        this.waiting.delete(id);
-        continue;
-      }
-      // An unreadable device counts as a check with every peer absent: the attempts still run out.
-      const counters = (await this.deps.read(id).catch(() => null)) ?? [];
-      const step = handshakeStep(waiting, counters);
-      const done = this.done.get(id) ?? new Set<string>();
-      for (const k of step.done) {
-        waiting.delete(k);
-        done.add(k);
-      }
-      this.done.set(id, done);
-      const acted = [...step.kick, ...step.reset];
-      for (const k of [...acted, ...step.absent]) waiting.set(k, (waiting.get(k) ?? 0) + 1);
-      if (!waiting.size) this.waiting.delete(id);
-      if (!acted.length && !step.clear.length) continue;
-      try {
-        const lines = await this.deps.start(id, acted, [...step.reset, ...step.clear]);
-        if (step.reset.length) this.deps.event('info', 'handshake.retried', n.subject, `${step.reset.length} peer(s) without a handshake started again (an initiation lost or crossed)`, { peers: step.reset, changes: lines });
-        if (step.clear.length) this.deps.event('warn', 'handshake.none', n.subject, `no handshake with ${step.clear.length} peer(s) after ${MAX_ATTEMPTS} attempts; left to WireGuard (their first packet starts one)`, { peers: step.clear });
-      } catch (e) {
-        this.deps.event('warn', 'handshake.failed', n.subject, `starting handshakes failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-      }
-    }
+    for (const id of this.waitingIds()) await this.checkOne(id, byId.get(id));
     return this.waiting.size > 0;
+  }
+
+  /** One check of one network (`n`: as desired now; undefined when it is gone). */
+  async checkOne(id: string, n: HandshakeNetwork<P> | undefined): Promise<void> {
+    const waiting = this.waiting.get(id);
+    if (!waiting) return;
+    if (!n) {
+      this.waiting.delete(id);
+      return;
+    }
+    // An unreadable device counts as a check with every peer absent: the attempts still run out.
+    const counters = (await this.deps.read(id).catch(() => null)) ?? [];
+    const step = handshakeStep(waiting, counters);
+    const done = this.done.get(id) ?? new Set<string>();
+    for (const k of step.done) {
+      waiting.delete(k);
+      done.add(k);
+    }
+    this.done.set(id, done);
+    const acted = [...step.kick, ...step.reset];
+    // Acted on: to the back of the line, so that past MAX_PER_CHECK every waiting peer gets its turn.
+    for (const k of [...acted, ...step.absent]) {
+      const a = (waiting.get(k) ?? 0) + 1;
+      waiting.delete(k);
+      waiting.set(k, a);
+    }
+    if (!waiting.size) this.waiting.delete(id);
+    if (!acted.length && !step.clear.length) return;
+    try {
+      const lines = await this.deps.start(n, acted, [...step.reset, ...step.clear]);
+      if (step.reset.length) this.deps.event('info', 'handshake.retried', n.subject, `${step.reset.length} peer(s) without a handshake started again (an initiation lost or crossed)`, { peers: step.reset, changes: lines });
+      if (step.clear.length) this.deps.event('warn', 'handshake.none', n.subject, `no handshake with ${step.clear.length} peer(s) after ${MAX_ATTEMPTS} starts; left to WireGuard (their first packet starts one)`, { peers: step.clear });
+    } catch (e) {
+      this.deps.event('warn', 'handshake.failed', n.subject, `starting handshakes failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    }
   }
 }
