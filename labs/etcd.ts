@@ -16,6 +16,7 @@ import { call } from '../src/admin/client.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Plan } from '../src/plan/index.ts';
+import { wgQuickConfig } from '../src/plan/planner.ts';
 import { ensureIdentity, zmeshArgv } from './agents.ts';
 import { Pki, type CertFiles } from './pki.ts';
 import { CONTROLLER_USER, nodeRole, ROOT_USER } from '../src/control/rbac.ts';
@@ -114,6 +115,9 @@ export function startMember(layout: Layout, dir: string, i: number): void {
     '--heartbeat-interval', '100',
     '--election-timeout', '1000',
     '--max-txn-ops', '1024',
+    // As docs/control-plane.md asks of every deployment: etcd keeps no unbounded history.
+    '--auto-compaction-mode', 'revision',
+    '--auto-compaction-retention', '10000',
     '--log-level', 'error',
     '--logger', 'zap',
   ]);
@@ -238,25 +242,26 @@ export function ensureDeviceKeys(spec: LabSpec, dir: string): void {
 }
 
 /** The wg-quick config of a device from the etcd plan and the lab-made private key (as the planner writes it). */
-function deviceConfig(layout: Layout, dir: string, plan: Plan, net: Plan['networks'][number], dev: Plan['networks'][number]['access'][number]): string | undefined {
+export function deviceConfig(layout: Layout, dir: string, plan: Plan, net: Plan['networks'][number], dev: Plan['networks'][number]['access'][number]): string | undefined {
   const f = devKeyFile(dir, plan.tenant, plan.blueprint, net.name, dev.name);
   if (!existsSync(f)) return undefined;
   const via = net.resources.find((r) => r.node === dev.via);
   const host = layout.nodes.find((n) => n.name === dev.via);
   if (!via || !host || host.attach.kind !== 'internet') return undefined;
-  return [
-    '[Interface]',
-    `# zmesh access device ${dev.name} (${plan.tenant}/${plan.blueprint} network ${net.name}; lab-made key)`,
-    `PrivateKey = ${readFileSync(f, 'utf8').trim()}`,
-    `Address = ${dev.address}/32`,
-    '',
-    '[Peer]',
-    `PublicKey = ${via.publicKey}`,
-    `Endpoint = ${host.address}:${via.listenPort}`,
-    `AllowedIPs = ${net.ipRange}`,
-    'PersistentKeepalive = 25',
-    '',
-  ].join('\n');
+  // The planner's own config (src/plan/planner.ts): both families on a dual-stack network, the resolver as DNS.
+  return wgQuickConfig({
+    name: dev.name,
+    privateKey: readFileSync(f, 'utf8').trim(),
+    address: dev.address,
+    address6: dev.address6 ?? null,
+    peerKey: via.publicKey,
+    endpoint: `${host.address}:${via.listenPort}`,
+    range: net.ipRange,
+    range6: net.ipv6Range ?? null,
+    dns: via.gateway6 !== undefined ? [via.gateway, via.gateway6] : [via.gateway],
+    network: net.name,
+    context: `${plan.tenant}/${plan.blueprint} network ${net.name}; lab-made key`,
+  });
 }
 
 interface ReadOut {

@@ -106,7 +106,9 @@ function mirrorHost(sub: Cidr, sub6: Cidr6, ip: number): bigint {
   return sub6.base + BigInt(ip - sub.base);
 }
 
-function wgQuickConfig(o: {
+/** An access device's wg-quick config (both families on a dual-stack network; the network's resolver as DNS). The
+ *  planner writes it for a device whose key it made; the etcd lab for a device that brought its own (labs/etcd.ts). */
+export function wgQuickConfig(o: {
   name: string;
   privateKey: string;
   address: string;
