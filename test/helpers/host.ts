@@ -92,6 +92,12 @@ export interface EndSpec {
   addr?: string;
 }
 
+/** Puts `hosts` on the switch as 203.0.113.1, .2, … (/24, uplink u0, default route via 203.0.113.254). */
+export async function onSwitch(sw: Switch, hosts: readonly SimHost[], mtu = 1400): Promise<void> {
+  for (const [i, h] of hosts.entries()) await sw.attach({ ns: h.ns, ifname: 'u0', addr: `203.0.113.${i + 1}/24` }, mtu);
+  for (const h of hosts) await h.underlay('u0', '203.0.113.254');
+}
+
 /** A veth between two namespaces, created directly in them (it never appears in the root namespace). */
 export async function wire(a: EndSpec, b: EndSpec, mtu = 1500): Promise<void> {
   if (a.ifname.length > 15 || b.ifname.length > 15) throw new Error('interface names fit 15 characters');

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApplyReport } from '../../netns/index.ts';
 import type { CompiledPolicy } from '../../src/plan/policy.ts';
-import { SimHost, Switch } from '../helpers/host.ts';
+import { onSwitch, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -44,10 +44,7 @@ test('dual-stack: IPv6 through the tunnel and the access node, no-op re-apply, I
   try {
     const [a, b, h] = await Promise.all(['a', 'b', 'h'].map((l) => SimHost.start(`h2${l}`, { backend: BACKEND })));
     hosts.push(a, b, h);
-    await sw.attach({ ns: a.ns, ifname: 'u0', addr: '203.0.113.1/24' }, 1400);
-    await sw.attach({ ns: b.ns, ifname: 'u0', addr: '203.0.113.2/24' }, 1400);
-    await sw.attach({ ns: h.ns, ifname: 'u0', addr: '203.0.113.3/24' }, 1400);
-    for (const x of [a, b, h]) await x.underlay('u0', '203.0.113.254');
+    await onSwitch(sw, [a, b, h]);
 
     const net = handPlan({
       ipRange: '10.43.0.0/16',

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApplyReport, WgDevice } from '../../netns/index.ts';
 import { CHECK_MS, HandshakeStarter } from '../../src/agent/handshakes.ts';
-import { SimHost, Switch } from '../helpers/host.ts';
+import { onSwitch, SimHost, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -27,10 +27,7 @@ test('a lost first initiation is repaired within a second: a session on both sid
     hosts.push(a);
     const b = await SimHost.start('b', { backend: BACKEND });
     hosts.push(b);
-    await sw.attach({ ns: a.ns, ifname: 'u0', addr: '203.0.113.1/24' }, 1400);
-    await sw.attach({ ns: b.ns, ifname: 'u0', addr: '203.0.113.2/24' }, 1400);
-    await a.underlay('u0', '203.0.113.254');
-    await b.underlay('u0', '203.0.113.254');
+    await onSwitch(sw, [a, b]);
     const net = handPlan({ ipRange: '10.43.0.0/16', nodes: [{ node: 'a', underlay: '203.0.113.1' }, { node: 'b', underlay: '203.0.113.2' }], seed: 'kick' });
     const id = net.networkId;
     const key = (n: 'a' | 'b') => net.desired.get(n)!.resource.publicKey;

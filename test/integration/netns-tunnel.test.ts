@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { ApplyReport, RecordedCommand } from '../../netns/index.ts';
-import { SimHost, Switch, watchProcArgs } from '../helpers/host.ts';
+import { onSwitch, SimHost, Switch, watchProcArgs } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -28,10 +28,7 @@ test('two hosts: tunnel, no-op, drift repair, restart adoption, secrets, removal
     hosts.push(a);
     const b = await SimHost.start('b', { backend: BACKEND });
     hosts.push(b);
-    await sw.attach({ ns: a.ns, ifname: 'u0', addr: '203.0.113.1/24' }, 1400);
-    await sw.attach({ ns: b.ns, ifname: 'u0', addr: '203.0.113.2/24' }, 1400);
-    await a.underlay('u0', '203.0.113.254');
-    await b.underlay('u0', '203.0.113.254');
+    await onSwitch(sw, [a, b]);
 
     const net = handPlan({ ipRange: '10.42.0.0/16', nodes: [{ node: 'a', underlay: '203.0.113.1' }, { node: 'b', underlay: '203.0.113.2' }] });
     const id = net.networkId;
