@@ -291,10 +291,14 @@ export class Agent {
     return desired.map((d) => ({ networkId: d.networkId, subject: `${d.tenant}/${d.blueprint}/${d.networkName}`, ownKey: d.resource.publicKey, hidden: d.resource.hidden, peers: d.resource.peers }));
   }
 
-  /** After a reconcile: a check now when public peers wait for a handshake, then one every CHECK_MS while any do. */
+  /**
+   * After a reconcile: its new peers wait for a check (also when a round of checks is running: a reconcile can
+   * come between two of its networks, and the round's end looks at what waits), and a check comes now when none
+   * is scheduled or running; then one every CHECK_MS while any peer waits.
+   */
   private armHandshakes(desired: DesiredNetwork[]): void {
-    if (!this.handshakes || !this.started || this.stopped || this.handshakeTimer) return;
-    if (this.handshakes.arm(this.handshakeNetworks(desired))) this.scheduleHandshakes(0);
+    if (!this.handshakes || !this.started || this.stopped) return;
+    if (this.handshakes.arm(this.handshakeNetworks(desired)) && !this.handshakeTimer) this.scheduleHandshakes(0);
   }
 
   private scheduleHandshakes(ms: number): void {
