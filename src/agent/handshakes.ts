@@ -15,7 +15,7 @@
 // reads the counters and runs them.
 import type { PeerCounters } from './paths.ts';
 
-/** Checks per peer before it is left to WireGuard's own timers (a peer whose node is down stops costing reads). */
+/** Starts per peer before it is left to WireGuard's own timers (a peer whose node is down stops costing reads). */
 export const MAX_ATTEMPTS = 5;
 /** Between two checks of a network with peers still waiting. */
 export const CHECK_MS = 1000;
