@@ -92,6 +92,21 @@ export interface EndSpec {
   addr?: string;
 }
 
+/**
+ * Starts a simulated host per label, one after the other, each pushed onto `hosts` as soon as it runs (the
+ * caller closes them in its `finally`), then puts them on the switch (onSwitch). Returns them in label order.
+ */
+export async function startOnSwitch(sw: Switch, hosts: SimHost[], labels: readonly string[], opts: Parameters<typeof SimHost.start>[1]): Promise<SimHost[]> {
+  const out: SimHost[] = [];
+  for (const l of labels) {
+    const h = await SimHost.start(l, opts);
+    hosts.push(h);
+    out.push(h);
+  }
+  await onSwitch(sw, out);
+  return out;
+}
+
 /** Puts `hosts` on the switch as 203.0.113.1, .2, … (/24, uplink u0, default route via 203.0.113.254). */
 export async function onSwitch(sw: Switch, hosts: readonly SimHost[], mtu = 1400): Promise<void> {
   for (const [i, h] of hosts.entries()) await sw.attach({ ns: h.ns, ifname: 'u0', addr: `203.0.113.${i + 1}/24` }, mtu);

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApplyReport, WgDevice } from '../../netns/index.ts';
 import { CHECK_MS, HandshakeStarter } from '../../src/agent/handshakes.ts';
-import { onSwitch, SimHost, Switch } from '../helpers/host.ts';
+import { SimHost, startOnSwitch, Switch } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -23,11 +23,7 @@ test('a lost first initiation is repaired within a second: a session on both sid
   const sw = await Switch.create();
   const hosts: SimHost[] = [];
   try {
-    const a = await SimHost.start('a', { backend: BACKEND });
-    hosts.push(a);
-    const b = await SimHost.start('b', { backend: BACKEND });
-    hosts.push(b);
-    await onSwitch(sw, [a, b]);
+    const [a, b] = await startOnSwitch(sw, hosts, ['a', 'b'], { backend: BACKEND });
     const net = handPlan({ ipRange: '10.43.0.0/16', nodes: [{ node: 'a', underlay: '203.0.113.1' }, { node: 'b', underlay: '203.0.113.2' }], seed: 'kick' });
     const id = net.networkId;
     const key = (n: 'a' | 'b') => net.desired.get(n)!.resource.publicKey;

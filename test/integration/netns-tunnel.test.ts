@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { ApplyReport, RecordedCommand } from '../../netns/index.ts';
-import { onSwitch, SimHost, Switch, watchProcArgs } from '../helpers/host.ts';
+import { SimHost, startOnSwitch, Switch, watchProcArgs } from '../helpers/host.ts';
 import { handPlan } from '../helpers/plan.ts';
 
 const BACKEND = (process.env.ZMESH_TEST_BACKEND as 'auto' | 'kernel' | 'userspace' | undefined) ?? 'auto';
@@ -24,11 +24,7 @@ test('two hosts: tunnel, no-op, drift repair, restart adoption, secrets, removal
   const sw = await Switch.create();
   const hosts: SimHost[] = [];
   try {
-    const a = await SimHost.start('a', { backend: BACKEND });
-    hosts.push(a);
-    const b = await SimHost.start('b', { backend: BACKEND });
-    hosts.push(b);
-    await onSwitch(sw, [a, b]);
+    const [a, b] = await startOnSwitch(sw, hosts, ['a', 'b'], { backend: BACKEND });
 
     const net = handPlan({ ipRange: '10.42.0.0/16', nodes: [{ node: 'a', underlay: '203.0.113.1' }, { node: 'b', underlay: '203.0.113.2' }] });
     const id = net.networkId;
