@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { downAndCheck, labDir, labFault, labUp, labWaitGreen, openLab, readEtcd } from '../../labs/index.ts';
 import { labCredentials, memberUrl } from '../../labs/etcd.ts';
@@ -38,21 +38,39 @@ tenants:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * `etcdctl watch` on a key, from the lab's internet namespace as the operator: calls `seen` with the time and
- * value of every put as it arrives (precise timing, unlike polling). Stopped by PID.
- */
-function watchKey(key: string, seen: (at: number, value: string) => void): ChildProcess {
+/** `etcdctl` from the lab's internet namespace as the operator (root's certificate). */
+function etcdctl(...args: string[]): string[] {
   const { layout } = openLab(name);
   const cred = labCredentials(labDir(name), 'root');
-  const argv = inNs(layout.internetNs, ['etcdctl', '--endpoints', memberUrl(1), '--cacert', cred.cacert, '--cert', cred.cert, '--key', cred.key, 'watch', key]);
+  return inNs(layout.internetNs, ['etcdctl', '--endpoints', memberUrl(1), '--cacert', cred.cacert, '--cert', cred.cert, '--key', cred.key, ...args]);
+}
+
+/** etcd's current revision. */
+function revision(): number {
+  const argv = etcdctl('get', '/zmesh/v1/control/leader', '-w', 'json');
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ETCDCTL_API: '3' } });
+  const rev = Number((JSON.parse(r.stdout || '{}') as { header?: { revision?: number } }).header?.revision);
+  assert.ok(Number.isInteger(rev) && rev > 0, `etcd's revision (${r.stderr})`);
+  return rev;
+}
+
+/**
+ * `etcdctl watch` on a key from revision `fromRev` on, from the lab's internet namespace as the operator: calls
+ * `seen` with the time and value of every put as it arrives (precise timing, unlike polling). Watching from a
+ * revision read before the restore, no put is missed however late the watcher connects (a late watcher only makes
+ * the figure larger). Stopped by PID.
+ */
+function watchKey(key: string, fromRev: number, seen: (at: number, value: string) => void): ChildProcess {
+  const argv = etcdctl('watch', '--rev', String(fromRev), key);
   const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ETCDCTL_API: '3' } });
-  const lines: string[] = [];
+  // etcdctl prints PUT, key, value for a put and DELETE, key for a delete (a lease's expiry).
+  let event: string[] = [];
   createInterface({ input: p.stdout! }).on('line', (l) => {
-    lines.push(l);
-    if (lines.length === 3) {
-      const [op, , value] = lines.splice(0, 3);
-      if (op === 'PUT') seen(Date.now(), value);
+    event.push(l);
+    if (event[0] === 'DELETE' && event.length === 2) event = [];
+    else if (event.length === 3) {
+      if (event[0] === 'PUT') seen(Date.now(), event[2]);
+      event = [];
     }
   });
   return p;
@@ -77,9 +95,10 @@ test('a node cut off from etcd (agent running) is live again within 10 s of its 
     // Registration (the agent's, under its lease) and the controller's verdict (control/status), as they happen.
     let registeredAt: number | null = null;
     let liveAt: number | null = null;
-    watchers.push(watchKey('/zmesh/v1/nodes/node-a', (at) => (registeredAt ??= at)));
+    const fromRev = revision() + 1;
+    watchers.push(watchKey('/zmesh/v1/nodes/node-a', fromRev, (at) => (registeredAt ??= at)));
     watchers.push(
-      watchKey('/zmesh/v1/control/status', (at, v) => {
+      watchKey('/zmesh/v1/control/status', fromRev, (at, v) => {
         try {
           if ((JSON.parse(v) as { members?: Record<string, string> }).members?.['node-a'] === 'live') liveAt ??= at;
         } catch {
@@ -92,6 +111,21 @@ test('a node cut off from etcd (agent running) is live again within 10 s of its 
     t.diagnostic(`restore at ${new Date(tr).toISOString()}`);
     await labFault(name, 'node-a', 'restore');
     for (let i = 0; i < 300 && Date.now() - tr < 60_000 && liveAt === null; i++) await sleep(200);
+    if (liveAt === null) {
+      // What a failure needs to be explained: the member's state and the two logs' last lines.
+      const { nodePaths } = await import('../../labs/state.ts');
+      const { readFileSync } = await import('node:fs');
+      const tail = (f: string) => {
+        try {
+          return readFileSync(f, 'utf8').trim().split('\n').slice(-40).join('\n');
+        } catch (e) {
+          return String(e);
+        }
+      };
+      t.diagnostic(`not live 60 s after the restore; registered ${registeredAt === null ? 'never' : `${registeredAt - tr} ms after`}; member now ${member('node-a')}`);
+      t.diagnostic(`node-a log:\n${tail(nodePaths(dir, 'node-a').log)}`);
+      t.diagnostic(`controller log:\n${tail(join(dir, 'logs', 'controller.log'))}`);
+    }
     assert.ok(liveAt !== null, 'node-a live again');
     const liveMs = liveAt - tr;
     assert.equal(member('node-a'), 'live');
