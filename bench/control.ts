@@ -62,7 +62,7 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
   const cluster = await startEtcd({ args: ['--quota-backend-bytes', String(4 * 1024 ** 3)] });
   const clients: Etcd3[] = [];
   const watches: NodeWatch[] = [];
-  let dirWatch: Watcher | undefined;
+  const dirWatches: Watcher[] = [];
   let controller: Controller | null = null;
   try {
     const keys = new Keys();
@@ -84,29 +84,36 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     };
     for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, j) => register(i + j, isPublic(i + j))));
 
-    // The direct-peer directories, as every hidden agent watches them: one shared copy here (each real hidden node
-    // reads its network's alone; in one process 9,000 copies of a 9,000-entry directory would be the O(n²) that
-    // the directory exists to avoid). A hidden agent has its part only once the directory holds what its part says.
+    // The direct-peer directories and the rosters, as every agent watches those of its networks: one shared copy
+    // here (each real node reads its networks' alone; in one process 10,000 copies of a 10,000-entry roster would be
+    // the O(n²) that rosters and directories exist to avoid). An agent has its part only once every roster and
+    // directory its part names holds what the part says.
     const dirs = new Map<string, Map<string, string>>();
     const dirHash = new Map<string, string>();
     const waitingDir = new Map<string, NodeWatch>();
-    dirWatch = await admin.watch().prefix(keys.directories()).create();
-    dirWatch.on('data', (res) => {
-      for (const e of res.events) {
-        const p = keys.parseDirectoryKey(e.kv.key.toString());
-        if (!p) continue;
-        const id = `${p.network}/${p.epoch}`;
-        let m = dirs.get(id);
-        if (!m) dirs.set(id, (m = new Map()));
-        if (e.type === 'Put') m.set(p.node, e.kv.value.toString());
-        else m.delete(p.node);
-        dirHash.delete(id);
-      }
-      for (const w of waitingDir.values()) w.poke(new Set(w.cache.keys()));
-    });
-    const directoryReady = (heads: Map<string, DirectoryHead>, networkIdOf: (name: string) => string | undefined) => {
+    const watchEpochs = async (kind: 'directory' | 'roster') => {
+      const prefix = kind === 'roster' ? keys.rosters() : keys.directories();
+      const w = await admin.watch().prefix(prefix).create();
+      w.on('data', (res) => {
+        for (const e of res.events) {
+          const key = e.kv.key.toString();
+          const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
+          if (!p) continue;
+          const id = `${kind}:${p.network}/${p.epoch}`;
+          let m = dirs.get(id);
+          if (!m) dirs.set(id, (m = new Map()));
+          if (e.type === 'Put') m.set(p.node, e.kv.value.toString());
+          else m.delete(p.node);
+          dirHash.delete(id);
+        }
+        for (const x of waitingDir.values()) x.poke(new Set(x.cache.keys()));
+      });
+      return w;
+    };
+    dirWatches.push(await watchEpochs('directory'), await watchEpochs('roster'));
+    const directoryReady = (kind: 'directory' | 'roster', heads: Map<string, DirectoryHead>, networkIdOf: (name: string) => string | undefined) => {
       for (const [name, h] of heads) {
-        const id = `${networkIdOf(name)}/${h.epoch}`;
+        const id = `${kind}:${networkIdOf(name)}/${h.epoch}`;
         const m = dirs.get(id);
         if (!m || m.size !== h.n) return false;
         let sha = dirHash.get(id);
@@ -139,7 +146,8 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
             const a = full ? assemblePart({ node, tenant: t, blueprint: name }, entries) : lightPart(entries);
             if (full && light) assembleMs.push(performance.now() - t1);
             if (!a) continue;
-            if (!directoryReady(a.directories, (net) => a.part.networks.find((x) => x.name === net)?.id)) {
+            const idOf = (net: string) => a.part.networks.find((x) => x.name === net)?.id;
+            if (!directoryReady('roster', a.rosters, idOf) || !directoryReady('directory', a.directories, idOf)) {
               waitingDir.set(node, w);
               continue;
             }
@@ -178,6 +186,7 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     await controller.idle();
     const keyCount = (await admin.kv.range({ key: Buffer.from(keys.parts()), range_end: prefixEnd(keys.parts()), count_only: true })).count;
     const directoryKeys = (await admin.kv.range({ key: Buffer.from(keys.directories()), range_end: prefixEnd(keys.directories()), count_only: true })).count;
+    const rosterKeys = (await admin.kv.range({ key: Buffer.from(keys.rosters()), range_end: prefixEnd(keys.rosters()), count_only: true })).count;
 
     // Blueprint changes: a new version each time (the egress flag flips), to every agent.
     const changes: number[] = [];
@@ -228,6 +237,8 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
       partKeys: Number(keyCount),
       // Hidden nodes' direct peers: one entry per hidden member and network (not one per pair in every part).
       directoryKeys: Number(directoryKeys),
+      // Every member's subnet, name and policy addresses: one entry per member and network (not in every part).
+      rosterKeys: Number(rosterKeys),
       changeMs: Math.round(median(changes)),
       changeRunsMs: changes.map((x) => Math.round(x)),
       partsSeenMs: Math.round(median(headTimes)),
@@ -250,21 +261,28 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
 }
 
 /**
- * What a light simulated agent reads of its part: the head, and each network's name, id and directory head (the
+ * What a light simulated agent reads of its part: the head, and each network's name, id, roster and directory heads (the
  * net entries); the rest of the part is left unread (see the header).
  */
-function lightPart(entries: Entries): { head: NonNullable<ReturnType<typeof parseHead>>; part: { version: number; generation: number; networks: { name: string; id: string }[] }; directories: Map<string, DirectoryHead> } | null {
+function lightPart(entries: Entries): {
+  head: NonNullable<ReturnType<typeof parseHead>>;
+  part: { version: number; generation: number; networks: { name: string; id: string }[] };
+  directories: Map<string, DirectoryHead>;
+  rosters: Map<string, DirectoryHead>;
+} | null {
   const head = parseHead(entries.get('gen'));
   if (!head) return null;
   const networks: { name: string; id: string }[] = [];
   const directories = new Map<string, DirectoryHead>();
+  const rosters = new Map<string, DirectoryHead>();
   for (const [suffix, text] of entries) {
     if (!suffix.startsWith('net/')) continue;
-    const v = JSON.parse(text) as { name: string; id: string; direct?: unknown };
+    const v = JSON.parse(text) as { name: string; id: string; direct?: unknown; roster?: unknown };
     networks.push({ name: v.name, id: v.id });
     if (v.direct !== undefined && isDirectoryHead(v.direct)) directories.set(v.name, v.direct);
+    if (v.roster !== undefined && isDirectoryHead(v.roster)) rosters.set(v.name, v.roster);
   }
-  return { head, part: { version: head.version, generation: head.generation, networks }, directories };
+  return { head, part: { version: head.version, generation: head.generation, networks }, directories, rosters };
 }
 
 async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<void> {

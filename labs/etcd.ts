@@ -17,7 +17,7 @@ import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
 import type { Plan } from '../src/plan/index.ts';
 import { wgQuickConfig } from '../src/plan/planner.ts';
-import { ensureIdentity, zmeshArgv } from './agents.ts';
+import { agentAlive, ensureIdentity, zmeshArgv } from './agents.ts';
 import { Pki, type CertFiles } from './pki.ts';
 import { CONTROLLER_USER, nodeRole, ROOT_USER } from '../src/control/rbac.ts';
 import { signerOf } from '../src/control/signed.ts';
@@ -311,13 +311,27 @@ export async function awaitEtcdPlans(
   layout: Layout,
   dir: string,
   plans: BlueprintPlan[],
-  opts: { timeoutMs?: number; skipNodes?: Set<string>; say?: (l: string) => void } = {},
+  opts: { timeoutMs?: number; skipNodes?: Set<string>; say?: (l: string) => void; state?: LabState } = {},
 ): Promise<BlueprintPlan[]> {
   const end = Date.now() + (opts.timeoutMs ?? 90000);
   let last = '';
   for (let round = 0; round < 500 && Date.now() < end; round++) {
     const r = readEtcd(layout, dir);
     const pending: string[] = [];
+    // Every node of the lab (but those cut off on purpose) must be a live member: a node whose agent never
+    // registered is left out of the controller's plans, and a matrix of those plans alone would be green without it.
+    const st = opts.state;
+    if (st) {
+      for (const n of layout.nodes) {
+        if (opts.skipNodes?.has(n.name) || st.faults[n.name]?.cut) continue;
+        if (!agentAlive(st, n.name)) {
+          const log = nodePaths(dir, n.name).log;
+          const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-2).join(' | ').slice(-300) : '';
+          throw new ZmeshError('E_LAB_ETCD', `${n.name}: its agent exited while the etcd control plane converged: ${tail}`, { kind: 'retryable', hint: `see ${log}` });
+        }
+        if (r.members[n.name] !== 'live') pending.push(`${n.name}: not a live member yet`);
+      }
+    }
     for (const p of plans) {
       const ep = r.plans[p.key];
       if (!ep || ep.version < p.signed.blueprint.version) pending.push(`${p.key}: not planned yet`);
@@ -363,7 +377,7 @@ export async function etcdApply(spec: LabSpec, layout: Layout, dir: string, stat
   const tenants = Object.fromEntries(spec.tenants.map((t) => [t.name, state.tenants[t.name].publicKey]));
   submitToEtcd(layout, dir, tenants, plans);
   say(`etcd: ${spec.tenants.length} tenant(s), ${plans.length} signed blueprint(s) submitted; waiting for the controller and the agents`);
-  const got = await awaitEtcdPlans(layout, dir, plans, { say });
+  const got = await awaitEtcdPlans(layout, dir, plans, { say, state });
   got.forEach((g, i) => {
     plans[i] = g;
     const rec = state.blueprints[g.key];

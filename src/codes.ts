@@ -268,13 +268,18 @@ const ENTRIES = {
   E_PART_FORMAT: invalid('agent', 'the plan part is not a `zmesh-node-plan/1` object', 'send `zmesh plan part PLAN NODE` output, or use `zmesh apply`'),
   E_NETWORK_ID_COLLISION: invalid(
     'control',
-    'two blueprints have a network with the same network id (a 50-bit hash of tenant, blueprint and network name): the controller gives that network no direct-peer directory and no candidate table, so its hidden nodes keep the relay only',
+    'two networks (of two blueprints, or of one) have the same network id (a 50-bit hash of tenant, blueprint and network name): the controller gives that network no direct-peer directory, no candidate table and no roster, so its hidden nodes keep the relay only and its parts carry every member',
     'rename one of the networks (or the blueprint); a collision by chance is about one in 10^15 per pair, so also ask who chose the name',
   ),
   E_DIRECTORY_PENDING: retryable(
     'agent',
     'a hidden node\'s part names its network\'s direct-peer directory (etcd), and the entries this node reads there are not yet what the signed part says (count and SHA-256): the part waits and is tried again on every change of the directory',
     'normally gone within a second; if it stays, something other than the controller wrote or deleted keys under directory/ in etcd (`etcdctl get --prefix <prefix>/directory/`): a controller reads them again when it takes over (restart it) and rewrites what differs',
+  ),
+  E_ROSTER_PENDING: retryable(
+    'agent',
+    'the part names its network\'s roster (etcd: every member\'s subnet, name and policy addresses, kept once per network), and the entries this node reads there are not yet what the signed part says (count and SHA-256): the part waits and is tried again on every change of the roster',
+    'normally gone within a second; if it stays, something other than the controller wrote or deleted keys under roster/ in etcd (`etcdctl get --prefix <prefix>/roster/`), or this node may not read them (its role\'s grants): a controller reads the rosters again when it takes over (restart it) and rewrites what differs',
   ),
   E_PART_BLUEPRINT: invalid('agent', 'the part is for another blueprint or version', 're-plan this version'),
   E_PART_NODE: invalid('agent', 'the part (or a resource in it) is for another node', 'send each node its own part'),

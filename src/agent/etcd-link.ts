@@ -17,7 +17,9 @@ import { signRecord, type RecordSigner } from '../control/records.ts';
 import { checkPartSignature, readCandidates } from '../control/signed.ts';
 import { submissionFor, tableFrom, wantOf, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
-import { directPeersFrom, MAX_DIRECTORY_ENTRIES, MAX_DIRECTORY_ENTRY_BYTES, type DirectoryHead } from '../control/directory.ts';
+import { directPeersFrom, MAX_DIRECTORY_ENTRIES, MAX_DIRECTORY_ENTRY_BYTES, type DirectoryHead, type EpochKind } from '../control/directory.ts';
+import { fillFromRoster, rosterFrom } from '../control/roster.ts';
+import { DNS_LABEL } from '../plan/names.ts';
 import type { NodePlanPart } from '../plan/part.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { AGENT_VERSION, type Agent } from './agent.ts';
@@ -70,8 +72,11 @@ export interface NodeStatus {
   candidates?: CandidateReportNetwork[];
 }
 
-/** One epoch of one network's direct-peer directory, read and watched (src/control/directory.ts). */
+/** One epoch of one network's direct-peer directory or roster, read and watched (src/control/directory.ts, roster.ts). */
 interface DirectoryWatch {
+  /** "kind:networkId/epoch". */
+  key: string;
+  kind: EpochKind;
   net: string;
   epoch: string;
   /** node → its entry as stored; null until read. */
@@ -514,8 +519,9 @@ export class EtcdLink {
         return;
       }
     }
-    // Direct peers from the networks' directories, exactly as the signed part says they are (count and hash).
-    if (!this.withDirectPeers(id, assembled.directories, part)) return;
+    // Members from the networks' rosters and direct peers from their directories, exactly as the signed part says
+    // they are (count and hash).
+    if (!this.withNetworkRecords(id, assembled.rosters, assembled.directories, part)) return;
     let envelope: SignedBlueprint | null;
     try {
       envelope = await this.envelope(head, part.version);
@@ -545,18 +551,27 @@ export class EtcdLink {
   }
 
   /**
-   * Adds each network's direct peers from its directory to the part (in place). False while a directory is not
-   * read yet or does not hold what the part says (the part waits, and is tried again when a directory changes).
+   * Completes the part (in place) with each network's members from its roster and direct peers from its directory.
+   * False while one is not read yet or does not hold what the part says (the part waits, and is tried again when
+   * a roster or directory changes).
    */
-  private withDirectPeers(id: string, heads: Map<string, DirectoryHead>, part: NodePlanPart): boolean {
+  private withNetworkRecords(id: string, rosters: Map<string, DirectoryHead>, directories: Map<string, DirectoryHead>, part: NodePlanPart): boolean {
     const names = new Set<string>();
     const waiting: Pick<Problem, 'code' | 'path' | 'message'>[] = [];
-    for (const [name, head] of heads) {
+    for (const [name, head] of rosters) {
       const n = part.networks.find((x) => x.name === name);
       if (!n) continue;
-      const key = `${n.id}/${head.epoch}`;
-      names.add(key);
-      const d = this.openDirectory(n.id, head.epoch);
+      const d = this.openDirectory('roster', n.id, head.epoch);
+      names.add(d.key);
+      const r = rosterFrom(head, d.entries ?? undefined);
+      if ('waiting' in r) waiting.push({ code: 'E_ROSTER_PENDING', path: `networks.${name}`, message: r.waiting });
+      else fillFromRoster(n, r);
+    }
+    for (const [name, head] of directories) {
+      const n = part.networks.find((x) => x.name === name);
+      if (!n) continue;
+      const d = this.openDirectory('directory', n.id, head.epoch);
+      names.add(d.key);
       const r = directPeersFrom(head, this.o.nodeId, d.entries ?? undefined);
       if ('waiting' in r) waiting.push({ code: 'E_DIRECTORY_PENDING', path: `networks.${name}`, message: r.waiting });
       else n.resource.peers = [...n.resource.peers, ...r.peers].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
@@ -568,33 +583,43 @@ export class EtcdLink {
     }
     this.directoryWaits.add(id);
     this.status.blueprints[id] = { version: part.version, generation: part.generation, ok: false, problems: waiting };
-    this.o.log.debug({ blueprint: id, generation: part.generation, waiting: waiting.map((w) => w.message) }, 'part waits for its direct-peer directory');
+    this.o.log.debug({ blueprint: id, generation: part.generation, waiting: waiting.map((w) => w.message) }, 'part waits for its roster or direct-peer directory');
     return false;
   }
 
-  /** A directory of this epoch, read then watched (once per epoch; a new watch: etcd checks this node's grant). */
-  private openDirectory(net: string, epoch: string): DirectoryWatch {
-    const key = `${net}/${epoch}`;
+  /**
+   * A directory or roster of this epoch, read then watched (once per epoch; a new watch: etcd checks this node's
+   * grant).
+   */
+  private openDirectory(kind: EpochKind, net: string, epoch: string): DirectoryWatch {
+    const key = `${kind}:${net}/${epoch}`;
     let d = this.directories.get(key);
     if (d) return d;
-    d = { net, epoch, entries: null, watcher: null };
+    d = { key, kind, net, epoch, entries: null, watcher: null };
     this.directories.set(key, d);
     void this.loadDirectory(key, d);
     return d;
   }
 
   private async loadDirectory(key: string, d: DirectoryWatch): Promise<void> {
-    const prefix = this.keys.directoryPrefix(d.net, d.epoch);
+    const prefix = d.kind === 'roster' ? this.keys.rosterPrefix(d.net, d.epoch) : this.keys.directoryPrefix(d.net, d.epoch);
     const live = () => !this.stopped && this.directories.get(key) === d;
-    // Bounded: a writer of etcd must not grow this node's memory (an oversized entry only fails the hash).
+    // Bounded: a writer of etcd must not grow this node's memory (an oversized entry only fails the hash; a key
+    // that is not a node id is not kept). Past the entry bound, entries are skipped: the next deletion reads the
+    // whole epoch again (junk that crowded real entries out, then went, must not leave the part waiting for good).
+    let overflowed = false;
     const set = (m: Map<string, string>, k: string, v: string) => {
       const node = k.slice(prefix.length);
-      if (!node || node.includes('/') || (!m.has(node) && m.size >= MAX_DIRECTORY_ENTRIES)) return;
-      m.set(node, v.length > MAX_DIRECTORY_ENTRY_BYTES ? '' : v);
+      if (!DNS_LABEL.test(node)) return;
+      if (!m.has(node) && m.size >= MAX_DIRECTORY_ENTRIES) {
+        overflowed = true;
+        return;
+      }
+      m.set(node, v.length > MAX_DIRECTORY_ENTRY_BYTES || Buffer.byteLength(v) > MAX_DIRECTORY_ENTRY_BYTES ? '' : v);
     };
     const drop = (err: Error) => {
       if (!live()) return;
-      this.o.log.debug({ err: err.message, directory: key }, 'direct-peer directory not readable (yet); retrying');
+      this.o.log.debug({ err: err.message, directory: key }, 'roster or direct-peer directory not readable (yet); retrying');
       this.directories.delete(key);
       void d.watcher?.cancel().catch(() => undefined);
       // The parts that wait open it again when they are tried.
@@ -629,7 +654,8 @@ export class EtcdLink {
       w.on('delete', (kv) => {
         if (!live()) return;
         entries.delete(kv.key.toString().slice(prefix.length));
-        this.directoryChanged();
+        if (overflowed) drop(new Error('entries were skipped past the bound: reading the epoch again'));
+        else this.directoryChanged();
       });
       w.on('error', drop);
       this.directoryChanged();

@@ -141,6 +141,8 @@ export class Controller {
   private partMirror = new Map<string, Entries>();
   /** networkId → its direct-peer directories as stored. */
   private directoryMirror = new Map<string, Directory[]>();
+  /** networkId → its rosters as stored. */
+  private rosterMirror = new Map<string, Directory[]>();
   private rebalanceRequested = false;
   private dirty = true;
   /** Parts whose mirror entry this controller signed and wrote (none after reading them from etcd). */
@@ -372,6 +374,7 @@ export class Controller {
     }
     this.envelopeMirror = new Set((await read(this.keys.envelopes())).map(([key]) => key));
     this.directoryMirror = readDirectories(this.keys, await read(this.keys.directories()));
+    this.rosterMirror = readDirectories(this.keys, await read(this.keys.rosters()), 'roster');
     if (this.grantMirror !== 'off') this.grantMirror = null;
     this.partMirror = new Map();
     this.ownHeads.clear();
@@ -571,6 +574,7 @@ export class Controller {
       partMirror: this.partMirror,
       envelopes: this.envelopeMirror,
       directoryMirror: this.directoryMirror,
+      rosterMirror: this.rosterMirror,
       ownHeads: new Set(this.ownHeads),
       enrolled: new Set(this.goodEnrollments.keys()),
       signingKey: this.signingKey,
@@ -587,6 +591,7 @@ export class Controller {
     // that fails after this point marks the mirrors dirty: the next one reads the directories back from etcd.
     this.hiddenMembers = p.hiddenMembers;
     this.directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
+    this.rosterMirror = new Map([...p.rosters].map(([net, d]) => [net, [d]]));
     this.members = dec.members;
     for (const id of p.removed) this.planMirror.delete(id);
     for (const [id, c] of p.current) if (replanned.includes(id)) this.planMirror.set(id, planEntries(c.plan, c.envelope));

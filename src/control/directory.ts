@@ -52,13 +52,13 @@ export function directoryHead(d: Directory): DirectoryHead {
  * The directories after this round: for each network with hidden members, their entries under the stored epoch,
  * or under a new one when a stored member is gone (or none was stored). Networks without hidden members have none.
  */
-export function nextDirectories(want: ReadonlyMap<string, Map<string, string>>, stored: ReadonlyMap<string, Directory[]>): Map<string, Directory> {
+export function nextDirectories(want: ReadonlyMap<string, Map<string, string>>, stored: ReadonlyMap<string, Directory[]>, kind: EpochKind = 'directory'): Map<string, Directory> {
   const out = new Map<string, Directory>();
   for (const [net, entries] of want) {
     if (!entries.size) continue;
     const old = currentDirectory(stored.get(net));
     const keep = old && EPOCH_RE.test(old.epoch) && [...old.entries.keys()].every((node) => entries.has(node));
-    out.set(net, { epoch: keep ? old.epoch : nextEpoch(net, old?.epoch ?? '', entries.keys()), entries });
+    out.set(net, { epoch: keep ? old.epoch : nextEpoch(net, old?.epoch ?? '', entries.keys(), kind), entries });
   }
   return out;
 }
@@ -74,27 +74,37 @@ export function currentDirectory(stored: readonly Directory[] | undefined): Dire
  * and two controllers agree). Being guessable does not matter: etcd checks a watch's permission when it is
  * created, and only members are granted the new epoch's keys.
  */
-export function nextEpoch(net: string, old: string, members: Iterable<string>): string {
-  return createHash('sha256').update(`zmesh-directory-epoch\n${net}\n${old}\n${[...members].sort().join(',')}`).digest('hex').slice(0, 16);
+export function nextEpoch(net: string, old: string, members: Iterable<string>, kind: EpochKind = 'directory'): string {
+  return createHash('sha256').update(`zmesh-${kind}-epoch\n${net}\n${old}\n${[...members].sort().join(',')}`).digest('hex').slice(0, 16);
+}
+
+/**
+ * What is kept per network and membership epoch this way: the direct-peer directory (hidden members' direct-peer
+ * entries) and the roster (every member's subnet and name addresses, src/control/roster.ts).
+ */
+export type EpochKind = 'directory' | 'roster';
+
+function entryKey(keys: Keys, kind: EpochKind, net: string, epoch: string, node: string): string {
+  return kind === 'roster' ? keys.rosterEntry(net, epoch, node) : keys.directoryEntry(net, epoch, node);
 }
 
 /**
  * The etcd operations from the stored directories to the next: puts (written before the parts that name them)
  * and deletes (after the parts, so that a part never names entries that are gone).
  */
-export function directoryOps(keys: Keys, stored: ReadonlyMap<string, Directory[]>, next: ReadonlyMap<string, Directory>): { puts: Op[]; deletes: Op[] } {
+export function directoryOps(keys: Keys, stored: ReadonlyMap<string, Directory[]>, next: ReadonlyMap<string, Directory>, kind: EpochKind = 'directory'): { puts: Op[]; deletes: Op[] } {
   const puts: Op[] = [];
   const deletes: Op[] = [];
   for (const [net, d] of next) {
     const same = stored.get(net)?.find((o) => o.epoch === d.epoch)?.entries;
-    for (const [node, v] of d.entries) if (same?.get(node) !== v) puts.push({ type: 'put', key: keys.directoryEntry(net, d.epoch, node), value: v });
+    for (const [node, v] of d.entries) if (same?.get(node) !== v) puts.push({ type: 'put', key: entryKey(keys, kind, net, d.epoch, node), value: v });
   }
   for (const [net, olds] of stored) {
     const d = next.get(net);
     for (const old of olds) {
       for (const node of old.entries.keys()) {
         if (d?.epoch === old.epoch && d.entries.has(node)) continue;
-        deletes.push({ type: 'delete', key: keys.directoryEntry(net, old.epoch, node) });
+        deletes.push({ type: 'delete', key: entryKey(keys, kind, net, old.epoch, node) });
       }
     }
   }
@@ -102,10 +112,10 @@ export function directoryOps(keys: Keys, stored: ReadonlyMap<string, Directory[]
 }
 
 /** Stored directory keys back into directories (keys of another shape are ignored; several epochs: all kept). */
-export function readDirectories(keys: Keys, kvs: Iterable<readonly [string, string]>): Map<string, Directory[]> {
+export function readDirectories(keys: Keys, kvs: Iterable<readonly [string, string]>, kind: EpochKind = 'directory'): Map<string, Directory[]> {
   const out = new Map<string, Map<string, Directory>>();
   for (const [key, v] of kvs) {
-    const p = keys.parseDirectoryKey(key);
+    const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
     if (!p) continue;
     let byEpoch = out.get(p.network);
     if (!byEpoch) out.set(p.network, (byEpoch = new Map()));

@@ -11,12 +11,15 @@
 //   names/<network>            the workloads' and devices' names the network's resolver serves (docs/dns.md)
 //   names/<network>/<bucket>   the nodes' names, bucketed like subnets (a node's gateway's slot): a join rewrites
 //                              one small key per node, not every node's list of every node
+// On etcd the controller writes each network's members (subnets, names, policy addresses) once, in the network's
+// roster (src/control/roster.ts): then net/<network> names it (`roster: {epoch, n, sha256}`), subnets/ holds the
+// access devices' subnets only, names/<network>/<bucket> is absent and the agent completes the part from the roster.
 // A stored plan is the compact plan (docs/plan-format.md, `zmesh-plan/2`) under plans/<tenant>/<blueprint>/:
 // meta, envelope, res/<network>/<node> (compact resources: no peers, with the endpoint) and dev/<network>/<device>
 // (devices without any wg-quick config). Every part's peers come from the one derivation (src/plan/derive.ts).
 import type { SignedBlueprint } from '../blueprint/types.ts';
 import { ipv6Fields, peerLookup, resourceFields } from '../plan/derive.ts';
-import { NODE_PART_FORMAT, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
+import { NODE_PART_FORMAT, policyMembers, type NodeNetworkPart, type NodePlanPart } from '../plan/part.ts';
 import { networkNames, type NetworkNames } from '../plan/names.ts';
 import {
   COMPACT_PLAN_FORMAT,
@@ -177,7 +180,13 @@ export function partWithHead(part: NodePlanPart, envelopeKey: string): Entries {
  * node), sharing the work: a network's subnet buckets and mesh index are built once and a peer entry shared by
  * many nodes is serialized once. `only` limits the nodes. Peers come from the one derivation (peerLookup).
  */
-export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<string>, directory?: ReadonlyMap<string, DirectoryHead>): Map<string, Entries> {
+export function planPartEntries(
+  plan: AnyPlan,
+  envelopeKey: string,
+  only?: Set<string>,
+  directory?: ReadonlyMap<string, DirectoryHead>,
+  rosters?: ReadonlyMap<string, DirectoryHead>,
+): Map<string, Entries> {
   const out = new Map<string, Entries>();
   const peersOf = peerLookup(plan);
   const peerJson = new WeakMap<Peer, string>();
@@ -188,8 +197,14 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
     return e;
   };
   for (const n of plan.networks) {
-    const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...n.resources.map((r) => r.subnet), ...n.access.map((d) => d.subnet)]);
-    const namesJson = nameEntries(n.name, n.ipRange, n.subnetPrefix, networkNames(plan, n));
+    // With a roster (etcd), the members' subnets, names and policy addresses are there, once per network: the
+    // part keeps the devices' and the workloads' and names the roster.
+    const roster = rosters?.get(n.id);
+    const bucketJson = subnetEntries(n.name, n.ipRange, n.subnetPrefix, [...(roster ? [] : n.resources.map((r) => r.subnet)), ...n.access.map((d) => d.subnet)]);
+    const names = networkNames(plan, n);
+    const namesJson = nameEntries(n.name, n.ipRange, n.subnetPrefix, roster ? { ...names, nodes: {} } : names);
+    const all = n.policy ? policyMembers(plan, n) : undefined;
+    const members = all && roster ? { ...all, nodes: {}, ...(all.nodes6 ? { nodes6: {} } : {}) } : all;
     for (const r of n.resources as Omit<Resource, 'peers'>[]) {
       if (only && !only.has(r.node)) continue;
       const e = entriesOf(r.node);
@@ -197,7 +212,22 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
       counter.set(r.node, i + 1);
       // With a directory (etcd), a hidden node's part names it instead of listing every direct peer.
       const dir = r.hidden && r.accessNode ? directory?.get(n.id) : undefined;
-      e.set(`net/${n.name}`, JSON.stringify({ i, name: n.name, id: n.id, ipRange: n.ipRange, subnetPrefix: n.subnetPrefix, ...ipv6Fields(n), egress: n.egress, resource: resourceFields(r), ...(dir ? { direct: dir } : {}) }));
+      e.set(
+        `net/${n.name}`,
+        JSON.stringify({
+          i,
+          name: n.name,
+          id: n.id,
+          ipRange: n.ipRange,
+          subnetPrefix: n.subnetPrefix,
+          ...ipv6Fields(n),
+          egress: n.egress,
+          resource: resourceFields(r),
+          ...(members ? { members } : {}),
+          ...(dir ? { direct: dir } : {}),
+          ...(roster ? { roster } : {}),
+        }),
+      );
       for (const p of peersOf(n.name, r.node, !dir) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));
@@ -223,12 +253,17 @@ export function planPartEntries(plan: AnyPlan, envelopeKey: string, only?: Set<s
 }
 
 /** Rebuilds a node part from its entries; null while there is no head (not written yet, or removed). */
-export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPart; head: PartHead; directories: Map<string, DirectoryHead> } | null {
+export function assemblePart(
+  ref: PartRef,
+  entries: Entries,
+): { part: NodePlanPart; head: PartHead; directories: Map<string, DirectoryHead>; rosters: Map<string, DirectoryHead> } | null {
   const head = parseHead(entries.get('gen'));
   if (!head) return null;
   const nets: (NodeNetworkPart & { i: number })[] = [];
   // network name → the directory its direct peers are in (etcd): the part's peers lack them until they are added.
   const directories = new Map<string, DirectoryHead>();
+  // network name → the roster its members are in (etcd): the part lacks their subnets, names and policy addresses.
+  const rosters = new Map<string, DirectoryHead>();
   const peers = new Map<string, Peer[]>();
   const subnets = new Map<string, { bucket: string; value: unknown }[]>();
   let workloads: WorkloadPlan[] = [];
@@ -246,10 +281,14 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
       throw new AssembleError(`entry ${suffix} is not JSON`, { cause: e });
     }
     if (seg[0] === 'net' && seg.length === 2) {
-      const { direct, ...n } = v as NodeNetworkPart & { i: number; resource: Omit<Resource, 'peers'>; direct?: unknown };
+      const { direct, roster, ...n } = v as NodeNetworkPart & { i: number; resource: Omit<Resource, 'peers'>; direct?: unknown; roster?: unknown };
       if (direct !== undefined) {
         if (!isDirectoryHead(direct)) throw new AssembleError(`entry ${suffix}: bad direct-peer directory`);
         directories.set(seg[1], direct);
+      }
+      if (roster !== undefined) {
+        if (!isDirectoryHead(roster)) throw new AssembleError(`entry ${suffix}: bad roster`);
+        rosters.set(seg[1], roster);
       }
       nets.push({ ...n, resource: { ...n.resource, peers: [] }, subnets: [] });
     } else if (seg[0] === 'peer' && seg.length === 3) {
@@ -283,6 +322,7 @@ export function assemblePart(ref: PartRef, entries: Entries): { part: NodePlanPa
   return {
     head,
     directories,
+    rosters,
     part: {
       format: NODE_PART_FORMAT,
       tenant: ref.tenant,

@@ -92,6 +92,24 @@ export class Keys {
     if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
     return { network: rest[0], epoch: rest[1], node: rest[2] };
   }
+  // Written by the controller: per network, each member's subnet and name addresses once (the roster,
+  // src/control/roster.ts) instead of into every member's part; each member's role may read the current epoch.
+  rosters(): string {
+    return `${this.prefix}/roster/`;
+  }
+  /** One epoch of one network's roster: what a member's read grant covers (a range). */
+  rosterPrefix(networkId: string, epoch: string): string {
+    return `${this.rosters()}${networkId}/${epoch}/`;
+  }
+  rosterEntry(networkId: string, epoch: string, node: string): string {
+    return `${this.rosterPrefix(networkId, epoch)}${node}`;
+  }
+  /** ".../roster/<network>/<epoch>/<node>" → its parts; null for other keys. */
+  parseRosterKey(key: string): { network: string; epoch: string; node: string } | null {
+    const rest = this.tail(key, this.rosters());
+    if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
+    return { network: rest[0], epoch: rest[1], node: rest[2] };
+  }
   statuses(): string {
     return `${this.prefix}/status/`;
   }

@@ -9,7 +9,8 @@
 //                      moved on or the part is gone; one key per version, so a watch opened while a grant held
 //                      never sees a later version), and read on the prefix candidate-tables/<network>/ of each
 //                      network the plans make it hidden in (granted and revoked with the same rounds; a new table
-//                      key per membership epoch, so a watch opened while a member never sees a later table)
+//                      key per membership epoch, so a watch opened while a member never sees a later table),
+//                      and read on roster/<network>/<epoch>/ of each network it is a member of (the same way)
 // So a node (or whoever holds its certificate) can write only its own registration and status, and read only
 // its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
 // blueprints. Pure permission builders + the few RPCs that apply them.
@@ -32,7 +33,7 @@ export interface Perm {
 }
 
 /**
- * The read grant for a key the rounds manage: a key ending in "/" as a prefix (a directory epoch; the candidate
+ * The read grant for a key the rounds manage: a key ending in "/" as a prefix (a directory or roster epoch; the candidate
  * tables' whole network prefix of earlier versions, to revoke it), any other exactly (envelopes, a table's pointer
  * and one epoch's table).
  */
@@ -40,9 +41,9 @@ export function readGrant(keys: Keys, key: string): Perm {
   return directPathKey(keys, key) && key.endsWith('/') ? { permType: 'Read', key, rangeEnd: prefixEnd(key).toString() } : { permType: 'Read', key };
 }
 
-/** A candidate-table or directory key: the direct-path grants the rounds manage besides envelopes. */
+/** A candidate-table, directory or roster key: the network grants the rounds manage besides envelopes. */
 function directPathKey(keys: Keys, key: string): boolean {
-  return key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories());
+  return key.startsWith(keys.candidateTables()) || key.startsWith(keys.directories()) || key.startsWith(keys.rosters());
 }
 
 /** What a node's role holds apart from its envelope grants. */

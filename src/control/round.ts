@@ -18,6 +18,7 @@ import { decideMembership, rebalanceRelease, releaseAccess, type HoldDown, type 
 import { signPartEntries } from './signed.ts';
 import { currentDirectory, directoryHead, directoryOps, nextDirectories, type Directory } from './directory.ts';
 import { directoryEntries } from '../plan/derive.ts';
+import { rosterEntries } from './roster.ts';
 
 export interface BlueprintStatus {
   version: number | null;
@@ -152,6 +153,8 @@ export interface RoundInput {
   envelopes: ReadonlySet<string>;
   /** networkId → its direct-peer directories as stored (normally one epoch). */
   directoryMirror: ReadonlyMap<string, Directory[]>;
+  /** networkId → its rosters as stored (normally one epoch). */
+  rosterMirror: ReadonlyMap<string, Directory[]>;
   /** Nodes with a good enrollment (a node without one has been revoked). */
   enrolled: ReadonlySet<string>;
   /** Signs every part head when present. */
@@ -187,11 +190,13 @@ export interface RoundPlan {
   hiddenMembers: Map<string, Set<string>>;
   /** Envelope copies to delete last (no head points to them). */
   staleEnvelopes: Op[];
-  /** Direct-peer directories: entries written before the parts that name them, old ones deleted after. */
+  /** Direct-peer directories and rosters: entries written before the parts that name them, old ones deleted after. */
   directoryPuts: Op[];
   directoryDeletes: Op[];
   /** networkId → its directory after this round. */
   directories: Map<string, Directory>;
+  /** networkId → its roster after this round. */
+  rosters: Map<string, Directory>;
   /** Parts whose head this round signed (or kept as this controller signed it): not copies of stored ones. */
   signedParts: Set<string>;
   /** What the controller should log (stored plans it could not read or derive parts from). */
@@ -200,15 +205,17 @@ export interface RoundPlan {
 
 /** Network ids that more than one blueprint's plan has: networkId → those blueprints (sorted). */
 export function collidedNetworks(plans: [string, Pick<CompactPlan, 'networks'>][]): Map<string, string[]> {
-  const owners = new Map<string, Set<string>>();
+  // Owners are (blueprint, network name): two networks of ONE blueprint with one id collide too (a tenant can
+  // search its own names for a pair: 2^25 hashes), and would share a roster and a directory.
+  const owners = new Map<string, Map<string, string>>();
   for (const [id, plan] of plans) {
     for (const n of plan.networks) {
       let o = owners.get(n.id);
-      if (!o) owners.set(n.id, (o = new Set()));
-      o.add(id);
+      if (!o) owners.set(n.id, (o = new Map()));
+      o.set(`${id}\n${n.name}`, id);
     }
   }
-  return new Map([...owners].filter(([, o]) => o.size > 1).map(([net, o]) => [net, [...o].sort()]));
+  return new Map([...owners].filter(([, o]) => o.size > 1).map(([net, o]) => [net, [...new Set(o.values())].sort()]));
 }
 
 /** One planning round's decisions: membership → plans → parts → operations. Pure. */
@@ -354,10 +361,12 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   // signed part. Such networks get neither (their hidden nodes keep the full peer lists, and the relay).
   const collided = collidedNetworks([...current].map(([id, c]) => [id, c.plan]));
   for (const [net, owners] of collided) {
-    warnings.push({ fields: { network: net, blueprints: owners }, message: 'controller: two blueprints have a network with the same id: no direct-peer directory or candidate table for it' });
+    warnings.push({ fields: { network: net, blueprints: owners }, message: 'controller: two networks have the same id: no direct-peer directory, candidate table or roster for it' });
     for (const b of owners) {
       const name = current.get(b)?.plan.networks.find((n) => n.id === net)?.name ?? net;
-      statuses[b]?.problems.push({ code: 'E_NETWORK_ID_COLLISION', path: `networks.${name}`, message: `network id ${net} is also a network of ${owners.filter((x) => x !== b).join(', ')}: its hidden nodes get no direct paths`, hint: 'rename the network (its id is derived from tenant, blueprint and name)' });
+      const others = owners.filter((x) => x !== b);
+      const also = others.length ? `also a network of ${others.join(', ')}` : 'also the id of another network of this blueprint';
+      statuses[b]?.problems.push({ code: 'E_NETWORK_ID_COLLISION', path: `networks.${name}`, message: `network id ${net} is ${also}: its hidden nodes get no direct paths, its members no roster`, hint: 'rename the network (its id is derived from tenant, blueprint and name)' });
     }
   }
   const wantDirs = new Map<string, Map<string, string>>();
@@ -374,8 +383,17 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
     }
   }
   const directories = nextDirectories(wantDirs, input.directoryMirror);
-  const { puts: directoryPuts, deletes: directoryDeletes } = directoryOps(k, input.directoryMirror, directories);
+  const dirOps = directoryOps(k, input.directoryMirror, directories);
   const heads = new Map([...directories].map(([net, d]) => [net, directoryHead(d)]));
+  // Rosters (every network's members' subnets, names and policy addresses, written once instead of into every
+  // member's part): the same epochs and rules. A collided network has none (its parts keep the buckets).
+  const wantRosters = new Map<string, Map<string, string>>();
+  for (const [, c] of current) for (const [net, m] of rosterEntries(c.plan)) if (!collided.has(net)) wantRosters.set(net, m);
+  const rosters = nextDirectories(wantRosters, input.rosterMirror, 'roster');
+  const rosterOps = directoryOps(k, input.rosterMirror, rosters, 'roster');
+  const rosterHeads = new Map([...rosters].map(([net, d]) => [net, directoryHead(d)]));
+  const directoryPuts = [...dirOps.puts, ...rosterOps.puts];
+  const directoryDeletes = [...dirOps.deletes, ...rosterOps.deletes];
   const desired = new Map<string, Entries | undefined>();
   const signedParts = new Set<string>();
   for (const [id, c] of current) {
@@ -383,7 +401,7 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
     yield;
     let all: Map<string, Entries>;
     try {
-      all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable, heads);
+      all = planPartEntries(c.plan, k.envelopeAt(c.plan.tenant, c.plan.blueprint, c.plan.version), dec.reachable, heads, rosterHeads);
     } catch (e) {
       // A stored plan that did not re-plan and cannot derive its peers (stored before the compact form, or
       // damaged): the nodes keep the parts they have.
@@ -435,6 +453,9 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   for (const [id, c] of current) {
     const byNode = new Map<string, string[]>();
     for (const n of c.plan.networks) {
+      // Every member: its network's roster, this epoch's only.
+      const roster = rosters.get(n.id);
+      if (roster) for (const r of n.resources) byNode.set(r.node, [...(byNode.get(r.node) ?? []), k.rosterPrefix(n.id, roster.epoch)]);
       // Per epoch (the directory's): the table's pointer, that epoch's table and directory — never the network's
       // whole prefix, where a watch opened while a member would show every later epoch after it left.
       const d = directories.get(n.id);
@@ -468,5 +489,5 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   }
   const staleEnvelopes = [...input.envelopes].filter((key) => !referenced.has(key)).map((key): Op => ({ type: 'delete', key }));
 
-  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, directoryPuts, directoryDeletes, directories, signedParts, warnings };
+  return { dec, statuses, replanned, removed, current, memberOps, planOps, envelopeOps, partGroups, desired, wantGrants, hiddenMembers, staleEnvelopes, directoryPuts, directoryDeletes, directories, rosters, signedParts, warnings };
 }

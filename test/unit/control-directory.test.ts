@@ -142,4 +142,10 @@ test('two blueprints with one network id (a tenant that searched for a collision
   (evil.networks[0] as { id: string }).id = victim.networks[0].id; // forced: 2^50 work to find by names
   assert.deepEqual(collidedNetworks([['acme/shop', victim], ['evil/x', evil]]), new Map([[victim.networks[0].id, ['acme/shop', 'evil/x']]]));
   assert.deepEqual(collidedNetworks([['acme/shop', victim], ['acme/shop', victim]]), new Map(), 'one blueprint is not a collision');
+  // Two networks of ONE blueprint with one id (the tenant searched its own names): collided too (found by review:
+  // they would share a roster).
+  const twin = planCompact(blueprint([net({ nodes: ['a', 'c'] }), net({ name: 'twin', nodes: ['a', 'd'], ipRange: '10.9.0.0/16' })]), inv, { random: seededRandom('t') });
+  assert.deepEqual(collidedNetworks([['acme/shop', twin]]), new Map());
+  (twin.networks[1] as { id: string }).id = twin.networks[0].id;
+  assert.deepEqual(collidedNetworks([['acme/shop', twin]]), new Map([[twin.networks[0].id, ['acme/shop']]]));
 });

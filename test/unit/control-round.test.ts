@@ -38,6 +38,7 @@ function input(over: Partial<RoundInput> = {}): RoundInput {
     partMirror: new Map(),
     envelopes: new Set(),
     directoryMirror: new Map(),
+    rosterMirror: new Map(),
     enrolled: new Set(['a', 'b', 'c']),
     signingKey: null,
     ...over,
@@ -53,7 +54,8 @@ function after(p: RoundPlan, prev: RoundInput): RoundInput {
   const envelopes = new Set([...prev.envelopes, ...p.envelopeOps.map((o) => o.key)]);
   for (const o of p.staleEnvelopes) envelopes.delete(o.key);
   const directoryMirror = new Map([...p.directories].map(([net, d]) => [net, [d]]));
-  return { ...prev, members: p.dec.members, storedMembers: p.dec.members, planMirror, partMirror, envelopes, directoryMirror, random: seededRandom('round-test-2') };
+  const rosterMirror = new Map([...p.rosters].map(([net, d]) => [net, [d]]));
+  return { ...prev, members: p.dec.members, storedMembers: p.dec.members, planMirror, partMirror, envelopes, directoryMirror, rosterMirror, random: seededRandom('round-test-2') };
 }
 
 test('a first round: member records, one plan, one part per node, the envelope and its grants', () => {
@@ -85,12 +87,16 @@ test('a first round: member records, one plan, one part per node, the envelope a
   // Exactly this epoch's keys: never the network's whole prefix (a watch on it would outlive a member's leave).
   const epoch = nextEpoch(netId, '', ['c']);
   const dir = k.directoryPrefix(netId, epoch);
+  // Every member reads its network's roster (this epoch's: chained from none and all members).
+  const rosterEpoch = nextEpoch(netId, '', ['a', 'b', 'c'], 'roster');
+  assert.notEqual(rosterEpoch, nextEpoch(netId, '', ['a', 'b', 'c']), 'a roster epoch is never a directory epoch');
+  const roster = k.rosterPrefix(netId, rosterEpoch);
   assert.deepEqual([...p.wantGrants].map(([n, s]) => [n, [...s]]), [
-    ['a', [env]],
-    ['b', [env]],
-    ['c', [env, k.candidatePointer(netId), k.candidateTable(netId, epoch), dir]],
+    ['a', [env, roster]],
+    ['b', [env, roster]],
+    ['c', [env, roster, k.candidatePointer(netId), k.candidateTable(netId, epoch), dir]],
   ]);
-  assert.deepEqual(p.directoryPuts.map((o) => o.key), [`${dir}c`]);
+  assert.deepEqual(p.directoryPuts.map((o) => o.key), [`${dir}c`, `${roster}a`, `${roster}b`, `${roster}c`]);
   assert.deepEqual(p.directoryDeletes, []);
   assert.deepEqual(p.hiddenMembers, new Map([[p.current.get('acme/shop')!.plan.networks[0].id, new Set(['c'])]]));
   assert.deepEqual(p.staleEnvelopes, []);
