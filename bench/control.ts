@@ -187,6 +187,23 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     const keyCount = (await admin.kv.range({ key: Buffer.from(keys.parts()), range_end: prefixEnd(keys.parts()), count_only: true })).count;
     const directoryKeys = (await admin.kv.range({ key: Buffer.from(keys.directories()), range_end: prefixEnd(keys.directories()), count_only: true })).count;
     const rosterKeys = (await admin.kv.range({ key: Buffer.from(keys.rosters()), range_end: prefixEnd(keys.rosters()), count_only: true })).count;
+    // What the shared copy above hides: each real agent reads its network's roster whole when it takes the network
+    // and again on every new epoch (a member leaving). One such read, paged as the agent reads it.
+    const rosterRead = async () => {
+      const t = performance.now();
+      let from = Buffer.from(keys.rosters());
+      let revision: string | undefined;
+      let bytes = 0;
+      for (let page = 0; page < 64; page++) {
+        const res = await admin.kv.range({ key: from, range_end: prefixEnd(keys.rosters()), limit: 2000, ...(revision ? { revision } : {}) });
+        revision ??= res.header.revision;
+        for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
+        if (!res.more || !res.kvs.length) break;
+        from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+      }
+      return { bytes, ms: performance.now() - t };
+    };
+    const rosterReads = [await rosterRead(), await rosterRead(), await rosterRead()];
 
     // Blueprint changes: a new version each time (the egress flag flips), to every agent.
     const changes: number[] = [];
@@ -239,6 +256,8 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
       directoryKeys: Number(directoryKeys),
       // Every member's subnet, name and policy addresses: one entry per member and network (not in every part).
       rosterKeys: Number(rosterKeys),
+      // One agent's whole read of its roster (bytes, median ms of 3); × members = what a first plan or a leave costs.
+      rosterRead: { bytes: rosterReads[0].bytes, ms: Math.round(median(rosterReads.map((r) => r.ms))) },
       changeMs: Math.round(median(changes)),
       changeRunsMs: changes.map((x) => Math.round(x)),
       partsSeenMs: Math.round(median(headTimes)),
