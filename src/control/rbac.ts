@@ -12,8 +12,8 @@
 //                      key per membership epoch, so a watch opened while a member never sees a later table),
 //                      and read on roster/<network>/<epoch>/ of each network it is a member of (the same way)
 // So a node (or whoever holds its certificate) can write only its own registration and status, and read only
-// its own part and the blueprints it runs: never another node's records, parts or keys, nor other tenants'
-// blueprints. Pure permission builders + the few RPCs that apply them.
+// its own part, the blueprints it runs and what its networks share with their members (rosters, and when hidden,
+// directories and candidate tables): never another node's records, parts or keys, nor other tenants' blueprints. Pure permission builders + the few RPCs that apply them.
 import type { Etcd3 } from 'etcd3';
 import { prefixEnd } from './etcd.ts';
 import type { Keys } from './keys.ts';
