@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { randomBytes } from 'node:crypto';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
+import { yamlLib } from '../src/yaml-lib.ts';
 import { call } from '../src/admin/client.ts';
 import { Key, clampX25519, x25519PublicKey } from '../src/crypto/keys.ts';
 import { ZmeshError } from '../src/errors.ts';
@@ -30,7 +30,7 @@ export function agentConfig(spec: LabSpec, host: HostLayout, dir: string, truste
   const p = nodePaths(dir, host.name);
   return (
     `# zmesh lab ${spec.name}: node ${host.name} (written by \`zmesh lab up\`)\n` +
-    stringify({
+    yamlLib().stringify({
       nodeId: host.name,
       identityKeyFile: p.identity,
       stateDir: p.stateDir,

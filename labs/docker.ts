@@ -10,7 +10,8 @@
 // the engine runs the btrfs storage driver: workload disk limits (StorageOpt size) are btrfs qgroups.
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Docker from 'dockerode';
+import { createRequire } from 'node:module';
+import type DockerModule from 'dockerode';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../runtime/image.ts';
 import { containerName } from '../runtime/names.ts';
 import { findMount } from '../runtime/storage.ts';
@@ -19,6 +20,10 @@ import { labPrefix, type HostLayout } from './layout.ts';
 import { nodePaths, type LabState } from './state.ts';
 import { killInside, nodeCgroups } from './cleanup.ts';
 import { alive, allPids, cmdline, inHolder, nsInode, procRef, run, signal, spawnDetached, waitFor, waitGone, type ProcRef } from './sys.ts';
+
+// By require(), not `import`: a CommonJS package through the ESM loader can come out empty (src/control/etcd.ts).
+const Docker = createRequire(import.meta.url)('dockerode') as typeof DockerModule;
+type Docker = DockerModule;
 
 /** Longest unix socket path (sun_path is 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;

@@ -1,9 +1,10 @@
 // Reading a YAML (or JSON) document for configs, inventories and lab specs: unique keys, few aliases, and a
 // syntax error turned into a ValidationError (E_YAML_SYNTAX). Blueprints have their own stricter reader.
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
+import { yamlLib } from './yaml-lib.ts';
 import { MAX_NESTING, scanJson } from './blueprint/parse.ts';
 import { ValidationError } from './errors.ts';
+
+export { yamlLib };
 
 export function parseYamlDocument(text: string, what: string, maxAliasCount = 50): unknown {
   // JSON is read by JSON.parse (a 10,000-node inventory: ~50 ms instead of seconds); anything else, and JSON with a
@@ -20,7 +21,7 @@ export function parseYamlDocument(text: string, what: string, maxAliasCount = 50
   }
   try {
     // yaml is loaded here, for a text that is not JSON: not at the start of every command that may read one.
-    return (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { uniqueKeys: true, maxAliasCount });
+    return yamlLib().parse(text, { uniqueKeys: true, maxAliasCount });
   } catch (e) {
     // yaml's message is "<what> at line L, column C:" followed by an excerpt; keep the first part, position apart.
     const pos = (e as { linePos?: { line: number; col: number }[] }).linePos?.[0];

@@ -2,8 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
-import { parseYamlDocument } from '../yaml.ts';
+import { parseYamlDocument, yamlLib } from '../yaml.ts';
 import { parseSize } from '../blueprint/units.ts';
 import { parseDuration } from '../units.ts';
 import { Key } from '../crypto/keys.ts';
@@ -93,7 +92,7 @@ export function parseAgentConfig(text: string, baseDir: string, readFile: (p: st
   }
   if (c.trustedTenantsFile !== undefined) {
     try {
-      const more = parseYaml(readFile(path(c.trustedTenantsFile)), { uniqueKeys: true });
+      const more = yamlLib().parse(readFile(path(c.trustedTenantsFile)), { uniqueKeys: true });
       if (typeof more !== 'object' || more === null || Array.isArray(more)) throw new Error('not a mapping');
       Object.assign(tenants, more);
     } catch (e) {

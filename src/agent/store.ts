@@ -5,13 +5,17 @@
 // Upgrades (docs/agent.md#upgrades): at open, a store with a module newer than this build is refused untouched
 // (E_STORE_NEWER); an existing store with steps pending is first copied to stateDir/backups (the rollback),
 // then every pending step of every module runs in one transaction (all or nothing).
-import Database from 'better-sqlite3';
+import type DatabaseModule from 'better-sqlite3';
 import { chmodSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ZmeshError } from '../errors.ts';
 import { RUNTIME_MODULES } from './runtime-store.ts';
 
-export type Db = Database.Database;
+// By require(): a CommonJS package imported through the ESM loader by a module loaded after start can come out
+// empty (nodejs/node#51142; src/control/etcd.ts, test/unit/cjs-lazy.test.ts).
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseModule;
+export type Db = DatabaseModule.Database;
 
 export interface Migration {
   /** Schema version this migration produces. */

@@ -1,6 +1,7 @@
 // `zmesh config show` (alias `view`): the effective operator settings and where each came from — a flag, a
 // variable, the CLI config file (docs/cli-config.md) or the built-in default. Paths only, never file contents.
 import { Option, type Command } from 'commander';
+import { yamlLib } from '../yaml-lib.ts';
 import { table } from './text.ts';
 
 export function registerConfigCommands(program: Command): void {
@@ -28,7 +29,7 @@ export function registerConfigCommands(program: Command): void {
       const data = { file: s.file, settings };
       const format = flags.json ? 'json' : flags.output;
       if (format === 'json') return void process.stdout.write(JSON.stringify(data, null, 2) + '\n');
-      if (format === 'yaml') return void process.stdout.write((await import('yaml')).stringify(data)); // loaded here: not at start
+      if (format === 'yaml') return void process.stdout.write(yamlLib().stringify(data)); // loaded here: not at start
       const cell = (v: unknown) => (v === null ? '-' : Array.isArray(v) ? v.join(',') : String(v));
       const rows = Object.entries(settings).map(([k, v]) => [k, cell(v.value), v.source === 'default' ? 'default' : `${v.source} ${v.from}`]);
       process.stdout.write(`${table([['SETTING', 'VALUE', 'FROM'], ...rows])}\nconfig file: ${s.file ?? 'none'}\n`);

@@ -1,7 +1,7 @@
 // Human formatting for operator commands: aligned tables, ages, byte sizes, colour only on a terminal (and not
 // with NO_COLOR or --no-color); `-o json|yaml|wide` for list commands.
 // The pure helpers live in text.ts (the command declarations load it at start, without yaml); re-exported here.
-import { stringify as stringifyYaml } from 'yaml';
+import { yamlLib } from '../yaml-lib.ts';
 import { defaultOutput } from './config.ts';
 import { table } from './text.ts';
 
@@ -44,7 +44,7 @@ export function printList(flags: { json?: boolean; output?: string }, data: unkn
     f === 'json'
       ? JSON.stringify(data, null, 2)
       : f === 'yaml'
-        ? stringifyYaml(data).trimEnd()
+        ? yamlLib().stringify(data).trimEnd()
         : rows.length === 0
           ? empty
           : f === 'wide'

@@ -1,6 +1,7 @@
 // Operator commands for workloads and volumes: ps, logs, vol ls (over the agent's admin socket), and
 // `image base`, which builds the offline base image straight into a Docker engine.
 import { request } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import type { VolumeView, WorkloadView } from '../../runtime/types.ts';
 import { BASE_IMAGE, baseImageTar, importImage, parseApplets } from '../../runtime/image.ts';
@@ -119,7 +120,8 @@ export function registerRuntimeCommands(program: Command): void {
       const list = await execa(flags.busybox, ['--list'], { reject: false });
       const applets = list.exitCode === 0 ? parseApplets(String(list.stdout)) : [];
       const tar = baseImageTar({ busyboxPath: flags.busybox, applets });
-      const { default: Docker } = await import('dockerode');
+      // By require(): a CommonJS package through import() can come out empty (src/control/etcd.ts).
+      const Docker = createRequire(import.meta.url)('dockerode') as typeof import('dockerode');
       const docker = new Docker({ socketPath: flags.dockerSocket });
       let id: string;
       try {

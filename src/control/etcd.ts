@@ -2,10 +2,21 @@
 // prefix at one revision, commit packed transactions (optionally guarded by the controller's leadership), count
 // what was written. TLS with client certificates: --cacert, --cert, --key.
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions, type IRequestOp, type ICompare } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Etcd3Module from 'etcd3';
+import type { IOptions, IRequestOp, ICompare } from 'etcd3';
 import { ZmeshError } from '../errors.ts';
 import type { Op } from './entries.ts';
 
+// etcd3 is CommonJS and is loaded by require(), not `import`. An imported CommonJS module is resolved by the ESM
+// loader and run by the CJS loader, each resolving its real path, and Node's fs.realpathSync stops resolving
+// symlinks when the process's last stat was of a socket or FIFO (nodejs/node#51142; the agent lstat()s its admin
+// socket, and a status request stats files meanwhile). Under a symlinked path the two then disagree: the ESM side
+// reads the exports of a module object that never ran, and the agent died at start with "Etcd3 is not a
+// constructor" (a lab agent in ~1 of 6 etcd labs from a worktree; 16 of 100 starts under status polling; 0 of 100
+// this way). require() resolves and caches once.
+const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof Etcd3Module;
+type Etcd3 = Etcd3Module.Etcd3;
 export { Etcd3 };
 
 export interface EtcdConnectOptions {
