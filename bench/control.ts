@@ -24,6 +24,7 @@ import { ed25519KeyPair, x25519KeyPair, X25519Secret } from '../src/crypto/keys.
 import { seededRandom } from '../src/crypto/rng.ts';
 import { startEtcd } from '../test/helpers/etcd.ts';
 import { directoryHash, isDirectoryHead, type DirectoryHead } from '../src/control/directory.ts';
+import { ROSTER_HINT } from '../src/control/roster.ts';
 
 const CONNECTIONS = 8;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -98,7 +99,7 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
         for (const e of res.events) {
           const key = e.kv.key.toString();
           const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
-          if (!p) continue;
+          if (!p || p.node === ROSTER_HINT) continue;
           const id = `${kind}:${p.network}/${p.epoch}`;
           let m = dirs.get(id);
           if (!m) dirs.set(id, (m = new Map()));

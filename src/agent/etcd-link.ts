@@ -18,7 +18,7 @@ import { checkPartSignature, readCandidates } from '../control/signed.ts';
 import { submissionFor, tableFrom, wantOf, type CandidateReportNetwork, type CandidateTable, type CandidateWant } from '../control/candidates.ts';
 import { NodeWatch, type Batch } from '../control/node-watch.ts';
 import { directPeersFrom, MAX_DIRECTORY_ENTRIES, MAX_DIRECTORY_ENTRY_BYTES, type DirectoryHead, type EpochKind } from '../control/directory.ts';
-import { fillFromRoster, rosterFrom } from '../control/roster.ts';
+import { fillFromRoster, fromHint, MAX_HINT_BYTES, ROSTER_HINT, rosterFrom } from '../control/roster.ts';
 import { DNS_LABEL } from '../plan/names.ts';
 import type { NodePlanPart } from '../plan/part.ts';
 import type { SignedBlueprint } from '../blueprint/types.ts';
@@ -82,6 +82,15 @@ interface DirectoryWatch {
   /** node → its entry as stored; null until read. */
   entries: Map<string, string> | null;
   watcher: Watcher | null;
+  /** A roster taken from the epoch before it and the new epoch's hint (src/control/roster.ts), not read whole. */
+  derived?: boolean;
+  /**
+   * A roster's entries deleted under its watch (the controller deletes an old epoch right after the parts that
+   * leave it): kept so that the next epoch can still be taken from this one when its part comes late.
+   */
+  gone?: Map<string, string>;
+  /** The last signed head a waiting part named this roster with (what the fallback check compares). */
+  lastHead?: DirectoryHead;
 }
 
 interface TableWatch {
@@ -92,6 +101,8 @@ interface TableWatch {
 
 /** Deadline of each call of a registration attempt (lease grant, put). */
 export const REGISTER_CALL_MS = 3000;
+/** How long a roster taken from its hint may disagree with the part before it is read whole. */
+export const DERIVED_GRACE_MS = 5000;
 export const REGISTER_RETRY_MIN_MS = 500;
 /** Registration attempts are at most this far apart (plus jitter), however long etcd has been unreachable. */
 export const REGISTER_RETRY_MAX_MS = 2000;
@@ -138,6 +149,11 @@ export class EtcdLink {
   /** Parts waiting for their directories to hold what they say (tried again on every directory change). */
   private readonly directoryWaits = new Set<string>();
   private directoryTimer: NodeJS.Timeout | null = null;
+  /** Rosters whose hint led nowhere (read whole when opened again), and the pending checks of derived ones. */
+  private readonly noHint = new Set<string>();
+  private readonly derivedChecks = new Map<string, NodeJS.Timeout>();
+  /** How rosters and directories were read (whole, or a roster from its hint): for tests and the bench. */
+  readonly rosterReads = { whole: 0, derived: 0, directories: 0 };
   readonly status: NodeStatus;
   private lastStatus = '';
   registered = false;
@@ -341,7 +357,8 @@ export class EtcdLink {
   /** Stops; with revoke (default) the registration disappears at once, else it expires with the lease. */
   async stop(opts: { revoke?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer, this.directoryTimer]) if (t) clearTimeout(t);
+    for (const t of [this.regTimer, this.statusTimer, this.retryTimer, this.candidateTimer, this.directoryTimer, ...this.derivedChecks.values()]) if (t) clearTimeout(t);
+    this.derivedChecks.clear();
     this.regTimer = this.statusTimer = this.retryTimer = this.candidateTimer = this.directoryTimer = null;
     const watches = [...this.tableWatches.values()].flatMap((e) => [e.pointer, e.table]);
     this.tableWatches.clear();
@@ -564,8 +581,16 @@ export class EtcdLink {
       const d = this.openDirectory('roster', n.id, head.epoch);
       names.add(d.key);
       const r = rosterFrom(head, d.entries ?? undefined);
-      if ('waiting' in r) waiting.push({ code: 'E_ROSTER_PENDING', path: `networks.${name}`, message: r.waiting });
-      else fillFromRoster(n, r);
+      if ('waiting' in r) {
+        waiting.push({ code: 'E_ROSTER_PENDING', path: `networks.${name}`, message: r.waiting });
+        d.lastHead = head;
+        if (d.derived && d.entries) this.checkDerived(d);
+      } else {
+        fillFromRoster(n, r);
+        const t = this.derivedChecks.get(d.key);
+        if (t) clearTimeout(t);
+        this.derivedChecks.delete(d.key);
+      }
     }
     for (const [name, head] of directories) {
       const n = part.networks.find((x) => x.name === name);
@@ -597,11 +622,41 @@ export class EtcdLink {
     if (d) return d;
     d = { key, kind, net, epoch, entries: null, watcher: null };
     this.directories.set(key, d);
-    void this.loadDirectory(key, d);
+    // A roster's new epoch: from one this node holds (the hint names which) and the epoch's hint, unless that
+    // already failed once for this epoch.
+    const seeds = new Map<string, DirectoryWatch>();
+    if (kind === 'roster' && !this.noHint.has(key)) for (const o of this.directories.values()) if (o !== d && o.kind === 'roster' && o.net === net && o.entries) seeds.set(o.epoch, o);
+    void this.loadDirectory(key, d, seeds);
     return d;
   }
 
-  private async loadDirectory(key: string, d: DirectoryWatch): Promise<void> {
+  /**
+   * A roster taken from a hint that still does not hold what a waiting part says after DERIVED_GRACE_MS (a forged
+   * hint that matched a forged old epoch, say): read whole instead. Cancelled when the roster matches a part.
+   */
+  private checkDerived(d: DirectoryWatch): void {
+    if (this.derivedChecks.has(d.key)) return;
+    const t = setTimeout(() => {
+      this.derivedChecks.delete(d.key);
+      if (this.stopped || this.directories.get(d.key) !== d || !d.lastHead || !d.entries) return;
+      if (!('waiting' in rosterFrom(d.lastHead, d.entries))) return;
+      this.o.log.info({ roster: d.key }, 'roster taken from its hint does not match the part; reading it whole');
+      this.markNoHint(d.key);
+      this.directories.delete(d.key);
+      void d.watcher?.cancel().catch(() => undefined);
+      this.directoryChanged();
+    }, DERIVED_GRACE_MS);
+    t.unref?.();
+    this.derivedChecks.set(d.key, t);
+  }
+
+  /** A roster epoch to read whole when opened again (bounded: forgetting one costs a failed hint, no more). */
+  private markNoHint(key: string): void {
+    if (this.noHint.size >= 1024) this.noHint.clear();
+    this.noHint.add(key);
+  }
+
+  private async loadDirectory(key: string, d: DirectoryWatch, seeds = new Map<string, DirectoryWatch>()): Promise<void> {
     const prefix = d.kind === 'roster' ? this.keys.rosterPrefix(d.net, d.epoch) : this.keys.directoryPrefix(d.net, d.epoch);
     const live = () => !this.stopped && this.directories.get(key) === d;
     // Bounded: a writer of etcd must not grow this node's memory (an oversized entry only fails the hash; a key
@@ -620,6 +675,8 @@ export class EtcdLink {
     const drop = (err: Error) => {
       if (!live()) return;
       this.o.log.debug({ err: err.message, directory: key }, 'roster or direct-peer directory not readable (yet); retrying');
+      // A roster from its hint whose watch failed (its revision compacted away, say) is read whole next time.
+      if (d.derived) this.markNoHint(key);
       this.directories.delete(key);
       void d.watcher?.cancel().catch(() => undefined);
       // The parts that wait open it again when they are tried.
@@ -627,11 +684,30 @@ export class EtcdLink {
       t.unref?.();
     };
     try {
-      // Read in pages at one revision (a response stays under gRPC's 4 MiB at any directory size), then watched.
-      const entries = new Map<string, string>();
-      let from = Buffer.from(prefix);
+      let entries = new Map<string, string>();
       let revision: string | undefined;
-      for (let page = 0; page < 64; page++) {
+      if (seeds.size) {
+        // A new roster epoch: the epoch this node holds minus who left, as the hint says; watched from the hint on.
+        const res = await this.client.kv.range({ key: Buffer.from(prefix + ROSTER_HINT) });
+        if (!live()) return;
+        const kv = res.kvs[0];
+        const text = kv && kv.value.length <= MAX_HINT_BYTES ? kv.value.toString() : null;
+        const from = text ? (/"from":"([0-9a-f]{16})"/.exec(text)?.[1] ?? '') : '';
+        const seed = seeds.get(from);
+        // The old epoch as it stood: its entries, and those its watch saw deleted since (fromHint copies).
+        const old = seed?.entries ? (seed.gone?.size ? new Map([...seed.gone, ...seed.entries]) : seed.entries) : null;
+        const derived = text && old ? fromHint(text, { epoch: from, entries: old }) : null;
+        if (derived) {
+          entries = derived;
+          revision = kv.mod_revision;
+          d.derived = true;
+          this.rosterReads.derived++;
+        }
+      }
+      // Otherwise read in pages at one revision (a response stays under gRPC's 4 MiB at any size), then watched.
+      let from = Buffer.from(prefix);
+      for (let page = 0; page < 64 && !d.derived; page++) {
+        if (page === 0) this.rosterReads[d.kind === 'roster' ? 'whole' : 'directories']++;
         const res = await this.client.kv.range({ key: from, range_end: prefixEnd(prefix), limit: 2000, ...(revision ? { revision } : {}) });
         if (!live()) return;
         revision ??= res.header.revision;
@@ -653,7 +729,10 @@ export class EtcdLink {
       });
       w.on('delete', (kv) => {
         if (!live()) return;
-        entries.delete(kv.key.toString().slice(prefix.length));
+        const node = kv.key.toString().slice(prefix.length);
+        const was = entries.get(node);
+        if (d.kind === 'roster' && was !== undefined) (d.gone ??= new Map()).set(node, was);
+        entries.delete(node);
         if (overflowed) drop(new Error('entries were skipped past the bound: reading the epoch again'));
         else this.directoryChanged();
       });

@@ -11,6 +11,7 @@
 // Pure.
 import { createHash } from 'node:crypto';
 import type { Peer } from '../plan/types.ts';
+import { DNS_LABEL } from '../plan/names.ts';
 import type { Op } from './entries.ts';
 import type { Keys } from './keys.ts';
 
@@ -116,12 +117,15 @@ export function readDirectories(keys: Keys, kvs: Iterable<readonly [string, stri
   const out = new Map<string, Map<string, Directory>>();
   for (const [key, v] of kvs) {
     const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
-    if (!p) continue;
+    // Only node ids are entries: not a roster's hint (`_from`: its epoch is kept, without entries, so that a hint
+    // left alone by a stopped controller is deleted with its epoch), nor a key a writer of etcd made up.
+    const hint = kind === 'roster' && p?.node === '_from';
+    if (!p || (!hint && !DNS_LABEL.test(p.node))) continue;
     let byEpoch = out.get(p.network);
     if (!byEpoch) out.set(p.network, (byEpoch = new Map()));
     let d = byEpoch.get(p.epoch);
     if (!d) byEpoch.set(p.epoch, (d = { epoch: p.epoch, entries: new Map() }));
-    d.entries.set(p.node, v);
+    if (!hint) d.entries.set(p.node, v);
   }
   return new Map([...out].map(([net, m]) => [net, [...m.values()]]));
 }

@@ -11,7 +11,7 @@
 import type { CompactPlan } from '../plan/types.ts';
 import { policyMembers, type NodeNetworkPart } from '../plan/part.ts';
 import { networkNames, type NameAddrs } from '../plan/names.ts';
-import { directoryHash, type DirectoryHead } from './directory.ts';
+import { currentDirectory, directoryHash, directoryHead, type Directory, type DirectoryHead } from './directory.ts';
 
 /** One member as the roster holds it. */
 export interface RosterEntry {
@@ -113,4 +113,61 @@ export function fillFromRoster(n: NodeNetworkPart, r: Roster): void {
     n.members.nodes = r.members;
     if (n.members.nodes6) n.members.nodes6 = r.members6;
   }
+}
+
+/**
+ * A leave without re-reads: when a network's roster moves to a new epoch, every member would read the new one whole
+ * (1.49 MB at 10,000 members, ~15 GB across the fleet per leave). The controller writes, after the new epoch's
+ * entries, one unsigned hint under the new epoch: the old epoch, who left, and the count and hash of the new
+ * epoch's first content. A member that holds the old epoch takes it minus those who left, checks it against the
+ * hint, and watches the new epoch from the hint's revision on (later joins arrive as events). The hint is only a
+ * shortcut: the part still takes the roster only when it matches the signed head, and a forged or stale hint ends
+ * in a full read. The key is not a node id (`_from` is no DNS label), so it is never an entry.
+ */
+export const ROSTER_HINT = '_from';
+/** A leave of more members than this gets no hint (a full read is as cheap). */
+export const MAX_HINT_LEFT = 1024;
+/** What an agent reads of a hint at most: 1,024 node ids of 63 characters and the rest (~68 KB), with room. */
+export const MAX_HINT_BYTES = 256 * 1024;
+
+export interface RosterHint {
+  from: string;
+  left: string[];
+  n: number;
+  sha256: string;
+}
+
+/**
+ * The hints of the epochs this round moves to from a stored one: networkId → hint (as stored, JSON). Also when the
+ * new epoch is stored already beside the old one (a controller stopped between its entries and its hint).
+ */
+export function rosterHints(stored: ReadonlyMap<string, Directory[]>, next: ReadonlyMap<string, Directory>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [net, d] of next) {
+    const old = currentDirectory(stored.get(net)?.filter((o) => o.entries.size));
+    if (!old || old.epoch === d.epoch) continue;
+    const left = [...old.entries.keys()].filter((node) => !d.entries.has(node)).sort();
+    if (left.length > MAX_HINT_LEFT) continue;
+    const head = directoryHead(d);
+    out.set(net, JSON.stringify({ from: old.epoch, left, n: head.n, sha256: head.sha256 } satisfies RosterHint));
+  }
+  return out;
+}
+
+/**
+ * What a member takes from a hint: the old epoch's entries minus those who left, when the hint names that epoch
+ * and the result has the hint's count and hash; null otherwise (then it reads the new epoch whole).
+ */
+export function fromHint(hintText: string, seed: { epoch: string; entries: ReadonlyMap<string, string> }): Map<string, string> | null {
+  let h: RosterHint;
+  try {
+    h = JSON.parse(hintText) as RosterHint;
+  } catch {
+    return null;
+  }
+  if (!h || typeof h !== 'object' || h.from !== seed.epoch || !Array.isArray(h.left) || h.left.length > MAX_HINT_LEFT || !Number.isInteger(h.n) || typeof h.sha256 !== 'string') return null;
+  const out = new Map(seed.entries);
+  for (const node of h.left) if (typeof node === 'string') out.delete(node);
+  if (out.size !== h.n || directoryHash(out.values()) !== h.sha256) return null;
+  return out;
 }

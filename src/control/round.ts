@@ -18,7 +18,7 @@ import { decideMembership, rebalanceRelease, releaseAccess, type HoldDown, type 
 import { signPartEntries } from './signed.ts';
 import { currentDirectory, directoryHead, directoryOps, nextDirectories, type Directory } from './directory.ts';
 import { directoryEntries } from '../plan/derive.ts';
-import { rosterEntries } from './roster.ts';
+import { ROSTER_HINT, rosterEntries, rosterHints } from './roster.ts';
 
 export interface BlueprintStatus {
   version: number | null;
@@ -392,8 +392,13 @@ function* roundSteps(input: RoundInput): Generator<void, RoundPlan> {
   const rosters = nextDirectories(wantRosters, input.rosterMirror, 'roster');
   const rosterOps = directoryOps(k, input.rosterMirror, rosters, 'roster');
   const rosterHeads = new Map([...rosters].map(([net, d]) => [net, directoryHead(d)]));
-  const directoryPuts = [...dirOps.puts, ...rosterOps.puts];
-  const directoryDeletes = [...dirOps.deletes, ...rosterOps.deletes];
+  // A new epoch's hint (src/control/roster.ts) after its entries; an old epoch's hint goes with its entries.
+  const hintPuts = [...rosterHints(input.rosterMirror, rosters)].map(([net, v]): Op => ({ type: 'put', key: k.rosterEntry(net, rosters.get(net)!.epoch, ROSTER_HINT), value: v }));
+  const hintDeletes: Op[] = [];
+  for (const [net, olds] of input.rosterMirror) for (const o of olds) if (rosters.get(net)?.epoch !== o.epoch) hintDeletes.push({ type: 'delete', key: k.rosterEntry(net, o.epoch, ROSTER_HINT) });
+  const directoryPuts = [...dirOps.puts, ...rosterOps.puts, ...hintPuts];
+  // Hints first: a controller stopped halfway leaves entries (which the next one reads and deletes), not a hint alone.
+  const directoryDeletes = [...dirOps.deletes, ...hintDeletes, ...rosterOps.deletes];
   const desired = new Map<string, Entries | undefined>();
   const signedParts = new Set<string>();
   for (const [id, c] of current) {

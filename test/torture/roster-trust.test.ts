@@ -21,6 +21,7 @@ import { etcdAvailable } from '../helpers/etcd.ts';
 import { leaverCases, trustCases } from '../helpers/trust-cases.ts';
 import type { Etcd3 } from '../../src/control/index.ts';
 import { networkId } from '../../src/plan/planner.ts';
+import { ROSTER_HINT } from '../../src/control/roster.ts';
 
 const skip = etcdAvailable() ? false : 'etcd is not installed (scripts/deps.sh installs it)';
 
@@ -43,7 +44,8 @@ test('rosters: one entry per member, read only by the network\'s members, taken 
     await bed.submit(blueprint([net({ nodes: ['pa', 'h4'], ipRange: '10.9.0.0/16' })], { tenant: 'globex', name: 'web' }));
     const A = networkId('acme', 'shop', 'net');
     const G = networkId('globex', 'web', 'net');
-    const rosterKeys = async (id: string) => (await bed.client.getAll().prefix(`${k.rosters()}${id}/`).keys()).sort();
+    // The members' entries (a new epoch also holds its hint, `_from`: src/control/roster.ts).
+    const rosterKeys = async (id: string) => (await bed.client.getAll().prefix(`${k.rosters()}${id}/`).keys()).filter((x) => !x.endsWith(`/${ROSTER_HINT}`)).sort();
     await waitFor('every acme member knows every member by name', () => [pa, pb, h1].every((a) => names(a) === 'h1,pa,pb'), 30_000);
 
     // One entry per member, one epoch; the parts carry no member's subnet or name.
@@ -77,8 +79,11 @@ test('rosters: one entry per member, read only by the network\'s members, taken 
       await w.cancel();
     });
 
-    // A member that leaves: pb watches the roster while it may, then version 2 drops it.
-    const { prefix: prefixA2 } = await leaverCases({
+    // A member that leaves: pb watches the roster while it may, then version 2 drops it. pa and h1 take the new
+    // epoch from the one they hold and its hint (no whole read: src/control/roster.ts).
+    const reads = () => [pa, h1].map((a) => ({ ...a.link.rosterReads }));
+    const before = reads();
+    const { prefix: prefixA2, epoch: epochA2 } = await leaverCases({
       who: 'pb (a member that left)',
       client: asPb,
       prefix: prefixA,
@@ -95,6 +100,22 @@ test('rosters: one entry per member, read only by the network\'s members, taken 
         return { epoch: epochA2, prefix: k.rosterPrefix(A, epochA2) };
       },
     });
+
+    assert.deepEqual(
+      reads().map((r, i) => [r.whole - before[i].whole, r.derived - before[i].derived]),
+      [
+        [0, 1],
+        [0, 1],
+      ],
+      'pa and h1: the new epoch from the hint, not read whole',
+    );
+    assert.deepEqual(JSON.parse((await bed.client.get(`${prefixA2}${ROSTER_HINT}`).string())!), {
+      from: epochA,
+      left: ['pb'],
+      n: 2,
+      sha256: JSON.parse((await bed.client.get(`${k.part({ node: 'pa', tenant: 'acme', blueprint: 'shop' })}net/net`).string())!).roster.sha256,
+    });
+    assert.ok(epochA2);
 
     // A writer of etcd adds an entry, then alters one: the next part waits, and nothing forged reaches the node.
     const forge = async (what: string, key: string, value: (old: string) => string) => {

@@ -8,7 +8,7 @@ import { nodePart } from '../../src/plan/part.ts';
 import { directoryEntries } from '../../src/plan/derive.ts';
 import { assemblePart, Keys, partWithHead, planPartEntries } from '../../src/control/index.ts';
 import { directoryHash, directoryHead, directoryOps, directPeersFrom, nextDirectories, readDirectories } from '../../src/control/directory.ts';
-import { fillFromRoster, rosterEntries, rosterFrom, rosterValue } from '../../src/control/roster.ts';
+import { fillFromRoster, fromHint, ROSTER_HINT, rosterEntries, rosterFrom, rosterHints, rosterValue } from '../../src/control/roster.ts';
 import { blueprint, inventory, net, type NodeDef } from '../helpers/fixtures.ts';
 
 const keys = new Keys('/t');
@@ -140,4 +140,37 @@ test('roster epochs and writes: a join is one put and keeps the epoch; a leave i
       { type: 'delete', key: `/t/roster/N/${e1}/bb` },
     ],
   });
+});
+
+test('a leave without re-reads: the new epoch\'s hint, and what a member takes from it', () => {
+  const v = (n: string, i: number) => rosterValue({ node: n, subnet: `10.8.${i}.0/24`, name: { ip: `10.8.${i}.1` } });
+  const all = new Map([['a', v('a', 0)], ['b', v('b', 1)], ['c', v('c', 2)]]);
+  const first = nextDirectories(new Map([['N', all]]), new Map(), 'roster');
+  const e1 = first.get('N')!.epoch;
+  const stored = new Map([...first].map(([n, d]) => [n, [d]]));
+  assert.deepEqual(rosterHints(new Map(), first), new Map(), 'a first epoch has no hint');
+  assert.deepEqual(rosterHints(stored, nextDirectories(new Map([['N', new Map([...all, ['d', v('d', 3)]])]]), stored, 'roster')), new Map(), 'a join keeps the epoch: no hint');
+  const left = nextDirectories(new Map([['N', new Map([['a', all.get('a')!], ['c', all.get('c')!]])]]), stored, 'roster');
+  const e2 = left.get('N')!.epoch;
+  const hint = rosterHints(stored, left).get('N')!;
+  assert.equal(hint, JSON.stringify({ from: e1, left: ['b'], n: 2, sha256: directoryHash([all.get('a')!, all.get('c')!]) }));
+  assert.deepEqual(rosterHints(new Map([['N', [left.get('N')!]]]), left), new Map(), 'an epoch that is the stored one gets no second hint');
+  assert.deepEqual(rosterHints(new Map([['N', [first.get('N')!, left.get('N')!]]]), left), new Map([['N', hint]]), 'stored beside the old one (a controller stopped before its hint): the hint');
+  const many = new Map(Array.from({ length: 1030 }, (_, i) => [`m${i}`, v(`m${i}`, i % 250)] as const));
+  const bigStored = new Map([['M', [{ epoch: 'aaaaaaaaaaaaaaaa', entries: many }]]]);
+  assert.deepEqual(rosterHints(bigStored, new Map([['M', { epoch: 'bbbbbbbbbbbbbbbb', entries: new Map([['m0', many.get('m0')!]]) }]])), new Map(), 'more than 1,024 left: no hint');
+  // A member holding the old epoch takes it minus who left; anything else is null (then it reads the epoch whole).
+  assert.deepEqual(fromHint(hint, { epoch: e1, entries: all }), new Map([['a', all.get('a')!], ['c', all.get('c')!]]));
+  assert.equal(fromHint(hint, { epoch: e2, entries: all }), null, 'another epoch');
+  assert.equal(fromHint(hint, { epoch: e1, entries: new Map([...all, ['a', v('a', 9)]]) }), null, 'a seed that differs');
+  for (const bad of ['{', 'null', '[]', JSON.stringify({ ...JSON.parse(hint), left: 'b' }), JSON.stringify({ ...JSON.parse(hint), n: 3 }), JSON.stringify({ ...JSON.parse(hint), left: Array.from({ length: 1025 }, (_, i) => `x${i}`) })]) {
+    assert.equal(fromHint(bad, { epoch: e1, entries: all }), null, bad.slice(0, 60));
+  }
+  // The controller's mirror never takes a hint (or any key that is no node id) for an entry.
+  const keysOf = [[keys.rosterEntry('N', e2, 'a'), 'x'], [keys.rosterEntry('N', e2, ROSTER_HINT), hint], [keys.rosterEntry('N', e2, 'Not_A_Label'), 'y']] as const;
+  assert.deepEqual([...readDirectories(keys, keysOf, 'roster').get('N')![0].entries.keys()], ['a']);
+  // A hint alone (its entries deleted, by a writer or by a controller stopped halfway before hints went first):
+  // its epoch is in the mirror without entries, so the next round deletes it.
+  assert.deepEqual(readDirectories(keys, [[keys.rosterEntry('N', e1, ROSTER_HINT), hint]], 'roster'), new Map([['N', [{ epoch: e1, entries: new Map() }]]]));
+  assert.deepEqual(readDirectories(keys, [[keys.directoryEntry('N', e1, '_from'), 'x'], [keys.directoryEntry('N', e1, 'Junk'), 'y']]), new Map(), 'a directory has no hints, and junk is no entry');
 });

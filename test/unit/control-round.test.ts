@@ -200,3 +200,16 @@ test('the sliced round (the controller\'s) gives the event loop a turn between p
   // At least one turn per part signed and per part diffed (3 nodes), and one per blueprint planned.
   assert.ok(turns >= 7, `${turns} turns`);
 });
+
+test('a member leaving: the roster\'s new epoch is written, then its hint; the old epoch and its hint are deleted', () => {
+  const was = after(planRound(input()), input());
+  const netId = [...was.rosterMirror.keys()][0];
+  const e1 = was.rosterMirror.get(netId)![0].epoch;
+  const p = planRound({ ...was, submitted: new Map([['acme/shop', signed(blueprint([net({ nodes: ['a', 'b'] })], { version: 2 }))]]) });
+  const e2 = p.rosters.get(netId)!.epoch;
+  assert.equal(e2, nextEpoch(netId, e1, ['a', 'b'], 'roster'));
+  const roster = p.directoryPuts.filter((o) => o.key.startsWith(k.rosters()));
+  assert.deepEqual(roster.map((o) => o.key), [...['a', 'b'].map((n) => k.rosterEntry(netId, e2, n)), k.rosterEntry(netId, e2, '_from')], 'the hint last');
+  assert.deepEqual(JSON.parse(roster[2].value!), { from: e1, left: ['c'], n: 2, sha256: JSON.parse(p.desired.get('a/acme/shop')!.get('net/net')!).roster.sha256 });
+  assert.deepEqual(p.directoryDeletes.filter((o) => o.key.startsWith(k.rosters())).map((o) => o.key).sort(), [...['a', 'b', 'c'].map((n) => k.rosterEntry(netId, e1, n)), k.rosterEntry(netId, e1, '_from')].sort());
+});
