@@ -7,21 +7,13 @@
 // CommonJS packages go through createRequire. This test walks those graphs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { ROOT, sourceFiles } from '../helpers/source-files.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const DIRS = ['src', 'runtime', 'netns', 'topology', 'labs'];
 
-function files(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(ROOT, dir))) {
-    const p = join(dir, name);
-    if (statSync(join(ROOT, p)).isDirectory()) out.push(...files(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+const files = sourceFiles;
 
 /** Value imports of a file (not `import type`): static specifiers and dynamic import() specifiers. */
 export function valueImports(text: string): { statics: string[]; dynamics: string[] } {

@@ -1,23 +1,15 @@
 // Imports run one way: the pure layers never import side-effecting modules or the impure folders.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { ROOT, sourceFiles } from '../helpers/source-files.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const PURE = ['src/blueprint', 'src/plan', 'src/crypto', 'topology'];
 const FORBIDDEN_MODULES = ['execa', 'dockerode', 'node:fs', 'fs', 'node:fs/promises', 'fs/promises', 'node:child_process', 'child_process', 'better-sqlite3', 'fastify', 'pino'];
 const FORBIDDEN_DIRS = ['netns', 'runtime', 'labs', 'src/agent', 'src/cli', 'src/admin', 'src/control'];
 
-function files(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(ROOT, dir))) {
-    const p = join(dir, name);
-    if (statSync(join(ROOT, p)).isDirectory()) out.push(...files(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+const files = sourceFiles;
 
 /** Every module specifier a file imports (static, dynamic, re-export, require). */
 export function importsOf(text: string): string[] {
