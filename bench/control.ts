@@ -93,12 +93,12 @@ async function runCase(c: Case): Promise<Record<string, unknown>> {
     const dirHash = new Map<string, string>();
     const waitingDir = new Map<string, NodeWatch>();
     const watchEpochs = async (kind: 'directory' | 'roster') => {
-      const prefix = kind === 'roster' ? keys.rosters() : keys.directories();
+      const prefix = keys.epochRoot(kind);
       const w = await admin.watch().prefix(prefix).create();
       w.on('data', (res) => {
         for (const e of res.events) {
           const key = e.kv.key.toString();
-          const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
+          const p = keys.parseEpochKey(kind, key);
           if (!p || p.node === ROSTER_HINT) continue;
           const id = `${kind}:${p.network}/${p.epoch}`;
           let m = dirs.get(id);

@@ -657,7 +657,7 @@ export class EtcdLink {
   }
 
   private async loadDirectory(key: string, d: DirectoryWatch, seeds = new Map<string, DirectoryWatch>()): Promise<void> {
-    const prefix = d.kind === 'roster' ? this.keys.rosterPrefix(d.net, d.epoch) : this.keys.directoryPrefix(d.net, d.epoch);
+    const prefix = this.keys.epochPrefix(d.kind, d.net, d.epoch);
     const live = () => !this.stopped && this.directories.get(key) === d;
     // Bounded: a writer of etcd must not grow this node's memory (an oversized entry only fails the hash; a key
     // that is not a node id is not kept). Past the entry bound, entries are skipped: the next deletion reads the
@@ -691,12 +691,12 @@ export class EtcdLink {
         const res = await this.client.kv.range({ key: Buffer.from(prefix + ROSTER_HINT) });
         if (!live()) return;
         const kv = res.kvs[0];
-        const text = kv && kv.value.length <= MAX_HINT_BYTES ? kv.value.toString() : null;
-        const from = text ? (/"from":"([0-9a-f]{16})"/.exec(text)?.[1] ?? '') : '';
-        const seed = seeds.get(from);
         // The old epoch as it stood: its entries, and those its watch saw deleted since (fromHint copies).
-        const old = seed?.entries ? (seed.gone?.size ? new Map([...seed.gone, ...seed.entries]) : seed.entries) : null;
-        const derived = text && old ? fromHint(text, { epoch: from, entries: old }) : null;
+        const held = (epoch: string) => {
+          const o = seeds.get(epoch);
+          return o?.entries ? (o.gone?.size ? new Map([...o.gone, ...o.entries]) : o.entries) : undefined;
+        };
+        const derived = kv && kv.value.length <= MAX_HINT_BYTES ? fromHint(kv.value.toString(), held) : null;
         if (derived) {
           entries = derived;
           revision = kv.mod_revision;

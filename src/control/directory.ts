@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { Peer } from '../plan/types.ts';
 import { DNS_LABEL } from '../plan/names.ts';
 import type { Op } from './entries.ts';
-import type { Keys } from './keys.ts';
+import type { EpochKind, Keys } from './keys.ts';
 
 /** What a hidden node's part says its network's directory holds. */
 export interface DirectoryHead {
@@ -79,15 +79,7 @@ export function nextEpoch(net: string, old: string, members: Iterable<string>, k
   return createHash('sha256').update(`zmesh-${kind}-epoch\n${net}\n${old}\n${[...members].sort().join(',')}`).digest('hex').slice(0, 16);
 }
 
-/**
- * What is kept per network and membership epoch this way: the direct-peer directory (hidden members' direct-peer
- * entries) and the roster (every member's subnet and name addresses, src/control/roster.ts).
- */
-export type EpochKind = 'directory' | 'roster';
-
-function entryKey(keys: Keys, kind: EpochKind, net: string, epoch: string, node: string): string {
-  return kind === 'roster' ? keys.rosterEntry(net, epoch, node) : keys.directoryEntry(net, epoch, node);
-}
+export type { EpochKind };
 
 /**
  * The etcd operations from the stored directories to the next: puts (written before the parts that name them)
@@ -98,14 +90,14 @@ export function directoryOps(keys: Keys, stored: ReadonlyMap<string, Directory[]
   const deletes: Op[] = [];
   for (const [net, d] of next) {
     const same = stored.get(net)?.find((o) => o.epoch === d.epoch)?.entries;
-    for (const [node, v] of d.entries) if (same?.get(node) !== v) puts.push({ type: 'put', key: entryKey(keys, kind, net, d.epoch, node), value: v });
+    for (const [node, v] of d.entries) if (same?.get(node) !== v) puts.push({ type: 'put', key: keys.epochEntry(kind, net, d.epoch, node), value: v });
   }
   for (const [net, olds] of stored) {
     const d = next.get(net);
     for (const old of olds) {
       for (const node of old.entries.keys()) {
         if (d?.epoch === old.epoch && d.entries.has(node)) continue;
-        deletes.push({ type: 'delete', key: entryKey(keys, kind, net, old.epoch, node) });
+        deletes.push({ type: 'delete', key: keys.epochEntry(kind, net, old.epoch, node) });
       }
     }
   }
@@ -116,7 +108,7 @@ export function directoryOps(keys: Keys, stored: ReadonlyMap<string, Directory[]
 export function readDirectories(keys: Keys, kvs: Iterable<readonly [string, string]>, kind: EpochKind = 'directory'): Map<string, Directory[]> {
   const out = new Map<string, Map<string, Directory>>();
   for (const [key, v] of kvs) {
-    const p = kind === 'roster' ? keys.parseRosterKey(key) : keys.parseDirectoryKey(key);
+    const p = keys.parseEpochKey(kind, key);
     // Only node ids are entries: not a roster's hint (`_from`: its epoch is kept, without entries, so that a hint
     // left alone by a stopped controller is deleted with its epoch), nor a key a writer of etcd made up.
     const hint = kind === 'roster' && p?.node === '_from';

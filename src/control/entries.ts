@@ -126,25 +126,37 @@ export function nameEntries(network: string, ipRange: string, subnetPrefix: numb
   return [[`names/${network}`, JSON.stringify({ workloads: names.workloads, devices: names.devices })], ...[...buckets].map(([b, m]): [string, string] => [`names/${network}/${b}`, JSON.stringify(m)])];
 }
 
+/**
+ * A part's net/<network> entry: the network header (ipv6Range and subnet6Prefix on a dual-stack network), this
+ * node's resource without its peers, and, when present, the policy members, the direct-peer directory and the
+ * roster the part names.
+ */
+function netEntry(
+  i: number,
+  n: Pick<NetworkPlan, 'name' | 'id' | 'ipRange' | 'subnetPrefix' | 'ipv6Range' | 'subnet6Prefix' | 'egress'>,
+  resource: Omit<Resource, 'peers'>,
+  named: { members?: unknown; direct?: DirectoryHead; roster?: DirectoryHead },
+): string {
+  return JSON.stringify({
+    i,
+    name: n.name,
+    id: n.id,
+    ipRange: n.ipRange,
+    subnetPrefix: n.subnetPrefix,
+    ...ipv6Fields(n),
+    egress: n.egress,
+    resource: resourceFields(resource),
+    ...(named.members ? { members: named.members } : {}),
+    ...(named.direct ? { direct: named.direct } : {}),
+    ...(named.roster ? { roster: named.roster } : {}),
+  });
+}
+
 /** The entries of one node part (the head is built apart: it carries the generation). */
 export function partEntries(part: NodePlanPart): Entries {
   const out: Entries = new Map();
   part.networks.forEach((n, i) => {
-    out.set(
-      `net/${n.name}`,
-      JSON.stringify({
-        i,
-        name: n.name,
-        id: n.id,
-        ipRange: n.ipRange,
-        subnetPrefix: n.subnetPrefix,
-        // Dual-stack networks (a part that carries them): ipv6Range and subnet6Prefix.
-        ...ipv6Fields(n as Pick<NetworkPlan, 'ipv6Range' | 'subnet6Prefix'>),
-        egress: n.egress,
-        resource: resourceFields(n.resource),
-        ...(n.members ? { members: n.members } : {}),
-      }),
-    );
+    out.set(`net/${n.name}`, netEntry(i, n, n.resource, { members: n.members }));
     for (const p of n.resource.peers) out.set(`peer/${n.name}/${p.node}`, JSON.stringify(p));
     for (const [k, v] of subnetEntries(n.name, n.ipRange, n.subnetPrefix, n.subnets)) out.set(k, v);
     if (n.names) for (const [k, v] of nameEntries(n.name, n.ipRange, n.subnetPrefix, n.names)) out.set(k, v);
@@ -212,22 +224,7 @@ export function planPartEntries(
       counter.set(r.node, i + 1);
       // With a directory (etcd), a hidden node's part names it instead of listing every direct peer.
       const dir = r.hidden && r.accessNode ? directory?.get(n.id) : undefined;
-      e.set(
-        `net/${n.name}`,
-        JSON.stringify({
-          i,
-          name: n.name,
-          id: n.id,
-          ipRange: n.ipRange,
-          subnetPrefix: n.subnetPrefix,
-          ...ipv6Fields(n),
-          egress: n.egress,
-          resource: resourceFields(r),
-          ...(members ? { members } : {}),
-          ...(dir ? { direct: dir } : {}),
-          ...(roster ? { roster } : {}),
-        }),
-      );
+      e.set(`net/${n.name}`, netEntry(i, n, r, { members, direct: dir, roster }));
       for (const p of peersOf(n.name, r.node, !dir) ?? []) {
         let j = peerJson.get(p);
         if (j === undefined) peerJson.set(p, (j = JSON.stringify(p)));

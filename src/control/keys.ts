@@ -12,6 +12,12 @@ export interface PartRef {
   blueprint: string;
 }
 
+/**
+ * What is kept per network and membership epoch (src/control/directory.ts): the direct-peer directory and the
+ * roster. The kind is also the key's folder.
+ */
+export type EpochKind = 'directory' | 'roster';
+
 export class Keys {
   constructor(readonly prefix: string = DEFAULT_PREFIX) {
     if (!/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/.test(prefix)) throw new Error(`bad etcd key prefix ${prefix}`);
@@ -74,41 +80,50 @@ export class Keys {
   candidateTable(networkId: string, epoch: string): string {
     return `${this.candidateTablePrefix(networkId)}t/${epoch}`;
   }
-  // Written by the controller: per network, each hidden member's direct-peer entry once (src/control/directory.ts);
-  // each hidden node's role may read the current epoch of the networks the plans make it hidden in.
-  directories(): string {
-    return `${this.prefix}/directory/`;
+  // Written by the controller, per network and membership epoch, one entry per member (src/control/directory.ts):
+  //   directory/<network>/<epoch>/<node>  each hidden member's direct-peer entry; read by the hidden members
+  //   roster/<network>/<epoch>/<node>     each member's subnet, name and policy addresses (src/control/roster.ts);
+  //                                       read by every member
+  // A node's role may read the current epoch of the networks it is in (hidden in, for directories).
+  epochRoot(kind: EpochKind): string {
+    return `${this.prefix}/${kind}/`;
   }
-  /** One epoch of one network's directory: what a hidden member's read grant covers (a range). */
+  /** One epoch of one network's directory or roster: what a member's read grant covers (a range). */
+  epochPrefix(kind: EpochKind, networkId: string, epoch: string): string {
+    return `${this.epochRoot(kind)}${networkId}/${epoch}/`;
+  }
+  epochEntry(kind: EpochKind, networkId: string, epoch: string, node: string): string {
+    return `${this.epochPrefix(kind, networkId, epoch)}${node}`;
+  }
+  /** ".../<kind>/<network>/<epoch>/<node>" → its parts; null for other keys. */
+  parseEpochKey(kind: EpochKind, key: string): { network: string; epoch: string; node: string } | null {
+    const rest = this.tail(key, this.epochRoot(kind));
+    if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
+    return { network: rest[0], epoch: rest[1], node: rest[2] };
+  }
+  directories(): string {
+    return this.epochRoot('directory');
+  }
   directoryPrefix(networkId: string, epoch: string): string {
-    return `${this.directories()}${networkId}/${epoch}/`;
+    return this.epochPrefix('directory', networkId, epoch);
   }
   directoryEntry(networkId: string, epoch: string, node: string): string {
-    return `${this.directoryPrefix(networkId, epoch)}${node}`;
+    return this.epochEntry('directory', networkId, epoch, node);
   }
-  /** ".../directory/<network>/<epoch>/<node>" → its parts; null for other keys. */
   parseDirectoryKey(key: string): { network: string; epoch: string; node: string } | null {
-    const rest = this.tail(key, this.directories());
-    if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
-    return { network: rest[0], epoch: rest[1], node: rest[2] };
+    return this.parseEpochKey('directory', key);
   }
-  // Written by the controller: per network, each member's subnet and name addresses once (the roster,
-  // src/control/roster.ts) instead of into every member's part; each member's role may read the current epoch.
   rosters(): string {
-    return `${this.prefix}/roster/`;
+    return this.epochRoot('roster');
   }
-  /** One epoch of one network's roster: what a member's read grant covers (a range). */
   rosterPrefix(networkId: string, epoch: string): string {
-    return `${this.rosters()}${networkId}/${epoch}/`;
+    return this.epochPrefix('roster', networkId, epoch);
   }
   rosterEntry(networkId: string, epoch: string, node: string): string {
-    return `${this.rosterPrefix(networkId, epoch)}${node}`;
+    return this.epochEntry('roster', networkId, epoch, node);
   }
-  /** ".../roster/<network>/<epoch>/<node>" → its parts; null for other keys. */
   parseRosterKey(key: string): { network: string; epoch: string; node: string } | null {
-    const rest = this.tail(key, this.rosters());
-    if (!rest || rest.length !== 3 || rest.some((s) => s === '')) return null;
-    return { network: rest[0], epoch: rest[1], node: rest[2] };
+    return this.parseEpochKey('roster', key);
   }
   statuses(): string {
     return `${this.prefix}/status/`;

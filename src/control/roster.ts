@@ -155,18 +155,21 @@ export function rosterHints(stored: ReadonlyMap<string, Directory[]>, next: Read
 }
 
 /**
- * What a member takes from a hint: the old epoch's entries minus those who left, when the hint names that epoch
- * and the result has the hint's count and hash; null otherwise (then it reads the new epoch whole).
+ * What a member takes from a hint: the entries it holds of the epoch the hint names (`held`; undefined when it
+ * holds none) minus those who left, when the result has the hint's count and hash; null otherwise (then it reads the
+ * new epoch whole).
  */
-export function fromHint(hintText: string, seed: { epoch: string; entries: ReadonlyMap<string, string> }): Map<string, string> | null {
+export function fromHint(hintText: string, held: (epoch: string) => ReadonlyMap<string, string> | undefined): Map<string, string> | null {
   let h: RosterHint;
   try {
     h = JSON.parse(hintText) as RosterHint;
   } catch {
     return null;
   }
-  if (!h || typeof h !== 'object' || h.from !== seed.epoch || !Array.isArray(h.left) || h.left.length > MAX_HINT_LEFT || !Number.isInteger(h.n) || typeof h.sha256 !== 'string') return null;
-  const out = new Map(seed.entries);
+  if (!h || typeof h !== 'object' || typeof h.from !== 'string' || !Array.isArray(h.left) || h.left.length > MAX_HINT_LEFT || !Number.isInteger(h.n) || typeof h.sha256 !== 'string') return null;
+  const seed = held(h.from);
+  if (!seed) return null;
+  const out = new Map(seed);
   for (const node of h.left) if (typeof node === 'string') out.delete(node);
   if (out.size !== h.n || directoryHash(out.values()) !== h.sha256) return null;
   return out;
